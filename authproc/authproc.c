@@ -1,0 +1,575 @@
+/*
+ * authproc: accepts clients on the listeners the parent passed it, speaks
+ * IMAP and POP3 until the client names its user and credentials, then
+ * hands the socket and a bounded login request to relay.  If the login
+ * fails, the session comes back here and the client may try again.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "authproc.h"
+#include "log.h"
+#include "sandbox.h"
+
+#define ACCEPT_PAUSE_SEC	1
+
+struct conf_global		 authproc_conf;
+static struct imsgev		 parent_iev;
+static struct imsgev		*relay_iev;
+static TAILQ_HEAD(, listener_ctx) listeners =
+    TAILQ_HEAD_INITIALIZER(listeners);
+static TAILQ_HEAD(, session)	 sessions = TAILQ_HEAD_INITIALIZER(sessions);
+static unsigned int		 nsessions;
+static uint32_t			 next_session_id;
+static int			 sandboxed;
+static int			 configured;
+static struct event		 accept_pause_ev;
+static int			 accept_paused;
+static struct event_base	*evbase;
+
+static void	session_free(struct session *);
+static void	session_maybe_free(struct session *);
+static void	listeners_pause(int);
+
+static struct session *
+session_find(uint32_t id)
+{
+	struct session	*s;
+
+	TAILQ_FOREACH(s, &sessions, entry)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+void
+session_write(struct session *s, const char *data, size_t len)
+{
+	if (bufferevent_write(s->bev, data, len) == -1) {
+		log_warnx("session %u: cannot buffer output", s->id);
+		s->state = S_CLOSING;
+	}
+}
+
+void
+session_printf(struct session *s, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	if (evbuffer_add_vprintf(bufferevent_get_output(s->bev), fmt, ap)
+	    == -1)
+		s->state = S_CLOSING;
+	va_end(ap);
+}
+
+/* Forget everything about a login attempt, successful or not. */
+void
+session_reset_attempt(struct session *s)
+{
+	explicit_bzero(&s->req, sizeof(s->req));
+	s->has_user = 0;
+	s->acked_literals = 0;
+	if (s->state != S_CLOSING)
+		s->state = S_PREAUTH;
+}
+
+void
+session_close_after_write(struct session *s)
+{
+	session_reset_attempt(s);
+	s->state = S_CLOSING;
+	bufferevent_disable(s->bev, EV_READ);
+}
+
+/*
+ * Engines never free a session themselves; each event entry point calls
+ * this last, so no engine code can touch a freed session.
+ */
+static void
+session_maybe_free(struct session *s)
+{
+	if (s->state == S_CLOSING &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_free(s);
+}
+
+void
+session_bad_command(struct session *s)
+{
+	if (++s->bad_commands < authproc_conf.max_bad_commands)
+		return;
+	log_info("session %u: too many bad commands", s->id);
+	if (s->listener->conf.proto == PROTO_IMAP)
+		imap_too_many_bad(s);
+	else
+		pop3_too_many_bad(s);
+}
+
+static void
+session_free(struct session *s)
+{
+	char	addr[128];
+
+	log_debug("session %u: closed (%s)", s->id,
+	    sockaddr_str(&s->client, addr, sizeof(addr)));
+	TAILQ_REMOVE(&sessions, s, entry);
+	bufferevent_free(s->bev);
+	if (s->fd != -1)
+		close(s->fd);
+	explicit_bzero(s, sizeof(*s));
+	free(s);
+	if (nsessions-- >= authproc_conf.max_sessions)
+		listeners_pause(0);
+}
+
+static void
+login_fail_local(struct session *s, uint32_t status, const char *text)
+{
+	struct login_result	res;
+
+	memset(&res, 0, sizeof(res));
+	res.status = status;
+	snprintf(res.text, sizeof(res.text), "%s", text);
+	if (s->listener->conf.proto == PROTO_IMAP)
+		imap_login_result(s, &res);
+	else
+		pop3_login_result(s, &res);
+}
+
+/* Send the attempt to relay, with a duplicate of the client socket. */
+static void
+session_send_login(struct session *s)
+{
+	struct evbuffer	*in = bufferevent_get_input(s->bev);
+	unsigned char	*msg;
+	size_t		 pipelen;
+	int		 fd;
+
+	if (relay_iev == NULL) {
+		login_fail_local(s, LOGIN_TEMPFAIL, "relay not available");
+		return;
+	}
+	pipelen = evbuffer_get_length(in);
+	if (pipelen > PIPELINE_MAX) {
+		/* cannot happen with the read watermark; fail safe anyway */
+		login_fail_local(s, LOGIN_TEMPFAIL, "too much pipelined input");
+		return;
+	}
+	if ((fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		log_warn("session %u: dup", s->id);
+		login_fail_local(s, LOGIN_TEMPFAIL, "out of resources");
+		return;
+	}
+	s->req.listener_id = s->listener->conf.id;
+	s->req.proto = s->listener->conf.proto;
+	s->req.client = s->client;
+	s->req.local = s->local;
+	memcpy(s->req.idfields, s->idfields, sizeof(s->req.idfields));
+	s->req.idlen = s->idlen;
+	s->req.pipelen = pipelen;
+	if ((msg = malloc(sizeof(s->req) + pipelen)) == NULL)
+		fatal("malloc");
+	memcpy(msg, &s->req, sizeof(s->req));
+	evbuffer_copyout(in, msg + sizeof(s->req), pipelen);
+	if (imsgev_compose(relay_iev, IMSG_LOGIN_REQUEST, s->id, fd, msg,
+	    sizeof(s->req) + pipelen) == -1) {
+		log_warn("session %u: cannot queue login", s->id);
+		explicit_bzero(msg, sizeof(s->req) + pipelen);
+		free(msg);
+		login_fail_local(s, LOGIN_TEMPFAIL, "out of resources");
+		return;
+	}
+	explicit_bzero(msg, sizeof(s->req) + pipelen);
+	free(msg);
+	/* the credentials now live only in the queued message */
+	explicit_bzero(s->req.pass, sizeof(s->req.pass));
+	s->state = S_LOGIN_SENT;
+	log_debug("session %u: login for user sent to relay", s->id);
+}
+
+/*
+ * A protocol engine has a complete login.  Whatever we still owe the
+ * client must reach it before relay starts writing to the same socket.
+ */
+void
+session_login(struct session *s)
+{
+	bufferevent_disable(s->bev, EV_READ);
+	s->state = S_LOGIN_PENDING;
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_send_login(s);
+}
+
+static void
+session_dispatch_input(struct session *s)
+{
+	if (s->listener->conf.proto == PROTO_IMAP)
+		imap_input(s);
+	else
+		pop3_input(s);
+	session_maybe_free(s);
+}
+
+static void
+session_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_dispatch_input(arg);
+}
+
+static void
+session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session	*s = arg;
+
+	(void)bev;
+	if (s->state == S_LOGIN_PENDING)
+		session_send_login(s);
+	session_maybe_free(s);
+}
+
+static void
+session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session	*s = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_info("session %u: pre-auth timeout", s->id);
+		if (s->listener->conf.proto == PROTO_IMAP)
+			imap_timeout(s);
+		else
+			pop3_timeout(s);
+		bufferevent_enable(s->bev, EV_WRITE);
+		session_maybe_free(s);
+		return;
+	}
+	/* EOF or error: nothing more can be said to this client */
+	session_free(s);
+}
+
+static void
+session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss)
+{
+	struct session	*s;
+	struct timeval	 tv;
+	socklen_t	 len;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_warn("calloc");
+		close(fd);
+		return;
+	}
+	s->id = ++next_session_id;
+	s->fd = fd;
+	s->listener = l;
+	s->client = *ss;
+	len = sizeof(s->local);
+	if (getsockname(fd, (struct sockaddr *)&s->local, &len) == -1)
+		s->local = l->conf.addr;
+	if ((s->bev = bufferevent_socket_new(evbase, fd, 0))
+	    == NULL) {
+		log_warnx("bufferevent_socket_new failed");
+		close(fd);
+		free(s);
+		return;
+	}
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
+	    session_event_cb, s);
+	/* never buffer more than relay can be handed as pipelined input */
+	bufferevent_setwatermark(s->bev, EV_READ, 0, PIPELINE_MAX);
+	tv.tv_sec = authproc_conf.timeout_preauth;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	TAILQ_INSERT_TAIL(&sessions, s, entry);
+	if (++nsessions >= authproc_conf.max_sessions) {
+		log_warnx("session limit %u reached; pausing accept",
+		    authproc_conf.max_sessions);
+		listeners_pause(1);
+	}
+	if (l->conf.proto == PROTO_IMAP)
+		imap_greet(s);
+	else
+		pop3_greet(s);
+}
+
+static void
+listeners_pause(int pause)
+{
+	struct listener_ctx	*l;
+
+	if (pause == accept_paused)
+		return;
+	accept_paused = pause;
+	TAILQ_FOREACH(l, &listeners, entry) {
+		if (pause)
+			event_del(&l->ev);
+		else
+			event_add(&l->ev, NULL);
+	}
+}
+
+static void
+accept_resume(int fd, short event, void *arg)
+{
+	(void)fd;
+	(void)event;
+	(void)arg;
+	if (nsessions < authproc_conf.max_sessions)
+		listeners_pause(0);
+}
+
+static void
+listener_accept(int fd, short event, void *arg)
+{
+	struct listener_ctx	*l = arg;
+	struct sockaddr_storage	 ss;
+	struct timeval		 tv = { ACCEPT_PAUSE_SEC, 0 };
+	socklen_t		 len;
+	int			 cfd;
+
+	(void)event;
+	len = sizeof(ss);
+	cfd = accept4(fd, (struct sockaddr *)&ss, &len,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd == -1) {
+		switch (errno) {
+		case EAGAIN:
+		case EINTR:
+		case ECONNABORTED:
+			return;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			log_warn("accept; pausing for %d s", ACCEPT_PAUSE_SEC);
+			listeners_pause(1);
+			evtimer_add(&accept_pause_ev, &tv);
+			return;
+		default:
+			log_warn("accept");
+			return;
+		}
+	}
+	session_new(l, cfd, &ss);
+}
+
+static void
+relay_lost(void)
+{
+	struct session	*s, *next;
+
+	log_warnx("lost the relay channel");
+	imsgev_clear(relay_iev);
+	free(relay_iev);
+	relay_iev = NULL;
+	/* the attempts relay had are lost with it; the clients may retry */
+	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->state == S_LOGIN_SENT) {
+			login_fail_local(s, LOGIN_TEMPFAIL,
+			    "relay restarted");
+			session_maybe_free(s);
+		}
+	}
+}
+
+static void
+relay_handle_result(struct imsg *imsg)
+{
+	struct session		*s;
+	struct login_result	*res = imsg->data;
+
+	if ((s = session_find(imsg->hdr.peerid)) == NULL ||
+	    s->state != S_LOGIN_SENT) {
+		log_debug("login result for unknown session %u",
+		    imsg->hdr.peerid);
+		return;
+	}
+	if (res->status == LOGIN_OK) {
+		/* relay owns the client now; close our copy silently */
+		log_debug("session %u: handed to relay", s->id);
+		session_reset_attempt(s);
+		session_free(s);
+		return;
+	}
+	if (res->status == LOGIN_CLIENT_GONE) {
+		session_free(s);
+		return;
+	}
+	if (s->listener->conf.proto == PROTO_IMAP)
+		imap_login_result(s, res);
+	else
+		pop3_login_result(s, res);
+	session_maybe_free(s);
+}
+
+static void
+relay_dispatch(int fd, short event, void *arg)
+{
+	struct imsgev	*iev = arg;
+	struct imsg	 imsg;
+	char		 err[128];
+	ssize_t		 n;
+
+	(void)fd;
+	if (imsgev_dispatch_io(iev, event) == -1) {
+		relay_lost();
+		return;
+	}
+	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
+		if (imsg_check(relay_to_authproc_rules,
+		    relay_to_authproc_nrules, &imsg, err, sizeof(err)) == -1 ||
+		    login_result_valid(&imsg, err, sizeof(err)) == -1) {
+			log_warnx("relay sent a bad message: %s", err);
+			imsg_free(&imsg);
+			relay_lost();
+			return;
+		}
+		relay_handle_result(&imsg);
+		imsg_free(&imsg);
+	}
+	if (n == -1) {
+		log_warnx("relay sent a malformed frame");
+		relay_lost();
+	}
+}
+
+static void
+parent_handle(struct imsg *imsg)
+{
+	struct listener_ctx	*l;
+	struct peer_channel	*pc;
+
+	if (!sandboxed && imsg->hdr.type != IMSG_CONF_SANDBOX)
+		fatalx("configuration before the sandbox");
+	switch (imsg->hdr.type) {
+	case IMSG_CONF_SANDBOX:
+		if (sandboxed)
+			fatalx("sandbox twice");
+		if (!imsg_string_ok(((struct conf_sandbox *)imsg->data)->chroot,
+		    sizeof(((struct conf_sandbox *)imsg->data)->chroot)))
+			fatalx("bad sandbox message");
+		sandbox_enter(PROC_AUTHPROC, imsg->data);
+		sandboxed = 1;
+		break;
+	case IMSG_CONF_GLOBAL:
+		memcpy(&authproc_conf, imsg->data, sizeof(authproc_conf));
+		break;
+	case IMSG_CONF_LISTENER:
+		if ((l = calloc(1, sizeof(*l))) == NULL)
+			fatal("calloc");
+		memcpy(&l->conf, imsg->data, sizeof(l->conf));
+		if (!imsg_string_ok(l->conf.name, sizeof(l->conf.name)) ||
+		    (l->conf.proto != PROTO_IMAP &&
+		    l->conf.proto != PROTO_POP3))
+			fatalx("bad listener message");
+		l->fd = imsg_take_fd(imsg);
+		event_set(&l->ev, l->fd, EV_READ | EV_PERSIST,
+		    listener_accept, l);
+		TAILQ_INSERT_TAIL(&listeners, l, entry);
+		break;
+	case IMSG_CONF_END:
+		configured = 1;
+		TAILQ_FOREACH(l, &listeners, entry)
+			event_add(&l->ev, NULL);
+		log_debug("ready");
+		break;
+	case IMSG_PEER_CHANNEL:
+		pc = imsg->data;
+		if (pc->role != PROC_RELAY)
+			fatalx("unexpected peer %u", pc->role);
+		if (relay_iev != NULL)
+			relay_lost();
+		if ((relay_iev = calloc(1, sizeof(*relay_iev))) == NULL)
+			fatal("calloc");
+		imsgev_init(relay_iev, imsg_take_fd(imsg), "relay",
+		    relay_dispatch, NULL);
+		relay_iev->ibuf.peerpid = pc->pid;
+		break;
+	default:
+		fatalx("parent sent unexpected message %u", imsg->hdr.type);
+	}
+}
+
+static void
+parent_dispatch(int fd, short event, void *arg)
+{
+	struct imsgev	*iev = arg;
+	struct imsg	 imsg;
+	char		 err[128];
+	ssize_t		 n;
+
+	(void)fd;
+	if (imsgev_dispatch_io(iev, event) == -1) {
+		log_debug("parent went away; exiting");
+		exit(0);
+	}
+	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
+		if (imsg_check(parent_to_child_rules, parent_to_child_nrules,
+		    &imsg, err, sizeof(err)) == -1)
+			fatalx("parent: %s", err);
+		parent_handle(&imsg);
+		imsg_free(&imsg);
+	}
+	if (n == -1)
+		fatalx("parent sent a malformed frame");
+}
+
+#ifdef POSTERN_TEST_HOOKS
+#include <fcntl.h>
+#include <sys/syscall.h>
+/* Test builds only: make a call the sandbox forbids, to prove it kills. */
+static void
+test_forbidden_call(int sig)
+{
+	(void)sig;
+	syscall(SYS_openat, AT_FDCWD, "/", O_RDONLY);
+}
+#endif
+
+static void
+authproc_sig(int sig, short event, void *arg)
+{
+	(void)event;
+	(void)arg;
+	(void)sig;
+	exit(0);
+}
+
+void
+authproc_main(void)
+{
+	struct event	ev_term, ev_int;
+
+	evbase = event_init();
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+#ifdef POSTERN_TEST_HOOKS
+	signal(SIGUSR2, test_forbidden_call);
+#endif
+	signal_set(&ev_term, SIGTERM, authproc_sig, NULL);
+	signal_set(&ev_int, SIGINT, authproc_sig, NULL);
+	signal_add(&ev_term, NULL);
+	signal_add(&ev_int, NULL);
+	evtimer_set(&accept_pause_ev, accept_resume, NULL);
+	imsgev_init(&parent_iev, 3, "parent", parent_dispatch, NULL);
+	parent_iev.ibuf.peerpid = getppid();
+	event_dispatch();
+	exit(0);
+}

@@ -1,0 +1,379 @@
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "imsg.h"
+#include "log.h"
+
+void
+imsgbuf_init(struct imsgbuf *ibuf, int fd)
+{
+	memset(ibuf, 0, sizeof(*ibuf));
+	ibuf->fd = fd;
+	ibuf->pid = getpid();
+	TAILQ_INIT(&ibuf->wq);
+}
+
+void
+imsgbuf_clear(struct imsgbuf *ibuf)
+{
+	struct imsg_out	*m;
+	size_t		 i;
+
+	while ((m = TAILQ_FIRST(&ibuf->wq)) != NULL) {
+		TAILQ_REMOVE(&ibuf->wq, m, entry);
+		if (m->fd != -1)
+			close(m->fd);
+		free(m);
+	}
+	ibuf->wqlen = 0;
+	for (i = 0; i < ibuf->nrfds; i++)
+		close(ibuf->rfds[i]);
+	ibuf->nrfds = 0;
+	ibuf->rlen = 0;
+}
+
+/*
+ * Queue a message.  The fd, if any, now belongs to the queue: it is
+ * closed once sent (or when the channel is cleared), as with imsg(3).
+ */
+int
+imsg_compose(struct imsgbuf *ibuf, uint32_t type, uint32_t peerid, int fd,
+    const void *data, size_t len)
+{
+	struct imsg_out	*m;
+	struct imsg_hdr	 hdr;
+
+	if (len > IMSG_MAX_SIZE - sizeof(hdr)) {
+		errno = ERANGE;
+		goto fail;
+	}
+	if ((m = malloc(sizeof(*m) + sizeof(hdr) + len)) == NULL)
+		goto fail;
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.type = type;
+	hdr.len = sizeof(hdr) + len;
+	hdr.flags = fd != -1 ? IMSGF_HASFD : 0;
+	hdr.peerid = peerid;
+	hdr.pid = ibuf->pid;
+	memcpy(m->buf, &hdr, sizeof(hdr));
+	if (len)
+		memcpy(m->buf + sizeof(hdr), data, len);
+	m->len = sizeof(hdr) + len;
+	m->off = 0;
+	m->fd = fd;
+	TAILQ_INSERT_TAIL(&ibuf->wq, m, entry);
+	ibuf->wqlen++;
+	return 0;
+fail:
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+/* Returns bytes read, 0 on EOF, -1 on error (errno EAGAIN: try later). */
+ssize_t
+imsg_read(struct imsgbuf *ibuf)
+{
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	struct cmsghdr	*cmsg;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int) * 4)];
+	} cmsgbuf;
+	ssize_t		 n;
+	size_t		 i, nfds;
+	int		*fds, bad = 0;
+
+	if (ibuf->rlen >= sizeof(ibuf->rbuf)) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = ibuf->rbuf + ibuf->rlen;
+	iov.iov_len = sizeof(ibuf->rbuf) - ibuf->rlen;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = &cmsgbuf.buf;
+	msg.msg_controllen = sizeof(cmsgbuf.buf);
+
+	do {
+		n = recvmsg(ibuf->fd, &msg, MSG_CMSG_CLOEXEC);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1)
+		return -1;
+
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL;
+	    cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+		if (cmsg->cmsg_level != SOL_SOCKET ||
+		    cmsg->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		fds = (int *)CMSG_DATA(cmsg);
+		for (i = 0; i < nfds; i++) {
+			if (ibuf->nrfds < IMSG_MAX_FDS)
+				ibuf->rfds[ibuf->nrfds++] = fds[i];
+			else {
+				close(fds[i]);
+				bad = 1;
+			}
+		}
+	}
+	if (bad || (msg.msg_flags & MSG_CTRUNC)) {
+		errno = EBADMSG;
+		return -1;
+	}
+	ibuf->rlen += n;
+	return n;
+}
+
+/* Write as much as the socket takes.  0 on success or EAGAIN, -1 on error. */
+int
+imsg_write(struct imsgbuf *ibuf)
+{
+	struct imsg_out	*m;
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	struct cmsghdr	*cmsg;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cmsgbuf;
+	ssize_t		 n;
+
+	while ((m = TAILQ_FIRST(&ibuf->wq)) != NULL) {
+		memset(&msg, 0, sizeof(msg));
+		iov.iov_base = m->buf + m->off;
+		iov.iov_len = m->len - m->off;
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		if (m->off == 0 && m->fd != -1) {
+			memset(&cmsgbuf, 0, sizeof(cmsgbuf));
+			msg.msg_control = &cmsgbuf.buf;
+			msg.msg_controllen = sizeof(cmsgbuf.buf);
+			cmsg = CMSG_FIRSTHDR(&msg);
+			cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+			cmsg->cmsg_level = SOL_SOCKET;
+			cmsg->cmsg_type = SCM_RIGHTS;
+			memcpy(CMSG_DATA(cmsg), &m->fd, sizeof(int));
+		}
+		do {
+			n = sendmsg(ibuf->fd, &msg, MSG_NOSIGNAL);
+		} while (n == -1 && errno == EINTR);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == ENOBUFS)
+				return 0;
+			return -1;
+		}
+		if (m->off == 0 && m->fd != -1) {
+			close(m->fd);
+			m->fd = -1;
+		}
+		m->off += n;
+		if (m->off < m->len)
+			return 0;
+		TAILQ_REMOVE(&ibuf->wq, m, entry);
+		ibuf->wqlen--;
+		free(m);
+	}
+	return 0;
+}
+
+/*
+ * Take one complete message off the read buffer.  Returns its total size,
+ * 0 if no complete message is buffered, -1 (errno EBADMSG) if the frame
+ * is malformed: bad length, forged pid, or a claimed fd that never came.
+ */
+ssize_t
+imsg_get(struct imsgbuf *ibuf, struct imsg *imsg)
+{
+	struct imsg_hdr	hdr;
+	size_t		total;
+
+	memset(imsg, 0, sizeof(*imsg));
+	imsg->fd = -1;
+	if (ibuf->rlen < sizeof(hdr))
+		return 0;
+	memcpy(&hdr, ibuf->rbuf, sizeof(hdr));
+	if (hdr.len < sizeof(hdr) || hdr.len > IMSG_MAX_SIZE ||
+	    (hdr.flags & ~IMSGF_HASFD) != 0) {
+		errno = EBADMSG;
+		return -1;
+	}
+	if (ibuf->peerpid != 0 && hdr.pid != (uint32_t)ibuf->peerpid) {
+		errno = EBADMSG;
+		return -1;
+	}
+	if (ibuf->rlen < hdr.len)
+		return 0;
+	total = hdr.len;
+	if (hdr.flags & IMSGF_HASFD) {
+		if (ibuf->nrfds == 0) {
+			errno = EBADMSG;
+			return -1;
+		}
+		imsg->fd = ibuf->rfds[0];
+		memmove(ibuf->rfds, ibuf->rfds + 1,
+		    (ibuf->nrfds - 1) * sizeof(int));
+		ibuf->nrfds--;
+	}
+	imsg->hdr = hdr;
+	imsg->datalen = total - sizeof(hdr);
+	/* one spare NUL byte so string payloads can be inspected safely */
+	if ((imsg->data = malloc(imsg->datalen + 1)) == NULL) {
+		if (imsg->fd != -1)
+			close(imsg->fd);
+		imsg->fd = -1;
+		return -1;
+	}
+	memcpy(imsg->data, ibuf->rbuf + sizeof(hdr), imsg->datalen);
+	((char *)imsg->data)[imsg->datalen] = '\0';
+	ibuf->rlen -= total;
+	memmove(ibuf->rbuf, ibuf->rbuf + total, ibuf->rlen);
+	return total;
+}
+
+void
+imsg_free(struct imsg *imsg)
+{
+	if (imsg->data != NULL) {
+		/* payloads may carry credentials */
+		explicit_bzero(imsg->data, imsg->datalen);
+		free(imsg->data);
+	}
+	imsg->data = NULL;
+	if (imsg->fd != -1)
+		close(imsg->fd);
+	imsg->fd = -1;
+}
+
+int
+imsg_take_fd(struct imsg *imsg)
+{
+	int	fd = imsg->fd;
+
+	imsg->fd = -1;
+	return fd;
+}
+
+int
+imsg_check(const struct imsg_rule *rules, size_t nrules,
+    const struct imsg *imsg, char *err, size_t errlen)
+{
+	size_t	i;
+
+	for (i = 0; i < nrules; i++) {
+		if (rules[i].type != imsg->hdr.type)
+			continue;
+		if (imsg->datalen < rules[i].minlen ||
+		    imsg->datalen > rules[i].maxlen) {
+			snprintf(err, errlen, "type %u: bad length %zu",
+			    imsg->hdr.type, imsg->datalen);
+			return -1;
+		}
+		if (rules[i].fd == IMSG_FD_NONE && imsg->fd != -1) {
+			snprintf(err, errlen, "type %u: unexpected fd",
+			    imsg->hdr.type);
+			return -1;
+		}
+		if (rules[i].fd == IMSG_FD_REQUIRED && imsg->fd == -1) {
+			snprintf(err, errlen, "type %u: missing fd",
+			    imsg->hdr.type);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "type %u not allowed on this channel",
+	    imsg->hdr.type);
+	return -1;
+}
+
+/* A fixed-size string field is valid only if it is NUL-terminated. */
+int
+imsg_string_ok(const char *s, size_t size)
+{
+	return memchr(s, '\0', size) != NULL;
+}
+
+void
+imsgev_init(struct imsgev *iev, int fd, const char *name,
+    void (*handler)(int, short, void *), void *data)
+{
+	imsgbuf_init(&iev->ibuf, fd);
+	iev->handler = handler;
+	iev->data = data;
+	iev->name = name;
+	iev->events = EV_READ;
+	event_set(&iev->ev, fd, iev->events, handler, iev);
+	event_add(&iev->ev, NULL);
+}
+
+void
+imsgev_update(struct imsgev *iev)
+{
+	short	events = EV_READ;
+
+	if (iev->ibuf.wqlen > 0)
+		events |= EV_WRITE;
+	if (events == iev->events && event_initialized(&iev->ev) &&
+	    event_pending(&iev->ev, EV_READ | EV_WRITE, NULL))
+		return;
+	event_del(&iev->ev);
+	iev->events = events;
+	event_set(&iev->ev, iev->ibuf.fd, events, iev->handler, iev);
+	event_add(&iev->ev, NULL);
+}
+
+int
+imsgev_compose(struct imsgev *iev, uint32_t type, uint32_t peerid, int fd,
+    const void *data, size_t len)
+{
+	if (imsg_compose(&iev->ibuf, type, peerid, fd, data, len) == -1)
+		return -1;
+	imsgev_update(iev);
+	return 0;
+}
+
+void
+imsgev_clear(struct imsgev *iev)
+{
+	event_del(&iev->ev);
+	imsgbuf_clear(&iev->ibuf);
+	close(iev->ibuf.fd);
+	iev->ibuf.fd = -1;
+}
+
+/*
+ * Do the I/O for a channel event.  Returns 0 if the channel is usable,
+ * -1 if it is closed or broken (the caller tears it down).
+ */
+int
+imsgev_dispatch_io(struct imsgev *iev, short event)
+{
+	ssize_t	n;
+
+	if (event & EV_WRITE) {
+		if (imsg_write(&iev->ibuf) == -1) {
+			log_warn("%s: write", iev->name);
+			return -1;
+		}
+	}
+	if (event & EV_READ) {
+		n = imsg_read(&iev->ibuf);
+		if (n == -1 && errno != EAGAIN) {
+			log_warn("%s: read", iev->name);
+			return -1;
+		}
+		if (n == 0)
+			return -1;
+	}
+	imsgev_update(iev);
+	return 0;
+}

@@ -1,0 +1,232 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LOG_LINE_MAX	1024
+
+static enum log_target	 log_target = LOG_TO_STDERR;
+static int		 log_verbose;
+static char		 log_name[32] = "postern";
+
+void
+log_init(enum log_target target, int verbose, const char *procname)
+{
+	log_target = target;
+	log_verbose = verbose;
+	log_procname(procname);
+	if (target == LOG_TO_SYSLOG)
+		openlog("postern", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	tzset();
+}
+
+void
+log_procname(const char *name)
+{
+	snprintf(log_name, sizeof(log_name), "%s", name);
+}
+
+int
+log_getverbose(void)
+{
+	return log_verbose;
+}
+
+void
+log_setverbose(int v)
+{
+	log_verbose = v;
+}
+
+size_t
+log_escape(char *dst, size_t dstsz, const void *src, size_t srclen)
+{
+	const unsigned char	*s = src;
+	size_t			 i, o = 0;
+	char			 tmp[5];
+	const char		*rep;
+	size_t			 replen;
+
+	if (dstsz == 0)
+		return 0;
+	for (i = 0; i < srclen; i++) {
+		switch (s[i]) {
+		case '\\':
+			rep = "\\\\";
+			break;
+		case '\n':
+			rep = "\\n";
+			break;
+		case '\r':
+			rep = "\\r";
+			break;
+		case '\t':
+			rep = "\\t";
+			break;
+		default:
+			if (s[i] >= 0x20 && s[i] < 0x7f) {
+				tmp[0] = s[i];
+				tmp[1] = '\0';
+			} else
+				snprintf(tmp, sizeof(tmp), "\\x%02x", s[i]);
+			rep = tmp;
+		}
+		replen = strlen(rep);
+		if (o + replen + 1 > dstsz) {
+			/* leave room for the truncation marker */
+			while (o > 0 && o + 4 > dstsz)
+				o--;
+			if (o + 4 <= dstsz) {
+				memcpy(dst + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		memcpy(dst + o, rep, replen);
+		o += replen;
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+/* Emit one already formatted message; escapes control bytes first. */
+void
+log_emit(int pri, const char *msg)
+{
+	log_emit_as(pri, log_name, msg);
+}
+
+/* As log_emit(), for a line a child already labelled (name NULL). */
+void
+log_emit_as(int pri, const char *name, const char *msg)
+{
+	char	 line[LOG_LINE_MAX * 2];
+	char	 out[LOG_LINE_MAX * 2 + 64];
+	int	 n;
+	ssize_t	 w;
+
+	log_escape(line, sizeof(line), msg, strlen(msg));
+	switch (log_target) {
+	case LOG_TO_SYSLOG:
+		if (name != NULL)
+			syslog(pri, "%s: %s", name, line);
+		else
+			syslog(pri, "%s", line);
+		return;
+	case LOG_TO_PARENT:
+		n = snprintf(out, sizeof(out), "<%d>%s: %s\n", pri,
+		    name ? name : "?", line);
+		break;
+	case LOG_TO_STDERR:
+	default:
+		if (name != NULL)
+			n = snprintf(out, sizeof(out), "%s: %s\n", name, line);
+		else
+			n = snprintf(out, sizeof(out), "%s\n", line);
+		break;
+	}
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(out))
+		n = sizeof(out) - 1;
+	/* one write(2) per line so lines from several processes never mix */
+	do {
+		w = write(STDERR_FILENO, out, n);
+	} while (w == -1 && errno == EINTR);
+}
+
+static void
+vlog(int pri, const char *fmt, va_list ap)
+{
+	char	msg[LOG_LINE_MAX];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_emit(pri, msg);
+}
+
+static void
+vlog_errno(int pri, int saved, const char *fmt, va_list ap)
+{
+	char	msg[LOG_LINE_MAX];
+	char	full[LOG_LINE_MAX + 128];
+
+	if (fmt == NULL) {
+		log_emit(pri, strerror(saved));
+		return;
+	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	snprintf(full, sizeof(full), "%s: %s", msg, strerror(saved));
+	log_emit(pri, full);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list	ap;
+	int	saved = errno;
+
+	va_start(ap, fmt);
+	vlog_errno(LOG_ERR, saved, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_ERR, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_INFO, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (log_verbose < 2)
+		return;
+	va_start(ap, fmt);
+	vlog(LOG_DEBUG, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list	ap;
+	int	saved = errno;
+
+	va_start(ap, fmt);
+	vlog_errno(LOG_CRIT, saved, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_CRIT, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,159 @@
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proto.h"
+
+#define FIXED(t)	sizeof(t), sizeof(t)
+
+const struct imsg_rule parent_to_child_rules[] = {
+	{ IMSG_CONF_SANDBOX,	FIXED(struct conf_sandbox),	IMSG_FD_NONE },
+	{ IMSG_CONF_GLOBAL,	FIXED(struct conf_global),	IMSG_FD_NONE },
+	{ IMSG_CONF_LISTENER,	FIXED(struct conf_listener),	IMSG_FD_REQUIRED },
+	{ IMSG_CONF_UPSTREAM,	FIXED(struct conf_upstream),	IMSG_FD_NONE },
+	{ IMSG_CONF_ROUTE,	FIXED(struct conf_route),	IMSG_FD_NONE },
+	{ IMSG_CONF_END,	0, 0,				IMSG_FD_NONE },
+	{ IMSG_PEER_CHANNEL,	FIXED(struct peer_channel),	IMSG_FD_REQUIRED },
+};
+const size_t parent_to_child_nrules =
+    sizeof(parent_to_child_rules) / sizeof(parent_to_child_rules[0]);
+
+const struct imsg_rule authproc_to_relay_rules[] = {
+	{ IMSG_LOGIN_REQUEST, sizeof(struct login_request),
+	    sizeof(struct login_request) + PIPELINE_MAX, IMSG_FD_REQUIRED },
+};
+const size_t authproc_to_relay_nrules =
+    sizeof(authproc_to_relay_rules) / sizeof(authproc_to_relay_rules[0]);
+
+const struct imsg_rule relay_to_authproc_rules[] = {
+	{ IMSG_LOGIN_RESULT,	FIXED(struct login_result),	IMSG_FD_NONE },
+};
+const size_t relay_to_authproc_nrules =
+    sizeof(relay_to_authproc_rules) / sizeof(relay_to_authproc_rules[0]);
+
+const char *
+proc_role_name(enum proc_role role)
+{
+	switch (role) {
+	case PROC_PARENT:
+		return "parent";
+	case PROC_AUTHPROC:
+		return "authproc";
+	case PROC_RELAY:
+		return "relay";
+	case PROC_TLSPROC:
+		return "tlsproc";
+	default:
+		return "unknown";
+	}
+}
+
+const char *
+mail_proto_name(enum mail_proto proto)
+{
+	switch (proto) {
+	case PROTO_IMAP:
+		return "imap";
+	case PROTO_POP3:
+		return "pop3";
+	default:
+		return "unknown";
+	}
+}
+
+int
+sockaddr_valid(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET || ss->ss_family == AF_INET6;
+}
+
+socklen_t
+sockaddr_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+}
+
+const char *
+sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char			 host[INET6_ADDRSTRLEN];
+	const struct sockaddr_in	*sin = (const void *)ss;
+	const struct sockaddr_in6	*sin6 = (const void *)ss;
+
+	if (ss->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(sin->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else
+		snprintf(buf, len, "(unknown)");
+	return buf;
+}
+
+/* Deep check of a login request beyond its length: strings and counts. */
+int
+login_request_valid(const struct imsg *imsg, char *err, size_t errlen)
+{
+	const struct login_request	*req = imsg->data;
+
+	if (imsg->datalen < sizeof(*req) ||
+	    req->pipelen > PIPELINE_MAX ||
+	    imsg->datalen != sizeof(*req) + req->pipelen) {
+		snprintf(err, errlen, "login request: bad length");
+		return -1;
+	}
+	if (req->proto != PROTO_IMAP && req->proto != PROTO_POP3) {
+		snprintf(err, errlen, "login request: bad protocol");
+		return -1;
+	}
+	if (req->mech < MECH_LOGIN || req->mech > MECH_USERPASS) {
+		snprintf(err, errlen, "login request: bad mechanism");
+		return -1;
+	}
+	if (!imsg_string_ok(req->tag, sizeof(req->tag)) ||
+	    !imsg_string_ok(req->user, sizeof(req->user)) ||
+	    !imsg_string_ok(req->authzid, sizeof(req->authzid)) ||
+	    !imsg_string_ok(req->pass, sizeof(req->pass))) {
+		snprintf(err, errlen, "login request: unterminated string");
+		return -1;
+	}
+	if (req->idlen > sizeof(req->idfields) ||
+	    (req->idlen > 0 && req->idfields[req->idlen - 1] != '\0')) {
+		snprintf(err, errlen, "login request: bad ID fields");
+		return -1;
+	}
+	if (!sockaddr_valid(&req->client) || !sockaddr_valid(&req->local)) {
+		snprintf(err, errlen, "login request: bad address");
+		return -1;
+	}
+	return 0;
+}
+
+int
+login_result_valid(const struct imsg *imsg, char *err, size_t errlen)
+{
+	const struct login_result	*res = imsg->data;
+	size_t				 i;
+
+	if (imsg->datalen != sizeof(*res) ||
+	    res->status < LOGIN_OK || res->status > LOGIN_CLIENT_GONE ||
+	    !imsg_string_ok(res->text, sizeof(res->text))) {
+		snprintf(err, errlen, "login result: malformed");
+		return -1;
+	}
+	/* the text goes to the client verbatim: no line breaks, no controls */
+	for (i = 0; res->text[i] != '\0'; i++) {
+		if ((unsigned char)res->text[i] < 0x20 ||
+		    res->text[i] == 0x7f) {
+			snprintf(err, errlen, "login result: control byte");
+			return -1;
+		}
+	}
+	return 0;
+}

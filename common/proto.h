@@ -1,0 +1,159 @@
+/*
+ * What the processes say to each other: message types, the fixed-size
+ * records they carry, and the per-channel rules receivers enforce.
+ * Every string field is a fixed array that must be NUL-terminated;
+ * receivers check that with imsg_string_ok() before using it.
+ */
+#ifndef POSTERN_PROTO_H
+#define POSTERN_PROTO_H
+
+#include <sys/socket.h>
+
+#include <stdint.h>
+
+#include "imsg.h"
+
+#define NAME_MAX_LEN	63
+#define TAG_MAX_LEN	64
+#define USER_MAX_LEN	255
+#define PASS_MAX_LEN	1023
+#define ID_MAX_LEN	1024
+#define TEXT_MAX_LEN	511
+#define PIPELINE_MAX	12288
+
+enum proc_role {
+	PROC_PARENT,
+	PROC_AUTHPROC,
+	PROC_RELAY,
+	PROC_TLSPROC,		/* slot reserved for the TLS issue */
+	PROC_MAX
+};
+
+enum mail_proto {
+	PROTO_IMAP = 1,
+	PROTO_POP3 = 2
+};
+
+enum login_mech {
+	MECH_LOGIN = 1,		/* IMAP LOGIN */
+	MECH_PLAIN = 2,		/* SASL PLAIN (IMAP or POP3 AUTH) */
+	MECH_USERPASS = 3	/* POP3 USER/PASS */
+};
+
+enum login_status {
+	LOGIN_OK = 1,		/* relay took the session over */
+	LOGIN_FAILED = 2,	/* the upstream refused the credentials */
+	LOGIN_TEMPFAIL = 3,	/* no route, upstream down or timing out */
+	LOGIN_CLIENT_GONE = 4	/* the client went away during login */
+};
+
+enum imsg_type {
+	IMSG_NONE = 0,
+	/* parent -> child */
+	IMSG_CONF_SANDBOX,
+	IMSG_CONF_GLOBAL,
+	IMSG_CONF_LISTENER,
+	IMSG_CONF_UPSTREAM,
+	IMSG_CONF_ROUTE,
+	IMSG_CONF_END,
+	IMSG_PEER_CHANNEL,
+	/* authproc -> relay */
+	IMSG_LOGIN_REQUEST,
+	/* relay -> authproc */
+	IMSG_LOGIN_RESULT,
+	IMSG_TYPE_MAX
+};
+
+struct conf_sandbox {
+	uint32_t	uid;
+	uint32_t	gid;
+	char		chroot[256];
+};
+
+struct conf_global {
+	uint32_t	timeout_connect;	/* upstream connect, s */
+	uint32_t	timeout_login;		/* upstream login, s */
+	uint32_t	timeout_preauth;	/* idle before login, s */
+	uint32_t	max_line;		/* pre-auth command line */
+	uint32_t	max_literal;		/* pre-auth literal */
+	uint32_t	max_bad_commands;
+	uint32_t	max_sessions;		/* per child */
+	char		greeting[128];
+};
+
+struct conf_listener {
+	uint32_t		id;
+	uint32_t		proto;
+	struct sockaddr_storage	addr;
+	char			name[NAME_MAX_LEN + 1];
+};
+
+struct conf_upstream {
+	uint32_t		id;
+	uint32_t		has_imap;
+	uint32_t		has_pop3;
+	struct sockaddr_storage	imap;
+	struct sockaddr_storage	pop3;
+	char			name[NAME_MAX_LEN + 1];
+};
+
+enum route_kind {
+	ROUTE_USER = 1,
+	ROUTE_DOMAIN = 2,
+	ROUTE_DEFAULT = 3
+};
+
+struct conf_route {
+	uint32_t	kind;
+	uint32_t	upstream_id;
+	char		match[USER_MAX_LEN + 1];
+};
+
+struct peer_channel {
+	uint32_t	role;
+	uint32_t	pid;
+};
+
+/*
+ * authproc -> relay, with the client socket.  Followed by pipelen bytes
+ * the client sent after its login command, forwarded opaquely upstream
+ * if the login succeeds.  idfields holds the client's IMAP ID fields as
+ * NUL-separated name/value pairs.
+ */
+struct login_request {
+	uint32_t		listener_id;
+	uint32_t		proto;
+	uint32_t		mech;
+	uint32_t		idlen;
+	uint32_t		pipelen;
+	struct sockaddr_storage	client;
+	struct sockaddr_storage	local;
+	char			tag[TAG_MAX_LEN + 1];
+	char			user[USER_MAX_LEN + 1];
+	char			authzid[USER_MAX_LEN + 1];
+	char			pass[PASS_MAX_LEN + 1];
+	char			idfields[ID_MAX_LEN];
+};
+
+/* relay -> authproc: how the login went; text is the upstream's words. */
+struct login_result {
+	uint32_t	status;
+	char		text[TEXT_MAX_LEN + 1];
+};
+
+extern const struct imsg_rule	parent_to_child_rules[];
+extern const size_t		parent_to_child_nrules;
+extern const struct imsg_rule	authproc_to_relay_rules[];
+extern const size_t		authproc_to_relay_nrules;
+extern const struct imsg_rule	relay_to_authproc_rules[];
+extern const size_t		relay_to_authproc_nrules;
+
+const char	*proc_role_name(enum proc_role);
+const char	*mail_proto_name(enum mail_proto);
+int		 login_request_valid(const struct imsg *, char *, size_t);
+int		 login_result_valid(const struct imsg *, char *, size_t);
+int		 sockaddr_valid(const struct sockaddr_storage *);
+socklen_t	 sockaddr_len(const struct sockaddr_storage *);
+const char	*sockaddr_str(const struct sockaddr_storage *, char *, size_t);
+
+#endif

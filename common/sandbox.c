@@ -1,0 +1,214 @@
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <linux/landlock.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <seccomp.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sandbox.h"
+
+/* Newer Landlock ABI bits than Debian 12's headers know about. */
+#ifndef LANDLOCK_ACCESS_FS_REFER
+#define LANDLOCK_ACCESS_FS_REFER		(1ULL << 13)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE		(1ULL << 14)
+#endif
+#define POSTERN_LL_FS_IOCTL_DEV			(1ULL << 15)
+#define POSTERN_LL_NET_BIND_TCP			(1ULL << 0)
+#define POSTERN_LL_NET_CONNECT_TCP		(1ULL << 1)
+#define POSTERN_LL_SCOPE_ABSTRACT_UNIX		(1ULL << 0)
+#define POSTERN_LL_SCOPE_SIGNAL			(1ULL << 1)
+
+/* The kernel's ruleset attribute, as of Landlock ABI 6. */
+struct postern_ll_attr {
+	uint64_t	handled_access_fs;
+	uint64_t	handled_access_net;
+	uint64_t	scoped;
+};
+
+static void
+sandbox_drop_privileges(const struct conf_sandbox *sb)
+{
+	gid_t	gid = sb->gid;
+	uid_t	uid = sb->uid;
+
+	if (chroot(sb->chroot) == -1)
+		fatal("chroot %s", sb->chroot);
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	if (setgroups(1, &gid) == -1 ||
+	    setresgid(gid, gid, gid) == -1 ||
+	    setresuid(uid, uid, uid) == -1)
+		fatal("cannot drop privileges");
+	/* make sure root cannot be regained */
+	if (uid != 0 && (setuid(0) != -1 || seteuid(0) != -1))
+		fatalx("privileges could be regained after dropping them");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("prctl(PR_SET_NO_NEW_PRIVS)");
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("prctl(PR_SET_DUMPABLE)");
+}
+
+int
+sandbox_landlock_abi(void)
+{
+	long	abi;
+
+	abi = syscall(SYS_landlock_create_ruleset, NULL, 0,
+	    LANDLOCK_CREATE_RULESET_VERSION);
+	return abi < 0 ? 0 : (int)abi;
+}
+
+/*
+ * Landlock on top of the chroot: no file system access at all, no TCP
+ * for processes that must not make connections, and (ABI 6) no signals
+ * to processes outside the sandbox.
+ */
+static void
+sandbox_landlock(enum proc_role role)
+{
+	struct postern_ll_attr	attr;
+	size_t			attrsz;
+	int			abi, fd;
+
+	if ((abi = sandbox_landlock_abi()) <= 0) {
+		log_debug("landlock not available");
+		return;
+	}
+	memset(&attr, 0, sizeof(attr));
+	attr.handled_access_fs = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1;
+	if (abi >= 2)
+		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	if (abi >= 5)
+		attr.handled_access_fs |= POSTERN_LL_FS_IOCTL_DEV;
+	attrsz = sizeof(attr.handled_access_fs);
+	if (abi >= 4) {
+		attr.handled_access_net = POSTERN_LL_NET_BIND_TCP;
+		if (role != PROC_RELAY)
+			attr.handled_access_net |= POSTERN_LL_NET_CONNECT_TCP;
+		attrsz = offsetof(struct postern_ll_attr, scoped);
+	}
+	if (abi >= 6) {
+		attr.scoped = POSTERN_LL_SCOPE_ABSTRACT_UNIX |
+		    POSTERN_LL_SCOPE_SIGNAL;
+		attrsz = sizeof(attr);
+	}
+	fd = syscall(SYS_landlock_create_ruleset, &attr, attrsz, 0);
+	if (fd == -1)
+		fatal("landlock_create_ruleset");
+	if (syscall(SYS_landlock_restrict_self, fd, 0) == -1)
+		fatal("landlock_restrict_self");
+	close(fd);
+	log_debug("landlock ABI %d enforced", abi);
+}
+
+static void
+allow(scmp_filter_ctx ctx, int nr)
+{
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0) != 0)
+		fatalx("seccomp: cannot allow syscall %d", nr);
+}
+
+/* A memory mapping may never be executable. */
+static void
+allow_noexec(scmp_filter_ctx ctx, int nr)
+{
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) != 0)
+		fatalx("seccomp: cannot allow syscall %d", nr);
+}
+
+static void
+sandbox_seccomp_common(scmp_filter_ctx ctx)
+{
+	static const int	calls[] = {
+		SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv),
+		SCMP_SYS(writev), SCMP_SYS(close), SCMP_SYS(recvmsg),
+		SCMP_SYS(sendmsg), SCMP_SYS(recvfrom), SCMP_SYS(sendto),
+		SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait),
+		SCMP_SYS(epoll_ctl), SCMP_SYS(clock_gettime),
+		SCMP_SYS(gettimeofday), SCMP_SYS(getpid), SCMP_SYS(gettid),
+		SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap),
+		SCMP_SYS(madvise), SCMP_SYS(rt_sigreturn),
+		SCMP_SYS(rt_sigprocmask), SCMP_SYS(exit),
+		SCMP_SYS(exit_group), SCMP_SYS(fcntl), SCMP_SYS(setsockopt),
+		SCMP_SYS(getsockname), SCMP_SYS(getpeername),
+		SCMP_SYS(shutdown), SCMP_SYS(getrandom), SCMP_SYS(futex),
+		SCMP_SYS(fstat), SCMP_SYS(restart_syscall),
+		SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep),
+	};
+	size_t			i;
+
+	for (i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
+		allow(ctx, calls[i]);
+	allow_noexec(ctx, SCMP_SYS(mmap));
+	allow_noexec(ctx, SCMP_SYS(mprotect));
+	/* fstat(2) is newfstatat(fd, "", AT_EMPTY_PATH) in glibc 2.36 */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
+	    SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH)) != 0)
+		fatalx("seccomp: newfstatat");
+	/* libevent sizes its reads with FIONREAD */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+	    SCMP_A1(SCMP_CMP_EQ, FIONREAD)) != 0)
+		fatalx("seccomp: ioctl");
+	/* abort(3) signals itself, and only itself */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+	    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid())) != 0)
+		fatalx("seccomp: tgkill");
+}
+
+static void
+sandbox_seccomp(enum proc_role role)
+{
+	scmp_filter_ctx	ctx;
+
+	if ((ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
+		fatalx("seccomp_init failed");
+	sandbox_seccomp_common(ctx);
+	switch (role) {
+	case PROC_AUTHPROC:
+		/* accepts clients; creates, opens and connects nothing */
+		allow(ctx, SCMP_SYS(accept4));
+		allow(ctx, SCMP_SYS(accept));
+		break;
+	case PROC_RELAY:
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
+		    1, SCMP_A0(SCMP_CMP_EQ, AF_INET)) != 0 ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
+		    1, SCMP_A0(SCMP_CMP_EQ, AF_INET6)) != 0)
+			fatalx("seccomp: socket");
+		allow(ctx, SCMP_SYS(connect));
+		allow(ctx, SCMP_SYS(getsockopt));
+		allow(ctx, SCMP_SYS(pipe2));
+		allow(ctx, SCMP_SYS(splice));
+		break;
+	default:
+		fatalx("no seccomp policy for %s", proc_role_name(role));
+	}
+	if (seccomp_load(ctx) != 0)
+		fatalx("seccomp_load failed");
+	seccomp_release(ctx);
+}
+
+void
+sandbox_enter(enum proc_role role, const struct conf_sandbox *sb)
+{
+	sandbox_drop_privileges(sb);
+	sandbox_landlock(role);
+	sandbox_seccomp(role);
+	log_debug("sandboxed as uid %u in %s", sb->uid, sb->chroot);
+}

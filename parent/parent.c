@@ -1,0 +1,617 @@
+/*
+ * The parent process: the only one that stays root.  It reads the
+ * configuration, binds the listeners, then forks and re-executes one
+ * process per role so that each child starts with a fresh address space
+ * and receives only the slice of configuration it needs.  It supervises
+ * the children, restarting a dead one with back-off, and relays their log
+ * lines to syslog.
+ */
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event.h>
+
+#include "authproc.h"
+#include "log.h"
+#include "parent.h"
+#include "relay.h"
+
+#define CHILD_FD		3	/* the parent channel in a child */
+#define RESTART_MIN_MS		200
+#define RESTART_MAX_MS		30000
+#define RESTART_STABLE_SEC	30
+#define LOGBUF_SIZE		4096
+#define SHUTDOWN_WAIT_MS	3000
+
+struct child {
+	enum proc_role	 role;
+	pid_t		 pid;
+	struct imsgev	 iev;
+	int		 logfd;
+	struct event	 logev;
+	char		 logbuf[LOGBUF_SIZE];
+	size_t		 loglen;
+	struct event	 restart_ev;
+	int		 backoff_ms;
+	time_t		 started;
+};
+
+static struct postern_conf	*env_conf;
+static struct child		 children[PROC_MAX];
+static const enum proc_role	 child_roles[] = { PROC_AUTHPROC, PROC_RELAY };
+static char			 self_path[PATH_MAX];
+static int			 opt_debug;
+static int			 opt_verbose;
+static int			 quitting;
+
+static void	 usage(void) __attribute__((noreturn));
+static void	 child_spawn(struct child *);
+static void	 child_gone(struct child *, int status);
+static void	 child_connect_peers(void);
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: postern [-dnv] [-f file]\n");
+	exit(1);
+}
+
+static int
+role_from_name(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(child_roles) / sizeof(child_roles[0]); i++)
+		if (strcmp(name, proc_role_name(child_roles[i])) == 0)
+			return child_roles[i];
+	return -1;
+}
+
+static void
+listeners_bind(struct postern_conf *conf)
+{
+	struct listener	*l;
+	char		 addr[128];
+	int		 on = 1;
+
+	TAILQ_FOREACH(l, &conf->listeners, entry) {
+		sockaddr_str(&l->conf.addr, addr, sizeof(addr));
+		l->fd = socket(l->conf.addr.ss_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (l->fd == -1)
+			fatal("socket for %s", addr);
+		if (setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &on,
+		    sizeof(on)) == -1)
+			fatal("setsockopt SO_REUSEADDR");
+		if (l->conf.addr.ss_family == AF_INET6 &&
+		    setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+		    sizeof(on)) == -1)
+			fatal("setsockopt IPV6_V6ONLY");
+		if (bind(l->fd, (struct sockaddr *)&l->conf.addr,
+		    sockaddr_len(&l->conf.addr)) == -1)
+			fatal("cannot listen on %s", addr);
+		if (listen(l->fd, 1024) == -1)
+			fatal("listen %s", addr);
+		log_info("listening on %s (%s)", addr,
+		    mail_proto_name(l->conf.proto));
+	}
+}
+
+/* The chroot must exist, belong to root and be writable by no one else. */
+static void
+chroot_prepare(const char *path)
+{
+	struct stat	sb;
+
+	if (mkdir(path, 0755) == -1 && errno != EEXIST)
+		fatal("mkdir %s", path);
+	if (stat(path, &sb) == -1)
+		fatal("stat %s", path);
+	if (!S_ISDIR(sb.st_mode) || sb.st_uid != 0 ||
+	    (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		fatalx("chroot %s must be a directory owned by root and "
+		    "writable only by root", path);
+}
+
+static int
+config_check_user(struct postern_conf *conf)
+{
+	struct passwd	*pw;
+
+	if ((pw = getpwnam(conf->user)) == NULL) {
+		log_warnx("user %s does not exist (\"make install\" creates "
+		    "_postern)", conf->user);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		log_warnx("user %s is root; children must run unprivileged",
+		    conf->user);
+		return -1;
+	}
+	conf->sandbox.uid = pw->pw_uid;
+	conf->sandbox.gid = pw->pw_gid;
+	return 0;
+}
+
+static void
+child_send_config(struct child *c)
+{
+	struct imsgev	*iev = &c->iev;
+	struct listener	*l;
+	struct upstream	*u;
+	struct route	*r;
+	int		 fd;
+
+	imsgev_compose(iev, IMSG_CONF_SANDBOX, 0, -1, &env_conf->sandbox,
+	    sizeof(env_conf->sandbox));
+	imsgev_compose(iev, IMSG_CONF_GLOBAL, 0, -1, &env_conf->global,
+	    sizeof(env_conf->global));
+	switch (c->role) {
+	case PROC_AUTHPROC:
+		TAILQ_FOREACH(l, &env_conf->listeners, entry) {
+			if ((fd = dup(l->fd)) == -1)
+				fatal("dup listener");
+			imsgev_compose(iev, IMSG_CONF_LISTENER, 0, fd,
+			    &l->conf, sizeof(l->conf));
+		}
+		break;
+	case PROC_RELAY:
+		TAILQ_FOREACH(u, &env_conf->upstreams, entry)
+			imsgev_compose(iev, IMSG_CONF_UPSTREAM, 0, -1,
+			    &u->conf, sizeof(u->conf));
+		TAILQ_FOREACH(r, &env_conf->routes, entry)
+			imsgev_compose(iev, IMSG_CONF_ROUTE, 0, -1, &r->conf,
+			    sizeof(r->conf));
+		break;
+	default:
+		break;
+	}
+	imsgev_compose(iev, IMSG_CONF_END, 0, -1, NULL, 0);
+}
+
+static int
+child_running(const struct child *c)
+{
+	return c->pid > 0;
+}
+
+/* Give authproc and relay a fresh socketpair whenever either restarts. */
+static void
+child_connect_peers(void)
+{
+	struct child		*a = &children[PROC_AUTHPROC];
+	struct child		*r = &children[PROC_RELAY];
+	struct peer_channel	 pc;
+	int			 sp[2];
+
+	if (!child_running(a) || !child_running(r))
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, sp) == -1)
+		fatal("socketpair");
+	pc.role = PROC_RELAY;
+	pc.pid = r->pid;
+	imsgev_compose(&a->iev, IMSG_PEER_CHANNEL, 0, sp[0], &pc, sizeof(pc));
+	pc.role = PROC_AUTHPROC;
+	pc.pid = a->pid;
+	imsgev_compose(&r->iev, IMSG_PEER_CHANNEL, 0, sp[1], &pc, sizeof(pc));
+}
+
+/*
+ * Children have nothing to tell the parent yet: any message from one is
+ * a protocol violation, so the child is killed and restarted.
+ */
+static void
+child_dispatch(int fd, short event, void *arg)
+{
+	struct imsgev	*iev = arg;
+	struct child	*c = iev->data;
+	struct imsg	 imsg;
+	ssize_t		 n;
+
+	(void)fd;
+	if (imsgev_dispatch_io(iev, event) == -1) {
+		event_del(&iev->ev);
+		return;	/* SIGCHLD will follow */
+	}
+	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
+		log_warnx("%s sent unexpected message type %u; restarting it",
+		    proc_role_name(c->role), imsg.hdr.type);
+		imsg_free(&imsg);
+		kill(c->pid, SIGKILL);
+		event_del(&iev->ev);
+		return;
+	}
+	if (n == -1) {
+		log_warnx("%s sent a malformed message; restarting it",
+		    proc_role_name(c->role));
+		kill(c->pid, SIGKILL);
+		event_del(&iev->ev);
+	}
+}
+
+/* One line from a child's stderr: "<prio>text", or anything else. */
+static void
+child_log_line(struct child *c, char *line)
+{
+	char	*end;
+	long	 pri = LOG_ERR;
+
+	if (line[0] == '<') {
+		pri = strtol(line + 1, &end, 10);
+		if (*end == '>' && end != line + 1 && pri >= 0 &&
+		    pri <= LOG_DEBUG)
+			line = end + 1;
+		else
+			pri = LOG_ERR;
+	} else {
+		/* not ours (a sanitizer report, say): keep who said it */
+		char	tagged[LOGBUF_SIZE + 32];
+
+		snprintf(tagged, sizeof(tagged), "%s: %s",
+		    proc_role_name(c->role), line);
+		log_emit_as(LOG_ERR, NULL, tagged);
+		return;
+	}
+	if (pri == LOG_DEBUG && !opt_verbose)
+		return;
+	log_emit_as(pri, NULL, line);
+}
+
+static void
+child_log_read(int fd, short event, void *arg)
+{
+	struct child	*c = arg;
+	ssize_t		 n;
+	char		*nl, *p;
+
+	(void)event;
+	n = read(fd, c->logbuf + c->loglen, sizeof(c->logbuf) - 1 - c->loglen);
+	if (n <= 0) {
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		event_del(&c->logev);
+		close(c->logfd);
+		c->logfd = -1;
+		return;
+	}
+	c->loglen += n;
+	c->logbuf[c->loglen] = '\0';
+	p = c->logbuf;
+	while ((nl = memchr(p, '\n', c->loglen - (p - c->logbuf))) != NULL) {
+		*nl = '\0';
+		child_log_line(c, p);
+		p = nl + 1;
+	}
+	c->loglen -= p - c->logbuf;
+	memmove(c->logbuf, p, c->loglen);
+	if (c->loglen == sizeof(c->logbuf) - 1) {
+		/* an over-long line is cut, never lost silently */
+		c->logbuf[c->loglen] = '\0';
+		child_log_line(c, c->logbuf);
+		c->loglen = 0;
+	}
+}
+
+static void
+child_restart_cb(int fd, short event, void *arg)
+{
+	(void)fd;
+	(void)event;
+	if (!quitting)
+		child_spawn(arg);
+}
+
+/* Put fd at target, without close-on-exec, even if it is already there. */
+static void
+move_fd(int fd, int target)
+{
+	if (fd == target) {
+		if (fcntl(fd, F_SETFD, 0) == -1)
+			_exit(127);
+		return;
+	}
+	if (dup2(fd, target) == -1)
+		_exit(127);
+}
+
+static void
+child_spawn(struct child *c)
+{
+	int	 sp[2], lp[2], nullfd, i;
+	char	*argv[8];
+	pid_t	 pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, sp) == -1)
+		fatal("socketpair");
+	if (pipe2(lp, O_CLOEXEC) == -1)
+		fatal("pipe2");
+	/* keep the child's end away from the fd numbers we move it to */
+	if ((sp[1] = fcntl(sp[1], F_DUPFD_CLOEXEC, 10)) == -1 ||
+	    (lp[1] = fcntl(lp[1], F_DUPFD_CLOEXEC, 10)) == -1)
+		fatal("fcntl");
+
+	switch (pid = fork()) {
+	case -1:
+		fatal("fork");
+	case 0:
+		if ((nullfd = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
+			_exit(127);
+		move_fd(nullfd, STDIN_FILENO);
+		move_fd(nullfd, STDOUT_FILENO);
+		move_fd(lp[1], STDERR_FILENO);
+		move_fd(sp[1], CHILD_FD);
+		i = 0;
+		argv[i++] = "postern";
+		argv[i++] = "-X";
+		argv[i++] = (char *)proc_role_name(c->role);
+		if (opt_verbose)
+			argv[i++] = opt_verbose > 1 ? "-vv" : "-v";
+		argv[i] = NULL;
+		execv(self_path, argv);
+		_exit(127);
+	}
+	close(sp[1]);
+	close(lp[1]);
+	/* the originals beside the dups */
+	c->pid = pid;
+	c->started = time(NULL);
+	c->logfd = lp[0];
+	c->loglen = 0;
+	fcntl(c->logfd, F_SETFL, O_NONBLOCK);
+	event_set(&c->logev, c->logfd, EV_READ | EV_PERSIST, child_log_read,
+	    c);
+	event_add(&c->logev, NULL);
+	imsgev_init(&c->iev, sp[0], proc_role_name(c->role), child_dispatch,
+	    c);
+	c->iev.ibuf.peerpid = pid;
+	log_debug("started %s, pid %d", proc_role_name(c->role), pid);
+	child_send_config(c);
+	child_connect_peers();
+}
+
+static void
+child_gone(struct child *c, int status)
+{
+	int	delay_ms;
+
+	if (WIFSIGNALED(status))
+		log_warnx("%s (pid %d) terminated by signal %d (%s)",
+		    proc_role_name(c->role), c->pid, WTERMSIG(status),
+		    strsignal(WTERMSIG(status)));
+	else if (!quitting || WEXITSTATUS(status) != 0)
+		log_warnx("%s (pid %d) exited with status %d",
+		    proc_role_name(c->role), c->pid, WEXITSTATUS(status));
+	c->pid = 0;
+	imsgev_clear(&c->iev);
+	if (c->logfd != -1) {
+		/* drain what it said before dying */
+		child_log_read(c->logfd, EV_READ, c);
+		if (c->logfd != -1) {
+			event_del(&c->logev);
+			close(c->logfd);
+			c->logfd = -1;
+		}
+	}
+	if (quitting)
+		return;
+	if (time(NULL) - c->started >= RESTART_STABLE_SEC)
+		c->backoff_ms = RESTART_MIN_MS;
+	delay_ms = c->backoff_ms;
+	c->backoff_ms = c->backoff_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS :
+	    c->backoff_ms * 2;
+	log_warnx("restarting %s in %d ms", proc_role_name(c->role),
+	    delay_ms);
+	{
+		struct timeval	tv = { delay_ms / 1000,
+		    (delay_ms % 1000) * 1000 };
+
+		evtimer_set(&c->restart_ev, child_restart_cb, c);
+		evtimer_add(&c->restart_ev, &tv);
+	}
+}
+
+static void
+reap_children(void)
+{
+	pid_t	pid;
+	int	status, r;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (r = 0; r < PROC_MAX; r++) {
+			if (children[r].pid == pid) {
+				child_gone(&children[r], status);
+				break;
+			}
+		}
+	}
+}
+
+static void
+shutdown_children(void)
+{
+	int	r, alive, waited;
+
+	quitting = 1;
+	for (r = 0; r < PROC_MAX; r++)
+		if (children[r].pid > 0)
+			kill(children[r].pid, SIGTERM);
+	for (waited = 0; waited < SHUTDOWN_WAIT_MS; waited += 20) {
+		reap_children();
+		for (alive = 0, r = 0; r < PROC_MAX; r++)
+			alive += children[r].pid > 0;
+		if (!alive)
+			return;
+		usleep(20000);
+	}
+	for (r = 0; r < PROC_MAX; r++)
+		if (children[r].pid > 0) {
+			log_warnx("%s did not stop; killing it",
+			    proc_role_name(r));
+			kill(children[r].pid, SIGKILL);
+		}
+	while (waitpid(-1, NULL, 0) > 0)
+		;
+}
+
+static void
+parent_sig(int sig, short event, void *arg)
+{
+	(void)event;
+	(void)arg;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		log_info("received signal %d, shutting down", sig);
+		shutdown_children();
+		event_loopexit(NULL);
+		break;
+	case SIGCHLD:
+		reap_children();
+		break;
+	case SIGHUP:
+		log_warnx("reload is not implemented yet; ignoring SIGHUP");
+		break;
+	}
+}
+
+static void
+raise_fd_limit(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char	*conffile = POSTERN_CONF;
+	const char	*role = NULL;
+	int		 ch, noaction = 0, r;
+	ssize_t		 n;
+	struct event	 ev_sigterm, ev_sigint, ev_sigchld, ev_sighup;
+
+	while ((ch = getopt(argc, argv, "df:nvX:")) != -1) {
+		switch (ch) {
+		case 'd':
+			opt_debug = 1;
+			break;
+		case 'f':
+			conffile = optarg;
+			break;
+		case 'n':
+			noaction = 1;
+			break;
+		case 'v':
+			opt_verbose++;
+			break;
+		case 'X':
+			role = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc > 0)
+		usage();
+
+	if (role != NULL) {
+		if ((r = role_from_name(role)) == -1)
+			errx(1, "unknown process role %s", role);
+		log_init(LOG_TO_PARENT, opt_verbose, role);
+		return child_main(r, argc, argv);
+	}
+
+	log_init(LOG_TO_STDERR, opt_verbose, "postern");
+	if ((env_conf = parse_config(conffile)) == NULL)
+		exit(1);
+	if (config_check_user(env_conf) == -1)
+		exit(1);
+	if (noaction) {
+		fprintf(stderr, "configuration OK\n");
+		exit(0);
+	}
+	if (geteuid() != 0)
+		fatalx("must be started as root");
+	if ((n = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1))
+	    == -1)
+		fatal("readlink /proc/self/exe");
+	self_path[n] = '\0';
+
+	chroot_prepare(env_conf->sandbox.chroot);
+	raise_fd_limit();
+	listeners_bind(env_conf);
+
+	if (!opt_debug) {
+		if (daemon(0, 0) == -1)
+			fatal("daemon");
+		log_init(LOG_TO_SYSLOG, opt_verbose, "parent");
+	} else
+		log_procname("parent");
+
+	event_init();
+	signal(SIGPIPE, SIG_IGN);
+	signal_set(&ev_sigterm, SIGTERM, parent_sig, NULL);
+	signal_set(&ev_sigint, SIGINT, parent_sig, NULL);
+	signal_set(&ev_sigchld, SIGCHLD, parent_sig, NULL);
+	signal_set(&ev_sighup, SIGHUP, parent_sig, NULL);
+	signal_add(&ev_sigterm, NULL);
+	signal_add(&ev_sigint, NULL);
+	signal_add(&ev_sigchld, NULL);
+	signal_add(&ev_sighup, NULL);
+
+	for (r = 0; r < (int)(sizeof(child_roles) / sizeof(child_roles[0]));
+	    r++) {
+		struct child	*c = &children[child_roles[r]];
+
+		c->role = child_roles[r];
+		c->logfd = -1;
+		c->backoff_ms = RESTART_MIN_MS;
+		child_spawn(c);
+	}
+	log_info("postern started");
+	event_dispatch();
+	log_info("postern stopped");
+	return 0;
+}
+
+/* A re-executed child: become the role the parent asked for. */
+int
+child_main(enum proc_role role, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	switch (role) {
+	case PROC_AUTHPROC:
+		authproc_main();
+	case PROC_RELAY:
+		relay_main();
+	default:
+		fatalx("no such role");
+	}
+}

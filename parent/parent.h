@@ -1,0 +1,55 @@
+/*
+ * The privileged parent: configuration, listeners, child supervision.
+ */
+#ifndef POSTERN_PARENT_H
+#define POSTERN_PARENT_H
+
+#include <sys/queue.h>
+
+#include "proto.h"
+
+#define POSTERN_CONF		"/etc/postern/postern.conf"
+#define POSTERN_USER		"_postern"
+#define POSTERN_CHROOT		"/var/empty"
+
+struct listener {
+	TAILQ_ENTRY(listener)	entry;
+	struct conf_listener	conf;
+	int			fd;
+};
+TAILQ_HEAD(listenerlist, listener);
+
+struct upstream {
+	TAILQ_ENTRY(upstream)	entry;
+	struct conf_upstream	conf;
+	char			host[256];
+	int			imap_port;
+	int			pop3_port;
+};
+TAILQ_HEAD(upstreamlist, upstream);
+
+struct route {
+	TAILQ_ENTRY(route)	entry;
+	struct conf_route	conf;
+};
+TAILQ_HEAD(routelist, route);
+
+struct postern_conf {
+	char			 user[64];
+	struct conf_sandbox	 sandbox;
+	struct conf_global	 global;
+	struct listenerlist	 listeners;
+	struct upstreamlist	 upstreams;
+	struct routelist	 routes;
+	uint32_t		 next_id;
+};
+
+/* parse.y */
+struct postern_conf	*parse_config(const char *path);
+void			 free_config(struct postern_conf *);
+void			 dump_config(const struct postern_conf *);
+
+/* parent.c */
+int	child_main(enum proc_role, int argc, char **argv);
+
+#endif

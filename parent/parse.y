@@ -1,0 +1,658 @@
+/*
+ * postern.conf grammar, in the manner of relayd.conf: one statement per
+ * line, '#' comments, quoted or bare strings, upstream blocks in braces.
+ * Errors are reported as file:line: message and parsing goes on, so one
+ * run of "postern -n" shows every mistake.
+ */
+%{
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <netinet/in.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "parent.h"
+
+static struct file {
+	FILE		*stream;
+	const char	*name;
+	int		 lineno;
+	int		 errors;
+} file;
+
+static struct postern_conf	*conf;
+static struct upstream		*cur_upstream;
+
+int		 yylex(void);
+int		 yyparse(void);
+static int	 yyerror(const char *, ...)
+    __attribute__((format(printf, 1, 2)));
+static int	 kw_cmp(const void *, const void *);
+static int	 lookup(const char *);
+static int	 lgetc(void);
+static void	 lungetc(int);
+static int	 add_listener(const char *, long long, int);
+static int	 add_route(int, const char *, const char *);
+static struct upstream	*find_upstream(const char *);
+static int	 resolve(const char *, int, struct sockaddr_storage *, int);
+
+typedef struct {
+	union {
+		long long	 number;
+		char		*string;
+	} v;
+	int lineno;
+} YYSTYPE;
+#define YYSTYPE_IS_DECLARED 1
+%}
+
+%token	USER CHROOT TIMEOUT CONNECT LOGIN PREAUTH LIMIT LINE LITERAL
+%token	BADCOMMANDS SESSIONS GREETING LISTEN ON PORT IMAP POP3 ROUTE
+%token	DOMAIN DEFAULT TO UPSTREAM HOST NAME ERROR
+%token	<v.string>	STRING
+%token	<v.number>	NUMBER
+%type	<v.number>	proto seconds count
+%type	<v.string>	string
+
+%%
+
+grammar		: /* empty */
+		| grammar '\n'
+		| grammar main '\n'
+		| grammar upstream '\n'
+		| grammar error '\n'		{ file.errors++; }
+		;
+
+string		: STRING
+		| NUMBER	{
+			if (asprintf(&$$, "%lld", $1) == -1)
+				fatal("asprintf");
+		}
+		;
+
+seconds		: NUMBER {
+			if ($1 <= 0 || $1 > 86400) {
+				yyerror("timeout out of range (1-86400)");
+				YYERROR;
+			}
+			$$ = $1;
+		}
+		;
+
+count		: NUMBER {
+			if ($1 <= 0 || $1 > 1000000) {
+				yyerror("limit out of range (1-1000000)");
+				YYERROR;
+			}
+			$$ = $1;
+		}
+		;
+
+proto		: IMAP		{ $$ = PROTO_IMAP; }
+		| POP3		{ $$ = PROTO_POP3; }
+		;
+
+main		: USER string {
+			if (strlen($2) >= sizeof(conf->user)) {
+				yyerror("user name too long");
+				free($2);
+				YYERROR;
+			}
+			snprintf(conf->user, sizeof(conf->user), "%s", $2);
+			free($2);
+		}
+		| CHROOT string {
+			if ($2[0] != '/' ||
+			    strlen($2) >= sizeof(conf->sandbox.chroot)) {
+				yyerror("chroot must be an absolute path");
+				free($2);
+				YYERROR;
+			}
+			snprintf(conf->sandbox.chroot,
+			    sizeof(conf->sandbox.chroot), "%s", $2);
+			free($2);
+		}
+		| TIMEOUT CONNECT seconds {
+			conf->global.timeout_connect = $3;
+		}
+		| TIMEOUT LOGIN seconds {
+			conf->global.timeout_login = $3;
+		}
+		| TIMEOUT PREAUTH seconds {
+			conf->global.timeout_preauth = $3;
+		}
+		| LIMIT LINE count {
+			if ($3 < 512 || $3 > 8192) {
+				yyerror("line limit out of range (512-8192)");
+				YYERROR;
+			}
+			conf->global.max_line = $3;
+		}
+		| LIMIT LITERAL count {
+			if ($3 > PASS_MAX_LEN) {
+				yyerror("literal limit above %d", PASS_MAX_LEN);
+				YYERROR;
+			}
+			conf->global.max_literal = $3;
+		}
+		| LIMIT BADCOMMANDS count {
+			conf->global.max_bad_commands = $3;
+		}
+		| LIMIT SESSIONS count {
+			conf->global.max_sessions = $3;
+		}
+		| GREETING string {
+			size_t	i;
+
+			for (i = 0; $2[i] != '\0'; i++)
+				if (!isprint((unsigned char)$2[i]))
+					break;
+			if ($2[i] != '\0' ||
+			    strlen($2) >= sizeof(conf->global.greeting)) {
+				yyerror("greeting must be short printable text");
+				free($2);
+				YYERROR;
+			}
+			snprintf(conf->global.greeting,
+			    sizeof(conf->global.greeting), "%s", $2);
+			free($2);
+		}
+		| LISTEN ON string PORT NUMBER proto {
+			int	r = add_listener($3, $5, $6);
+
+			free($3);
+			if (r == -1)
+				YYERROR;
+		}
+		| ROUTE USER string TO string {
+			int	r = add_route(ROUTE_USER, $3, $5);
+
+			free($3);
+			free($5);
+			if (r == -1)
+				YYERROR;
+		}
+		| ROUTE DOMAIN string TO string {
+			int	r = add_route(ROUTE_DOMAIN, $3, $5);
+
+			free($3);
+			free($5);
+			if (r == -1)
+				YYERROR;
+		}
+		| ROUTE DEFAULT TO string {
+			int	r = add_route(ROUTE_DEFAULT, "", $4);
+
+			free($4);
+			if (r == -1)
+				YYERROR;
+		}
+		;
+
+upstream	: UPSTREAM string {
+			if (find_upstream($2) != NULL) {
+				yyerror("upstream %s defined twice", $2);
+				free($2);
+				YYERROR;
+			}
+			if (strlen($2) > NAME_MAX_LEN) {
+				yyerror("upstream name too long");
+				free($2);
+				YYERROR;
+			}
+			if ((cur_upstream = calloc(1, sizeof(*cur_upstream)))
+			    == NULL)
+				fatal("calloc");
+			snprintf(cur_upstream->conf.name,
+			    sizeof(cur_upstream->conf.name), "%s", $2);
+			cur_upstream->conf.id = ++conf->next_id;
+			free($2);
+		} '{' optnl upstreamopts '}' {
+			if (cur_upstream->host[0] == '\0') {
+				yyerror("upstream %s: no host",
+				    cur_upstream->conf.name);
+				free(cur_upstream);
+				cur_upstream = NULL;
+				YYERROR;
+			}
+			if (!cur_upstream->imap_port &&
+			    !cur_upstream->pop3_port) {
+				yyerror("upstream %s: no imap or pop3 port",
+				    cur_upstream->conf.name);
+				free(cur_upstream);
+				cur_upstream = NULL;
+				YYERROR;
+			}
+			if (resolve(cur_upstream->host,
+			    cur_upstream->imap_port,
+			    &cur_upstream->conf.imap, 0) == -1 ||
+			    resolve(cur_upstream->host,
+			    cur_upstream->pop3_port,
+			    &cur_upstream->conf.pop3, 0) == -1) {
+				free(cur_upstream);
+				cur_upstream = NULL;
+				YYERROR;
+			}
+			cur_upstream->conf.has_imap = cur_upstream->imap_port
+			    != 0;
+			cur_upstream->conf.has_pop3 = cur_upstream->pop3_port
+			    != 0;
+			TAILQ_INSERT_TAIL(&conf->upstreams, cur_upstream,
+			    entry);
+			cur_upstream = NULL;
+		}
+		;
+
+upstreamopts	: /* empty */
+		| upstreamopts upstreamopt nl
+		;
+
+upstreamopt	: HOST string {
+			if (strlen($2) >= sizeof(cur_upstream->host)) {
+				yyerror("host name too long");
+				free($2);
+				YYERROR;
+			}
+			snprintf(cur_upstream->host,
+			    sizeof(cur_upstream->host), "%s", $2);
+			free($2);
+		}
+		| proto PORT NUMBER {
+			if ($3 <= 0 || $3 > 65535) {
+				yyerror("port out of range");
+				YYERROR;
+			}
+			if ($1 == PROTO_IMAP)
+				cur_upstream->imap_port = $3;
+			else
+				cur_upstream->pop3_port = $3;
+		}
+		;
+
+optnl		: /* empty */
+		| optnl '\n'
+		;
+
+nl		: '\n' optnl
+		;
+
+%%
+
+struct keywords {
+	const char	*k_name;
+	int		 k_val;
+};
+
+static int
+yyerror(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	 msg[512];
+
+	file.errors++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("%s:%d: %s", file.name, yylval.lineno, msg);
+	return 0;
+}
+
+static int
+kw_cmp(const void *k, const void *e)
+{
+	return strcmp(k, ((const struct keywords *)e)->k_name);
+}
+
+static int
+lookup(const char *s)
+{
+	/* sorted, for bsearch */
+	static const struct keywords keywords[] = {
+		{ "bad-commands",	BADCOMMANDS },
+		{ "chroot",		CHROOT },
+		{ "connect",		CONNECT },
+		{ "default",		DEFAULT },
+		{ "domain",		DOMAIN },
+		{ "greeting",		GREETING },
+		{ "host",		HOST },
+		{ "imap",		IMAP },
+		{ "limit",		LIMIT },
+		{ "line",		LINE },
+		{ "listen",		LISTEN },
+		{ "literal",		LITERAL },
+		{ "login",		LOGIN },
+		{ "on",			ON },
+		{ "pop3",		POP3 },
+		{ "port",		PORT },
+		{ "pre-auth",		PREAUTH },
+		{ "route",		ROUTE },
+		{ "sessions",		SESSIONS },
+		{ "timeout",		TIMEOUT },
+		{ "to",			TO },
+		{ "upstream",		UPSTREAM },
+		{ "user",		USER },
+	};
+	const struct keywords	*p;
+
+	p = bsearch(s, keywords, sizeof(keywords) / sizeof(keywords[0]),
+	    sizeof(keywords[0]), kw_cmp);
+	return p != NULL ? p->k_val : STRING;
+}
+
+static int	pushback = EOF;
+
+static int
+lgetc(void)
+{
+	int	c;
+
+	if (pushback != EOF) {
+		c = pushback;
+		pushback = EOF;
+		return c;
+	}
+	c = getc(file.stream);
+	/* a backslash at the end of a line continues it */
+	while (c == '\\') {
+		c = getc(file.stream);
+		if (c != '\n') {
+			if (c != EOF)
+				ungetc(c, file.stream);
+			return '\\';
+		}
+		file.lineno++;
+		c = getc(file.stream);
+	}
+	return c;
+}
+
+static void
+lungetc(int c)
+{
+	pushback = c;
+}
+
+static int
+allowed_in_string(int c)
+{
+	return isalnum(c) || (c != '{' && c != '}' && c != '#' &&
+	    c != '"' && c != '\'' && c != ',' && isgraph(c));
+}
+
+int
+yylex(void)
+{
+	char		 buf[1024], *p;
+	int		 c, quote, token;
+	const char	*errstr = NULL;
+	long long	 n;
+	char		*end;
+
+top:
+	while ((c = lgetc()) == ' ' || c == '\t')
+		;
+	yylval.lineno = file.lineno;
+	if (c == '#') {
+		while ((c = lgetc()) != '\n' && c != EOF)
+			;
+	}
+	switch (c) {
+	case '\'':
+	case '"':
+		quote = c;
+		p = buf;
+		for (;;) {
+			if ((c = lgetc()) == EOF)
+				return 0;
+			if (c == '\n') {
+				yyerror("unterminated quoted string");
+				file.lineno++;
+				return ERROR;
+			}
+			if (c == quote)
+				break;
+			if (c == '\\') {
+				if ((c = lgetc()) == EOF)
+					return 0;
+				if (c != quote && c != '\\') {
+					yyerror("bad escape in string");
+					return ERROR;
+				}
+			}
+			if (c == '\0' || p + 1 >= buf + sizeof(buf)) {
+				yyerror("string too long or contains NUL");
+				return ERROR;
+			}
+			*p++ = c;
+		}
+		*p = '\0';
+		if ((yylval.v.string = strdup(buf)) == NULL)
+			fatal("strdup");
+		return STRING;
+	case EOF:
+		return 0;
+	case '\n':
+		file.lineno++;
+		return '\n';
+	}
+
+	if (allowed_in_string(c)) {
+		p = buf;
+		do {
+			if (p + 1 >= buf + sizeof(buf)) {
+				yyerror("word too long");
+				return ERROR;
+			}
+			*p++ = c;
+		} while ((c = lgetc()) != EOF && allowed_in_string(c));
+		lungetc(c);
+		*p = '\0';
+		if (isdigit((unsigned char)buf[0])) {
+			errno = 0;
+			n = strtoll(buf, &end, 10);
+			if (*end == '\0') {
+				if (errno == ERANGE)
+					errstr = "number too large";
+				if (errstr != NULL) {
+					yyerror("%s", errstr);
+					return ERROR;
+				}
+				yylval.v.number = n;
+				return NUMBER;
+			}
+		}
+		if ((token = lookup(buf)) == STRING &&
+		    (yylval.v.string = strdup(buf)) == NULL)
+			fatal("strdup");
+		return token;
+	}
+	if (c == '{' || c == '}')
+		return c;
+	yyerror("unexpected character 0x%02x", c);
+	goto top;
+}
+
+static int
+resolve(const char *host, int port, struct sockaddr_storage *ss,
+    int passive)
+{
+	struct addrinfo	 hints, *res;
+	char		 portstr[16];
+	int		 error;
+
+	if (port == 0)
+		return 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = passive ? AI_NUMERICHOST | AI_PASSIVE : 0;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if ((error = getaddrinfo(host, portstr, &hints, &res)) != 0) {
+		yyerror("cannot resolve %s: %s", host, gai_strerror(error));
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int
+add_listener(const char *addr, long long port, int proto)
+{
+	struct listener	*l, *o;
+
+	if (port <= 0 || port > 65535) {
+		yyerror("port out of range");
+		return -1;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		fatal("calloc");
+	l->fd = -1;
+	if (resolve(addr, port, &l->conf.addr, 1) == -1) {
+		free(l);
+		return -1;
+	}
+	TAILQ_FOREACH(o, &conf->listeners, entry) {
+		if (sockaddr_len(&o->conf.addr) ==
+		    sockaddr_len(&l->conf.addr) &&
+		    memcmp(&o->conf.addr, &l->conf.addr,
+		    sockaddr_len(&l->conf.addr)) == 0) {
+			yyerror("duplicate listener %s port %lld", addr, port);
+			free(l);
+			return -1;
+		}
+	}
+	l->conf.id = ++conf->next_id;
+	l->conf.proto = proto;
+	snprintf(l->conf.name, sizeof(l->conf.name), "%s:%lld",
+	    mail_proto_name(proto), port);
+	TAILQ_INSERT_TAIL(&conf->listeners, l, entry);
+	return 0;
+}
+
+static struct upstream *
+find_upstream(const char *name)
+{
+	struct upstream	*u;
+
+	TAILQ_FOREACH(u, &conf->upstreams, entry)
+		if (strcmp(u->conf.name, name) == 0)
+			return u;
+	return NULL;
+}
+
+static int
+add_route(int kind, const char *match, const char *to)
+{
+	struct upstream	*u;
+	struct route	*r;
+	size_t		 i;
+
+	if ((u = find_upstream(to)) == NULL) {
+		yyerror("route to undefined upstream %s", to);
+		return -1;
+	}
+	if (strlen(match) > USER_MAX_LEN) {
+		yyerror("route match too long");
+		return -1;
+	}
+	TAILQ_FOREACH(r, &conf->routes, entry) {
+		if ((int)r->conf.kind == kind &&
+		    strcasecmp(r->conf.match, match) == 0) {
+			yyerror("duplicate route");
+			return -1;
+		}
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		fatal("calloc");
+	r->conf.kind = kind;
+	r->conf.upstream_id = u->conf.id;
+	for (i = 0; match[i] != '\0'; i++)
+		r->conf.match[i] = tolower((unsigned char)match[i]);
+	TAILQ_INSERT_TAIL(&conf->routes, r, entry);
+	return 0;
+}
+
+static void
+conf_defaults(struct postern_conf *c)
+{
+	TAILQ_INIT(&c->listeners);
+	TAILQ_INIT(&c->upstreams);
+	TAILQ_INIT(&c->routes);
+	snprintf(c->user, sizeof(c->user), "%s", POSTERN_USER);
+	snprintf(c->sandbox.chroot, sizeof(c->sandbox.chroot), "%s",
+	    POSTERN_CHROOT);
+	c->global.timeout_connect = 10;
+	c->global.timeout_login = 30;
+	c->global.timeout_preauth = 60;
+	c->global.max_line = 8192;
+	c->global.max_literal = PASS_MAX_LEN;
+	c->global.max_bad_commands = 10;
+	c->global.max_sessions = 10000;
+	snprintf(c->global.greeting, sizeof(c->global.greeting),
+	    "postern ready");
+}
+
+struct postern_conf *
+parse_config(const char *path)
+{
+	struct postern_conf	*c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("calloc");
+	conf_defaults(c);
+	conf = c;
+	memset(&file, 0, sizeof(file));
+	file.name = path;
+	file.lineno = 1;
+	pushback = EOF;
+	if ((file.stream = fopen(path, "r")) == NULL) {
+		log_warn("%s", path);
+		free_config(c);
+		return NULL;
+	}
+	yyparse();
+	fclose(file.stream);
+	if (file.errors == 0 && TAILQ_EMPTY(&c->listeners)) {
+		log_warnx("%s: no listeners defined", path);
+		file.errors++;
+	}
+	if (file.errors) {
+		free_config(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+free_config(struct postern_conf *c)
+{
+	struct listener	*l;
+	struct upstream	*u;
+	struct route	*r;
+
+	if (c == NULL)
+		return;
+	while ((l = TAILQ_FIRST(&c->listeners)) != NULL) {
+		TAILQ_REMOVE(&c->listeners, l, entry);
+		free(l);
+	}
+	while ((u = TAILQ_FIRST(&c->upstreams)) != NULL) {
+		TAILQ_REMOVE(&c->upstreams, u, entry);
+		free(u);
+	}
+	while ((r = TAILQ_FIRST(&c->routes)) != NULL) {
+		TAILQ_REMOVE(&c->routes, r, entry);
+		free(r);
+	}
+	free(c);
+}

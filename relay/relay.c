@@ -1,0 +1,498 @@
+/*
+ * relay: receives login requests (with the client socket) from authproc,
+ * connects to the user's upstream, logs in, and on success takes the
+ * session over and relays it.  On failure it closes its copy of the
+ * client socket and tells authproc, which still holds the session.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event.h>
+#include <event2/buffer.h>
+
+#include "log.h"
+#include "relay.h"
+#include "sandbox.h"
+
+struct conf_global		 relay_conf;
+static struct imsgev		 parent_iev;
+static struct imsgev		*authproc_iev;
+static TAILQ_HEAD(, rsession)	 rsessions = TAILQ_HEAD_INITIALIZER(rsessions);
+static int			 sandboxed;
+
+static void	rsession_free(struct rsession *);
+static void	upstream_io(int, short, void *);
+
+static void
+rsession_report(struct rsession *rs, uint32_t status, const char *text)
+{
+	struct login_result	res;
+
+	if (rs->chan == NULL || rs->chan != authproc_iev)
+		return;	/* that authproc is gone; nobody to tell */
+	memset(&res, 0, sizeof(res));
+	res.status = status;
+	upstream_text(res.text, sizeof(res.text), text, strlen(text));
+	imsgev_compose(rs->chan, IMSG_LOGIN_RESULT, rs->id, -1, &res,
+	    sizeof(res));
+}
+
+/*
+ * The upstream login is over.  On success relay keeps the session and
+ * starts moving bytes; otherwise the client goes back to authproc.
+ */
+void
+rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
+{
+	char	addr[128], uaddr[128];
+	size_t	left;
+
+	explicit_bzero(rs->req.pass, sizeof(rs->req.pass));
+	sockaddr_str(&rs->req.client, addr, sizeof(addr));
+	sockaddr_str(&rs->uaddr, uaddr, sizeof(uaddr));
+	if (status != LOGIN_OK) {
+		log_info("session %u: %s login from %s to %s (%s) failed: %s",
+		    rs->id, mail_proto_name(rs->req.proto), addr,
+		    rs->upstream ? rs->upstream->name : "-", uaddr, text);
+		rsession_report(rs, status, text);
+		rsession_free(rs);
+		return;
+	}
+	log_info("session %u: %s login from %s relayed to %s (%s)", rs->id,
+	    mail_proto_name(rs->req.proto), addr, rs->upstream->name, uaddr);
+	event_del(&rs->uev);
+	evtimer_del(&rs->timer);
+	/* the upstream may have said more right behind its OK */
+	left = evbuffer_get_length(rs->uin);
+	{
+		unsigned char	*extra = evbuffer_pullup(rs->uin, -1);
+		size_t		 oklen = strlen(rs->okline);
+		unsigned char	*toclient;
+
+		if ((toclient = malloc(oklen + left + 1)) == NULL) {
+			rsession_report(rs, LOGIN_TEMPFAIL, "out of memory");
+			rsession_free(rs);
+			return;
+		}
+		memcpy(toclient, rs->okline, oklen);
+		if (left)
+			memcpy(toclient + oklen, extra, left);
+		if (splice_start(rs, toclient, oklen + left, rs->pipelined,
+		    rs->pipelen) == -1) {
+			free(toclient);
+			rsession_report(rs, LOGIN_TEMPFAIL,
+			    "cannot start relaying");
+			rsession_free(rs);
+			return;
+		}
+		free(toclient);
+	}
+	evbuffer_drain(rs->uin, left);
+	if (rs->pipelined != NULL) {
+		explicit_bzero(rs->pipelined, rs->pipelen);
+		free(rs->pipelined);
+		rs->pipelined = NULL;
+	}
+	rs->state = R_RELAYING;
+	rsession_report(rs, LOGIN_OK, "");
+}
+
+void
+rsession_send(struct rsession *rs, const char *data, size_t len)
+{
+	evbuffer_add(rs->uout, data, len);
+	event_del(&rs->uev);
+	event_set(&rs->uev, rs->ufd, EV_READ | EV_WRITE | EV_PERSIST,
+	    upstream_io, rs);
+	event_add(&rs->uev, NULL);
+}
+
+void
+rsession_printf(struct rsession *rs, const char *fmt, ...)
+{
+	char	buf[UPSTREAM_LINE_MAX];
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL, "command too long");
+		return;
+	}
+	rsession_send(rs, buf, n);
+	explicit_bzero(buf, sizeof(buf));
+}
+
+static void
+rsession_free(struct rsession *rs)
+{
+	TAILQ_REMOVE(&rsessions, rs, entry);
+	if (rs->state == R_RELAYING)
+		splice_stop(rs);
+	if (event_initialized(&rs->uev))
+		event_del(&rs->uev);
+	if (event_initialized(&rs->timer))
+		evtimer_del(&rs->timer);
+	if (rs->uin != NULL) {
+		evbuffer_free(rs->uin);
+	}
+	if (rs->uout != NULL)
+		evbuffer_free(rs->uout);
+	if (rs->cfd != -1)
+		close(rs->cfd);
+	if (rs->ufd != -1)
+		close(rs->ufd);
+	if (rs->pipelined != NULL) {
+		explicit_bzero(rs->pipelined, rs->pipelen);
+		free(rs->pipelined);
+	}
+	explicit_bzero(rs, sizeof(*rs));
+	free(rs);
+}
+
+/* Called by splice.c when both directions are done. */
+void
+relay_session_closed(struct rsession *rs)
+{
+	char	addr[128];
+
+	log_info("session %u: closed (%s), %llu bytes up, %llu bytes down",
+	    rs->id, sockaddr_str(&rs->req.client, addr, sizeof(addr)),
+	    (unsigned long long)rs->c2u.bytes,
+	    (unsigned long long)rs->u2c.bytes);
+	rsession_free(rs);
+}
+
+static void
+upstream_timeout(int fd, short event, void *arg)
+{
+	struct rsession	*rs = arg;
+
+	(void)fd;
+	(void)event;
+	rsession_login_done(rs, LOGIN_TEMPFAIL,
+	    rs->state == R_CONNECTING ? "upstream connect timeout" :
+	    "upstream login timeout");
+}
+
+/* Feed complete upstream lines to the protocol; stop when it is done. */
+static void
+upstream_lines(struct rsession *rs)
+{
+	char	*line;
+	size_t	 len;
+	int	 more;
+
+	for (;;) {
+		line = evbuffer_readln(rs->uin, &len, EVBUFFER_EOL_CRLF);
+		if (line == NULL) {
+			if (evbuffer_get_length(rs->uin) > UPSTREAM_LINE_MAX)
+				rsession_login_done(rs, LOGIN_TEMPFAIL,
+				    "upstream line too long");
+			return;
+		}
+		if (rs->req.proto == PROTO_IMAP)
+			more = imap_upstream_line(rs, line, len);
+		else
+			more = pop3_upstream_line(rs, line, len);
+		explicit_bzero(line, len);
+		free(line);
+		if (!more)
+			return;	/* rs is relaying or freed */
+	}
+}
+
+static void
+upstream_set_events(struct rsession *rs, short events)
+{
+	event_del(&rs->uev);
+	event_set(&rs->uev, rs->ufd, events | EV_PERSIST, upstream_io, rs);
+	event_add(&rs->uev, NULL);
+}
+
+static void
+upstream_connected(struct rsession *rs)
+{
+	struct timeval	tv;
+	int		err = 0;
+	socklen_t	len = sizeof(err);
+
+	if (getsockopt(rs->ufd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL, strerror(err));
+		return;
+	}
+	rs->state = R_GREETING;
+	evtimer_del(&rs->timer);
+	tv.tv_sec = relay_conf.timeout_login;
+	tv.tv_usec = 0;
+	evtimer_add(&rs->timer, &tv);
+	upstream_set_events(rs, EV_READ);
+}
+
+static void
+upstream_io(int fd, short event, void *arg)
+{
+	struct rsession	*rs = arg;
+	int		 n;
+
+	if (rs->state == R_CONNECTING) {
+		upstream_connected(rs);
+		return;
+	}
+	if (event & EV_WRITE) {
+		if (evbuffer_write(rs->uout, fd) == -1 && errno != EAGAIN &&
+		    errno != EINTR) {
+			rsession_login_done(rs, LOGIN_TEMPFAIL,
+			    "upstream write failed");
+			return;
+		}
+		if (evbuffer_get_length(rs->uout) == 0)
+			upstream_set_events(rs, EV_READ);
+	}
+	if (event & EV_READ) {
+		n = evbuffer_read(rs->uin, fd, UPSTREAM_LINE_MAX);
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+			rsession_login_done(rs, LOGIN_TEMPFAIL,
+			    "upstream closed the connection");
+			return;
+		}
+		upstream_lines(rs);
+	}
+}
+
+static void
+rsession_start(struct rsession *rs)
+{
+	struct timeval	tv;
+	int		on = 1;
+
+	rs->upstream = route_lookup(rs->req.user, rs->req.proto, &rs->uaddr);
+	if (rs->upstream == NULL) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL, "no route for user");
+		return;
+	}
+	rs->ufd = socket(rs->uaddr.ss_family,
+	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (rs->ufd == -1) {
+		log_warn("socket");
+		rsession_login_done(rs, LOGIN_TEMPFAIL, "out of sockets");
+		return;
+	}
+	setsockopt(rs->ufd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	setsockopt(rs->ufd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	evtimer_set(&rs->timer, upstream_timeout, rs);
+	if (connect(rs->ufd, (struct sockaddr *)&rs->uaddr,
+	    sockaddr_len(&rs->uaddr)) == -1 && errno != EINPROGRESS) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL, strerror(errno));
+		return;
+	}
+	rs->state = R_CONNECTING;
+	tv.tv_sec = relay_conf.timeout_connect;
+	tv.tv_usec = 0;
+	evtimer_add(&rs->timer, &tv);
+	event_set(&rs->uev, rs->ufd, EV_WRITE, upstream_io, rs);
+	event_add(&rs->uev, NULL);
+}
+
+static void
+authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
+{
+	struct rsession		*rs;
+	struct login_request	*req = imsg->data;
+
+	if ((rs = calloc(1, sizeof(*rs))) == NULL)
+		fatal("calloc");
+	rs->id = imsg->hdr.peerid;
+	rs->chan = iev;
+	rs->cfd = imsg_take_fd(imsg);
+	rs->ufd = -1;
+	memcpy(&rs->req, req, sizeof(rs->req));
+	rs->pipelen = req->pipelen;
+	if (rs->pipelen > 0) {
+		if ((rs->pipelined = malloc(rs->pipelen)) == NULL)
+			fatal("malloc");
+		memcpy(rs->pipelined, (unsigned char *)imsg->data +
+		    sizeof(*req), rs->pipelen);
+	}
+	if ((rs->uin = evbuffer_new()) == NULL ||
+	    (rs->uout = evbuffer_new()) == NULL)
+		fatal("evbuffer_new");
+	TAILQ_INSERT_TAIL(&rsessions, rs, entry);
+	rsession_start(rs);
+}
+
+/* authproc went away or was replaced: its unfinished logins die too. */
+static void
+authproc_lost(struct imsgev *iev)
+{
+	struct rsession	*rs, *next;
+
+	for (rs = TAILQ_FIRST(&rsessions); rs != NULL; rs = next) {
+		next = TAILQ_NEXT(rs, entry);
+		if (rs->chan != iev)
+			continue;
+		rs->chan = NULL;
+		if (rs->state != R_RELAYING)
+			rsession_free(rs);
+	}
+	imsgev_clear(iev);
+	if (authproc_iev == iev)
+		authproc_iev = NULL;
+	free(iev);
+}
+
+static void
+authproc_dispatch(int fd, short event, void *arg)
+{
+	struct imsgev	*iev = arg;
+	struct imsg	 imsg;
+	char		 err[128];
+	ssize_t		 n;
+
+	(void)fd;
+	if (imsgev_dispatch_io(iev, event) == -1) {
+		log_warnx("lost the authproc channel");
+		authproc_lost(iev);
+		return;
+	}
+	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
+		if (imsg_check(authproc_to_relay_rules,
+		    authproc_to_relay_nrules, &imsg, err, sizeof(err)) == -1 ||
+		    login_request_valid(&imsg, err, sizeof(err)) == -1) {
+			/* a compromised authproc: drop it, parent restarts */
+			log_warnx("authproc sent a bad message: %s", err);
+			imsg_free(&imsg);
+			authproc_lost(iev);
+			return;
+		}
+		authproc_handle_login(iev, &imsg);
+		imsg_free(&imsg);
+	}
+	if (n == -1) {
+		log_warnx("authproc sent a malformed frame");
+		authproc_lost(iev);
+	}
+}
+
+static void
+parent_handle(struct imsg *imsg)
+{
+	struct peer_channel	*pc;
+	struct conf_upstream	*u;
+	struct conf_route	*r;
+
+	if (!sandboxed && imsg->hdr.type != IMSG_CONF_SANDBOX)
+		fatalx("configuration before the sandbox");
+	switch (imsg->hdr.type) {
+	case IMSG_CONF_SANDBOX:
+		if (sandboxed || !imsg_string_ok(
+		    ((struct conf_sandbox *)imsg->data)->chroot,
+		    sizeof(((struct conf_sandbox *)imsg->data)->chroot)))
+			fatalx("bad sandbox message");
+		sandbox_enter(PROC_RELAY, imsg->data);
+		sandboxed = 1;
+		break;
+	case IMSG_CONF_GLOBAL:
+		memcpy(&relay_conf, imsg->data, sizeof(relay_conf));
+		break;
+	case IMSG_CONF_UPSTREAM:
+		u = imsg->data;
+		if (!imsg_string_ok(u->name, sizeof(u->name)) ||
+		    (u->has_imap && !sockaddr_valid(&u->imap)) ||
+		    (u->has_pop3 && !sockaddr_valid(&u->pop3)))
+			fatalx("bad upstream message");
+		route_add_upstream(u);
+		break;
+	case IMSG_CONF_ROUTE:
+		r = imsg->data;
+		if (!imsg_string_ok(r->match, sizeof(r->match)) ||
+		    r->kind < ROUTE_USER || r->kind > ROUTE_DEFAULT ||
+		    route_add(r) == -1)
+			fatalx("bad route message");
+		break;
+	case IMSG_CONF_END:
+		log_debug("ready");
+		break;
+	case IMSG_PEER_CHANNEL:
+		pc = imsg->data;
+		if (pc->role != PROC_AUTHPROC)
+			fatalx("unexpected peer %u", pc->role);
+		if (authproc_iev != NULL)
+			authproc_lost(authproc_iev);
+		if ((authproc_iev = calloc(1, sizeof(*authproc_iev))) == NULL)
+			fatal("calloc");
+		imsgev_init(authproc_iev, imsg_take_fd(imsg), "authproc",
+		    authproc_dispatch, NULL);
+		authproc_iev->data = authproc_iev;
+		authproc_iev->ibuf.peerpid = pc->pid;
+		break;
+	default:
+		fatalx("parent sent unexpected message %u", imsg->hdr.type);
+	}
+}
+
+static void
+parent_dispatch(int fd, short event, void *arg)
+{
+	struct imsgev	*iev = arg;
+	struct imsg	 imsg;
+	char		 err[128];
+	ssize_t		 n;
+
+	(void)fd;
+	if (imsgev_dispatch_io(iev, event) == -1) {
+		log_debug("parent went away; exiting");
+		exit(0);
+	}
+	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
+		if (imsg_check(parent_to_child_rules, parent_to_child_nrules,
+		    &imsg, err, sizeof(err)) == -1)
+			fatalx("parent: %s", err);
+		parent_handle(&imsg);
+		imsg_free(&imsg);
+	}
+	if (n == -1)
+		fatalx("parent sent a malformed frame");
+}
+
+static void
+relay_sig(int sig, short event, void *arg)
+{
+	(void)sig;
+	(void)event;
+	(void)arg;
+	exit(0);
+}
+
+void
+relay_main(void)
+{
+	struct event	ev_term, ev_int;
+
+	event_init();
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal_set(&ev_term, SIGTERM, relay_sig, NULL);
+	signal_set(&ev_int, SIGINT, relay_sig, NULL);
+	signal_add(&ev_term, NULL);
+	signal_add(&ev_int, NULL);
+	imsgev_init(&parent_iev, 3, "parent", parent_dispatch, NULL);
+	parent_iev.ibuf.peerpid = getppid();
+	event_dispatch();
+	exit(0);
+}

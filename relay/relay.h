@@ -1,0 +1,107 @@
+/*
+ * relay: finds each user's upstream, logs in there on the user's behalf
+ * and then moves bytes both ways.  It never parses client input before
+ * login: it works only from the bounded records authproc sends.
+ */
+#ifndef POSTERN_RELAY_H
+#define POSTERN_RELAY_H
+
+#include <sys/queue.h>
+
+#include <event.h>
+
+#include "proto.h"
+
+#define UPSTREAM_LINE_MAX	8192
+
+struct upstream_ctx {
+	TAILQ_ENTRY(upstream_ctx)	entry;
+	struct conf_upstream		conf;
+};
+TAILQ_HEAD(upstream_list, upstream_ctx);
+
+struct route_ctx {
+	TAILQ_ENTRY(route_ctx)		entry;
+	struct conf_route		conf;
+	struct upstream_ctx		*upstream;
+};
+TAILQ_HEAD(route_list, route_ctx);
+
+enum rsession_state {
+	R_CONNECTING,
+	R_GREETING,
+	R_CAPABILITY,
+	R_AUTH_CONTINUE,	/* IMAP: waiting for "+" */
+	R_LOGIN,		/* waiting for the login's answer */
+	R_USER,			/* POP3: waiting for USER's answer */
+	R_RELAYING
+};
+
+#define CAP_SASL_IR		0x01
+#define CAP_AUTH_PLAIN		0x02
+#define CAP_LOGINDISABLED	0x04
+#define CAP_SEEN		0x08
+
+struct splice_dir {
+	struct rsession	*rs;
+	int		 from;
+	int		 to;
+	int		 pipefd[2];
+	size_t		 inpipe;
+	struct evbuffer	*pending;	/* written before any splicing */
+	struct event	 rev;
+	struct event	 wev;
+	int		 eof;
+	uint64_t	 bytes;
+};
+
+struct rsession {
+	TAILQ_ENTRY(rsession)	 entry;
+	uint32_t		 id;		/* authproc's session id */
+	struct imsgev		*chan;		/* channel it came on */
+	enum rsession_state	 state;
+	int			 cfd;
+	int			 ufd;
+	struct login_request	 req;
+	unsigned char		*pipelined;
+	size_t			 pipelen;
+	const struct conf_upstream *upstream;
+	struct sockaddr_storage	 uaddr;
+	struct event		 uev;
+	struct event		 timer;
+	struct evbuffer		*uin;
+	struct evbuffer		*uout;
+	unsigned int		 caps;
+	char			 okline[UPSTREAM_LINE_MAX];
+	struct splice_dir	 c2u;
+	struct splice_dir	 u2c;
+};
+
+extern struct conf_global	relay_conf;
+
+void	relay_main(void) __attribute__((noreturn));
+void	rsession_login_done(struct rsession *, uint32_t status,
+	    const char *text);
+void	rsession_send(struct rsession *, const char *, size_t);
+void	rsession_printf(struct rsession *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+/* route.c */
+void				 route_add_upstream(const struct conf_upstream *);
+int				 route_add(const struct conf_route *);
+const struct conf_upstream	*route_lookup(const char *user,
+				    enum mail_proto,
+				    struct sockaddr_storage *);
+
+/* relay_imap.c, relay_pop3.c: one upstream line at a time */
+int	imap_upstream_line(struct rsession *, char *, size_t);
+int	pop3_upstream_line(struct rsession *, char *, size_t);
+void	upstream_text(char *dst, size_t dstsz, const char *src, size_t len);
+
+/* splice.c */
+int	splice_start(struct rsession *, const void *to_client, size_t,
+	    const void *to_upstream, size_t);
+void	splice_stop(struct rsession *);
+void	relay_session_closed(struct rsession *);
+
+#endif

@@ -1,0 +1,237 @@
+/*
+ * Logging in to an IMAP upstream on the client's behalf.  The upstream
+ * is trusted more than the client but its lines are still bounded and
+ * checked: a PREAUTH greeting is refused (it would skip our login and
+ * hand the client someone's session).
+ */
+#include <ctype.h>
+#include <resolv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "relay.h"
+
+#define UTAG_CAPA	"P1"
+#define UTAG_LOGIN	"P2"
+
+/* Copy upstream text for a client or a log: printable ASCII only. */
+void
+upstream_text(char *dst, size_t dstsz, const char *src, size_t len)
+{
+	size_t	i, o = 0;
+
+	for (i = 0; i < len && o + 1 < dstsz; i++) {
+		unsigned char	c = src[i];
+
+		dst[o++] = (c >= 0x20 && c < 0x7f) ? c : '?';
+	}
+	dst[o] = '\0';
+}
+
+/* Look for capability words in a CAPABILITY list. */
+static void
+imap_parse_caps(struct rsession *rs, const char *list)
+{
+	char	 buf[UPSTREAM_LINE_MAX], *p, *word, *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	if ((p = strchr(buf, ']')) != NULL)
+		*p = '\0';
+	rs->caps = CAP_SEEN;
+	for (word = strtok_r(buf, " ", &save); word != NULL;
+	    word = strtok_r(NULL, " ", &save)) {
+		if (strcasecmp(word, "SASL-IR") == 0)
+			rs->caps |= CAP_SASL_IR;
+		else if (strcasecmp(word, "AUTH=PLAIN") == 0)
+			rs->caps |= CAP_AUTH_PLAIN;
+		else if (strcasecmp(word, "LOGINDISABLED") == 0)
+			rs->caps |= CAP_LOGINDISABLED;
+	}
+}
+
+static int
+plain_b64(struct rsession *rs, char *out, size_t outsz)
+{
+	unsigned char	raw[USER_MAX_LEN * 2 + PASS_MAX_LEN + 3];
+	size_t		zl = strlen(rs->req.authzid);
+	size_t		ul = strlen(rs->req.user);
+	size_t		pl = strlen(rs->req.pass);
+	int		n;
+
+	memcpy(raw, rs->req.authzid, zl);
+	raw[zl] = '\0';
+	memcpy(raw + zl + 1, rs->req.user, ul);
+	raw[zl + 1 + ul] = '\0';
+	memcpy(raw + zl + ul + 2, rs->req.pass, pl);
+	n = b64_ntop(raw, zl + ul + pl + 2, out, outsz);
+	explicit_bzero(raw, sizeof(raw));
+	return n < 0 ? -1 : 0;
+}
+
+/* A quoted string is possible only without CR, LF, NUL or 8-bit bytes. */
+static int
+imap_quote(char *dst, size_t dstsz, const char *src)
+{
+	size_t	o = 0;
+
+	if (o + 1 >= dstsz)
+		return -1;
+	dst[o++] = '"';
+	for (; *src != '\0'; src++) {
+		unsigned char	c = *src;
+
+		if (c == '\r' || c == '\n' || c >= 0x80)
+			return -1;
+		if (c == '"' || c == '\\') {
+			if (o + 1 >= dstsz)
+				return -1;
+			dst[o++] = '\\';
+		}
+		if (o + 1 >= dstsz)
+			return -1;
+		dst[o++] = c;
+	}
+	if (o + 2 >= dstsz)
+		return -1;
+	dst[o++] = '"';
+	dst[o] = '\0';
+	return 0;
+}
+
+static int
+imap_send_login(struct rsession *rs)
+{
+	char	b64[((USER_MAX_LEN * 2 + PASS_MAX_LEN + 3) / 3 + 1) * 4 + 1];
+	char	quser[USER_MAX_LEN * 2 + 3], qpass[PASS_MAX_LEN * 2 + 3];
+	int	rv = 1;
+
+	if (rs->caps & CAP_AUTH_PLAIN) {
+		if (plain_b64(rs, b64, sizeof(b64)) == -1) {
+			rsession_login_done(rs, LOGIN_TEMPFAIL, "encoding");
+			return 0;
+		}
+		if (rs->caps & CAP_SASL_IR) {
+			rsession_printf(rs, UTAG_LOGIN
+			    " AUTHENTICATE PLAIN %s\r\n", b64);
+			rs->state = R_LOGIN;
+		} else {
+			rsession_printf(rs, UTAG_LOGIN
+			    " AUTHENTICATE PLAIN\r\n");
+			rs->state = R_AUTH_CONTINUE;
+		}
+	} else if (!(rs->caps & CAP_LOGINDISABLED) &&
+	    rs->req.authzid[0] == '\0' &&
+	    imap_quote(quser, sizeof(quser), rs->req.user) == 0 &&
+	    imap_quote(qpass, sizeof(qpass), rs->req.pass) == 0) {
+		rsession_printf(rs, UTAG_LOGIN " LOGIN %s %s\r\n", quser,
+		    qpass);
+		rs->state = R_LOGIN;
+	} else {
+		rsession_login_done(rs, LOGIN_TEMPFAIL,
+		    "upstream offers no usable login method");
+		rv = 0;
+	}
+	explicit_bzero(b64, sizeof(b64));
+	explicit_bzero(qpass, sizeof(qpass));
+	return rv;
+}
+
+static int
+imap_greeting(struct rsession *rs, const char *line)
+{
+	if (strncasecmp(line, "* PREAUTH", 9) == 0) {
+		log_warnx("session %u: upstream %s sent PREAUTH; refused",
+		    rs->id, rs->upstream->name);
+		rsession_login_done(rs, LOGIN_TEMPFAIL,
+		    "upstream greeting was PREAUTH");
+		return 0;
+	}
+	if (strncasecmp(line, "* OK", 4) != 0) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL,
+		    "upstream refused the connection");
+		return 0;
+	}
+	if (strncasecmp(line, "* OK [CAPABILITY ", 17) == 0)
+		imap_parse_caps(rs, line + 17);
+	if (!(rs->caps & CAP_SEEN)) {
+		rsession_printf(rs, UTAG_CAPA " CAPABILITY\r\n");
+		rs->state = R_CAPABILITY;
+		return 1;
+	}
+	return imap_send_login(rs);
+}
+
+/* The tagged answer to our login: finish one way or the other. */
+static int
+imap_login_answer(struct rsession *rs, const char *line, size_t len)
+{
+	const char	*rest = line + strlen(UTAG_LOGIN " ");
+	size_t		 restlen = len - strlen(UTAG_LOGIN " ");
+
+	if (restlen >= 3 && strncasecmp(rest, "OK ", 3) == 0) {
+		/* the client's tag on the upstream's words and capabilities */
+		snprintf(rs->okline, sizeof(rs->okline), "%s %.*s\r\n",
+		    rs->req.tag, (int)restlen, rest);
+		rsession_login_done(rs, LOGIN_OK, "");
+		return 0;
+	}
+	if (restlen >= 3 && strncasecmp(rest, "NO ", 3) == 0) {
+		rsession_login_done(rs, LOGIN_FAILED, rest + 3);
+		return 0;
+	}
+	rsession_login_done(rs, LOGIN_FAILED,
+	    "[AUTHENTICATIONFAILED] Authentication failed");
+	return 0;
+}
+
+int
+imap_upstream_line(struct rsession *rs, char *line, size_t len)
+{
+	char	b64[((USER_MAX_LEN * 2 + PASS_MAX_LEN + 3) / 3 + 1) * 4 + 1];
+
+	if (memchr(line, '\0', len) != NULL) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL,
+		    "upstream sent a NUL byte");
+		return 0;
+	}
+	switch (rs->state) {
+	case R_GREETING:
+		return imap_greeting(rs, line);
+	case R_CAPABILITY:
+		if (strncasecmp(line, "* CAPABILITY ", 13) == 0) {
+			imap_parse_caps(rs, line + 13);
+			return 1;
+		}
+		if (strncmp(line, UTAG_CAPA " ", 3) == 0) {
+			if (!(rs->caps & CAP_SEEN))
+				rs->caps = CAP_SEEN;
+			return imap_send_login(rs);
+		}
+		return 1;
+	case R_AUTH_CONTINUE:
+		if (line[0] == '+') {
+			if (plain_b64(rs, b64, sizeof(b64)) == -1) {
+				rsession_login_done(rs, LOGIN_TEMPFAIL,
+				    "encoding");
+				return 0;
+			}
+			rsession_printf(rs, "%s\r\n", b64);
+			explicit_bzero(b64, sizeof(b64));
+			rs->state = R_LOGIN;
+			return 1;
+		}
+		if (strncmp(line, UTAG_LOGIN " ", 3) == 0)
+			return imap_login_answer(rs, line, len);
+		return 1;
+	case R_LOGIN:
+		if (strncmp(line, UTAG_LOGIN " ", 3) == 0)
+			return imap_login_answer(rs, line, len);
+		/* untagged data before the answer is not the client's */
+		return 1;
+	default:
+		return 0;
+	}
+}

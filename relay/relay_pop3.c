@@ -1,0 +1,92 @@
+/*
+ * Logging in to a POP3 upstream: USER/PASS, or AUTH PLAIN when the
+ * credentials cannot travel on a plain command line or an authorization
+ * identity was given.
+ */
+#include <resolv.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "relay.h"
+
+static int
+pop3_line_safe(const char *s)
+{
+	return strpbrk(s, "\r\n") == NULL;
+}
+
+static int
+pop3_send_login(struct rsession *rs)
+{
+	unsigned char	raw[USER_MAX_LEN * 2 + PASS_MAX_LEN + 3];
+	char		b64[sizeof(raw) / 3 * 4 + 8];
+	size_t		zl, ul, pl;
+	int		n;
+
+	if (rs->req.authzid[0] == '\0' && pop3_line_safe(rs->req.user) &&
+	    pop3_line_safe(rs->req.pass)) {
+		rsession_printf(rs, "USER %s\r\n", rs->req.user);
+		rs->state = R_USER;
+		return 1;
+	}
+	zl = strlen(rs->req.authzid);
+	ul = strlen(rs->req.user);
+	pl = strlen(rs->req.pass);
+	memcpy(raw, rs->req.authzid, zl + 1);
+	memcpy(raw + zl + 1, rs->req.user, ul + 1);
+	memcpy(raw + zl + ul + 2, rs->req.pass, pl);
+	n = b64_ntop(raw, zl + ul + pl + 2, b64, sizeof(b64));
+	explicit_bzero(raw, sizeof(raw));
+	if (n < 0) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL, "encoding");
+		return 0;
+	}
+	rsession_printf(rs, "AUTH PLAIN %s\r\n", b64);
+	explicit_bzero(b64, sizeof(b64));
+	rs->state = R_LOGIN;
+	return 1;
+}
+
+int
+pop3_upstream_line(struct rsession *rs, char *line, size_t len)
+{
+	int	ok = len >= 3 && strncmp(line, "+OK", 3) == 0;
+
+	if (memchr(line, '\0', len) != NULL) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL,
+		    "upstream sent a NUL byte");
+		return 0;
+	}
+	switch (rs->state) {
+	case R_GREETING:
+		if (!ok) {
+			rsession_login_done(rs, LOGIN_TEMPFAIL,
+			    "upstream refused the connection");
+			return 0;
+		}
+		return pop3_send_login(rs);
+	case R_USER:
+		if (!ok) {
+			rsession_login_done(rs, LOGIN_FAILED,
+			    len > 5 ? line + 5 : "[AUTH] Authentication failed");
+			return 0;
+		}
+		rsession_printf(rs, "PASS %s\r\n", rs->req.pass);
+		rs->state = R_LOGIN;
+		return 1;
+	case R_LOGIN:
+		if (ok) {
+			snprintf(rs->okline, sizeof(rs->okline), "%.*s\r\n",
+			    (int)len, line);
+			rsession_login_done(rs, LOGIN_OK, "");
+			return 0;
+		}
+		rsession_login_done(rs, LOGIN_FAILED,
+		    len > 5 ? line + 5 : "[AUTH] Authentication failed");
+		return 0;
+	default:
+		return 0;
+	}
+}

@@ -1,0 +1,189 @@
+/*
+ * Moving bytes after login.  Each direction reads from one socket into a
+ * pipe and from the pipe into the other socket with splice(2), so the
+ * payload never enters user space.  A direction that cannot write stops
+ * reading (back-pressure) until the other side drains.  A half-close is
+ * passed on with shutdown(2); the session ends when both sides are done.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event.h>
+#include <event2/buffer.h>
+
+#include "log.h"
+#include "relay.h"
+
+#define SPLICE_CHUNK	(1 << 20)
+
+static void	splice_read(int, short, void *);
+static void	splice_write(int, short, void *);
+
+static void
+splice_finish_if_done(struct rsession *rs)
+{
+	if (rs->c2u.eof && rs->u2c.eof && rs->c2u.inpipe == 0 &&
+	    rs->u2c.inpipe == 0)
+		relay_session_closed(rs);
+}
+
+static void
+splice_fail(struct splice_dir *d)
+{
+	/* a reset or error on either side ends the whole session */
+	relay_session_closed(d->rs);
+}
+
+/* Returns 1 if everything pending and piped is written, 0 if blocked. */
+static int
+splice_flush(struct splice_dir *d)
+{
+	ssize_t	n;
+
+	while (evbuffer_get_length(d->pending) > 0) {
+		n = evbuffer_write(d->pending, d->to);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			return -1;
+		}
+	}
+	while (d->inpipe > 0) {
+		n = splice(d->pipefd[0], NULL, d->to, NULL, d->inpipe,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			return -1;
+		}
+		d->inpipe -= n;
+		d->bytes += n;
+	}
+	return 1;
+}
+
+static void
+splice_after_flush(struct splice_dir *d, int flushed)
+{
+	if (flushed == -1) {
+		splice_fail(d);
+		return;
+	}
+	if (flushed == 0) {
+		/* the receiver is full: stop reading until it drains */
+		event_del(&d->rev);
+		event_add(&d->wev, NULL);
+		return;
+	}
+	event_del(&d->wev);
+	if (d->eof) {
+		shutdown(d->to, SHUT_WR);
+		splice_finish_if_done(d->rs);
+		return;
+	}
+	event_add(&d->rev, NULL);
+}
+
+static void
+splice_read(int fd, short event, void *arg)
+{
+	struct splice_dir	*d = arg;
+	ssize_t			 n;
+
+	(void)event;
+	n = splice(fd, NULL, d->pipefd[1], NULL, SPLICE_CHUNK,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		splice_fail(d);
+		return;
+	}
+	if (n == 0)
+		d->eof = 1;
+	d->inpipe += n;
+	splice_after_flush(d, splice_flush(d));
+}
+
+static void
+splice_write(int fd, short event, void *arg)
+{
+	struct splice_dir	*d = arg;
+
+	(void)fd;
+	(void)event;
+	splice_after_flush(d, splice_flush(d));
+}
+
+static int
+splice_dir_init(struct rsession *rs, struct splice_dir *d, int from, int to,
+    const void *pending, size_t pendlen)
+{
+	d->rs = rs;
+	d->from = from;
+	d->to = to;
+	d->inpipe = 0;
+	d->eof = 0;
+	d->bytes = 0;
+	if (pipe2(d->pipefd, O_NONBLOCK | O_CLOEXEC) == -1) {
+		log_warn("pipe2");
+		d->pipefd[0] = d->pipefd[1] = -1;
+		return -1;
+	}
+	if ((d->pending = evbuffer_new()) == NULL ||
+	    evbuffer_add(d->pending, pending, pendlen) == -1)
+		return -1;
+	d->bytes = 0;
+	event_set(&d->rev, from, EV_READ | EV_PERSIST, splice_read, d);
+	event_set(&d->wev, to, EV_WRITE | EV_PERSIST, splice_write, d);
+	return 0;
+}
+
+int
+splice_start(struct rsession *rs, const void *to_client, size_t clen,
+    const void *to_upstream, size_t ulen)
+{
+	rs->c2u.pipefd[0] = rs->c2u.pipefd[1] = -1;
+	rs->u2c.pipefd[0] = rs->u2c.pipefd[1] = -1;
+	if (splice_dir_init(rs, &rs->c2u, rs->cfd, rs->ufd, to_upstream,
+	    ulen) == -1 || splice_dir_init(rs, &rs->u2c, rs->ufd, rs->cfd,
+	    to_client, clen) == -1) {
+		splice_stop(rs);
+		return -1;
+	}
+	/* what we owe each side goes first, then the pipes take over */
+	event_add(&rs->u2c.wev, NULL);
+	event_add(&rs->c2u.wev, NULL);
+	return 0;
+}
+
+static void
+splice_dir_stop(struct splice_dir *d)
+{
+	if (d->pending == NULL && d->pipefd[0] == -1)
+		return;
+	if (event_initialized(&d->rev))
+		event_del(&d->rev);
+	if (event_initialized(&d->wev))
+		event_del(&d->wev);
+	if (d->pipefd[0] != -1)
+		close(d->pipefd[0]);
+	if (d->pipefd[1] != -1)
+		close(d->pipefd[1]);
+	d->pipefd[0] = d->pipefd[1] = -1;
+	if (d->pending != NULL)
+		evbuffer_free(d->pending);
+	d->pending = NULL;
+}
+
+void
+splice_stop(struct rsession *rs)
+{
+	splice_dir_stop(&rs->c2u);
+	splice_dir_stop(&rs->u2c);
+}

@@ -1,0 +1,1 @@
+/* Nothing yet: unit tests link the real objects. */
