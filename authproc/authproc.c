@@ -488,7 +488,7 @@ parent_handle(struct imsg *imsg)
 		configured = 1;
 		TAILQ_FOREACH(l, &listeners, entry)
 			event_add(&l->ev, NULL);
-		log_debug("ready");
+		log_info("ready");
 		break;
 	case IMSG_PEER_CHANNEL:
 		pc = imsg->data;

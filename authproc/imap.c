@@ -17,6 +17,7 @@
 #define ID_MAX_PAIRS		30
 
 static struct imap_command	cmd;	/* one at a time; large */
+static char			sasl_line[PIPELINE_MAX];
 
 static void
 imap_limits(struct imap_limits *lim)
@@ -223,11 +224,16 @@ imap_input_sasl(struct session *s, struct evbuffer *in)
 		session_close_after_write(s);
 		return 0;
 	}
-	s->state = S_PREAUTH;
-	imap_sasl_response(s, p, n);
-	/* the line held a password: wipe it before dropping it */
+	/*
+	 * Take the line out of the buffer before acting on it: whatever is
+	 * left in the buffer is forwarded upstream as pipelined input.
+	 */
+	memcpy(sasl_line, p, n);
 	explicit_bzero((char *)p, consumed);
 	evbuffer_drain(in, consumed);
+	s->state = S_PREAUTH;
+	imap_sasl_response(s, sasl_line, n);
+	explicit_bzero(sasl_line, n);
 	return 1;
 }
 

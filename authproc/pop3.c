@@ -12,6 +12,8 @@
 #include "authproc.h"
 #include "log.h"
 
+static char	sasl_line[PIPELINE_MAX];
+
 void
 pop3_greet(struct session *s)
 {
@@ -158,10 +160,13 @@ pop3_input(struct session *s)
 				session_close_after_write(s);
 				return;
 			}
-			s->state = S_PREAUTH;
-			pop3_sasl_response(s, p, n);
+			/* out of the buffer first: the rest is pipelined */
+			memcpy(sasl_line, p, n);
 			explicit_bzero((char *)p, consumed);
 			evbuffer_drain(in, consumed);
+			s->state = S_PREAUTH;
+			pop3_sasl_response(s, sasl_line, n);
+			explicit_bzero(sasl_line, n);
 			continue;
 		}
 		st = pop3_parse(p, len, authproc_conf.max_line, &c);

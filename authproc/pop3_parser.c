@@ -21,9 +21,17 @@ pop3_parse(const char *in, size_t len, size_t max_line,
 	cmd->hasarg = 0;
 	cmd->consumed = 0;
 
-	if ((n = line_find(in, len, &consumed)) == -1)
+	if ((n = line_find(in, len, &consumed)) == -1) {
+		/*
+		 * A trailing CR may be the first half of the line's CRLF:
+		 * do not count it, or a line of exactly max_line bytes
+		 * would be refused only when its LF arrives separately.
+		 */
+		if (len > 0 && in[len - 1] == '\r')
+			len--;
 		return len > max_line ? POP3_PARSE_TOO_LONG :
 		    POP3_PARSE_INCOMPLETE;
+	}
 	if ((size_t)n > max_line)
 		return POP3_PARSE_TOO_LONG;
 	cmd->consumed = consumed;

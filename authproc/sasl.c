@@ -29,9 +29,12 @@ sasl_plain_decode(const char *b64, size_t len, char *authzid,
 	const unsigned char *nul1, *nul2;
 	int		 n, rv = -1;
 
-	/* b64_pton wants a C string; reject embedded NULs and excess */
+	/*
+	 * b64_pton wants a C string; reject embedded NULs and excess.  Go
+	 * through "done" so every failure leaves passwd wiped alike.
+	 */
 	if (len == 0 || len >= sizeof(enc) || memchr(b64, '\0', len) != NULL)
-		return -1;
+		goto done;
 	memcpy(enc, b64, len);
 	enc[len] = '\0';
 	if ((n = b64_pton(enc, raw, sizeof(raw))) <= 0 ||

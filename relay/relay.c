@@ -426,7 +426,7 @@ parent_handle(struct imsg *imsg)
 			fatalx("bad route message");
 		break;
 	case IMSG_CONF_END:
-		log_debug("ready");
+		log_info("ready");
 		break;
 	case IMSG_PEER_CHANNEL:
 		pc = imsg->data;

@@ -1,0 +1,218 @@
+"""Shared pieces of the regress runner and the demo: running postern
+with a generated config, finding its children, and small raw-socket
+protocol clients that let a test see every byte postern sends."""
+
+import os
+import pwd
+import re
+import signal
+import socket
+import subprocess
+import time
+
+
+def wait_port(host, port, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def write_config(path, listeners, upstreams, routes, extra=""):
+    """listeners: [(addr, port, proto)], upstreams: {name: (host, imap, pop3)},
+    routes: [(kind, match, upstream)] with kind user|domain|default."""
+    lines = ['user "_postern"', 'chroot "/var/empty"']
+    lines += extra.strip().splitlines()
+    for addr, port, proto in listeners:
+        lines.append(f"listen on {addr} port {port} {proto}")
+    for name, (host, imap, pop3) in upstreams.items():
+        lines.append(f'upstream "{name}" {{')
+        lines.append(f"\thost {host}")
+        if imap:
+            lines.append(f"\timap port {imap}")
+        if pop3:
+            lines.append(f"\tpop3 port {pop3}")
+        lines.append("}")
+    for kind, match, up in routes:
+        if kind == "default":
+            lines.append(f'route default to "{up}"')
+        else:
+            lines.append(f'route {kind} "{match}" to "{up}"')
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def ensure_user(name="_postern"):
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home",
+                        "--home-dir", "/var/empty", "--shell",
+                        "/usr/sbin/nologin", name], check=True)
+
+
+class Postern:
+    """One postern daemon in the foreground (-d), logging to a file."""
+
+    def __init__(self, binary, conf, log_path, ports, verbose=True):
+        self.binary = os.path.abspath(binary)
+        self.conf = conf
+        self.log_path = log_path
+        self.ports = ports
+        self.verbose = verbose
+        self.proc = None
+
+    def start(self, timeout=20.0):
+        ensure_user()
+        args = [self.binary, "-d", "-f", self.conf]
+        if self.verbose:
+            args.append("-v")
+        env = dict(os.environ)
+        # LeakSanitizer needs ptrace, which the sandbox forbids
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf,
+                                     stderr=subprocess.STDOUT, env=env)
+        for port in self.ports:
+            if not wait_port("127.0.0.1", port, timeout):
+                self.stop()
+                raise RuntimeError(f"postern did not listen on {port}:\n"
+                                   + self.log_text()[-3000:])
+        # the children are ready once both logged "ready"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.children()) >= 2 and \
+                    self.log_text().count("ready") >= 2:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("postern children did not start:\n"
+                           + self.log_text()[-3000:])
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def children(self):
+        """{role: pid} of the live children, read from /proc."""
+        found = {}
+        if self.proc is None:
+            return found
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read().split(b"\0")
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            if ppid != self.proc.pid or b"-X" not in cmd:
+                continue
+            role = cmd[cmd.index(b"-X") + 1].decode()
+            found[role] = int(entry)
+        return found
+
+    def wait_child(self, role, not_pid=None, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = self.children().get(role)
+            if pid and pid != not_pid:
+                return pid
+            time.sleep(0.05)
+        return None
+
+    def stop(self, timeout=10.0):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.logf.close()
+        return rc
+
+
+class Raw:
+    """A line-oriented raw client: send bytes, read lines with a deadline."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+        self.timeout = timeout
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; have %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line + b"\n"
+
+    def until_tag(self, tag):
+        """IMAP: all lines up to and including the tagged response."""
+        lines = []
+        while True:
+            line = self.line()
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+
+    def closed(self, timeout=5.0):
+        """True if the server closes the connection (after any data)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (socket.timeout, TimeoutError):
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+def proc_status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f
+                    if ":\t" in line)
+
+
+def message(size, seed=0):
+    """An RFC 5322 message of about size bytes with CRLF lines."""
+    head = (f"From: a@example.org\r\nTo: b@example.org\r\n"
+            f"Subject: test {seed}\r\nMessage-ID: <{seed}.{time.time()}"
+            f"@example.org>\r\n\r\n").encode()
+    body = bytearray()
+    n = seed
+    while len(head) + len(body) < size:
+        n = (n * 1103515245 + 12345) & 0x7fffffff
+        body += (b"%08x" % n) * 9 + b"\r\n"
+    return head + bytes(body[:max(0, size - len(head) - 2)]) + b"\r\n"
+
+
+LOGIN_RE = re.compile(r"Login: user=<([^>]*)>")

@@ -1,0 +1,230 @@
+/*
+ * The relay's route table.  route.c keeps one process-wide table with no
+ * way to empty it, so the tests run in order and build it up: first an
+ * empty table, then routes without a default, then with one.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "relay.h"
+
+enum { UP_A = 1, UP_B = 2, UP_C = 3, UP_IMAPONLY = 4, UP_MISSING = 99 };
+
+static void
+set_addr(struct sockaddr_storage *ss, const char *ip, int port)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(port);
+	assert_int_equal(inet_pton(AF_INET, ip, &sin->sin_addr), 1);
+}
+
+static void
+add_upstream(uint32_t id, const char *name, int imap, int pop3)
+{
+	struct conf_upstream	u;
+
+	memset(&u, 0, sizeof(u));
+	u.id = id;
+	snprintf(u.name, sizeof(u.name), "%s", name);
+	if (imap) {
+		u.has_imap = 1;
+		set_addr(&u.imap, "192.0.2.1", 1000 + id);
+	}
+	if (pop3) {
+		u.has_pop3 = 1;
+		set_addr(&u.pop3, "192.0.2.1", 2000 + id);
+	}
+	route_add_upstream(&u);
+}
+
+static int
+add_route(enum route_kind kind, const char *match, uint32_t upstream)
+{
+	struct conf_route	r;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = kind;
+	r.upstream_id = upstream;
+	snprintf(r.match, sizeof(r.match), "%s", match);
+	return route_add(&r);
+}
+
+/* The upstream name user's route leads to for proto, or NULL. */
+static const char *
+lookup(const char *user, enum mail_proto proto, int *port)
+{
+	const struct conf_upstream	*u;
+	struct sockaddr_storage		 ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if ((u = route_lookup(user, proto, &ss)) == NULL)
+		return NULL;
+	assert_int_equal(ss.ss_family, AF_INET);
+	*port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return u->name;
+}
+
+static void
+test_empty_table(void **state)
+{
+	struct sockaddr_storage	ss;
+
+	(void)state;
+	assert_null(route_lookup("bob@example.com", PROTO_IMAP, &ss));
+	assert_null(route_lookup("bob", PROTO_POP3, &ss));
+}
+
+static void
+test_route_to_unknown_upstream(void **state)
+{
+	(void)state;
+	add_upstream(UP_A, "alpha", 1, 1);
+	add_upstream(UP_B, "beta", 1, 1);
+	add_upstream(UP_C, "gamma", 1, 1);
+	add_upstream(UP_IMAPONLY, "imaponly", 1, 0);
+	assert_int_equal(add_route(ROUTE_USER, "x@example.com", UP_MISSING),
+	    -1);
+	assert_int_equal(add_route(ROUTE_DEFAULT, "", UP_MISSING), -1);
+}
+
+static void
+test_no_default(void **state)
+{
+	int	port = 0;
+
+	(void)state;
+	assert_int_equal(add_route(ROUTE_USER, "vip@example.com", UP_A), 0);
+	assert_int_equal(add_route(ROUTE_DOMAIN, "example.com", UP_B), 0);
+	assert_int_equal(add_route(ROUTE_USER, "imap@example.org",
+	    UP_IMAPONLY), 0);
+
+	assert_string_equal(lookup("vip@example.com", PROTO_IMAP, &port),
+	    "alpha");
+	assert_int_equal(port, 1000 + UP_A);
+	assert_string_equal(lookup("other@example.com", PROTO_IMAP, &port),
+	    "beta");
+	/* no match and no default: nowhere to go */
+	assert_null(lookup("bob@example.net", PROTO_IMAP, &port));
+	assert_null(lookup("bob", PROTO_IMAP, &port));
+	assert_null(lookup("", PROTO_IMAP, &port));
+}
+
+static void
+test_precedence(void **state)
+{
+	int	port = 0;
+
+	(void)state;
+	assert_int_equal(add_route(ROUTE_DEFAULT, "", UP_C), 0);
+
+	/* exact user beats domain beats default */
+	assert_string_equal(lookup("vip@example.com", PROTO_IMAP, &port),
+	    "alpha");
+	assert_string_equal(lookup("someone@example.com", PROTO_IMAP, &port),
+	    "beta");
+	assert_string_equal(lookup("someone@example.net", PROTO_IMAP, &port),
+	    "gamma");
+	assert_int_equal(port, 1000 + UP_C);
+}
+
+static void
+test_case_insensitive(void **state)
+{
+	int	port = 0;
+
+	(void)state;
+	assert_string_equal(lookup("VIP@Example.COM", PROTO_IMAP, &port),
+	    "alpha");
+	assert_string_equal(lookup("Someone@EXAMPLE.com", PROTO_IMAP, &port),
+	    "beta");
+}
+
+static void
+test_domain_is_last_at(void **state)
+{
+	int	port = 0;
+
+	(void)state;
+	/* "a@b@example.com": the domain is what follows the last '@' */
+	assert_string_equal(lookup("a@b@example.com", PROTO_IMAP, &port),
+	    "beta");
+	/* a domain route is not a suffix match */
+	assert_string_equal(lookup("a@sub.example.com", PROTO_IMAP, &port),
+	    "gamma");
+	assert_string_equal(lookup("a@xexample.com", PROTO_IMAP, &port),
+	    "gamma");
+	/* nor does the domain match a user name without '@' */
+	assert_string_equal(lookup("example.com", PROTO_IMAP, &port),
+	    "gamma");
+}
+
+static void
+test_user_without_at(void **state)
+{
+	int	port = 0;
+
+	(void)state;
+	assert_string_equal(lookup("bob", PROTO_IMAP, &port), "gamma");
+	assert_int_equal(add_route(ROUTE_USER, "bob", UP_A), 0);
+	assert_string_equal(lookup("bob", PROTO_IMAP, &port), "alpha");
+	assert_string_equal(lookup("BOB", PROTO_POP3, &port), "alpha");
+	assert_int_equal(port, 2000 + UP_A);
+}
+
+static void
+test_protocol_without_port(void **state)
+{
+	int	port = 0;
+
+	(void)state;
+	assert_string_equal(lookup("imap@example.org", PROTO_IMAP, &port),
+	    "imaponly");
+	assert_int_equal(port, 1000 + UP_IMAPONLY);
+	/* the user's route decides; it does not fall back to the default */
+	assert_null(lookup("imap@example.org", PROTO_POP3, &port));
+	/* POP3 to an upstream with both ports uses the POP3 address */
+	assert_string_equal(lookup("x@example.com", PROTO_POP3, &port),
+	    "beta");
+	assert_int_equal(port, 2000 + UP_B);
+}
+
+static void
+test_bad_proto(void **state)
+{
+	struct sockaddr_storage	ss;
+
+	(void)state;
+	assert_null(route_lookup("vip@example.com", (enum mail_proto)0, &ss));
+	assert_null(route_lookup("vip@example.com", (enum mail_proto)7, &ss));
+}
+
+int
+main(void)
+{
+	/* order matters: the table only grows */
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_empty_table),
+		cmocka_unit_test(test_route_to_unknown_upstream),
+		cmocka_unit_test(test_no_default),
+		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_case_insensitive),
+		cmocka_unit_test(test_domain_is_last_at),
+		cmocka_unit_test(test_user_without_at),
+		cmocka_unit_test(test_protocol_without_port),
+		cmocka_unit_test(test_bad_proto),
+	};
+
+	return cmocka_run_group_tests_name("route", tests, NULL, NULL);
+}
