@@ -110,7 +110,7 @@ pop3_command(struct session *s, const struct pop3_command *c)
 			return;
 		}
 		session_reset_attempt(s);
-		snprintf(s->req.user, sizeof(s->req.user), "%s", arg);
+		memcpy(s->req.user, arg, strlen(arg) + 1);
 		s->has_user = 1;
 		session_printf(s, "+OK\r\n");
 	} else if (strcmp(c->name, "PASS") == 0 && arg != NULL) {
@@ -124,7 +124,7 @@ pop3_command(struct session *s, const struct pop3_command *c)
 			    "failed\r\n");
 			return;
 		}
-		snprintf(s->req.pass, sizeof(s->req.pass), "%s", arg);
+		memcpy(s->req.pass, arg, strlen(arg) + 1);
 		s->req.mech = MECH_USERPASS;
 		session_login(s);
 	} else if (strcmp(c->name, "AUTH") == 0) {

@@ -163,11 +163,11 @@ sandbox_seccomp_common(scmp_filter_ctx ctx)
 		fatalx("seccomp: newfstatat");
 	/* libevent sizes its reads with FIONREAD */
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-	    SCMP_A1(SCMP_CMP_EQ, FIONREAD)) != 0)
+	    SCMP_A1(SCMP_CMP_EQ, FIONREAD, 0)) != 0)
 		fatalx("seccomp: ioctl");
 	/* abort(3) signals itself, and only itself */
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-	    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid())) != 0)
+	    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0)) != 0)
 		fatalx("seccomp: tgkill");
 }
 
@@ -187,9 +187,9 @@ sandbox_seccomp(enum proc_role role)
 		break;
 	case PROC_RELAY:
 		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
-		    1, SCMP_A0(SCMP_CMP_EQ, AF_INET)) != 0 ||
+		    1, SCMP_A0(SCMP_CMP_EQ, AF_INET, 0)) != 0 ||
 		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
-		    1, SCMP_A0(SCMP_CMP_EQ, AF_INET6)) != 0)
+		    1, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0)) != 0)
 			fatalx("seccomp: socket");
 		allow(ctx, SCMP_SYS(connect));
 		allow(ctx, SCMP_SYS(getsockopt));

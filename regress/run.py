@@ -631,6 +631,20 @@ def _():
         check(PASSWORD not in p.log_text(), "password in log")
 
 
+@case("no-unexpected-child-deaths-or-sanitizer-reports")
+def _():
+    for p, allowed in ((env.postern, "relay"), (env.hooks, "authproc")):
+        log = p.log_text()
+        for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer",
+                    "UndefinedBehaviorSanitizer"):
+            check(bad not in log, f"sanitizer report in {p.log_path}")
+        deaths = [ln for ln in log.splitlines()
+                  if "terminated by signal" in ln or "exited with status" in ln]
+        # each instance had exactly one child killed on purpose
+        check(len(deaths) == 1 and allowed in deaths[0],
+              f"unexpected child deaths: {deaths}")
+
+
 @case("sigterm-stops-everything")
 def _():
     kids = env.postern.children()
