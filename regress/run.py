@@ -479,6 +479,23 @@ def _():
     c.close()
 
 
+@case("curl-imap-and-pop3")
+def _():
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "--user",
+                        f"{user(7)}:{PASSWORD}", f"imap://{HOST}:{IMAP}/"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0 and "INBOX" in r.stdout,
+          f"curl imap: {r.returncode} {r.stdout!r} {r.stderr!r}")
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "--user",
+                        f"{user(8)}:{PASSWORD}", f"pop3://{HOST}:{POP3}/"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, f"curl pop3: {r.returncode} {r.stderr!r}")
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "--user",
+                        f"{user(7)}:wrong", f"imap://{HOST}:{IMAP}/"],
+                       capture_output=True, text=True)
+    check(r.returncode == 67, f"curl wrong password: {r.returncode}")
+
+
 @case("routing-users-land-on-their-backend")
 def _():
     for n in range(1, NUSERS + 1):

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""`make demo`: two Dovecot back-ends and postern on loopback.
+
+The ports and users are a fixed contract other tools rely on:
+IMAP 127.0.0.1:10143, POP3 127.0.0.1:10110, users user1..user20@example.org
+with password "secret", odd-numbered users on the first Dovecot and
+even-numbered on the second.  Everything it writes is under run/demo/.
+"""
+
+import argparse
+import imaplib
+import os
+import poplib
+import shutil
+import signal
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from backends import Dovecot  # noqa: E402
+from harness import Postern, write_config  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOST = "127.0.0.1"
+IMAP, POP3 = 10143, 10110
+BACKENDS = ((11143, 11110), (12143, 12110))
+USERS = [f"user{i}@example.org" for i in range(1, 21)]
+PASSWORD = "secret"
+
+
+def port_free(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((HOST, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def scripted_logins():
+    m = imaplib.IMAP4(HOST, IMAP)
+    typ, data = m.login("user1@example.org", PASSWORD)
+    m.select("INBOX")
+    text = data[0].decode()
+    print(f"  IMAP  user1@example.org -> {typ} {text[text.rfind(']') + 2:]}"
+          " (capabilities from Dovecot 1)")
+    m.logout()
+    p = poplib.POP3(HOST, POP3)
+    p.user("user2@example.org")
+    resp = p.pass_(PASSWORD).decode()
+    count, size = p.stat()
+    print(f"  POP3  user2@example.org -> {resp} ({count} messages)")
+    p.quit()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--postern", default=os.path.join(ROOT, "obj/postern"))
+    ap.add_argument("--once", action="store_true",
+                    help="stop after the scripted logins (for tests)")
+    args = ap.parse_args()
+
+    busy = [p for p in (IMAP, POP3) + BACKENDS[0] + BACKENDS[1]
+            if not port_free(p)]
+    if busy:
+        sys.exit(f"demo: ports already in use on {HOST}: {busy} "
+                 "(is another demo running?)")
+
+    work = os.path.join(ROOT, "run", "demo")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    dovecots = [
+        Dovecot("demo1", os.path.join(work, "dovecot1"), *BACKENDS[0],
+                USERS[0::2], password=PASSWORD),
+        Dovecot("demo2", os.path.join(work, "dovecot2"), *BACKENDS[1],
+                USERS[1::2], password=PASSWORD),
+    ]
+    conf = os.path.join(work, "postern.conf")
+    write_config(conf, [(HOST, IMAP, "imap"), (HOST, POP3, "pop3")],
+                 {"mailstore1": (HOST, *BACKENDS[0]),
+                  "mailstore2": (HOST, *BACKENDS[1])},
+                 [("user", u, "mailstore2") for u in USERS[1::2]] +
+                 [("domain", "example.org", "mailstore1")])
+    postern = Postern(args.postern, conf, os.path.join(work, "postern.log"),
+                      [IMAP, POP3])
+    stop = []
+
+    def on_signal(sig, frame):
+        stop.append(sig)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for d in dovecots:
+            d.start()
+        postern.start()
+        print("postern demo is running:")
+        print(f"  IMAP  {HOST}:{IMAP}    POP3  {HOST}:{POP3}")
+        print("  users user1@example.org .. user20@example.org, "
+              f"password '{PASSWORD}'")
+        print("  odd users live on Dovecot 1 (127.0.0.1:11143), even on "
+              "Dovecot 2 (127.0.0.1:12143)")
+        print("scripted logins through postern:")
+        scripted_logins()
+        print("try it yourself:")
+        print(f"  curl -v --user user3@example.org:{PASSWORD} "
+              f"imap://{HOST}:{IMAP}/INBOX")
+        print(f"  curl -v --user user4@example.org:{PASSWORD} "
+              f"pop3://{HOST}:{POP3}/")
+        print(f"  python3 -c \"import imaplib; m=imaplib.IMAP4('{HOST}',"
+              f"{IMAP}); print(m.login('user5@example.org','{PASSWORD}'))\"")
+        print("  or point a mail client at 127.0.0.1, IMAP port 10143 or "
+              "POP3 port 10110, no TLS")
+        print(f"logs: {work}/postern.log, {work}/dovecot*/")
+        if args.once:
+            return 0
+        print("press Ctrl-C to stop", flush=True)
+        while not stop:
+            if postern.proc.poll() is not None:
+                print("postern exited; see run/demo/postern.log")
+                return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        print("stopping", flush=True)
+        postern.stop()
+        for d in dovecots:
+            d.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
