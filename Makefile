@@ -89,6 +89,7 @@ deps:
 test: deps
 	$(MAKE) unit
 	$(MAKE) regress
+	$(MAKE) CC=clang BUILD=obj-clang all
 
 # ---- sanitizers ----
 SAN_FLAGS	 = -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -126,7 +127,9 @@ fuzz-smoke: $(FUZZ_BINS)
 	done
 
 # ---- demo and install ----
-demo: deps all
+# deps first, then a fresh make: pkg-config must run after the install
+demo: deps
+	$(MAKE) all
 	python3 regress/demo.py --postern $(PROG)
 
 PREFIX		?= /usr/local
