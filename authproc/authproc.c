@@ -369,6 +369,18 @@ listener_accept(int fd, short event, void *arg)
 	session_new(l, cfd, &ss);
 }
 
+/* Tell the parent our peer sent garbage, so it restarts the peer. */
+static void
+report_peer(pid_t pid)
+{
+	struct peer_channel	pc;
+
+	pc.role = PROC_RELAY;
+	pc.pid = pid;
+	imsgev_compose(&parent_iev, IMSG_PEER_MISBEHAVED, 0, -1, &pc,
+	    sizeof(pc));
+}
+
 static void
 relay_lost(void)
 {
@@ -438,6 +450,7 @@ relay_dispatch(int fd, short event, void *arg)
 		    login_result_valid(&imsg, err, sizeof(err)) == -1) {
 			log_warnx("relay sent a bad message: %s", err);
 			imsg_free(&imsg);
+			report_peer(iev->ibuf.peerpid);
 			relay_lost();
 			return;
 		}
@@ -446,6 +459,7 @@ relay_dispatch(int fd, short event, void *arg)
 	}
 	if (n == -1) {
 		log_warnx("relay sent a malformed frame");
+		report_peer(iev->ibuf.peerpid);
 		relay_lost();
 	}
 }
@@ -541,6 +555,20 @@ test_forbidden_call(int sig)
 	(void)sig;
 	syscall(SYS_openat, AT_FDCWD, "/", O_RDONLY);
 }
+
+/* Test builds only: send relay a malformed login request. */
+static void
+test_forge_message(int sig, short event, void *arg)
+{
+	char	junk[16] = "not a request";
+
+	(void)sig;
+	(void)event;
+	(void)arg;
+	if (relay_iev != NULL)
+		imsgev_compose(relay_iev, IMSG_LOGIN_REQUEST, 0, -1, junk,
+		    sizeof(junk));
+}
 #endif
 
 static void
@@ -561,7 +589,11 @@ authproc_main(void)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 #ifdef POSTERN_TEST_HOOKS
+	static struct event	ev_forge;
+
 	signal(SIGUSR2, test_forbidden_call);
+	signal_set(&ev_forge, SIGUSR1, test_forge_message, NULL);
+	signal_add(&ev_forge, NULL);
 #endif
 	signal_set(&ev_term, SIGTERM, authproc_sig, NULL);
 	signal_set(&ev_int, SIGINT, authproc_sig, NULL);

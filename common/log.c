@@ -201,7 +201,7 @@ log_debug(const char *fmt, ...)
 {
 	va_list	ap;
 
-	if (log_verbose < 2)
+	if (log_verbose < 1)
 		return;
 	va_start(ap, fmt);
 	vlog(LOG_DEBUG, fmt, ap);

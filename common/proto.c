@@ -22,6 +22,13 @@ const struct imsg_rule parent_to_child_rules[] = {
 const size_t parent_to_child_nrules =
     sizeof(parent_to_child_rules) / sizeof(parent_to_child_rules[0]);
 
+/* A child's only word to the parent: "my peer sent me garbage". */
+const struct imsg_rule child_to_parent_rules[] = {
+	{ IMSG_PEER_MISBEHAVED,	FIXED(struct peer_channel),	IMSG_FD_NONE },
+};
+const size_t child_to_parent_nrules =
+    sizeof(child_to_parent_rules) / sizeof(child_to_parent_rules[0]);
+
 const struct imsg_rule authproc_to_relay_rules[] = {
 	{ IMSG_LOGIN_REQUEST, sizeof(struct login_request),
 	    sizeof(struct login_request) + PIPELINE_MAX, IMSG_FD_REQUIRED },

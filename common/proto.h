@@ -61,6 +61,8 @@ enum imsg_type {
 	IMSG_LOGIN_REQUEST,
 	/* relay -> authproc */
 	IMSG_LOGIN_RESULT,
+	/* child -> parent */
+	IMSG_PEER_MISBEHAVED,
 	IMSG_TYPE_MAX
 };
 
@@ -143,6 +145,8 @@ struct login_result {
 
 extern const struct imsg_rule	parent_to_child_rules[];
 extern const size_t		parent_to_child_nrules;
+extern const struct imsg_rule	child_to_parent_rules[];
+extern const size_t		child_to_parent_nrules;
 extern const struct imsg_rule	authproc_to_relay_rules[];
 extern const size_t		authproc_to_relay_nrules;
 extern const struct imsg_rule	relay_to_authproc_rules[];

@@ -216,9 +216,34 @@ child_connect_peers(void)
 }
 
 /*
- * Children have nothing to tell the parent yet: any message from one is
- * a protocol violation, so the child is killed and restarted.
+ * A child may tell the parent only that its peer misbehaved; the peer is
+ * then assumed compromised and restarted.  Anything else from a child is
+ * itself a violation, and that child is restarted.
  */
+static void
+child_handle(struct child *c, struct imsg *imsg)
+{
+	struct peer_channel	*pc = imsg->data;
+	char			 err[128];
+
+	if (imsg_check(child_to_parent_rules, child_to_parent_nrules, imsg,
+	    err, sizeof(err)) == -1 || (pc->role != PROC_AUTHPROC &&
+	    pc->role != PROC_RELAY) || pc->role == c->role) {
+		log_warnx("%s sent a bad message (%s); restarting it",
+		    proc_role_name(c->role), err);
+		kill(c->pid, SIGKILL);
+		return;
+	}
+	if (children[pc->role].pid > 0 &&
+	    children[pc->role].pid == (pid_t)pc->pid) {
+		log_warnx("%s reports that %s (pid %d) sent a malformed "
+		    "message; restarting %s", proc_role_name(c->role),
+		    proc_role_name(pc->role), pc->pid,
+		    proc_role_name(pc->role));
+		kill(children[pc->role].pid, SIGKILL);
+	}
+}
+
 static void
 child_dispatch(int fd, short event, void *arg)
 {
@@ -233,12 +258,8 @@ child_dispatch(int fd, short event, void *arg)
 		return;	/* SIGCHLD will follow */
 	}
 	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
-		log_warnx("%s sent unexpected message type %u; restarting it",
-		    proc_role_name(c->role), imsg.hdr.type);
+		child_handle(c, &imsg);
 		imsg_free(&imsg);
-		kill(c->pid, SIGKILL);
-		event_del(&iev->ev);
-		return;
 	}
 	if (n == -1) {
 		log_warnx("%s sent a malformed message; restarting it",

@@ -47,7 +47,6 @@ struct postern_conf {
 /* parse.y */
 struct postern_conf	*parse_config(const char *path);
 void			 free_config(struct postern_conf *);
-void			 dump_config(const struct postern_conf *);
 
 /* parent.c */
 int	child_main(enum proc_role, int argc, char **argv);

@@ -129,7 +129,12 @@ rsession_printf(struct rsession *rs, const char *fmt, ...)
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
-		rsession_login_done(rs, LOGIN_TEMPFAIL, "command too long");
+		/*
+		 * Bounded fields make this unreachable; if it ever happens,
+		 * send nothing and let the login timer fail the attempt.
+		 */
+		log_warnx("session %u: upstream command too long", rs->id);
+		explicit_bzero(buf, sizeof(buf));
 		return;
 	}
 	rsession_send(rs, buf, n);
@@ -314,6 +319,7 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 {
 	struct rsession		*rs;
 	struct login_request	*req = imsg->data;
+	int			 on = 1;
 
 	if ((rs = calloc(1, sizeof(*rs))) == NULL)
 		fatal("calloc");
@@ -329,6 +335,7 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 		memcpy(rs->pipelined, (unsigned char *)imsg->data +
 		    sizeof(*req), rs->pipelen);
 	}
+	setsockopt(rs->cfd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 	if ((rs->uin = evbuffer_new()) == NULL ||
 	    (rs->uout = evbuffer_new()) == NULL)
 		fatal("evbuffer_new");
@@ -337,6 +344,18 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 }
 
 /* authproc went away or was replaced: its unfinished logins die too. */
+/* Tell the parent our peer sent garbage, so it restarts the peer. */
+static void
+report_peer(pid_t pid)
+{
+	struct peer_channel	pc;
+
+	pc.role = PROC_AUTHPROC;
+	pc.pid = pid;
+	imsgev_compose(&parent_iev, IMSG_PEER_MISBEHAVED, 0, -1, &pc,
+	    sizeof(pc));
+}
+
 static void
 authproc_lost(struct imsgev *iev)
 {
@@ -377,6 +396,7 @@ authproc_dispatch(int fd, short event, void *arg)
 			/* a compromised authproc: drop it, parent restarts */
 			log_warnx("authproc sent a bad message: %s", err);
 			imsg_free(&imsg);
+			report_peer(iev->ibuf.peerpid);
 			authproc_lost(iev);
 			return;
 		}
@@ -385,6 +405,7 @@ authproc_dispatch(int fd, short event, void *arg)
 	}
 	if (n == -1) {
 		log_warnx("authproc sent a malformed frame");
+		report_peer(iev->ibuf.peerpid);
 		authproc_lost(iev);
 	}
 }

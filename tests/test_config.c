@@ -1,0 +1,465 @@
+/*
+ * parse_config(): each test writes a configuration to a temporary file.
+ * Parse errors are logged with log_warnx to stderr; that is expected.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sys/stat.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "parent.h"
+
+#define EXAMPLE_CONF	"etc/postern.conf"
+
+static struct postern_conf *
+parse_text(const char *text)
+{
+	struct postern_conf	*c;
+	char			 path[] = "/tmp/postern-test-conf.XXXXXX";
+	int			 fd;
+	size_t			 len = strlen(text);
+
+	fd = mkstemp(path);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+	c = parse_config(path);
+	assert_int_equal(unlink(path), 0);
+	return c;
+}
+
+static void
+expect_error(const char *text)
+{
+	struct postern_conf	*c;
+
+	if ((c = parse_text(text)) != NULL) {
+		free_config(c);
+		fail_msg("accepted:\n%s", text);
+	}
+}
+
+static void
+assert_in(const struct sockaddr_storage *ss, const char *ip, int port)
+{
+	const struct sockaddr_in	*sin = (const void *)ss;
+	char				 buf[INET_ADDRSTRLEN];
+
+	assert_int_equal(ss->ss_family, AF_INET);
+	assert_non_null(inet_ntop(AF_INET, &sin->sin_addr, buf,
+	    sizeof(buf)));
+	assert_string_equal(buf, ip);
+	assert_int_equal(ntohs(sin->sin_port), port);
+}
+
+static void
+assert_in6(const struct sockaddr_storage *ss, const char *ip, int port)
+{
+	const struct sockaddr_in6	*sin6 = (const void *)ss;
+	char				 buf[INET6_ADDRSTRLEN];
+
+	assert_int_equal(ss->ss_family, AF_INET6);
+	assert_non_null(inet_ntop(AF_INET6, &sin6->sin6_addr, buf,
+	    sizeof(buf)));
+	assert_string_equal(buf, ip);
+	assert_int_equal(ntohs(sin6->sin6_port), port);
+}
+
+static const char full_conf[] =
+    "# a comment line\n"
+    "user \"_mailproxy\"\n"
+    "chroot /var/lib/postern\n"
+    "\n"
+    "timeout connect 5\t# trailing comment\n"
+    "timeout login 20\n"
+    "timeout pre-auth 45\n"
+    "limit line 4096\n"
+    "limit literal 512\n"
+    "limit bad-commands 5\n"
+    "limit sessions 200\n"
+    "greeting \"Welcome to \\\"postern\\\"\"\n"
+    "listen on 127.0.0.1 port 1143 imap\n"
+    "listen on ::1 port 1110 pop3\n"
+    "\n"
+    "upstream \"mx1\" {\n"
+    "\thost 192.0.2.10\n"
+    "\timap port 143\n"
+    "\tpop3 port 110\n"
+    "}\n"
+    "upstream mx2 {\n"
+    "\n"
+    "\thost \"2001:db8::2\"\n"
+    "\timap port 10143\n"
+    "\n"
+    "}\n"
+    "route user \"VIP@Example.COM\" to mx2\n"
+    "route domain example.org to \"mx1\"\n"
+    "route default to mx1\n";
+
+static void
+test_full_config(void **state)
+{
+	struct postern_conf	*c;
+	struct listener		*l;
+	struct upstream		*u;
+	struct route		*r;
+
+	(void)state;
+	c = parse_text(full_conf);
+	assert_non_null(c);
+
+	assert_string_equal(c->user, "_mailproxy");
+	assert_string_equal(c->sandbox.chroot, "/var/lib/postern");
+	assert_int_equal(c->global.timeout_connect, 5);
+	assert_int_equal(c->global.timeout_login, 20);
+	assert_int_equal(c->global.timeout_preauth, 45);
+	assert_int_equal(c->global.max_line, 4096);
+	assert_int_equal(c->global.max_literal, 512);
+	assert_int_equal(c->global.max_bad_commands, 5);
+	assert_int_equal(c->global.max_sessions, 200);
+	assert_string_equal(c->global.greeting, "Welcome to \"postern\"");
+
+	/* listeners, in file order */
+	l = TAILQ_FIRST(&c->listeners);
+	assert_non_null(l);
+	assert_int_equal(l->conf.proto, PROTO_IMAP);
+	assert_in(&l->conf.addr, "127.0.0.1", 1143);
+	assert_string_equal(l->conf.name, "imap:1143");
+	assert_int_equal(l->fd, -1);
+	assert_int_equal(l->conf.id, 1);
+	l = TAILQ_NEXT(l, entry);
+	assert_non_null(l);
+	assert_int_equal(l->conf.proto, PROTO_POP3);
+	assert_in6(&l->conf.addr, "::1", 1110);
+	assert_string_equal(l->conf.name, "pop3:1110");
+	assert_int_equal(l->conf.id, 2);
+	assert_null(TAILQ_NEXT(l, entry));
+
+	/* upstreams */
+	u = TAILQ_FIRST(&c->upstreams);
+	assert_non_null(u);
+	assert_string_equal(u->conf.name, "mx1");
+	assert_string_equal(u->host, "192.0.2.10");
+	assert_int_equal(u->imap_port, 143);
+	assert_int_equal(u->pop3_port, 110);
+	assert_int_equal(u->conf.has_imap, 1);
+	assert_int_equal(u->conf.has_pop3, 1);
+	assert_in(&u->conf.imap, "192.0.2.10", 143);
+	assert_in(&u->conf.pop3, "192.0.2.10", 110);
+	assert_int_equal(u->conf.id, 3);
+	u = TAILQ_NEXT(u, entry);
+	assert_non_null(u);
+	assert_string_equal(u->conf.name, "mx2");
+	assert_string_equal(u->host, "2001:db8::2");
+	assert_int_equal(u->imap_port, 10143);
+	assert_int_equal(u->pop3_port, 0);
+	assert_int_equal(u->conf.has_imap, 1);
+	assert_int_equal(u->conf.has_pop3, 0);
+	assert_in6(&u->conf.imap, "2001:db8::2", 10143);
+	assert_int_equal(u->conf.id, 4);
+	assert_null(TAILQ_NEXT(u, entry));
+
+	/* routes: matches are stored lower case */
+	r = TAILQ_FIRST(&c->routes);
+	assert_non_null(r);
+	assert_int_equal(r->conf.kind, ROUTE_USER);
+	assert_string_equal(r->conf.match, "vip@example.com");
+	assert_int_equal(r->conf.upstream_id, 4);
+	r = TAILQ_NEXT(r, entry);
+	assert_non_null(r);
+	assert_int_equal(r->conf.kind, ROUTE_DOMAIN);
+	assert_string_equal(r->conf.match, "example.org");
+	assert_int_equal(r->conf.upstream_id, 3);
+	r = TAILQ_NEXT(r, entry);
+	assert_non_null(r);
+	assert_int_equal(r->conf.kind, ROUTE_DEFAULT);
+	assert_string_equal(r->conf.match, "");
+	assert_int_equal(r->conf.upstream_id, 3);
+	assert_null(TAILQ_NEXT(r, entry));
+
+	free_config(c);
+}
+
+static void
+test_defaults(void **state)
+{
+	struct postern_conf	*c;
+
+	(void)state;
+	c = parse_text("listen on 0.0.0.0 port 143 imap\n");
+	assert_non_null(c);
+	assert_string_equal(c->user, POSTERN_USER);
+	assert_string_equal(c->sandbox.chroot, POSTERN_CHROOT);
+	assert_int_equal(c->global.timeout_connect, 10);
+	assert_int_equal(c->global.timeout_login, 30);
+	assert_int_equal(c->global.timeout_preauth, 60);
+	assert_int_equal(c->global.max_line, 8192);
+	assert_int_equal(c->global.max_literal, PASS_MAX_LEN);
+	assert_int_equal(c->global.max_bad_commands, 10);
+	assert_int_equal(c->global.max_sessions, 10000);
+	assert_string_equal(c->global.greeting, "postern ready");
+	assert_true(TAILQ_EMPTY(&c->upstreams));
+	assert_true(TAILQ_EMPTY(&c->routes));
+	assert_in(&TAILQ_FIRST(&c->listeners)->conf.addr, "0.0.0.0", 143);
+	free_config(c);
+}
+
+static void
+test_no_final_newline(void **state)
+{
+	struct postern_conf	*c;
+
+	(void)state;
+	/* an editor that drops the last newline must not break the file */
+	c = parse_text("greeting hi\nlisten on 127.0.0.1 port 143 imap");
+	assert_non_null(c);
+	assert_false(TAILQ_EMPTY(&c->listeners));
+	free_config(c);
+	c = parse_text("listen on 127.0.0.1 port 143 imap\n# last");
+	assert_non_null(c);
+	free_config(c);
+}
+
+static void
+test_line_continuation(void **state)
+{
+	struct postern_conf	*c;
+
+	(void)state;
+	c = parse_text("listen on 127.0.0.1 \\\nport 143 imap\n"
+	    "timeout login \\\n 7\n");
+	assert_non_null(c);
+	assert_int_equal(c->global.timeout_login, 7);
+	free_config(c);
+}
+
+static void
+test_undefined_upstream(void **state)
+{
+	(void)state;
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "route default to nowhere\n");
+	/* an upstream must come before the routes naming it */
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "route domain example.com to late\n"
+	    "upstream late {\n\thost 192.0.2.1\n\timap port 143\n}\n");
+}
+
+static void
+test_duplicates(void **state)
+{
+	(void)state;
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "listen on 127.0.0.1 port 143 pop3\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "upstream a {\n\thost 192.0.2.1\n\timap port 143\n}\n"
+	    "upstream a {\n\thost 192.0.2.2\n\timap port 143\n}\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "upstream a {\n\thost 192.0.2.1\n\timap port 143\n}\n"
+	    "route domain Example.com to a\n"
+	    "route domain example.COM to a\n");
+}
+
+static void
+test_same_port_other_address(void **state)
+{
+	struct postern_conf	*c;
+
+	(void)state;
+	c = parse_text("listen on 127.0.0.1 port 143 imap\n"
+	    "listen on 127.0.0.2 port 143 imap\n"
+	    "listen on 127.0.0.1 port 110 pop3\n");
+	assert_non_null(c);
+	free_config(c);
+}
+
+static void
+test_bad_port(void **state)
+{
+	(void)state;
+	expect_error("listen on 127.0.0.1 port 0 imap\n");
+	expect_error("listen on 127.0.0.1 port 65536 imap\n");
+	expect_error("listen on 127.0.0.1 port -1 imap\n");
+	expect_error("listen on 127.0.0.1 port imap imap\n");
+	expect_error("listen on 127.0.0.1 port 99999999999999999999 imap\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "upstream a {\n\thost 192.0.2.1\n\timap port 70000\n}\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "upstream a {\n\thost 192.0.2.1\n\tpop3 port 0\n}\n");
+}
+
+static void
+test_timeout_range(void **state)
+{
+	struct postern_conf	*c;
+
+	(void)state;
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "timeout connect 0\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "timeout login 86401\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "timeout pre-auth -5\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "timeout idle 5\n");
+	c = parse_text("listen on 127.0.0.1 port 143 imap\n"
+	    "timeout pre-auth 86400\ntimeout connect 1\n");
+	assert_non_null(c);
+	assert_int_equal(c->global.timeout_preauth, 86400);
+	assert_int_equal(c->global.timeout_connect, 1);
+	free_config(c);
+}
+
+static void
+test_limit_range(void **state)
+{
+	(void)state;
+	expect_error("listen on 127.0.0.1 port 143 imap\nlimit line 511\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\nlimit line 8193\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "limit literal 1024\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "limit sessions 0\n");
+}
+
+static void
+test_bad_strings(void **state)
+{
+	(void)state;
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "greeting \"unterminated\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "greeting \"unterminated");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "greeting \"bad \\escape\"\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "greeting \"tab\there\"\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "chroot relative/path\n");
+}
+
+static void
+test_upstream_errors(void **state)
+{
+	(void)state;
+	/* no host */
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "upstream a {\n\timap port 143\n}\n");
+	/* no port */
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "upstream a {\n\thost 192.0.2.1\n}\n");
+	/* unknown option */
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "upstream a {\n\thost 192.0.2.1\n\timap port 143\n"
+	    "\tweight 5\n}\n");
+	/* unclosed */
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "upstream a {\n\thost 192.0.2.1\n\timap port 143\n");
+	/* an error inside one block, then a good block */
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "upstream a {\n\thost 192.0.2.1\n\timap port 0\n}\n"
+	    "upstream b {\n\thost 192.0.2.1\n\timap port 143\n}\n");
+}
+
+static void
+test_no_listeners(void **state)
+{
+	(void)state;
+	expect_error("");
+	expect_error("# nothing but a comment\n");
+	expect_error("upstream a {\n\thost 192.0.2.1\n\timap port 143\n}\n"
+	    "route default to a\n");
+}
+
+static void
+test_syntax_errors(void **state)
+{
+	(void)state;
+	expect_error("listen on 127.0.0.1 port 143 imap\nfrobnicate\n");
+	expect_error("listen on 127.0.0.1 port 143 smtp\n");
+	expect_error("listen 127.0.0.1 port 143 imap\n");
+	expect_error("listen on 127.0.0.1 port 143 imap extra\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "route user to a\n");
+	expect_error("listen on localhost-no-such-name port 143 imap\n");
+	/* an error on a line does not hide one further on */
+	expect_error("frobnicate\nlisten on 127.0.0.1 port 143 imap\n");
+}
+
+static void
+test_missing_file(void **state)
+{
+	(void)state;
+	assert_null(parse_config("/nonexistent/postern.conf"));
+}
+
+static void
+test_reparse(void **state)
+{
+	struct postern_conf	*a, *b;
+
+	(void)state;
+	/* the parser keeps no state between runs */
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+	    "upstream a {\n\thost 192.0.2.1\n\timap port 0\n");
+	a = parse_text(full_conf);
+	b = parse_text(full_conf);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(TAILQ_LAST(&b->routes, routelist)->conf.upstream_id,
+	    TAILQ_LAST(&a->routes, routelist)->conf.upstream_id);
+	free_config(a);
+	free_config(b);
+}
+
+static void
+test_example_config(void **state)
+{
+	struct postern_conf	*c;
+	struct stat		 st;
+
+	(void)state;
+	if (stat(EXAMPLE_CONF, &st) == -1)
+		skip();
+	c = parse_config(EXAMPLE_CONF);
+	assert_non_null(c);
+	assert_false(TAILQ_EMPTY(&c->listeners));
+	free_config(c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full_config),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_no_final_newline),
+		cmocka_unit_test(test_line_continuation),
+		cmocka_unit_test(test_undefined_upstream),
+		cmocka_unit_test(test_duplicates),
+		cmocka_unit_test(test_same_port_other_address),
+		cmocka_unit_test(test_bad_port),
+		cmocka_unit_test(test_timeout_range),
+		cmocka_unit_test(test_limit_range),
+		cmocka_unit_test(test_bad_strings),
+		cmocka_unit_test(test_upstream_errors),
+		cmocka_unit_test(test_no_listeners),
+		cmocka_unit_test(test_syntax_errors),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_reparse),
+		cmocka_unit_test(test_example_config),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
