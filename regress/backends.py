@@ -10,14 +10,17 @@ Run `python3 regress/backends.py selftest` to check that the generated
 configuration works on this machine.
 """
 
-import errno
+import atexit
+import grp
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import weakref
 
 __all__ = ["Dovecot"]
 
@@ -151,9 +154,12 @@ class Dovecot:
 
     def __init__(self, name, workdir, imap_port, pop3_port, users,
                  password="secret", address="127.0.0.1", extra_conf=""):
+        # These end up in a passwd-file and in maildir paths.
         for user in users:
             if not user or any(c in user for c in ":/\n\r\t "):
-                raise ValueError("unusable user name for passwd-file: %r" % user)
+                raise ValueError("unusable user name: %r" % user)
+        if any(c in password for c in ":\n\r"):
+            raise ValueError("unusable password: %r" % password)
         self.name = name
         self._workdir = os.path.abspath(workdir)
         self._imap_port = int(imap_port)
@@ -184,7 +190,7 @@ class Dovecot:
     @property
     def pid(self):
         """pid of the dovecot master we started, None when not running."""
-        if self._proc is None or self._proc.poll() is not None:
+        if self._proc is None or _exited(self._proc.pid):
             return None
         return self._proc.pid
 
@@ -289,7 +295,8 @@ class Dovecot:
     def _check_ports_free(self):
         """A port held by someone else would make readiness checks lie."""
         for port in (self._imap_port, self._pop3_port):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+            s = socket.socket(family, socket.SOCK_STREAM)
             try:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind((self.address, port))
@@ -308,11 +315,13 @@ class Dovecot:
         self._write_files()
         self._stderr = open(self._stderr_path, "ab")
         # A new session makes the master a process-group leader, so stop()
-        # can reap every child by our own pid even if the master dies first.
+        # can signal all of its children through the pid we hold, and a
+        # Ctrl-C meant for the test runner does not hit Dovecot directly.
         self._proc = subprocess.Popen(
             [DOVECOT, "-F", "-c", self.conf_path],
             stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
             cwd=self._workdir, start_new_session=True, close_fds=True)
+        _running.add(self)
         deadline = time.monotonic() + timeout
         try:
             self._wait_ready(deadline)
@@ -326,8 +335,8 @@ class Dovecot:
         pending = {"imap": self._imap_port, "pop3": self._pop3_port}
         last_error = "timed out"
         while pending:
-            if self._proc.poll() is not None:
-                raise RuntimeError("dovecot exited with status %d" % self._proc.returncode)
+            if _exited(self._proc.pid):
+                raise RuntimeError("dovecot master exited during startup")
             if time.monotonic() > deadline:
                 raise RuntimeError("%s not ready: %s" % (", ".join(sorted(pending)), last_error))
             for proto, port in list(pending.items()):
@@ -345,25 +354,42 @@ class Dovecot:
                 time.sleep(0.05)
 
     def stop(self):
+        """Stop the master, then everything it left behind.
+
+        On SIGTERM the master exits after about a second, but mail
+        processes of open sessions linger for ~10 s more and keep serving
+        their clients, and an imap-login holding an unauthenticated client
+        waits for it to time out.  Tests that stop a backend want its
+        connections gone, so the rest of the master's process group gets
+        SIGTERM too (SIGKILL after 5 s).  The master is reaped last: its
+        zombie keeps the pid, and so the group id, from being reused while
+        we signal the group.
+        """
         proc, self._proc = self._proc, None
+        _running.discard(self)
         if proc is not None:
-            pgid = proc.pid
-            if proc.poll() is None:
+            pid = proc.pid
+            if not _exited(pid):
                 proc.send_signal(signal.SIGTERM)
+                if not _wait_exited(pid, 5.0):
+                    proc.send_signal(signal.SIGKILL)
+                    _wait_exited(pid, None)
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                if not _live_group_members(pid):
+                    break
                 try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            # The master terminates its children on SIGTERM but does not
-            # wait for all of them; reap stragglers so ports and pids are
-            # really gone when stop() returns.
-            _wait_group_gone(pgid, grace=5.0)
+                    os.killpg(pid, sig)
+                except ProcessLookupError:
+                    break
+                deadline = time.monotonic() + 5.0
+                while _live_group_members(pid) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            proc.wait()
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
         if self._private_base_dir is not None:
-            subprocess.run(["rm", "-rf", "--", self._private_base_dir], check=False)
+            shutil.rmtree(self._private_base_dir, ignore_errors=True)
             self._private_base_dir = None
 
     def __enter__(self):
@@ -374,7 +400,6 @@ class Dovecot:
         return False
 
     def __del__(self):
-        # Never leave a dovecot running behind a crashed test runner.
         try:
             self.stop()
         except Exception:
@@ -399,7 +424,8 @@ class Dovecot:
         """Successful logins in log order.
 
         Dovecot's log process writes asynchronously, so a login that just
-        completed may take a few milliseconds to show up here.
+        completed may take a few milliseconds to show up here.  The log is
+        appended to across restarts of the same workdir.
         """
         try:
             with open(self.log_path, "r", errors="replace") as f:
@@ -414,7 +440,7 @@ class Dovecot:
 
         Written to tmp/ then renamed into new/, as the maildir spec wants,
         so a running Dovecot never sees a partial file.  Bytes are stored
-        as given; Dovecot expects LF line endings in maildir files.
+        as given (LF or CRLF line endings both work).
         """
         if user not in self.users:
             raise KeyError("%s: unknown user %r" % (self.name, user))
@@ -433,8 +459,21 @@ class Dovecot:
         return dst
 
 
+# The master runs in its own session, so nothing kills it when the test
+# runner dies; stop whatever is still running when the interpreter exits.
+_running = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all():
+    for d in list(_running):
+        try:
+            d.stop()
+        except Exception:
+            pass
+
+
 def _dovecot_gid():
-    import grp
     return grp.getgrnam("dovecot").gr_gid
 
 
@@ -449,27 +488,40 @@ def _read_greeting(address, port, timeout=2.0):
         return data
 
 
-def _group_alive(pgid):
+def _exited(pid):
+    """True once our child pid has exited, without reaping it."""
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
         return True
+    return info is not None
+
+
+def _wait_exited(pid, timeout):
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not _exited(pid):
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
     return True
 
 
-def _wait_group_gone(pgid, grace):
-    deadline = time.monotonic() + grace
-    while _group_alive(pgid):
-        if time.monotonic() > deadline:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + grace
-            grace = 0  # only one SIGKILL round; then just wait
-        time.sleep(0.05)
+def _live_group_members(pgid):
+    """pids in process group pgid that are not zombies."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                # comm may contain spaces and parentheses; fields after it
+                # are: state ppid pgrp ...
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
 
 
 # ---------------------------------------------------------------------------
@@ -480,8 +532,6 @@ def _selftest():
     import base64
     import imaplib
     import poplib
-    import shutil
-    import sys
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -545,8 +595,8 @@ def _selftest():
         assert typ == "OK", typ
         c.select("INBOX", readonly=True)
         typ, data = c.search(None, "HEADER", "Subject", "big")
-        uid = data[0].split()[-1]
-        typ, data = c.fetch(uid, "(BODY.PEEK[])")
+        num = data[0].split()[-1]
+        typ, data = c.fetch(num, "(BODY.PEEK[])")
         got = data[0][1]
         c.logout()
         assert got == msg, "fetched %d bytes, differ from %d appended" % (len(got), len(msg))
@@ -675,11 +725,20 @@ def _selftest():
         return ", ".join("%s:%d" % p for p in sorted(ports))
 
     def t_stop(d):
+        # Sessions open at stop time must be cut, not left to linger.
+        authed = imap_login(d, users[0])
+        pop = poplib.POP3(d.address, d.pop3_port, timeout=10)
+        pop.user(users[1])
+        pop.pass_("secret")
+        unauthed = socket.create_connection((d.address, d.imap_port), timeout=10)
+        unauthed.recv(512)
         pid = d.pid
         kids = _descendants(pid)
+        t0 = time.monotonic()
         d.stop()
+        took = time.monotonic() - t0
         d.stop()  # idempotent
-        alive = [p for p in [pid] + kids if os.path.exists("/proc/%d" % p)]
+        alive = [p for p in [pid] + kids if _proc_state(p) not in (None, "Z")]
         assert not alive, "still running: %r" % alive
         assert d.pid is None
         for port in (d.imap_port, d.pop3_port):
@@ -688,7 +747,15 @@ def _selftest():
                 raise AssertionError("port %d still accepts connections" % port)
             except ConnectionRefusedError:
                 pass
-        return "pid %d and %d children gone" % (pid, len(kids))
+        for sock in (authed.sock, pop.sock, unauthed):
+            sock.settimeout(1.0)
+            try:
+                while sock.recv(4096):
+                    pass
+            except ConnectionResetError:
+                pass
+            sock.close()
+        return "stop took %.2fs; pid %d and %d children gone" % (took, pid, len(kids))
 
     def t_log_clean(d):
         bad = [l for l in d.log_text().splitlines()
@@ -733,6 +800,19 @@ def _selftest():
     else:
         shutil.rmtree(tmp, ignore_errors=True)
     return 1 if failed else 0
+
+
+def _proc_state(pid):
+    """State letter from /proc, None if the pid is gone.
+
+    Orphaned children are reaped by init a little later; a zombie holds
+    no sockets, so it counts as gone.
+    """
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
 
 
 def _children(pid):

@@ -111,15 +111,17 @@ def setup(args):
                ("domain", "example.org", "one")]
     env.conf = os.path.join(work, "postern.conf")
     write_config(env.conf, [(HOST, IMAP, "imap"), (HOST, POP3, "pop3")],
-                 upstreams, routes, extra="timeout login 3\n")
+                 upstreams, routes)
     env.postern = Postern(args.postern, env.conf,
                           os.path.join(work, "postern.log"), [IMAP, POP3])
     env.postern.start()
 
     env.hconf = os.path.join(work, "postern-hooks.conf")
     write_config(env.hconf, [(HOST, HIMAP, "imap"), (HOST, HPOP3, "pop3")],
-                 upstreams, [("domain", "example.org", "one")],
-                 extra="timeout pre-auth 2\nlimit bad-commands 3\n")
+                 upstreams, [("user", "slow@example.org", "silent"),
+                             ("domain", "example.org", "one")],
+                 extra="timeout pre-auth 2\ntimeout login 3\n"
+                       "limit bad-commands 3\n")
     env.hooks = Postern(args.postern_testhooks, env.hconf,
                         os.path.join(work, "postern-hooks.log"),
                         [HIMAP, HPOP3])
@@ -600,7 +602,7 @@ def _():
 
 @case("upstream-silent-login-timeout")
 def _():
-    c = imap_raw()
+    c = imap_raw(HIMAP)         # timeout login 3
     c.sock.settimeout(20)
     t0 = time.monotonic()
     lines = imap_login_lines(c, b"a", b"a LOGIN slow@example.org x\r\n")
