@@ -11,20 +11,23 @@ CMOCKA_LIBS	:= $(shell pkg-config --libs cmocka 2>/dev/null)
 OPT		?= -O2
 WARN		 = -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 		   -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-label
-INCS		 = -Icommon -Iparent -Iauthproc -Irelay -I$(BUILD)
+INCS		 = -Icommon -Iparent -Iauthproc -Irelay -Itlsproc -I$(BUILD)
 CFLAGS		+= $(OPT) -g $(WARN) -D_GNU_SOURCE -std=gnu11 \
 		   -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE \
 		   $(INCS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS		+= -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(EXTRA_LDFLAGS)
 LIBS		 = $(PKG_LIBS) -lresolv
 
-COMMON_SRCS	 = common/log.c common/imsg.c common/proto.c common/sandbox.c
+COMMON_SRCS	 = common/log.c common/imsg.c common/proto.c common/sandbox.c \
+		   common/blob.c common/tlsbridge.c
 AUTHPROC_SRCS	 = authproc/authproc.c authproc/imap.c authproc/pop3.c \
 		   authproc/imap_parser.c authproc/pop3_parser.c authproc/sasl.c
 RELAY_SRCS	 = relay/relay.c relay/relay_imap.c relay/relay_pop3.c \
 		   relay/route.c relay/splice.c
+TLSPROC_SRCS	 = tlsproc/tlsproc.c tlsproc/sni.c
 PARENT_SRCS	 = parent/parent.c
-SRCS		 = $(COMMON_SRCS) $(AUTHPROC_SRCS) $(RELAY_SRCS) $(PARENT_SRCS)
+SRCS		 = $(COMMON_SRCS) $(AUTHPROC_SRCS) $(RELAY_SRCS) \
+		   $(TLSPROC_SRCS) $(PARENT_SRCS)
 OBJS		 = $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/parent/parse.o
 DEPS		 = $(OBJS:.o=.d)
 
@@ -146,7 +149,8 @@ install: all
 	    _postern
 
 format:
-	clang-format -i $(SRCS) common/*.h authproc/*.h relay/*.h parent/*.h
+	clang-format -i $(SRCS) common/*.h authproc/*.h relay/*.h parent/*.h \
+	    tlsproc/*.h
 
 clean:
 	rm -rf obj obj-* postern fuzz/*-fuzz

@@ -29,6 +29,7 @@
 struct conf_global		 authproc_conf;
 static struct imsgev		 parent_iev;
 static struct imsgev		*relay_iev;
+static struct imsgev		*tlsproc_iev;
 static TAILQ_HEAD(, listener_ctx) listeners =
     TAILQ_HEAD_INITIALIZER(listeners);
 static TAILQ_HEAD(, session)	 sessions = TAILQ_HEAD_INITIALIZER(sessions);
@@ -42,6 +43,9 @@ static struct event_base	*evbase;
 
 static void	session_free(struct session *);
 static void	session_maybe_free(struct session *);
+static void	session_setup_bev(struct session *);
+static void	tlsproc_lost(void);
+static void	tlsproc_dispatch(int, short, void *);
 static void	listeners_pause(int);
 
 static struct session *
@@ -178,6 +182,8 @@ session_send_login(struct session *s)
 	s->req.proto = s->listener->conf.proto;
 	s->req.client = s->client;
 	s->req.local = s->local;
+	s->req.tls = s->tls;
+	s->req.facts = s->facts;
 	memcpy(s->req.idfields, s->idfields, sizeof(s->req.idfields));
 	s->req.idlen = s->idlen;
 	s->req.pipelen = pipelen;
@@ -199,6 +205,83 @@ session_send_login(struct session *s)
 	explicit_bzero(s->req.pass, sizeof(s->req.pass));
 	s->state = S_LOGIN_SENT;
 	log_debug("session %u: login for user sent to relay", s->id);
+}
+
+int
+session_can_starttls(const struct session *s)
+{
+	return !s->tls && (s->listener->conf.flags & LISTEN_STARTTLS);
+}
+
+/* No credentials in clear text where the listener demands TLS. */
+int
+session_login_allowed(const struct session *s)
+{
+	return s->tls || !(s->listener->conf.flags & LISTEN_TLS_REQUIRED);
+}
+
+/*
+ * Hand the socket to tlsproc.  Anything the client sent after the
+ * STARTTLS command is thrown away unread (CVE-2011-0411): it was not
+ * protected by TLS and must not be taken for commands inside it.
+ */
+static void
+session_send_starttls(struct session *s)
+{
+	struct evbuffer		*in = bufferevent_get_input(s->bev);
+	struct starttls_request	 req;
+	int			 fd;
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (tlsproc_iev == NULL ||
+	    (fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		log_warnx("session %u: STARTTLS impossible now", s->id);
+		s->state = S_CLOSING;
+		return;
+	}
+	memset(&req, 0, sizeof(req));
+	req.listener_id = s->listener->conf.id;
+	imsgev_compose(tlsproc_iev, IMSG_STARTTLS, s->id, fd, &req,
+	    sizeof(req));
+	s->state = S_STARTTLS_SENT;
+	/* tlsproc owns the socket now; keep ours only to close it later */
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_set_timeouts(s->bev, NULL, NULL);
+}
+
+void
+session_starttls(struct session *s)
+{
+	bufferevent_disable(s->bev, EV_READ);
+	s->state = S_STARTTLS_PENDING;
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_send_starttls(s);
+}
+
+/* tlsproc finished the handshake: continue on the plaintext end. */
+static void
+session_starttls_done(struct session *s, const struct starttls_done *done,
+    int fd)
+{
+	if (!done->ok || fd == -1) {
+		log_info("session %u: STARTTLS failed", s->id);
+		if (fd != -1)
+			close(fd);
+		session_free(s);
+		return;
+	}
+	bufferevent_free(s->bev);
+	close(s->fd);
+	s->fd = fd;
+	if ((s->bev = bufferevent_socket_new(evbase, fd, 0)) == NULL)
+		fatalx("bufferevent_socket_new failed");
+	s->tls = 1;
+	s->facts = done->facts;
+	s->state = S_PREAUTH;
+	session_reset_attempt(s);
+	session_setup_bev(s);
+	log_debug("session %u: TLS %s %s", s->id, s->facts.version,
+	    s->facts.cipher);
 }
 
 /*
@@ -239,6 +322,8 @@ session_write_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (s->state == S_LOGIN_PENDING)
 		session_send_login(s);
+	else if (s->state == S_STARTTLS_PENDING)
+		session_send_starttls(s);
 	session_maybe_free(s);
 }
 
@@ -262,40 +347,39 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	session_free(s);
 }
 
-static void
-session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss)
+static struct session *
+session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
+    const struct sockaddr_storage *local, const struct tls_facts *facts)
 {
 	struct session	*s;
-	struct timeval	 tv;
 	socklen_t	 len;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("calloc");
 		close(fd);
-		return;
+		return NULL;
 	}
 	s->id = ++next_session_id;
 	s->fd = fd;
 	s->listener = l;
 	s->client = *ss;
+	if (facts != NULL) {
+		s->tls = 1;
+		s->facts = *facts;
+	}
 	len = sizeof(s->local);
-	if (getsockname(fd, (struct sockaddr *)&s->local, &len) == -1)
+	if (facts != NULL)
+		s->local = *local;	/* fd is tlsproc's socketpair */
+	else if (getsockname(fd, (struct sockaddr *)&s->local, &len) == -1)
 		s->local = l->conf.addr;
 	if ((s->bev = bufferevent_socket_new(evbase, fd, 0))
 	    == NULL) {
 		log_warnx("bufferevent_socket_new failed");
 		close(fd);
 		free(s);
-		return;
+		return NULL;
 	}
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
-	    session_event_cb, s);
-	/* never buffer more than relay can be handed as pipelined input */
-	bufferevent_setwatermark(s->bev, EV_READ, 0, PIPELINE_MAX);
-	tv.tv_sec = authproc_conf.timeout_preauth;
-	tv.tv_usec = 0;
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	session_setup_bev(s);
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
 	if (++nsessions >= authproc_conf.max_sessions) {
 		log_warnx("session limit %u reached; pausing accept",
@@ -306,6 +390,22 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss)
 		imap_greet(s);
 	else
 		pop3_greet(s);
+	return s;
+}
+
+static void
+session_setup_bev(struct session *s)
+{
+	struct timeval	 tv;
+
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
+	    session_event_cb, s);
+	/* never buffer more than relay can be handed as pipelined input */
+	bufferevent_setwatermark(s->bev, EV_READ, 0, PIPELINE_MAX);
+	tv.tv_sec = authproc_conf.timeout_preauth;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
 static void
@@ -317,6 +417,8 @@ listeners_pause(int pause)
 		return;
 	accept_paused = pause;
 	TAILQ_FOREACH(l, &listeners, entry) {
+		if (l->fd == -1)
+			continue;
 		if (pause)
 			event_del(&l->ev);
 		else
@@ -366,19 +468,112 @@ listener_accept(int fd, short event, void *arg)
 			return;
 		}
 	}
-	session_new(l, cfd, &ss);
+	session_new(l, cfd, &ss, NULL, NULL);
 }
 
 /* Tell the parent our peer sent garbage, so it restarts the peer. */
 static void
-report_peer(pid_t pid)
+report_peer(enum proc_role role, pid_t pid)
 {
 	struct peer_channel	pc;
 
-	pc.role = PROC_RELAY;
+	pc.role = role;
 	pc.pid = pid;
 	imsgev_compose(&parent_iev, IMSG_PEER_MISBEHAVED, 0, -1, &pc,
 	    sizeof(pc));
+}
+
+static void
+tlsproc_lost(void)
+{
+	struct session	*s, *next;
+
+	log_warnx("lost the tlsproc channel");
+	imsgev_clear(tlsproc_iev);
+	free(tlsproc_iev);
+	tlsproc_iev = NULL;
+	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->state == S_STARTTLS_SENT)
+			session_free(s);
+	}
+}
+
+static struct listener_ctx *
+listener_find(uint32_t id)
+{
+	struct listener_ctx	*l;
+
+	TAILQ_FOREACH(l, &listeners, entry)
+		if (l->conf.id == id)
+			return l;
+	return NULL;
+}
+
+static int
+tlsproc_handle(struct imsg *imsg)
+{
+	struct tls_session	*ts;
+	struct starttls_done	*done;
+	struct listener_ctx	*l;
+	struct session		*s;
+
+	switch (imsg->hdr.type) {
+	case IMSG_TLS_SESSION:
+		ts = imsg->data;
+		if ((l = listener_find(ts->listener_id)) == NULL ||
+		    !(l->conf.flags & LISTEN_TLS) ||
+		    !tls_facts_valid(&ts->facts) ||
+		    !sockaddr_valid(&ts->client) || !sockaddr_valid(&ts->local))
+			return -1;
+		if (nsessions >= authproc_conf.max_sessions)
+			return 0;	/* imsg_free closes the fd */
+		session_new(l, imsg_take_fd(imsg), &ts->client, &ts->local,
+		    &ts->facts);
+		return 0;
+	case IMSG_STARTTLS_DONE:
+		done = imsg->data;
+		if (!tls_facts_valid(&done->facts) || done->ok > 1)
+			return -1;
+		if ((s = session_find(imsg->hdr.peerid)) == NULL ||
+		    s->state != S_STARTTLS_SENT)
+			return 0;
+		session_starttls_done(s, done, imsg_take_fd(imsg));
+		return 0;
+	}
+	return -1;
+}
+
+static void
+tlsproc_dispatch(int fd, short event, void *arg)
+{
+	struct imsgev	*iev = arg;
+	struct imsg	 imsg;
+	char		 err[128];
+	ssize_t		 n;
+
+	(void)fd;
+	if (imsgev_dispatch_io(iev, event) == -1) {
+		tlsproc_lost();
+		return;
+	}
+	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
+		if (imsg_check(tlsproc_to_authproc_rules,
+		    tlsproc_to_authproc_nrules, &imsg, err, sizeof(err)) == -1 ||
+		    tlsproc_handle(&imsg) == -1) {
+			log_warnx("tlsproc sent a bad message");
+			imsg_free(&imsg);
+			report_peer(PROC_TLSPROC, iev->ibuf.peerpid);
+			tlsproc_lost();
+			return;
+		}
+		imsg_free(&imsg);
+	}
+	if (n == -1) {
+		log_warnx("tlsproc sent a malformed frame");
+		report_peer(PROC_TLSPROC, iev->ibuf.peerpid);
+		tlsproc_lost();
+	}
 }
 
 static void
@@ -450,7 +645,7 @@ relay_dispatch(int fd, short event, void *arg)
 		    login_result_valid(&imsg, err, sizeof(err)) == -1) {
 			log_warnx("relay sent a bad message: %s", err);
 			imsg_free(&imsg);
-			report_peer(iev->ibuf.peerpid);
+			report_peer(PROC_RELAY, iev->ibuf.peerpid);
 			relay_lost();
 			return;
 		}
@@ -459,7 +654,7 @@ relay_dispatch(int fd, short event, void *arg)
 	}
 	if (n == -1) {
 		log_warnx("relay sent a malformed frame");
-		report_peer(iev->ibuf.peerpid);
+		report_peer(PROC_RELAY, iev->ibuf.peerpid);
 		relay_lost();
 	}
 }
@@ -493,28 +688,42 @@ parent_handle(struct imsg *imsg)
 		    (l->conf.proto != PROTO_IMAP &&
 		    l->conf.proto != PROTO_POP3))
 			fatalx("bad listener message");
+		/* implicit-TLS listeners come without a socket: tlsproc
+		 * accepts there and passes us the plaintext */
 		l->fd = imsg_take_fd(imsg);
-		event_set(&l->ev, l->fd, EV_READ | EV_PERSIST,
-		    listener_accept, l);
+		if (l->fd != -1)
+			event_set(&l->ev, l->fd, EV_READ | EV_PERSIST,
+			    listener_accept, l);
 		TAILQ_INSERT_TAIL(&listeners, l, entry);
 		break;
 	case IMSG_CONF_END:
 		configured = 1;
 		TAILQ_FOREACH(l, &listeners, entry)
-			event_add(&l->ev, NULL);
+			if (l->fd != -1)
+				event_add(&l->ev, NULL);
 		log_info("ready");
 		break;
 	case IMSG_PEER_CHANNEL:
 		pc = imsg->data;
-		if (pc->role != PROC_RELAY)
+		if (pc->role == PROC_RELAY) {
+			if (relay_iev != NULL)
+				relay_lost();
+			if ((relay_iev = calloc(1, sizeof(*relay_iev))) == NULL)
+				fatal("calloc");
+			imsgev_init(relay_iev, imsg_take_fd(imsg), "relay",
+			    relay_dispatch, NULL);
+			relay_iev->ibuf.peerpid = pc->pid;
+		} else if (pc->role == PROC_TLSPROC) {
+			if (tlsproc_iev != NULL)
+				tlsproc_lost();
+			if ((tlsproc_iev = calloc(1, sizeof(*tlsproc_iev)))
+			    == NULL)
+				fatal("calloc");
+			imsgev_init(tlsproc_iev, imsg_take_fd(imsg), "tlsproc",
+			    tlsproc_dispatch, NULL);
+			tlsproc_iev->ibuf.peerpid = pc->pid;
+		} else
 			fatalx("unexpected peer %u", pc->role);
-		if (relay_iev != NULL)
-			relay_lost();
-		if ((relay_iev = calloc(1, sizeof(*relay_iev))) == NULL)
-			fatal("calloc");
-		imsgev_init(relay_iev, imsg_take_fd(imsg), "relay",
-		    relay_dispatch, NULL);
-		relay_iev->ibuf.peerpid = pc->pid;
 		break;
 	default:
 		fatalx("parent sent unexpected message %u", imsg->hdr.type);

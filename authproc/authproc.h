@@ -97,6 +97,8 @@ enum session_state {
 	S_SASL,			/* waiting for a SASL response line */
 	S_LOGIN_PENDING,	/* waiting for output to drain, then relay */
 	S_LOGIN_SENT,		/* relay has the attempt */
+	S_STARTTLS_PENDING,	/* flushing "OK, begin TLS" */
+	S_STARTTLS_SENT,	/* tlsproc is handshaking */
 	S_CLOSING		/* flushing a final reply */
 };
 
@@ -121,6 +123,8 @@ struct session {
 	/* the login attempt in progress, wiped after every attempt */
 	struct login_request	 req;
 	int			 has_user;	/* POP3 USER seen */
+	int			 tls;		/* the client side is TLS */
+	struct tls_facts	 facts;
 	/* kept across attempts */
 	char			 idfields[ID_MAX_LEN];
 	uint32_t		 idlen;
@@ -136,6 +140,9 @@ void	session_close_after_write(struct session *);
 void	session_bad_command(struct session *);
 void	session_login(struct session *);
 void	session_reset_attempt(struct session *);
+void	session_starttls(struct session *);
+int	session_can_starttls(const struct session *);
+int	session_login_allowed(const struct session *);
 
 /* imap.c */
 void	imap_greet(struct session *);

@@ -13,7 +13,7 @@
 #include "authproc.h"
 #include "log.h"
 
-#define IMAP_CAPABILITIES	"IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN"
+#define IMAP_CAPA_BASE		"IMAP4rev1 LITERAL+ SASL-IR ID"
 #define ID_MAX_PAIRS		30
 
 static struct imap_command	cmd;	/* one at a time; large */
@@ -26,10 +26,22 @@ imap_limits(struct imap_limits *lim)
 	lim->max_literal = authproc_conf.max_literal;
 }
 
+/* What we offer depends on TLS: recomputed after STARTTLS. */
+static const char *
+imap_capabilities(const struct session *s)
+{
+	static char	caps[128];
+
+	snprintf(caps, sizeof(caps), "%s%s%s", IMAP_CAPA_BASE,
+	    session_can_starttls(s) ? " STARTTLS" : "",
+	    session_login_allowed(s) ? " AUTH=PLAIN" : " LOGINDISABLED");
+	return caps;
+}
+
 void
 imap_greet(struct session *s)
 {
-	session_printf(s, "* OK [CAPABILITY %s] %s\r\n", IMAP_CAPABILITIES,
+	session_printf(s, "* OK [CAPABILITY %s] %s\r\n", imap_capabilities(s),
 	    authproc_conf.greeting);
 }
 
@@ -179,7 +191,7 @@ imap_command(struct session *s)
 {
 	if (strcmp(cmd.name, "CAPABILITY") == 0 && cmd.ntok == 0) {
 		session_printf(s, "* CAPABILITY %s\r\n%s OK Capability "
-		    "completed\r\n", IMAP_CAPABILITIES, cmd.tag);
+		    "completed\r\n", imap_capabilities(s), cmd.tag);
 	} else if (strcmp(cmd.name, "NOOP") == 0 && cmd.ntok == 0) {
 		session_printf(s, "%s OK NOOP completed\r\n", cmd.tag);
 	} else if (strcmp(cmd.name, "LOGOUT") == 0 && cmd.ntok == 0) {
@@ -193,6 +205,19 @@ imap_command(struct session *s)
 		}
 		session_printf(s, "* ID (\"name\" \"postern\")\r\n%s OK ID "
 		    "completed\r\n", cmd.tag);
+	} else if (strcmp(cmd.name, "STARTTLS") == 0 && cmd.ntok == 0) {
+		if (!session_can_starttls(s)) {
+			imap_bad(s, cmd.tag, "STARTTLS not available");
+			return;
+		}
+		session_printf(s, "%s OK Begin TLS negotiation now\r\n",
+		    cmd.tag);
+		session_starttls(s);
+	} else if ((strcmp(cmd.name, "LOGIN") == 0 ||
+	    strcmp(cmd.name, "AUTHENTICATE") == 0) &&
+	    !session_login_allowed(s)) {
+		session_printf(s, "%s NO [PRIVACYREQUIRED] Use STARTTLS "
+		    "first\r\n", cmd.tag);
 	} else if (strcmp(cmd.name, "LOGIN") == 0) {
 		imap_cmd_login(s);
 	} else if (strcmp(cmd.name, "AUTHENTICATE") == 0) {

@@ -6,6 +6,7 @@
  * and makes every split of the input behave alike.
  */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -143,7 +144,8 @@ static enum imap_parse_status
 parse_literal(struct cursor *c, struct imap_command *cmd,
     unsigned int acked, const struct imap_limits *lim)
 {
-	size_t		n = 0, digits = 0;
+	uint64_t	n = 0;	/* ten digits overflow a 32-bit size_t */
+	size_t		digits = 0;
 	int		nonsync = 0;
 	unsigned char	ch;
 

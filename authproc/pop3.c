@@ -95,9 +95,22 @@ pop3_command(struct session *s, const struct pop3_command *c)
 	const char	*arg = c->hasarg ? c->arg : NULL;
 
 	if (strcmp(c->name, "CAPA") == 0 && arg == NULL) {
-		session_printf(s, "+OK Capability list follows\r\nUSER\r\n"
-		    "SASL PLAIN\r\nPIPELINING\r\nRESP-CODES\r\n"
-		    "AUTH-RESP-CODE\r\n.\r\n");
+		session_printf(s, "+OK Capability list follows\r\n%s%s"
+		    "PIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n.\r\n",
+		    session_login_allowed(s) ? "USER\r\nSASL PLAIN\r\n" : "",
+		    session_can_starttls(s) ? "STLS\r\n" : "");
+	} else if (strcmp(c->name, "STLS") == 0 && arg == NULL) {
+		if (!session_can_starttls(s)) {
+			pop3_err(s, "STLS not available");
+			return;
+		}
+		session_printf(s, "+OK Begin TLS negotiation\r\n");
+		session_starttls(s);
+	} else if ((strcmp(c->name, "USER") == 0 ||
+	    strcmp(c->name, "PASS") == 0 || strcmp(c->name, "AUTH") == 0) &&
+	    !session_login_allowed(s)) {
+		session_printf(s, "-ERR [AUTH] TLS is required: use STLS "
+		    "first\r\n");
 	} else if (strcmp(c->name, "NOOP") == 0 && arg == NULL) {
 		session_printf(s, "+OK\r\n");
 	} else if (strcmp(c->name, "QUIT") == 0 && arg == NULL) {

@@ -30,9 +30,11 @@ imsgbuf_clear(struct imsgbuf *ibuf)
 		TAILQ_REMOVE(&ibuf->wq, m, entry);
 		if (m->fd != -1)
 			close(m->fd);
+		explicit_bzero(m->buf, m->len);
 		free(m);
 	}
 	ibuf->wqlen = 0;
+	explicit_bzero(ibuf->rbuf, sizeof(ibuf->rbuf));
 	for (i = 0; i < ibuf->nrfds; i++)
 		close(ibuf->rfds[i]);
 	ibuf->nrfds = 0;
@@ -181,6 +183,8 @@ imsg_write(struct imsgbuf *ibuf)
 			return 0;
 		TAILQ_REMOVE(&ibuf->wq, m, entry);
 		ibuf->wqlen--;
+		/* messages carry credentials and key material */
+		explicit_bzero(m->buf, m->len);
 		free(m);
 	}
 	return 0;
@@ -237,6 +241,7 @@ imsg_get(struct imsgbuf *ibuf, struct imsg *imsg)
 	((char *)imsg->data)[imsg->datalen] = '\0';
 	ibuf->rlen -= total;
 	memmove(ibuf->rbuf, ibuf->rbuf + total, ibuf->rlen);
+	explicit_bzero(ibuf->rbuf + ibuf->rlen, total);
 	return total;
 }
 

@@ -13,7 +13,11 @@
 const struct imsg_rule parent_to_child_rules[] = {
 	{ IMSG_CONF_SANDBOX,	FIXED(struct conf_sandbox),	IMSG_FD_NONE },
 	{ IMSG_CONF_GLOBAL,	FIXED(struct conf_global),	IMSG_FD_NONE },
-	{ IMSG_CONF_LISTENER,	FIXED(struct conf_listener),	IMSG_FD_REQUIRED },
+	{ IMSG_CONF_LISTENER,	FIXED(struct conf_listener),	IMSG_FD_OPTIONAL },
+	{ IMSG_CONF_TLS_GLOBAL,	FIXED(struct conf_tls_global),	IMSG_FD_NONE },
+	{ IMSG_CONF_KEYPAIR,	FIXED(struct conf_keypair),	IMSG_FD_NONE },
+	{ IMSG_CONF_BLOB, sizeof(struct conf_blob),
+	    sizeof(struct conf_blob) + BLOB_CHUNK,		IMSG_FD_NONE },
 	{ IMSG_CONF_UPSTREAM,	FIXED(struct conf_upstream),	IMSG_FD_NONE },
 	{ IMSG_CONF_ROUTE,	FIXED(struct conf_route),	IMSG_FD_NONE },
 	{ IMSG_CONF_END,	0, 0,				IMSG_FD_NONE },
@@ -35,6 +39,19 @@ const struct imsg_rule authproc_to_relay_rules[] = {
 };
 const size_t authproc_to_relay_nrules =
     sizeof(authproc_to_relay_rules) / sizeof(authproc_to_relay_rules[0]);
+
+const struct imsg_rule tlsproc_to_authproc_rules[] = {
+	{ IMSG_TLS_SESSION,	FIXED(struct tls_session),	IMSG_FD_REQUIRED },
+	{ IMSG_STARTTLS_DONE,	FIXED(struct starttls_done),	IMSG_FD_OPTIONAL },
+};
+const size_t tlsproc_to_authproc_nrules =
+    sizeof(tlsproc_to_authproc_rules) / sizeof(tlsproc_to_authproc_rules[0]);
+
+const struct imsg_rule authproc_to_tlsproc_rules[] = {
+	{ IMSG_STARTTLS,	FIXED(struct starttls_request),	IMSG_FD_REQUIRED },
+};
+const size_t authproc_to_tlsproc_nrules =
+    sizeof(authproc_to_tlsproc_rules) / sizeof(authproc_to_tlsproc_rules[0]);
 
 const struct imsg_rule relay_to_authproc_rules[] = {
 	{ IMSG_LOGIN_RESULT,	FIXED(struct login_result),	IMSG_FD_NONE },
@@ -83,6 +100,14 @@ sockaddr_len(const struct sockaddr_storage *ss)
 {
 	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
 	    sizeof(struct sockaddr_in);
+}
+
+in_port_t
+sockaddr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
 }
 
 const char *
@@ -135,6 +160,10 @@ login_request_valid(const struct imsg *imsg, char *err, size_t errlen)
 		snprintf(err, errlen, "login request: bad ID fields");
 		return -1;
 	}
+	if (req->tls > 1 || !tls_facts_valid(&req->facts)) {
+		snprintf(err, errlen, "login request: bad TLS facts");
+		return -1;
+	}
 	if (!sockaddr_valid(&req->client) || !sockaddr_valid(&req->local)) {
 		snprintf(err, errlen, "login request: bad address");
 		return -1;
@@ -163,4 +192,29 @@ login_result_valid(const struct imsg *imsg, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+int
+tls_facts_valid(const struct tls_facts *f)
+{
+	return imsg_string_ok(f->version, sizeof(f->version)) &&
+	    imsg_string_ok(f->cipher, sizeof(f->cipher)) &&
+	    imsg_string_ok(f->servername, sizeof(f->servername));
+}
+
+/* A chunk must lie inside its file and carry exactly its length. */
+int
+conf_blob_valid(const struct imsg *imsg)
+{
+	const struct conf_blob	*b = imsg->data;
+
+	if (imsg->datalen < sizeof(*b) || b->len > BLOB_CHUNK ||
+	    imsg->datalen != sizeof(*b) + b->len)
+		return 0;
+	if (b->kind < BLOB_CERT || b->kind > BLOB_CA)
+		return 0;
+	if (b->total > BLOB_MAX || b->offset > b->total ||
+	    b->len > b->total - b->offset)
+		return 0;
+	return 1;
 }

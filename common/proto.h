@@ -9,6 +9,8 @@
 
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
 #include <stdint.h>
 
 #include "imsg.h"
@@ -59,6 +61,13 @@ enum imsg_type {
 	IMSG_PEER_CHANNEL,
 	/* authproc -> relay */
 	IMSG_LOGIN_REQUEST,
+	IMSG_CONF_TLS_GLOBAL,
+	IMSG_CONF_KEYPAIR,
+	IMSG_CONF_BLOB,
+	/* tlsproc <-> authproc */
+	IMSG_TLS_SESSION,
+	IMSG_STARTTLS,
+	IMSG_STARTTLS_DONE,
 	/* relay -> authproc */
 	IMSG_LOGIN_RESULT,
 	/* child -> parent */
@@ -83,17 +92,84 @@ struct conf_global {
 	char		greeting[128];
 };
 
+#define LISTEN_TLS		0x01	/* implicit TLS (993, 995) */
+#define LISTEN_STARTTLS		0x02	/* keypairs: offer STARTTLS/STLS */
+#define LISTEN_TLS_REQUIRED	0x04	/* no login before TLS */
+#define LISTEN_MAX_KEYPAIRS	8
+
 struct conf_listener {
 	uint32_t		id;
 	uint32_t		proto;
+	uint32_t		flags;
+	uint32_t		nkeypairs;
+	uint32_t		keypairs[LISTEN_MAX_KEYPAIRS];	/* first: default */
 	struct sockaddr_storage	addr;
 	char			name[NAME_MAX_LEN + 1];
+};
+
+struct conf_tls_global {
+	uint32_t	protocols;		/* TLS_PROTOCOL_* bits */
+	uint32_t	session_lifetime;	/* s; 0: no resumption */
+	uint32_t	timeout_handshake;	/* s */
+	char		ciphers[256];
+};
+
+struct conf_keypair {
+	uint32_t	id;
+	char		name[256];
+};
+
+enum blob_kind {
+	BLOB_CERT = 1,
+	BLOB_KEY = 2,
+	BLOB_OCSP = 3,
+	BLOB_CA = 4
+};
+
+#define BLOB_CHUNK	8192
+#define BLOB_MAX	(1024 * 1024)
+
+/* A piece of a file the parent read for a child; data follows. */
+struct conf_blob {
+	uint32_t	owner_id;	/* keypair or upstream */
+	uint32_t	kind;
+	uint32_t	total;
+	uint32_t	offset;
+	uint32_t	len;
+};
+
+struct tls_facts {
+	char	version[16];
+	char	cipher[64];
+	char	servername[256];
+};
+
+/* tlsproc -> authproc, with the plaintext end of a new TLS session. */
+struct tls_session {
+	uint32_t		listener_id;
+	struct sockaddr_storage	client;
+	struct sockaddr_storage	local;
+	struct tls_facts	facts;
+};
+
+/* authproc -> tlsproc, with the client socket after STARTTLS/STLS. */
+struct starttls_request {
+	uint32_t	listener_id;
+};
+
+/* tlsproc -> authproc; on success with the plaintext end. */
+struct starttls_done {
+	uint32_t		ok;
+	struct tls_facts	facts;
 };
 
 struct conf_upstream {
 	uint32_t		id;
 	uint32_t		has_imap;
 	uint32_t		has_pop3;
+	uint32_t		tls;		/* implicit TLS to the upstream */
+	uint32_t		noverify;
+	char			servername[256];
 	struct sockaddr_storage	imap;
 	struct sockaddr_storage	pop3;
 	char			name[NAME_MAX_LEN + 1];
@@ -130,6 +206,8 @@ struct login_request {
 	uint32_t		pipelen;
 	struct sockaddr_storage	client;
 	struct sockaddr_storage	local;
+	uint32_t		tls;		/* client side is TLS */
+	struct tls_facts	facts;
 	char			tag[TAG_MAX_LEN + 1];
 	char			user[USER_MAX_LEN + 1];
 	char			authzid[USER_MAX_LEN + 1];
@@ -149,6 +227,10 @@ extern const struct imsg_rule	child_to_parent_rules[];
 extern const size_t		child_to_parent_nrules;
 extern const struct imsg_rule	authproc_to_relay_rules[];
 extern const size_t		authproc_to_relay_nrules;
+extern const struct imsg_rule	tlsproc_to_authproc_rules[];
+extern const size_t		tlsproc_to_authproc_nrules;
+extern const struct imsg_rule	authproc_to_tlsproc_rules[];
+extern const size_t		authproc_to_tlsproc_nrules;
 extern const struct imsg_rule	relay_to_authproc_rules[];
 extern const size_t		relay_to_authproc_nrules;
 
@@ -156,8 +238,15 @@ const char	*proc_role_name(enum proc_role);
 const char	*mail_proto_name(enum mail_proto);
 int		 login_request_valid(const struct imsg *, char *, size_t);
 int		 login_result_valid(const struct imsg *, char *, size_t);
+int		 tls_facts_valid(const struct tls_facts *);
+int		 conf_blob_valid(const struct imsg *);
+
+/* blob.c: reassemble a file the parent sent in chunks */
+int		 blob_store(unsigned char **, size_t *, size_t *,
+		    const struct conf_blob *, const unsigned char *);
 int		 sockaddr_valid(const struct sockaddr_storage *);
 socklen_t	 sockaddr_len(const struct sockaddr_storage *);
+in_port_t	 sockaddr_port(const struct sockaddr_storage *);
 const char	*sockaddr_str(const struct sockaddr_storage *, char *, size_t);
 
 #endif

@@ -196,6 +196,13 @@ sandbox_seccomp(enum proc_role role)
 		allow(ctx, SCMP_SYS(pipe2));
 		allow(ctx, SCMP_SYS(splice));
 		break;
+	case PROC_TLSPROC:
+		/* accepts clients; makes plaintext socketpairs, nothing else */
+		allow(ctx, SCMP_SYS(accept4));
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair),
+		    1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0)) != 0)
+			fatalx("seccomp: socketpair");
+		break;
 	default:
 		fatalx("no seccomp policy for %s", proc_role_name(role));
 	}

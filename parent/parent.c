@@ -29,10 +29,13 @@
 
 #include <event.h>
 
+#include <tls.h>
+
 #include "authproc.h"
 #include "log.h"
 #include "parent.h"
 #include "relay.h"
+#include "tlsproc.h"
 
 #define CHILD_FD		3	/* the parent channel in a child */
 #define RESTART_MIN_MS		200
@@ -56,16 +59,19 @@ struct child {
 
 static struct postern_conf	*env_conf;
 static struct child		 children[PROC_MAX];
-static const enum proc_role	 child_roles[] = { PROC_AUTHPROC, PROC_RELAY };
+static const enum proc_role	 child_roles[] = {
+	PROC_AUTHPROC, PROC_RELAY, PROC_TLSPROC
+};
 static char			 self_path[PATH_MAX];
 static int			 opt_debug;
 static int			 opt_verbose;
 static int			 quitting;
 
 static void	 usage(void) __attribute__((noreturn));
+static unsigned char *read_file(const char *, size_t *);
 static void	 child_spawn(struct child *);
 static void	 child_gone(struct child *, int status);
-static void	 child_connect_peers(void);
+static void	 child_connect_peers(enum proc_role);
 
 static void
 usage(void)
@@ -131,6 +137,87 @@ chroot_prepare(const char *path)
 		    "writable only by root", path);
 }
 
+/* Load one keypair the way tlsproc will, to report mistakes early. */
+static int
+keypair_check(const struct keypair *k)
+{
+	struct tls_config	*cfg;
+	struct tls		*ctx;
+	unsigned char		*cert, *key, *ocsp = NULL;
+	size_t			 certlen, keylen, ocsplen = 0;
+	int			 rv = -1;
+
+	cert = read_file(k->cert, &certlen);
+	key = read_file(k->key, &keylen);
+	if (k->ocsp[0])
+		ocsp = read_file(k->ocsp, &ocsplen);
+	if (cert == NULL || key == NULL || (k->ocsp[0] && ocsp == NULL))
+		goto done;
+	if ((cfg = tls_config_new()) == NULL || (ctx = tls_server()) == NULL)
+		fatalx("tls_config_new/tls_server failed");
+	if (tls_config_set_keypair_ocsp_mem(cfg, cert, certlen, key, keylen,
+	    ocsp, ocsplen) == -1)
+		log_warnx("keypair %s: %s", k->conf.name, tls_config_error(cfg));
+	else if (tls_configure(ctx, cfg) == -1)
+		log_warnx("keypair %s: %s", k->conf.name, tls_error(ctx));
+	else
+		rv = 0;
+	tls_free(ctx);
+	tls_config_free(cfg);
+done:
+	if (cert)
+		free(cert);
+	if (key) {
+		explicit_bzero(key, keylen);
+		free(key);
+	}
+	free(ocsp);
+	return rv;
+}
+
+/*
+ * Check every keypair (readable, certificate matches key) in a throwaway
+ * child, so that parsed key material never lives in the parent.
+ */
+static int
+keypairs_check(struct postern_conf *conf)
+{
+	struct keypair	*k;
+	struct upstream	*u;
+	int		 status, errors = 0;
+	pid_t		 pid;
+	size_t		 len;
+	unsigned char	*ca;
+
+	TAILQ_FOREACH(u, &conf->upstreams, entry) {
+		if (!u->conf.tls || u->conf.noverify)
+			continue;
+		if ((ca = read_file(u->ca[0] ? u->ca :
+		    tls_default_ca_cert_file(), &len)) == NULL) {
+			log_warnx("upstream %s: cannot read its CA file",
+			    u->conf.name);
+			errors++;
+		}
+		free(ca);
+	}
+	if (TAILQ_EMPTY(&conf->keypairs))
+		return errors ? -1 : 0;
+	switch (pid = fork()) {
+	case -1:
+		fatal("fork");
+	case 0:
+		TAILQ_FOREACH(k, &conf->keypairs, entry)
+			if (keypair_check(k) == -1)
+				errors++;
+		_exit(errors ? 1 : 0);
+	}
+	if (waitpid(pid, &status, 0) == -1)
+		fatal("waitpid");
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		errors++;
+	return errors ? -1 : 0;
+}
+
 static int
 config_check_user(struct postern_conf *conf)
 {
@@ -151,14 +238,104 @@ config_check_user(struct postern_conf *conf)
 	return 0;
 }
 
+/*
+ * Read a whole file for a child (certificate, key, CA).  The parent reads
+ * it again for every child start rather than keeping key material.
+ */
+static unsigned char *
+read_file(const char *path, size_t *lenp)
+{
+	struct stat	 sb;
+	unsigned char	*buf;
+	size_t		 off = 0;
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		log_warn("%s", path);
+		return NULL;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
+	    sb.st_size <= 0 || sb.st_size > BLOB_MAX) {
+		log_warnx("%s: not a regular file of sane size", path);
+		close(fd);
+		return NULL;
+	}
+	if ((buf = malloc(sb.st_size)) == NULL)
+		fatal("malloc");
+	while (off < (size_t)sb.st_size) {
+		n = read(fd, buf + off, sb.st_size - off);
+		if (n <= 0) {
+			log_warn("%s: read", path);
+			explicit_bzero(buf, off);
+			free(buf);
+			close(fd);
+			return NULL;
+		}
+		off += n;
+	}
+	close(fd);
+	*lenp = off;
+	return buf;
+}
+
+/* Send a file in chunks; wipes and frees it. */
+static int
+send_blob(struct imsgev *iev, uint32_t owner, enum blob_kind kind,
+    const char *path)
+{
+	unsigned char	*data, msg[sizeof(struct conf_blob) + BLOB_CHUNK];
+	struct conf_blob hdr;
+	size_t		 len, off;
+
+	if ((data = read_file(path, &len)) == NULL)
+		return -1;
+	for (off = 0; off < len; off += hdr.len) {
+		hdr.owner_id = owner;
+		hdr.kind = kind;
+		hdr.total = len;
+		hdr.offset = off;
+		hdr.len = len - off > BLOB_CHUNK ? BLOB_CHUNK : len - off;
+		memcpy(msg, &hdr, sizeof(hdr));
+		memcpy(msg + sizeof(hdr), data + off, hdr.len);
+		imsgev_compose(iev, IMSG_CONF_BLOB, 0, -1, msg,
+		    sizeof(hdr) + hdr.len);
+	}
+	explicit_bzero(msg, sizeof(msg));
+	explicit_bzero(data, len);
+	free(data);
+	return 0;
+}
+
+static void
+send_listeners(struct child *c)
+{
+	struct listener	*l;
+	int		 fd, gets_fd;
+
+	TAILQ_FOREACH(l, &env_conf->listeners, entry) {
+		/* implicit TLS sockets go to tlsproc, the rest to authproc */
+		if (c->role == PROC_TLSPROC)
+			gets_fd = (l->conf.flags & LISTEN_TLS) != 0;
+		else
+			gets_fd = (l->conf.flags & LISTEN_TLS) == 0;
+		if (c->role == PROC_TLSPROC && l->conf.nkeypairs == 0)
+			continue;
+		fd = -1;
+		if (gets_fd && (fd = dup(l->fd)) == -1)
+			fatal("dup listener");
+		imsgev_compose(&c->iev, IMSG_CONF_LISTENER, 0, fd, &l->conf,
+		    sizeof(l->conf));
+	}
+}
+
 static void
 child_send_config(struct child *c)
 {
 	struct imsgev	*iev = &c->iev;
-	struct listener	*l;
 	struct upstream	*u;
 	struct route	*r;
-	int		 fd;
+	struct keypair	*k;
 
 	imsgev_compose(iev, IMSG_CONF_SANDBOX, 0, -1, &env_conf->sandbox,
 	    sizeof(env_conf->sandbox));
@@ -166,17 +343,35 @@ child_send_config(struct child *c)
 	    sizeof(env_conf->global));
 	switch (c->role) {
 	case PROC_AUTHPROC:
-		TAILQ_FOREACH(l, &env_conf->listeners, entry) {
-			if ((fd = dup(l->fd)) == -1)
-				fatal("dup listener");
-			imsgev_compose(iev, IMSG_CONF_LISTENER, 0, fd,
-			    &l->conf, sizeof(l->conf));
+		send_listeners(c);
+		break;
+	case PROC_TLSPROC:
+		imsgev_compose(iev, IMSG_CONF_TLS_GLOBAL, 0, -1,
+		    &env_conf->tls, sizeof(env_conf->tls));
+		TAILQ_FOREACH(k, &env_conf->keypairs, entry) {
+			imsgev_compose(iev, IMSG_CONF_KEYPAIR, 0, -1, &k->conf,
+			    sizeof(k->conf));
+			if (send_blob(iev, k->conf.id, BLOB_CERT, k->cert) == -1 ||
+			    send_blob(iev, k->conf.id, BLOB_KEY, k->key) == -1 ||
+			    (k->ocsp[0] && send_blob(iev, k->conf.id, BLOB_OCSP,
+			    k->ocsp) == -1))
+				log_warnx("keypair %s not sent to tlsproc",
+				    k->conf.name);
 		}
+		send_listeners(c);
 		break;
 	case PROC_RELAY:
-		TAILQ_FOREACH(u, &env_conf->upstreams, entry)
+		imsgev_compose(iev, IMSG_CONF_TLS_GLOBAL, 0, -1,
+		    &env_conf->tls, sizeof(env_conf->tls));
+		TAILQ_FOREACH(u, &env_conf->upstreams, entry) {
 			imsgev_compose(iev, IMSG_CONF_UPSTREAM, 0, -1,
 			    &u->conf, sizeof(u->conf));
+			if (u->conf.tls && !u->conf.noverify &&
+			    send_blob(iev, u->conf.id, BLOB_CA, u->ca[0] ? u->ca :
+			    tls_default_ca_cert_file()) == -1)
+				log_warnx("upstream %s: CA not sent to relay",
+				    u->conf.name);
+		}
 		TAILQ_FOREACH(r, &env_conf->routes, entry)
 			imsgev_compose(iev, IMSG_CONF_ROUTE, 0, -1, &r->conf,
 			    sizeof(r->conf));
@@ -193,26 +388,43 @@ child_running(const struct child *c)
 	return c->pid > 0;
 }
 
-/* Give authproc and relay a fresh socketpair whenever either restarts. */
 static void
-child_connect_peers(void)
+connect_pair(enum proc_role ra, enum proc_role rb)
 {
-	struct child		*a = &children[PROC_AUTHPROC];
-	struct child		*r = &children[PROC_RELAY];
+	struct child		*a = &children[ra];
+	struct child		*b = &children[rb];
 	struct peer_channel	 pc;
 	int			 sp[2];
 
-	if (!child_running(a) || !child_running(r))
+	if (!child_running(a) || !child_running(b))
 		return;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0, sp) == -1)
 		fatal("socketpair");
-	pc.role = PROC_RELAY;
-	pc.pid = r->pid;
+	pc.role = rb;
+	pc.pid = b->pid;
 	imsgev_compose(&a->iev, IMSG_PEER_CHANNEL, 0, sp[0], &pc, sizeof(pc));
-	pc.role = PROC_AUTHPROC;
+	pc.role = ra;
 	pc.pid = a->pid;
-	imsgev_compose(&r->iev, IMSG_PEER_CHANNEL, 0, sp[1], &pc, sizeof(pc));
+	imsgev_compose(&b->iev, IMSG_PEER_CHANNEL, 0, sp[1], &pc, sizeof(pc));
+}
+
+/* A (re)started child gets fresh channels to the children it talks to. */
+static void
+child_connect_peers(enum proc_role started)
+{
+	switch (started) {
+	case PROC_AUTHPROC:
+		connect_pair(PROC_AUTHPROC, PROC_RELAY);
+		connect_pair(PROC_AUTHPROC, PROC_TLSPROC);
+		break;
+	case PROC_RELAY:
+	case PROC_TLSPROC:
+		connect_pair(PROC_AUTHPROC, started);
+		break;
+	default:
+		break;
+	}
 }
 
 /*
@@ -228,9 +440,14 @@ child_handle(struct child *c, struct imsg *imsg)
 
 	if (imsg_check(child_to_parent_rules, child_to_parent_nrules, imsg,
 	    err, sizeof(err)) == -1 || (pc->role != PROC_AUTHPROC &&
-	    pc->role != PROC_RELAY) || pc->role == c->role) {
+	    pc->role != PROC_RELAY && pc->role != PROC_TLSPROC) ||
+	    pc->role == c->role) {
 		log_warnx("%s sent a bad message (%s); restarting it",
 		    proc_role_name(c->role), err);
+		kill(c->pid, SIGKILL);
+		return;
+	}
+	if (pc->role >= PROC_MAX) {
 		kill(c->pid, SIGKILL);
 		return;
 	}
@@ -407,7 +624,7 @@ child_spawn(struct child *c)
 	c->iev.ibuf.peerpid = pid;
 	log_debug("started %s, pid %d", proc_role_name(c->role), pid);
 	child_send_config(c);
-	child_connect_peers();
+	child_connect_peers(c->role);
 }
 
 static void
@@ -571,7 +788,8 @@ main(int argc, char *argv[])
 	log_init(LOG_TO_STDERR, opt_verbose, "postern");
 	if ((env_conf = parse_config(conffile)) == NULL)
 		exit(1);
-	if (config_check_user(env_conf) == -1)
+	if (config_check_user(env_conf) == -1 ||
+	    keypairs_check(env_conf) == -1)
 		exit(1);
 	if (noaction) {
 		fprintf(stderr, "configuration OK\n");
@@ -632,6 +850,8 @@ child_main(enum proc_role role, int argc, char **argv)
 		authproc_main();
 	case PROC_RELAY:
 		relay_main();
+	case PROC_TLSPROC:
+		tlsproc_main();
 	default:
 		fatalx("no such role");
 	}

@@ -19,9 +19,19 @@ struct listener {
 };
 TAILQ_HEAD(listenerlist, listener);
 
+struct keypair {
+	TAILQ_ENTRY(keypair)	entry;
+	struct conf_keypair	conf;
+	char			cert[256];
+	char			key[256];
+	char			ocsp[256];
+};
+TAILQ_HEAD(keypairlist, keypair);
+
 struct upstream {
 	TAILQ_ENTRY(upstream)	entry;
 	struct conf_upstream	conf;
+	char			ca[256];
 	char			host[256];
 	int			imap_port;
 	int			pop3_port;
@@ -38,6 +48,8 @@ struct postern_conf {
 	char			 user[64];
 	struct conf_sandbox	 sandbox;
 	struct conf_global	 global;
+	struct conf_tls_global	 tls;
+	struct keypairlist	 keypairs;
 	struct listenerlist	 listeners;
 	struct upstreamlist	 upstreams;
 	struct routelist	 routes;

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tls.h>
+
 #include "log.h"
 #include "parent.h"
 
@@ -31,6 +33,8 @@ static struct file {
 
 static struct postern_conf	*conf;
 static struct upstream		*cur_upstream;
+static struct listener		*cur_listener;
+static struct keypair		*cur_keypair;
 
 int		 yylex(void);
 int		 yyparse(void);
@@ -43,6 +47,9 @@ static void	 lungetc(int);
 static int	 add_listener(const char *, long long, int);
 static int	 add_route(int, const char *, const char *);
 static struct upstream	*find_upstream(const char *);
+static struct keypair	*find_keypair(const char *);
+static int	 finish_listener(void);
+static int	 set_path(char *, size_t, const char *);
 static int	 resolve(const char *, int, struct sockaddr_storage *, int);
 
 typedef struct {
@@ -58,10 +65,15 @@ typedef struct {
 %token	USER CHROOT TIMEOUT CONNECT LOGIN PREAUTH LIMIT LINE LITERAL
 %token	BADCOMMANDS SESSIONS GREETING LISTEN ON PORT IMAP POP3 ROUTE
 %token	DOMAIN DEFAULT TO UPSTREAM HOST NAME ERROR
+%token	TLS KEYPAIR CERTIFICATE KEY OCSP PROTOCOLS CIPHERS SESSIONLIFETIME
+%token	HANDSHAKE REQUIRED CA NOVERIFY
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
 %type	<v.number>	proto seconds count
 %type	<v.string>	string
+
+/* strings dropped by error recovery would otherwise leak */
+%destructor	{ free($$); }	<v.string>
 
 %%
 
@@ -105,21 +117,25 @@ main		: USER string {
 			if (strlen($2) >= sizeof(conf->user)) {
 				yyerror("user name too long");
 				free($2);
+				$2 = NULL;
 				YYERROR;
 			}
 			snprintf(conf->user, sizeof(conf->user), "%s", $2);
 			free($2);
+			$2 = NULL;
 		}
 		| CHROOT string {
 			if ($2[0] != '/' ||
 			    strlen($2) >= sizeof(conf->sandbox.chroot)) {
 				yyerror("chroot must be an absolute path");
 				free($2);
+				$2 = NULL;
 				YYERROR;
 			}
 			snprintf(conf->sandbox.chroot,
 			    sizeof(conf->sandbox.chroot), "%s", $2);
 			free($2);
+			$2 = NULL;
 		}
 		| TIMEOUT CONNECT seconds {
 			conf->global.timeout_connect = $3;
@@ -160,24 +176,101 @@ main		: USER string {
 			    strlen($2) >= sizeof(conf->global.greeting)) {
 				yyerror("greeting must be short printable text");
 				free($2);
+				$2 = NULL;
 				YYERROR;
 			}
 			snprintf(conf->global.greeting,
 			    sizeof(conf->global.greeting), "%s", $2);
 			free($2);
+			$2 = NULL;
 		}
 		| LISTEN ON string PORT NUMBER proto {
 			int	r = add_listener($3, $5, $6);
 
 			free($3);
+			$3 = NULL;
 			if (r == -1)
 				YYERROR;
+		} listenopts {
+			if (finish_listener() == -1)
+				YYERROR;
+		}
+		| TIMEOUT HANDSHAKE seconds {
+			conf->tls.timeout_handshake = $3;
+		}
+		| TLS PROTOCOLS string {
+			uint32_t	protos;
+
+			if (tls_config_parse_protocols(&protos, $3) == -1) {
+				yyerror("invalid TLS protocols \"%s\"", $3);
+				free($3);
+				$3 = NULL;
+				YYERROR;
+			}
+			conf->tls.protocols = protos;
+			free($3);
+			$3 = NULL;
+		}
+		| TLS CIPHERS string {
+			if (strlen($3) >= sizeof(conf->tls.ciphers)) {
+				yyerror("cipher list too long");
+				free($3);
+				$3 = NULL;
+				YYERROR;
+			}
+			snprintf(conf->tls.ciphers, sizeof(conf->tls.ciphers),
+			    "%s", $3);
+			free($3);
+			$3 = NULL;
+		}
+		| TLS SESSIONLIFETIME NUMBER {
+			if ($3 < 0 || $3 > 86400) {
+				yyerror("session lifetime out of range (0-86400)");
+				YYERROR;
+			}
+			conf->tls.session_lifetime = $3;
+		}
+		| TLS KEYPAIR string {
+			if (find_keypair($3) != NULL) {
+				yyerror("keypair %s defined twice", $3);
+				free($3);
+				$3 = NULL;
+				YYERROR;
+			}
+			if (strlen($3) >= sizeof(((struct conf_keypair *)0)->name)) {
+				yyerror("keypair name too long");
+				free($3);
+				$3 = NULL;
+				YYERROR;
+			}
+			free(cur_keypair);
+			if ((cur_keypair = calloc(1, sizeof(*cur_keypair)))
+			    == NULL)
+				fatal("calloc");
+			snprintf(cur_keypair->conf.name,
+			    sizeof(cur_keypair->conf.name), "%s", $3);
+			cur_keypair->conf.id = ++conf->next_id;
+			free($3);
+			$3 = NULL;
+		} '{' optnl keypairopts '}' {
+			if (cur_keypair->cert[0] == '\0' ||
+			    cur_keypair->key[0] == '\0') {
+				yyerror("keypair %s needs a certificate and a key",
+				    cur_keypair->conf.name);
+				free(cur_keypair);
+				cur_keypair = NULL;
+				YYERROR;
+			}
+			TAILQ_INSERT_TAIL(&conf->keypairs, cur_keypair, entry);
+			cur_keypair = NULL;
 		}
 		| ROUTE USER string TO string {
 			int	r = add_route(ROUTE_USER, $3, $5);
 
 			free($3);
+			$3 = NULL;
 			free($5);
+			$5 = NULL;
 			if (r == -1)
 				YYERROR;
 		}
@@ -185,7 +278,9 @@ main		: USER string {
 			int	r = add_route(ROUTE_DOMAIN, $3, $5);
 
 			free($3);
+			$3 = NULL;
 			free($5);
+			$5 = NULL;
 			if (r == -1)
 				YYERROR;
 		}
@@ -193,22 +288,32 @@ main		: USER string {
 			int	r = add_route(ROUTE_DEFAULT, "", $4);
 
 			free($4);
+			$4 = NULL;
 			if (r == -1)
 				YYERROR;
 		}
 		;
 
 upstream	: UPSTREAM string {
+			/*
+			 * $2 stays on the stack until the block ends: an
+			 * error in the block makes the parser pop it through
+			 * the %destructor, so clear it once it is freed here.
+			 */
 			if (find_upstream($2) != NULL) {
 				yyerror("upstream %s defined twice", $2);
 				free($2);
+				$2 = NULL;
 				YYERROR;
 			}
 			if (strlen($2) > NAME_MAX_LEN) {
 				yyerror("upstream name too long");
 				free($2);
+				$2 = NULL;
 				YYERROR;
 			}
+			/* a block abandoned on an error left this behind */
+			free(cur_upstream);
 			if ((cur_upstream = calloc(1, sizeof(*cur_upstream)))
 			    == NULL)
 				fatal("calloc");
@@ -216,6 +321,7 @@ upstream	: UPSTREAM string {
 			    sizeof(cur_upstream->conf.name), "%s", $2);
 			cur_upstream->conf.id = ++conf->next_id;
 			free($2);
+			$2 = NULL;
 		} '{' optnl upstreamopts '}' {
 			if (cur_upstream->host[0] == '\0') {
 				yyerror("upstream %s: no host",
@@ -242,6 +348,12 @@ upstream	: UPSTREAM string {
 				cur_upstream = NULL;
 				YYERROR;
 			}
+			/* verify the upstream's certificate against its host */
+			if (cur_upstream->conf.tls &&
+			    cur_upstream->conf.servername[0] == '\0')
+				snprintf(cur_upstream->conf.servername,
+				    sizeof(cur_upstream->conf.servername), "%s",
+				    cur_upstream->host);
 			cur_upstream->conf.has_imap = cur_upstream->imap_port
 			    != 0;
 			cur_upstream->conf.has_pop3 = cur_upstream->pop3_port
@@ -249,6 +361,66 @@ upstream	: UPSTREAM string {
 			TAILQ_INSERT_TAIL(&conf->upstreams, cur_upstream,
 			    entry);
 			cur_upstream = NULL;
+		}
+		;
+
+listenopts	: /* empty */
+		| listenopts listenopt
+		;
+
+listenopt	: TLS {
+			cur_listener->conf.flags |= LISTEN_TLS;
+		}
+		| TLS REQUIRED {
+			cur_listener->conf.flags |= LISTEN_TLS_REQUIRED;
+		}
+		| KEYPAIR string {
+			struct keypair	*k;
+
+			if ((k = find_keypair($2)) == NULL) {
+				yyerror("keypair %s not defined", $2);
+				free($2);
+				$2 = NULL;
+				YYERROR;
+			}
+			free($2);
+			$2 = NULL;
+			if (cur_listener->conf.nkeypairs >= LISTEN_MAX_KEYPAIRS) {
+				yyerror("too many keypairs on one listener");
+				YYERROR;
+			}
+			cur_listener->conf.keypairs[
+			    cur_listener->conf.nkeypairs++] = k->conf.id;
+		}
+		;
+
+keypairopts	: /* empty */
+		| keypairopts keypairopt nl
+		;
+
+keypairopt	: CERTIFICATE string {
+			int r = set_path(cur_keypair->cert,
+			    sizeof(cur_keypair->cert), $2);
+			free($2);
+			$2 = NULL;
+			if (r == -1)
+				YYERROR;
+		}
+		| KEY string {
+			int r = set_path(cur_keypair->key,
+			    sizeof(cur_keypair->key), $2);
+			free($2);
+			$2 = NULL;
+			if (r == -1)
+				YYERROR;
+		}
+		| OCSP string {
+			int r = set_path(cur_keypair->ocsp,
+			    sizeof(cur_keypair->ocsp), $2);
+			free($2);
+			$2 = NULL;
+			if (r == -1)
+				YYERROR;
 		}
 		;
 
@@ -260,11 +432,43 @@ upstreamopt	: HOST string {
 			if (strlen($2) >= sizeof(cur_upstream->host)) {
 				yyerror("host name too long");
 				free($2);
+				$2 = NULL;
 				YYERROR;
 			}
 			snprintf(cur_upstream->host,
 			    sizeof(cur_upstream->host), "%s", $2);
 			free($2);
+			$2 = NULL;
+		}
+		| TLS {
+			cur_upstream->conf.tls = 1;
+		}
+		| TLS CA string {
+			int r;
+
+			cur_upstream->conf.tls = 1;
+			r = set_path(cur_upstream->ca, sizeof(cur_upstream->ca), $3);
+			free($3);
+			$3 = NULL;
+			if (r == -1)
+				YYERROR;
+		}
+		| TLS NAME string {
+			cur_upstream->conf.tls = 1;
+			if (strlen($3) >= sizeof(cur_upstream->conf.servername)) {
+				yyerror("server name too long");
+				free($3);
+				$3 = NULL;
+				YYERROR;
+			}
+			snprintf(cur_upstream->conf.servername,
+			    sizeof(cur_upstream->conf.servername), "%s", $3);
+			free($3);
+			$3 = NULL;
+		}
+		| TLS NOVERIFY {
+			cur_upstream->conf.tls = 1;
+			cur_upstream->conf.noverify = 1;
 		}
 		| proto PORT NUMBER {
 			if ($3 <= 0 || $3 > 65535) {
@@ -318,25 +522,38 @@ lookup(const char *s)
 	/* sorted, for bsearch */
 	static const struct keywords keywords[] = {
 		{ "bad-commands",	BADCOMMANDS },
+		{ "ca",			CA },
+		{ "certificate",	CERTIFICATE },
 		{ "chroot",		CHROOT },
+		{ "ciphers",		CIPHERS },
 		{ "connect",		CONNECT },
 		{ "default",		DEFAULT },
 		{ "domain",		DOMAIN },
 		{ "greeting",		GREETING },
+		{ "handshake",		HANDSHAKE },
 		{ "host",		HOST },
 		{ "imap",		IMAP },
+		{ "key",		KEY },
+		{ "keypair",		KEYPAIR },
 		{ "limit",		LIMIT },
 		{ "line",		LINE },
 		{ "listen",		LISTEN },
 		{ "literal",		LITERAL },
 		{ "login",		LOGIN },
+		{ "name",		NAME },
+		{ "no-verify",		NOVERIFY },
+		{ "ocsp",		OCSP },
 		{ "on",			ON },
 		{ "pop3",		POP3 },
 		{ "port",		PORT },
 		{ "pre-auth",		PREAUTH },
+		{ "protocols",		PROTOCOLS },
+		{ "required",		REQUIRED },
 		{ "route",		ROUTE },
+		{ "session-lifetime",	SESSIONLIFETIME },
 		{ "sessions",		SESSIONS },
 		{ "timeout",		TIMEOUT },
+		{ "tls",		TLS },
 		{ "to",			TO },
 		{ "upstream",		UPSTREAM },
 		{ "user",		USER },
@@ -349,6 +566,7 @@ lookup(const char *s)
 }
 
 static int	pushback = EOF;
+static int	lastc = '\n';	/* the last character read from the file */
 
 static int
 lgetc(void)
@@ -372,6 +590,10 @@ lgetc(void)
 		file.lineno++;
 		c = getc(file.stream);
 	}
+	/* end an unterminated last line, or its statement is an error */
+	if (c == EOF && lastc != '\n' && lastc != EOF)
+		c = '\n';
+	lastc = c;
 	return c;
 }
 
@@ -415,7 +637,8 @@ top:
 				return 0;
 			if (c == '\n') {
 				yyerror("unterminated quoted string");
-				file.lineno++;
+				/* leave the newline to end the bad statement */
+				lungetc(c);
 				return ERROR;
 			}
 			if (c == quote)
@@ -533,9 +756,55 @@ add_listener(const char *addr, long long port, int proto)
 	}
 	l->conf.id = ++conf->next_id;
 	l->conf.proto = proto;
+	cur_listener = l;
 	snprintf(l->conf.name, sizeof(l->conf.name), "%s:%lld",
 	    mail_proto_name(proto), port);
 	TAILQ_INSERT_TAIL(&conf->listeners, l, entry);
+	return 0;
+}
+
+static struct keypair *
+find_keypair(const char *name)
+{
+	struct keypair	*k;
+
+	TAILQ_FOREACH(k, &conf->keypairs, entry)
+		if (strcmp(k->conf.name, name) == 0)
+			return k;
+	return NULL;
+}
+
+static int
+set_path(char *dst, size_t dstsz, const char *path)
+{
+	if (path[0] != '/' || strlen(path) >= dstsz) {
+		yyerror("%s: need an absolute path", path);
+		return -1;
+	}
+	snprintf(dst, dstsz, "%s", path);
+	return 0;
+}
+
+/* TLS options of a listener must make sense together. */
+static int
+finish_listener(void)
+{
+	struct conf_listener	*lc = &cur_listener->conf;
+
+	cur_listener = NULL;
+	if ((lc->flags & LISTEN_TLS) && lc->nkeypairs == 0) {
+		yyerror("tls listener needs a keypair");
+		return -1;
+	}
+	if ((lc->flags & LISTEN_TLS_REQUIRED) && lc->nkeypairs == 0) {
+		yyerror("tls required needs a keypair for STARTTLS");
+		return -1;
+	}
+	if (lc->nkeypairs > 0 && !(lc->flags & LISTEN_TLS))
+		lc->flags |= LISTEN_STARTTLS;
+	if (lc->flags & LISTEN_TLS)
+		snprintf(lc->name, sizeof(lc->name), "%ss:%u",
+		    mail_proto_name(lc->proto), sockaddr_port(&lc->addr));
 	return 0;
 }
 
@@ -588,6 +857,11 @@ conf_defaults(struct postern_conf *c)
 	TAILQ_INIT(&c->listeners);
 	TAILQ_INIT(&c->upstreams);
 	TAILQ_INIT(&c->routes);
+	TAILQ_INIT(&c->keypairs);
+	c->tls.protocols = TLS_PROTOCOLS_DEFAULT;
+	c->tls.session_lifetime = 300;
+	c->tls.timeout_handshake = 10;
+	snprintf(c->tls.ciphers, sizeof(c->tls.ciphers), "secure");
 	snprintf(c->user, sizeof(c->user), "%s", POSTERN_USER);
 	snprintf(c->sandbox.chroot, sizeof(c->sandbox.chroot), "%s",
 	    POSTERN_CHROOT);
@@ -615,6 +889,8 @@ parse_config(const char *path)
 	file.name = path;
 	file.lineno = 1;
 	pushback = EOF;
+	lastc = '\n';
+	cur_upstream = NULL;
 	if ((file.stream = fopen(path, "r")) == NULL) {
 		log_warn("%s", path);
 		free_config(c);
@@ -622,6 +898,9 @@ parse_config(const char *path)
 	}
 	yyparse();
 	fclose(file.stream);
+	/* an upstream block cut short by an error */
+	free(cur_upstream);
+	cur_upstream = NULL;
 	if (file.errors == 0 && TAILQ_EMPTY(&c->listeners)) {
 		log_warnx("%s: no listeners defined", path);
 		file.errors++;
@@ -639,9 +918,14 @@ free_config(struct postern_conf *c)
 	struct listener	*l;
 	struct upstream	*u;
 	struct route	*r;
+	struct keypair	*k;
 
 	if (c == NULL)
 		return;
+	while ((k = TAILQ_FIRST(&c->keypairs)) != NULL) {
+		TAILQ_REMOVE(&c->keypairs, k, entry);
+		free(k);
+	}
 	while ((l = TAILQ_FIRST(&c->listeners)) != NULL) {
 		TAILQ_REMOVE(&c->listeners, l, entry);
 		free(l);

@@ -85,8 +85,8 @@ class Postern:
         # the children are ready once both logged "ready"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(self.children()) >= 2 and \
-                    self.log_text().count("ready") >= 2:
+            if len(self.children()) >= 3 and \
+                    self.log_text().count("ready") >= 3:
                 return
             time.sleep(0.05)
         raise RuntimeError("postern children did not start:\n"

@@ -201,7 +201,7 @@ def _():
     import pwd
     uid = pwd.getpwnam("_postern").pw_uid
     kids = env.postern.children()
-    check(set(kids) == {"authproc", "relay"}, f"children {kids}")
+    check(set(kids) == {"authproc", "relay", "tlsproc"}, f"children {kids}")
     for role, pid in kids.items():
         st = proc_status(pid)
         check(st["Uid"].split() == [str(uid)] * 4, f"{role} uid {st['Uid']}")

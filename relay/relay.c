@@ -30,9 +30,13 @@ static struct imsgev		 parent_iev;
 static struct imsgev		*authproc_iev;
 static TAILQ_HEAD(, rsession)	 rsessions = TAILQ_HEAD_INITIALIZER(rsessions);
 static int			 sandboxed;
+static int			 have_sandbox;
+static struct conf_sandbox	 sandbox_conf;
+static struct conf_tls_global	 tls_conf;
 
 static void	rsession_free(struct rsession *);
 static void	upstream_io(int, short, void *);
+static void	rsession_bridge_done(struct tlsbridge *, void *);
 
 static void
 rsession_report(struct rsession *rs, uint32_t status, const char *text)
@@ -64,13 +68,13 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 	if (status != LOGIN_OK) {
 		log_info("session %u: %s login from %s to %s (%s) failed: %s",
 		    rs->id, mail_proto_name(rs->req.proto), addr,
-		    rs->upstream ? rs->upstream->name : "-", uaddr, text);
+		    rs->upstream ? rs->upstream->conf.name : "-", uaddr, text);
 		rsession_report(rs, status, text);
 		rsession_free(rs);
 		return;
 	}
 	log_info("session %u: %s login from %s relayed to %s (%s)", rs->id,
-	    mail_proto_name(rs->req.proto), addr, rs->upstream->name, uaddr);
+	    mail_proto_name(rs->req.proto), addr, rs->upstream->conf.name, uaddr);
 	event_del(&rs->uev);
 	evtimer_del(&rs->timer);
 	/* the upstream may have said more right behind its OK */
@@ -88,8 +92,21 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 		memcpy(toclient, rs->okline, oklen);
 		if (left)
 			memcpy(toclient + oklen, extra, left);
-		if (splice_start(rs, toclient, oklen + left, rs->pipelined,
-		    rs->pipelen) == -1) {
+		if (rs->utls != NULL) {
+			/* TLS upstream: no splice, the bridge encrypts */
+			event_del(&rs->uev);
+			if (tlsbridge_start(&rs->bridge, rs->utls, rs->ufd,
+			    rs->cfd, rs->pipelined, rs->pipelen, toclient,
+			    oklen + left, rsession_bridge_done, rs) == -1) {
+				free(toclient);
+				rsession_report(rs, LOGIN_TEMPFAIL,
+				    "cannot start relaying");
+				rsession_free(rs);
+				return;
+			}
+			rs->bridging = 1;
+		} else if (splice_start(rs, toclient, oklen + left,
+		    rs->pipelined, rs->pipelen) == -1) {
 			free(toclient);
 			rsession_report(rs, LOGIN_TEMPFAIL,
 			    "cannot start relaying");
@@ -106,6 +123,21 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 	}
 	rs->state = R_RELAYING;
 	rsession_report(rs, LOGIN_OK, "");
+}
+
+static void
+rsession_bridge_done(struct tlsbridge *b, void *arg)
+{
+	struct rsession	*rs = arg;
+
+	(void)b;
+	/* the bridge closed both sockets and freed the TLS context */
+	rs->bridging = 0;
+	rs->utls = NULL;
+	rs->cfd = rs->ufd = -1;
+	rs->c2u.bytes = rs->bridge.bytes_out;
+	rs->u2c.bytes = rs->bridge.bytes_in;
+	relay_session_closed(rs);
 }
 
 void
@@ -145,8 +177,14 @@ static void
 rsession_free(struct rsession *rs)
 {
 	TAILQ_REMOVE(&rsessions, rs, entry);
-	if (rs->state == R_RELAYING)
+	if (rs->bridging) {
+		tlsbridge_stop(&rs->bridge);
+		rs->utls = NULL;
+		rs->cfd = rs->ufd = -1;
+	} else if (rs->state == R_RELAYING)
 		splice_stop(rs);
+	if (rs->utls != NULL)
+		tls_free(rs->utls);
 	if (event_initialized(&rs->uev))
 		event_del(&rs->uev);
 	if (event_initialized(&rs->timer))
@@ -229,11 +267,32 @@ upstream_set_events(struct rsession *rs, short events)
 }
 
 static void
+upstream_handshake(struct rsession *rs)
+{
+	short	want = 0;
+
+	switch (tlsbridge_handshake_events(rs->utls, rs->ufd, &want)) {
+	case 1:
+		log_debug("session %u: upstream TLS %s %s", rs->id,
+		    tls_conn_version(rs->utls), tls_conn_cipher(rs->utls));
+		rs->state = R_GREETING;
+		upstream_set_events(rs, EV_READ);
+		break;
+	case 0:
+		upstream_set_events(rs, want);
+		break;
+	default:
+		rsession_login_done(rs, LOGIN_TEMPFAIL, tls_error(rs->utls));
+	}
+}
+
+static void
 upstream_connected(struct rsession *rs)
 {
 	struct timeval	tv;
 	int		err = 0;
 	socklen_t	len = sizeof(err);
+	const char	*name;
 
 	if (getsockopt(rs->ufd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
@@ -241,27 +300,97 @@ upstream_connected(struct rsession *rs)
 		rsession_login_done(rs, LOGIN_TEMPFAIL, strerror(err));
 		return;
 	}
-	rs->state = R_GREETING;
 	evtimer_del(&rs->timer);
 	tv.tv_sec = relay_conf.timeout_login;
 	tv.tv_usec = 0;
 	evtimer_add(&rs->timer, &tv);
-	upstream_set_events(rs, EV_READ);
+	if (!rs->upstream->conf.tls) {
+		rs->state = R_GREETING;
+		upstream_set_events(rs, EV_READ);
+		return;
+	}
+	if (rs->upstream->tlscfg == NULL) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL,
+		    "no trusted CA for upstream TLS");
+		return;
+	}
+	name = rs->upstream->conf.servername[0] ?
+	    rs->upstream->conf.servername : NULL;
+	if ((rs->utls = tls_client()) == NULL ||
+	    tls_configure(rs->utls, rs->upstream->tlscfg) == -1 ||
+	    tls_connect_socket(rs->utls, rs->ufd, name) == -1) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL, rs->utls ?
+		    tls_error(rs->utls) : "tls_client failed");
+		return;
+	}
+	rs->state = R_TLS_HANDSHAKE;
+	upstream_handshake(rs);
+}
+
+/* Upstream bytes during login, through TLS when the upstream wants it. */
+static int
+upstream_read(struct rsession *rs)
+{
+	unsigned char	buf[4096];
+	ssize_t		n;
+
+	if (rs->utls == NULL) {
+		n = evbuffer_read(rs->uin, rs->ufd, UPSTREAM_LINE_MAX);
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+			return -1;
+		return 0;
+	}
+	for (;;) {
+		n = tls_read(rs->utls, buf, sizeof(buf));
+		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT)
+			return 0;
+		if (n <= 0)
+			return -1;
+		evbuffer_add(rs->uin, buf, n);
+		if (evbuffer_get_length(rs->uin) > UPSTREAM_LINE_MAX)
+			return 0;
+	}
+}
+
+static int
+upstream_write(struct rsession *rs)
+{
+	ssize_t	n;
+	size_t	len;
+
+	if (rs->utls == NULL) {
+		if (evbuffer_write(rs->uout, rs->ufd) == -1 &&
+		    errno != EAGAIN && errno != EINTR)
+			return -1;
+		return 0;
+	}
+	while ((len = evbuffer_get_length(rs->uout)) > 0) {
+		n = tls_write(rs->utls, evbuffer_pullup(rs->uout, -1), len);
+		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT)
+			return 0;
+		if (n == -1)
+			return -1;
+		evbuffer_drain(rs->uout, n);
+	}
+	return 0;
 }
 
 static void
 upstream_io(int fd, short event, void *arg)
 {
 	struct rsession	*rs = arg;
-	int		 n;
 
+	(void)fd;
 	if (rs->state == R_CONNECTING) {
 		upstream_connected(rs);
 		return;
 	}
-	if (event & EV_WRITE) {
-		if (evbuffer_write(rs->uout, fd) == -1 && errno != EAGAIN &&
-		    errno != EINTR) {
+	if (rs->state == R_TLS_HANDSHAKE) {
+		upstream_handshake(rs);
+		return;
+	}
+	if (evbuffer_get_length(rs->uout) > 0) {
+		if (upstream_write(rs) == -1) {
 			rsession_login_done(rs, LOGIN_TEMPFAIL,
 			    "upstream write failed");
 			return;
@@ -270,8 +399,7 @@ upstream_io(int fd, short event, void *arg)
 			upstream_set_events(rs, EV_READ);
 	}
 	if (event & EV_READ) {
-		n = evbuffer_read(rs->uin, fd, UPSTREAM_LINE_MAX);
-		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+		if (upstream_read(rs) == -1) {
 			rsession_login_done(rs, LOGIN_TEMPFAIL,
 			    "upstream closed the connection");
 			return;
@@ -416,20 +544,30 @@ parent_handle(struct imsg *imsg)
 	struct peer_channel	*pc;
 	struct conf_upstream	*u;
 	struct conf_route	*r;
+	struct conf_blob	*b;
+	struct upstream_ctx	*uc;
 
-	if (!sandboxed && imsg->hdr.type != IMSG_CONF_SANDBOX)
-		fatalx("configuration before the sandbox");
 	switch (imsg->hdr.type) {
 	case IMSG_CONF_SANDBOX:
-		if (sandboxed || !imsg_string_ok(
-		    ((struct conf_sandbox *)imsg->data)->chroot,
-		    sizeof(((struct conf_sandbox *)imsg->data)->chroot)))
+		memcpy(&sandbox_conf, imsg->data, sizeof(sandbox_conf));
+		if (sandboxed || !imsg_string_ok(sandbox_conf.chroot,
+		    sizeof(sandbox_conf.chroot)))
 			fatalx("bad sandbox message");
-		sandbox_enter(PROC_RELAY, imsg->data);
-		sandboxed = 1;
+		have_sandbox = 1;
 		break;
 	case IMSG_CONF_GLOBAL:
 		memcpy(&relay_conf, imsg->data, sizeof(relay_conf));
+		break;
+	case IMSG_CONF_TLS_GLOBAL:
+		memcpy(&tls_conf, imsg->data, sizeof(tls_conf));
+		break;
+	case IMSG_CONF_BLOB:
+		b = imsg->data;
+		if (!conf_blob_valid(imsg) || b->kind != BLOB_CA ||
+		    (uc = route_find_upstream(b->owner_id)) == NULL ||
+		    blob_store(&uc->ca, &uc->calen, &uc->cagot, b,
+		    (unsigned char *)(b + 1)) == -1)
+			fatalx("bad CA blob");
 		break;
 	case IMSG_CONF_UPSTREAM:
 		u = imsg->data;
@@ -447,6 +585,12 @@ parent_handle(struct imsg *imsg)
 			fatalx("bad route message");
 		break;
 	case IMSG_CONF_END:
+		/* TLS set-up may read files: do it before the sandbox */
+		if (!have_sandbox || sandboxed)
+			fatalx("no sandbox configuration");
+		route_upstreams_tls(&tls_conf);
+		sandbox_enter(PROC_RELAY, &sandbox_conf);
+		sandboxed = 1;
 		log_info("ready");
 		break;
 	case IMSG_PEER_CHANNEL:
@@ -506,6 +650,8 @@ relay_main(void)
 	struct event	ev_term, ev_int;
 
 	event_init();
+	if (tls_init() == -1)
+		fatalx("tls_init failed");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal_set(&ev_term, SIGTERM, relay_sig, NULL);

@@ -11,12 +11,17 @@
 #include <event.h>
 
 #include "proto.h"
+#include "tlsbridge.h"
 
 #define UPSTREAM_LINE_MAX	8192
 
 struct upstream_ctx {
-	TAILQ_ENTRY(upstream_ctx)	entry;
-	struct conf_upstream		conf;
+	TAILQ_ENTRY(upstream_ctx)	 entry;
+	struct conf_upstream		 conf;
+	unsigned char			*ca;
+	size_t				 calen;
+	size_t				 cagot;
+	struct tls_config		*tlscfg;	/* if conf.tls */
 };
 TAILQ_HEAD(upstream_list, upstream_ctx);
 
@@ -29,6 +34,7 @@ TAILQ_HEAD(route_list, route_ctx);
 
 enum rsession_state {
 	R_CONNECTING,
+	R_TLS_HANDSHAKE,
 	R_GREETING,
 	R_CAPABILITY,
 	R_AUTH_CONTINUE,	/* IMAP: waiting for "+" */
@@ -65,7 +71,10 @@ struct rsession {
 	struct login_request	 req;
 	unsigned char		*pipelined;
 	size_t			 pipelen;
-	const struct conf_upstream *upstream;
+	const struct upstream_ctx *upstream;
+	struct tls		*utls;		/* TLS to the upstream */
+	int			 bridging;
+	struct tlsbridge	 bridge;
 	struct sockaddr_storage	 uaddr;
 	struct event		 uev;
 	struct event		 timer;
@@ -88,8 +97,10 @@ void	rsession_printf(struct rsession *, const char *, ...)
 
 /* route.c */
 void				 route_add_upstream(const struct conf_upstream *);
+struct upstream_ctx		*route_find_upstream(uint32_t);
+void				 route_upstreams_tls(const struct conf_tls_global *);
 int				 route_add(const struct conf_route *);
-const struct conf_upstream	*route_lookup(const char *user,
+const struct upstream_ctx	*route_lookup(const char *user,
 				    enum mail_proto,
 				    struct sockaddr_storage *);
 

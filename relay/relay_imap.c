@@ -144,7 +144,7 @@ imap_greeting(struct rsession *rs, const char *line)
 {
 	if (strncasecmp(line, "* PREAUTH", 9) == 0) {
 		log_warnx("session %u: upstream %s sent PREAUTH; refused",
-		    rs->id, rs->upstream->name);
+		    rs->id, rs->upstream->conf.name);
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    "upstream greeting was PREAUTH");
 		return 0;

@@ -10,6 +10,8 @@
 #include "log.h"
 #include "relay.h"
 
+#include <tls.h>
+
 static struct upstream_list	upstreams = TAILQ_HEAD_INITIALIZER(upstreams);
 static struct route_list	routes = TAILQ_HEAD_INITIALIZER(routes);
 
@@ -56,7 +58,7 @@ route_match(enum route_kind kind, const char *key)
 	return NULL;
 }
 
-const struct conf_upstream *
+const struct upstream_ctx *
 route_lookup(const char *user, enum mail_proto proto,
     struct sockaddr_storage *addr)
 {
@@ -76,5 +78,52 @@ route_lookup(const char *user, enum mail_proto proto,
 		*addr = r->upstream->conf.pop3;
 	else
 		return NULL;
-	return &r->upstream->conf;
+	return r->upstream;
+}
+
+struct upstream_ctx *
+route_find_upstream(uint32_t id)
+{
+	struct upstream_ctx	*u;
+
+	TAILQ_FOREACH(u, &upstreams, entry)
+		if (u->conf.id == id)
+			return u;
+	return NULL;
+}
+
+/*
+ * Client TLS settings for upstreams that want TLS, made before the
+ * sandbox closes: the CA bundle came from the parent in memory, as the
+ * chrooted relay cannot read /etc/ssl.
+ */
+void
+route_upstreams_tls(const struct conf_tls_global *g)
+{
+	struct upstream_ctx	*u;
+	struct tls_config	*cfg;
+
+	TAILQ_FOREACH(u, &upstreams, entry) {
+		if (!u->conf.tls)
+			continue;
+		if ((cfg = tls_config_new()) == NULL)
+			fatalx("tls_config_new failed");
+		if (tls_config_set_protocols(cfg, g->protocols) == -1)
+			fatalx("upstream %s: %s", u->conf.name,
+			    tls_config_error(cfg));
+		if (u->conf.noverify) {
+			tls_config_insecure_noverifycert(cfg);
+			tls_config_insecure_noverifyname(cfg);
+		} else if (u->ca == NULL || u->cagot != u->calen ||
+		    tls_config_set_ca_mem(cfg, u->ca, u->calen) == -1) {
+			/* no CA, no trust: fail the logins, loudly */
+			log_warnx("upstream %s: no usable CA; TLS logins there "
+			    "will fail", u->conf.name);
+			tls_config_free(cfg);
+			continue;
+		}
+		free(u->ca);
+		u->ca = NULL;
+		u->tlscfg = cfg;
+	}
 }

@@ -1,0 +1,252 @@
+/*
+ * The bridge is a small state machine re-run after every event: it moves
+ * whatever it can in both directions, then asks libevent for exactly the
+ * readiness it is now waiting for.  libtls may want to read in order to
+ * write (and the other way round), so the wanted events are whatever the
+ * last TLS call asked for, not simply "readable" or "writable".
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "tlsbridge.h"
+
+#define WANT_NET_READ	0x01
+#define WANT_NET_WRITE	0x02
+#define WANT_PLAIN_READ	0x04
+#define WANT_PLAIN_WRITE 0x08
+
+static void	tlsbridge_event(int, short, void *);
+
+static void
+tlsbridge_finish(struct tlsbridge *b)
+{
+	tlsbridge_stop(b);
+	if (b->done != NULL)
+		b->done(b, b->arg);
+}
+
+void
+tlsbridge_stop(struct tlsbridge *b)
+{
+	if (b->tls == NULL && b->netfd == -1 && b->plainfd == -1)
+		return;
+	event_del(&b->netev);
+	event_del(&b->plainev);
+	if (b->tls != NULL) {
+		tls_close(b->tls);	/* best effort close_notify */
+		tls_free(b->tls);
+		b->tls = NULL;
+	}
+	if (b->netfd != -1)
+		close(b->netfd);
+	if (b->plainfd != -1)
+		close(b->plainfd);
+	b->netfd = b->plainfd = -1;
+	explicit_bzero(b->n2p, sizeof(b->n2p));
+	explicit_bzero(b->p2n, sizeof(b->p2n));
+}
+
+/* Network to plain: returns the wants it ends up with, or -1. */
+static int
+pump_net_to_plain(struct tlsbridge *b, int *progress)
+{
+	ssize_t	n;
+
+	for (;;) {
+		if (b->n2p_len > b->n2p_off) {
+			n = write(b->plainfd, b->n2p + b->n2p_off,
+			    b->n2p_len - b->n2p_off);
+			if (n == -1) {
+				if (errno == EAGAIN || errno == EINTR)
+					return WANT_PLAIN_WRITE;
+				return -1;
+			}
+			b->n2p_off += n;
+			b->bytes_in += n;
+			*progress = 1;
+			continue;
+		}
+		b->n2p_off = b->n2p_len = 0;
+		if (b->net_eof) {
+			if (!b->plain_shut) {
+				shutdown(b->plainfd, SHUT_WR);
+				b->plain_shut = 1;
+			}
+			return 0;
+		}
+		n = tls_read(b->tls, b->n2p, sizeof(b->n2p));
+		if (n == TLS_WANT_POLLIN)
+			return WANT_NET_READ;
+		if (n == TLS_WANT_POLLOUT)
+			return WANT_NET_WRITE;
+		if (n == -1)
+			return -1;
+		if (n == 0) {
+			b->net_eof = 1;
+			*progress = 1;
+			continue;
+		}
+		b->n2p_len = n;
+		*progress = 1;
+	}
+}
+
+/* Plain to network. */
+static int
+pump_plain_to_net(struct tlsbridge *b, int *progress)
+{
+	ssize_t	n;
+
+	for (;;) {
+		if (b->p2n_len > b->p2n_off) {
+			n = tls_write(b->tls, b->p2n + b->p2n_off,
+			    b->p2n_len - b->p2n_off);
+			if (n == TLS_WANT_POLLIN)
+				return WANT_NET_READ;
+			if (n == TLS_WANT_POLLOUT)
+				return WANT_NET_WRITE;
+			if (n == -1)
+				return -1;
+			b->p2n_off += n;
+			b->bytes_out += n;
+			*progress = 1;
+			continue;
+		}
+		b->p2n_off = b->p2n_len = 0;
+		if (b->plain_eof)
+			return 0;
+		n = read(b->plainfd, b->p2n, sizeof(b->p2n));
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return WANT_PLAIN_READ;
+			return -1;
+		}
+		if (n == 0) {
+			b->plain_eof = 1;
+			*progress = 1;
+			return 0;
+		}
+		b->p2n_len = n;
+		*progress = 1;
+	}
+}
+
+static void
+tlsbridge_run(struct tlsbridge *b)
+{
+	int	want, w1, w2, progress;
+	short	netev = 0, plainev = 0;
+
+	do {
+		progress = 0;
+		if ((w1 = pump_net_to_plain(b, &progress)) == -1 ||
+		    (w2 = pump_plain_to_net(b, &progress)) == -1) {
+			log_debug("tls bridge: %s",
+			    b->tls ? tls_error(b->tls) : "error");
+			tlsbridge_finish(b);
+			return;
+		}
+		want = w1 | w2;
+	} while (progress && !(b->net_eof && b->plain_eof));
+
+	/*
+	 * The plain side closed (the upstream ended the session) and all it
+	 * said is written: close the TLS side too.  A client that only
+	 * half-closed keeps getting what the plain side still sends.
+	 */
+	if (b->plain_eof && b->p2n_len == 0) {
+		tlsbridge_finish(b);
+		return;
+	}
+	if (want & WANT_NET_READ)
+		netev |= EV_READ;
+	if (want & WANT_NET_WRITE)
+		netev |= EV_WRITE;
+	if (want & WANT_PLAIN_READ)
+		plainev |= EV_READ;
+	if (want & WANT_PLAIN_WRITE)
+		plainev |= EV_WRITE;
+	event_del(&b->netev);
+	event_del(&b->plainev);
+	if (netev) {
+		event_set(&b->netev, b->netfd, netev, tlsbridge_event, b);
+		event_add(&b->netev, NULL);
+	}
+	if (plainev) {
+		event_set(&b->plainev, b->plainfd, plainev, tlsbridge_event,
+		    b);
+		event_add(&b->plainev, NULL);
+	}
+	if (!netev && !plainev) {
+		/* nothing to wait for would mean a stuck session */
+		tlsbridge_finish(b);
+	}
+}
+
+static void
+tlsbridge_event(int fd, short event, void *arg)
+{
+	(void)fd;
+	(void)event;
+	tlsbridge_run(arg);
+}
+
+/*
+ * Bytes already owed to either side go out before anything else; they
+ * must fit the bridge's buffers (callers pass a greeting or a few
+ * pipelined commands).  Returns -1, taking nothing over, if they do not.
+ */
+int
+tlsbridge_start(struct tlsbridge *b, struct tls *tls, int netfd,
+    int plainfd, const void *to_net, size_t to_netlen, const void *to_plain,
+    size_t to_plainlen, tlsbridge_done_cb done, void *arg)
+{
+	if (to_netlen > sizeof(b->p2n) || to_plainlen > sizeof(b->n2p))
+		return -1;
+	memset(b, 0, sizeof(*b));
+	b->tls = tls;
+	b->netfd = netfd;
+	b->plainfd = plainfd;
+	b->done = done;
+	b->arg = arg;
+	event_set(&b->netev, netfd, EV_READ, tlsbridge_event, b);
+	event_set(&b->plainev, plainfd, EV_READ, tlsbridge_event, b);
+	if (to_netlen > 0) {
+		memcpy(b->p2n, to_net, to_netlen);
+		b->p2n_len = to_netlen;
+	}
+	if (to_plainlen > 0) {
+		memcpy(b->n2p, to_plain, to_plainlen);
+		b->n2p_len = to_plainlen;
+	}
+	/*
+	 * First run from the event loop, never from here: the bridge may
+	 * finish at once and its done callback free the caller's state.
+	 */
+	event_active(&b->netev, EV_READ, 1);
+	return 0;
+}
+
+int
+tlsbridge_handshake_events(struct tls *tls, int fd, short *events)
+{
+	int	r;
+
+	(void)fd;
+	r = tls_handshake(tls);
+	if (r == 0)
+		return 1;
+	if (r == TLS_WANT_POLLIN) {
+		*events = EV_READ;
+		return 0;
+	}
+	if (r == TLS_WANT_POLLOUT) {
+		*events = EV_WRITE;
+		return 0;
+	}
+	return -1;
+}

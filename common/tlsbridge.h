@@ -1,0 +1,50 @@
+/*
+ * Moving bytes between a TLS connection (libtls) and a plain socket,
+ * non-blocking under libevent.  tlsproc uses it to serve clients (TLS
+ * on the network side, a socketpair to authproc/relay on the plain side);
+ * relay uses it towards upstreams that want TLS.
+ */
+#ifndef POSTERN_TLSBRIDGE_H
+#define POSTERN_TLSBRIDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event.h>
+#include <tls.h>
+
+#define TLSBRIDGE_BUFSZ		16384
+
+struct tlsbridge;
+typedef void (*tlsbridge_done_cb)(struct tlsbridge *, void *);
+
+struct tlsbridge {
+	struct tls		*tls;
+	int			 netfd;
+	int			 plainfd;
+	unsigned char		 n2p[TLSBRIDGE_BUFSZ];	/* decrypted */
+	size_t			 n2p_off, n2p_len;
+	unsigned char		 p2n[TLSBRIDGE_BUFSZ];	/* to encrypt */
+	size_t			 p2n_off, p2n_len;
+	int			 net_eof;
+	int			 plain_eof;
+	int			 plain_shut;
+	struct event		 netev;
+	struct event		 plainev;
+	tlsbridge_done_cb	 done;
+	void			*arg;
+	uint64_t		 bytes_in;	/* net -> plain */
+	uint64_t		 bytes_out;	/* plain -> net */
+};
+
+/* Takes over tls, netfd and plainfd; calls done once, after closing. */
+int	tlsbridge_start(struct tlsbridge *, struct tls *, int netfd,
+	    int plainfd, const void *to_net, size_t to_netlen,
+	    const void *to_plain, size_t to_plainlen, tlsbridge_done_cb,
+	    void *);
+void	tlsbridge_stop(struct tlsbridge *);
+
+/* Drive a non-blocking handshake; 1 done, 0 call again on events, -1. */
+int	tlsbridge_handshake_events(struct tls *, int fd, short *events);
+
+#endif

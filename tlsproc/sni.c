@@ -1,0 +1,105 @@
+/*
+ * Server contexts and certificate choice by SNI.  libtls picks among the
+ * keypairs of one context: the first whose certificate matches the name
+ * the client sent (wildcards included), else the first keypair.  The
+ * order we add them in therefore decides: the listener's default goes
+ * first (it must, being libtls's fallback), then keypairs named exactly,
+ * then wildcard ones, so an exact certificate wins over a wildcard one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "tlsproc.h"
+
+int
+tls_keypair_is_wildcard(const struct tls_keypair *k)
+{
+	return strncmp(k->conf.name, "*.", 2) == 0;
+}
+
+static int
+add_keypair(struct tls_config *cfg, const struct tls_keypair *k, int first)
+{
+	const unsigned char	*ocsp = k->blob[BLOB_OCSP];
+	size_t			 ocsplen = k->bloblen[BLOB_OCSP];
+
+	if (first)
+		return tls_config_set_keypair_ocsp_mem(cfg, k->blob[BLOB_CERT],
+		    k->bloblen[BLOB_CERT], k->blob[BLOB_KEY],
+		    k->bloblen[BLOB_KEY], ocsp, ocsplen);
+	return tls_config_add_keypair_ocsp_mem(cfg, k->blob[BLOB_CERT],
+	    k->bloblen[BLOB_CERT], k->blob[BLOB_KEY], k->bloblen[BLOB_KEY],
+	    ocsp, ocsplen);
+}
+
+struct tls *
+tls_server_context(const struct conf_tls_global *g, struct tls_keypair **kp,
+    size_t nkp, char *err, size_t errlen)
+{
+	struct tls_config	*cfg;
+	struct tls		*ctx = NULL;
+	unsigned char		 sid[TLS_MAX_SESSION_ID_LENGTH];
+	unsigned char		 ticket[TLS_TICKET_KEY_SIZE];
+	size_t			 i;
+	int			 pass;
+
+	if (nkp == 0) {
+		snprintf(err, errlen, "no keypair");
+		return NULL;
+	}
+	if ((cfg = tls_config_new()) == NULL) {
+		snprintf(err, errlen, "tls_config_new failed");
+		return NULL;
+	}
+	if (tls_config_set_protocols(cfg, g->protocols) == -1 ||
+	    tls_config_set_ciphers(cfg, g->ciphers) == -1) {
+		snprintf(err, errlen, "%s", tls_config_error(cfg));
+		goto fail;
+	}
+	if (add_keypair(cfg, kp[0], 1) == -1) {
+		snprintf(err, errlen, "keypair %s: %s", kp[0]->conf.name,
+		    tls_config_error(cfg));
+		goto fail;
+	}
+	/* exact names first, then wildcards: libtls takes the first match */
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 1; i < nkp; i++) {
+			if (tls_keypair_is_wildcard(kp[i]) != pass)
+				continue;
+			if (add_keypair(cfg, kp[i], 0) == -1) {
+				snprintf(err, errlen, "keypair %s: %s",
+				    kp[i]->conf.name, tls_config_error(cfg));
+				goto fail;
+			}
+		}
+	}
+	if (g->session_lifetime > 0) {
+		arc4random_buf(sid, sizeof(sid));
+		arc4random_buf(ticket, sizeof(ticket));
+		if (tls_config_set_session_id(cfg, sid, sizeof(sid)) == -1 ||
+		    tls_config_set_session_lifetime(cfg,
+		    g->session_lifetime) == -1 ||
+		    tls_config_add_ticket_key(cfg, 1, ticket,
+		    sizeof(ticket)) == -1) {
+			snprintf(err, errlen, "%s", tls_config_error(cfg));
+			goto fail;
+		}
+		explicit_bzero(ticket, sizeof(ticket));
+	}
+	if ((ctx = tls_server()) == NULL) {
+		snprintf(err, errlen, "tls_server failed");
+		goto fail;
+	}
+	if (tls_configure(ctx, cfg) == -1) {
+		snprintf(err, errlen, "%s", tls_error(ctx));
+		tls_free(ctx);
+		ctx = NULL;
+		goto fail;
+	}
+fail:
+	/* libtls keeps what it needs; the config copy of keys is wiped */
+	tls_config_free(cfg);
+	return ctx;
+}

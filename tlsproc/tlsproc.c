@@ -1,0 +1,559 @@
+/*
+ * tlsproc: accepts on implicit-TLS listeners, handshakes, and hands
+ * authproc the plaintext end of a socketpair; upgrades STARTTLS/STLS
+ * connections authproc passes it the same way.  Then it moves bytes
+ * between each TLS connection and its socketpair for the session's life.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event.h>
+
+#include "log.h"
+#include "sandbox.h"
+#include "tlsbridge.h"
+#include "tlsproc.h"
+
+#define ACCEPT_PAUSE_SEC	1
+
+struct tls_listener {
+	TAILQ_ENTRY(tls_listener)	 entry;
+	struct conf_listener		 conf;
+	int				 fd;
+	struct event			 ev;
+	struct tls			*ctx;
+};
+
+struct tconn {
+	TAILQ_ENTRY(tconn)	 entry;
+	uint32_t		 session_id;	/* authproc's, for STARTTLS */
+	int			 starttls;
+	struct tls_listener	*listener;
+	struct tls		*tls;
+	int			 fd;
+	struct sockaddr_storage	 client;
+	struct sockaddr_storage	 local;
+	struct event		 ev;
+	struct event		 timer;
+	int			 bridging;
+	struct tlsbridge	 bridge;
+};
+
+static struct imsgev		 parent_iev;
+static struct imsgev		*authproc_iev;
+static struct conf_global	 global_conf;
+static struct conf_tls_global	 tls_conf;
+static struct conf_sandbox	 sandbox_conf;
+static struct tls_keypair_list	 keypairs = TAILQ_HEAD_INITIALIZER(keypairs);
+static TAILQ_HEAD(, tls_listener) listeners =
+    TAILQ_HEAD_INITIALIZER(listeners);
+static TAILQ_HEAD(, tconn)	 tconns = TAILQ_HEAD_INITIALIZER(tconns);
+static unsigned int		 ntconns;
+static int			 have_sandbox;
+static struct event		 accept_pause_ev;
+
+static void	tconn_free(struct tconn *);
+static void	handshake_step(int, short, void *);
+
+static struct tls_listener *
+listener_find(uint32_t id)
+{
+	struct tls_listener	*l;
+
+	TAILQ_FOREACH(l, &listeners, entry)
+		if (l->conf.id == id)
+			return l;
+	return NULL;
+}
+
+static struct tls_keypair *
+keypair_find(uint32_t id)
+{
+	struct tls_keypair	*k;
+
+	TAILQ_FOREACH(k, &keypairs, entry)
+		if (k->conf.id == id)
+			return k;
+	return NULL;
+}
+
+static void
+tconn_free(struct tconn *t)
+{
+	TAILQ_REMOVE(&tconns, t, entry);
+	if (t->bridging)
+		tlsbridge_stop(&t->bridge);
+	else {
+		event_del(&t->ev);
+		if (t->tls != NULL)
+			tls_free(t->tls);
+		if (t->fd != -1)
+			close(t->fd);
+	}
+	evtimer_del(&t->timer);
+	free(t);
+	ntconns--;
+}
+
+static void
+tconn_bridge_done(struct tlsbridge *b, void *arg)
+{
+	struct tconn	*t = arg;
+
+	(void)b;
+	log_debug("tls connection closed: %llu bytes in, %llu bytes out",
+	    (unsigned long long)t->bridge.bytes_in,
+	    (unsigned long long)t->bridge.bytes_out);
+	t->bridging = 0;
+	t->tls = NULL;
+	t->fd = -1;
+	tconn_free(t);
+}
+
+static void
+facts_fill(struct tls *tls, struct tls_facts *f)
+{
+	const char	*v;
+
+	memset(f, 0, sizeof(*f));
+	if ((v = tls_conn_version(tls)) != NULL)
+		snprintf(f->version, sizeof(f->version), "%s", v);
+	if ((v = tls_conn_cipher(tls)) != NULL)
+		snprintf(f->cipher, sizeof(f->cipher), "%s", v);
+	if ((v = tls_conn_servername(tls)) != NULL)
+		snprintf(f->servername, sizeof(f->servername), "%s", v);
+}
+
+static void
+handshake_failed(struct tconn *t, const char *why)
+{
+	struct starttls_done	done;
+	char			addr[128];
+
+	log_info("tls handshake with %s failed: %s",
+	    sockaddr_str(&t->client, addr, sizeof(addr)), why);
+	if (t->starttls && authproc_iev != NULL) {
+		memset(&done, 0, sizeof(done));
+		imsgev_compose(authproc_iev, IMSG_STARTTLS_DONE,
+		    t->session_id, -1, &done, sizeof(done));
+	}
+	tconn_free(t);
+}
+
+/* The handshake is done: give authproc a plaintext end, keep the other. */
+static void
+handshake_done(struct tconn *t)
+{
+	struct tls_session	ts;
+	struct starttls_done	done;
+	int			sp[2];
+
+	evtimer_del(&t->timer);
+	if (authproc_iev == NULL) {
+		handshake_failed(t, "authproc not available");
+		return;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, sp) == -1) {
+		log_warn("socketpair");
+		handshake_failed(t, "out of resources");
+		return;
+	}
+	if (t->starttls) {
+		memset(&done, 0, sizeof(done));
+		done.ok = 1;
+		facts_fill(t->tls, &done.facts);
+		imsgev_compose(authproc_iev, IMSG_STARTTLS_DONE,
+		    t->session_id, sp[1], &done, sizeof(done));
+	} else {
+		memset(&ts, 0, sizeof(ts));
+		ts.listener_id = t->listener->conf.id;
+		ts.client = t->client;
+		ts.local = t->local;
+		facts_fill(t->tls, &ts.facts);
+		imsgev_compose(authproc_iev, IMSG_TLS_SESSION, 0, sp[1], &ts,
+		    sizeof(ts));
+	}
+	t->bridging = 1;
+	tlsbridge_start(&t->bridge, t->tls, t->fd, sp[0], NULL, 0, NULL, 0,
+	    tconn_bridge_done, t);
+}
+
+static void
+handshake_step(int fd, short event, void *arg)
+{
+	struct tconn	*t = arg;
+	short		 want = 0;
+
+	(void)fd;
+	(void)event;
+	switch (tlsbridge_handshake_events(t->tls, t->fd, &want)) {
+	case 1:
+		handshake_done(t);
+		return;
+	case 0:
+		event_del(&t->ev);
+		event_set(&t->ev, t->fd, want, handshake_step, t);
+		event_add(&t->ev, NULL);
+		return;
+	default:
+		handshake_failed(t, tls_error(t->tls));
+	}
+}
+
+static void
+handshake_timeout(int fd, short event, void *arg)
+{
+	(void)fd;
+	(void)event;
+	handshake_failed(arg, "handshake timeout");
+}
+
+static void
+tconn_start(struct tls_listener *l, int fd, uint32_t session_id,
+    int starttls)
+{
+	struct tconn	*t;
+	struct timeval	 tv;
+	socklen_t	 len;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		log_warn("calloc");
+		close(fd);
+		return;
+	}
+	t->listener = l;
+	t->fd = fd;
+	t->session_id = session_id;
+	t->starttls = starttls;
+	len = sizeof(t->client);
+	if (getpeername(fd, (struct sockaddr *)&t->client, &len) == -1)
+		t->client.ss_family = AF_UNSPEC;
+	len = sizeof(t->local);
+	if (getsockname(fd, (struct sockaddr *)&t->local, &len) == -1)
+		t->local = l->conf.addr;
+	TAILQ_INSERT_TAIL(&tconns, t, entry);
+	ntconns++;
+	event_set(&t->ev, fd, EV_READ, handshake_step, t);
+	evtimer_set(&t->timer, handshake_timeout, t);
+	tv.tv_sec = tls_conf.timeout_handshake;
+	tv.tv_usec = 0;
+	evtimer_add(&t->timer, &tv);
+	if (l->ctx == NULL) {
+		handshake_failed(t, "no usable keypair on this listener");
+		return;
+	}
+	if (tls_accept_socket(l->ctx, &t->tls, fd) == -1) {
+		handshake_failed(t, tls_error(l->ctx));
+		return;
+	}
+	handshake_step(fd, EV_READ, t);
+}
+
+static void
+listeners_pause(int pause)
+{
+	struct tls_listener	*l;
+
+	TAILQ_FOREACH(l, &listeners, entry) {
+		if (l->fd == -1)
+			continue;
+		if (pause)
+			event_del(&l->ev);
+		else
+			event_add(&l->ev, NULL);
+	}
+}
+
+static void
+accept_resume(int fd, short event, void *arg)
+{
+	(void)fd;
+	(void)event;
+	(void)arg;
+	listeners_pause(0);
+}
+
+static void
+listener_accept(int fd, short event, void *arg)
+{
+	struct tls_listener	*l = arg;
+	struct timeval		 tv = { ACCEPT_PAUSE_SEC, 0 };
+	int			 cfd;
+
+	(void)event;
+	if ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC))
+	    == -1) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			log_warn("accept; pausing for %d s", ACCEPT_PAUSE_SEC);
+			listeners_pause(1);
+			evtimer_add(&accept_pause_ev, &tv);
+		}
+		return;
+	}
+	if (ntconns >= global_conf.max_sessions) {
+		close(cfd);
+		return;
+	}
+	tconn_start(l, cfd, 0, 0);
+}
+
+static void
+authproc_lost(void)
+{
+	log_warnx("lost the authproc channel");
+	imsgev_clear(authproc_iev);
+	free(authproc_iev);
+	authproc_iev = NULL;
+}
+
+static void
+report_peer(pid_t pid)
+{
+	struct peer_channel	pc;
+
+	pc.role = PROC_AUTHPROC;
+	pc.pid = pid;
+	imsgev_compose(&parent_iev, IMSG_PEER_MISBEHAVED, 0, -1, &pc,
+	    sizeof(pc));
+}
+
+static void
+authproc_dispatch(int fd, short event, void *arg)
+{
+	struct imsgev		*iev = arg;
+	struct imsg		 imsg;
+	struct starttls_request	*req;
+	struct tls_listener	*l;
+	char			 err[128];
+	ssize_t			 n;
+
+	(void)fd;
+	if (imsgev_dispatch_io(iev, event) == -1) {
+		authproc_lost();
+		return;
+	}
+	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
+		if (imsg_check(authproc_to_tlsproc_rules,
+		    authproc_to_tlsproc_nrules, &imsg, err, sizeof(err)) == -1) {
+			log_warnx("authproc sent a bad message: %s", err);
+			imsg_free(&imsg);
+			report_peer(iev->ibuf.peerpid);
+			authproc_lost();
+			return;
+		}
+		req = imsg.data;
+		if ((l = listener_find(req->listener_id)) == NULL ||
+		    !(l->conf.flags & LISTEN_STARTTLS)) {
+			log_warnx("authproc asked STARTTLS on listener %u",
+			    req->listener_id);
+			imsg_free(&imsg);
+			report_peer(iev->ibuf.peerpid);
+			authproc_lost();
+			return;
+		}
+		tconn_start(l, imsg_take_fd(&imsg), imsg.hdr.peerid, 1);
+		imsg_free(&imsg);
+	}
+	if (n == -1) {
+		log_warnx("authproc sent a malformed frame");
+		report_peer(iev->ibuf.peerpid);
+		authproc_lost();
+	}
+}
+
+static void
+keypair_blob(struct imsg *imsg)
+{
+	struct conf_blob	*b = imsg->data;
+	struct tls_keypair	*k;
+
+	if (!conf_blob_valid(imsg) || b->kind == BLOB_CA ||
+	    (k = keypair_find(b->owner_id)) == NULL)
+		fatalx("bad keypair blob");
+	if (blob_store(&k->blob[b->kind], &k->bloblen[b->kind],
+	    &k->blobgot[b->kind], b, (unsigned char *)(b + 1)) == -1)
+		fatalx("keypair %s: blob out of order", k->conf.name);
+}
+
+/* One server context per listener, from its keypairs. */
+static void
+listener_context(struct tls_listener *l)
+{
+	struct tls_keypair	*kp[LISTEN_MAX_KEYPAIRS];
+	char			 err[256];
+	size_t			 i, n = 0;
+
+	for (i = 0; i < l->conf.nkeypairs && i < LISTEN_MAX_KEYPAIRS; i++) {
+		kp[n] = keypair_find(l->conf.keypairs[i]);
+		if (kp[n] == NULL || kp[n]->blob[BLOB_CERT] == NULL ||
+		    kp[n]->blob[BLOB_KEY] == NULL ||
+		    kp[n]->blobgot[BLOB_KEY] != kp[n]->bloblen[BLOB_KEY]) {
+			log_warnx("listener %s: keypair %u missing",
+			    l->conf.name, l->conf.keypairs[i]);
+			continue;
+		}
+		n++;
+	}
+	if ((l->ctx = tls_server_context(&tls_conf, kp, n, err,
+	    sizeof(err))) == NULL)
+		log_warnx("listener %s: no TLS: %s", l->conf.name, err);
+}
+
+/* The keys are inside the TLS contexts now; drop the PEM copies. */
+static void
+keypairs_wipe(void)
+{
+	struct tls_keypair	*k;
+	int			 i;
+
+	TAILQ_FOREACH(k, &keypairs, entry) {
+		for (i = 0; i <= BLOB_CA; i++) {
+			if (k->blob[i] == NULL)
+				continue;
+			explicit_bzero(k->blob[i], k->bloblen[i]);
+			free(k->blob[i]);
+			k->blob[i] = NULL;
+		}
+	}
+}
+
+static void
+parent_handle(struct imsg *imsg)
+{
+	struct tls_listener	*l;
+	struct tls_keypair	*k;
+	struct peer_channel	*pc;
+
+	switch (imsg->hdr.type) {
+	case IMSG_CONF_SANDBOX:
+		memcpy(&sandbox_conf, imsg->data, sizeof(sandbox_conf));
+		if (!imsg_string_ok(sandbox_conf.chroot,
+		    sizeof(sandbox_conf.chroot)))
+			fatalx("bad sandbox message");
+		have_sandbox = 1;
+		break;
+	case IMSG_CONF_GLOBAL:
+		memcpy(&global_conf, imsg->data, sizeof(global_conf));
+		break;
+	case IMSG_CONF_TLS_GLOBAL:
+		memcpy(&tls_conf, imsg->data, sizeof(tls_conf));
+		if (!imsg_string_ok(tls_conf.ciphers, sizeof(tls_conf.ciphers)))
+			fatalx("bad tls message");
+		break;
+	case IMSG_CONF_KEYPAIR:
+		if ((k = calloc(1, sizeof(*k))) == NULL)
+			fatal("calloc");
+		memcpy(&k->conf, imsg->data, sizeof(k->conf));
+		if (!imsg_string_ok(k->conf.name, sizeof(k->conf.name)))
+			fatalx("bad keypair message");
+		TAILQ_INSERT_TAIL(&keypairs, k, entry);
+		break;
+	case IMSG_CONF_BLOB:
+		keypair_blob(imsg);
+		break;
+	case IMSG_CONF_LISTENER:
+		if ((l = calloc(1, sizeof(*l))) == NULL)
+			fatal("calloc");
+		memcpy(&l->conf, imsg->data, sizeof(l->conf));
+		if (!imsg_string_ok(l->conf.name, sizeof(l->conf.name)))
+			fatalx("bad listener message");
+		l->fd = imsg_take_fd(imsg);
+		if (l->fd != -1)
+			event_set(&l->ev, l->fd, EV_READ | EV_PERSIST,
+			    listener_accept, l);
+		TAILQ_INSERT_TAIL(&listeners, l, entry);
+		break;
+	case IMSG_CONF_END:
+		/*
+		 * Contexts are built from trusted parent data before the
+		 * sandbox, so OpenSSL's one-time set-up (which may want
+		 * files) is done; no client byte has been read yet.
+		 */
+		if (!have_sandbox)
+			fatalx("no sandbox configuration");
+		TAILQ_FOREACH(l, &listeners, entry)
+			listener_context(l);
+		keypairs_wipe();
+		sandbox_enter(PROC_TLSPROC, &sandbox_conf);
+		listeners_pause(0);
+		log_info("ready");
+		break;
+	case IMSG_PEER_CHANNEL:
+		pc = imsg->data;
+		if (pc->role != PROC_AUTHPROC)
+			fatalx("unexpected peer %u", pc->role);
+		if (authproc_iev != NULL)
+			authproc_lost();
+		if ((authproc_iev = calloc(1, sizeof(*authproc_iev))) == NULL)
+			fatal("calloc");
+		imsgev_init(authproc_iev, imsg_take_fd(imsg), "authproc",
+		    authproc_dispatch, NULL);
+		authproc_iev->ibuf.peerpid = pc->pid;
+		break;
+	default:
+		fatalx("parent sent unexpected message %u", imsg->hdr.type);
+	}
+}
+
+static void
+parent_dispatch(int fd, short event, void *arg)
+{
+	struct imsgev	*iev = arg;
+	struct imsg	 imsg;
+	char		 err[128];
+	ssize_t		 n;
+
+	(void)fd;
+	if (imsgev_dispatch_io(iev, event) == -1) {
+		log_debug("parent went away; exiting");
+		exit(0);
+	}
+	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
+		if (imsg_check(parent_to_child_rules, parent_to_child_nrules,
+		    &imsg, err, sizeof(err)) == -1)
+			fatalx("parent: %s", err);
+		parent_handle(&imsg);
+		imsg_free(&imsg);
+	}
+	if (n == -1)
+		fatalx("parent sent a malformed frame");
+}
+
+static void
+tlsproc_sig(int sig, short event, void *arg)
+{
+	(void)sig;
+	(void)event;
+	(void)arg;
+	exit(0);
+}
+
+void
+tlsproc_main(void)
+{
+	struct event	ev_term, ev_int;
+
+	event_init();
+	if (tls_init() == -1)
+		fatalx("tls_init failed");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal_set(&ev_term, SIGTERM, tlsproc_sig, NULL);
+	signal_set(&ev_int, SIGINT, tlsproc_sig, NULL);
+	signal_add(&ev_term, NULL);
+	signal_add(&ev_int, NULL);
+	evtimer_set(&accept_pause_ev, accept_resume, NULL);
+	imsgev_init(&parent_iev, 3, "parent", parent_dispatch, NULL);
+	parent_iev.ibuf.peerpid = getppid();
+	event_dispatch();
+	exit(0);
+}
