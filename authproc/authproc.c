@@ -25,6 +25,7 @@
 #include "sandbox.h"
 
 #define ACCEPT_PAUSE_SEC	1
+#define OUTPUT_HIWAT		(64 * 1024)	/* stop reading above */
 
 struct conf_global		 authproc_conf;
 static struct imsgev		 parent_iev;
@@ -297,6 +298,18 @@ session_login(struct session *s)
 		session_send_login(s);
 }
 
+/* A client that does not read its replies gets no more of them. */
+int
+session_output_full(struct session *s)
+{
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) <
+	    OUTPUT_HIWAT)
+		return 0;
+	bufferevent_disable(s->bev, EV_READ);
+	s->output_full = 1;
+	return 1;
+}
+
 static void
 session_dispatch_input(struct session *s)
 {
@@ -320,10 +333,22 @@ session_write_cb(struct bufferevent *bev, void *arg)
 	struct session	*s = arg;
 
 	(void)bev;
+	/* with a write low watermark this may run before the output is empty */
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0 &&
+	    s->state != S_PREAUTH && s->state != S_SASL)
+		return;
 	if (s->state == S_LOGIN_PENDING)
 		session_send_login(s);
 	else if (s->state == S_STARTTLS_PENDING)
 		session_send_starttls(s);
+	else if (s->output_full && (s->state == S_PREAUTH ||
+	    s->state == S_SASL)) {
+		/* the client caught up: take its commands again */
+		s->output_full = 0;
+		bufferevent_enable(s->bev, EV_READ);
+		session_dispatch_input(s);
+		return;
+	}
 	session_maybe_free(s);
 }
 
@@ -333,6 +358,19 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct session	*s = arg;
 
 	(void)bev;
+	if ((what & BEV_EVENT_TIMEOUT) && s->state == S_CLOSING) {
+		/* it would not even take our goodbye */
+		session_free(s);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && (s->state == S_PREAUTH ||
+	    s->state == S_SASL || s->state == S_CLOSING) &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+		/* a half-close: the client still gets what it asked for */
+		s->state = S_CLOSING;
+		bufferevent_disable(s->bev, EV_READ);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_info("session %u: pre-auth timeout", s->id);
 		if (s->listener->conf.proto == PROTO_IMAP)
@@ -402,6 +440,8 @@ session_setup_bev(struct session *s)
 	    session_event_cb, s);
 	/* never buffer more than relay can be handed as pipelined input */
 	bufferevent_setwatermark(s->bev, EV_READ, 0, PIPELINE_MAX);
+	/* tell us when the client has drained half of a full output */
+	bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_HIWAT / 2, 0);
 	tv.tv_sec = authproc_conf.timeout_preauth;
 	tv.tv_usec = 0;
 	bufferevent_set_timeouts(s->bev, &tv, &tv);

@@ -124,6 +124,8 @@ struct session {
 	struct login_request	 req;
 	int			 has_user;	/* POP3 USER seen */
 	int			 tls;		/* the client side is TLS */
+	int			 output_full;	/* reading paused for output */
+	size_t			 scanned;	/* input seen without a LF */
 	struct tls_facts	 facts;
 	/* kept across attempts */
 	char			 idfields[ID_MAX_LEN];
@@ -141,6 +143,7 @@ void	session_bad_command(struct session *);
 void	session_login(struct session *);
 void	session_reset_attempt(struct session *);
 void	session_starttls(struct session *);
+int	session_output_full(struct session *);
 int	session_can_starttls(const struct session *);
 int	session_login_allowed(const struct session *);
 

@@ -238,7 +238,8 @@ imap_input_sasl(struct session *s, struct evbuffer *in)
 	len = evbuffer_get_length(in);
 	p = (const char *)evbuffer_pullup(in, -1);
 	if ((n = line_find(p, len, &consumed)) == -1) {
-		if (len > authproc_conf.max_line) {
+		/* + 1: a CR whose LF is still on its way */
+		if (len > authproc_conf.max_line + 1) {
 			session_printf(s, "* BYE Line too long\r\n");
 			session_close_after_write(s);
 		}
@@ -273,8 +274,19 @@ imap_input(struct session *s)
 
 	imap_limits(&lim);
 	while (s->state == S_PREAUTH || s->state == S_SASL) {
-		if ((len = evbuffer_get_length(in)) == 0)
+		if ((len = evbuffer_get_length(in)) == 0 ||
+		    session_output_full(s))
 			return;
+		/*
+		 * Every command ends in LF: until one more arrives, parsing
+		 * again would only repeat the last (quadratic) work.
+		 */
+		if (s->scanned > 0 && s->scanned < len && len < PIPELINE_MAX &&
+		    evbuffer_search(in, "\n", 1, NULL).pos == -1) {
+			s->scanned = len;
+			return;
+		}
+		s->scanned = 0;
 		if (s->state == S_SASL) {
 			if (!imap_input_sasl(s, in))
 				return;
@@ -284,6 +296,7 @@ imap_input(struct session *s)
 		st = imap_parse(p, len, s->acked_literals, &lim, &cmd);
 		switch (st) {
 		case IMAP_PARSE_INCOMPLETE:
+			s->scanned = len;
 			if (len >= PIPELINE_MAX) {
 				session_printf(s, "* BYE Command too long\r\n");
 				session_close_after_write(s);

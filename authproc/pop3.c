@@ -119,6 +119,7 @@ pop3_command(struct session *s, const struct pop3_command *c)
 	} else if (strcmp(c->name, "USER") == 0 && arg != NULL &&
 	    arg[0] != '\0') {
 		if (strlen(arg) > USER_MAX_LEN) {
+			session_reset_attempt(s);
 			pop3_err(s, "User name too long");
 			return;
 		}
@@ -159,12 +160,14 @@ pop3_input(struct session *s)
 	ssize_t			 n;
 
 	while (s->state == S_PREAUTH || s->state == S_SASL) {
-		if ((len = evbuffer_get_length(in)) == 0)
+		if ((len = evbuffer_get_length(in)) == 0 ||
+		    session_output_full(s))
 			return;
 		p = (const char *)evbuffer_pullup(in, -1);
 		if (s->state == S_SASL) {
 			if ((n = line_find(p, len, &consumed)) == -1) {
-				if (len <= authproc_conf.max_line)
+				/* + 1: a CR whose LF is still on its way */
+				if (len <= authproc_conf.max_line + 1)
 					return;
 				n = authproc_conf.max_line + 1;
 			}

@@ -145,7 +145,7 @@ sandbox_seccomp_common(scmp_filter_ctx ctx)
 		SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap),
 		SCMP_SYS(madvise), SCMP_SYS(rt_sigreturn),
 		SCMP_SYS(rt_sigprocmask), SCMP_SYS(exit),
-		SCMP_SYS(exit_group), SCMP_SYS(fcntl), SCMP_SYS(setsockopt),
+		SCMP_SYS(exit_group), SCMP_SYS(setsockopt),
 		SCMP_SYS(getsockname), SCMP_SYS(getpeername),
 		SCMP_SYS(shutdown), SCMP_SYS(getrandom), SCMP_SYS(futex),
 		SCMP_SYS(fstat), SCMP_SYS(restart_syscall),
@@ -161,6 +161,23 @@ sandbox_seccomp_common(scmp_filter_ctx ctx)
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
 	    SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH)) != 0)
 		fatalx("seccomp: newfstatat");
+	/*
+	 * fcntl(2) only for descriptor flags: F_SETOWN/F_SETSIG with
+	 * O_ASYNC would let one child signal another running as the same
+	 * user where Landlock cannot scope signals.
+	 */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+	    SCMP_A1(SCMP_CMP_EQ, F_GETFL, 0)) != 0 ||
+	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2,
+	    SCMP_A1(SCMP_CMP_EQ, F_SETFL, 0),
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0)) != 0 ||
+	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+	    SCMP_A1(SCMP_CMP_EQ, F_GETFD, 0)) != 0 ||
+	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+	    SCMP_A1(SCMP_CMP_EQ, F_SETFD, 0)) != 0 ||
+	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+	    SCMP_A1(SCMP_CMP_EQ, F_DUPFD_CLOEXEC, 0)) != 0)
+		fatalx("seccomp: fcntl");
 	/* libevent sizes its reads with FIONREAD */
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 	    SCMP_A1(SCMP_CMP_EQ, FIONREAD, 0)) != 0)
@@ -186,10 +203,13 @@ sandbox_seccomp(enum proc_role role)
 		allow(ctx, SCMP_SYS(accept));
 		break;
 	case PROC_RELAY:
+		/* TCP only: no datagram or raw sockets */
 		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
-		    1, SCMP_A0(SCMP_CMP_EQ, AF_INET, 0)) != 0 ||
+		    2, SCMP_A0(SCMP_CMP_EQ, AF_INET, 0),
+		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM)) != 0 ||
 		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
-		    1, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0)) != 0)
+		    2, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0),
+		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM)) != 0)
 			fatalx("seccomp: socket");
 		allow(ctx, SCMP_SYS(connect));
 		allow(ctx, SCMP_SYS(getsockopt));

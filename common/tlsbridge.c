@@ -63,6 +63,7 @@ pump_net_to_plain(struct tlsbridge *b, int *progress)
 			if (n == -1) {
 				if (errno == EAGAIN || errno == EINTR)
 					return WANT_PLAIN_WRITE;
+				b->error = "plain side write failed";
 				return -1;
 			}
 			b->n2p_off += n;
@@ -83,8 +84,10 @@ pump_net_to_plain(struct tlsbridge *b, int *progress)
 			return WANT_NET_READ;
 		if (n == TLS_WANT_POLLOUT)
 			return WANT_NET_WRITE;
-		if (n == -1)
+		if (n == -1) {
+			b->error = tls_error(b->tls);
 			return -1;
+		}
 		if (n == 0) {
 			b->net_eof = 1;
 			*progress = 1;
@@ -109,8 +112,10 @@ pump_plain_to_net(struct tlsbridge *b, int *progress)
 				return WANT_NET_READ;
 			if (n == TLS_WANT_POLLOUT)
 				return WANT_NET_WRITE;
-			if (n == -1)
+			if (n == -1) {
+				b->error = tls_error(b->tls);
 				return -1;
+			}
 			b->p2n_off += n;
 			b->bytes_out += n;
 			*progress = 1;
@@ -123,6 +128,7 @@ pump_plain_to_net(struct tlsbridge *b, int *progress)
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EINTR)
 				return WANT_PLAIN_READ;
+			b->error = "plain side read failed";
 			return -1;
 		}
 		if (n == 0) {
@@ -145,8 +151,8 @@ tlsbridge_run(struct tlsbridge *b)
 		progress = 0;
 		if ((w1 = pump_net_to_plain(b, &progress)) == -1 ||
 		    (w2 = pump_plain_to_net(b, &progress)) == -1) {
-			log_debug("tls bridge: %s",
-			    b->tls ? tls_error(b->tls) : "error");
+			log_debug("tls bridge: %s: %s", b->error ? b->error :
+			    "error", strerror(errno));
 			tlsbridge_finish(b);
 			return;
 		}

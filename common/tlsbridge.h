@@ -31,6 +31,7 @@ struct tlsbridge {
 	int			 plain_shut;
 	struct event		 netev;
 	struct event		 plainev;
+	const char		*error;
 	tlsbridge_done_cb	 done;
 	void			*arg;
 	uint64_t		 bytes_in;	/* net -> plain */

@@ -322,7 +322,7 @@ send_listeners(struct child *c)
 		if (c->role == PROC_TLSPROC && l->conf.nkeypairs == 0)
 			continue;
 		fd = -1;
-		if (gets_fd && (fd = dup(l->fd)) == -1)
+		if (gets_fd && (fd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0)) == -1)
 			fatal("dup listener");
 		imsgev_compose(&c->iev, IMSG_CONF_LISTENER, 0, fd, &l->conf,
 		    sizeof(l->conf));
@@ -574,7 +574,7 @@ move_fd(int fd, int target)
 static void
 child_spawn(struct child *c)
 {
-	int	 sp[2], lp[2], nullfd, i;
+	int	 sp[2], lp[2], nullfd, i, fd;
 	char	*argv[8];
 	pid_t	 pid;
 
@@ -584,9 +584,14 @@ child_spawn(struct child *c)
 	if (pipe2(lp, O_CLOEXEC) == -1)
 		fatal("pipe2");
 	/* keep the child's end away from the fd numbers we move it to */
-	if ((sp[1] = fcntl(sp[1], F_DUPFD_CLOEXEC, 10)) == -1 ||
-	    (lp[1] = fcntl(lp[1], F_DUPFD_CLOEXEC, 10)) == -1)
+	if ((fd = fcntl(sp[1], F_DUPFD_CLOEXEC, 10)) == -1)
 		fatal("fcntl");
+	close(sp[1]);
+	sp[1] = fd;
+	if ((fd = fcntl(lp[1], F_DUPFD_CLOEXEC, 10)) == -1)
+		fatal("fcntl");
+	close(lp[1]);
+	lp[1] = fd;
 
 	switch (pid = fork()) {
 	case -1:
@@ -598,6 +603,8 @@ child_spawn(struct child *c)
 		move_fd(nullfd, STDOUT_FILENO);
 		move_fd(lp[1], STDERR_FILENO);
 		move_fd(sp[1], CHILD_FD);
+		/* nothing else we (or whoever started us) had open */
+		close_range(CHILD_FD + 1, ~0U, 0);
 		i = 0;
 		argv[i++] = "postern";
 		argv[i++] = "-X";
@@ -605,7 +612,8 @@ child_spawn(struct child *c)
 		if (opt_verbose)
 			argv[i++] = opt_verbose > 1 ? "-vv" : "-v";
 		argv[i] = NULL;
-		execv(self_path, argv);
+		/* the running binary, even if the file was replaced since */
+		execv("/proc/self/exe", argv);
 		_exit(127);
 	}
 	close(sp[1]);

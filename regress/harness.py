@@ -22,20 +22,56 @@ def wait_port(host, port, timeout=15.0):
     return False
 
 
-def write_config(path, listeners, upstreams, routes, extra=""):
-    """listeners: [(addr, port, proto)], upstreams: {name: (host, imap, pop3)},
-    routes: [(kind, match, upstream)] with kind user|domain|default."""
+def make_cert(directory, name, days=30):
+    """A self-signed EC certificate for name; returns (cert, key) paths."""
+    safe = name.replace("*", "wildcard")
+    cert = os.path.join(directory, f"{safe}.crt")
+    key = os.path.join(directory, f"{safe}.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", str(days), "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name}",
+                    "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+def fingerprint(pem_bytes_or_path):
+    """SHA-256 fingerprint of a certificate (PEM file or PEM bytes)."""
+    if isinstance(pem_bytes_or_path, str):
+        args = ["openssl", "x509", "-noout", "-fingerprint", "-sha256",
+                "-in", pem_bytes_or_path]
+        out = subprocess.run(args, check=True, capture_output=True).stdout
+    else:
+        out = subprocess.run(["openssl", "x509", "-noout", "-fingerprint",
+                              "-sha256"], input=pem_bytes_or_path,
+                             check=True, capture_output=True).stdout
+    return out.decode().strip().split("=", 1)[1]
+
+
+def write_config(path, listeners, upstreams, routes, extra="", keypairs=None):
+    """listeners: [(addr, port, proto)] or [(addr, port, proto, options)];
+    upstreams: {name: (host, imap, pop3)} or (host, imap, pop3, options);
+    routes: [(kind, match, upstream)] with kind user|domain|default;
+    keypairs: {name: (cert, key)}."""
     lines = ['user "_postern"', 'chroot "/var/empty"']
     lines += extra.strip().splitlines()
-    for addr, port, proto in listeners:
-        lines.append(f"listen on {addr} port {port} {proto}")
-    for name, (host, imap, pop3) in upstreams.items():
+    for name, (cert, key) in (keypairs or {}).items():
+        lines += [f'tls keypair "{name}" {{', f'\tcertificate "{cert}"',
+                  f'\tkey "{key}"', "}"]
+    for addr, port, proto, *opts in listeners:
+        lines.append(f"listen on {addr} port {port} {proto} "
+                     f"{opts[0] if opts else ''}".rstrip())
+    for name, (host, imap, pop3, *opts) in upstreams.items():
         lines.append(f'upstream "{name}" {{')
         lines.append(f"\thost {host}")
         if imap:
             lines.append(f"\timap port {imap}")
         if pop3:
             lines.append(f"\tpop3 port {pop3}")
+        for opt in opts:
+            lines.append(f"\t{opt}")
         lines.append("}")
     for kind, match, up in routes:
         if kind == "default":

@@ -25,13 +25,18 @@ import base64
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from backends import Dovecot  # noqa: E402
-from harness import (Postern, Raw, message, proc_status,  # noqa: E402
-                     write_config, wait_port)
+from harness import (Postern, Raw, fingerprint, make_cert,  # noqa: E402
+                     message, proc_status, write_config, wait_port)
+import ssl  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = "127.0.0.1"
 IMAP, POP3 = 31143, 31110              # main postern
+IMAPS, POP3S = 31993, 31995            # main postern, implicit TLS
+RIMAP, RPOP3 = 31144, 31111            # main postern, "tls required"
 HIMAP, HPOP3 = 32143, 32110            # test-hooks postern
+HIMAPS = 32993                         # test-hooks postern, TLS
+DV1_IMAPS = 25993                      # Dovecot 1 with its own certificate
 DV1 = (25143, 25110)
 DV2 = (26143, 26110)
 DEAD_PORT = 27999                      # nothing listens here
@@ -93,8 +98,18 @@ def setup(args):
     env.work = work
     odd = [user(i) for i in range(1, NUSERS + 1, 2)]
     even = [user(i) for i in range(2, NUSERS + 1, 2)]
+    certs = os.path.join(work, "certs")
+    os.makedirs(certs)
+    env.certs = {n: make_cert(certs, n) for n in
+                 ("mail.example.org", "mail.example.net", "imap.internal")}
+    os.chmod(env.certs["imap.internal"][1], 0o644)   # Dovecot reads it
+    dv_cert, dv_key = env.certs["imap.internal"]
+    dv_tls = (f"ssl = yes\nssl_cert = <{dv_cert}\nssl_key = <{dv_key}\n"
+              "service imap-login {\n  inet_listener imaps {\n"
+              f"    address = {HOST}\n    port = {DV1_IMAPS}\n"
+              "    ssl = yes\n  }\n}\n")
     env.dv1 = Dovecot("regress1", os.path.join(work, "dv1"), DV1[0], DV1[1],
-                      odd, password=PASSWORD)
+                      odd, password=PASSWORD, extra_conf=dv_tls)
     env.dv2 = Dovecot("regress2", os.path.join(work, "dv2"), DV2[0], DV2[1],
                       even, password=PASSWORD)
     env.dv1.start()
@@ -102,29 +117,44 @@ def setup(args):
     env.silent = silent_upstream()
 
     upstreams = {"one": (HOST, DV1[0], DV1[1]),
+                 "onetls": (HOST, DV1_IMAPS, 0, f'tls ca "{dv_cert}"',
+                            'tls name "imap.internal"'),
                  "two": (HOST, DV2[0], DV2[1]),
                  "dead": (HOST, DEAD_PORT, DEAD_PORT),
                  "silent": (HOST, SILENT_PORT, SILENT_PORT)}
     routes = [("user", user(i), "two") for i in range(2, NUSERS + 1, 2)]
-    routes += [("user", "down@example.org", "dead"),
+    routes += [("user", user(19), "onetls"),
+               ("user", "down@example.org", "dead"),
                ("user", "slow@example.org", "silent"),
                ("domain", "example.org", "one")]
     env.conf = os.path.join(work, "postern.conf")
-    write_config(env.conf, [(HOST, IMAP, "imap"), (HOST, POP3, "pop3")],
-                 upstreams, routes)
+    kp = 'keypair "mail.example.org" keypair "mail.example.net"'
+    keypairs = {n: env.certs[n] for n in ("mail.example.org",
+                                          "mail.example.net")}
+    write_config(env.conf, [(HOST, IMAP, "imap", kp),
+                            (HOST, POP3, "pop3", kp),
+                            (HOST, IMAPS, "imap", "tls " + kp),
+                            (HOST, POP3S, "pop3", "tls " + kp),
+                            (HOST, RIMAP, "imap", kp + " tls required"),
+                            (HOST, RPOP3, "pop3", kp + " tls required")],
+                 upstreams, routes, keypairs=keypairs)
     env.postern = Postern(args.postern, env.conf,
-                          os.path.join(work, "postern.log"), [IMAP, POP3])
+                          os.path.join(work, "postern.log"),
+                          [IMAP, POP3, IMAPS, POP3S])
     env.postern.start()
 
     env.hconf = os.path.join(work, "postern-hooks.conf")
-    write_config(env.hconf, [(HOST, HIMAP, "imap"), (HOST, HPOP3, "pop3")],
+    write_config(env.hconf, [(HOST, HIMAP, "imap"), (HOST, HPOP3, "pop3"),
+                             (HOST, HIMAPS, "imap",
+                              'tls keypair "mail.example.org"')],
                  upstreams, [("user", "slow@example.org", "silent"),
                              ("domain", "example.org", "one")],
                  extra="timeout pre-auth 2\ntimeout login 3\n"
-                       "limit bad-commands 3\n")
+                       "timeout handshake 2\nlimit bad-commands 3\n",
+                 keypairs={"mail.example.org": env.certs["mail.example.org"]})
     env.hooks = Postern(args.postern_testhooks, env.hconf,
                         os.path.join(work, "postern-hooks.log"),
-                        [HIMAP, HPOP3])
+                        [HIMAP, HPOP3, HIMAPS])
     env.hooks.start()
 
 
@@ -665,6 +695,261 @@ def _():
         check(PASSWORD not in p.log_text(), "password in log")
 
 
+# ---------------------------------------------------------------- TLS
+
+def tls_ctx(name="mail.example.org"):
+    return ssl.create_default_context(cafile=env.certs[name][0])
+
+
+class SniIMAP(imaplib.IMAP4_SSL):
+    """IMAP4_SSL to a test name that only exists as a certificate."""
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((HOST, self.port), timeout)
+        return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+
+
+class SniPOP3(poplib.POP3_SSL):
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((HOST, self.port), timeout)
+        return self.context.wrap_socket(sock, server_hostname=self.host)
+
+
+def server_cert_fingerprint(port, servername):
+    r = subprocess.run(["openssl", "s_client", "-connect", f"{HOST}:{port}",
+                        "-servername", servername, "-showcerts"],
+                       input=b"", capture_output=True, timeout=20)
+    out = r.stdout
+    begin = out.find(b"-----BEGIN CERTIFICATE-----")
+    end = out.find(b"-----END CERTIFICATE-----")
+    check(begin >= 0, f"no certificate from s_client: {r.stderr[-300:]!r}")
+    return fingerprint(out[begin:end + 25] + b"\n")
+
+
+@case("tls-sni-picks-certificate-per-name")
+def _():
+    org = fingerprint(env.certs["mail.example.org"][0])
+    net = fingerprint(env.certs["mail.example.net"][0])
+    check(org != net, "test certificates are identical")
+    for port in (IMAPS, POP3S):
+        check(server_cert_fingerprint(port, "mail.example.org") == org,
+              f"{port}: wrong certificate for mail.example.org")
+        check(server_cert_fingerprint(port, "mail.example.net") == net,
+              f"{port}: wrong certificate for mail.example.net")
+        check(server_cert_fingerprint(port, "unknown.example") == org,
+              f"{port}: unknown name did not get the default")
+
+
+@case("imaps-imaplib-login-append-fetch")
+def _():
+    m = SniIMAP("mail.example.net", IMAPS,
+                          ssl_context=tls_ctx("mail.example.net"))
+    check(m.login(user(11), PASSWORD)[0] == "OK", "login")
+    msg = message(200000, seed=11)
+    m.create("tls")
+    check(m.append("tls", None, None, msg)[0] == "OK", "APPEND")
+    m.select("tls")
+    typ, data = m.fetch(b"1", "(BODY.PEEK[])")
+    check(data[0][1] == msg, "fetched message differs")
+    m.logout()
+
+
+@case("pop3s-poplib-login-retr")
+def _():
+    p = SniPOP3("mail.example.org", POP3S, context=tls_ctx())
+    p.user(user(11))
+    check(p.pass_(PASSWORD).startswith(b"+OK"), "PASS")
+    count, _ = p.stat()
+    check(count >= 0, "STAT")
+    p.quit()
+
+
+@case("imap-starttls-then-login")
+def _():
+    m = imaplib.IMAP4(HOST, IMAP)
+    check("STARTTLS" in m.capabilities, f"no STARTTLS in {m.capabilities}")
+    ctx = tls_ctx()
+    ctx.check_hostname = False      # imaplib names the peer 127.0.0.1
+    m.starttls(ssl_context=ctx)
+    check("STARTTLS" not in m.capabilities, "STARTTLS offered after TLS")
+    check(m.login(user(13), PASSWORD)[0] == "OK", "login")
+    m.logout()
+
+
+@case("curl-imaps-pop3s-and-starttls")
+def _():
+    ca = env.certs["mail.example.org"][0]
+    base = ["curl", "-sS", "--max-time", "20", "--cacert", ca,
+            "--resolve", f"mail.example.org:{IMAPS}:{HOST}",
+            "--resolve", f"mail.example.org:{POP3S}:{HOST}",
+            "--resolve", f"mail.example.org:{IMAP}:{HOST}"]
+    for url, extra in ((f"imaps://mail.example.org:{IMAPS}/", []),
+                       (f"pop3s://mail.example.org:{POP3S}/", []),
+                       (f"imap://mail.example.org:{IMAP}/", ["--ssl-reqd"])):
+        r = subprocess.run(base + extra + ["--user", f"{user(15)}:{PASSWORD}",
+                                           url],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"{url}: {r.returncode} {r.stderr!r}")
+        if url.startswith("imap"):
+            check("INBOX" in r.stdout, f"{url}: no INBOX in {r.stdout!r}")
+
+
+def starttls_raw(c, cmd, ok_prefix):
+    c.send(cmd)
+    line = c.line()
+    check(line.startswith(ok_prefix), f"{cmd!r} -> {line!r}")
+    check(c.buf == b"", f"server said more before TLS: {c.buf!r}")
+    c.sock.settimeout(10)
+    c.sock = tls_ctx().wrap_socket(c.sock, server_hostname="mail.example.org")
+
+
+@case("starttls-pipelined-command-discarded")
+def _():
+    c = imap_raw()
+    starttls_raw(c, b"a STARTTLS\r\nb LOGIN %s %s\r\n" %
+                 (user(1).encode(), PASSWORD.encode()), b"a OK")
+    c.send(b"c NOOP\r\n")
+    lines = c.until_tag(b"c")
+    check(not any(ln.startswith(b"b ") for ln in lines),
+          f"injected command answered: {lines!r}")
+    c.send(b"d SELECT INBOX\r\n")
+    check(c.until_tag(b"d")[-1].startswith(b"d BAD"),
+          "injected LOGIN took effect")
+    p = pop3_raw()
+    starttls_raw(p, b"STLS\r\nUSER injected\r\n", b"+OK")
+    p.send(b"PASS x\r\n")
+    check(p.line().startswith(b"-ERR"), "injected USER took effect")
+
+
+@case("tls-required-refuses-cleartext-login")
+def _():
+    c = imap_raw(RIMAP)
+    c.send(b"a CAPABILITY\r\n")
+    caps = c.until_tag(b"a")[0]
+    check(b"LOGINDISABLED" in caps and b"STARTTLS" in caps, caps)
+    c.send(b"b LOGIN %s %s\r\n" % (user(1).encode(), PASSWORD.encode()))
+    line = c.until_tag(b"b")[-1]
+    check(line.startswith(b"b NO [PRIVACYREQUIRED]"), line)
+    starttls_raw(c, b"c STARTTLS\r\n", b"c OK")
+    c.send(b"d LOGIN %s %s\r\n" % (user(1).encode(), PASSWORD.encode()))
+    check(c.until_tag(b"d")[-1].startswith(b"d OK"), "login after STARTTLS")
+    p = pop3_raw(RPOP3)
+    p.send(b"USER %s\r\n" % user(2).encode())
+    check(p.line().startswith(b"-ERR"), "USER accepted before TLS")
+    starttls_raw(p, b"STLS\r\n", b"+OK")
+    p.send(b"USER %s\r\nPASS %s\r\n" % (user(2).encode(), PASSWORD.encode()))
+    check(p.line().startswith(b"+OK") and p.line().startswith(b"+OK"),
+          "login after STLS")
+
+
+@case("tls-200-concurrent-sessions")
+def _():
+    errors = []
+    ctx = tls_ctx()
+
+    def one(i):
+        try:
+            m = SniIMAP("mail.example.org", IMAPS, ssl_context=ctx,
+                                  timeout=60)
+            m.login(user(i % NUSERS + 1), PASSWORD)
+            if m.select("INBOX")[0] != "OK":
+                errors.append(f"{i}: select")
+            m.logout()
+        except Exception as e:      # noqa: BLE001
+            errors.append(f"{i}: {e!r}")
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    check(not errors, f"{len(errors)} failed: {errors[:3]}")
+
+
+@case("upstream-tls-to-dovecot-with-own-certificate")
+def _():
+    before = env.dv1.log_text().count("user=<%s>" % user(19))
+    m = imaplib.IMAP4(HOST, IMAP)
+    check(m.login(user(19), PASSWORD)[0] == "OK", "login via TLS upstream")
+    check(m.select("INBOX")[0] == "OK", "SELECT")
+    m.logout()
+    time.sleep(0.3)
+    lines = [ln for ln in env.dv1.log_text().splitlines()
+             if "Login: user=<%s>" % user(19) in ln]
+    check(len(lines) >= 1 and "TLS" in lines[-1],
+          f"Dovecot did not see a TLS login: {lines[-1:]}")
+    check(env.dv1.log_text().count("user=<%s>" % user(19)) > before, "no login")
+
+
+@case("tls-bad-handshakes-affect-only-themselves")
+def _():
+    c = Raw(IMAPS)
+    c.send(b"a LOGIN cleartext on a TLS port\r\n")
+    check(c.closed(10), "clear text on TLS port not closed")
+    stall = socket.create_connection((HOST, HIMAPS))
+    stall.send(b"\x16\x03\x01")         # a record header, then nothing
+    m = SniIMAP("mail.example.org", IMAPS, ssl_context=tls_ctx())
+    check(m.login(user(1), PASSWORD)[0] == "OK", "login during bad ones")
+    m.logout()
+    stall.settimeout(10)
+    t0 = time.monotonic()
+    try:
+        while stall.recv(1024):
+            pass
+    except OSError:
+        pass
+    check(time.monotonic() - t0 < 9, "stalled handshake not timed out")
+
+
+def read_process_memory(pid):
+    """All readable private memory of a process (root only)."""
+    chunks = []
+    with open(f"/proc/{pid}/maps") as maps, \
+            open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            parts = line.split()
+            if "r" not in parts[1] or (len(parts) > 5 and
+                                       parts[5].startswith("[v")):
+                continue
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            try:
+                mem.seek(start)
+                chunks.append(mem.read(end - start))
+            except (OSError, ValueError, OverflowError):
+                pass
+    return b"".join(chunks)
+
+
+def private_key_patterns(keyfile):
+    out = subprocess.run(["openssl", "pkey", "-in", keyfile, "-text",
+                          "-noout"], capture_output=True, text=True,
+                         check=True).stdout
+    hexpart = out.split("priv:")[1].split("pub:")[0]
+    scalar = bytes.fromhex("".join(c for c in hexpart if c in
+                                   "0123456789abcdef"))[-32:]
+    with open(keyfile) as f:
+        pem_line = f.read().splitlines()[1][:40].encode()
+    return [scalar, scalar[::-1], pem_line]
+
+
+@case("tls-private-key-only-in-tlsproc-memory")
+def _():
+    # a TLS session first, so every process has done its TLS work
+    m = SniIMAP("mail.example.org", IMAPS, ssl_context=tls_ctx())
+    m.login(user(1), PASSWORD)
+    patterns = private_key_patterns(env.certs["mail.example.org"][1])
+    kids = env.postern.children()
+    found = {}
+    for role, pid in list(kids.items()) + [("parent", env.postern.pid)]:
+        mem = read_process_memory(pid)
+        check(len(mem) > 100000, f"could not read {role}'s memory")
+        found[role] = [p in mem for p in patterns]
+    m.logout()
+    for role in ("authproc", "relay", "parent"):
+        check(not any(found[role]), f"key bytes in {role}: {found[role]}")
+    check(any(found["tlsproc"]), "key not found in tlsproc: the test "
+          "cannot see what it looks for")
+
+
 @case("no-unexpected-child-deaths-or-sanitizer-reports")
 def _():
     for p, allowed, n in ((env.postern, "relay", 1),
@@ -697,6 +982,16 @@ def _():
 
 # ---------------------------------------------------------------- main
 
+CASE_TIMEOUT = 180      # a hung case fails instead of hanging the run
+
+
+class CaseTimeout(Exception):
+    pass
+
+
+def case_timeout(sig, frame):
+    raise CaseTimeout(f"case did not finish in {CASE_TIMEOUT} s")
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--postern", default=os.path.join(ROOT, "obj/postern"))
@@ -706,6 +1001,9 @@ def main():
     args = ap.parse_args()
 
     passed = failed = 0
+    # a runner stopped from outside must still stop what it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(2))
+    signal.signal(signal.SIGALRM, case_timeout)
     try:
         setup(args)
     except Exception:   # noqa: BLE001
@@ -721,6 +1019,7 @@ def main():
             if env.postern is None and name != "sigterm-stops-everything":
                 pass
             t0 = time.monotonic()
+            signal.alarm(CASE_TIMEOUT)
             try:
                 fn()
                 passed += 1
@@ -731,6 +1030,8 @@ def main():
                 print(f"FAIL {name}: {str(e)[:500]}", flush=True)
                 if os.environ.get("REGRESS_VERBOSE"):
                     traceback.print_exc()
+            finally:
+                signal.alarm(0)
     finally:
         teardown()
     if failed and env.work:

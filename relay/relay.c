@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -112,7 +113,8 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 			    "cannot start relaying");
 			rsession_free(rs);
 			return;
-		}
+		} else
+			rs->splicing = 1;
 		free(toclient);
 	}
 	evbuffer_drain(rs->uin, left);
@@ -181,7 +183,7 @@ rsession_free(struct rsession *rs)
 		tlsbridge_stop(&rs->bridge);
 		rs->utls = NULL;
 		rs->cfd = rs->ufd = -1;
-	} else if (rs->state == R_RELAYING)
+	} else if (rs->splicing)
 		splice_stop(rs);
 	if (rs->utls != NULL)
 		tls_free(rs->utls);
@@ -245,6 +247,13 @@ upstream_lines(struct rsession *rs)
 			if (evbuffer_get_length(rs->uin) > UPSTREAM_LINE_MAX)
 				rsession_login_done(rs, LOGIN_TEMPFAIL,
 				    "upstream line too long");
+			return;
+		}
+		if (len > UPSTREAM_LINE_MAX - 64) {
+			/* it could not be passed on whole */
+			free(line);
+			rsession_login_done(rs, LOGIN_TEMPFAIL,
+			    "upstream line too long");
 			return;
 		}
 		if (rs->req.proto == PROTO_IMAP)
@@ -442,6 +451,29 @@ rsession_start(struct rsession *rs)
 	event_add(&rs->uev, NULL);
 }
 
+/*
+ * The client socket comes from a less trusted process: make sure it is a
+ * stream socket and non-blocking, whatever authproc did to it.
+ */
+static int
+client_fd_ok(int fd)
+{
+	int		type, domain, flags;
+	socklen_t	len = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+	    type != SOCK_STREAM)
+		return 0;
+	len = sizeof(domain);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == -1 ||
+	    (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX))
+		return 0;
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+		return 0;
+	return 1;
+}
+
 static void
 authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 {
@@ -449,6 +481,10 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 	struct login_request	*req = imsg->data;
 	int			 on = 1;
 
+	if (!client_fd_ok(imsg->fd)) {
+		log_warnx("session %u: unusable client socket", imsg->hdr.peerid);
+		return;		/* imsg_free closes it */
+	}
 	if ((rs = calloc(1, sizeof(*rs))) == NULL)
 		fatal("calloc");
 	rs->id = imsg->hdr.peerid;

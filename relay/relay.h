@@ -74,6 +74,7 @@ struct rsession {
 	const struct upstream_ctx *upstream;
 	struct tls		*utls;		/* TLS to the upstream */
 	int			 bridging;
+	int			 splicing;
 	struct tlsbridge	 bridge;
 	struct sockaddr_storage	 uaddr;
 	struct event		 uev;

@@ -171,7 +171,8 @@ imap_login_answer(struct rsession *rs, const char *line, size_t len)
 	const char	*rest = line + strlen(UTAG_LOGIN " ");
 	size_t		 restlen = len - strlen(UTAG_LOGIN " ");
 
-	if (restlen >= 3 && strncasecmp(rest, "OK ", 3) == 0) {
+	if ((restlen >= 3 && strncasecmp(rest, "OK ", 3) == 0) ||
+	    (restlen == 2 && strncasecmp(rest, "OK", 2) == 0)) {
 		/* the client's tag on the upstream's words and capabilities */
 		snprintf(rs->okline, sizeof(rs->okline), "%s %.*s\r\n",
 		    rs->req.tag, (int)restlen, rest);

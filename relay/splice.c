@@ -82,6 +82,8 @@ splice_after_flush(struct splice_dir *d, int flushed)
 	}
 	event_del(&d->wev);
 	if (d->eof) {
+		/* a socket at EOF stays readable: stop watching it */
+		event_del(&d->rev);
 		shutdown(d->to, SHUT_WR);
 		splice_finish_if_done(d->rs);
 		return;
@@ -165,8 +167,8 @@ splice_start(struct rsession *rs, const void *to_client, size_t clen,
 static void
 splice_dir_stop(struct splice_dir *d)
 {
-	if (d->pending == NULL && d->pipefd[0] == -1)
-		return;
+	if (d->rs == NULL)
+		return;	/* never started */
 	if (event_initialized(&d->rev))
 		event_del(&d->rev);
 	if (event_initialized(&d->wev))
@@ -179,6 +181,7 @@ splice_dir_stop(struct splice_dir *d)
 	if (d->pending != NULL)
 		evbuffer_free(d->pending);
 	d->pending = NULL;
+	d->rs = NULL;
 }
 
 void

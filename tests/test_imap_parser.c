@@ -285,6 +285,13 @@ test_literal_too_long(void **state)
 	    IMAP_PARSE_TOO_LONG);
 	assert_int_equal(parse("a LOGIN {99999999999", 0),
 	    IMAP_PARSE_TOO_LONG);
+	/* nor may they wrap around a 32-bit size_t */
+	assert_int_equal(parse("a LOGIN {4294967296}\r\n", 0),
+	    IMAP_PARSE_TOO_LONG);
+	assert_int_equal(parse("a LOGIN {4294967299+}\r\nabc\r\n", 0),
+	    IMAP_PARSE_TOO_LONG);
+	assert_int_equal(parse("a LOGIN {9999999999}\r\n", 0),
+	    IMAP_PARSE_TOO_LONG);
 }
 
 static void

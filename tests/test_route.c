@@ -65,7 +65,7 @@ add_route(enum route_kind kind, const char *match, uint32_t upstream)
 static const char *
 lookup(const char *user, enum mail_proto proto, int *port)
 {
-	const struct conf_upstream	*u;
+	const struct upstream_ctx	*u;
 	struct sockaddr_storage		 ss;
 
 	memset(&ss, 0, sizeof(ss));
@@ -73,7 +73,7 @@ lookup(const char *user, enum mail_proto proto, int *port)
 		return NULL;
 	assert_int_equal(ss.ss_family, AF_INET);
 	*port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	return u->name;
+	return u->conf.name;
 }
 
 static void
@@ -97,6 +97,18 @@ test_route_to_unknown_upstream(void **state)
 	assert_int_equal(add_route(ROUTE_USER, "x@example.com", UP_MISSING),
 	    -1);
 	assert_int_equal(add_route(ROUTE_DEFAULT, "", UP_MISSING), -1);
+}
+
+static void
+test_find_upstream(void **state)
+{
+	(void)state;
+	assert_non_null(route_find_upstream(UP_A));
+	assert_string_equal(route_find_upstream(UP_A)->conf.name, "alpha");
+	assert_string_equal(route_find_upstream(UP_IMAPONLY)->conf.name,
+	    "imaponly");
+	assert_null(route_find_upstream(UP_MISSING));
+	assert_null(route_find_upstream(0));
 }
 
 static void
@@ -217,6 +229,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty_table),
 		cmocka_unit_test(test_route_to_unknown_upstream),
+		cmocka_unit_test(test_find_upstream),
 		cmocka_unit_test(test_no_default),
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_case_insensitive),
