@@ -14,16 +14,19 @@ import poplib
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from backends import Dovecot  # noqa: E402
-from harness import Postern, write_config  # noqa: E402
+from harness import Postern, make_cert, write_config  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = "127.0.0.1"
 IMAP, POP3 = 10143, 10110
+IMAPS, POP3S = 10993, 10995
+NAMES = ("mail.example.org", "mail.example.net")   # the first is default
 BACKENDS = ((11143, 11110), (12143, 12110))
 USERS = [f"user{i}@example.org" for i in range(1, 21)]
 PASSWORD = "secret"
@@ -41,7 +44,7 @@ def port_free(port):
         s.close()
 
 
-def scripted_logins():
+def scripted_logins(certs):
     m = imaplib.IMAP4(HOST, IMAP)
     typ, data = m.login("user1@example.org", PASSWORD)
     m.select("INBOX")
@@ -55,6 +58,13 @@ def scripted_logins():
     count, size = p.stat()
     print(f"  POP3  user2@example.org -> {resp} ({count} messages)")
     p.quit()
+    ctx = ssl.create_default_context(cafile=certs[NAMES[1]][0])
+    sock = socket.create_connection((HOST, IMAPS))
+    tls = ctx.wrap_socket(sock, server_hostname=NAMES[1])
+    greeting = tls.recv(1024).decode().strip()
+    print(f"  IMAPS {NAMES[1]} -> {tls.version()}, certificate for "
+          f"{tls.getpeercert()['subject'][0][0][1]}: {greeting[:20]}...")
+    tls.close()
 
 
 def main():
@@ -64,7 +74,7 @@ def main():
                     help="stop after the scripted logins (for tests)")
     args = ap.parse_args()
 
-    busy = [p for p in (IMAP, POP3) + BACKENDS[0] + BACKENDS[1]
+    busy = [p for p in (IMAP, POP3, IMAPS, POP3S) + BACKENDS[0] + BACKENDS[1]
             if not port_free(p)]
     if busy:
         sys.exit(f"demo: ports already in use on {HOST}: {busy} "
@@ -79,14 +89,21 @@ def main():
         Dovecot("demo2", os.path.join(work, "dovecot2"), *BACKENDS[1],
                 USERS[1::2], password=PASSWORD),
     ]
+    certdir = os.path.join(work, "certs")
+    os.makedirs(certdir)
+    certs = {n: make_cert(certdir, n) for n in NAMES}
+    kp = " ".join(f'keypair "{n}"' for n in NAMES)
     conf = os.path.join(work, "postern.conf")
-    write_config(conf, [(HOST, IMAP, "imap"), (HOST, POP3, "pop3")],
+    write_config(conf, [(HOST, IMAP, "imap", kp), (HOST, POP3, "pop3", kp),
+                        (HOST, IMAPS, "imap", "tls " + kp),
+                        (HOST, POP3S, "pop3", "tls " + kp)],
                  {"mailstore1": (HOST, *BACKENDS[0]),
                   "mailstore2": (HOST, *BACKENDS[1])},
                  [("user", u, "mailstore2") for u in USERS[1::2]] +
-                 [("domain", "example.org", "mailstore1")])
+                 [("domain", "example.org", "mailstore1")],
+                 keypairs=certs)
     postern = Postern(args.postern, conf, os.path.join(work, "postern.log"),
-                      [IMAP, POP3])
+                      [IMAP, POP3, IMAPS, POP3S])
     stop = []
 
     def on_signal(sig, frame):
@@ -98,22 +115,36 @@ def main():
             d.start()
         postern.start()
         print("postern demo is running:")
-        print(f"  IMAP  {HOST}:{IMAP}    POP3  {HOST}:{POP3}")
+        print(f"  IMAP  {HOST}:{IMAP}    POP3  {HOST}:{POP3}   "
+              "(STARTTLS / STLS offered)")
+        print(f"  IMAPS {HOST}:{IMAPS}    POP3S {HOST}:{POP3S}")
+        print(f"  TLS names {NAMES[0]} (default) and {NAMES[1]}, "
+              f"self-signed: {certdir}/")
         print("  users user1@example.org .. user20@example.org, "
               f"password '{PASSWORD}'")
         print("  odd users live on Dovecot 1 (127.0.0.1:11143), even on "
               "Dovecot 2 (127.0.0.1:12143)")
         print("scripted logins through postern:")
-        scripted_logins()
+        scripted_logins(certs)
         print("try it yourself:")
         print(f"  curl -v --user user3@example.org:{PASSWORD} "
               f"imap://{HOST}:{IMAP}/INBOX")
         print(f"  curl -v --user user4@example.org:{PASSWORD} "
               f"pop3://{HOST}:{POP3}/")
+        ca = certs[NAMES[0]][0]
+        print(f"  curl --cacert {ca} --resolve {NAMES[0]}:{IMAPS}:{HOST} "
+              f"--user user5@example.org:{PASSWORD} "
+              f"imaps://{NAMES[0]}:{IMAPS}/INBOX")
+        print(f"  curl --ssl-reqd --cacert {ca} --resolve "
+              f"{NAMES[0]}:{IMAP}:{HOST} --user user6@example.org:{PASSWORD} "
+              f"imap://{NAMES[0]}:{IMAP}/INBOX")
+        print(f"  openssl s_client -connect {HOST}:{IMAPS} -servername "
+              f"{NAMES[1]}")
         print(f"  python3 -c \"import imaplib; m=imaplib.IMAP4('{HOST}',"
               f"{IMAP}); print(m.login('user5@example.org','{PASSWORD}'))\"")
-        print("  or point a mail client at 127.0.0.1, IMAP port 10143 or "
-              "POP3 port 10110, no TLS")
+        print("  or point a mail client at 127.0.0.1: IMAP 10143 or POP3 "
+              "10110 with STARTTLS, IMAPS 10993 or POP3S 10995 (accept the "
+              "self-signed certificate)")
         print(f"logs: {work}/postern.log, {work}/dovecot*/")
         if args.once:
             return 0

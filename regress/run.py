@@ -950,6 +950,20 @@ def _():
           "cannot see what it looks for")
 
 
+@case("demo-script-runs")
+def _():
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "regress",
+                                                      "demo.py"),
+                        "--postern", env.postern.binary, "--once"],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, f"demo failed ({r.returncode}): "
+          f"{(r.stdout + r.stderr)[-800:]}")
+    for want in ("IMAP  user1@example.org -> OK",
+                 "POP3  user2@example.org -> +OK",
+                 "IMAPS mail.example.net -> TLS"):
+        check(want in r.stdout, f"demo output lacks {want!r}")
+
+
 @case("no-unexpected-child-deaths-or-sanitizer-reports")
 def _():
     for p, allowed, n in ((env.postern, "relay", 1),
