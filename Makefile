@@ -58,7 +58,7 @@ $(BUILD)/%.o: %.c
 -include $(DEPS)
 
 # ---- unit tests (cmocka), one file per module ----
-UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route
+UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni
 UNIT_BINS	 = $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 LIB_OBJS	 = $(filter-out $(BUILD)/parent/parent.o,$(OBJS))
 

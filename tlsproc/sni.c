@@ -1,10 +1,11 @@
 /*
- * Server contexts and certificate choice by SNI.  libtls picks among the
- * keypairs of one context: the first whose certificate matches the name
- * the client sent (wildcards included), else the first keypair.  The
- * order we add them in therefore decides: the listener's default goes
- * first (it must, being libtls's fallback), then keypairs named exactly,
- * then wildcard ones, so an exact certificate wins over a wildcard one.
+ * Server contexts and certificate choice by SNI.  libtls's SNI callback
+ * looks only at the keypairs added after the first one, takes the first
+ * whose certificate matches the name the client sent (wildcards
+ * included), and falls back to the first keypair.  So the order we add
+ * them in decides: the listener's default goes first (libtls's
+ * fallback), then every exactly named keypair -- the default again if it
+ * is one, so that it too beats a wildcard -- then the wildcard ones.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,8 +66,9 @@ tls_server_context(const struct conf_tls_global *g, struct tls_keypair **kp,
 	}
 	/* exact names first, then wildcards: libtls takes the first match */
 	for (pass = 0; pass < 2; pass++) {
-		for (i = 1; i < nkp; i++) {
-			if (tls_keypair_is_wildcard(kp[i]) != pass)
+		for (i = 0; i < nkp; i++) {
+			if (tls_keypair_is_wildcard(kp[i]) != pass ||
+			    (i == 0 && pass == 1))
 				continue;
 			if (add_keypair(cfg, kp[i], 0) == -1) {
 				snprintf(err, errlen, "keypair %s: %s",
@@ -83,6 +85,7 @@ tls_server_context(const struct conf_tls_global *g, struct tls_keypair **kp,
 		    g->session_lifetime) == -1 ||
 		    tls_config_add_ticket_key(cfg, 1, ticket,
 		    sizeof(ticket)) == -1) {
+			explicit_bzero(ticket, sizeof(ticket));
 			snprintf(err, errlen, "%s", tls_config_error(cfg));
 			goto fail;
 		}
