@@ -19,13 +19,13 @@ LDFLAGS		+= -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(EXTRA_LDFLAGS)
 LIBS		 = $(PKG_LIBS) -lresolv
 
 COMMON_SRCS	 = common/log.c common/imsg.c common/proto.c common/sandbox.c \
-		   common/blob.c common/tlsbridge.c
+		   common/blob.c common/tlsbridge.c common/json.c
 AUTHPROC_SRCS	 = authproc/authproc.c authproc/imap.c authproc/pop3.c \
 		   authproc/imap_parser.c authproc/pop3_parser.c authproc/sasl.c
 RELAY_SRCS	 = relay/relay.c relay/relay_imap.c relay/relay_pop3.c \
 		   relay/route.c relay/splice.c
 TLSPROC_SRCS	 = tlsproc/tlsproc.c tlsproc/sni.c
-PARENT_SRCS	 = parent/parent.c
+PARENT_SRCS	 = parent/parent.c parent/audit.c
 SRCS		 = $(COMMON_SRCS) $(AUTHPROC_SRCS) $(RELAY_SRCS) \
 		   $(TLSPROC_SRCS) $(PARENT_SRCS)
 OBJS		 = $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/parent/parse.o
@@ -58,7 +58,7 @@ $(BUILD)/%.o: %.c
 -include $(DEPS)
 
 # ---- unit tests (cmocka), one file per module ----
-UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni
+UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni json
 UNIT_BINS	 = $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 LIB_OBJS	 = $(filter-out $(BUILD)/parent/parent.o,$(OBJS))
 

@@ -36,6 +36,7 @@ static TAILQ_HEAD(, listener_ctx) listeners =
 static TAILQ_HEAD(, session)	 sessions = TAILQ_HEAD_INITIALIZER(sessions);
 static unsigned int		 nsessions;
 static uint32_t			 next_session_id;
+static uint32_t			 sid_base;	/* random per process start */
 static int			 sandboxed;
 static int			 configured;
 static struct event		 accept_pause_ev;
@@ -64,7 +65,7 @@ void
 session_write(struct session *s, const char *data, size_t len)
 {
 	if (bufferevent_write(s->bev, data, len) == -1) {
-		log_warnx("session %u: cannot buffer output", s->id);
+		log_warnx("session %016llx: cannot buffer output", (unsigned long long)s->sid);
 		s->state = S_CLOSING;
 	}
 }
@@ -79,6 +80,35 @@ session_printf(struct session *s, const char *fmt, ...)
 	    == -1)
 		s->state = S_CLOSING;
 	va_end(ap);
+}
+
+/*
+ * Audit an attempt (or a pre-auth limit) decided here.  Attempts that
+ * reach relay are audited there, with the upstream's name.
+ */
+void
+session_audit(struct session *s, enum audit_result result,
+    const char *reason)
+{
+	struct audit_record	a;
+	uint64_t		now = wallclock_ms();
+
+	memset(&a, 0, sizeof(a));
+	a.time_ms = now;
+	a.sid = s->sid;
+	a.duration_ms = s->req.start_ms ? now - s->req.start_ms : 0;
+	a.listener_id = s->listener->conf.id;
+	a.proto = s->listener->conf.proto;
+	a.result = result;
+	a.tls = s->tls;
+	a.facts = s->facts;
+	a.client = s->client;
+	memcpy(a.user, s->req.user, sizeof(a.user));
+	snprintf(a.mech, sizeof(a.mech), "%s", login_mech_name(s->req.mech));
+	snprintf(a.reason, sizeof(a.reason), "%s", reason);
+	imsgev_compose(&parent_iev, IMSG_AUDIT, 0, -1, &a, sizeof(a));
+	log_info("session %016llx: %s: %s", (unsigned long long)s->sid,
+	    audit_result_name(result), reason);
 }
 
 /* Forget everything about a login attempt, successful or not. */
@@ -117,7 +147,7 @@ session_bad_command(struct session *s)
 {
 	if (++s->bad_commands < authproc_conf.max_bad_commands)
 		return;
-	log_info("session %u: too many bad commands", s->id);
+	session_audit(s, AUDIT_PROTOCOL_ERROR, "too many bad commands");
 	if (s->listener->conf.proto == PROTO_IMAP)
 		imap_too_many_bad(s);
 	else
@@ -129,7 +159,7 @@ session_free(struct session *s)
 {
 	char	addr[128];
 
-	log_debug("session %u: closed (%s)", s->id,
+	log_debug("session %016llx: closed (%s)", (unsigned long long)s->sid,
 	    sockaddr_str(&s->client, addr, sizeof(addr)));
 	TAILQ_REMOVE(&sessions, s, entry);
 	bufferevent_free(s->bev);
@@ -165,6 +195,8 @@ session_send_login(struct session *s)
 	int		 fd;
 
 	if (relay_iev == NULL) {
+		session_audit(s, AUDIT_UPSTREAM_UNAVAILABLE,
+		    "relay not available");
 		login_fail_local(s, LOGIN_TEMPFAIL, "relay not available");
 		return;
 	}
@@ -175,12 +207,13 @@ session_send_login(struct session *s)
 		return;
 	}
 	if ((fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-		log_warn("session %u: dup", s->id);
+		log_warn("session %016llx: dup", (unsigned long long)s->sid);
 		login_fail_local(s, LOGIN_TEMPFAIL, "out of resources");
 		return;
 	}
 	s->req.listener_id = s->listener->conf.id;
 	s->req.proto = s->listener->conf.proto;
+	s->req.sid = s->sid;
 	s->req.client = s->client;
 	s->req.local = s->local;
 	s->req.tls = s->tls;
@@ -194,7 +227,7 @@ session_send_login(struct session *s)
 	evbuffer_copyout(in, msg + sizeof(s->req), pipelen);
 	if (imsgev_compose(relay_iev, IMSG_LOGIN_REQUEST, s->id, fd, msg,
 	    sizeof(s->req) + pipelen) == -1) {
-		log_warn("session %u: cannot queue login", s->id);
+		log_warn("session %016llx: cannot queue login", (unsigned long long)s->sid);
 		explicit_bzero(msg, sizeof(s->req) + pipelen);
 		free(msg);
 		login_fail_local(s, LOGIN_TEMPFAIL, "out of resources");
@@ -205,7 +238,7 @@ session_send_login(struct session *s)
 	/* the credentials now live only in the queued message */
 	explicit_bzero(s->req.pass, sizeof(s->req.pass));
 	s->state = S_LOGIN_SENT;
-	log_debug("session %u: login for user sent to relay", s->id);
+	log_debug("session %016llx: login for user sent to relay", (unsigned long long)s->sid);
 }
 
 int
@@ -236,7 +269,7 @@ session_send_starttls(struct session *s)
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if (tlsproc_iev == NULL ||
 	    (fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-		log_warnx("session %u: STARTTLS impossible now", s->id);
+		log_warnx("session %016llx: STARTTLS impossible now", (unsigned long long)s->sid);
 		s->state = S_CLOSING;
 		return;
 	}
@@ -265,7 +298,7 @@ session_starttls_done(struct session *s, const struct starttls_done *done,
     int fd)
 {
 	if (!done->ok || fd == -1) {
-		log_info("session %u: STARTTLS failed", s->id);
+		log_info("session %016llx: STARTTLS failed", (unsigned long long)s->sid);
 		if (fd != -1)
 			close(fd);
 		session_free(s);
@@ -281,7 +314,7 @@ session_starttls_done(struct session *s, const struct starttls_done *done,
 	s->state = S_PREAUTH;
 	session_reset_attempt(s);
 	session_setup_bev(s);
-	log_debug("session %u: TLS %s %s", s->id, s->facts.version,
+	log_debug("session %016llx: TLS %s %s", (unsigned long long)s->sid, s->facts.version,
 	    s->facts.cipher);
 }
 
@@ -292,6 +325,7 @@ session_starttls_done(struct session *s, const struct starttls_done *done,
 void
 session_login(struct session *s)
 {
+	s->req.start_ms = wallclock_ms();
 	bufferevent_disable(s->bev, EV_READ);
 	s->state = S_LOGIN_PENDING;
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
@@ -372,7 +406,8 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		log_info("session %u: pre-auth timeout", s->id);
+		session_audit(s, AUDIT_TIMEOUT, s->state == S_SASL ?
+		    "no SASL response" : "pre-auth idle timeout");
 		if (s->listener->conf.proto == PROTO_IMAP)
 			imap_timeout(s);
 		else
@@ -382,6 +417,8 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	/* EOF or error: nothing more can be said to this client */
+	if (s->state == S_SASL)
+		session_audit(s, AUDIT_ABORTED, "client left during SASL");
 	session_free(s);
 }
 
@@ -398,6 +435,7 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 		return NULL;
 	}
 	s->id = ++next_session_id;
+	s->sid = (uint64_t)sid_base << 32 | s->id;
 	s->fd = fd;
 	s->listener = l;
 	s->client = *ss;
@@ -629,6 +667,8 @@ relay_lost(void)
 	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
 		if (s->state == S_LOGIN_SENT) {
+			session_audit(s, AUDIT_UPSTREAM_UNAVAILABLE,
+			    "relay restarted");
 			login_fail_local(s, LOGIN_TEMPFAIL,
 			    "relay restarted");
 			session_maybe_free(s);
@@ -650,7 +690,7 @@ relay_handle_result(struct imsg *imsg)
 	}
 	if (res->status == LOGIN_OK) {
 		/* relay owns the client now; close our copy silently */
-		log_debug("session %u: handed to relay", s->id);
+		log_debug("session %016llx: handed to relay", (unsigned long long)s->sid);
 		session_reset_attempt(s);
 		session_free(s);
 		return;
@@ -835,6 +875,7 @@ authproc_main(void)
 	struct event	ev_term, ev_int;
 
 	evbase = event_init();
+	sid_base = arc4random();
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 #ifdef POSTERN_TEST_HOOKS

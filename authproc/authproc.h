@@ -111,7 +111,8 @@ struct listener_ctx {
 
 struct session {
 	TAILQ_ENTRY(session)	 entry;
-	uint32_t		 id;
+	uint32_t		 id;		/* key between processes */
+	uint64_t		 sid;		/* in logs and the audit */
 	int			 fd;
 	struct bufferevent	*bev;
 	struct listener_ctx	*listener;
@@ -142,6 +143,7 @@ void	session_close_after_write(struct session *);
 void	session_bad_command(struct session *);
 void	session_login(struct session *);
 void	session_reset_attempt(struct session *);
+void	session_audit(struct session *, enum audit_result, const char *);
 void	session_starttls(struct session *);
 int	session_output_full(struct session *);
 int	session_can_starttls(const struct session *);

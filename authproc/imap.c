@@ -124,6 +124,10 @@ imap_cmd_login(struct session *s)
 	}
 	if (cmd.tok[0].len == 0 || cmd.tok[0].len > USER_MAX_LEN ||
 	    cmd.tok[1].len == 0 || cmd.tok[1].len > PASS_MAX_LEN) {
+		session_reset_attempt(s);
+		s->req.mech = MECH_LOGIN;
+		session_audit(s, AUDIT_PROTOCOL_ERROR,
+		    "empty or over-long credentials");
 		session_printf(s, "%s NO [AUTHENTICATIONFAILED] Invalid "
 		    "credentials\r\n", cmd.tag);
 		return;
@@ -139,7 +143,9 @@ imap_cmd_login(struct session *s)
 static void
 imap_sasl_response(struct session *s, const char *line, size_t len)
 {
+	s->req.mech = MECH_PLAIN;
 	if (len == 1 && line[0] == '*') {
+		session_audit(s, AUDIT_ABORTED, "cancelled by client");
 		session_printf(s, "%s BAD Authentication cancelled\r\n",
 		    s->req.tag);
 		session_reset_attempt(s);
@@ -148,6 +154,8 @@ imap_sasl_response(struct session *s, const char *line, size_t len)
 	if (sasl_plain_decode(line, len, s->req.authzid,
 	    sizeof(s->req.authzid), s->req.user, sizeof(s->req.user),
 	    s->req.pass, sizeof(s->req.pass)) == -1) {
+		session_audit(s, AUDIT_PROTOCOL_ERROR,
+		    "invalid SASL PLAIN response");
 		session_printf(s, "%s BAD Invalid SASL PLAIN response\r\n",
 		    s->req.tag);
 		session_reset_attempt(s);
@@ -169,6 +177,9 @@ imap_cmd_authenticate(struct session *s)
 		return;
 	}
 	if (strcasecmp(imap_token_str(&cmd, 0), "PLAIN") != 0) {
+		session_reset_attempt(s);
+		session_audit(s, AUDIT_PROTOCOL_ERROR,
+		    "unsupported SASL mechanism");
 		session_printf(s, "%s NO Unsupported authentication "
 		    "mechanism\r\n", cmd.tag);
 		return;
@@ -216,6 +227,8 @@ imap_command(struct session *s)
 	} else if ((strcmp(cmd.name, "LOGIN") == 0 ||
 	    strcmp(cmd.name, "AUTHENTICATE") == 0) &&
 	    !session_login_allowed(s)) {
+		session_reset_attempt(s);
+		session_audit(s, AUDIT_PROTOCOL_ERROR, "TLS required");
 		session_printf(s, "%s NO [PRIVACYREQUIRED] Use STARTTLS "
 		    "first\r\n", cmd.tag);
 	} else if (strcmp(cmd.name, "LOGIN") == 0) {
@@ -240,12 +253,14 @@ imap_input_sasl(struct session *s, struct evbuffer *in)
 	if ((n = line_find(p, len, &consumed)) == -1) {
 		/* + 1: a CR whose LF is still on its way */
 		if (len > authproc_conf.max_line + 1) {
+			session_audit(s, AUDIT_PROTOCOL_ERROR, "line too long");
 			session_printf(s, "* BYE Line too long\r\n");
 			session_close_after_write(s);
 		}
 		return 0;
 	}
 	if ((size_t)n > authproc_conf.max_line) {
+		session_audit(s, AUDIT_PROTOCOL_ERROR, "line too long");
 		session_printf(s, "* BYE Line too long\r\n");
 		session_close_after_write(s);
 		return 0;
@@ -298,6 +313,8 @@ imap_input(struct session *s)
 		case IMAP_PARSE_INCOMPLETE:
 			s->scanned = len;
 			if (len >= PIPELINE_MAX) {
+				session_audit(s, AUDIT_PROTOCOL_ERROR,
+				    "command too long");
 				session_printf(s, "* BYE Command too long\r\n");
 				session_close_after_write(s);
 			}
@@ -307,6 +324,8 @@ imap_input(struct session *s)
 			session_printf(s, "+ Ready for literal data\r\n");
 			continue;
 		case IMAP_PARSE_TOO_LONG:
+			session_audit(s, AUDIT_PROTOCOL_ERROR,
+			    "command line or literal too long");
 			session_printf(s, "* BYE Command line or literal too "
 			    "long\r\n");
 			session_close_after_write(s);
@@ -340,7 +359,7 @@ imap_login_result(struct session *s, const struct login_result *res)
 		break;
 	case LOGIN_TEMPFAIL:
 	default:
-		log_info("session %u: login unavailable: %s", s->id,
+		log_info("session %016llx: login unavailable: %s", (unsigned long long)s->sid,
 		    res->text);
 		session_printf(s, "%s NO [UNAVAILABLE] Service temporarily "
 		    "unavailable, try again later\r\n", tag);

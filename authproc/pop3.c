@@ -45,7 +45,9 @@ pop3_err(struct session *s, const char *text)
 static void
 pop3_sasl_response(struct session *s, const char *line, size_t len)
 {
+	s->req.mech = MECH_PLAIN;
 	if (len == 1 && line[0] == '*') {
+		session_audit(s, AUDIT_ABORTED, "cancelled by client");
 		session_printf(s, "-ERR Authentication cancelled\r\n");
 		session_reset_attempt(s);
 		return;
@@ -53,6 +55,8 @@ pop3_sasl_response(struct session *s, const char *line, size_t len)
 	if (sasl_plain_decode(line, len, s->req.authzid,
 	    sizeof(s->req.authzid), s->req.user, sizeof(s->req.user),
 	    s->req.pass, sizeof(s->req.pass)) == -1) {
+		session_audit(s, AUDIT_PROTOCOL_ERROR,
+		    "invalid SASL PLAIN response");
 		session_reset_attempt(s);
 		pop3_err(s, "Invalid SASL PLAIN response");
 		return;
@@ -74,6 +78,9 @@ pop3_cmd_auth(struct session *s, const char *arg)
 	sp = strchr(arg, ' ');
 	mechlen = sp ? (size_t)(sp - arg) : strlen(arg);
 	if (mechlen != 5 || strncasecmp(arg, "PLAIN", 5) != 0) {
+		session_reset_attempt(s);
+		session_audit(s, AUDIT_PROTOCOL_ERROR,
+		    "unsupported SASL mechanism");
 		session_printf(s, "-ERR Unsupported authentication "
 		    "mechanism\r\n");
 		return;
@@ -109,6 +116,8 @@ pop3_command(struct session *s, const struct pop3_command *c)
 	} else if ((strcmp(c->name, "USER") == 0 ||
 	    strcmp(c->name, "PASS") == 0 || strcmp(c->name, "AUTH") == 0) &&
 	    !session_login_allowed(s)) {
+		session_reset_attempt(s);
+		session_audit(s, AUDIT_PROTOCOL_ERROR, "TLS required");
 		session_printf(s, "-ERR [AUTH] TLS is required: use STLS "
 		    "first\r\n");
 	} else if (strcmp(c->name, "NOOP") == 0 && arg == NULL) {
@@ -133,6 +142,9 @@ pop3_command(struct session *s, const struct pop3_command *c)
 			return;
 		}
 		if (arg[0] == '\0' || strlen(arg) > PASS_MAX_LEN) {
+			s->req.mech = MECH_USERPASS;
+			session_audit(s, AUDIT_PROTOCOL_ERROR,
+			    "empty or over-long password");
 			session_reset_attempt(s);
 			session_printf(s, "-ERR [AUTH] Authentication "
 			    "failed\r\n");
@@ -172,6 +184,8 @@ pop3_input(struct session *s)
 				n = authproc_conf.max_line + 1;
 			}
 			if ((size_t)n > authproc_conf.max_line) {
+				session_audit(s, AUDIT_PROTOCOL_ERROR,
+				    "line too long");
 				session_printf(s, "-ERR Line too long\r\n");
 				session_close_after_write(s);
 				return;
@@ -190,6 +204,7 @@ pop3_input(struct session *s)
 		case POP3_PARSE_INCOMPLETE:
 			return;
 		case POP3_PARSE_TOO_LONG:
+			session_audit(s, AUDIT_PROTOCOL_ERROR, "line too long");
 			session_printf(s, "-ERR Line too long\r\n");
 			session_close_after_write(s);
 			return;
@@ -218,7 +233,7 @@ pop3_login_result(struct session *s, const struct login_result *res)
 		break;
 	case LOGIN_TEMPFAIL:
 	default:
-		log_info("session %u: login unavailable: %s", s->id,
+		log_info("session %016llx: login unavailable: %s", (unsigned long long)s->sid,
 		    res->text);
 		session_printf(s, "-ERR [SYS/TEMP] Service temporarily "
 		    "unavailable, try again later\r\n");

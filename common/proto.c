@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto.h"
 
@@ -29,6 +30,7 @@ const size_t parent_to_child_nrules =
 /* A child's only word to the parent: "my peer sent me garbage". */
 const struct imsg_rule child_to_parent_rules[] = {
 	{ IMSG_PEER_MISBEHAVED,	FIXED(struct peer_channel),	IMSG_FD_NONE },
+	{ IMSG_AUDIT,		FIXED(struct audit_record),	IMSG_FD_NONE },
 };
 const size_t child_to_parent_nrules =
     sizeof(child_to_parent_rules) / sizeof(child_to_parent_rules[0]);
@@ -217,4 +219,63 @@ conf_blob_valid(const struct imsg *imsg)
 	    b->len > b->total - b->offset)
 		return 0;
 	return 1;
+}
+
+int
+audit_record_valid(const struct imsg *imsg)
+{
+	const struct audit_record	*a = imsg->data;
+
+	return imsg->datalen == sizeof(*a) &&
+	    a->result >= AUDIT_OK && a->result < AUDIT_RESULT_MAX &&
+	    (a->proto == PROTO_IMAP || a->proto == PROTO_POP3) &&
+	    a->tls <= 1 && tls_facts_valid(&a->facts) &&
+	    sockaddr_valid(&a->client) &&
+	    imsg_string_ok(a->user, sizeof(a->user)) &&
+	    imsg_string_ok(a->mech, sizeof(a->mech)) &&
+	    imsg_string_ok(a->reason, sizeof(a->reason)) &&
+	    imsg_string_ok(a->upstream, sizeof(a->upstream));
+}
+
+const char *
+audit_result_name(enum audit_result r)
+{
+	static const char *names[] = {
+		[AUDIT_OK] = "ok",
+		[AUDIT_BAD_CREDENTIALS] = "bad-credentials",
+		[AUDIT_THROTTLED_IP] = "throttled-ip",
+		[AUDIT_THROTTLED_USER] = "throttled-user",
+		[AUDIT_UPSTREAM_UNAVAILABLE] = "upstream-unavailable",
+		[AUDIT_PROTOCOL_ERROR] = "protocol-error",
+		[AUDIT_TIMEOUT] = "timeout",
+		[AUDIT_ABORTED] = "aborted",
+	};
+
+	if (r < AUDIT_OK || r >= AUDIT_RESULT_MAX)
+		return "unknown";
+	return names[r];
+}
+
+const char *
+login_mech_name(enum login_mech m)
+{
+	switch (m) {
+	case MECH_LOGIN:
+		return "login";
+	case MECH_PLAIN:
+		return "plain";
+	case MECH_USERPASS:
+		return "user-pass";
+	default:
+		return "";
+	}
+}
+
+uint64_t
+wallclock_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

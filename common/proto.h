@@ -72,6 +72,7 @@ enum imsg_type {
 	IMSG_LOGIN_RESULT,
 	/* child -> parent */
 	IMSG_PEER_MISBEHAVED,
+	IMSG_AUDIT,
 	IMSG_TYPE_MAX
 };
 
@@ -208,11 +209,47 @@ struct login_request {
 	struct sockaddr_storage	local;
 	uint32_t		tls;		/* client side is TLS */
 	struct tls_facts	facts;
+	uint64_t		sid;		/* session id for logs, audit */
+	uint64_t		start_ms;	/* when the attempt began */
 	char			tag[TAG_MAX_LEN + 1];
 	char			user[USER_MAX_LEN + 1];
 	char			authzid[USER_MAX_LEN + 1];
 	char			pass[PASS_MAX_LEN + 1];
 	char			idfields[ID_MAX_LEN];
+};
+
+enum audit_result {
+	AUDIT_OK = 1,
+	AUDIT_BAD_CREDENTIALS,
+	AUDIT_THROTTLED_IP,
+	AUDIT_THROTTLED_USER,
+	AUDIT_UPSTREAM_UNAVAILABLE,
+	AUDIT_PROTOCOL_ERROR,
+	AUDIT_TIMEOUT,
+	AUDIT_ABORTED,
+	AUDIT_RESULT_MAX
+};
+
+/*
+ * One login attempt, for the audit log.  authproc sends the ones it
+ * decides itself (refusals, protocol errors, time-outs); relay sends the
+ * ones that reached an upstream, so the upstream's name never passes
+ * through authproc.  Never a password.
+ */
+struct audit_record {
+	uint64_t		time_ms;	/* wall clock, ms since epoch */
+	uint64_t		sid;		/* session id */
+	uint32_t		duration_ms;
+	uint32_t		listener_id;
+	uint32_t		proto;
+	uint32_t		result;
+	uint32_t		tls;
+	struct tls_facts	facts;
+	struct sockaddr_storage	client;
+	char			user[USER_MAX_LEN + 1];
+	char			mech[16];
+	char			reason[256];
+	char			upstream[NAME_MAX_LEN + 1];
 };
 
 /* relay -> authproc: how the login went; text is the upstream's words. */
@@ -240,6 +277,10 @@ int		 login_request_valid(const struct imsg *, char *, size_t);
 int		 login_result_valid(const struct imsg *, char *, size_t);
 int		 tls_facts_valid(const struct tls_facts *);
 int		 conf_blob_valid(const struct imsg *);
+int		 audit_record_valid(const struct imsg *);
+const char	*audit_result_name(enum audit_result);
+const char	*login_mech_name(enum login_mech);
+uint64_t	 wallclock_ms(void);
 
 /* blob.c: reassemble a file the parent sent in chunks */
 int		 blob_store(unsigned char **, size_t *, size_t *,

@@ -427,6 +427,17 @@ child_connect_peers(enum proc_role started)
 	}
 }
 
+static const char *
+listener_name(uint32_t id)
+{
+	struct listener	*l;
+
+	TAILQ_FOREACH(l, &env_conf->listeners, entry)
+		if (l->conf.id == id)
+			return l->conf.name;
+	return NULL;
+}
+
 /*
  * A child may tell the parent only that its peer misbehaved; the peer is
  * then assumed compromised and restarted.  Anything else from a child is
@@ -439,26 +450,38 @@ child_handle(struct child *c, struct imsg *imsg)
 	char			 err[128];
 
 	if (imsg_check(child_to_parent_rules, child_to_parent_nrules, imsg,
-	    err, sizeof(err)) == -1 || (pc->role != PROC_AUTHPROC &&
-	    pc->role != PROC_RELAY && pc->role != PROC_TLSPROC) ||
-	    pc->role == c->role) {
-		log_warnx("%s sent a bad message (%s); restarting it",
-		    proc_role_name(c->role), err);
-		kill(c->pid, SIGKILL);
+	    err, sizeof(err)) == -1)
+		goto bad;
+	switch (imsg->hdr.type) {
+	case IMSG_AUDIT:
+		if ((c->role != PROC_AUTHPROC && c->role != PROC_RELAY) ||
+		    !audit_record_valid(imsg)) {
+			snprintf(err, sizeof(err), "bad audit record");
+			goto bad;
+		}
+		audit_write(imsg->data, listener_name(
+		    ((struct audit_record *)imsg->data)->listener_id));
+		return;
+	case IMSG_PEER_MISBEHAVED:
+		if ((pc->role != PROC_AUTHPROC && pc->role != PROC_RELAY &&
+		    pc->role != PROC_TLSPROC) || pc->role == c->role) {
+			snprintf(err, sizeof(err), "bad peer report");
+			goto bad;
+		}
+		if (children[pc->role].pid > 0 &&
+		    children[pc->role].pid == (pid_t)pc->pid) {
+			log_warnx("%s reports that %s (pid %d) sent a malformed "
+			    "message; restarting %s", proc_role_name(c->role),
+			    proc_role_name(pc->role), pc->pid,
+			    proc_role_name(pc->role));
+			kill(children[pc->role].pid, SIGKILL);
+		}
 		return;
 	}
-	if (pc->role >= PROC_MAX) {
-		kill(c->pid, SIGKILL);
-		return;
-	}
-	if (children[pc->role].pid > 0 &&
-	    children[pc->role].pid == (pid_t)pc->pid) {
-		log_warnx("%s reports that %s (pid %d) sent a malformed "
-		    "message; restarting %s", proc_role_name(c->role),
-		    proc_role_name(pc->role), pc->pid,
-		    proc_role_name(pc->role));
-		kill(children[pc->role].pid, SIGKILL);
-	}
+bad:
+	log_warnx("%s sent a bad message (%s); restarting it",
+	    proc_role_name(c->role), err);
+	kill(c->pid, SIGKILL);
 }
 
 static void
@@ -737,6 +760,10 @@ parent_sig(int sig, short event, void *arg)
 	case SIGHUP:
 		log_warnx("reload is not implemented yet; ignoring SIGHUP");
 		break;
+	case SIGUSR1:
+		log_info("reopening the audit log");
+		audit_reopen();
+		break;
 	}
 }
 
@@ -759,6 +786,7 @@ main(int argc, char *argv[])
 	int		 ch, noaction = 0, r;
 	ssize_t		 n;
 	struct event	 ev_sigterm, ev_sigint, ev_sigchld, ev_sighup;
+	struct event	 ev_sigusr1;
 
 	while ((ch = getopt(argc, argv, "df:nvX:")) != -1) {
 		switch (ch) {
@@ -831,6 +859,10 @@ main(int argc, char *argv[])
 	signal_add(&ev_sigint, NULL);
 	signal_add(&ev_sigchld, NULL);
 	signal_add(&ev_sighup, NULL);
+	signal_set(&ev_sigusr1, SIGUSR1, parent_sig, NULL);
+	signal_add(&ev_sigusr1, NULL);
+	audit_init(env_conf->audit_path, env_conf->audit_syslog,
+	    env_conf->node);
 
 	for (r = 0; r < (int)(sizeof(child_roles) / sizeof(child_roles[0]));
 	    r++) {

@@ -6,6 +6,8 @@
 
 #include <sys/queue.h>
 
+#include <sys/types.h>
+
 #include "proto.h"
 
 #define POSTERN_CONF		"/etc/postern/postern.conf"
@@ -46,6 +48,9 @@ TAILQ_HEAD(routelist, route);
 
 struct postern_conf {
 	char			 user[64];
+	char			 node[64];
+	char			 audit_path[256];
+	int			 audit_syslog;
 	struct conf_sandbox	 sandbox;
 	struct conf_global	 global;
 	struct conf_tls_global	 tls;
@@ -55,6 +60,13 @@ struct postern_conf {
 	struct routelist	 routes;
 	uint32_t		 next_id;
 };
+
+/* audit.c */
+void	audit_init(const char *path, int use_syslog, const char *node);
+void	audit_reopen(void);
+void	audit_write(const struct audit_record *, const char *listener);
+ssize_t	audit_format(char *, size_t, const struct audit_record *,
+	    const char *node, const char *listener);
 
 /* parse.y */
 struct postern_conf	*parse_config(const char *path);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <tls.h>
 
@@ -66,7 +67,7 @@ typedef struct {
 %token	BADCOMMANDS SESSIONS GREETING LISTEN ON PORT IMAP POP3 ROUTE
 %token	DOMAIN DEFAULT TO UPSTREAM HOST NAME ERROR
 %token	TLS KEYPAIR CERTIFICATE KEY OCSP PROTOCOLS CIPHERS SESSIONLIFETIME
-%token	HANDSHAKE REQUIRED CA NOVERIFY
+%token	HANDSHAKE REQUIRED CA NOVERIFY AUDIT FILENAME SYSLOG NODE
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
 %type	<v.number>	proto seconds count
@@ -194,6 +195,29 @@ main		: USER string {
 		} listenopts {
 			if (finish_listener() == -1)
 				YYERROR;
+		}
+		| AUDIT FILENAME string {
+			int r = set_path(conf->audit_path,
+			    sizeof(conf->audit_path), $3);
+
+			free($3);
+			$3 = NULL;
+			if (r == -1)
+				YYERROR;
+		}
+		| AUDIT SYSLOG {
+			conf->audit_syslog = 1;
+		}
+		| NODE string {
+			if (strlen($2) >= sizeof(conf->node) || $2[0] == '\0') {
+				yyerror("node name must be 1-63 characters");
+				free($2);
+				$2 = NULL;
+				YYERROR;
+			}
+			snprintf(conf->node, sizeof(conf->node), "%s", $2);
+			free($2);
+			$2 = NULL;
 		}
 		| TIMEOUT HANDSHAKE seconds {
 			conf->tls.timeout_handshake = $3;
@@ -521,6 +545,7 @@ lookup(const char *s)
 {
 	/* sorted, for bsearch */
 	static const struct keywords keywords[] = {
+		{ "audit",		AUDIT },
 		{ "bad-commands",	BADCOMMANDS },
 		{ "ca",			CA },
 		{ "certificate",	CERTIFICATE },
@@ -529,6 +554,7 @@ lookup(const char *s)
 		{ "connect",		CONNECT },
 		{ "default",		DEFAULT },
 		{ "domain",		DOMAIN },
+		{ "file",		FILENAME },
 		{ "greeting",		GREETING },
 		{ "handshake",		HANDSHAKE },
 		{ "host",		HOST },
@@ -542,6 +568,7 @@ lookup(const char *s)
 		{ "login",		LOGIN },
 		{ "name",		NAME },
 		{ "no-verify",		NOVERIFY },
+		{ "node",		NODE },
 		{ "ocsp",		OCSP },
 		{ "on",			ON },
 		{ "pop3",		POP3 },
@@ -552,6 +579,7 @@ lookup(const char *s)
 		{ "route",		ROUTE },
 		{ "session-lifetime",	SESSIONLIFETIME },
 		{ "sessions",		SESSIONS },
+		{ "syslog",		SYSLOG },
 		{ "timeout",		TIMEOUT },
 		{ "tls",		TLS },
 		{ "to",			TO },
@@ -863,6 +891,9 @@ conf_defaults(struct postern_conf *c)
 	c->tls.timeout_handshake = 10;
 	snprintf(c->tls.ciphers, sizeof(c->tls.ciphers), "secure");
 	snprintf(c->user, sizeof(c->user), "%s", POSTERN_USER);
+	if (gethostname(c->node, sizeof(c->node)) == -1 || c->node[0] == '\0')
+		snprintf(c->node, sizeof(c->node), "postern");
+	c->node[sizeof(c->node) - 1] = '\0';
 	snprintf(c->sandbox.chroot, sizeof(c->sandbox.chroot), "%s",
 	    POSTERN_CHROOT);
 	c->global.timeout_connect = 10;

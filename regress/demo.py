@@ -101,7 +101,8 @@ def main():
                   "mailstore2": (HOST, *BACKENDS[1])},
                  [("user", u, "mailstore2") for u in USERS[1::2]] +
                  [("domain", "example.org", "mailstore1")],
-                 keypairs=certs)
+                 keypairs=certs,
+                 extra=f'node "demo"\naudit file "{work}/audit.log"\n')
     postern = Postern(args.postern, conf, os.path.join(work, "postern.log"),
                       [IMAP, POP3, IMAPS, POP3S])
     stop = []
@@ -145,7 +146,8 @@ def main():
         print("  or point a mail client at 127.0.0.1: IMAP 10143 or POP3 "
               "10110 with STARTTLS, IMAPS 10993 or POP3S 10995 (accept the "
               "self-signed certificate)")
-        print(f"logs: {work}/postern.log, {work}/dovecot*/")
+        print(f"logs: {work}/postern.log, audit (one JSON line per login "
+              f"attempt): {work}/audit.log, Dovecot: {work}/dovecot*/")
         if args.once:
             return 0
         print("press Ctrl-C to stop", flush=True)

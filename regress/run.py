@@ -137,7 +137,9 @@ def setup(args):
                             (HOST, POP3S, "pop3", "tls " + kp),
                             (HOST, RIMAP, "imap", kp + " tls required"),
                             (HOST, RPOP3, "pop3", kp + " tls required")],
-                 upstreams, routes, keypairs=keypairs)
+                 upstreams, routes, keypairs=keypairs,
+                 extra=f'node "regress"\naudit file "{work}/audit.log"\n')
+    env.audit = os.path.join(work, "audit.log")
     env.postern = Postern(args.postern, env.conf,
                           os.path.join(work, "postern.log"),
                           [IMAP, POP3, IMAPS, POP3S])
@@ -1010,6 +1012,126 @@ def _():
               "verification failure not logged")
     finally:
         p.stop()
+
+
+AUDIT_FIELDS = {"time", "node", "session", "protocol", "listener", "tls",
+                "sni", "client_ip", "client_port", "user", "mechanism",
+                "result", "reason", "upstream", "duration_ms"}
+
+
+def audit_records(path=None):
+    import json
+    with open(path or env.audit, "rb") as f:
+        data = f.read()
+    records = []
+    for line in data.split(b"\n")[:-1]:
+        rec = json.loads(line)          # every line must be valid JSON
+        check(set(rec) == AUDIT_FIELDS, f"fields {sorted(rec)}")
+        records.append(rec)
+    return records, data
+
+
+def attempt(port, script, tls=False):
+    """Run script(conn) on a new connection; return the client port."""
+    if tls:
+        c = Raw(port)
+        c.sock = tls_ctx().wrap_socket(c.sock,
+                                       server_hostname="mail.example.org")
+    else:
+        c = Raw(port)
+    local_port = c.sock.getsockname()[1]
+    c.line()                            # greeting
+    script(c)
+    c.close()
+    return local_port
+
+
+@case("audit-one-record-per-attempt")
+def _():
+    evil = b'ev"il\\ \r\n{"result":"ok"} \xff\xfe \xc3\xa9@example.org'
+    ev = evil.decode("utf-8", "replace")
+    blob = plain(user(20), PASSWORD)
+
+    def login(u, p, tag=b"a"):
+        def run(c):
+            c.send(b"%s LOGIN {%d+}\r\n%s {%d+}\r\n%s\r\n" %
+                   (tag, len(u), u, len(p), p))
+            c.until_tag(tag)
+        return run
+
+    def sasl(c):
+        c.send(b"a AUTHENTICATE PLAIN %s\r\n" % blob.encode())
+        c.until_tag(b"a")
+
+    def sasl_bad(c):
+        c.send(b"a AUTHENTICATE PLAIN !!!notbase64\r\n")
+        c.until_tag(b"a")
+
+    def sasl_cancel(c):
+        c.send(b"a AUTHENTICATE PLAIN\r\n")
+        c.line()
+        c.send(b"*\r\n")
+        c.until_tag(b"a")
+
+    def pop_wrong(c):
+        c.send(b"USER %s\r\nPASS wrong\r\n" % user(18).encode())
+        c.line()
+        c.line()
+
+    expect = [
+        (IMAP, login(user(20).encode(), PASSWORD.encode()), False,
+         {"result": "ok", "user": user(20), "upstream": "two",
+          "mechanism": "login", "protocol": "imap", "tls": None}),
+        (IMAP, login(b"auditbad@example.org", b"wrong"), False,
+         {"result": "bad-credentials", "upstream": "one"}),
+        (IMAP, sasl, False, {"result": "ok", "mechanism": "plain"}),
+        (IMAP, sasl_bad, False, {"result": "protocol-error"}),
+        (IMAP, sasl_cancel, False, {"result": "aborted"}),
+        (IMAP, login(b"down@example.org", b"x"), False,
+         {"result": "upstream-unavailable", "upstream": "dead"}),
+        (RIMAP, login(user(1).encode(), PASSWORD.encode()), False,
+         {"result": "protocol-error", "reason": "TLS required"}),
+        (IMAPS, login(user(1).encode(), PASSWORD.encode()), True,
+         {"result": "ok", "tls": "TLSv1.3", "sni": "mail.example.org"}),
+        (IMAP, login(evil, b"wrong"), False,
+         {"result": "bad-credentials", "user": ev}),
+        (POP3, pop_wrong, False,
+         {"result": "bad-credentials", "mechanism": "user-pass",
+          "protocol": "pop3"}),
+    ]
+    ports = [(attempt(port, fn, tls), want) for port, fn, tls, want in expect]
+    time.sleep(1.0)
+    records, raw = audit_records()
+    for cport, want in ports:
+        mine = [r for r in records if r["client_port"] == cport]
+        check(len(mine) == 1, f"port {cport}: {len(mine)} records, want 1 "
+              f"({want})")
+        for k, v in want.items():
+            check(mine[0][k] == v, f"port {cport}: {k}={mine[0][k]!r}, "
+                  f"want {v!r}")
+        check(mine[0]["node"] == "regress" and mine[0]["client_ip"] == HOST,
+              f"node/client in {mine[0]}")
+    check(PASSWORD.encode() not in raw and blob.encode() not in raw,
+          "a password or SASL blob is in the audit log")
+
+
+@case("audit-reopened-after-rename-and-sigusr1")
+def _():
+    rotated = env.audit + ".1"
+    os.rename(env.audit, rotated)
+    os.kill(env.postern.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(env.audit) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check(os.path.exists(env.audit), "audit log not reopened")
+    before = os.path.getsize(rotated)
+    cport = attempt(IMAP, lambda c: (c.send(b"a LOGIN %s %s\r\n" % (
+        user(2).encode(), PASSWORD.encode())), c.until_tag(b"a")))
+    time.sleep(0.5)
+    records, _ = audit_records()
+    check([r for r in records if r["client_port"] == cport],
+          "record not in the new file")
+    check(os.path.getsize(rotated) == before, "old file still written")
 
 
 @case("demo-script-runs")

@@ -53,6 +53,45 @@ rsession_report(struct rsession *rs, uint32_t status, const char *text)
 	    sizeof(res));
 }
 
+/* The audit record for an attempt that reached relay. */
+static void
+rsession_audit(struct rsession *rs, uint32_t status, const char *text)
+{
+	struct audit_record	a;
+	uint64_t		now = wallclock_ms();
+
+	memset(&a, 0, sizeof(a));
+	a.time_ms = now;
+	a.sid = rs->req.sid;
+	a.duration_ms = rs->req.start_ms && now > rs->req.start_ms ?
+	    now - rs->req.start_ms : 0;
+	a.listener_id = rs->req.listener_id;
+	a.proto = rs->req.proto;
+	switch (status) {
+	case LOGIN_OK:
+		a.result = AUDIT_OK;
+		break;
+	case LOGIN_FAILED:
+		a.result = AUDIT_BAD_CREDENTIALS;
+		break;
+	case LOGIN_CLIENT_GONE:
+		a.result = AUDIT_ABORTED;
+		break;
+	default:
+		a.result = AUDIT_UPSTREAM_UNAVAILABLE;
+	}
+	a.tls = rs->req.tls;
+	a.facts = rs->req.facts;
+	a.client = rs->req.client;
+	memcpy(a.user, rs->req.user, sizeof(a.user));
+	snprintf(a.mech, sizeof(a.mech), "%s", login_mech_name(rs->req.mech));
+	upstream_text(a.reason, sizeof(a.reason), text, strlen(text));
+	if (rs->upstream != NULL)
+		snprintf(a.upstream, sizeof(a.upstream), "%s",
+		    rs->upstream->conf.name);
+	imsgev_compose(&parent_iev, IMSG_AUDIT, 0, -1, &a, sizeof(a));
+}
+
 /*
  * The upstream login is over.  On success relay keeps the session and
  * starts moving bytes; otherwise the client goes back to authproc.
@@ -64,17 +103,18 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 	size_t	left;
 
 	explicit_bzero(rs->req.pass, sizeof(rs->req.pass));
+	rsession_audit(rs, status, status == LOGIN_OK ? "" : text);
 	sockaddr_str(&rs->req.client, addr, sizeof(addr));
 	sockaddr_str(&rs->uaddr, uaddr, sizeof(uaddr));
 	if (status != LOGIN_OK) {
-		log_info("session %u: %s login from %s to %s (%s) failed: %s",
-		    rs->id, mail_proto_name(rs->req.proto), addr,
+		log_info("session %016llx: %s login from %s to %s (%s) failed: %s",
+		    (unsigned long long)rs->req.sid, mail_proto_name(rs->req.proto), addr,
 		    rs->upstream ? rs->upstream->conf.name : "-", uaddr, text);
 		rsession_report(rs, status, text);
 		rsession_free(rs);
 		return;
 	}
-	log_info("session %u: %s login from %s relayed to %s (%s)", rs->id,
+	log_info("session %016llx: %s login from %s relayed to %s (%s)", (unsigned long long)rs->req.sid,
 	    mail_proto_name(rs->req.proto), addr, rs->upstream->conf.name, uaddr);
 	event_del(&rs->uev);
 	evtimer_del(&rs->timer);
@@ -167,7 +207,7 @@ rsession_printf(struct rsession *rs, const char *fmt, ...)
 		 * Bounded fields make this unreachable; if it ever happens,
 		 * send nothing and let the login timer fail the attempt.
 		 */
-		log_warnx("session %u: upstream command too long", rs->id);
+		log_warnx("session %016llx: upstream command too long", (unsigned long long)rs->req.sid);
 		explicit_bzero(buf, sizeof(buf));
 		return;
 	}
@@ -214,8 +254,8 @@ relay_session_closed(struct rsession *rs)
 {
 	char	addr[128];
 
-	log_info("session %u: closed (%s), %llu bytes up, %llu bytes down",
-	    rs->id, sockaddr_str(&rs->req.client, addr, sizeof(addr)),
+	log_info("session %016llx: closed (%s), %llu bytes up, %llu bytes down",
+	    (unsigned long long)rs->req.sid, sockaddr_str(&rs->req.client, addr, sizeof(addr)),
 	    (unsigned long long)rs->c2u.bytes,
 	    (unsigned long long)rs->u2c.bytes);
 	rsession_free(rs);
@@ -282,7 +322,7 @@ upstream_handshake(struct rsession *rs)
 
 	switch (tlsbridge_handshake_events(rs->utls, rs->ufd, &want)) {
 	case 1:
-		log_debug("session %u: upstream TLS %s %s", rs->id,
+		log_debug("session %016llx: upstream TLS %s %s", (unsigned long long)rs->req.sid,
 		    tls_conn_version(rs->utls), tls_conn_cipher(rs->utls));
 		rs->state = R_GREETING;
 		upstream_set_events(rs, EV_READ);

@@ -143,8 +143,8 @@ static int
 imap_greeting(struct rsession *rs, const char *line)
 {
 	if (strncasecmp(line, "* PREAUTH", 9) == 0) {
-		log_warnx("session %u: upstream %s sent PREAUTH; refused",
-		    rs->id, rs->upstream->conf.name);
+		log_warnx("session %016llx: upstream %s sent PREAUTH; refused",
+		    (unsigned long long)rs->req.sid, rs->upstream->conf.name);
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    "upstream greeting was PREAUTH");
 		return 0;
