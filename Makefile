@@ -11,7 +11,8 @@ CMOCKA_LIBS	:= $(shell pkg-config --libs cmocka 2>/dev/null)
 OPT		?= -O2
 WARN		 = -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 		   -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-label
-INCS		 = -Icommon -Iparent -Iauthproc -Irelay -Itlsproc -I$(BUILD)
+INCS		 = -Icommon -Iparent -Iauthproc -Irelay -Itlsproc -Ipolicy \
+		   -I$(BUILD)
 CFLAGS		+= $(OPT) -g $(WARN) -D_GNU_SOURCE -std=gnu11 \
 		   -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE \
 		   $(INCS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
@@ -25,9 +26,10 @@ AUTHPROC_SRCS	 = authproc/authproc.c authproc/imap.c authproc/pop3.c \
 RELAY_SRCS	 = relay/relay.c relay/relay_imap.c relay/relay_pop3.c \
 		   relay/route.c relay/splice.c
 TLSPROC_SRCS	 = tlsproc/tlsproc.c tlsproc/sni.c
+POLICY_SRCS	 = policy/policy.c policy/window.c policy/cidr.c
 PARENT_SRCS	 = parent/parent.c parent/audit.c
 SRCS		 = $(COMMON_SRCS) $(AUTHPROC_SRCS) $(RELAY_SRCS) \
-		   $(TLSPROC_SRCS) $(PARENT_SRCS)
+		   $(TLSPROC_SRCS) $(POLICY_SRCS) $(PARENT_SRCS)
 OBJS		 = $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/parent/parse.o
 DEPS		 = $(OBJS:.o=.d)
 
@@ -58,7 +60,8 @@ $(BUILD)/%.o: %.c
 -include $(DEPS)
 
 # ---- unit tests (cmocka), one file per module ----
-UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni json
+UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni json \
+		   policy
 UNIT_BINS	 = $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 LIB_OBJS	 = $(filter-out $(BUILD)/parent/parent.o,$(OBJS))
 
@@ -110,7 +113,7 @@ test-sanitize: deps
 FUZZ_TARGETS	 = imap_parser pop3_parser sasl imsg
 FUZZ_BINS	 = $(FUZZ_TARGETS:%=fuzz/%-fuzz)
 FUZZ_CFLAGS	 = -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
-		   -Icommon -Iauthproc -Irelay $(PKG_CFLAGS)
+		   -Icommon -Iauthproc -Irelay -Ipolicy $(PKG_CFLAGS)
 FUZZ_SRCS	 = $(COMMON_SRCS) authproc/imap_parser.c \
 		   authproc/pop3_parser.c authproc/sasl.c
 FUZZ_SECONDS	?= 20
@@ -150,7 +153,7 @@ install: all
 
 format:
 	clang-format -i $(SRCS) common/*.h authproc/*.h relay/*.h parent/*.h \
-	    tlsproc/*.h
+	    tlsproc/*.h policy/*.h
 
 clean:
 	rm -rf obj obj-* postern fuzz/*-fuzz

@@ -22,12 +22,15 @@
 
 #include "authproc.h"
 #include "log.h"
+#include "policy.h"
 #include "sandbox.h"
 
 #define ACCEPT_PAUSE_SEC	1
 #define OUTPUT_HIWAT		(64 * 1024)	/* stop reading above */
+#define POLICY_EXPIRE_SEC	30
 
 struct conf_global		 authproc_conf;
+struct conf_policy		 authproc_policy;
 static struct imsgev		 parent_iev;
 static struct imsgev		*relay_iev;
 static struct imsgev		*tlsproc_iev;
@@ -40,12 +43,15 @@ static uint32_t			 sid_base;	/* random per process start */
 static int			 sandboxed;
 static int			 configured;
 static struct event		 accept_pause_ev;
+static struct event		 expire_ev;
 static int			 accept_paused;
 static struct event_base	*evbase;
 
 static void	session_free(struct session *);
 static void	session_maybe_free(struct session *);
 static void	session_setup_bev(struct session *);
+static void	session_total_timeout(int, short, void *);
+static void	session_delay_done(int, short, void *);
 static void	tlsproc_lost(void);
 static void	tlsproc_dispatch(int, short, void *);
 static void	listeners_pause(int);
@@ -162,6 +168,10 @@ session_free(struct session *s)
 	log_debug("session %016llx: closed (%s)", (unsigned long long)s->sid,
 	    sockaddr_str(&s->client, addr, sizeof(addr)));
 	TAILQ_REMOVE(&sessions, s, entry);
+	if (evtimer_initialized(&s->delay_ev))
+		evtimer_del(&s->delay_ev);
+	if (evtimer_initialized(&s->total_ev))
+		evtimer_del(&s->total_ev);
 	bufferevent_free(s->bev);
 	if (s->fd != -1)
 		close(s->fd);
@@ -322,10 +332,52 @@ session_starttls_done(struct session *s, const struct starttls_done *done,
  * A protocol engine has a complete login.  Whatever we still owe the
  * client must reach it before relay starts writing to the same socket.
  */
+static void
+login_refuse(struct session *s, enum audit_result result, const char *why,
+    const char *message)
+{
+	struct login_result	res;
+
+	session_audit(s, result, why);
+	memset(&res, 0, sizeof(res));
+	res.status = LOGIN_TEMPFAIL;
+	snprintf(res.text, sizeof(res.text), "%s", message);
+	if (s->listener->conf.proto == PROTO_IMAP)
+		imap_throttled(s, &res);
+	else
+		pop3_throttled(s, &res);
+}
+
 void
 session_login(struct session *s)
 {
-	s->req.start_ms = wallclock_ms();
+	enum policy_verdict	 v;
+	const char		*msg = NULL;
+	uint64_t		 now = wallclock_ms();
+
+	s->req.start_ms = now;
+	if (authproc_policy.max_attempts &&
+	    ++s->attempts > authproc_policy.max_attempts) {
+		/* the connection has had its chances: it ends here */
+		session_audit(s, AUDIT_PROTOCOL_ERROR,
+		    "too many login attempts on one connection");
+		session_reset_attempt(s);
+		if (s->listener->conf.proto == PROTO_IMAP)
+			session_printf(s, "* BYE Too many login attempts\r\n");
+		else
+			session_printf(s, "-ERR Too many login attempts\r\n");
+		session_close_after_write(s);
+		return;
+	}
+	/* throttled attempts never reach relay or the upstream */
+	v = policy_check(&s->client, s->req.user, now, &msg);
+	if (v != POLICY_ALLOW) {
+		login_refuse(s, v == POLICY_THROTTLED_IP ? AUDIT_THROTTLED_IP :
+		    AUDIT_THROTTLED_USER, v == POLICY_THROTTLED_IP ?
+		    "address over its limit" : "user over its limit", msg);
+		return;
+	}
+	policy_attempt(&s->client, s->req.user, now);
 	bufferevent_disable(s->bev, EV_READ);
 	s->state = S_LOGIN_PENDING;
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
@@ -359,6 +411,23 @@ session_read_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	session_dispatch_input(arg);
+}
+
+static void
+session_total_timeout(int fd, short event, void *arg)
+{
+	struct session	*s = arg;
+
+	(void)fd;
+	(void)event;
+	if (s->state != S_PREAUTH && s->state != S_SASL)
+		return;		/* busy with a login or TLS: let it finish */
+	session_audit(s, AUDIT_TIMEOUT, "pre-auth time limit");
+	if (s->listener->conf.proto == PROTO_IMAP)
+		imap_timeout(s);
+	else
+		pop3_timeout(s);
+	session_maybe_free(s);
 }
 
 static void
@@ -457,6 +526,12 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 	}
 	session_setup_bev(s);
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
+	if (authproc_conf.timeout_preauth_total > 0) {
+		struct timeval	tv = { authproc_conf.timeout_preauth_total, 0 };
+
+		evtimer_set(&s->total_ev, session_total_timeout, s);
+		evtimer_add(&s->total_ev, &tv);
+	}
 	if (++nsessions >= authproc_conf.max_sessions) {
 		log_warnx("session limit %u reached; pausing accept",
 		    authproc_conf.max_sessions);
@@ -484,6 +559,43 @@ session_setup_bev(struct session *s)
 	tv.tv_usec = 0;
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* Too many unauthenticated connections from this address already? */
+static int
+conn_limit_reached(const struct sockaddr_storage *ss)
+{
+	struct session	*s;
+	unsigned int	 n = 0;
+
+	if (authproc_policy.max_conn_per_ip == 0 || policy_allowlisted(ss))
+		return 0;
+	TAILQ_FOREACH(s, &sessions, entry)
+		if (sockaddr_same_host(&s->client, ss) &&
+		    ++n >= authproc_policy.max_conn_per_ip)
+			return 1;
+	return 0;
+}
+
+static void
+conn_refuse(struct listener_ctx *l, int fd, struct sockaddr_storage *ss)
+{
+	static const char imap[] = "* BYE Too many connections from your "
+	    "address\r\n";
+	static const char pop3[] = "-ERR [SYS/TEMP] Too many connections from "
+	    "your address\r\n";
+	char		 addr[128];
+	ssize_t		 n;
+
+	log_info("refused %s: too many pre-auth connections",
+	    sockaddr_str(ss, addr, sizeof(addr)));
+	/* a best-effort goodbye; the socket is non-blocking */
+	if (l->conf.proto == PROTO_IMAP)
+		n = write(fd, imap, sizeof(imap) - 1);
+	else
+		n = write(fd, pop3, sizeof(pop3) - 1);
+	(void)n;
+	close(fd);
 }
 
 static void
@@ -545,6 +657,10 @@ listener_accept(int fd, short event, void *arg)
 			log_warn("accept");
 			return;
 		}
+	}
+	if (conn_limit_reached(&ss)) {
+		conn_refuse(l, cfd, &ss);
+		return;
 	}
 	session_new(l, cfd, &ss, NULL, NULL);
 }
@@ -677,10 +793,27 @@ relay_lost(void)
 }
 
 static void
+session_delay_done(int fd, short event, void *arg)
+{
+	struct session	*s = arg;
+
+	(void)fd;
+	(void)event;
+	s->state = S_LOGIN_SENT;
+	if (s->listener->conf.proto == PROTO_IMAP)
+		imap_login_result(s, &s->delayed);
+	else
+		pop3_login_result(s, &s->delayed);
+	explicit_bzero(&s->delayed, sizeof(s->delayed));
+	session_maybe_free(s);
+}
+
+static void
 relay_handle_result(struct imsg *imsg)
 {
 	struct session		*s;
 	struct login_result	*res = imsg->data;
+	uint32_t		 delay;
 
 	if ((s = session_find(imsg->hdr.peerid)) == NULL ||
 	    s->state != S_LOGIN_SENT) {
@@ -698,6 +831,21 @@ relay_handle_result(struct imsg *imsg)
 	if (res->status == LOGIN_CLIENT_GONE) {
 		session_free(s);
 		return;
+	}
+	if (res->status == LOGIN_FAILED) {
+		policy_failure(&s->client, s->req.user, wallclock_ms());
+		delay = policy_failure_delay(++s->failures);
+		if (delay > 0) {
+			/* each failure on a connection waits longer */
+			struct timeval	tv = { delay / 1000,
+			    (delay % 1000) * 1000 };
+
+			s->delayed = *res;
+			s->state = S_DELAY;
+			evtimer_set(&s->delay_ev, session_delay_done, s);
+			evtimer_add(&s->delay_ev, &tv);
+			return;
+		}
 	}
 	if (s->listener->conf.proto == PROTO_IMAP)
 		imap_login_result(s, res);
@@ -759,6 +907,10 @@ parent_handle(struct imsg *imsg)
 		break;
 	case IMSG_CONF_GLOBAL:
 		memcpy(&authproc_conf, imsg->data, sizeof(authproc_conf));
+		break;
+	case IMSG_CONF_POLICY:
+		memcpy(&authproc_policy, imsg->data, sizeof(authproc_policy));
+		policy_init(&authproc_policy);
 		break;
 	case IMSG_CONF_LISTENER:
 		if ((l = calloc(1, sizeof(*l))) == NULL)
@@ -861,6 +1013,17 @@ test_forge_message(int sig, short event, void *arg)
 #endif
 
 static void
+policy_expire_cb(int fd, short event, void *arg)
+{
+	struct timeval	tv = { POLICY_EXPIRE_SEC, 0 };
+
+	(void)fd;
+	(void)event;
+	policy_expire(wallclock_ms());
+	evtimer_add(arg, &tv);
+}
+
+static void
 authproc_sig(int sig, short event, void *arg)
 {
 	(void)event;
@@ -890,6 +1053,12 @@ authproc_main(void)
 	signal_add(&ev_term, NULL);
 	signal_add(&ev_int, NULL);
 	evtimer_set(&accept_pause_ev, accept_resume, NULL);
+	evtimer_set(&expire_ev, policy_expire_cb, &expire_ev);
+	{
+		struct timeval	tv = { POLICY_EXPIRE_SEC, 0 };
+
+		evtimer_add(&expire_ev, &tv);
+	}
 	imsgev_init(&parent_iev, 3, "parent", parent_dispatch, NULL);
 	parent_iev.ibuf.peerpid = getppid();
 	event_dispatch();

@@ -13,6 +13,7 @@
 
 #include <event2/bufferevent.h>
 
+#include "policy.h"
 #include "proto.h"
 
 /* ---- pure parsers (no process state; unit tested and fuzzed) ---- */
@@ -99,6 +100,7 @@ enum session_state {
 	S_LOGIN_SENT,		/* relay has the attempt */
 	S_STARTTLS_PENDING,	/* flushing "OK, begin TLS" */
 	S_STARTTLS_SENT,	/* tlsproc is handshaking */
+	S_DELAY,		/* holding back a failure's answer */
 	S_CLOSING		/* flushing a final reply */
 };
 
@@ -126,6 +128,11 @@ struct session {
 	int			 has_user;	/* POP3 USER seen */
 	int			 tls;		/* the client side is TLS */
 	int			 output_full;	/* reading paused for output */
+	unsigned int		 attempts;	/* logins on this connection */
+	unsigned int		 failures;
+	struct event		 delay_ev;
+	struct login_result	 delayed;
+	struct event		 total_ev;	/* whole pre-auth time */
 	size_t			 scanned;	/* input seen without a LF */
 	struct tls_facts	 facts;
 	/* kept across attempts */
@@ -134,6 +141,7 @@ struct session {
 };
 
 extern struct conf_global	 authproc_conf;
+extern struct conf_policy	 authproc_policy;
 
 void	authproc_main(void) __attribute__((noreturn));
 void	session_write(struct session *, const char *, size_t);
@@ -154,6 +162,7 @@ void	imap_greet(struct session *);
 void	imap_input(struct session *);
 void	imap_login_result(struct session *, const struct login_result *);
 void	imap_timeout(struct session *);
+void	imap_throttled(struct session *, const struct login_result *);
 void	imap_too_many_bad(struct session *);
 
 /* pop3.c */
@@ -161,6 +170,7 @@ void	pop3_greet(struct session *);
 void	pop3_input(struct session *);
 void	pop3_login_result(struct session *, const struct login_result *);
 void	pop3_timeout(struct session *);
+void	pop3_throttled(struct session *, const struct login_result *);
 void	pop3_too_many_bad(struct session *);
 
 #endif

@@ -347,6 +347,16 @@ imap_input(struct session *s)
 	}
 }
 
+/* Refused by the throttling policy: a temporary failure, in our words. */
+void
+imap_throttled(struct session *s, const struct login_result *res)
+{
+	session_printf(s, "%s NO [UNAVAILABLE] %s\r\n",
+	    s->req.tag[0] ? s->req.tag : "*", res->text);
+	session_reset_attempt(s);
+	bufferevent_enable(s->bev, EV_READ);
+}
+
 void
 imap_login_result(struct session *s, const struct login_result *res)
 {

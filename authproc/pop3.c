@@ -224,6 +224,14 @@ pop3_input(struct session *s)
 }
 
 void
+pop3_throttled(struct session *s, const struct login_result *res)
+{
+	session_printf(s, "-ERR [SYS/TEMP] %s\r\n", res->text);
+	session_reset_attempt(s);
+	bufferevent_enable(s->bev, EV_READ);
+}
+
+void
 pop3_login_result(struct session *s, const struct login_result *res)
 {
 	switch (res->status) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "policy.h"
 #include "proto.h"
 
 #define FIXED(t)	sizeof(t), sizeof(t)
@@ -16,6 +17,7 @@ const struct imsg_rule parent_to_child_rules[] = {
 	{ IMSG_CONF_GLOBAL,	FIXED(struct conf_global),	IMSG_FD_NONE },
 	{ IMSG_CONF_LISTENER,	FIXED(struct conf_listener),	IMSG_FD_OPTIONAL },
 	{ IMSG_CONF_TLS_GLOBAL,	FIXED(struct conf_tls_global),	IMSG_FD_NONE },
+	{ IMSG_CONF_POLICY,	FIXED(struct conf_policy),	IMSG_FD_NONE },
 	{ IMSG_CONF_KEYPAIR,	FIXED(struct conf_keypair),	IMSG_FD_NONE },
 	{ IMSG_CONF_BLOB, sizeof(struct conf_blob),
 	    sizeof(struct conf_blob) + BLOB_CHUNK,		IMSG_FD_NONE },
@@ -102,6 +104,20 @@ sockaddr_len(const struct sockaddr_storage *ss)
 {
 	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
 	    sizeof(struct sockaddr_in);
+}
+
+int
+sockaddr_same_host(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		    &((const struct sockaddr_in6 *)b)->sin6_addr,
+		    sizeof(struct in6_addr)) == 0;
+	return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+	    ((const struct sockaddr_in *)b)->sin_addr.s_addr;
 }
 
 in_port_t

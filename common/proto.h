@@ -62,6 +62,7 @@ enum imsg_type {
 	/* authproc -> relay */
 	IMSG_LOGIN_REQUEST,
 	IMSG_CONF_TLS_GLOBAL,
+	IMSG_CONF_POLICY,
 	IMSG_CONF_KEYPAIR,
 	IMSG_CONF_BLOB,
 	/* tlsproc <-> authproc */
@@ -90,6 +91,7 @@ struct conf_global {
 	uint32_t	max_literal;		/* pre-auth literal */
 	uint32_t	max_bad_commands;
 	uint32_t	max_sessions;		/* per child */
+	uint32_t	timeout_preauth_total;	/* s from connect to login */
 	char		greeting[128];
 };
 
@@ -288,6 +290,8 @@ int		 blob_store(unsigned char **, size_t *, size_t *,
 int		 sockaddr_valid(const struct sockaddr_storage *);
 socklen_t	 sockaddr_len(const struct sockaddr_storage *);
 in_port_t	 sockaddr_port(const struct sockaddr_storage *);
+int		 sockaddr_same_host(const struct sockaddr_storage *,
+		    const struct sockaddr_storage *);
 const char	*sockaddr_str(const struct sockaddr_storage *, char *, size_t);
 
 #endif

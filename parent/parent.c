@@ -343,6 +343,8 @@ child_send_config(struct child *c)
 	    sizeof(env_conf->global));
 	switch (c->role) {
 	case PROC_AUTHPROC:
+		imsgev_compose(iev, IMSG_CONF_POLICY, 0, -1, &env_conf->policy,
+		    sizeof(env_conf->policy));
 		send_listeners(c);
 		break;
 	case PROC_TLSPROC:

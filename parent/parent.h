@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include "policy.h"
 #include "proto.h"
 
 #define POSTERN_CONF		"/etc/postern/postern.conf"
@@ -54,6 +55,7 @@ struct postern_conf {
 	struct conf_sandbox	 sandbox;
 	struct conf_global	 global;
 	struct conf_tls_global	 tls;
+	struct conf_policy	 policy;
 	struct keypairlist	 keypairs;
 	struct listenerlist	 listeners;
 	struct upstreamlist	 upstreams;

@@ -36,6 +36,7 @@ static struct postern_conf	*conf;
 static struct upstream		*cur_upstream;
 static struct listener		*cur_listener;
 static struct keypair		*cur_keypair;
+static char			 cur_message[POLICY_MSG_MAX];
 
 int		 yylex(void);
 int		 yyparse(void);
@@ -51,6 +52,8 @@ static struct upstream	*find_upstream(const char *);
 static struct keypair	*find_keypair(const char *);
 static int	 finish_listener(void);
 static int	 set_path(char *, size_t, const char *);
+static int	 set_limit(struct policy_limit *, long long, long long);
+static void	 set_message(struct policy_limit *);
 static int	 resolve(const char *, int, struct sockaddr_storage *, int);
 
 typedef struct {
@@ -68,6 +71,9 @@ typedef struct {
 %token	DOMAIN DEFAULT TO UPSTREAM HOST NAME ERROR
 %token	TLS KEYPAIR CERTIFICATE KEY OCSP PROTOCOLS CIPHERS SESSIONLIFETIME
 %token	HANDSHAKE REQUIRED CA NOVERIFY AUDIT FILENAME SYSLOG NODE
+%token	THROTTLE PER MESSAGE FAILURES IPUSER ALLOW DELAY MAX IP
+%token	CONNECTIONSPERIP ATTEMPTS PREAUTHTOTAL
+%type	<v.number>	window
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
 %type	<v.number>	proto seconds count
@@ -195,6 +201,74 @@ main		: USER string {
 		} listenopts {
 			if (finish_listener() == -1)
 				YYERROR;
+		}
+		| THROTTLE IP NUMBER PER window {
+			if (set_limit(&conf->policy.ip, $3, $5) == -1)
+				YYERROR;
+		} throttlemsg {
+			set_message(&conf->policy.ip);
+		}
+		| THROTTLE USER NUMBER PER window {
+			if (set_limit(&conf->policy.user, $3, $5) == -1)
+				YYERROR;
+		} throttlemsg {
+			set_message(&conf->policy.user);
+		}
+		| THROTTLE FAILURES IP NUMBER PER window {
+			if (set_limit(&conf->policy.ip_fail, $4, $6) == -1)
+				YYERROR;
+		} throttlemsg {
+			set_message(&conf->policy.ip_fail);
+		}
+		| THROTTLE FAILURES IPUSER NUMBER PER window {
+			if (set_limit(&conf->policy.ipuser_fail, $4, $6) == -1)
+				YYERROR;
+		} throttlemsg {
+			set_message(&conf->policy.ipuser_fail);
+		}
+		| THROTTLE ALLOW string {
+			struct cidr	c;
+
+			if (cidr_parse($3, &c) == -1) {
+				yyerror("invalid address prefix %s", $3);
+				free($3);
+				$3 = NULL;
+				YYERROR;
+			}
+			free($3);
+			$3 = NULL;
+			if (conf->policy.nallow >= POLICY_MAX_ALLOW) {
+				yyerror("too many allow entries (max %d)",
+				    POLICY_MAX_ALLOW);
+				YYERROR;
+			}
+			conf->policy.allow[conf->policy.nallow++] = c;
+		}
+		| THROTTLE DELAY NUMBER MAX NUMBER {
+			if ($3 < 0 || $3 > 60000 || $5 < $3 || $5 > 600000) {
+				yyerror("delay out of range (0-60000 ms, max "
+				    "not below it)");
+				YYERROR;
+			}
+			conf->policy.delay_ms = $3;
+			conf->policy.delay_max_ms = $5;
+		}
+		| LIMIT CONNECTIONSPERIP NUMBER {
+			if ($3 < 0 || $3 > 1000000) {
+				yyerror("limit out of range (0-1000000)");
+				YYERROR;
+			}
+			conf->policy.max_conn_per_ip = $3;
+		}
+		| LIMIT ATTEMPTS NUMBER {
+			if ($3 < 0 || $3 > 1000) {
+				yyerror("limit out of range (0-1000)");
+				YYERROR;
+			}
+			conf->policy.max_attempts = $3;
+		}
+		| TIMEOUT PREAUTHTOTAL seconds {
+			conf->global.timeout_preauth_total = $3;
 		}
 		| AUDIT FILENAME string {
 			int r = set_path(conf->audit_path,
@@ -388,6 +462,34 @@ upstream	: UPSTREAM string {
 		}
 		;
 
+window		: NUMBER {
+			if ($1 <= 0 || $1 > 86400) {
+				yyerror("window out of range (1-86400 s)");
+				YYERROR;
+			}
+			$$ = $1;
+		}
+		;
+
+throttlemsg	: /* empty */		{ cur_message[0] = '\0'; }
+		| MESSAGE string {
+			size_t	i;
+
+			for (i = 0; $2[i] != '\0'; i++)
+				if (!isprint((unsigned char)$2[i]))
+					break;
+			if ($2[i] != '\0' || strlen($2) >= POLICY_MSG_MAX) {
+				yyerror("message must be short printable text");
+				free($2);
+				$2 = NULL;
+				YYERROR;
+			}
+			snprintf(cur_message, sizeof(cur_message), "%s", $2);
+			free($2);
+			$2 = NULL;
+		}
+		;
+
 listenopts	: /* empty */
 		| listenopts listenopt
 		;
@@ -545,6 +647,8 @@ lookup(const char *s)
 {
 	/* sorted, for bsearch */
 	static const struct keywords keywords[] = {
+		{ "allow",		ALLOW },
+		{ "attempts",		ATTEMPTS },
 		{ "audit",		AUDIT },
 		{ "bad-commands",	BADCOMMANDS },
 		{ "ca",			CA },
@@ -552,13 +656,18 @@ lookup(const char *s)
 		{ "chroot",		CHROOT },
 		{ "ciphers",		CIPHERS },
 		{ "connect",		CONNECT },
+		{ "connections-per-ip",	CONNECTIONSPERIP },
 		{ "default",		DEFAULT },
+		{ "delay",		DELAY },
 		{ "domain",		DOMAIN },
+		{ "failures",		FAILURES },
 		{ "file",		FILENAME },
 		{ "greeting",		GREETING },
 		{ "handshake",		HANDSHAKE },
 		{ "host",		HOST },
 		{ "imap",		IMAP },
+		{ "ip",			IP },
+		{ "ip-user",		IPUSER },
 		{ "key",		KEY },
 		{ "keypair",		KEYPAIR },
 		{ "limit",		LIMIT },
@@ -566,20 +675,25 @@ lookup(const char *s)
 		{ "listen",		LISTEN },
 		{ "literal",		LITERAL },
 		{ "login",		LOGIN },
+		{ "max",		MAX },
+		{ "message",		MESSAGE },
 		{ "name",		NAME },
 		{ "no-verify",		NOVERIFY },
 		{ "node",		NODE },
 		{ "ocsp",		OCSP },
 		{ "on",			ON },
+		{ "per",		PER },
 		{ "pop3",		POP3 },
 		{ "port",		PORT },
 		{ "pre-auth",		PREAUTH },
+		{ "pre-auth-total",	PREAUTHTOTAL },
 		{ "protocols",		PROTOCOLS },
 		{ "required",		REQUIRED },
 		{ "route",		ROUTE },
 		{ "session-lifetime",	SESSIONLIFETIME },
 		{ "sessions",		SESSIONS },
 		{ "syslog",		SYSLOG },
+		{ "throttle",		THROTTLE },
 		{ "timeout",		TIMEOUT },
 		{ "tls",		TLS },
 		{ "to",			TO },
@@ -791,6 +905,27 @@ add_listener(const char *addr, long long port, int proto)
 	return 0;
 }
 
+static int
+set_limit(struct policy_limit *lim, long long max, long long window)
+{
+	if (max < 0 || max > 10000000) {
+		yyerror("limit out of range (0-10000000)");
+		return -1;
+	}
+	lim->max = max;
+	lim->window = window;
+	return 0;
+}
+
+/* A configured message replaces the default; none keeps it. */
+static void
+set_message(struct policy_limit *lim)
+{
+	if (cur_message[0] != '\0')
+		snprintf(lim->message, sizeof(lim->message), "%s",
+		    cur_message);
+}
+
 static struct keypair *
 find_keypair(const char *name)
 {
@@ -879,6 +1014,36 @@ add_route(int kind, const char *match, const char *to)
 	return 0;
 }
 
+/*
+ * Defaults a person trying the service never meets, while a password
+ * guesser does: 60 attempts a minute per address, 30 per user, 20
+ * failures per address and 5 per address+user in five minutes.
+ */
+static void
+policy_defaults(struct conf_policy *p)
+{
+	static const char	*msg = "Too many login attempts, try again later";
+
+	memset(p, 0, sizeof(*p));
+	p->ip.max = 60;
+	p->ip.window = 60;
+	p->user.max = 30;
+	p->user.window = 60;
+	p->ip_fail.max = 20;
+	p->ip_fail.window = 300;
+	p->ipuser_fail.max = 5;
+	p->ipuser_fail.window = 300;
+	snprintf(p->ip.message, sizeof(p->ip.message), "%s", msg);
+	snprintf(p->user.message, sizeof(p->user.message), "%s", msg);
+	snprintf(p->ip_fail.message, sizeof(p->ip_fail.message), "%s", msg);
+	snprintf(p->ipuser_fail.message, sizeof(p->ipuser_fail.message), "%s",
+	    msg);
+	p->max_conn_per_ip = 50;
+	p->max_attempts = 5;
+	p->delay_ms = 0;
+	p->delay_max_ms = 0;
+}
+
 static void
 conf_defaults(struct postern_conf *c)
 {
@@ -903,6 +1068,8 @@ conf_defaults(struct postern_conf *c)
 	c->global.max_literal = PASS_MAX_LEN;
 	c->global.max_bad_commands = 10;
 	c->global.max_sessions = 10000;
+	c->global.timeout_preauth_total = 300;
+	policy_defaults(&c->policy);
 	snprintf(c->global.greeting, sizeof(c->global.greeting),
 	    "postern ready");
 }

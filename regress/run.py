@@ -36,6 +36,11 @@ IMAPS, POP3S = 31993, 31995            # main postern, implicit TLS
 RIMAP, RPOP3 = 31144, 31111            # main postern, "tls required"
 HIMAP, HPOP3 = 32143, 32110            # test-hooks postern
 HIMAPS = 32993                         # test-hooks postern, TLS
+TIMAP, TPOP3 = 33143, 33110            # throttling postern
+LOOSE_LIMITS = ("throttle ip 1000000 per 60\nthrottle user 1000000 per 60\n"
+                "throttle failures ip 1000000 per 60\n"
+                "throttle failures ip-user 1000000 per 60\n"
+                "limit connections-per-ip 0\nlimit attempts 0\n")
 DV1_IMAPS = 25993                      # Dovecot 1 with its own certificate
 DV1 = (25143, 25110)
 DV2 = (26143, 26110)
@@ -138,7 +143,8 @@ def setup(args):
                             (HOST, RIMAP, "imap", kp + " tls required"),
                             (HOST, RPOP3, "pop3", kp + " tls required")],
                  upstreams, routes, keypairs=keypairs,
-                 extra=f'node "regress"\naudit file "{work}/audit.log"\n')
+                 extra=f'node "regress"\naudit file "{work}/audit.log"\n'
+                 + LOOSE_LIMITS)
     env.audit = os.path.join(work, "audit.log")
     env.postern = Postern(args.postern, env.conf,
                           os.path.join(work, "postern.log"),
@@ -152,16 +158,35 @@ def setup(args):
                  upstreams, [("user", "slow@example.org", "silent"),
                              ("domain", "example.org", "one")],
                  extra="timeout pre-auth 2\ntimeout login 3\n"
-                       "timeout handshake 2\nlimit bad-commands 3\n",
+                       "timeout handshake 2\nlimit bad-commands 3\n"
+                       "timeout pre-auth-total 4\n" + LOOSE_LIMITS,
                  keypairs={"mail.example.org": env.certs["mail.example.org"]})
     env.hooks = Postern(args.postern_testhooks, env.hconf,
                         os.path.join(work, "postern-hooks.log"),
                         [HIMAP, HPOP3, HIMAPS])
     env.hooks.start()
 
+    env.tconf = os.path.join(work, "postern-throttle.conf")
+    write_config(env.tconf, [(HOST, TIMAP, "imap"), (HOST, TPOP3, "pop3")],
+                 upstreams, [("domain", "example.org", "one")],
+                 extra=f'node "throttle"\naudit file "{work}/throttle.log"\n'
+                       'throttle ip 10 per 600 message "Slow down, address"\n'
+                       'throttle user 5 per 600 message "Slow down, user"\n'
+                       "throttle failures ip 1000 per 600\n"
+                       "throttle failures ip-user 1000 per 600\n"
+                       'throttle allow "127.0.0.3/32"\n'
+                       'throttle allow "::1"\n'
+                       "throttle delay 200 max 800\n"
+                       "limit connections-per-ip 3\n"
+                       "limit attempts 3\n")
+    env.throttle = Postern(args.postern, env.tconf,
+                           os.path.join(work, "postern-throttle.log"),
+                           [TIMAP, TPOP3])
+    env.throttle.start()
+
 
 def teardown():
-    for name in ("hooks", "postern"):
+    for name in ("throttle", "hooks", "postern"):
         p = getattr(env, name, None)
         if p is not None:
             p.stop()
@@ -994,16 +1019,16 @@ def _():
 def _():
     # a second postern whose upstream certificate name does not match
     conf = os.path.join(env.work, "wrongname.conf")
-    write_config(conf, [(HOST, 33143, "imap")],
+    write_config(conf, [(HOST, 36143, "imap")],
                  {"onetls": (HOST, DV1_IMAPS, 0,
                              f'tls ca "{env.certs["imap.internal"][0]}"',
                              'tls name "not-the-name.internal"')},
                  [("default", "", "onetls")])
     p = Postern(env.postern.binary, conf,
-                os.path.join(env.work, "wrongname.log"), [33143])
+                os.path.join(env.work, "wrongname.log"), [36143])
     p.start()
     try:
-        c = imap_raw(33143)
+        c = imap_raw(36143)
         lines = imap_login_lines(c, b"a", b"a LOGIN %s %s\r\n" %
                                  (user(1).encode(), PASSWORD.encode()))
         check(lines[-1].startswith(b"a NO [UNAVAILABLE]"), lines)
@@ -1019,7 +1044,14 @@ AUDIT_FIELDS = {"time", "node", "session", "protocol", "listener", "tls",
                 "result", "reason", "upstream", "duration_ms"}
 
 
-def audit_records(path=None):
+def utc_now_iso():
+    """The audit log's time format, for "records since" filters."""
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def audit_records(path=None, since=""):
     import json
     with open(path or env.audit, "rb") as f:
         data = f.read()
@@ -1027,7 +1059,8 @@ def audit_records(path=None):
     for line in data.split(b"\n")[:-1]:
         rec = json.loads(line)          # every line must be valid JSON
         check(set(rec) == AUDIT_FIELDS, f"fields {sorted(rec)}")
-        records.append(rec)
+        if rec["time"] >= since:
+            records.append(rec)
     return records, data
 
 
@@ -1099,9 +1132,10 @@ def _():
          {"result": "bad-credentials", "mechanism": "user-pass",
           "protocol": "pop3"}),
     ]
+    since = utc_now_iso()
     ports = [(attempt(port, fn, tls), want) for port, fn, tls, want in expect]
     time.sleep(1.0)
-    records, raw = audit_records()
+    records, raw = audit_records(since=since)
     for cport, want in ports:
         mine = [r for r in records if r["client_port"] == cport]
         check(len(mine) == 1, f"port {cport}: {len(mine)} records, want 1 "
@@ -1125,13 +1159,145 @@ def _():
         time.sleep(0.05)
     check(os.path.exists(env.audit), "audit log not reopened")
     before = os.path.getsize(rotated)
+    since = utc_now_iso()
     cport = attempt(IMAP, lambda c: (c.send(b"a LOGIN %s %s\r\n" % (
         user(2).encode(), PASSWORD.encode())), c.until_tag(b"a")))
     time.sleep(0.5)
-    records, _ = audit_records()
+    records, _ = audit_records(since=since)
     check([r for r in records if r["client_port"] == cport],
           "record not in the new file")
     check(os.path.getsize(rotated) == before, "old file still written")
+
+
+def imap_from(source, port=None):
+    """An IMAP connection from a chosen loopback source address."""
+    c = Raw.__new__(Raw)
+    c.sock = socket.create_connection((HOST, port or TIMAP), timeout=30,
+                                      source_address=(source, 0))
+    c.buf = b""
+    c.timeout = 30
+    greeting = c.line()
+    return c, greeting
+
+
+def tlogin(c, tag, u, p):
+    c.send(b"%s LOGIN %s %s\r\n" % (tag, u.encode(), p.encode()))
+    return c.until_tag(tag)[-1]
+
+
+def throttle_records():
+    records, _ = audit_records(os.path.join(env.work, "throttle.log"))
+    return records
+
+
+@case("throttle-ip-1000-wrong-passwords")
+def _():
+    answers = []
+    n = 0
+    while n < 1000:
+        c, _ = imap_from("127.0.0.1")
+        for _ in range(3):             # "limit attempts 3" per connection
+            if n == 1000:
+                break
+            # a new user each time: only the address limit applies
+            answers.append(tlogin(c, b"t%d" % n, f"throttleip{n}@example.org",
+                                  "wrong"))
+            n += 1
+        c.close()
+    nos = [a for a in answers if b"Slow down, address" not in a]
+    throttled = [a for a in answers if b"[UNAVAILABLE] Slow down, address"
+                 in a]
+    check(len(nos) == 10 and len(throttled) == 990,
+          f"{len(nos)} reached the upstream, {len(throttled)} throttled")
+    time.sleep(0.5)
+    upstream = [ln for ln in env.dv1.log_text().splitlines()
+                if "user=<throttleip" in ln]
+    check(len(upstream) <= 10, f"Dovecot saw {len(upstream)} attempts")
+    recs = [r for r in throttle_records()
+            if r["user"].startswith("throttleip")]
+    results = [r["result"] for r in recs]
+    check(results.count("bad-credentials") == 10 and
+          results.count("throttled-ip") == 990 and len(recs) == 1000,
+          f"audit: {len(recs)} records, {set(results)}")
+
+
+@case("throttle-other-and-allowlisted-addresses-unaffected")
+def _():
+    c, _ = imap_from("127.0.0.2")
+    check(tlogin(c, b"a", user(1), PASSWORD).startswith(b"a OK"),
+          "second address throttled")
+    c.close()
+    # 127.0.0.3 is allow-listed: 12 attempts (over the address limit of
+    # 10), spread over users so the per-user limit is not what stops them
+    results = []
+    for i in range(12):
+        c, _ = imap_from("127.0.0.3")
+        results.append(tlogin(c, b"a", user(1 + 2 * (i % 5)), PASSWORD))
+        c.close()
+    check(all(r.startswith(b"a OK") for r in results),
+          f"allow-listed address refused: {results}")
+
+
+@case("throttle-user-across-many-addresses")
+def _():
+    victim = "throttleuser@example.org"
+    answers = []
+    for i in range(12):
+        c, _ = imap_from(f"127.0.0.{10 + i}")
+        answers.append(tlogin(c, b"u", victim, "wrong"))
+        c.close()
+    throttled = [a for a in answers if b"Slow down, user" in a]
+    check(len(throttled) == 7, f"{len(throttled)} of 12 throttled: "
+          f"{answers}")
+    recs = [r for r in throttle_records() if r["user"] == victim]
+    check([r["result"] for r in recs].count("throttled-user") == 7,
+          "audit does not show 7 throttled-user records")
+
+
+@case("throttle-concurrent-preauth-connections-per-address")
+def _():
+    held = [imap_from("127.0.0.4")[0] for _ in range(3)]
+    c, greeting = imap_from("127.0.0.4")
+    check(greeting.startswith(b"* BYE"), f"4th connection got {greeting!r}")
+    other, greeting = imap_from("127.0.0.5")
+    check(greeting.startswith(b"* OK"), "another address was refused")
+    for h in held:
+        h.close()
+    other.close()
+
+
+@case("throttle-attempts-per-connection-and-growing-delay")
+def _():
+    c, _ = imap_from("127.0.0.6")
+    times = []
+    for i in range(3):
+        t0 = time.monotonic()
+        line = tlogin(c, b"d%d" % i, "delay@example.org", "wrong")
+        times.append(time.monotonic() - t0)
+        check(line.startswith(b"d%d NO" % i), line)
+    # "throttle delay 200 max 800": at least 0.2, 0.4, 0.8 s before each NO
+    for t, least in zip(times, (0.2, 0.4, 0.8)):
+        check(t >= least, f"answers came after {times}")
+    c.send(b"d3 LOGIN delay@example.org wrong\r\n")
+    line = c.line()
+    check(line.startswith(b"* BYE"), f"4th attempt got {line!r}")
+    check(c.closed(), "not closed after too many attempts")
+
+
+@case("preauth-total-time-limit")
+def _():
+    c = imap_raw(HIMAP)                 # timeout pre-auth-total 4
+    t0 = time.monotonic()
+    got_bye = False
+    while time.monotonic() - t0 < 20:
+        c.send(b"n NOOP\r\n")
+        line = c.line()
+        if line.startswith(b"* BYE"):
+            got_bye = True
+            break
+        time.sleep(0.5)
+    check(got_bye, "busy pre-auth session never ended")
+    check(time.monotonic() - t0 >= 3.5, "ended too early")
 
 
 @case("demo-script-runs")

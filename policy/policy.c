@@ -1,0 +1,246 @@
+/*
+ * Throttling decisions and the local counter table.  Keys are built from
+ * the counter kind, the client address and the lower-cased user name as
+ * bytes, never as text for another protocol, so no name can collide with
+ * or inject into another key.
+ */
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "policy.h"
+#include "proto.h"
+
+#define TABLE_BUCKETS	65536
+#define TABLE_MAX_KEYS	262144
+#define KEY_MAX		(2 + 16 + USER_MAX_LEN)
+
+struct counter {
+	LIST_ENTRY(counter)	 entry;
+	uint64_t		 last_ms;
+	uint32_t		 window;
+	struct window_counter	 w;
+	uint16_t		 keylen;
+	unsigned char		 key[];
+};
+LIST_HEAD(counter_list, counter);
+
+static struct conf_policy	 pol;
+static struct counter_list	*table;
+static size_t			 nkeys;
+static int			 table_full_logged;
+
+void
+policy_init(const struct conf_policy *conf)
+{
+	pol = *conf;
+	if (table == NULL &&
+	    (table = calloc(TABLE_BUCKETS, sizeof(*table))) == NULL)
+		fatal("calloc");
+}
+
+static uint32_t
+key_hash(const unsigned char *key, size_t len)
+{
+	uint32_t	h = 2166136261u;
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h;
+}
+
+static size_t
+key_build(unsigned char *key, enum counter_kind kind,
+    const struct sockaddr_storage *ss, const char *user)
+{
+	const struct sockaddr_in	*sin = (const void *)ss;
+	const struct sockaddr_in6	*sin6 = (const void *)ss;
+	size_t				 len = 0, i;
+
+	key[len++] = kind;
+	if (kind != COUNT_USER) {
+		key[len++] = ss->ss_family;
+		if (ss->ss_family == AF_INET6) {
+			memcpy(key + len, sin6->sin6_addr.s6_addr, 16);
+			len += 16;
+		} else {
+			memcpy(key + len, &sin->sin_addr, 4);
+			len += 4;
+		}
+	}
+	if (kind == COUNT_USER || kind == COUNT_IPUSER_FAIL)
+		for (i = 0; user[i] != '\0' && i < USER_MAX_LEN; i++)
+			key[len++] = tolower((unsigned char)user[i]);
+	return len;
+}
+
+static struct counter *
+counter_get(enum counter_kind kind, const struct sockaddr_storage *ss,
+    const char *user, uint32_t window, int create)
+{
+	unsigned char	 key[KEY_MAX];
+	size_t		 len = key_build(key, kind, ss, user);
+	struct counter	*c;
+	uint32_t	 b = key_hash(key, len) % TABLE_BUCKETS;
+
+	LIST_FOREACH(c, &table[b], entry)
+		if (c->keylen == len && memcmp(c->key, key, len) == 0)
+			return c;
+	if (!create)
+		return NULL;
+	if (nkeys >= TABLE_MAX_KEYS) {
+		if (!table_full_logged)
+			log_warnx("throttle table full (%d keys): new keys "
+			    "are not counted until old ones expire",
+			    TABLE_MAX_KEYS);
+		table_full_logged = 1;
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c) + len)) == NULL)
+		return NULL;
+	c->keylen = len;
+	c->window = window;
+	memcpy(c->key, key, len);
+	LIST_INSERT_HEAD(&table[b], c, entry);
+	nkeys++;
+	return c;
+}
+
+static uint32_t
+counter_value(enum counter_kind kind, const struct sockaddr_storage *ss,
+    const char *user, const struct policy_limit *lim, uint64_t now)
+{
+	struct counter	*c;
+
+	if (lim->max == 0 ||
+	    (c = counter_get(kind, ss, user, lim->window, 0)) == NULL)
+		return 0;
+	return window_estimate(&c->w, now, lim->window);
+}
+
+static void
+counter_bump(enum counter_kind kind, const struct sockaddr_storage *ss,
+    const char *user, const struct policy_limit *lim, uint64_t now)
+{
+	struct counter	*c;
+
+	if (lim->max == 0 ||
+	    (c = counter_get(kind, ss, user, lim->window, 1)) == NULL)
+		return;
+	window_add(&c->w, now, lim->window, 1);
+	c->last_ms = now;
+}
+
+int
+policy_allowlisted(const struct sockaddr_storage *ss)
+{
+	uint32_t	i;
+
+	for (i = 0; i < pol.nallow; i++)
+		if (cidr_match(&pol.allow[i], ss))
+			return 1;
+	return 0;
+}
+
+/*
+ * May this address try to log in as this user now?  Refused attempts do
+ * not count, so a client that keeps hammering is let in again once its
+ * window has moved past its earlier attempts.
+ */
+enum policy_verdict
+policy_check(const struct sockaddr_storage *ss, const char *user,
+    uint64_t now, const char **message)
+{
+	if (!policy_allowlisted(ss)) {
+		if (pol.ip.max &&
+		    counter_value(COUNT_IP, ss, user, &pol.ip, now) >=
+		    pol.ip.max) {
+			*message = pol.ip.message;
+			return POLICY_THROTTLED_IP;
+		}
+		if (pol.ip_fail.max &&
+		    counter_value(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now) >=
+		    pol.ip_fail.max) {
+			*message = pol.ip_fail.message;
+			return POLICY_THROTTLED_IP;
+		}
+		if (pol.ipuser_fail.max &&
+		    counter_value(COUNT_IPUSER_FAIL, ss, user,
+		    &pol.ipuser_fail, now) >= pol.ipuser_fail.max) {
+			*message = pol.ipuser_fail.message;
+			return POLICY_THROTTLED_USER;
+		}
+	}
+	if (pol.user.max &&
+	    counter_value(COUNT_USER, ss, user, &pol.user, now) >=
+	    pol.user.max) {
+		*message = pol.user.message;
+		return POLICY_THROTTLED_USER;
+	}
+	return POLICY_ALLOW;
+}
+
+void
+policy_attempt(const struct sockaddr_storage *ss, const char *user,
+    uint64_t now)
+{
+	if (!policy_allowlisted(ss))
+		counter_bump(COUNT_IP, ss, user, &pol.ip, now);
+	counter_bump(COUNT_USER, ss, user, &pol.user, now);
+}
+
+void
+policy_failure(const struct sockaddr_storage *ss, const char *user,
+    uint64_t now)
+{
+	if (policy_allowlisted(ss))
+		return;
+	counter_bump(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now);
+	counter_bump(COUNT_IPUSER_FAIL, ss, user, &pol.ipuser_fail, now);
+}
+
+/* Drop counters whose windows have long passed. */
+void
+policy_expire(uint64_t now)
+{
+	struct counter	*c, *next;
+	size_t		 b;
+
+	for (b = 0; b < TABLE_BUCKETS; b++) {
+		for (c = LIST_FIRST(&table[b]); c != NULL; c = next) {
+			next = LIST_NEXT(c, entry);
+			if (now - c->last_ms > (uint64_t)c->window * 2000) {
+				LIST_REMOVE(c, entry);
+				free(c);
+				nkeys--;
+			}
+		}
+	}
+	table_full_logged = 0;
+}
+
+size_t
+policy_nkeys(void)
+{
+	return nkeys;
+}
+
+/* The pause before answering the n-th failure on one connection. */
+uint32_t
+policy_failure_delay(unsigned int failures)
+{
+	uint64_t	d;
+
+	if (pol.delay_ms == 0 || failures == 0)
+		return 0;
+	d = (uint64_t)pol.delay_ms << (failures > 16 ? 16 : failures - 1);
+	return d > pol.delay_max_ms ? pol.delay_max_ms : (uint32_t)d;
+}

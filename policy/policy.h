@@ -1,0 +1,93 @@
+/*
+ * Login throttling policy, enforced in authproc before any credentials
+ * leave it.  Counts login attempts per client address and per user, and
+ * failed logins per address and per address+user, each in its own
+ * sliding window; an allow-list exempts addresses from the address
+ * limits.  Counters live in a local table (one node); sharing them
+ * between nodes through memcached is not built yet.
+ *
+ * The windows are sliding, estimated from two fixed buckets: the count
+ * is this bucket's plus the previous bucket's weighted by how much of it
+ * still lies inside the window.  A fixed window would let a client make
+ * twice the limit around a bucket boundary; an exact sliding log would
+ * cost memory per attempt.  Two counters per key also map directly onto
+ * memcached keys when the store becomes shared.
+ */
+#ifndef POSTERN_POLICY_H
+#define POSTERN_POLICY_H
+
+#include <sys/socket.h>
+
+#include <stdint.h>
+
+#define POLICY_MSG_MAX		128
+#define POLICY_MAX_ALLOW	32
+
+struct policy_limit {
+	uint32_t	max;		/* 0: no limit */
+	uint32_t	window;		/* seconds */
+	char		message[POLICY_MSG_MAX];
+};
+
+struct cidr {
+	uint8_t		family;		/* AF_INET or AF_INET6 */
+	uint8_t		prefix;
+	uint8_t		addr[16];
+};
+
+struct conf_policy {
+	struct policy_limit	ip;		/* attempts per address */
+	struct policy_limit	user;		/* attempts per user */
+	struct policy_limit	ip_fail;	/* failures per address */
+	struct policy_limit	ipuser_fail;	/* failures per address+user */
+	uint32_t		max_conn_per_ip;	/* pre-auth, 0: none */
+	uint32_t		max_attempts;	/* per connection, 0: none */
+	uint32_t		delay_ms;	/* after a failure, doubling */
+	uint32_t		delay_max_ms;
+	uint32_t		nallow;
+	struct cidr		allow[POLICY_MAX_ALLOW];
+};
+
+/* window.c: a two-bucket sliding window counter */
+struct window_counter {
+	uint64_t	bucket;		/* index of the current bucket */
+	uint32_t	cur;
+	uint32_t	prev;
+};
+
+uint32_t	window_estimate(const struct window_counter *, uint64_t now_ms,
+		    uint32_t window_s);
+void		window_add(struct window_counter *, uint64_t now_ms,
+		    uint32_t window_s, uint32_t n);
+
+/* cidr.c */
+int	cidr_parse(const char *, struct cidr *);
+int	cidr_match(const struct cidr *, const struct sockaddr_storage *);
+
+/* policy.c */
+enum policy_verdict {
+	POLICY_ALLOW,
+	POLICY_THROTTLED_IP,
+	POLICY_THROTTLED_USER
+};
+
+enum counter_kind {
+	COUNT_IP = 1,
+	COUNT_USER,
+	COUNT_IP_FAIL,
+	COUNT_IPUSER_FAIL
+};
+
+void	policy_init(const struct conf_policy *);
+int	policy_allowlisted(const struct sockaddr_storage *);
+enum policy_verdict policy_check(const struct sockaddr_storage *,
+	    const char *user, uint64_t now_ms, const char **message);
+void	policy_attempt(const struct sockaddr_storage *, const char *user,
+	    uint64_t now_ms);
+void	policy_failure(const struct sockaddr_storage *, const char *user,
+	    uint64_t now_ms);
+void	policy_expire(uint64_t now_ms);
+size_t	policy_nkeys(void);
+uint32_t policy_failure_delay(unsigned int failures);
+
+#endif

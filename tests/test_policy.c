@@ -1,0 +1,278 @@
+/*
+ * Throttling policy: sliding-window arithmetic at the bucket edges,
+ * allow-list matching, and the verdicts built on them.
+ */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "policy.h"
+
+#define SEC	1000ULL
+
+static struct sockaddr_storage
+addr(const char *s)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, s, &sin->sin_addr) == 1)
+		sin->sin_family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, s, &sin6->sin6_addr), 1);
+		sin6->sin6_family = AF_INET6;
+	}
+	return ss;
+}
+
+static void
+test_window_counts_within_bucket(void **state)
+{
+	struct window_counter	w = { 0, 0, 0 };
+	uint64_t		t0 = 1000 * 60 * SEC;	/* a bucket start */
+
+	(void)state;
+	assert_int_equal(window_estimate(&w, t0, 60), 0);
+	window_add(&w, t0, 60, 1);
+	window_add(&w, t0 + 59 * SEC, 60, 1);
+	assert_int_equal(window_estimate(&w, t0 + 59 * SEC, 60), 2);
+}
+
+static void
+test_window_slides_across_boundary(void **state)
+{
+	struct window_counter	w = { 0, 0, 0 };
+	uint64_t		t0 = 1000 * 60 * SEC;
+	int			i;
+
+	(void)state;
+	for (i = 0; i < 10; i++)
+		window_add(&w, t0 + 59 * SEC, 60, 1);
+	/* just past the boundary nearly all of the old bucket still counts */
+	assert_int_equal(window_estimate(&w, t0 + 60 * SEC, 60), 10);
+	/* half-way through the next bucket, half of it does */
+	assert_int_equal(window_estimate(&w, t0 + 90 * SEC, 60), 5);
+	/* a burst at the boundary cannot double the limit */
+	for (i = 0; i < 5; i++)
+		window_add(&w, t0 + 90 * SEC, 60, 1);
+	assert_int_equal(window_estimate(&w, t0 + 90 * SEC, 60), 10);
+	/* the last millisecond of the next bucket: old one nearly gone */
+	assert_int_equal(window_estimate(&w, t0 + 120 * SEC - 1, 60), 6);
+	/* two buckets later nothing is left */
+	assert_int_equal(window_estimate(&w, t0 + 180 * SEC, 60), 0);
+}
+
+static void
+test_window_long_gap_resets(void **state)
+{
+	struct window_counter	w = { 0, 0, 0 };
+
+	(void)state;
+	window_add(&w, 0, 10, 7);
+	window_add(&w, 1000 * SEC, 10, 1);
+	assert_int_equal(window_estimate(&w, 1000 * SEC, 10), 1);
+}
+
+static void
+test_window_saturates(void **state)
+{
+	struct window_counter	w = { 0, UINT32_MAX - 1, 0 };
+
+	(void)state;
+	window_add(&w, 0, 10, 5);
+	assert_int_equal(w.cur, UINT32_MAX);
+}
+
+static void
+test_cidr_parse(void **state)
+{
+	struct cidr	c;
+
+	(void)state;
+	assert_int_equal(cidr_parse("10.0.0.0/8", &c), 0);
+	assert_int_equal(c.family, AF_INET);
+	assert_int_equal(c.prefix, 8);
+	assert_int_equal(cidr_parse("192.0.2.1", &c), 0);
+	assert_int_equal(c.prefix, 32);
+	assert_int_equal(cidr_parse("2001:db8::/32", &c), 0);
+	assert_int_equal(c.family, AF_INET6);
+	assert_int_equal(cidr_parse("::1", &c), 0);
+	assert_int_equal(c.prefix, 128);
+	assert_int_equal(cidr_parse("10.0.0.0/33", &c), -1);
+	assert_int_equal(cidr_parse("10.0.0.0/", &c), -1);
+	assert_int_equal(cidr_parse("10.0.0.0/-1", &c), -1);
+	assert_int_equal(cidr_parse("10.0.0.0/8x", &c), -1);
+	assert_int_equal(cidr_parse("2001:db8::/129", &c), -1);
+	assert_int_equal(cidr_parse("example.org", &c), -1);
+	assert_int_equal(cidr_parse("", &c), -1);
+}
+
+static void
+test_cidr_match(void **state)
+{
+	struct cidr		c;
+	struct sockaddr_storage	ss;
+
+	(void)state;
+	assert_int_equal(cidr_parse("192.168.4.0/22", &c), 0);
+	ss = addr("192.168.7.255");
+	assert_true(cidr_match(&c, &ss));
+	ss = addr("192.168.8.0");
+	assert_false(cidr_match(&c, &ss));
+	ss = addr("::ffff:192.168.5.1");	/* IPv4-mapped */
+	assert_true(cidr_match(&c, &ss));
+	ss = addr("2001:db8::1");
+	assert_false(cidr_match(&c, &ss));
+
+	assert_int_equal(cidr_parse("2001:db8:abcd::/47", &c), 0);
+	ss = addr("2001:db8:abcd:1::9");
+	assert_true(cidr_match(&c, &ss));
+	ss = addr("2001:db8:abce::1");
+	assert_false(cidr_match(&c, &ss));
+	ss = addr("192.168.5.1");
+	assert_false(cidr_match(&c, &ss));
+
+	assert_int_equal(cidr_parse("0.0.0.0/0", &c), 0);
+	ss = addr("203.0.113.9");
+	assert_true(cidr_match(&c, &ss));
+}
+
+static void
+policy_setup(struct conf_policy *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->ip.max = 3;
+	p->ip.window = 60;
+	snprintf(p->ip.message, sizeof(p->ip.message), "ip");
+	p->user.max = 5;
+	p->user.window = 60;
+	snprintf(p->user.message, sizeof(p->user.message), "user");
+	p->ipuser_fail.max = 2;
+	p->ipuser_fail.window = 60;
+	snprintf(p->ipuser_fail.message, sizeof(p->ipuser_fail.message),
+	    "ipuser");
+	p->delay_ms = 100;
+	p->delay_max_ms = 350;
+	assert_int_equal(cidr_parse("198.51.100.0/24", &p->allow[0]), 0);
+	p->nallow = 1;
+	policy_init(p);
+}
+
+static void
+test_policy_verdicts(void **state)
+{
+	struct conf_policy	 p;
+	struct sockaddr_storage	 a = addr("203.0.113.1");
+	struct sockaddr_storage	 b = addr("203.0.113.2");
+	struct sockaddr_storage	 allowed = addr("198.51.100.7");
+	const char		*msg;
+	uint64_t		 now = 5000 * SEC;
+	int			 i;
+
+	(void)state;
+	policy_setup(&p);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(policy_check(&a, "x@example.org", now, &msg),
+		    POLICY_ALLOW);
+		policy_attempt(&a, "x@example.org", now);
+	}
+	assert_int_equal(policy_check(&a, "y@example.org", now, &msg),
+	    POLICY_THROTTLED_IP);
+	assert_string_equal(msg, "ip");
+	/* another address is not affected */
+	assert_int_equal(policy_check(&b, "y@example.org", now, &msg),
+	    POLICY_ALLOW);
+	/* the allow-list is exempt from address limits, not user limits */
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(policy_check(&allowed, "z@example.org", now,
+		    &msg), POLICY_ALLOW);
+		policy_attempt(&allowed, "z@example.org", now);
+	}
+	assert_int_equal(policy_check(&allowed, "Z@EXAMPLE.org", now, &msg),
+	    POLICY_THROTTLED_USER);
+	assert_string_equal(msg, "user");
+	/* failures per address+user */
+	policy_failure(&b, "w@example.org", now);
+	policy_failure(&b, "w@example.org", now);
+	assert_int_equal(policy_check(&b, "w@example.org", now, &msg),
+	    POLICY_THROTTLED_USER);
+	assert_string_equal(msg, "ipuser");
+	assert_int_equal(policy_check(&b, "v@example.org", now, &msg),
+	    POLICY_ALLOW);
+	/* windows expire, and so do their table entries */
+	assert_int_equal(policy_check(&a, "y@example.org", now + 130 * SEC,
+	    &msg), POLICY_ALLOW);
+	assert_true(policy_nkeys() > 0);
+	policy_expire(now + 1000 * SEC);
+	assert_int_equal(policy_nkeys(), 0);
+}
+
+static void
+test_policy_user_names_are_bytes(void **state)
+{
+	struct conf_policy	 p;
+	struct sockaddr_storage	 a = addr("203.0.113.50");
+	const char		*msg;
+	uint64_t		 now = 9000 * SEC;
+	int			 i;
+
+	(void)state;
+	policy_setup(&p);
+	p.ip.max = 0;
+	policy_init(&p);
+	/* a name with CR/LF and spaces counts only for itself */
+	for (i = 0; i < 5; i++)
+		policy_attempt(&a, "evil\r\nset x 0 0 1\r\n", now);
+	assert_int_equal(policy_check(&a, "evil\r\nset x 0 0 1\r\n", now,
+	    &msg), POLICY_THROTTLED_USER);
+	assert_int_equal(policy_check(&a, "evil", now, &msg), POLICY_ALLOW);
+	assert_int_equal(policy_check(&a, "set x 0 0 1", now, &msg),
+	    POLICY_ALLOW);
+}
+
+static void
+test_failure_delay_grows_and_caps(void **state)
+{
+	struct conf_policy	p;
+
+	(void)state;
+	policy_setup(&p);
+	assert_int_equal(policy_failure_delay(0), 0);
+	assert_int_equal(policy_failure_delay(1), 100);
+	assert_int_equal(policy_failure_delay(2), 200);
+	assert_int_equal(policy_failure_delay(3), 350);
+	assert_int_equal(policy_failure_delay(1000), 350);
+	p.delay_ms = 0;
+	policy_init(&p);
+	assert_int_equal(policy_failure_delay(5), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_window_counts_within_bucket),
+		cmocka_unit_test(test_window_slides_across_boundary),
+		cmocka_unit_test(test_window_long_gap_resets),
+		cmocka_unit_test(test_window_saturates),
+		cmocka_unit_test(test_cidr_parse),
+		cmocka_unit_test(test_cidr_match),
+		cmocka_unit_test(test_policy_verdicts),
+		cmocka_unit_test(test_policy_user_names_are_bytes),
+		cmocka_unit_test(test_failure_delay_grows_and_caps),
+	};
+
+	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+}
