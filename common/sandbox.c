@@ -205,11 +205,13 @@ sandbox_seccomp(enum proc_role role)
 	case PROC_RELAY:
 		/* TCP only: no datagram or raw sockets */
 		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
-		    2, SCMP_A0(SCMP_CMP_EQ, AF_INET, 0),
-		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM)) != 0 ||
+		    3, SCMP_A0(SCMP_CMP_EQ, AF_INET, 0),
+		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM),
+		    SCMP_A2(SCMP_CMP_EQ, 0, 0)) != 0 ||
 		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
-		    2, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0),
-		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM)) != 0)
+		    3, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0),
+		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM),
+		    SCMP_A2(SCMP_CMP_EQ, 0, 0)) != 0)
 			fatalx("seccomp: socket");
 		allow(ctx, SCMP_SYS(connect));
 		allow(ctx, SCMP_SYS(getsockopt));

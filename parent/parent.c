@@ -155,7 +155,11 @@ keypair_check(const struct keypair *k)
 		goto done;
 	if ((cfg = tls_config_new()) == NULL || (ctx = tls_server()) == NULL)
 		fatalx("tls_config_new/tls_server failed");
-	if (tls_config_set_keypair_ocsp_mem(cfg, cert, certlen, key, keylen,
+	if (tls_config_set_protocols(cfg, env_conf->tls.protocols) == -1 ||
+	    tls_config_set_ciphers(cfg, env_conf->tls.ciphers) == -1)
+		log_warnx("tls ciphers \"%s\": %s", env_conf->tls.ciphers,
+		    tls_config_error(cfg));
+	else if (tls_config_set_keypair_ocsp_mem(cfg, cert, certlen, key, keylen,
 	    ocsp, ocsplen) == -1)
 		log_warnx("keypair %s: %s", k->conf.name, tls_config_error(cfg));
 	else if (tls_configure(ctx, cfg) == -1)
@@ -465,8 +469,10 @@ child_handle(struct child *c, struct imsg *imsg)
 		    ((struct audit_record *)imsg->data)->listener_id));
 		return;
 	case IMSG_PEER_MISBEHAVED:
-		if ((pc->role != PROC_AUTHPROC && pc->role != PROC_RELAY &&
-		    pc->role != PROC_TLSPROC) || pc->role == c->role) {
+		/* only a peer it has a channel with: authproc talks to both */
+		if (!(c->role == PROC_AUTHPROC && (pc->role == PROC_RELAY ||
+		    pc->role == PROC_TLSPROC)) &&
+		    !(c->role != PROC_AUTHPROC && pc->role == PROC_AUTHPROC)) {
 			snprintf(err, sizeof(err), "bad peer report");
 			goto bad;
 		}

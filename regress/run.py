@@ -1249,6 +1249,7 @@ def _():
     throttled = [a for a in answers if b"Slow down, user" in a]
     check(len(throttled) == 7, f"{len(throttled)} of 12 throttled: "
           f"{answers}")
+    time.sleep(0.5)                     # the parent writes asynchronously
     recs = [r for r in throttle_records() if r["user"] == victim]
     check([r["result"] for r in recs].count("throttled-user") == 7,
           "audit does not show 7 throttled-user records")

@@ -522,7 +522,14 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 	int			 on = 1;
 
 	if (!client_fd_ok(imsg->fd)) {
+		struct login_result	res;
+
 		log_warnx("session %u: unusable client socket", imsg->hdr.peerid);
+		memset(&res, 0, sizeof(res));
+		res.status = LOGIN_TEMPFAIL;
+		snprintf(res.text, sizeof(res.text), "unusable client socket");
+		imsgev_compose(iev, IMSG_LOGIN_RESULT, imsg->hdr.peerid, -1,
+		    &res, sizeof(res));
 		return;		/* imsg_free closes it */
 	}
 	if ((rs = calloc(1, sizeof(*rs))) == NULL)
