@@ -20,6 +20,7 @@ LDFLAGS		+= -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(EXTRA_LDFLAGS)
 LIBS		 = $(PKG_LIBS) -lresolv
 
 COMMON_SRCS	 = common/log.c common/imsg.c common/proto.c common/sandbox.c \
+		   common/proc.c \
 		   common/blob.c common/tlsbridge.c common/json.c
 AUTHPROC_SRCS	 = authproc/authproc.c authproc/imap.c authproc/pop3.c \
 		   authproc/imap_parser.c authproc/pop3_parser.c authproc/sasl.c

@@ -22,6 +22,7 @@
 
 #include "authproc.h"
 #include "log.h"
+#include "proc.h"
 #include "policy.h"
 #include "sandbox.h"
 
@@ -665,18 +666,6 @@ listener_accept(int fd, short event, void *arg)
 	session_new(l, cfd, &ss, NULL, NULL);
 }
 
-/* Tell the parent our peer sent garbage, so it restarts the peer. */
-static void
-report_peer(enum proc_role role, pid_t pid)
-{
-	struct peer_channel	pc;
-
-	pc.role = role;
-	pc.pid = pid;
-	imsgev_compose(&parent_iev, IMSG_PEER_MISBEHAVED, 0, -1, &pc,
-	    sizeof(pc));
-}
-
 static void
 tlsproc_lost(void)
 {
@@ -738,36 +727,21 @@ tlsproc_handle(struct imsg *imsg)
 	return -1;
 }
 
+static int
+tlsproc_handle_msg(struct imsg *imsg, void *arg)
+{
+	(void)arg;
+	return tlsproc_handle(imsg);
+}
+
 static void
 tlsproc_dispatch(int fd, short event, void *arg)
 {
-	struct imsgev	*iev = arg;
-	struct imsg	 imsg;
-	char		 err[128];
-	ssize_t		 n;
-
 	(void)fd;
-	if (imsgev_dispatch_io(iev, event) == -1) {
+	if (proc_peer_dispatch(arg, event, PROC_TLSPROC,
+	    tlsproc_to_authproc_rules, tlsproc_to_authproc_nrules,
+	    tlsproc_handle_msg, NULL) != PEER_OK)
 		tlsproc_lost();
-		return;
-	}
-	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
-		if (imsg_check(tlsproc_to_authproc_rules,
-		    tlsproc_to_authproc_nrules, &imsg, err, sizeof(err)) == -1 ||
-		    tlsproc_handle(&imsg) == -1) {
-			log_warnx("tlsproc sent a bad message");
-			imsg_free(&imsg);
-			report_peer(PROC_TLSPROC, iev->ibuf.peerpid);
-			tlsproc_lost();
-			return;
-		}
-		imsg_free(&imsg);
-	}
-	if (n == -1) {
-		log_warnx("tlsproc sent a malformed frame");
-		report_peer(PROC_TLSPROC, iev->ibuf.peerpid);
-		tlsproc_lost();
-	}
 }
 
 static void
@@ -854,37 +828,28 @@ relay_handle_result(struct imsg *imsg)
 	session_maybe_free(s);
 }
 
+static int
+relay_handle(struct imsg *imsg, void *arg)
+{
+	char	err[128];
+
+	(void)arg;
+	if (login_result_valid(imsg, err, sizeof(err)) == -1) {
+		log_warnx("relay: %s", err);
+		return -1;
+	}
+	relay_handle_result(imsg);
+	return 0;
+}
+
 static void
 relay_dispatch(int fd, short event, void *arg)
 {
-	struct imsgev	*iev = arg;
-	struct imsg	 imsg;
-	char		 err[128];
-	ssize_t		 n;
-
 	(void)fd;
-	if (imsgev_dispatch_io(iev, event) == -1) {
+	if (proc_peer_dispatch(arg, event, PROC_RELAY,
+	    relay_to_authproc_rules, relay_to_authproc_nrules, relay_handle,
+	    NULL) != PEER_OK)
 		relay_lost();
-		return;
-	}
-	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
-		if (imsg_check(relay_to_authproc_rules,
-		    relay_to_authproc_nrules, &imsg, err, sizeof(err)) == -1 ||
-		    login_result_valid(&imsg, err, sizeof(err)) == -1) {
-			log_warnx("relay sent a bad message: %s", err);
-			imsg_free(&imsg);
-			report_peer(PROC_RELAY, iev->ibuf.peerpid);
-			relay_lost();
-			return;
-		}
-		relay_handle_result(&imsg);
-		imsg_free(&imsg);
-	}
-	if (n == -1) {
-		log_warnx("relay sent a malformed frame");
-		report_peer(PROC_RELAY, iev->ibuf.peerpid);
-		relay_lost();
-	}
 }
 
 static void
@@ -965,25 +930,8 @@ parent_handle(struct imsg *imsg)
 static void
 parent_dispatch(int fd, short event, void *arg)
 {
-	struct imsgev	*iev = arg;
-	struct imsg	 imsg;
-	char		 err[128];
-	ssize_t		 n;
-
 	(void)fd;
-	if (imsgev_dispatch_io(iev, event) == -1) {
-		log_debug("parent went away; exiting");
-		exit(0);
-	}
-	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
-		if (imsg_check(parent_to_child_rules, parent_to_child_nrules,
-		    &imsg, err, sizeof(err)) == -1)
-			fatalx("parent: %s", err);
-		parent_handle(&imsg);
-		imsg_free(&imsg);
-	}
-	if (n == -1)
-		fatalx("parent sent a malformed frame");
+	proc_parent_dispatch(arg, event, parent_handle);
 }
 
 #ifdef POSTERN_TEST_HOOKS
@@ -1023,24 +971,13 @@ policy_expire_cb(int fd, short event, void *arg)
 	evtimer_add(arg, &tv);
 }
 
-static void
-authproc_sig(int sig, short event, void *arg)
-{
-	(void)event;
-	(void)arg;
-	(void)sig;
-	exit(0);
-}
-
 void
 authproc_main(void)
 {
-	struct event	ev_term, ev_int;
+	struct timeval	tv = { POLICY_EXPIRE_SEC, 0 };
 
 	evbase = event_init();
 	sid_base = arc4random();
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
 #ifdef POSTERN_TEST_HOOKS
 	static struct event	ev_forge;
 
@@ -1048,19 +985,10 @@ authproc_main(void)
 	signal_set(&ev_forge, SIGUSR1, test_forge_message, NULL);
 	signal_add(&ev_forge, NULL);
 #endif
-	signal_set(&ev_term, SIGTERM, authproc_sig, NULL);
-	signal_set(&ev_int, SIGINT, authproc_sig, NULL);
-	signal_add(&ev_term, NULL);
-	signal_add(&ev_int, NULL);
 	evtimer_set(&accept_pause_ev, accept_resume, NULL);
 	evtimer_set(&expire_ev, policy_expire_cb, &expire_ev);
-	{
-		struct timeval	tv = { POLICY_EXPIRE_SEC, 0 };
-
-		evtimer_add(&expire_ev, &tv);
-	}
-	imsgev_init(&parent_iev, 3, "parent", parent_dispatch, NULL);
-	parent_iev.ibuf.peerpid = getppid();
+	evtimer_add(&expire_ev, &tv);
+	proc_child_init(&parent_iev, parent_dispatch);
 	event_dispatch();
 	exit(0);
 }

@@ -23,6 +23,7 @@
 #include <event2/buffer.h>
 
 #include "log.h"
+#include "proc.h"
 #include "relay.h"
 #include "sandbox.h"
 
@@ -554,19 +555,6 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 	rsession_start(rs);
 }
 
-/* authproc went away or was replaced: its unfinished logins die too. */
-/* Tell the parent our peer sent garbage, so it restarts the peer. */
-static void
-report_peer(pid_t pid)
-{
-	struct peer_channel	pc;
-
-	pc.role = PROC_AUTHPROC;
-	pc.pid = pid;
-	imsgev_compose(&parent_iev, IMSG_PEER_MISBEHAVED, 0, -1, &pc,
-	    sizeof(pc));
-}
-
 static void
 authproc_lost(struct imsgev *iev)
 {
@@ -586,39 +574,30 @@ authproc_lost(struct imsgev *iev)
 	free(iev);
 }
 
+static int
+authproc_handle(struct imsg *imsg, void *arg)
+{
+	char	err[128];
+
+	if (login_request_valid(imsg, err, sizeof(err)) == -1) {
+		log_warnx("authproc: %s", err);
+		return -1;
+	}
+	authproc_handle_login(arg, imsg);
+	return 0;
+}
+
 static void
 authproc_dispatch(int fd, short event, void *arg)
 {
 	struct imsgev	*iev = arg;
-	struct imsg	 imsg;
-	char		 err[128];
-	ssize_t		 n;
 
 	(void)fd;
-	if (imsgev_dispatch_io(iev, event) == -1) {
-		log_warnx("lost the authproc channel");
+	/* a compromised authproc is dropped; the parent restarts it */
+	if (proc_peer_dispatch(iev, event, PROC_AUTHPROC,
+	    authproc_to_relay_rules, authproc_to_relay_nrules, authproc_handle,
+	    iev) != PEER_OK)
 		authproc_lost(iev);
-		return;
-	}
-	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
-		if (imsg_check(authproc_to_relay_rules,
-		    authproc_to_relay_nrules, &imsg, err, sizeof(err)) == -1 ||
-		    login_request_valid(&imsg, err, sizeof(err)) == -1) {
-			/* a compromised authproc: drop it, parent restarts */
-			log_warnx("authproc sent a bad message: %s", err);
-			imsg_free(&imsg);
-			report_peer(iev->ibuf.peerpid);
-			authproc_lost(iev);
-			return;
-		}
-		authproc_handle_login(iev, &imsg);
-		imsg_free(&imsg);
-	}
-	if (n == -1) {
-		log_warnx("authproc sent a malformed frame");
-		report_peer(iev->ibuf.peerpid);
-		authproc_lost(iev);
-	}
 }
 
 static void
@@ -697,52 +676,17 @@ parent_handle(struct imsg *imsg)
 static void
 parent_dispatch(int fd, short event, void *arg)
 {
-	struct imsgev	*iev = arg;
-	struct imsg	 imsg;
-	char		 err[128];
-	ssize_t		 n;
-
 	(void)fd;
-	if (imsgev_dispatch_io(iev, event) == -1) {
-		log_debug("parent went away; exiting");
-		exit(0);
-	}
-	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
-		if (imsg_check(parent_to_child_rules, parent_to_child_nrules,
-		    &imsg, err, sizeof(err)) == -1)
-			fatalx("parent: %s", err);
-		parent_handle(&imsg);
-		imsg_free(&imsg);
-	}
-	if (n == -1)
-		fatalx("parent sent a malformed frame");
-}
-
-static void
-relay_sig(int sig, short event, void *arg)
-{
-	(void)sig;
-	(void)event;
-	(void)arg;
-	exit(0);
+	proc_parent_dispatch(arg, event, parent_handle);
 }
 
 void
 relay_main(void)
 {
-	struct event	ev_term, ev_int;
-
 	event_init();
 	if (tls_init() == -1)
 		fatalx("tls_init failed");
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal_set(&ev_term, SIGTERM, relay_sig, NULL);
-	signal_set(&ev_int, SIGINT, relay_sig, NULL);
-	signal_add(&ev_term, NULL);
-	signal_add(&ev_int, NULL);
-	imsgev_init(&parent_iev, 3, "parent", parent_dispatch, NULL);
-	parent_iev.ibuf.peerpid = getppid();
+	proc_child_init(&parent_iev, parent_dispatch);
 	event_dispatch();
 	exit(0);
 }

@@ -17,6 +17,7 @@
 #include <event.h>
 
 #include "log.h"
+#include "proc.h"
 #include "sandbox.h"
 #include "tlsbridge.h"
 #include "tlsproc.h"
@@ -315,59 +316,31 @@ authproc_lost(void)
 	authproc_iev = NULL;
 }
 
-static void
-report_peer(pid_t pid)
+static int
+authproc_handle(struct imsg *imsg, void *arg)
 {
-	struct peer_channel	pc;
+	struct starttls_request	*req = imsg->data;
+	struct tls_listener	*l;
 
-	pc.role = PROC_AUTHPROC;
-	pc.pid = pid;
-	imsgev_compose(&parent_iev, IMSG_PEER_MISBEHAVED, 0, -1, &pc,
-	    sizeof(pc));
+	(void)arg;
+	if ((l = listener_find(req->listener_id)) == NULL ||
+	    !(l->conf.flags & LISTEN_STARTTLS)) {
+		log_warnx("authproc asked STARTTLS on listener %u",
+		    req->listener_id);
+		return -1;
+	}
+	tconn_start(l, imsg_take_fd(imsg), imsg->hdr.peerid, 1);
+	return 0;
 }
 
 static void
 authproc_dispatch(int fd, short event, void *arg)
 {
-	struct imsgev		*iev = arg;
-	struct imsg		 imsg;
-	struct starttls_request	*req;
-	struct tls_listener	*l;
-	char			 err[128];
-	ssize_t			 n;
-
 	(void)fd;
-	if (imsgev_dispatch_io(iev, event) == -1) {
+	if (proc_peer_dispatch(arg, event, PROC_AUTHPROC,
+	    authproc_to_tlsproc_rules, authproc_to_tlsproc_nrules,
+	    authproc_handle, NULL) != PEER_OK)
 		authproc_lost();
-		return;
-	}
-	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
-		if (imsg_check(authproc_to_tlsproc_rules,
-		    authproc_to_tlsproc_nrules, &imsg, err, sizeof(err)) == -1) {
-			log_warnx("authproc sent a bad message: %s", err);
-			imsg_free(&imsg);
-			report_peer(iev->ibuf.peerpid);
-			authproc_lost();
-			return;
-		}
-		req = imsg.data;
-		if ((l = listener_find(req->listener_id)) == NULL ||
-		    !(l->conf.flags & LISTEN_STARTTLS)) {
-			log_warnx("authproc asked STARTTLS on listener %u",
-			    req->listener_id);
-			imsg_free(&imsg);
-			report_peer(iev->ibuf.peerpid);
-			authproc_lost();
-			return;
-		}
-		tconn_start(l, imsg_take_fd(&imsg), imsg.hdr.peerid, 1);
-		imsg_free(&imsg);
-	}
-	if (n == -1) {
-		log_warnx("authproc sent a malformed frame");
-		report_peer(iev->ibuf.peerpid);
-		authproc_lost();
-	}
 }
 
 static void
@@ -507,53 +480,18 @@ parent_handle(struct imsg *imsg)
 static void
 parent_dispatch(int fd, short event, void *arg)
 {
-	struct imsgev	*iev = arg;
-	struct imsg	 imsg;
-	char		 err[128];
-	ssize_t		 n;
-
 	(void)fd;
-	if (imsgev_dispatch_io(iev, event) == -1) {
-		log_debug("parent went away; exiting");
-		exit(0);
-	}
-	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
-		if (imsg_check(parent_to_child_rules, parent_to_child_nrules,
-		    &imsg, err, sizeof(err)) == -1)
-			fatalx("parent: %s", err);
-		parent_handle(&imsg);
-		imsg_free(&imsg);
-	}
-	if (n == -1)
-		fatalx("parent sent a malformed frame");
-}
-
-static void
-tlsproc_sig(int sig, short event, void *arg)
-{
-	(void)sig;
-	(void)event;
-	(void)arg;
-	exit(0);
+	proc_parent_dispatch(arg, event, parent_handle);
 }
 
 void
 tlsproc_main(void)
 {
-	struct event	ev_term, ev_int;
-
 	event_init();
 	if (tls_init() == -1)
 		fatalx("tls_init failed");
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal_set(&ev_term, SIGTERM, tlsproc_sig, NULL);
-	signal_set(&ev_int, SIGINT, tlsproc_sig, NULL);
-	signal_add(&ev_term, NULL);
-	signal_add(&ev_int, NULL);
 	evtimer_set(&accept_pause_ev, accept_resume, NULL);
-	imsgev_init(&parent_iev, 3, "parent", parent_dispatch, NULL);
-	parent_iev.ibuf.peerpid = getppid();
+	proc_child_init(&parent_iev, parent_dispatch);
 	event_dispatch();
 	exit(0);
 }
