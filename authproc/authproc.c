@@ -53,6 +53,9 @@ static void	session_maybe_free(struct session *);
 static void	session_setup_bev(struct session *);
 static void	session_total_timeout(int, short, void *);
 static void	session_delay_done(int, short, void *);
+static int	conn_limit_reached(const struct sockaddr_storage *);
+static void	conn_refuse(struct listener_ctx *, int,
+		    struct sockaddr_storage *);
 static void	tlsproc_lost(void);
 static void	tlsproc_dispatch(int, short, void *);
 static void	listeners_pause(int);
@@ -362,11 +365,14 @@ session_login(struct session *s)
 		/* the connection has had its chances: it ends here */
 		session_audit(s, AUDIT_PROTOCOL_ERROR,
 		    "too many login attempts on one connection");
-		session_reset_attempt(s);
 		if (s->listener->conf.proto == PROTO_IMAP)
-			session_printf(s, "* BYE Too many login attempts\r\n");
+			session_printf(s, "%s NO [LIMIT] Too many login "
+			    "attempts\r\n* BYE Too many login attempts\r\n",
+			    s->req.tag[0] ? s->req.tag : "*");
 		else
-			session_printf(s, "-ERR Too many login attempts\r\n");
+			session_printf(s, "-ERR [SYS/TEMP] Too many login "
+			    "attempts\r\n");
+		session_reset_attempt(s);
 		session_close_after_write(s);
 		return;
 	}
@@ -421,8 +427,13 @@ session_total_timeout(int fd, short event, void *arg)
 
 	(void)fd;
 	(void)event;
-	if (s->state != S_PREAUTH && s->state != S_SASL)
-		return;		/* busy with a login or TLS: let it finish */
+	if (s->state != S_PREAUTH && s->state != S_SASL) {
+		/* busy with a login or TLS: look again in a second */
+		struct timeval	tv = { 1, 0 };
+
+		evtimer_add(&s->total_ev, &tv);
+		return;
+	}
 	session_audit(s, AUDIT_TIMEOUT, "pre-auth time limit");
 	if (s->listener->conf.proto == PROTO_IMAP)
 		imap_timeout(s);
@@ -581,8 +592,8 @@ conn_limit_reached(const struct sockaddr_storage *ss)
 static void
 conn_refuse(struct listener_ctx *l, int fd, struct sockaddr_storage *ss)
 {
-	static const char imap[] = "* BYE Too many connections from your "
-	    "address\r\n";
+	static const char imap[] = "* BYE [UNAVAILABLE] Too many connections "
+	    "from your address\r\n";
 	static const char pop3[] = "-ERR [SYS/TEMP] Too many connections from "
 	    "your address\r\n";
 	char		 addr[128];
@@ -711,6 +722,11 @@ tlsproc_handle(struct imsg *imsg)
 			return -1;
 		if (nsessions >= authproc_conf.max_sessions)
 			return 0;	/* imsg_free closes the fd */
+		if (conn_limit_reached(&ts->client)) {
+			/* the goodbye goes out through tlsproc */
+			conn_refuse(l, imsg_take_fd(imsg), &ts->client);
+			return 0;
+		}
 		session_new(l, imsg_take_fd(imsg), &ts->client, &ts->local,
 		    &ts->facts);
 		return 0;
@@ -875,6 +891,14 @@ parent_handle(struct imsg *imsg)
 		break;
 	case IMSG_CONF_POLICY:
 		memcpy(&authproc_policy, imsg->data, sizeof(authproc_policy));
+		if ((authproc_policy.ip.max && !authproc_policy.ip.window) ||
+		    (authproc_policy.user.max && !authproc_policy.user.window) ||
+		    (authproc_policy.ip_fail.max &&
+		    !authproc_policy.ip_fail.window) ||
+		    (authproc_policy.ipuser_fail.max &&
+		    !authproc_policy.ipuser_fail.window) ||
+		    authproc_policy.nallow > POLICY_MAX_ALLOW)
+			fatalx("bad policy message");
 		policy_init(&authproc_policy);
 		break;
 	case IMSG_CONF_LISTENER:
@@ -978,6 +1002,10 @@ authproc_main(void)
 
 	evbase = event_init();
 	sid_base = arc4random();
+	evtimer_set(&accept_pause_ev, accept_resume, NULL);
+	evtimer_set(&expire_ev, policy_expire_cb, &expire_ev);
+	evtimer_add(&expire_ev, &tv);
+	proc_child_init(&parent_iev, parent_dispatch);
 #ifdef POSTERN_TEST_HOOKS
 	static struct event	ev_forge;
 
@@ -985,10 +1013,6 @@ authproc_main(void)
 	signal_set(&ev_forge, SIGUSR1, test_forge_message, NULL);
 	signal_add(&ev_forge, NULL);
 #endif
-	evtimer_set(&accept_pause_ev, accept_resume, NULL);
-	evtimer_set(&expire_ev, policy_expire_cb, &expire_ev);
-	evtimer_add(&expire_ev, &tv);
-	proc_child_init(&parent_iev, parent_dispatch);
 	event_dispatch();
 	exit(0);
 }

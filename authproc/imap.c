@@ -48,7 +48,7 @@ imap_greet(struct session *s)
 void
 imap_timeout(struct session *s)
 {
-	session_printf(s, "* BYE Idle timeout, closing connection\r\n");
+	session_printf(s, "* BYE Timeout, closing connection\r\n");
 	session_close_after_write(s);
 }
 

@@ -23,7 +23,7 @@ pop3_greet(struct session *s)
 void
 pop3_timeout(struct session *s)
 {
-	session_printf(s, "-ERR Idle timeout, closing connection\r\n");
+	session_printf(s, "-ERR Timeout, closing connection\r\n");
 	session_close_after_write(s);
 }
 

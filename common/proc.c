@@ -25,6 +25,9 @@ proc_child_init(struct imsgev *parent, void (*dispatch)(int, short, void *))
 {
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+	/* "pkill -USR1 postern" is meant for the parent's audit log */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	signal_set(&ev_term, SIGTERM, proc_child_sig, NULL);
 	signal_set(&ev_int, SIGINT, proc_child_sig, NULL);
 	signal_add(&ev_term, NULL);

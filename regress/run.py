@@ -1281,7 +1281,9 @@ def _():
         check(t >= least, f"answers came after {times}")
     c.send(b"d3 LOGIN delay@example.org wrong\r\n")
     line = c.line()
-    check(line.startswith(b"* BYE"), f"4th attempt got {line!r}")
+    check(line.startswith(b"d3 NO [LIMIT]"), f"4th attempt got {line!r}")
+    line = c.line()
+    check(line.startswith(b"* BYE"), f"then {line!r}")
     check(c.closed(), "not closed after too many attempts")
 
 

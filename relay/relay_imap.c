@@ -180,7 +180,9 @@ imap_login_answer(struct rsession *rs, const char *line, size_t len)
 		return 0;
 	}
 	if (restlen >= 3 && strncasecmp(rest, "NO ", 3) == 0) {
-		rsession_login_done(rs, LOGIN_FAILED, rest + 3);
+		/* "try later" from the upstream is not a wrong password */
+		rsession_login_done(rs, strncasecmp(rest + 3, "[UNAVAILABLE]",
+		    13) == 0 ? LOGIN_TEMPFAIL : LOGIN_FAILED, rest + 3);
 		return 0;
 	}
 	rsession_login_done(rs, LOGIN_FAILED,

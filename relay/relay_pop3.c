@@ -83,7 +83,8 @@ pop3_upstream_line(struct rsession *rs, char *line, size_t len)
 			rsession_login_done(rs, LOGIN_OK, "");
 			return 0;
 		}
-		rsession_login_done(rs, LOGIN_FAILED,
+		rsession_login_done(rs, len > 5 && strncmp(line + 5,
+		    "[SYS/TEMP]", 10) == 0 ? LOGIN_TEMPFAIL : LOGIN_FAILED,
 		    len > 5 ? line + 5 : "[AUTH] Authentication failed");
 		return 0;
 	default:
