@@ -1002,6 +1002,8 @@ authproc_main(void)
 
 	evbase = event_init();
 	sid_base = arc4random();
+	/* ids of a restarted authproc should not meet its predecessor's */
+	next_session_id = arc4random();
 	evtimer_set(&accept_pause_ev, accept_resume, NULL);
 	evtimer_set(&expire_ev, policy_expire_cb, &expire_ev);
 	evtimer_add(&expire_ev, &tv);

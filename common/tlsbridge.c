@@ -36,6 +36,8 @@ tlsbridge_stop(struct tlsbridge *b)
 		return;
 	event_del(&b->netev);
 	event_del(&b->plainev);
+	if (evtimer_initialized(&b->linger_ev))
+		evtimer_del(&b->linger_ev);
 	if (b->tls != NULL) {
 		tls_close(b->tls);	/* best effort close_notify */
 		tls_free(b->tls);
@@ -144,8 +146,9 @@ pump_plain_to_net(struct tlsbridge *b, int *progress)
 static void
 tlsbridge_run(struct tlsbridge *b)
 {
-	int	want, w1, w2, progress;
-	short	netev = 0, plainev = 0;
+	int		want, w1, w2, progress;
+	short		netev = 0, plainev = 0;
+	struct timeval	stall;
 
 	do {
 		progress = 0;
@@ -160,13 +163,22 @@ tlsbridge_run(struct tlsbridge *b)
 	} while (progress && !(b->net_eof && b->plain_eof));
 
 	/*
-	 * The plain side closed (the upstream ended the session) and all it
-	 * said is written: close the TLS side too.  A client that only
-	 * half-closed keeps getting what the plain side still sends.
+	 * The plain side is done and all it said is written.  In tlsproc
+	 * that side is postern itself ending the session: close.  In relay
+	 * it is a client that may only have half-closed after LOGOUT: keep
+	 * passing on what the upstream still says, for a while.
 	 */
 	if (b->plain_eof && b->p2n_len == 0) {
-		tlsbridge_finish(b);
-		return;
+		if (!b->plain_half_close || b->net_eof) {
+			tlsbridge_finish(b);
+			return;
+		}
+		if (!evtimer_pending(&b->linger_ev, NULL)) {
+			struct timeval	tv = { TLSBRIDGE_LINGER_SEC, 0 };
+
+			evtimer_set(&b->linger_ev, tlsbridge_event, b);
+			evtimer_add(&b->linger_ev, &tv);
+		}
 	}
 	if (want & WANT_NET_READ)
 		netev |= EV_READ;
@@ -178,14 +190,17 @@ tlsbridge_run(struct tlsbridge *b)
 		plainev |= EV_WRITE;
 	event_del(&b->netev);
 	event_del(&b->plainev);
+	/* waiting to write bounds the wait: a peer may never read again */
+	stall.tv_sec = TLSBRIDGE_STALL_SEC;
+	stall.tv_usec = 0;
 	if (netev) {
 		event_set(&b->netev, b->netfd, netev, tlsbridge_event, b);
-		event_add(&b->netev, NULL);
+		event_add(&b->netev, (netev & EV_WRITE) ? &stall : NULL);
 	}
 	if (plainev) {
 		event_set(&b->plainev, b->plainfd, plainev, tlsbridge_event,
 		    b);
-		event_add(&b->plainev, NULL);
+		event_add(&b->plainev, (plainev & EV_WRITE) ? &stall : NULL);
 	}
 	if (!netev && !plainev) {
 		/* nothing to wait for would mean a stuck session */
@@ -196,9 +211,16 @@ tlsbridge_run(struct tlsbridge *b)
 static void
 tlsbridge_event(int fd, short event, void *arg)
 {
+	struct tlsbridge	*b = arg;
+
 	(void)fd;
-	(void)event;
-	tlsbridge_run(arg);
+	if (event & EV_TIMEOUT) {
+		log_debug("tls bridge: %s", fd == -1 ? "lingered long enough" :
+		    "peer stopped reading");
+		tlsbridge_finish(b);
+		return;
+	}
+	tlsbridge_run(b);
 }
 
 /*
@@ -211,9 +233,12 @@ tlsbridge_start(struct tlsbridge *b, struct tls *tls, int netfd,
     int plainfd, const void *to_net, size_t to_netlen, const void *to_plain,
     size_t to_plainlen, tlsbridge_done_cb done, void *arg)
 {
+	int	half_close = b->plain_half_close;
+
 	if (to_netlen > sizeof(b->p2n) || to_plainlen > sizeof(b->n2p))
 		return -1;
 	memset(b, 0, sizeof(*b));
+	b->plain_half_close = half_close;
 	b->tls = tls;
 	b->netfd = netfd;
 	b->plainfd = plainfd;

@@ -14,6 +14,8 @@
 #include <tls.h>
 
 #define TLSBRIDGE_BUFSZ		16384
+#define TLSBRIDGE_STALL_SEC	300	/* a side that takes nothing for so long */
+#define TLSBRIDGE_LINGER_SEC	60	/* after a plain-side half-close */
 
 struct tlsbridge;
 typedef void (*tlsbridge_done_cb)(struct tlsbridge *, void *);
@@ -32,6 +34,8 @@ struct tlsbridge {
 	struct event		 netev;
 	struct event		 plainev;
 	const char		*error;
+	int			 plain_half_close;	/* see tlsbridge_start */
+	struct event		 linger_ev;
 	tlsbridge_done_cb	 done;
 	void			*arg;
 	uint64_t		 bytes_in;	/* net -> plain */

@@ -1052,7 +1052,8 @@ conf_defaults(struct postern_conf *c)
 	TAILQ_INIT(&c->routes);
 	TAILQ_INIT(&c->keypairs);
 	c->tls.protocols = TLS_PROTOCOLS_DEFAULT;
-	c->tls.session_lifetime = 300;
+	/* off: Debian 12's libtls issues no tickets or session ids anyway */
+	c->tls.session_lifetime = 0;
 	c->tls.timeout_handshake = 10;
 	snprintf(c->tls.ciphers, sizeof(c->tls.ciphers), "secure");
 	snprintf(c->user, sizeof(c->user), "%s", POSTERN_USER);

@@ -907,6 +907,25 @@ def _():
     check(env.dv1.log_text().count("user=<%s>" % user(19)) > before, "no login")
 
 
+@case("half-close-after-logout-still-gets-replies")
+def _():
+    # user19 goes through the TLS upstream, user1 through splice
+    for u in (user(19), user(1)):
+        c = imap_raw()
+        c.send(b"a LOGIN %s %s\r\nb LIST \"\" *\r\nd LOGOUT\r\n" %
+               (u.encode(), PASSWORD.encode()))
+        c.sock.shutdown(socket.SHUT_WR)
+        data = b""
+        c.sock.settimeout(20)
+        while True:
+            chunk = c.sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        check(b"\r\nb OK" in data and b"\r\nd OK" in data,
+              f"{u}: replies lost after half-close: {data[-200:]!r}")
+
+
 @case("tls-bad-handshakes-affect-only-themselves")
 def _():
     c = Raw(IMAPS)

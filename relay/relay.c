@@ -137,6 +137,8 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 		if (rs->utls != NULL) {
 			/* TLS upstream: no splice, the bridge encrypts */
 			event_del(&rs->uev);
+			/* a client's half-close must not cut the replies */
+			rs->bridge.plain_half_close = 1;
 			if (tlsbridge_start(&rs->bridge, rs->utls, rs->ufd,
 			    rs->cfd, rs->pipelined, rs->pipelen, toclient,
 			    oklen + left, rsession_bridge_done, rs) == -1) {
@@ -397,8 +399,9 @@ upstream_read(struct rsession *rs)
 		if (n <= 0)
 			return -1;
 		evbuffer_add(rs->uin, buf, n);
-		if (evbuffer_get_length(rs->uin) > UPSTREAM_LINE_MAX)
-			return 0;
+		/* drain libtls fully: decrypted bytes raise no socket event */
+		if (evbuffer_get_length(rs->uin) > 4 * UPSTREAM_LINE_MAX)
+			return -1;
 	}
 }
 

@@ -42,7 +42,6 @@ tls_server_context(const struct conf_tls_global *g, struct tls_keypair **kp,
 	struct tls_config	*cfg;
 	struct tls		*ctx = NULL;
 	unsigned char		 sid[TLS_MAX_SESSION_ID_LENGTH];
-	unsigned char		 ticket[TLS_TICKET_KEY_SIZE];
 	size_t			 i;
 	int			 pass;
 
@@ -78,18 +77,18 @@ tls_server_context(const struct conf_tls_global *g, struct tls_keypair **kp,
 		}
 	}
 	if (g->session_lifetime > 0) {
+		/*
+		 * No fixed ticket key: one added by hand turns off libtls's
+		 * automatic rekeying, and once it is older than the lifetime
+		 * every handshake fails.  libtls makes and rotates its own.
+		 */
 		arc4random_buf(sid, sizeof(sid));
-		arc4random_buf(ticket, sizeof(ticket));
 		if (tls_config_set_session_id(cfg, sid, sizeof(sid)) == -1 ||
 		    tls_config_set_session_lifetime(cfg,
-		    g->session_lifetime) == -1 ||
-		    tls_config_add_ticket_key(cfg, 1, ticket,
-		    sizeof(ticket)) == -1) {
-			explicit_bzero(ticket, sizeof(ticket));
+		    g->session_lifetime) == -1) {
 			snprintf(err, errlen, "%s", tls_config_error(cfg));
 			goto fail;
 		}
-		explicit_bzero(ticket, sizeof(ticket));
 	}
 	if ((ctx = tls_server()) == NULL) {
 		snprintf(err, errlen, "tls_server failed");
@@ -102,7 +101,11 @@ tls_server_context(const struct conf_tls_global *g, struct tls_keypair **kp,
 		goto fail;
 	}
 fail:
-	/* libtls keeps what it needs; the config copy of keys is wiped */
+	/*
+	 * The contexts hold the parsed keys; the PEM copies in the
+	 * configuration (which libtls keeps alive with the context) go.
+	 */
+	tls_config_clear_keys(cfg);
 	tls_config_free(cfg);
 	return ctx;
 }

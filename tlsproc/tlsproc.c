@@ -310,10 +310,17 @@ listener_accept(int fd, short event, void *arg)
 static void
 authproc_lost(void)
 {
-	log_warnx("lost the authproc channel");
+	struct tconn	*t, *next;
+
 	imsgev_clear(authproc_iev);
 	free(authproc_iev);
 	authproc_iev = NULL;
+	/* their sessions died with that authproc; ids will be reused */
+	for (t = TAILQ_FIRST(&tconns); t != NULL; t = next) {
+		next = TAILQ_NEXT(t, entry);
+		if (t->starttls && !t->bridging)
+			tconn_free(t);
+	}
 }
 
 static int
@@ -328,6 +335,14 @@ authproc_handle(struct imsg *imsg, void *arg)
 		log_warnx("authproc asked STARTTLS on listener %u",
 		    req->listener_id);
 		return -1;
+	}
+	if (ntconns >= global_conf.max_sessions) {
+		struct starttls_done	done;
+
+		memset(&done, 0, sizeof(done));
+		imsgev_compose(authproc_iev, IMSG_STARTTLS_DONE,
+		    imsg->hdr.peerid, -1, &done, sizeof(done));
+		return 0;	/* imsg_free closes the socket */
 	}
 	tconn_start(l, imsg_take_fd(imsg), imsg->hdr.peerid, 1);
 	return 0;
