@@ -120,6 +120,18 @@ sockaddr_same_host(const struct sockaddr_storage *a,
 	    ((const struct sockaddr_in *)b)->sin_addr.s_addr;
 }
 
+const char *
+sockaddr_host(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const void	*a = ss->ss_family == AF_INET6 ?
+	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+
+	if (inet_ntop(ss->ss_family, a, buf, len) == NULL)
+		snprintf(buf, len, "unknown");
+	return buf;
+}
+
 in_port_t
 sockaddr_port(const struct sockaddr_storage *ss)
 {

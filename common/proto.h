@@ -290,6 +290,7 @@ int		 blob_store(unsigned char **, size_t *, size_t *,
 int		 sockaddr_valid(const struct sockaddr_storage *);
 socklen_t	 sockaddr_len(const struct sockaddr_storage *);
 in_port_t	 sockaddr_port(const struct sockaddr_storage *);
+const char	*sockaddr_host(const struct sockaddr_storage *, char *, size_t);
 int		 sockaddr_same_host(const struct sockaddr_storage *,
 		    const struct sockaddr_storage *);
 const char	*sockaddr_str(const struct sockaddr_storage *, char *, size_t);

@@ -570,6 +570,27 @@ def _():
     check(r.returncode == 67, f"curl wrong password: {r.returncode}")
 
 
+@case("client-address-reaches-upstream-imap-id")
+def _():
+    c = Raw.__new__(Raw)
+    c.sock = socket.create_connection((HOST, IMAP), timeout=20,
+                                      source_address=("127.0.0.7", 0))
+    c.buf = b""
+    c.line()
+    c.send(b'i ID ("name" "regress" "x-originating-ip" "6.6.6.6")\r\n')
+    c.until_tag(b"i")
+    lines = imap_login_lines(c, b"a", b"a LOGIN %s %s\r\n" %
+                             (user(3).encode(), PASSWORD.encode()))
+    check(lines[-1].startswith(b"a OK"), lines)
+    c.close()
+    time.sleep(0.5)
+    logins = [ln for ln in env.dv1.log_text().splitlines()
+              if "Login: user=<%s>" % user(3) in ln]
+    check(logins and "rip=127.0.0.7" in logins[-1],
+          f"Dovecot saw {logins[-1:]}")
+    check("6.6.6.6" not in env.dv1.log_text(), "client forged its address")
+
+
 @case("routing-users-land-on-their-backend")
 def _():
     for n in range(1, NUSERS + 1):

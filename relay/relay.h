@@ -37,6 +37,7 @@ enum rsession_state {
 	R_TLS_HANDSHAKE,
 	R_GREETING,
 	R_CAPABILITY,
+	R_ID,			/* IMAP: waiting for the answer to our ID */
 	R_AUTH_CONTINUE,	/* IMAP: waiting for "+" */
 	R_LOGIN,		/* waiting for the login's answer */
 	R_USER,			/* POP3: waiting for USER's answer */
@@ -47,6 +48,7 @@ enum rsession_state {
 #define CAP_AUTH_PLAIN		0x02
 #define CAP_LOGINDISABLED	0x04
 #define CAP_SEEN		0x08
+#define CAP_ID			0x10
 
 struct splice_dir {
 	struct rsession	*rs;

@@ -15,6 +15,7 @@
 #include "relay.h"
 
 #define UTAG_CAPA	"P1"
+#define UTAG_ID		"P3"
 #define UTAG_LOGIN	"P2"
 
 /* Copy upstream text for a client or a log: printable ASCII only. */
@@ -49,6 +50,8 @@ imap_parse_caps(struct rsession *rs, const char *list)
 			rs->caps |= CAP_AUTH_PLAIN;
 		else if (strcasecmp(word, "LOGINDISABLED") == 0)
 			rs->caps |= CAP_LOGINDISABLED;
+		else if (strcasecmp(word, "ID") == 0)
+			rs->caps |= CAP_ID;
 	}
 }
 
@@ -140,6 +143,78 @@ imap_send_login(struct rsession *rs)
 }
 
 static int
+id_append(char *buf, size_t len, size_t *off, const char *name,
+    const char *value)
+{
+	char	qn[64], qv[ID_MAX_LEN * 2 + 3];
+	int	n;
+
+	if (imap_quote(qn, sizeof(qn), name) == -1 ||
+	    imap_quote(qv, sizeof(qv), value) == -1)
+		return 0;	/* not quotable: left out, never mangled */
+	n = snprintf(buf + *off, len - *off, "%s%s %s", *off > 0 ? " " : "",
+	    qn, qv);
+	if (n < 0 || (size_t)n >= len - *off)
+		return -1;
+	*off += n;
+	return 0;
+}
+
+/*
+ * Tell the upstream who the client really is (RFC 2971 ID with the
+ * x-originating-* fields Dovecot and others trust from a proxy in their
+ * trusted networks), followed by the client's own ID fields.  Any x-*
+ * field the client sent is dropped, here as in authproc, so no client
+ * can forge its address.
+ */
+static int
+imap_send_id(struct rsession *rs)
+{
+	char		 buf[4096], host[64], port[16], sid[32];
+	const char	*p, *name, *value;
+	size_t		 off = 0;
+	int		 ok = 0;
+
+	sockaddr_host(&rs->req.client, host, sizeof(host));
+	snprintf(port, sizeof(port), "%u", sockaddr_port(&rs->req.client));
+	ok |= id_append(buf, sizeof(buf), &off, "x-originating-ip", host);
+	ok |= id_append(buf, sizeof(buf), &off, "x-originating-port", port);
+	sockaddr_host(&rs->req.local, host, sizeof(host));
+	snprintf(port, sizeof(port), "%u", sockaddr_port(&rs->req.local));
+	ok |= id_append(buf, sizeof(buf), &off, "x-connected-ip", host);
+	ok |= id_append(buf, sizeof(buf), &off, "x-connected-port", port);
+	snprintf(sid, sizeof(sid), "%016llx",
+	    (unsigned long long)rs->req.sid);
+	ok |= id_append(buf, sizeof(buf), &off, "x-session-id", sid);
+	for (p = rs->req.idfields; ok == 0 &&
+	    p < rs->req.idfields + rs->req.idlen; ) {
+		name = p;
+		value = name + strlen(name) + 1;
+		if (value >= rs->req.idfields + rs->req.idlen)
+			break;
+		p = value + strlen(value) + 1;
+		if (strncasecmp(name, "x-", 2) != 0)
+			ok |= id_append(buf, sizeof(buf), &off, name, value);
+	}
+	if (ok != 0) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL, "ID too long");
+		return 0;
+	}
+	rsession_printf(rs, UTAG_ID " ID (%s)\r\n", buf);
+	rs->state = R_ID;
+	return 1;
+}
+
+/* After the capabilities: ID first where the upstream knows it. */
+static int
+imap_after_caps(struct rsession *rs)
+{
+	if (rs->caps & CAP_ID)
+		return imap_send_id(rs);
+	return imap_send_login(rs);
+}
+
+static int
 imap_greeting(struct rsession *rs, const char *line)
 {
 	if (strncasecmp(line, "* PREAUTH", 9) == 0) {
@@ -161,7 +236,7 @@ imap_greeting(struct rsession *rs, const char *line)
 		rs->state = R_CAPABILITY;
 		return 1;
 	}
-	return imap_send_login(rs);
+	return imap_after_caps(rs);
 }
 
 /* The tagged answer to our login: finish one way or the other. */
@@ -211,8 +286,13 @@ imap_upstream_line(struct rsession *rs, char *line, size_t len)
 		if (strncmp(line, UTAG_CAPA " ", 3) == 0) {
 			if (!(rs->caps & CAP_SEEN))
 				rs->caps = CAP_SEEN;
-			return imap_send_login(rs);
+			return imap_after_caps(rs);
 		}
+		return 1;
+	case R_ID:
+		/* the answer does not matter: log in either way */
+		if (strncmp(line, UTAG_ID " ", 3) == 0)
+			return imap_send_login(rs);
 		return 1;
 	case R_AUTH_CONTINUE:
 		if (line[0] == '+') {
