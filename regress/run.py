@@ -570,7 +570,7 @@ def _():
     check(r.returncode == 67, f"curl wrong password: {r.returncode}")
 
 
-@case("client-address-reaches-upstream-imap-id")
+@case("client-address-reaches-upstream-imap-id-pop3-xclient")
 def _():
     c = Raw.__new__(Raw)
     c.sock = socket.create_connection((HOST, IMAP), timeout=20,
@@ -589,6 +589,21 @@ def _():
     check(logins and "rip=127.0.0.7" in logins[-1],
           f"Dovecot saw {logins[-1:]}")
     check("6.6.6.6" not in env.dv1.log_text(), "client forged its address")
+    p = Raw.__new__(Raw)
+    p.sock = socket.create_connection((HOST, POP3), timeout=20,
+                                      source_address=("127.0.0.8", 0))
+    p.buf = b""
+    p.line()
+    p.send(b"USER %s\r\nPASS %s\r\n" % (user(5).encode(),
+                                          PASSWORD.encode()))
+    check(p.line().startswith(b"+OK") and p.line().startswith(b"+OK"),
+          "POP3 login")
+    p.close()
+    time.sleep(0.5)
+    logins = [ln for ln in env.dv1.log_text().splitlines()
+              if "pop3-login" in ln and "Login: user=<%s>" % user(5) in ln]
+    check(logins and "rip=127.0.0.8" in logins[-1],
+          f"Dovecot POP3 saw {logins[-1:]}")
 
 
 @case("routing-users-land-on-their-backend")

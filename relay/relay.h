@@ -38,6 +38,7 @@ enum rsession_state {
 	R_GREETING,
 	R_CAPABILITY,
 	R_ID,			/* IMAP: waiting for the answer to our ID */
+	R_XCLIENT,		/* POP3: waiting for the answer to XCLIENT */
 	R_AUTH_CONTINUE,	/* IMAP: waiting for "+" */
 	R_LOGIN,		/* waiting for the login's answer */
 	R_USER,			/* POP3: waiting for USER's answer */

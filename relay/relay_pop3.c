@@ -66,6 +66,22 @@ pop3_upstream_line(struct rsession *rs, char *line, size_t len)
 			    "upstream refused the connection");
 			return 0;
 		}
+		/*
+		 * An upstream that trusts us as a proxy says so in its
+		 * greeting: tell it the client's real address first.
+		 */
+		if (len >= 13 && strncasecmp(line, "+OK [XCLIENT]", 13) == 0) {
+			char	host[64];
+
+			sockaddr_host(&rs->req.client, host, sizeof(host));
+			rsession_printf(rs, "XCLIENT ADDR=%s PORT=%u\r\n", host,
+			    sockaddr_port(&rs->req.client));
+			rs->state = R_XCLIENT;
+			return 1;
+		}
+		return pop3_send_login(rs);
+	case R_XCLIENT:
+		/* refused or not, the login goes on */
 		return pop3_send_login(rs);
 	case R_USER:
 		if (!ok) {
