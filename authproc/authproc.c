@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -645,12 +648,14 @@ listener_accept(int fd, short event, void *arg)
 	struct sockaddr_storage	 ss;
 	struct timeval		 tv = { ACCEPT_PAUSE_SEC, 0 };
 	socklen_t		 len;
-	int			 cfd;
+	int			 cfd, on = 1;
 
 	(void)event;
 	len = sizeof(ss);
 	cfd = accept4(fd, (struct sockaddr *)&ss, &len,
 	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd != -1)	/* replies are small: do not wait for ACKs */
+		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	if (cfd == -1) {
 		switch (errno) {
 		case EAGAIN:

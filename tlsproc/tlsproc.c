@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -224,6 +227,7 @@ tconn_start(struct tls_listener *l, int fd, uint32_t session_id,
 	struct tconn	*t;
 	struct timeval	 tv;
 	socklen_t	 len;
+	int		 on = 1;
 
 	if ((t = calloc(1, sizeof(*t))) == NULL) {
 		log_warn("calloc");
@@ -232,6 +236,8 @@ tconn_start(struct tls_listener *l, int fd, uint32_t session_id,
 	}
 	t->listener = l;
 	t->fd = fd;
+	/* TLS writes small records; Nagle would hold them for an ACK */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	t->session_id = session_id;
 	t->starttls = starttls;
 	len = sizeof(t->client);
