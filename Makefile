@@ -20,7 +20,7 @@ LDFLAGS		+= -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(EXTRA_LDFLAGS)
 LIBS		 = $(PKG_LIBS) -lresolv
 
 COMMON_SRCS	 = common/log.c common/imsg.c common/proto.c common/sandbox.c \
-		   common/proc.c \
+		   common/proc.c common/proxyproto.c \
 		   common/blob.c common/tlsbridge.c common/json.c
 AUTHPROC_SRCS	 = authproc/authproc.c authproc/imap.c authproc/pop3.c \
 		   authproc/imap_parser.c authproc/pop3_parser.c authproc/sasl.c
@@ -62,7 +62,7 @@ $(BUILD)/%.o: %.c
 
 # ---- unit tests (cmocka), one file per module ----
 UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni json \
-		   policy
+		   policy proxyproto
 UNIT_BINS	 = $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 LIB_OBJS	 = $(filter-out $(BUILD)/parent/parent.o,$(OBJS))
 
@@ -111,7 +111,7 @@ test-sanitize: deps
 	    EXTRA_LDFLAGS="$(SAN_FLAGS)" unit regress
 
 # ---- fuzzing (clang libFuzzer) ----
-FUZZ_TARGETS	 = imap_parser pop3_parser sasl imsg
+FUZZ_TARGETS	 = imap_parser pop3_parser sasl imsg proxyproto
 FUZZ_BINS	 = $(FUZZ_TARGETS:%=fuzz/%-fuzz)
 FUZZ_CFLAGS	 = -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
 		   -Icommon -Iauthproc -Irelay -Ipolicy $(PKG_CFLAGS)

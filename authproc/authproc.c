@@ -26,6 +26,7 @@
 #include "authproc.h"
 #include "log.h"
 #include "proc.h"
+#include "proxyproto.h"
 #include "policy.h"
 #include "sandbox.h"
 
@@ -57,6 +58,10 @@ static void	session_setup_bev(struct session *);
 static void	session_total_timeout(int, short, void *);
 static void	session_delay_done(int, short, void *);
 static int	conn_limit_reached(const struct sockaddr_storage *);
+static int	conn_limit_reached_except(const struct sockaddr_storage *,
+		    const struct session *);
+static void	session_greet(struct session *);
+static void	session_proxy_input(struct session *);
 static void	conn_refuse(struct listener_ctx *, int,
 		    struct sockaddr_storage *);
 static void	tlsproc_lost(void);
@@ -409,6 +414,13 @@ session_output_full(struct session *s)
 static void
 session_dispatch_input(struct session *s)
 {
+	if (s->state == S_PROXY) {
+		session_proxy_input(s);
+		if (s->state != S_PREAUTH) {
+			session_maybe_free(s);
+			return;
+		}
+	}
 	if (s->listener->conf.proto == PROTO_IMAP)
 		imap_input(s);
 	else
@@ -518,6 +530,7 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 		close(fd);
 		return NULL;
 	}
+	s->state = S_PREAUTH;
 	s->id = ++next_session_id;
 	s->sid = (uint64_t)sid_base << 32 | s->id;
 	s->fd = fd;
@@ -552,11 +565,69 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 		    authproc_conf.max_sessions);
 		listeners_pause(1);
 	}
-	if (l->conf.proto == PROTO_IMAP)
+	if (l->conf.flags & LISTEN_PROXY) {
+		/* the load balancer speaks first; the greeting waits */
+		s->state = S_PROXY;
+		return s;
+	}
+	session_greet(s);
+	return s;
+}
+
+static void
+session_greet(struct session *s)
+{
+	if (s->listener->conf.proto == PROTO_IMAP)
 		imap_greet(s);
 	else
 		pop3_greet(s);
-	return s;
+}
+
+/*
+ * The PROXY header names the real client: from here on it is the client
+ * everywhere (throttling, audit, the upstream).  A header we cannot
+ * parse ends the connection without a word.
+ */
+static void
+session_proxy_input(struct session *s)
+{
+	struct evbuffer		*in = bufferevent_get_input(s->bev);
+	struct proxy_result	 r;
+	size_t			 len = evbuffer_get_length(in);
+	const unsigned char	*p = evbuffer_pullup(in, -1);
+	char			 addr[128];
+
+	switch (proxy_parse(p, len, &r)) {
+	case PROXY_INCOMPLETE:
+		if (len < PROXY_V2_MAX)
+			return;
+		/* FALLTHROUGH */
+	case PROXY_BAD:
+		log_info("session %016llx: bad PROXY header from %s",
+		    (unsigned long long)s->sid,
+		    sockaddr_str(&s->client, addr, sizeof(addr)));
+		s->state = S_CLOSING;
+		return;
+	case PROXY_OK:
+		break;
+	}
+	evbuffer_drain(in, r.consumed);
+	if (r.has_addr) {
+		s->client = r.src;
+		s->local = r.dst;
+	}
+	s->state = S_PREAUTH;
+	if (conn_limit_reached_except(&s->client, s)) {
+		session_audit(s, AUDIT_PROTOCOL_ERROR,
+		    "too many connections from the client's address");
+		session_printf(s, "%s", s->listener->conf.proto == PROTO_IMAP ?
+		    "* BYE [UNAVAILABLE] Too many connections from your "
+		    "address\r\n" : "-ERR [SYS/TEMP] Too many connections "
+		    "from your address\r\n");
+		session_close_after_write(s);
+		return;
+	}
+	session_greet(s);
 }
 
 static void
@@ -578,7 +649,8 @@ session_setup_bev(struct session *s)
 
 /* Too many unauthenticated connections from this address already? */
 static int
-conn_limit_reached(const struct sockaddr_storage *ss)
+conn_limit_reached_except(const struct sockaddr_storage *ss,
+    const struct session *self)
 {
 	struct session	*s;
 	unsigned int	 n = 0;
@@ -586,10 +658,17 @@ conn_limit_reached(const struct sockaddr_storage *ss)
 	if (authproc_policy.max_conn_per_ip == 0 || policy_allowlisted(ss))
 		return 0;
 	TAILQ_FOREACH(s, &sessions, entry)
-		if (sockaddr_same_host(&s->client, ss) &&
+		if (s != self && s->state != S_PROXY &&
+		    sockaddr_same_host(&s->client, ss) &&
 		    ++n >= authproc_policy.max_conn_per_ip)
 			return 1;
 	return 0;
+}
+
+static int
+conn_limit_reached(const struct sockaddr_storage *ss)
+{
+	return conn_limit_reached_except(ss, NULL);
 }
 
 static void
@@ -675,7 +754,17 @@ listener_accept(int fd, short event, void *arg)
 			return;
 		}
 	}
-	if (conn_limit_reached(&ss)) {
+	if (l->conf.flags & LISTEN_PROXY) {
+		/* only load balancers we trust may speak for clients */
+		if (!policy_proxy_trusted(&ss)) {
+			char	addr[128];
+
+			log_info("refused %s: not a trusted PROXY sender",
+			    sockaddr_str(&ss, addr, sizeof(addr)));
+			close(cfd);
+			return;
+		}
+	} else if (conn_limit_reached(&ss)) {
 		conn_refuse(l, cfd, &ss);
 		return;
 	}

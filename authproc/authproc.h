@@ -94,6 +94,7 @@ int	sasl_plain_decode(const char *b64, size_t len, char *authzid,
 /* ---- the process ---- */
 
 enum session_state {
+	S_PROXY,		/* reading a PROXY protocol header */
 	S_PREAUTH,		/* reading commands */
 	S_SASL,			/* waiting for a SASL response line */
 	S_LOGIN_PENDING,	/* waiting for output to drain, then relay */

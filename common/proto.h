@@ -98,6 +98,7 @@ struct conf_global {
 #define LISTEN_TLS		0x01	/* implicit TLS (993, 995) */
 #define LISTEN_STARTTLS		0x02	/* keypairs: offer STARTTLS/STLS */
 #define LISTEN_TLS_REQUIRED	0x04	/* no login before TLS */
+#define LISTEN_PROXY		0x08	/* a PROXY protocol header first */
 #define LISTEN_MAX_KEYPAIRS	8
 
 struct conf_listener {

@@ -72,7 +72,7 @@ typedef struct {
 %token	TLS KEYPAIR CERTIFICATE KEY OCSP PROTOCOLS CIPHERS SESSIONLIFETIME
 %token	HANDSHAKE REQUIRED CA NOVERIFY AUDIT FILENAME SYSLOG NODE
 %token	THROTTLE PER MESSAGE FAILURES IPUSER ALLOW DELAY MAX IP
-%token	CONNECTIONSPERIP ATTEMPTS PREAUTHTOTAL
+%token	CONNECTIONSPERIP ATTEMPTS PREAUTHTOTAL PROXYPROTOCOL TRUSTED
 %type	<v.number>	window
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -243,6 +243,24 @@ main		: USER string {
 				YYERROR;
 			}
 			conf->policy.allow[conf->policy.nallow++] = c;
+		}
+		| PROXYPROTOCOL TRUSTED string {
+			struct cidr	c;
+
+			if (cidr_parse($3, &c) == -1) {
+				yyerror("invalid address prefix %s", $3);
+				free($3);
+				$3 = NULL;
+				YYERROR;
+			}
+			free($3);
+			$3 = NULL;
+			if (conf->policy.nproxy >= POLICY_MAX_ALLOW) {
+				yyerror("too many trusted proxies (max %d)",
+				    POLICY_MAX_ALLOW);
+				YYERROR;
+			}
+			conf->policy.proxy[conf->policy.nproxy++] = c;
 		}
 		| THROTTLE DELAY NUMBER MAX NUMBER {
 			if ($3 < 0 || $3 > 60000 || $5 < $3 || $5 > 600000) {
@@ -497,6 +515,9 @@ listenopts	: /* empty */
 listenopt	: TLS {
 			cur_listener->conf.flags |= LISTEN_TLS;
 		}
+		| PROXYPROTOCOL {
+			cur_listener->conf.flags |= LISTEN_PROXY;
+		}
 		| TLS REQUIRED {
 			cur_listener->conf.flags |= LISTEN_TLS_REQUIRED;
 		}
@@ -688,6 +709,7 @@ lookup(const char *s)
 		{ "pre-auth",		PREAUTH },
 		{ "pre-auth-total",	PREAUTHTOTAL },
 		{ "protocols",		PROTOCOLS },
+		{ "proxy-protocol",	PROXYPROTOCOL },
 		{ "required",		REQUIRED },
 		{ "route",		ROUTE },
 		{ "session-lifetime",	SESSIONLIFETIME },
@@ -697,6 +719,7 @@ lookup(const char *s)
 		{ "timeout",		TIMEOUT },
 		{ "tls",		TLS },
 		{ "to",			TO },
+		{ "trusted",		TRUSTED },
 		{ "upstream",		UPSTREAM },
 		{ "user",		USER },
 	};
@@ -955,6 +978,10 @@ finish_listener(void)
 	struct conf_listener	*lc = &cur_listener->conf;
 
 	cur_listener = NULL;
+	if ((lc->flags & LISTEN_TLS) && (lc->flags & LISTEN_PROXY)) {
+		yyerror("proxy-protocol on tls listeners is not supported yet");
+		return -1;
+	}
 	if ((lc->flags & LISTEN_TLS) && lc->nkeypairs == 0) {
 		yyerror("tls listener needs a keypair");
 		return -1;
@@ -1100,6 +1127,18 @@ parse_config(const char *path)
 	/* an upstream block cut short by an error */
 	free(cur_upstream);
 	cur_upstream = NULL;
+	if (file.errors == 0 && c->policy.nproxy == 0) {
+		struct listener	*l;
+
+		TAILQ_FOREACH(l, &c->listeners, entry)
+			if (l->conf.flags & LISTEN_PROXY) {
+				log_warnx("%s: proxy-protocol listener %s but no "
+				    "\"proxy-protocol trusted\" network", path,
+				    l->conf.name);
+				file.errors++;
+				break;
+			}
+	}
 	if (file.errors == 0 && TAILQ_EMPTY(&c->listeners)) {
 		log_warnx("%s: no listeners defined", path);
 		file.errors++;

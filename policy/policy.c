@@ -150,6 +150,17 @@ policy_allowlisted(const struct sockaddr_storage *ss)
 	return 0;
 }
 
+int
+policy_proxy_trusted(const struct sockaddr_storage *ss)
+{
+	uint32_t	i;
+
+	for (i = 0; i < pol.nproxy; i++)
+		if (cidr_match(&pol.proxy[i], ss))
+			return 1;
+	return 0;
+}
+
 /*
  * May this address try to log in as this user now?  Refused attempts do
  * not count, so a client that keeps hammering is let in again once its

@@ -46,6 +46,9 @@ struct conf_policy {
 	uint32_t		delay_max_ms;
 	uint32_t		nallow;
 	struct cidr		allow[POLICY_MAX_ALLOW];
+	/* load balancers whose PROXY protocol headers are believed */
+	uint32_t		nproxy;
+	struct cidr		proxy[POLICY_MAX_ALLOW];
 };
 
 /* window.c: a two-bucket sliding window counter */
@@ -80,6 +83,7 @@ enum counter_kind {
 
 void	policy_init(const struct conf_policy *);
 int	policy_allowlisted(const struct sockaddr_storage *);
+int	policy_proxy_trusted(const struct sockaddr_storage *);
 enum policy_verdict policy_check(const struct sockaddr_storage *,
 	    const char *user, uint64_t now_ms, const char **message);
 void	policy_attempt(const struct sockaddr_storage *, const char *user,

@@ -34,6 +34,8 @@ HOST = "127.0.0.1"
 IMAP, POP3 = 31143, 31110              # main postern
 IMAPS, POP3S = 31993, 31995            # main postern, implicit TLS
 RIMAP, RPOP3 = 31144, 31111            # main postern, "tls required"
+PIMAP = 31145                          # main postern, PROXY protocol
+HAPROXY = 31146                        # HAProxy in front of PIMAP
 HIMAP, HPOP3 = 32143, 32110            # test-hooks postern
 HIMAPS = 32993                         # test-hooks postern, TLS
 TIMAP, TPOP3 = 33143, 33110            # throttling postern
@@ -141,10 +143,11 @@ def setup(args):
                             (HOST, IMAPS, "imap", "tls " + kp),
                             (HOST, POP3S, "pop3", "tls " + kp),
                             (HOST, RIMAP, "imap", kp + " tls required"),
-                            (HOST, RPOP3, "pop3", kp + " tls required")],
+                            (HOST, RPOP3, "pop3", kp + " tls required"),
+                            (HOST, PIMAP, "imap", "proxy-protocol")],
                  upstreams, routes, keypairs=keypairs,
                  extra=f'node "regress"\naudit file "{work}/audit.log"\n'
-                 + LOOSE_LIMITS)
+                 'proxy-protocol trusted "127.0.0.1/32"\n' + LOOSE_LIMITS)
     env.audit = os.path.join(work, "audit.log")
     env.postern = Postern(args.postern, env.conf,
                           os.path.join(work, "postern.log"),
@@ -604,6 +607,109 @@ def _():
               if "pop3-login" in ln and "Login: user=<%s>" % user(5) in ln]
     check(logins and "rip=127.0.0.8" in logins[-1],
           f"Dovecot POP3 saw {logins[-1:]}")
+
+
+def proxy_v2(src, sport, dst, dport):
+    import struct
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    body = (socket.inet_aton(src) + socket.inet_aton(dst) +
+            struct.pack("!HH", sport, dport))
+    return sig + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+
+
+def proxied_login(header, u=None):
+    """Send a PROXY header, then log in; returns (greeting, last line)."""
+    c = Raw(PIMAP)
+    c.send(header)
+    greeting = c.line()
+    lines = imap_login_lines(c, b"a", b"a LOGIN %s %s\r\n" %
+                             ((u or user(7)).encode(), PASSWORD.encode()))
+    c.close()
+    return greeting, lines[-1]
+
+
+@case("proxy-protocol-v1-and-v2-from-trusted-balancer")
+def _():
+    since = utc_now_iso()
+    g, last = proxied_login(b"PROXY TCP4 192.0.2.77 127.0.0.1 5555 31145\r\n")
+    check(g.startswith(b"* OK") and last.startswith(b"a OK"), (g, last))
+    g, last = proxied_login(proxy_v2("198.51.100.9", 6666, "127.0.0.1",
+                                     31145), user(9))
+    check(g.startswith(b"* OK") and last.startswith(b"a OK"), (g, last))
+    time.sleep(0.5)
+    records, _ = audit_records(since=since)
+    ips = {(r["client_ip"], r["client_port"]) for r in records}
+    check(("192.0.2.77", 5555) in ips and ("198.51.100.9", 6666) in ips,
+          f"audit saw {ips}")
+    log = env.dv1.log_text()
+    check("rip=192.0.2.77" in log and "rip=198.51.100.9" in log,
+          "Dovecot did not see the addresses from the PROXY headers")
+
+
+@case("proxy-protocol-untrusted-or-malformed-closed")
+def _():
+    c = Raw.__new__(Raw)
+    c.sock = socket.create_connection((HOST, PIMAP), timeout=10,
+                                      source_address=("127.0.0.9", 0))
+    c.buf = b""
+    c.send(b"PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\n")
+    check(c.closed(10) and c.buf == b"", "untrusted sender was served")
+    for bad in (b"PROXY TCP4 999.1.1.1 127.0.0.1 1 2\r\n",
+                b"PROXY TCP4 192.0.2.1 127.0.0.1 01 2\r\n",
+                b"GET / HTTP/1.0\r\n\r\n",
+                b"\r\n\r\n\x00\r\nQUIT\n\x31\x11\x00\x0c" + b"\x00" * 12):
+        c = Raw(PIMAP)
+        c.send(bad)
+        check(c.closed(10) and c.buf == b"", f"{bad!r} was served")
+    # and the listener still works
+    g, last = proxied_login(b"PROXY TCP4 192.0.2.78 127.0.0.1 5556 31145\r\n")
+    check(last.startswith(b"a OK"), "proxy listener broken")
+
+
+@case("haproxy-send-proxy-v2-in-front")
+def _():
+    hp = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    check(os.path.exists(hp), "haproxy is not installed")
+    cfg = os.path.join(env.work, "haproxy.cfg")
+    with open(cfg, "w") as f:
+        f.write(f"""global
+    maxconn 100
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend imap
+    bind {HOST}:{HAPROXY}
+    default_backend postern
+backend postern
+    server p1 {HOST}:{PIMAP} send-proxy-v2
+""")
+    proc = subprocess.Popen([hp, "-db", "-f", cfg], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        check(wait_port(HOST, HAPROXY, 15), "haproxy did not start")
+        since = utc_now_iso()
+        c = Raw.__new__(Raw)
+        c.sock = socket.create_connection((HOST, HAPROXY), timeout=20,
+                                          source_address=("127.0.0.10", 0))
+        c.buf = b""
+        check(c.line().startswith(b"* OK"), "no greeting through haproxy")
+        lines = imap_login_lines(c, b"a", b"a LOGIN %s %s\r\n" %
+                                 (user(11).encode(), PASSWORD.encode()))
+        check(lines[-1].startswith(b"a OK"), lines)
+        c.close()
+        time.sleep(0.5)
+        records, _ = audit_records(since=since)
+        check(any(r["client_ip"] == "127.0.0.10" and r["user"] == user(11)
+                  for r in records), "audit lacks the client behind haproxy")
+        logins = [ln for ln in env.dv1.log_text().splitlines()
+                  if "Login: user=<%s>" % user(11) in ln]
+        check(logins and "rip=127.0.0.10" in logins[-1],
+              f"Dovecot saw {logins[-1:]}")
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 @case("routing-users-land-on-their-backend")
