@@ -56,6 +56,7 @@ static void	session_free(struct session *);
 static void	session_maybe_free(struct session *);
 static void	session_setup_bev(struct session *);
 static void	session_total_timeout(int, short, void *);
+static void	session_policy_result(struct session *, int);
 static void	session_delay_done(int, short, void *);
 static int	conn_limit_reached(const struct sockaddr_storage *);
 static int	conn_limit_reached_except(const struct sockaddr_storage *,
@@ -129,10 +130,21 @@ session_audit(struct session *s, enum audit_result result,
 	    audit_result_name(result), reason);
 }
 
+/* The pending attempt's outcome, for the failure limits; once only. */
+static void
+session_policy_result(struct session *s, int failed)
+{
+	if (!s->counted)
+		return;
+	policy_result(&s->client, s->req.user, wallclock_ms(), failed);
+	s->counted = 0;
+}
+
 /* Forget everything about a login attempt, successful or not. */
 void
 session_reset_attempt(struct session *s)
 {
+	session_policy_result(s, 0);
 	explicit_bzero(&s->req, sizeof(s->req));
 	s->has_user = 0;
 	s->acked_literals = 0;
@@ -179,6 +191,10 @@ session_free(struct session *s)
 
 	log_debug("session %016llx: closed (%s)", (unsigned long long)s->sid,
 	    sockaddr_str(&s->client, addr, sizeof(addr)));
+	if (s->state == S_LOGIN_PENDING)
+		session_audit(s, AUDIT_ABORTED,
+		    "client left before its login was sent");
+	session_policy_result(s, 0);
 	TAILQ_REMOVE(&sessions, s, entry);
 	if (evtimer_initialized(&s->delay_ev))
 		evtimer_del(&s->delay_ev);
@@ -225,11 +241,14 @@ session_send_login(struct session *s)
 	pipelen = evbuffer_get_length(in);
 	if (pipelen > PIPELINE_MAX) {
 		/* cannot happen with the read watermark; fail safe anyway */
+		session_audit(s, AUDIT_UPSTREAM_UNAVAILABLE,
+		    "too much pipelined input");
 		login_fail_local(s, LOGIN_TEMPFAIL, "too much pipelined input");
 		return;
 	}
 	if ((fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
 		log_warn("session %016llx: dup", (unsigned long long)s->sid);
+		session_audit(s, AUDIT_UPSTREAM_UNAVAILABLE, "out of resources");
 		login_fail_local(s, LOGIN_TEMPFAIL, "out of resources");
 		return;
 	}
@@ -393,6 +412,7 @@ session_login(struct session *s)
 		return;
 	}
 	policy_attempt(&s->client, s->req.user, now);
+	s->counted = 1;
 	bufferevent_disable(s->bev, EV_READ);
 	s->state = S_LOGIN_PENDING;
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
@@ -916,8 +936,8 @@ relay_handle_result(struct imsg *imsg)
 		session_free(s);
 		return;
 	}
+	session_policy_result(s, res->status == LOGIN_FAILED);
 	if (res->status == LOGIN_FAILED) {
-		policy_failure(&s->client, s->req.user, wallclock_ms());
 		delay = policy_failure_delay(++s->failures);
 		if (delay > 0) {
 			/* each failure on a connection waits longer */

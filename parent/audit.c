@@ -152,8 +152,12 @@ audit_write(const struct audit_record *a, const char *listener)
 		do {
 			w = write(audit_fd, line, n);
 		} while (w == -1 && errno == EINTR);
-		if (w != n)
+		if (w != n) {
 			log_warn("audit log %s: write", audit_path);
+			/* never let the next record run on from a torn one */
+			if (w > 0 && write(audit_fd, "\n", 1) == -1)
+				log_warn("audit log %s: write", audit_path);
+		}
 	}
 	if (audit_syslog) {
 		line[n - 1] = '\0';

@@ -26,6 +26,7 @@ struct counter {
 	LIST_ENTRY(counter)	 entry;
 	uint64_t		 last_ms;
 	uint32_t		 window;
+	uint32_t		 pending;	/* attempts awaiting their result */
 	struct window_counter	 w;
 	uint16_t		 keylen;
 	unsigned char		 key[];
@@ -35,7 +36,7 @@ LIST_HEAD(counter_list, counter);
 static struct conf_policy	 pol;
 static struct counter_list	*table;
 static size_t			 nkeys;
-static int			 table_full_logged;
+static int			 table_full;
 
 void
 policy_init(const struct conf_policy *conf)
@@ -69,8 +70,12 @@ key_build(unsigned char *key, enum counter_kind kind,
 	if (kind != COUNT_USER) {
 		key[len++] = ss->ss_family;
 		if (ss->ss_family == AF_INET6) {
-			memcpy(key + len, sin6->sin6_addr.s6_addr, 16);
-			len += 16;
+			/*
+			 * A /64 is what one IPv6 client gets: counting each
+			 * address alone would let it spread its attempts.
+			 */
+			memcpy(key + len, sin6->sin6_addr.s6_addr, 8);
+			len += 8;
 		} else {
 			memcpy(key + len, &sin->sin_addr, 4);
 			len += 4;
@@ -97,11 +102,11 @@ counter_get(enum counter_kind kind, const struct sockaddr_storage *ss,
 	if (!create)
 		return NULL;
 	if (nkeys >= TABLE_MAX_KEYS) {
-		if (!table_full_logged)
-			log_warnx("throttle table full (%d keys): new keys "
-			    "are not counted until old ones expire",
-			    TABLE_MAX_KEYS);
-		table_full_logged = 1;
+		if (!table_full)
+			log_warnx("throttle table full (%d keys): refusing "
+			    "logins from clients and users it does not know "
+			    "until old entries expire", TABLE_MAX_KEYS);
+		table_full = 1;
 		return NULL;
 	}
 	if ((c = calloc(1, sizeof(*c) + len)) == NULL)
@@ -114,6 +119,7 @@ counter_get(enum counter_kind kind, const struct sockaddr_storage *ss,
 	return c;
 }
 
+/* The window's count, plus attempts still waiting for their result. */
 static uint32_t
 counter_value(enum counter_kind kind, const struct sockaddr_storage *ss,
     const char *user, const struct policy_limit *lim, uint64_t now)
@@ -123,7 +129,37 @@ counter_value(enum counter_kind kind, const struct sockaddr_storage *ss,
 	if (lim->max == 0 ||
 	    (c = counter_get(kind, ss, user, lim->window, 0)) == NULL)
 		return 0;
-	return window_estimate(&c->w, now, lim->window);
+	return window_estimate(&c->w, now, lim->window) + c->pending;
+}
+
+static void
+counter_pending(enum counter_kind kind, const struct sockaddr_storage *ss,
+    const char *user, const struct policy_limit *lim, uint64_t now, int add)
+{
+	struct counter	*c;
+
+	if (lim->max == 0 ||
+	    (c = counter_get(kind, ss, user, lim->window, add)) == NULL)
+		return;
+	if (add)
+		c->pending++;
+	else if (c->pending > 0)
+		c->pending--;
+	c->last_ms = now;
+}
+
+/*
+ * When the table is full, a client or user it holds no entry for cannot
+ * be counted; refusing it is the only way not to let a flood of
+ * addresses switch throttling off for everyone else.
+ */
+static int
+unknown_while_full(const struct sockaddr_storage *ss, const char *user)
+{
+	return table_full &&
+	    ((pol.ip.max && counter_get(COUNT_IP, ss, user, pol.ip.window, 0)
+	    == NULL) || (pol.user.max && counter_get(COUNT_USER, ss, user,
+	    pol.user.window, 0) == NULL));
 }
 
 static void
@@ -170,6 +206,10 @@ enum policy_verdict
 policy_check(const struct sockaddr_storage *ss, const char *user,
     uint64_t now, const char **message)
 {
+	if (unknown_while_full(ss, user)) {
+		*message = pol.ip.message;
+		return POLICY_THROTTLED_IP;
+	}
 	if (!policy_allowlisted(ss)) {
 		if (pol.ip.max &&
 		    counter_value(COUNT_IP, ss, user, &pol.ip, now) >=
@@ -199,23 +239,44 @@ policy_check(const struct sockaddr_storage *ss, const char *user,
 	return POLICY_ALLOW;
 }
 
+/*
+ * An attempt goes ahead.  Until its result is known it counts against
+ * the failure limits too, or many connections in parallel could all try
+ * a password before the first failure is counted.
+ */
 void
 policy_attempt(const struct sockaddr_storage *ss, const char *user,
     uint64_t now)
 {
-	if (!policy_allowlisted(ss))
-		counter_bump(COUNT_IP, ss, user, &pol.ip, now);
 	counter_bump(COUNT_USER, ss, user, &pol.user, now);
+	if (policy_allowlisted(ss))
+		return;
+	counter_bump(COUNT_IP, ss, user, &pol.ip, now);
+	counter_pending(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now, 1);
+	counter_pending(COUNT_IPUSER_FAIL, ss, user, &pol.ipuser_fail, now, 1);
+}
+
+/* The attempt's result: it is no longer pending; a failure counts. */
+void
+policy_result(const struct sockaddr_storage *ss, const char *user,
+    uint64_t now, int failed)
+{
+	if (policy_allowlisted(ss))
+		return;
+	counter_pending(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now, 0);
+	counter_pending(COUNT_IPUSER_FAIL, ss, user, &pol.ipuser_fail, now, 0);
+	if (failed) {
+		counter_bump(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now);
+		counter_bump(COUNT_IPUSER_FAIL, ss, user, &pol.ipuser_fail,
+		    now);
+	}
 }
 
 void
 policy_failure(const struct sockaddr_storage *ss, const char *user,
     uint64_t now)
 {
-	if (policy_allowlisted(ss))
-		return;
-	counter_bump(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now);
-	counter_bump(COUNT_IPUSER_FAIL, ss, user, &pol.ipuser_fail, now);
+	policy_result(ss, user, now, 1);
 }
 
 /* Drop counters whose windows have long passed. */
@@ -228,14 +289,16 @@ policy_expire(uint64_t now)
 	for (b = 0; b < TABLE_BUCKETS; b++) {
 		for (c = LIST_FIRST(&table[b]); c != NULL; c = next) {
 			next = LIST_NEXT(c, entry);
-			if (now - c->last_ms > (uint64_t)c->window * 2000) {
+			if (c->pending == 0 &&
+			    now - c->last_ms > (uint64_t)c->window * 2000) {
 				LIST_REMOVE(c, entry);
 				free(c);
 				nkeys--;
 			}
 		}
 	}
-	table_full_logged = 0;
+	if (nkeys < TABLE_MAX_KEYS)
+		table_full = 0;
 }
 
 size_t

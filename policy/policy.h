@@ -90,6 +90,8 @@ void	policy_attempt(const struct sockaddr_storage *, const char *user,
 	    uint64_t now_ms);
 void	policy_failure(const struct sockaddr_storage *, const char *user,
 	    uint64_t now_ms);
+void	policy_result(const struct sockaddr_storage *, const char *user,
+	    uint64_t now_ms, int failed);
 void	policy_expire(uint64_t now_ms);
 size_t	policy_nkeys(void);
 uint32_t policy_failure_delay(unsigned int failures);

@@ -187,6 +187,7 @@ test_policy_verdicts(void **state)
 		assert_int_equal(policy_check(&a, "x@example.org", now, &msg),
 		    POLICY_ALLOW);
 		policy_attempt(&a, "x@example.org", now);
+		policy_result(&a, "x@example.org", now, 0);
 	}
 	assert_int_equal(policy_check(&a, "y@example.org", now, &msg),
 	    POLICY_THROTTLED_IP);
@@ -217,6 +218,65 @@ test_policy_verdicts(void **state)
 	assert_true(policy_nkeys() > 0);
 	policy_expire(now + 1000 * SEC);
 	assert_int_equal(policy_nkeys(), 0);
+}
+
+/* Attempts in flight count against the failure limits at once. */
+static void
+test_policy_pending_attempts(void **state)
+{
+	struct conf_policy	 p;
+	struct sockaddr_storage	 a = addr("203.0.113.77");
+	const char		*msg;
+	uint64_t		 now = 7000 * SEC;
+
+	(void)state;
+	policy_setup(&p);
+	p.ip.max = 0;		/* only the failure limits here */
+	policy_init(&p);
+	/* two logins sent in parallel, no answer yet: ip-user max is 2 */
+	policy_attempt(&a, "p@example.org", now);
+	policy_attempt(&a, "p@example.org", now);
+	assert_int_equal(policy_check(&a, "p@example.org", now, &msg),
+	    POLICY_THROTTLED_USER);
+	/* both succeed: nothing is pending or failed any more */
+	policy_result(&a, "p@example.org", now, 0);
+	policy_result(&a, "p@example.org", now, 0);
+	assert_int_equal(policy_check(&a, "p@example.org", now, &msg),
+	    POLICY_ALLOW);
+	/* an extra result (a bug elsewhere) must not go below zero */
+	policy_result(&a, "p@example.org", now, 0);
+	policy_attempt(&a, "p@example.org", now);
+	assert_int_equal(policy_check(&a, "p@example.org", now, &msg),
+	    POLICY_ALLOW);
+	policy_result(&a, "p@example.org", now, 1);
+	policy_attempt(&a, "p@example.org", now);
+	assert_int_equal(policy_check(&a, "p@example.org", now, &msg),
+	    POLICY_THROTTLED_USER);
+	policy_result(&a, "p@example.org", now, 0);
+}
+
+static void
+test_ipv6_counted_per_64(void **state)
+{
+	struct conf_policy	 p;
+	struct sockaddr_storage	 a = addr("2001:db8:1:2::1");
+	struct sockaddr_storage	 b = addr("2001:db8:1:2:ffff::9");
+	struct sockaddr_storage	 c = addr("2001:db8:1:3::1");
+	const char		*msg;
+	uint64_t		 now = 8000 * SEC;
+	int			 i;
+
+	(void)state;
+	policy_setup(&p);
+	for (i = 0; i < 3; i++) {
+		policy_attempt(i % 2 ? &a : &b, "v6@example.org", now);
+		policy_result(i % 2 ? &a : &b, "v6@example.org", now, 0);
+	}
+	/* another address in the same /64 is the same client */
+	assert_int_equal(policy_check(&b, "w6@example.org", now, &msg),
+	    POLICY_THROTTLED_IP);
+	assert_int_equal(policy_check(&c, "w6@example.org", now, &msg),
+	    POLICY_ALLOW);
 }
 
 static void
@@ -270,6 +330,8 @@ main(void)
 		cmocka_unit_test(test_cidr_parse),
 		cmocka_unit_test(test_cidr_match),
 		cmocka_unit_test(test_policy_verdicts),
+		cmocka_unit_test(test_policy_pending_attempts),
+		cmocka_unit_test(test_ipv6_counted_per_64),
 		cmocka_unit_test(test_policy_user_names_are_bytes),
 		cmocka_unit_test(test_failure_delay_grows_and_caps),
 	};
