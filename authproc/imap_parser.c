@@ -49,15 +49,56 @@ is_tag_char(unsigned char c)
 	return is_atom_char(c) && c != '+';
 }
 
-/* Skip to the end of the current line for a BAD reply. */
+/*
+ * Size of a non-synchronising literal ({n+}) announced at the end of a
+ * line, or -1.  A client sends such a literal without waiting for us, so
+ * a BAD must skip it too; a synchronising one is never sent after a BAD.
+ */
+static long long
+trailing_nonsync_literal(const char *line, size_t len)
+{
+	long long	n = 0, mul = 1;
+	size_t		i;
+
+	if (len < 4 || line[len - 1] != '}' || line[len - 2] != '+')
+		return -1;
+	for (i = len - 3; i > 0 && line[i] >= '0' && line[i] <= '9'; i--) {
+		if (mul > 1000000000LL)
+			return -1;
+		n += (line[i] - '0') * mul;
+		mul *= 10;
+	}
+	if (line[i] != '{' || i == len - 3)
+		return -1;
+	return n;
+}
+
+/*
+ * Skip to the end of the command for a BAD reply: the end of the line,
+ * and past any non-synchronising literal the line announces, so none of
+ * a literal's bytes is ever read as a command of its own.
+ */
 static enum imap_parse_status
 bad_line(struct cursor *c, struct imap_command *cmd)
 {
-	size_t	consumed;
+	size_t		 consumed, pos = c->pos;
+	ssize_t		 n;
+	long long	 lit;
 
-	if (line_find(c->in + c->pos, c->len - c->pos, &consumed) == -1)
-		return IMAP_PARSE_INCOMPLETE;
-	cmd->consumed = c->pos + consumed;
+	for (;;) {
+		if ((n = line_find(c->in + pos, c->len - pos, &consumed)) == -1)
+			return IMAP_PARSE_INCOMPLETE;
+		lit = trailing_nonsync_literal(c->in + pos, n);
+		pos += consumed;
+		if (lit < 0)
+			break;
+		if ((unsigned long long)lit > PIPELINE_MAX)
+			return IMAP_PARSE_TOO_LONG;
+		if (c->len - pos < (size_t)lit)
+			return IMAP_PARSE_INCOMPLETE;
+		pos += lit;
+	}
+	cmd->consumed = pos;
 	return IMAP_PARSE_BAD;
 }
 
@@ -276,7 +317,7 @@ imap_parse(const char *in, size_t len, unsigned int acked,
 {
 	struct cursor		c = { in, len, 0, 0 };
 	enum imap_parse_status	st;
-	int			need_space = 1, depth = 0;
+	int			need_space = 1, depth = 0, unbalanced = 0;
 	unsigned char		ch;
 
 	cmd->tag[0] = '\0';
@@ -303,7 +344,7 @@ imap_parse(const char *in, size_t len, unsigned int acked,
 				c.pos++;
 			}
 			c.pos++;
-			if (depth != 0) {
+			if (depth != 0 || unbalanced) {
 				cmd->consumed = c.pos;
 				return IMAP_PARSE_BAD;
 			}
@@ -324,11 +365,20 @@ imap_parse(const char *in, size_t len, unsigned int acked,
 			st = parse_quoted(&c, cmd, lim);
 			break;
 		case '{':
+			/* a command already known bad asks for no literal */
+			if (unbalanced)
+				return bad_line(&c, cmd);
 			st = parse_literal(&c, cmd, acked, lim);
 			break;
 		case '(':
+			/*
+			 * Nesting is never valid before login, but the rest of
+			 * the command is still read, literals and all, so the
+			 * BAD covers exactly this command and no literal's
+			 * bytes are taken for the next one.
+			 */
 			if (++depth > 1)
-				return bad_line(&c, cmd);
+				unbalanced = 1;
 			st = parse_simple_token(&c, cmd, IMAP_TOK_LPAREN);
 			if (st == IMAP_PARSE_OK) {
 				/* no space is needed after "(" */
@@ -336,8 +386,10 @@ imap_parse(const char *in, size_t len, unsigned int acked,
 			}
 			break;
 		case ')':
-			if (--depth < 0)
-				return bad_line(&c, cmd);
+			if (--depth < 0) {
+				unbalanced = 1;
+				depth = 0;
+			}
 			st = parse_simple_token(&c, cmd, IMAP_TOK_RPAREN);
 			break;
 		default:

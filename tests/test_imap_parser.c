@@ -334,6 +334,11 @@ test_parens_bad(void **state)
 	expect_bad("a ID (\"a\" \"b\"\r\n", 15);
 	expect_bad("a ID \"a\")\r\n", 11);
 	expect_bad("a ID ( \"a\")\r\n", 13);
+	/* a literal after bad nesting is still skipped whole, never run */
+	expect_bad("a X (( {22+}\r\nb LOGIN alice secret\r\n\r\n", 38);
+	expect_bad("a X ) {3+}\r\nb Z\r\n", 17);
+	/* a synchronising literal is not sent after a BAD: nothing to skip */
+	expect_bad("a X ) {3}\r\nb Z\r\n", 11);
 	expect_bad("a ID (\"a\")(\"b\")\r\n", 17);
 	expect_bad("a ID ())\r\n", 10);
 }
