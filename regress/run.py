@@ -176,7 +176,7 @@ def setup(args):
                        'throttle ip 10 per 600 message "Slow down, address"\n'
                        'throttle user 5 per 600 message "Slow down, user"\n'
                        "throttle failures ip 1000 per 600\n"
-                       "throttle failures ip-user 1000 per 600\n"
+                       "throttle failures ip-user 2 per 600\n"
                        'throttle allow "127.0.0.3/32"\n'
                        'throttle allow "::1"\n'
                        "throttle delay 200 max 800\n"
@@ -1416,6 +1416,24 @@ def _():
           "audit does not show 7 throttled-user records")
 
 
+@case("throttle-parallel-logins-cannot-outrun-failure-limit")
+def _():
+    # three connections send a wrong password at once; "failures ip-user
+    # 2" must hold although no failure is known when they are checked
+    conns = [imap_from("127.0.0.30")[0] for _ in range(3)]
+    for i, c in enumerate(conns):
+        c.send(b"p%d LOGIN parallel@example.org wrong\r\n" % i)
+    answers = [c.until_tag(b"p%d" % i)[-1] for i, c in enumerate(conns)]
+    for c in conns:
+        c.close()
+    throttled = [a for a in answers if b"[UNAVAILABLE]" in a]
+    check(len(throttled) == 1, f"answers: {answers}")
+    time.sleep(0.5)
+    upstream = [ln for ln in env.dv1.log_text().splitlines()
+                if "user=<parallel@example.org>" in ln]
+    check(len(upstream) <= 2, f"Dovecot saw {len(upstream)} attempts")
+
+
 @case("throttle-concurrent-preauth-connections-per-address")
 def _():
     held = [imap_from("127.0.0.4")[0] for _ in range(3)]
@@ -1434,7 +1452,8 @@ def _():
     times = []
     for i in range(3):
         t0 = time.monotonic()
-        line = tlogin(c, b"d%d" % i, "delay@example.org", "wrong")
+        # a new user each time, so only the delay grows
+        line = tlogin(c, b"d%d" % i, f"delay{i}@example.org", "wrong")
         times.append(time.monotonic() - t0)
         check(line.startswith(b"d%d NO" % i), line)
     # "throttle delay 200 max 800": at least 0.2, 0.4, 0.8 s before each NO
