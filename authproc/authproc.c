@@ -30,53 +30,51 @@
 #include "policy.h"
 #include "sandbox.h"
 
-#define ACCEPT_PAUSE_SEC	1
-#define OUTPUT_HIWAT		(64 * 1024)	/* stop reading above */
-#define POLICY_EXPIRE_SEC	30
+#define ACCEPT_PAUSE_SEC  1
+#define OUTPUT_HIWAT	  (64 * 1024) /* stop reading above */
+#define POLICY_EXPIRE_SEC 30
 
-struct conf_global		 authproc_conf;
-struct conf_policy		 authproc_policy;
-static struct imsgev		 parent_iev;
-static struct imsgev		*relay_iev;
-static struct imsgev		*tlsproc_iev;
-static TAILQ_HEAD(, listener_ctx) listeners =
-    TAILQ_HEAD_INITIALIZER(listeners);
-static TAILQ_HEAD(, session)	 sessions = TAILQ_HEAD_INITIALIZER(sessions);
-static unsigned int		 nsessions;
-static uint32_t			 next_session_id;
-static uint32_t			 sid_base;	/* random per process start */
-static int			 sandboxed;
-static int			 configured;
-static struct event		 accept_pause_ev;
-static struct event		 expire_ev;
-static int			 accept_paused;
-static struct event_base	*evbase;
+struct conf_global authproc_conf;
+struct conf_policy authproc_policy;
+static struct imsgev parent_iev;
+static struct imsgev *relay_iev;
+static struct imsgev *tlsproc_iev;
+static TAILQ_HEAD(, listener_ctx) listeners = TAILQ_HEAD_INITIALIZER(listeners);
+static TAILQ_HEAD(, session) sessions = TAILQ_HEAD_INITIALIZER(sessions);
+static unsigned int nsessions;
+static uint32_t next_session_id;
+static uint32_t sid_base; /* random per process start */
+static int sandboxed;
+static int configured;
+static struct event accept_pause_ev;
+static struct event expire_ev;
+static int accept_paused;
+static struct event_base *evbase;
 
-static void	session_free(struct session *);
-static void	session_maybe_free(struct session *);
-static void	session_setup_bev(struct session *);
-static void	session_total_timeout(int, short, void *);
-static void	session_policy_result(struct session *, int);
-static void	session_delay_done(int, short, void *);
-static int	conn_limit_reached(const struct sockaddr_storage *);
-static int	conn_limit_reached_except(const struct sockaddr_storage *,
-		    const struct session *);
-static void	session_greet(struct session *);
-static void	session_proxy_input(struct session *);
-static void	conn_refuse(struct listener_ctx *, int,
-		    struct sockaddr_storage *);
-static void	tlsproc_lost(void);
-static void	tlsproc_dispatch(int, short, void *);
-static void	listeners_pause(int);
+static void session_free(struct session *);
+static void session_maybe_free(struct session *);
+static void session_setup_bev(struct session *);
+static void session_total_timeout(int, short, void *);
+static void session_policy_result(struct session *, int);
+static void session_delay_done(int, short, void *);
+static int conn_limit_reached(const struct sockaddr_storage *);
+static int conn_limit_reached_except(const struct sockaddr_storage *,
+    const struct session *);
+static void session_greet(struct session *);
+static void session_proxy_input(struct session *);
+static void conn_refuse(struct listener_ctx *, int, struct sockaddr_storage *);
+static void tlsproc_lost(void);
+static void tlsproc_dispatch(int, short, void *);
+static void listeners_pause(int);
 
 static struct session *
 session_find(uint32_t id)
 {
-	struct session	*s;
+	struct session *s;
 
 	TAILQ_FOREACH(s, &sessions, entry)
-		if (s->id == id)
-			return s;
+	if (s->id == id)
+		return s;
 	return NULL;
 }
 
@@ -84,7 +82,8 @@ void
 session_write(struct session *s, const char *data, size_t len)
 {
 	if (bufferevent_write(s->bev, data, len) == -1) {
-		log_warnx("session %016llx: cannot buffer output", (unsigned long long)s->sid);
+		log_warnx("session %016llx: cannot buffer output",
+		    (unsigned long long)s->sid);
 		s->state = S_CLOSING;
 	}
 }
@@ -92,11 +91,10 @@ session_write(struct session *s, const char *data, size_t len)
 void
 session_printf(struct session *s, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
-	if (evbuffer_add_vprintf(bufferevent_get_output(s->bev), fmt, ap)
-	    == -1)
+	if (evbuffer_add_vprintf(bufferevent_get_output(s->bev), fmt, ap) == -1)
 		s->state = S_CLOSING;
 	va_end(ap);
 }
@@ -106,11 +104,10 @@ session_printf(struct session *s, const char *fmt, ...)
  * reach relay are audited there, with the upstream's name.
  */
 void
-session_audit(struct session *s, enum audit_result result,
-    const char *reason)
+session_audit(struct session *s, enum audit_result result, const char *reason)
 {
-	struct audit_record	a;
-	uint64_t		now = wallclock_ms();
+	struct audit_record a;
+	uint64_t now = wallclock_ms();
 
 	memset(&a, 0, sizeof(a));
 	a.time_ms = now;
@@ -187,7 +184,7 @@ session_bad_command(struct session *s)
 static void
 session_free(struct session *s)
 {
-	char	addr[128];
+	char addr[128];
 
 	log_debug("session %016llx: closed (%s)", (unsigned long long)s->sid,
 	    sockaddr_str(&s->client, addr, sizeof(addr)));
@@ -212,7 +209,7 @@ session_free(struct session *s)
 static void
 login_fail_local(struct session *s, uint32_t status, const char *text)
 {
-	struct login_result	res;
+	struct login_result res;
 
 	memset(&res, 0, sizeof(res));
 	res.status = status;
@@ -227,10 +224,10 @@ login_fail_local(struct session *s, uint32_t status, const char *text)
 static void
 session_send_login(struct session *s)
 {
-	struct evbuffer	*in = bufferevent_get_input(s->bev);
-	unsigned char	*msg;
-	size_t		 pipelen;
-	int		 fd;
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	unsigned char *msg;
+	size_t pipelen;
+	int fd;
 
 	if (relay_iev == NULL) {
 		session_audit(s, AUDIT_UPSTREAM_UNAVAILABLE,
@@ -248,7 +245,8 @@ session_send_login(struct session *s)
 	}
 	if ((fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
 		log_warn("session %016llx: dup", (unsigned long long)s->sid);
-		session_audit(s, AUDIT_UPSTREAM_UNAVAILABLE, "out of resources");
+		session_audit(s, AUDIT_UPSTREAM_UNAVAILABLE,
+		    "out of resources");
 		login_fail_local(s, LOGIN_TEMPFAIL, "out of resources");
 		return;
 	}
@@ -267,8 +265,9 @@ session_send_login(struct session *s)
 	memcpy(msg, &s->req, sizeof(s->req));
 	evbuffer_copyout(in, msg + sizeof(s->req), pipelen);
 	if (imsgev_compose(relay_iev, IMSG_LOGIN_REQUEST, s->id, fd, msg,
-	    sizeof(s->req) + pipelen) == -1) {
-		log_warn("session %016llx: cannot queue login", (unsigned long long)s->sid);
+		sizeof(s->req) + pipelen) == -1) {
+		log_warn("session %016llx: cannot queue login",
+		    (unsigned long long)s->sid);
 		explicit_bzero(msg, sizeof(s->req) + pipelen);
 		free(msg);
 		login_fail_local(s, LOGIN_TEMPFAIL, "out of resources");
@@ -279,7 +278,8 @@ session_send_login(struct session *s)
 	/* the credentials now live only in the queued message */
 	explicit_bzero(s->req.pass, sizeof(s->req.pass));
 	s->state = S_LOGIN_SENT;
-	log_debug("session %016llx: login for user sent to relay", (unsigned long long)s->sid);
+	log_debug("session %016llx: login for user sent to relay",
+	    (unsigned long long)s->sid);
 }
 
 int
@@ -303,14 +303,15 @@ session_login_allowed(const struct session *s)
 static void
 session_send_starttls(struct session *s)
 {
-	struct evbuffer		*in = bufferevent_get_input(s->bev);
-	struct starttls_request	 req;
-	int			 fd;
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct starttls_request req;
+	int fd;
 
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if (tlsproc_iev == NULL ||
 	    (fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-		log_warnx("session %016llx: STARTTLS impossible now", (unsigned long long)s->sid);
+		log_warnx("session %016llx: STARTTLS impossible now",
+		    (unsigned long long)s->sid);
 		s->state = S_CLOSING;
 		return;
 	}
@@ -339,7 +340,8 @@ session_starttls_done(struct session *s, const struct starttls_done *done,
     int fd)
 {
 	if (!done->ok || fd == -1) {
-		log_info("session %016llx: STARTTLS failed", (unsigned long long)s->sid);
+		log_info("session %016llx: STARTTLS failed",
+		    (unsigned long long)s->sid);
 		if (fd != -1)
 			close(fd);
 		session_free(s);
@@ -355,8 +357,8 @@ session_starttls_done(struct session *s, const struct starttls_done *done,
 	s->state = S_PREAUTH;
 	session_reset_attempt(s);
 	session_setup_bev(s);
-	log_debug("session %016llx: TLS %s %s", (unsigned long long)s->sid, s->facts.version,
-	    s->facts.cipher);
+	log_debug("session %016llx: TLS %s %s", (unsigned long long)s->sid,
+	    s->facts.version, s->facts.cipher);
 }
 
 /*
@@ -367,7 +369,7 @@ static void
 login_refuse(struct session *s, enum audit_result result, const char *why,
     const char *message)
 {
-	struct login_result	res;
+	struct login_result res;
 
 	session_audit(s, result, why);
 	memset(&res, 0, sizeof(res));
@@ -382,9 +384,9 @@ login_refuse(struct session *s, enum audit_result result, const char *why,
 void
 session_login(struct session *s)
 {
-	enum policy_verdict	 v;
-	const char		*msg = NULL;
-	uint64_t		 now = wallclock_ms();
+	enum policy_verdict v;
+	const char *msg = NULL;
+	uint64_t now = wallclock_ms();
 
 	s->req.start_ms = now;
 	if (authproc_policy.max_attempts &&
@@ -393,11 +395,13 @@ session_login(struct session *s)
 		session_audit(s, AUDIT_PROTOCOL_ERROR,
 		    "too many login attempts on one connection");
 		if (s->listener->conf.proto == PROTO_IMAP)
-			session_printf(s, "%s NO [LIMIT] Too many login "
+			session_printf(s,
+			    "%s NO [LIMIT] Too many login "
 			    "attempts\r\n* BYE Too many login attempts\r\n",
 			    s->req.tag[0] ? s->req.tag : "*");
 		else
-			session_printf(s, "-ERR [SYS/TEMP] Too many login "
+			session_printf(s,
+			    "-ERR [SYS/TEMP] Too many login "
 			    "attempts\r\n");
 		session_reset_attempt(s);
 		session_close_after_write(s);
@@ -406,9 +410,12 @@ session_login(struct session *s)
 	/* throttled attempts never reach relay or the upstream */
 	v = policy_check(&s->client, s->req.user, now, &msg);
 	if (v != POLICY_ALLOW) {
-		login_refuse(s, v == POLICY_THROTTLED_IP ? AUDIT_THROTTLED_IP :
-		    AUDIT_THROTTLED_USER, v == POLICY_THROTTLED_IP ?
-		    "address over its limit" : "user over its limit", msg);
+		login_refuse(s,
+		    v == POLICY_THROTTLED_IP ? AUDIT_THROTTLED_IP
+					     : AUDIT_THROTTLED_USER,
+		    v == POLICY_THROTTLED_IP ? "address over its limit"
+					     : "user over its limit",
+		    msg);
 		return;
 	}
 	policy_attempt(&s->client, s->req.user, now);
@@ -423,8 +430,7 @@ session_login(struct session *s)
 int
 session_output_full(struct session *s)
 {
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) <
-	    OUTPUT_HIWAT)
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) < OUTPUT_HIWAT)
 		return 0;
 	bufferevent_disable(s->bev, EV_READ);
 	s->output_full = 1;
@@ -458,13 +464,13 @@ session_read_cb(struct bufferevent *bev, void *arg)
 static void
 session_total_timeout(int fd, short event, void *arg)
 {
-	struct session	*s = arg;
+	struct session *s = arg;
 
 	(void)fd;
 	(void)event;
 	if (s->state != S_PREAUTH && s->state != S_SASL) {
 		/* busy with a login or TLS: look again in a second */
-		struct timeval	tv = { 1, 0 };
+		struct timeval tv = {1, 0};
 
 		evtimer_add(&s->total_ev, &tv);
 		return;
@@ -480,7 +486,7 @@ session_total_timeout(int fd, short event, void *arg)
 static void
 session_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct session	*s = arg;
+	struct session *s = arg;
 
 	(void)bev;
 	/* with a write low watermark this may run before the output is empty */
@@ -491,8 +497,8 @@ session_write_cb(struct bufferevent *bev, void *arg)
 		session_send_login(s);
 	else if (s->state == S_STARTTLS_PENDING)
 		session_send_starttls(s);
-	else if (s->output_full && (s->state == S_PREAUTH ||
-	    s->state == S_SASL)) {
+	else if (s->output_full &&
+	    (s->state == S_PREAUTH || s->state == S_SASL)) {
 		/* the client caught up: take its commands again */
 		s->output_full = 0;
 		bufferevent_enable(s->bev, EV_READ);
@@ -505,7 +511,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 static void
 session_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct session	*s = arg;
+	struct session *s = arg;
 
 	(void)bev;
 	if ((what & BEV_EVENT_TIMEOUT) && s->state == S_CLOSING) {
@@ -513,8 +519,9 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_free(s);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && (s->state == S_PREAUTH ||
-	    s->state == S_SASL || s->state == S_CLOSING) &&
+	if ((what & BEV_EVENT_EOF) &&
+	    (s->state == S_PREAUTH || s->state == S_SASL ||
+		s->state == S_CLOSING) &&
 	    evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
 		/* a half-close: the client still gets what it asked for */
 		s->state = S_CLOSING;
@@ -522,8 +529,9 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		session_audit(s, AUDIT_TIMEOUT, s->state == S_SASL ?
-		    "no SASL response" : "pre-auth idle timeout");
+		session_audit(s, AUDIT_TIMEOUT,
+		    s->state == S_SASL ? "no SASL response"
+				       : "pre-auth idle timeout");
 		if (s->listener->conf.proto == PROTO_IMAP)
 			imap_timeout(s);
 		else
@@ -542,8 +550,8 @@ static struct session *
 session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
     const struct sockaddr_storage *local, const struct tls_facts *facts)
 {
-	struct session	*s;
-	socklen_t	 len;
+	struct session *s;
+	socklen_t len;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("calloc");
@@ -562,11 +570,10 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 	}
 	len = sizeof(s->local);
 	if (facts != NULL)
-		s->local = *local;	/* fd is tlsproc's socketpair */
+		s->local = *local; /* fd is tlsproc's socketpair */
 	else if (getsockname(fd, (struct sockaddr *)&s->local, &len) == -1)
 		s->local = l->conf.addr;
-	if ((s->bev = bufferevent_socket_new(evbase, fd, 0))
-	    == NULL) {
+	if ((s->bev = bufferevent_socket_new(evbase, fd, 0)) == NULL) {
 		log_warnx("bufferevent_socket_new failed");
 		close(fd);
 		free(s);
@@ -575,7 +582,7 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 	session_setup_bev(s);
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
 	if (authproc_conf.timeout_preauth_total > 0) {
-		struct timeval	tv = { authproc_conf.timeout_preauth_total, 0 };
+		struct timeval tv = {authproc_conf.timeout_preauth_total, 0};
 
 		evtimer_set(&s->total_ev, session_total_timeout, s);
 		evtimer_add(&s->total_ev, &tv);
@@ -611,11 +618,11 @@ session_greet(struct session *s)
 static void
 session_proxy_input(struct session *s)
 {
-	struct evbuffer		*in = bufferevent_get_input(s->bev);
-	struct proxy_result	 r;
-	size_t			 len = evbuffer_get_length(in);
-	const unsigned char	*p = evbuffer_pullup(in, -1);
-	char			 addr[128];
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct proxy_result r;
+	size_t len = evbuffer_get_length(in);
+	const unsigned char *p = evbuffer_pullup(in, -1);
+	char addr[128];
 
 	switch (proxy_parse(p, len, &r)) {
 	case PROXY_INCOMPLETE:
@@ -640,10 +647,12 @@ session_proxy_input(struct session *s)
 	if (conn_limit_reached_except(&s->client, s)) {
 		session_audit(s, AUDIT_PROTOCOL_ERROR,
 		    "too many connections from the client's address");
-		session_printf(s, "%s", s->listener->conf.proto == PROTO_IMAP ?
-		    "* BYE [UNAVAILABLE] Too many connections from your "
-		    "address\r\n" : "-ERR [SYS/TEMP] Too many connections "
-		    "from your address\r\n");
+		session_printf(s, "%s",
+		    s->listener->conf.proto == PROTO_IMAP
+			? "* BYE [UNAVAILABLE] Too many connections from your "
+			  "address\r\n"
+			: "-ERR [SYS/TEMP] Too many connections "
+			  "from your address\r\n");
 		session_close_after_write(s);
 		return;
 	}
@@ -653,7 +662,7 @@ session_proxy_input(struct session *s)
 static void
 session_setup_bev(struct session *s)
 {
-	struct timeval	 tv;
+	struct timeval tv;
 
 	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
 	    session_event_cb, s);
@@ -672,16 +681,16 @@ static int
 conn_limit_reached_except(const struct sockaddr_storage *ss,
     const struct session *self)
 {
-	struct session	*s;
-	unsigned int	 n = 0;
+	struct session *s;
+	unsigned int n = 0;
 
 	if (authproc_policy.max_conn_per_ip == 0 || policy_allowlisted(ss))
 		return 0;
 	TAILQ_FOREACH(s, &sessions, entry)
-		if (s != self && s->state != S_PROXY &&
-		    sockaddr_same_host(&s->client, ss) &&
-		    ++n >= authproc_policy.max_conn_per_ip)
-			return 1;
+	if (s != self && s->state != S_PROXY &&
+	    sockaddr_same_host(&s->client, ss) &&
+	    ++n >= authproc_policy.max_conn_per_ip)
+		return 1;
 	return 0;
 }
 
@@ -695,11 +704,11 @@ static void
 conn_refuse(struct listener_ctx *l, int fd, struct sockaddr_storage *ss)
 {
 	static const char imap[] = "* BYE [UNAVAILABLE] Too many connections "
-	    "from your address\r\n";
+				   "from your address\r\n";
 	static const char pop3[] = "-ERR [SYS/TEMP] Too many connections from "
-	    "your address\r\n";
-	char		 addr[128];
-	ssize_t		 n;
+				   "your address\r\n";
+	char addr[128];
+	ssize_t n;
 
 	log_info("refused %s: too many pre-auth connections",
 	    sockaddr_str(ss, addr, sizeof(addr)));
@@ -715,12 +724,13 @@ conn_refuse(struct listener_ctx *l, int fd, struct sockaddr_storage *ss)
 static void
 listeners_pause(int pause)
 {
-	struct listener_ctx	*l;
+	struct listener_ctx *l;
 
 	if (pause == accept_paused)
 		return;
 	accept_paused = pause;
-	TAILQ_FOREACH(l, &listeners, entry) {
+	TAILQ_FOREACH(l, &listeners, entry)
+	{
 		if (l->fd == -1)
 			continue;
 		if (pause)
@@ -743,17 +753,17 @@ accept_resume(int fd, short event, void *arg)
 static void
 listener_accept(int fd, short event, void *arg)
 {
-	struct listener_ctx	*l = arg;
-	struct sockaddr_storage	 ss;
-	struct timeval		 tv = { ACCEPT_PAUSE_SEC, 0 };
-	socklen_t		 len;
-	int			 cfd, on = 1;
+	struct listener_ctx *l = arg;
+	struct sockaddr_storage ss;
+	struct timeval tv = {ACCEPT_PAUSE_SEC, 0};
+	socklen_t len;
+	int cfd, on = 1;
 
 	(void)event;
 	len = sizeof(ss);
 	cfd = accept4(fd, (struct sockaddr *)&ss, &len,
 	    SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd != -1)	/* replies are small: do not wait for ACKs */
+	if (cfd != -1) /* replies are small: do not wait for ACKs */
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	if (cfd == -1) {
 		switch (errno) {
@@ -777,7 +787,7 @@ listener_accept(int fd, short event, void *arg)
 	if (l->conf.flags & LISTEN_PROXY) {
 		/* only load balancers we trust may speak for clients */
 		if (!policy_proxy_trusted(&ss)) {
-			char	addr[128];
+			char addr[128];
 
 			log_info("refused %s: not a trusted PROXY sender",
 			    sockaddr_str(&ss, addr, sizeof(addr)));
@@ -794,7 +804,7 @@ listener_accept(int fd, short event, void *arg)
 static void
 tlsproc_lost(void)
 {
-	struct session	*s, *next;
+	struct session *s, *next;
 
 	log_warnx("lost the tlsproc channel");
 	imsgev_clear(tlsproc_iev);
@@ -810,21 +820,21 @@ tlsproc_lost(void)
 static struct listener_ctx *
 listener_find(uint32_t id)
 {
-	struct listener_ctx	*l;
+	struct listener_ctx *l;
 
 	TAILQ_FOREACH(l, &listeners, entry)
-		if (l->conf.id == id)
-			return l;
+	if (l->conf.id == id)
+		return l;
 	return NULL;
 }
 
 static int
 tlsproc_handle(struct imsg *imsg)
 {
-	struct tls_session	*ts;
-	struct starttls_done	*done;
-	struct listener_ctx	*l;
-	struct session		*s;
+	struct tls_session *ts;
+	struct starttls_done *done;
+	struct listener_ctx *l;
+	struct session *s;
 
 	switch (imsg->hdr.type) {
 	case IMSG_TLS_SESSION:
@@ -835,7 +845,7 @@ tlsproc_handle(struct imsg *imsg)
 		    !sockaddr_valid(&ts->client) || !sockaddr_valid(&ts->local))
 			return -1;
 		if (nsessions >= authproc_conf.max_sessions)
-			return 0;	/* imsg_free closes the fd */
+			return 0; /* imsg_free closes the fd */
 		if (conn_limit_reached(&ts->client)) {
 			/* the goodbye goes out through tlsproc */
 			conn_refuse(l, imsg_take_fd(imsg), &ts->client);
@@ -869,15 +879,15 @@ tlsproc_dispatch(int fd, short event, void *arg)
 {
 	(void)fd;
 	if (proc_peer_dispatch(arg, event, PROC_TLSPROC,
-	    tlsproc_to_authproc_rules, tlsproc_to_authproc_nrules,
-	    tlsproc_handle_msg, NULL) != PEER_OK)
+		tlsproc_to_authproc_rules, tlsproc_to_authproc_nrules,
+		tlsproc_handle_msg, NULL) != PEER_OK)
 		tlsproc_lost();
 }
 
 static void
 relay_lost(void)
 {
-	struct session	*s, *next;
+	struct session *s, *next;
 
 	log_warnx("lost the relay channel");
 	imsgev_clear(relay_iev);
@@ -889,8 +899,7 @@ relay_lost(void)
 		if (s->state == S_LOGIN_SENT) {
 			session_audit(s, AUDIT_UPSTREAM_UNAVAILABLE,
 			    "relay restarted");
-			login_fail_local(s, LOGIN_TEMPFAIL,
-			    "relay restarted");
+			login_fail_local(s, LOGIN_TEMPFAIL, "relay restarted");
 			session_maybe_free(s);
 		}
 	}
@@ -899,7 +908,7 @@ relay_lost(void)
 static void
 session_delay_done(int fd, short event, void *arg)
 {
-	struct session	*s = arg;
+	struct session *s = arg;
 
 	(void)fd;
 	(void)event;
@@ -915,9 +924,9 @@ session_delay_done(int fd, short event, void *arg)
 static void
 relay_handle_result(struct imsg *imsg)
 {
-	struct session		*s;
-	struct login_result	*res = imsg->data;
-	uint32_t		 delay;
+	struct session *s;
+	struct login_result *res = imsg->data;
+	uint32_t delay;
 
 	if ((s = session_find(imsg->hdr.peerid)) == NULL ||
 	    s->state != S_LOGIN_SENT) {
@@ -927,7 +936,8 @@ relay_handle_result(struct imsg *imsg)
 	}
 	if (res->status == LOGIN_OK) {
 		/* relay owns the client now; close our copy silently */
-		log_debug("session %016llx: handed to relay", (unsigned long long)s->sid);
+		log_debug("session %016llx: handed to relay",
+		    (unsigned long long)s->sid);
 		session_reset_attempt(s);
 		session_free(s);
 		return;
@@ -941,8 +951,8 @@ relay_handle_result(struct imsg *imsg)
 		delay = policy_failure_delay(++s->failures);
 		if (delay > 0) {
 			/* each failure on a connection waits longer */
-			struct timeval	tv = { delay / 1000,
-			    (delay % 1000) * 1000 };
+			struct timeval tv = {delay / 1000,
+			    (delay % 1000) * 1000};
 
 			s->delayed = *res;
 			s->state = S_DELAY;
@@ -961,7 +971,7 @@ relay_handle_result(struct imsg *imsg)
 static int
 relay_handle(struct imsg *imsg, void *arg)
 {
-	char	err[128];
+	char err[128];
 
 	(void)arg;
 	if (login_result_valid(imsg, err, sizeof(err)) == -1) {
@@ -976,17 +986,16 @@ static void
 relay_dispatch(int fd, short event, void *arg)
 {
 	(void)fd;
-	if (proc_peer_dispatch(arg, event, PROC_RELAY,
-	    relay_to_authproc_rules, relay_to_authproc_nrules, relay_handle,
-	    NULL) != PEER_OK)
+	if (proc_peer_dispatch(arg, event, PROC_RELAY, relay_to_authproc_rules,
+		relay_to_authproc_nrules, relay_handle, NULL) != PEER_OK)
 		relay_lost();
 }
 
 static void
 parent_handle(struct imsg *imsg)
 {
-	struct listener_ctx	*l;
-	struct peer_channel	*pc;
+	struct listener_ctx *l;
+	struct peer_channel *pc;
 
 	if (!sandboxed && imsg->hdr.type != IMSG_CONF_SANDBOX)
 		fatalx("configuration before the sandbox");
@@ -995,7 +1004,7 @@ parent_handle(struct imsg *imsg)
 		if (sandboxed)
 			fatalx("sandbox twice");
 		if (!imsg_string_ok(((struct conf_sandbox *)imsg->data)->chroot,
-		    sizeof(((struct conf_sandbox *)imsg->data)->chroot)))
+			sizeof(((struct conf_sandbox *)imsg->data)->chroot)))
 			fatalx("bad sandbox message");
 		sandbox_enter(PROC_AUTHPROC, imsg->data);
 		sandboxed = 1;
@@ -1006,11 +1015,12 @@ parent_handle(struct imsg *imsg)
 	case IMSG_CONF_POLICY:
 		memcpy(&authproc_policy, imsg->data, sizeof(authproc_policy));
 		if ((authproc_policy.ip.max && !authproc_policy.ip.window) ||
-		    (authproc_policy.user.max && !authproc_policy.user.window) ||
+		    (authproc_policy.user.max &&
+			!authproc_policy.user.window) ||
 		    (authproc_policy.ip_fail.max &&
-		    !authproc_policy.ip_fail.window) ||
+			!authproc_policy.ip_fail.window) ||
 		    (authproc_policy.ipuser_fail.max &&
-		    !authproc_policy.ipuser_fail.window) ||
+			!authproc_policy.ipuser_fail.window) ||
 		    authproc_policy.nallow > POLICY_MAX_ALLOW)
 			fatalx("bad policy message");
 		policy_init(&authproc_policy);
@@ -1021,7 +1031,7 @@ parent_handle(struct imsg *imsg)
 		memcpy(&l->conf, imsg->data, sizeof(l->conf));
 		if (!imsg_string_ok(l->conf.name, sizeof(l->conf.name)) ||
 		    (l->conf.proto != PROTO_IMAP &&
-		    l->conf.proto != PROTO_POP3))
+			l->conf.proto != PROTO_POP3))
 			fatalx("bad listener message");
 		/* implicit-TLS listeners come without a socket: tlsproc
 		 * accepts there and passes us the plaintext */
@@ -1034,8 +1044,8 @@ parent_handle(struct imsg *imsg)
 	case IMSG_CONF_END:
 		configured = 1;
 		TAILQ_FOREACH(l, &listeners, entry)
-			if (l->fd != -1)
-				event_add(&l->ev, NULL);
+		if (l->fd != -1)
+			event_add(&l->ev, NULL);
 		log_info("ready");
 		break;
 	case IMSG_PEER_CHANNEL:
@@ -1051,8 +1061,8 @@ parent_handle(struct imsg *imsg)
 		} else if (pc->role == PROC_TLSPROC) {
 			if (tlsproc_iev != NULL)
 				tlsproc_lost();
-			if ((tlsproc_iev = calloc(1, sizeof(*tlsproc_iev)))
-			    == NULL)
+			if ((tlsproc_iev = calloc(1, sizeof(*tlsproc_iev))) ==
+			    NULL)
 				fatal("calloc");
 			imsgev_init(tlsproc_iev, imsg_take_fd(imsg), "tlsproc",
 			    tlsproc_dispatch, NULL);
@@ -1087,7 +1097,7 @@ test_forbidden_call(int sig)
 static void
 test_forge_message(int sig, short event, void *arg)
 {
-	char	junk[16] = "not a request";
+	char junk[16] = "not a request";
 
 	(void)sig;
 	(void)event;
@@ -1101,7 +1111,7 @@ test_forge_message(int sig, short event, void *arg)
 static void
 policy_expire_cb(int fd, short event, void *arg)
 {
-	struct timeval	tv = { POLICY_EXPIRE_SEC, 0 };
+	struct timeval tv = {POLICY_EXPIRE_SEC, 0};
 
 	(void)fd;
 	(void)event;
@@ -1112,7 +1122,7 @@ policy_expire_cb(int fd, short event, void *arg)
 void
 authproc_main(void)
 {
-	struct timeval	tv = { POLICY_EXPIRE_SEC, 0 };
+	struct timeval tv = {POLICY_EXPIRE_SEC, 0};
 
 	evbase = event_init();
 	sid_base = arc4random();
@@ -1123,7 +1133,7 @@ authproc_main(void)
 	evtimer_add(&expire_ev, &tv);
 	proc_child_init(&parent_iev, parent_dispatch);
 #ifdef POSTERN_TEST_HOOKS
-	static struct event	ev_forge;
+	static struct event ev_forge;
 
 	signal(SIGUSR2, test_forbidden_call);
 	signal_set(&ev_forge, SIGUSR1, test_forge_message, NULL);

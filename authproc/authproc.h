@@ -18,8 +18,8 @@
 
 /* ---- pure parsers (no process state; unit tested and fuzzed) ---- */
 
-#define IMAP_MAX_TOKENS		64
-#define IMAP_CMD_BUFSZ		(16384 + 2 * 1024)
+#define IMAP_MAX_TOKENS 64
+#define IMAP_CMD_BUFSZ	(16384 + 2 * 1024)
 
 enum imap_token_type {
 	IMAP_TOK_ATOM,
@@ -30,149 +30,148 @@ enum imap_token_type {
 };
 
 struct imap_token {
-	enum imap_token_type	type;
-	size_t			off;	/* into imap_command.buf */
-	size_t			len;	/* decoded length, no NUL */
+	enum imap_token_type type;
+	size_t off; /* into imap_command.buf */
+	size_t len; /* decoded length, no NUL */
 };
 
 struct imap_command {
-	char			tag[TAG_MAX_LEN + 1];
-	char			name[32];	/* upper case */
-	size_t			ntok;
-	struct imap_token	tok[IMAP_MAX_TOKENS];
-	char			buf[IMAP_CMD_BUFSZ];
-	size_t			buflen;
-	size_t			consumed;	/* input bytes used */
-	unsigned int		nsync;		/* sync literals seen */
+	char tag[TAG_MAX_LEN + 1];
+	char name[32]; /* upper case */
+	size_t ntok;
+	struct imap_token tok[IMAP_MAX_TOKENS];
+	char buf[IMAP_CMD_BUFSZ];
+	size_t buflen;
+	size_t consumed;    /* input bytes used */
+	unsigned int nsync; /* sync literals seen */
 };
 
 struct imap_limits {
-	size_t	max_line;
-	size_t	max_literal;
+	size_t max_line;
+	size_t max_literal;
 };
 
 enum imap_parse_status {
-	IMAP_PARSE_OK,		/* a whole command */
-	IMAP_PARSE_INCOMPLETE,	/* need more input */
-	IMAP_PARSE_CONTINUE,	/* a sync literal waits for "+" */
-	IMAP_PARSE_BAD,		/* syntax error; consumed skips the line */
-	IMAP_PARSE_TOO_LONG	/* a limit was exceeded: end the session */
+	IMAP_PARSE_OK,	       /* a whole command */
+	IMAP_PARSE_INCOMPLETE, /* need more input */
+	IMAP_PARSE_CONTINUE,   /* a sync literal waits for "+" */
+	IMAP_PARSE_BAD,	       /* syntax error; consumed skips the line */
+	IMAP_PARSE_TOO_LONG    /* a limit was exceeded: end the session */
 };
 
-enum imap_parse_status	imap_parse(const char *, size_t, unsigned int acked,
-			    const struct imap_limits *, struct imap_command *);
-const char		*imap_token_str(const struct imap_command *, size_t);
-int			 imap_token_is_string(const struct imap_command *,
-			    size_t);
+enum imap_parse_status imap_parse(const char *, size_t, unsigned int acked,
+    const struct imap_limits *, struct imap_command *);
+const char *imap_token_str(const struct imap_command *, size_t);
+int imap_token_is_string(const struct imap_command *, size_t);
 
 /* Find a line; returns its length without CRLF, or -1 if incomplete. */
-ssize_t			 line_find(const char *, size_t, size_t *consumed);
+ssize_t line_find(const char *, size_t, size_t *consumed);
 
-#define POP3_MAX_ARG	(PASS_MAX_LEN + 1)
+#define POP3_MAX_ARG (PASS_MAX_LEN + 1)
 
 struct pop3_command {
-	char	name[8];		/* upper case */
-	char	arg[POP3_MAX_ARG + 1];	/* rest of the line, may be "" */
-	int	hasarg;
-	size_t	consumed;
+	char name[8];		    /* upper case */
+	char arg[POP3_MAX_ARG + 1]; /* rest of the line, may be "" */
+	int hasarg;
+	size_t consumed;
 };
 
 enum pop3_parse_status {
 	POP3_PARSE_OK,
 	POP3_PARSE_INCOMPLETE,
-	POP3_PARSE_BAD,		/* consumed skips the line */
+	POP3_PARSE_BAD, /* consumed skips the line */
 	POP3_PARSE_TOO_LONG
 };
 
-enum pop3_parse_status	pop3_parse(const char *, size_t, size_t max_line,
-			    struct pop3_command *);
+enum pop3_parse_status pop3_parse(const char *, size_t, size_t max_line,
+    struct pop3_command *);
 
-int	sasl_plain_decode(const char *b64, size_t len, char *authzid,
-	    size_t authzidsz, char *authcid, size_t authcidsz, char *passwd,
-	    size_t passwdsz);
+int sasl_plain_decode(const char *b64, size_t len, char *authzid,
+    size_t authzidsz, char *authcid, size_t authcidsz, char *passwd,
+    size_t passwdsz);
 
 /* ---- the process ---- */
 
 enum session_state {
-	S_PROXY,		/* reading a PROXY protocol header */
-	S_PREAUTH,		/* reading commands */
-	S_SASL,			/* waiting for a SASL response line */
-	S_LOGIN_PENDING,	/* waiting for output to drain, then relay */
-	S_LOGIN_SENT,		/* relay has the attempt */
-	S_STARTTLS_PENDING,	/* flushing "OK, begin TLS" */
-	S_STARTTLS_SENT,	/* tlsproc is handshaking */
-	S_DELAY,		/* holding back a failure's answer */
-	S_CLOSING		/* flushing a final reply */
+	S_PROXY,	    /* reading a PROXY protocol header */
+	S_PREAUTH,	    /* reading commands */
+	S_SASL,		    /* waiting for a SASL response line */
+	S_LOGIN_PENDING,    /* waiting for output to drain, then relay */
+	S_LOGIN_SENT,	    /* relay has the attempt */
+	S_STARTTLS_PENDING, /* flushing "OK, begin TLS" */
+	S_STARTTLS_SENT,    /* tlsproc is handshaking */
+	S_DELAY,	    /* holding back a failure's answer */
+	S_CLOSING	    /* flushing a final reply */
 };
 
 struct listener_ctx {
-	TAILQ_ENTRY(listener_ctx)	 entry;
-	struct conf_listener		 conf;
-	int				 fd;
-	struct event			 ev;
+	TAILQ_ENTRY(listener_ctx) entry;
+	struct conf_listener conf;
+	int fd;
+	struct event ev;
 };
 
 struct session {
-	TAILQ_ENTRY(session)	 entry;
-	uint32_t		 id;		/* key between processes */
-	uint64_t		 sid;		/* in logs and the audit */
-	int			 fd;
-	struct bufferevent	*bev;
-	struct listener_ctx	*listener;
-	enum session_state	 state;
-	struct sockaddr_storage	 client;
-	struct sockaddr_storage	 local;
-	unsigned int		 bad_commands;
-	unsigned int		 acked_literals;
+	TAILQ_ENTRY(session) entry;
+	uint32_t id;  /* key between processes */
+	uint64_t sid; /* in logs and the audit */
+	int fd;
+	struct bufferevent *bev;
+	struct listener_ctx *listener;
+	enum session_state state;
+	struct sockaddr_storage client;
+	struct sockaddr_storage local;
+	unsigned int bad_commands;
+	unsigned int acked_literals;
 	/* the login attempt in progress, wiped after every attempt */
-	struct login_request	 req;
-	int			 has_user;	/* POP3 USER seen */
-	int			 tls;		/* the client side is TLS */
-	int			 output_full;	/* reading paused for output */
-	unsigned int		 attempts;	/* logins on this connection */
-	int			 counted;	/* attempt pending in policy */
-	unsigned int		 failures;
-	struct event		 delay_ev;
-	struct login_result	 delayed;
-	struct event		 total_ev;	/* whole pre-auth time */
-	size_t			 scanned;	/* input seen without a LF */
-	struct tls_facts	 facts;
+	struct login_request req;
+	int has_user;	       /* POP3 USER seen */
+	int tls;	       /* the client side is TLS */
+	int output_full;       /* reading paused for output */
+	unsigned int attempts; /* logins on this connection */
+	int counted;	       /* attempt pending in policy */
+	unsigned int failures;
+	struct event delay_ev;
+	struct login_result delayed;
+	struct event total_ev; /* whole pre-auth time */
+	size_t scanned;	       /* input seen without a LF */
+	struct tls_facts facts;
 	/* kept across attempts */
-	char			 idfields[ID_MAX_LEN];
-	uint32_t		 idlen;
+	char idfields[ID_MAX_LEN];
+	uint32_t idlen;
 };
 
-extern struct conf_global	 authproc_conf;
-extern struct conf_policy	 authproc_policy;
+extern struct conf_global authproc_conf;
+extern struct conf_policy authproc_policy;
 
-void	authproc_main(void) __attribute__((noreturn));
-void	session_write(struct session *, const char *, size_t);
-void	session_printf(struct session *, const char *, ...)
-	    __attribute__((format(printf, 2, 3)));
-void	session_close_after_write(struct session *);
-void	session_bad_command(struct session *);
-void	session_login(struct session *);
-void	session_reset_attempt(struct session *);
-void	session_audit(struct session *, enum audit_result, const char *);
-void	session_starttls(struct session *);
-int	session_output_full(struct session *);
-int	session_can_starttls(const struct session *);
-int	session_login_allowed(const struct session *);
+void authproc_main(void) __attribute__((noreturn));
+void session_write(struct session *, const char *, size_t);
+void session_printf(struct session *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+void session_close_after_write(struct session *);
+void session_bad_command(struct session *);
+void session_login(struct session *);
+void session_reset_attempt(struct session *);
+void session_audit(struct session *, enum audit_result, const char *);
+void session_starttls(struct session *);
+int session_output_full(struct session *);
+int session_can_starttls(const struct session *);
+int session_login_allowed(const struct session *);
 
 /* imap.c */
-void	imap_greet(struct session *);
-void	imap_input(struct session *);
-void	imap_login_result(struct session *, const struct login_result *);
-void	imap_timeout(struct session *);
-void	imap_throttled(struct session *, const struct login_result *);
-void	imap_too_many_bad(struct session *);
+void imap_greet(struct session *);
+void imap_input(struct session *);
+void imap_login_result(struct session *, const struct login_result *);
+void imap_timeout(struct session *);
+void imap_throttled(struct session *, const struct login_result *);
+void imap_too_many_bad(struct session *);
 
 /* pop3.c */
-void	pop3_greet(struct session *);
-void	pop3_input(struct session *);
-void	pop3_login_result(struct session *, const struct login_result *);
-void	pop3_timeout(struct session *);
-void	pop3_throttled(struct session *, const struct login_result *);
-void	pop3_too_many_bad(struct session *);
+void pop3_greet(struct session *);
+void pop3_input(struct session *);
+void pop3_login_result(struct session *, const struct login_result *);
+void pop3_timeout(struct session *);
+void pop3_throttled(struct session *, const struct login_result *);
+void pop3_too_many_bad(struct session *);
 
 #endif

@@ -13,11 +13,11 @@
 #include "authproc.h"
 #include "log.h"
 
-#define IMAP_CAPA_BASE		"IMAP4rev1 LITERAL+ SASL-IR ID"
-#define ID_MAX_PAIRS		30
+#define IMAP_CAPA_BASE "IMAP4rev1 LITERAL+ SASL-IR ID"
+#define ID_MAX_PAIRS   30
 
-static struct imap_command	cmd;	/* one at a time; large */
-static char			sasl_line[PIPELINE_MAX];
+static struct imap_command cmd; /* one at a time; large */
+static char sasl_line[PIPELINE_MAX];
 
 static void
 imap_limits(struct imap_limits *lim)
@@ -30,7 +30,7 @@ imap_limits(struct imap_limits *lim)
 static const char *
 imap_capabilities(const struct session *s)
 {
-	static char	caps[128];
+	static char caps[128];
 
 	snprintf(caps, sizeof(caps), "%s%s%s", IMAP_CAPA_BASE,
 	    session_can_starttls(s) ? " STARTTLS" : "",
@@ -70,8 +70,8 @@ imap_bad(struct session *s, const char *tag, const char *text)
 static int
 imap_store_id(struct session *s)
 {
-	size_t	i, npairs = 0, off = 0, flen, vlen;
-	char	buf[ID_MAX_LEN];
+	size_t i, npairs = 0, off = 0, flen, vlen;
+	char buf[ID_MAX_LEN];
 
 	if (cmd.ntok == 1 && cmd.tok[0].type == IMAP_TOK_ATOM &&
 	    strcasecmp(imap_token_str(&cmd, 0), "NIL") == 0) {
@@ -95,14 +95,15 @@ imap_store_id(struct session *s)
 		if (++npairs > ID_MAX_PAIRS)
 			return -1;
 		flen = cmd.tok[i].len;
-		vlen = cmd.tok[i + 1].type == IMAP_TOK_ATOM ? 0 :
-		    cmd.tok[i + 1].len;
+		vlen = cmd.tok[i + 1].type == IMAP_TOK_ATOM
+		    ? 0
+		    : cmd.tok[i + 1].len;
 		if (flen > 30 || vlen > 1024)
 			return -1;
 		if (strncasecmp(imap_token_str(&cmd, i), "x-", 2) == 0)
 			continue;
 		if (off + flen + vlen + 2 > sizeof(buf))
-			continue;	/* keep what fits */
+			continue; /* keep what fits */
 		memcpy(buf + off, imap_token_str(&cmd, i), flen + 1);
 		off += flen + 1;
 		memcpy(buf + off, imap_token_str(&cmd, i + 1), vlen);
@@ -128,8 +129,10 @@ imap_cmd_login(struct session *s)
 		s->req.mech = MECH_LOGIN;
 		session_audit(s, AUDIT_PROTOCOL_ERROR,
 		    "empty or over-long credentials");
-		session_printf(s, "%s NO [AUTHENTICATIONFAILED] Invalid "
-		    "credentials\r\n", cmd.tag);
+		session_printf(s,
+		    "%s NO [AUTHENTICATIONFAILED] Invalid "
+		    "credentials\r\n",
+		    cmd.tag);
 		return;
 	}
 	session_reset_attempt(s);
@@ -151,9 +154,9 @@ imap_sasl_response(struct session *s, const char *line, size_t len)
 		session_reset_attempt(s);
 		return;
 	}
-	if (sasl_plain_decode(line, len, s->req.authzid,
-	    sizeof(s->req.authzid), s->req.user, sizeof(s->req.user),
-	    s->req.pass, sizeof(s->req.pass)) == -1) {
+	if (sasl_plain_decode(line, len, s->req.authzid, sizeof(s->req.authzid),
+		s->req.user, sizeof(s->req.user), s->req.pass,
+		sizeof(s->req.pass)) == -1) {
 		session_audit(s, AUDIT_PROTOCOL_ERROR,
 		    "invalid SASL PLAIN response");
 		session_printf(s, "%s BAD Invalid SASL PLAIN response\r\n",
@@ -169,7 +172,7 @@ imap_sasl_response(struct session *s, const char *line, size_t len)
 static void
 imap_cmd_authenticate(struct session *s)
 {
-	const char	*ir;
+	const char *ir;
 
 	if (cmd.ntok < 1 || cmd.ntok > 2 || cmd.tok[0].type != IMAP_TOK_ATOM ||
 	    (cmd.ntok == 2 && cmd.tok[1].type != IMAP_TOK_ATOM)) {
@@ -180,8 +183,10 @@ imap_cmd_authenticate(struct session *s)
 		session_reset_attempt(s);
 		session_audit(s, AUDIT_PROTOCOL_ERROR,
 		    "unsupported SASL mechanism");
-		session_printf(s, "%s NO Unsupported authentication "
-		    "mechanism\r\n", cmd.tag);
+		session_printf(s,
+		    "%s NO Unsupported authentication "
+		    "mechanism\r\n",
+		    cmd.tag);
 		return;
 	}
 	session_reset_attempt(s);
@@ -189,8 +194,8 @@ imap_cmd_authenticate(struct session *s)
 	if (cmd.ntok == 2) {
 		ir = imap_token_str(&cmd, 1);
 		/* RFC 4959: "=" is an empty initial response */
-		imap_sasl_response(s, ir, strcmp(ir, "=") == 0 ? 0 :
-		    cmd.tok[1].len);
+		imap_sasl_response(s, ir,
+		    strcmp(ir, "=") == 0 ? 0 : cmd.tok[1].len);
 		return;
 	}
 	s->state = S_SASL;
@@ -201,21 +206,27 @@ static void
 imap_command(struct session *s)
 {
 	if (strcmp(cmd.name, "CAPABILITY") == 0 && cmd.ntok == 0) {
-		session_printf(s, "* CAPABILITY %s\r\n%s OK Capability "
-		    "completed\r\n", imap_capabilities(s), cmd.tag);
+		session_printf(s,
+		    "* CAPABILITY %s\r\n%s OK Capability "
+		    "completed\r\n",
+		    imap_capabilities(s), cmd.tag);
 	} else if (strcmp(cmd.name, "NOOP") == 0 && cmd.ntok == 0) {
 		session_printf(s, "%s OK NOOP completed\r\n", cmd.tag);
 	} else if (strcmp(cmd.name, "LOGOUT") == 0 && cmd.ntok == 0) {
-		session_printf(s, "* BYE Logging out\r\n%s OK Logout "
-		    "completed\r\n", cmd.tag);
+		session_printf(s,
+		    "* BYE Logging out\r\n%s OK Logout "
+		    "completed\r\n",
+		    cmd.tag);
 		session_close_after_write(s);
 	} else if (strcmp(cmd.name, "ID") == 0) {
 		if (imap_store_id(s) == -1) {
 			imap_bad(s, cmd.tag, "Invalid ID parameters");
 			return;
 		}
-		session_printf(s, "* ID (\"name\" \"postern\")\r\n%s OK ID "
-		    "completed\r\n", cmd.tag);
+		session_printf(s,
+		    "* ID (\"name\" \"postern\")\r\n%s OK ID "
+		    "completed\r\n",
+		    cmd.tag);
 	} else if (strcmp(cmd.name, "STARTTLS") == 0 && cmd.ntok == 0) {
 		if (!session_can_starttls(s)) {
 			imap_bad(s, cmd.tag, "STARTTLS not available");
@@ -225,18 +236,21 @@ imap_command(struct session *s)
 		    cmd.tag);
 		session_starttls(s);
 	} else if ((strcmp(cmd.name, "LOGIN") == 0 ||
-	    strcmp(cmd.name, "AUTHENTICATE") == 0) &&
+		       strcmp(cmd.name, "AUTHENTICATE") == 0) &&
 	    !session_login_allowed(s)) {
 		session_reset_attempt(s);
 		session_audit(s, AUDIT_PROTOCOL_ERROR, "TLS required");
-		session_printf(s, "%s NO [PRIVACYREQUIRED] Use STARTTLS "
-		    "first\r\n", cmd.tag);
+		session_printf(s,
+		    "%s NO [PRIVACYREQUIRED] Use STARTTLS "
+		    "first\r\n",
+		    cmd.tag);
 	} else if (strcmp(cmd.name, "LOGIN") == 0) {
 		imap_cmd_login(s);
 	} else if (strcmp(cmd.name, "AUTHENTICATE") == 0) {
 		imap_cmd_authenticate(s);
 	} else
-		imap_bad(s, cmd.tag, "Command unknown or not allowed before "
+		imap_bad(s, cmd.tag,
+		    "Command unknown or not allowed before "
 		    "login");
 }
 
@@ -244,9 +258,9 @@ imap_command(struct session *s)
 static int
 imap_input_sasl(struct session *s, struct evbuffer *in)
 {
-	const char	*p;
-	size_t		 len, consumed;
-	ssize_t		 n;
+	const char *p;
+	size_t len, consumed;
+	ssize_t n;
 
 	len = evbuffer_get_length(in);
 	p = (const char *)evbuffer_pullup(in, -1);
@@ -281,11 +295,11 @@ imap_input_sasl(struct session *s, struct evbuffer *in)
 void
 imap_input(struct session *s)
 {
-	struct evbuffer		*in = bufferevent_get_input(s->bev);
-	struct imap_limits	 lim;
-	enum imap_parse_status	 st;
-	const char		*p;
-	size_t			 len;
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct imap_limits lim;
+	enum imap_parse_status st;
+	const char *p;
+	size_t len;
 
 	imap_limits(&lim);
 	while (s->state == S_PREAUTH || s->state == S_SASL) {
@@ -326,7 +340,8 @@ imap_input(struct session *s)
 		case IMAP_PARSE_TOO_LONG:
 			session_audit(s, AUDIT_PROTOCOL_ERROR,
 			    "command line or literal too long");
-			session_printf(s, "* BYE Command line or literal too "
+			session_printf(s,
+			    "* BYE Command line or literal too "
 			    "long\r\n");
 			session_close_after_write(s);
 			return;
@@ -360,19 +375,23 @@ imap_throttled(struct session *s, const struct login_result *res)
 void
 imap_login_result(struct session *s, const struct login_result *res)
 {
-	const char	*tag = s->req.tag[0] ? s->req.tag : "*";
+	const char *tag = s->req.tag[0] ? s->req.tag : "*";
 
 	switch (res->status) {
 	case LOGIN_FAILED:
-		session_printf(s, "%s NO %s\r\n", tag, res->text[0] ?
-		    res->text : "[AUTHENTICATIONFAILED] Authentication failed");
+		session_printf(s, "%s NO %s\r\n", tag,
+		    res->text[0] ? res->text
+				 : "[AUTHENTICATIONFAILED] Authentication "
+				   "failed");
 		break;
 	case LOGIN_TEMPFAIL:
 	default:
-		log_info("session %016llx: login unavailable: %s", (unsigned long long)s->sid,
-		    res->text);
-		session_printf(s, "%s NO [UNAVAILABLE] Service temporarily "
-		    "unavailable, try again later\r\n", tag);
+		log_info("session %016llx: login unavailable: %s",
+		    (unsigned long long)s->sid, res->text);
+		session_printf(s,
+		    "%s NO [UNAVAILABLE] Service temporarily "
+		    "unavailable, try again later\r\n",
+		    tag);
 		break;
 	}
 	session_reset_attempt(s);

@@ -14,17 +14,17 @@
 #include "authproc.h"
 
 struct cursor {
-	const char	*in;
-	size_t		 len;
-	size_t		 pos;
-	size_t		 line_start;	/* where the current segment began */
+	const char *in;
+	size_t len;
+	size_t pos;
+	size_t line_start; /* where the current segment began */
 };
 
 ssize_t
 line_find(const char *in, size_t len, size_t *consumed)
 {
-	const char	*lf;
-	size_t		 n;
+	const char *lf;
+	size_t n;
 
 	if ((lf = memchr(in, '\n', len)) == NULL)
 		return -1;
@@ -57,8 +57,8 @@ is_tag_char(unsigned char c)
 static long long
 trailing_nonsync_literal(const char *line, size_t len)
 {
-	long long	n = 0, mul = 1;
-	size_t		i;
+	long long n = 0, mul = 1;
+	size_t i;
 
 	if (len < 4 || line[len - 1] != '}' || line[len - 2] != '+')
 		return -1;
@@ -81,9 +81,9 @@ trailing_nonsync_literal(const char *line, size_t len)
 static enum imap_parse_status
 bad_line(struct cursor *c, struct imap_command *cmd)
 {
-	size_t		 consumed, pos = c->pos;
-	ssize_t		 n;
-	long long	 lit;
+	size_t consumed, pos = c->pos;
+	ssize_t n;
+	long long lit;
 
 	for (;;) {
 		if ((n = line_find(c->in + pos, c->len - pos, &consumed)) == -1)
@@ -126,7 +126,7 @@ token_begin(struct imap_command *cmd, enum imap_token_type type)
 static int
 token_end(struct imap_command *cmd)
 {
-	struct imap_token	*t = &cmd->tok[cmd->ntok];
+	struct imap_token *t = &cmd->tok[cmd->ntok];
 
 	t->len = cmd->buflen - t->off;
 	if (cmd->buflen + 1 > sizeof(cmd->buf))
@@ -147,11 +147,11 @@ static enum imap_parse_status
 parse_quoted(struct cursor *c, struct imap_command *cmd,
     const struct imap_limits *lim)
 {
-	unsigned char	ch;
+	unsigned char ch;
 
 	if (token_begin(cmd, IMAP_TOK_QUOTED) == -1)
 		return IMAP_PARSE_TOO_LONG;
-	c->pos++;	/* opening quote */
+	c->pos++; /* opening quote */
 	for (;;) {
 		if (segment_too_long(c, lim))
 			return IMAP_PARSE_TOO_LONG;
@@ -182,15 +182,15 @@ parse_quoted(struct cursor *c, struct imap_command *cmd,
 }
 
 static enum imap_parse_status
-parse_literal(struct cursor *c, struct imap_command *cmd,
-    unsigned int acked, const struct imap_limits *lim)
+parse_literal(struct cursor *c, struct imap_command *cmd, unsigned int acked,
+    const struct imap_limits *lim)
 {
-	uint64_t	n = 0;	/* ten digits overflow a 32-bit size_t */
-	size_t		digits = 0;
-	int		nonsync = 0;
-	unsigned char	ch;
+	uint64_t n = 0; /* ten digits overflow a 32-bit size_t */
+	size_t digits = 0;
+	int nonsync = 0;
+	unsigned char ch;
 
-	c->pos++;	/* '{' */
+	c->pos++; /* '{' */
 	for (;;) {
 		if (c->pos >= c->len)
 			return IMAP_PARSE_INCOMPLETE;
@@ -249,7 +249,7 @@ static enum imap_parse_status
 parse_atom(struct cursor *c, struct imap_command *cmd,
     const struct imap_limits *lim)
 {
-	size_t	start = c->pos;
+	size_t start = c->pos;
 
 	while (c->pos < c->len &&
 	    (is_atom_char(c->in[c->pos]) || c->in[c->pos] == ']'))
@@ -282,7 +282,7 @@ static enum imap_parse_status
 parse_head(struct cursor *c, struct imap_command *cmd,
     const struct imap_limits *lim)
 {
-	size_t	start = c->pos, n, i;
+	size_t start = c->pos, n, i;
 
 	while (c->pos < c->len && is_tag_char(c->in[c->pos]))
 		c->pos++;
@@ -315,10 +315,10 @@ enum imap_parse_status
 imap_parse(const char *in, size_t len, unsigned int acked,
     const struct imap_limits *lim, struct imap_command *cmd)
 {
-	struct cursor		c = { in, len, 0, 0 };
-	enum imap_parse_status	st;
-	int			need_space = 1, depth = 0, unbalanced = 0;
-	unsigned char		ch;
+	struct cursor c = {in, len, 0, 0};
+	enum imap_parse_status st;
+	int need_space = 1, depth = 0, unbalanced = 0;
+	unsigned char ch;
 
 	cmd->tag[0] = '\0';
 	cmd->name[0] = '\0';
@@ -412,7 +412,8 @@ imap_token_str(const struct imap_command *cmd, size_t i)
 int
 imap_token_is_string(const struct imap_command *cmd, size_t i)
 {
-	return i < cmd->ntok && (cmd->tok[i].type == IMAP_TOK_ATOM ||
-	    cmd->tok[i].type == IMAP_TOK_QUOTED ||
-	    cmd->tok[i].type == IMAP_TOK_LITERAL);
+	return i < cmd->ntok &&
+	    (cmd->tok[i].type == IMAP_TOK_ATOM ||
+		cmd->tok[i].type == IMAP_TOK_QUOTED ||
+		cmd->tok[i].type == IMAP_TOK_LITERAL);
 }

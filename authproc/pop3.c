@@ -12,7 +12,7 @@
 #include "authproc.h"
 #include "log.h"
 
-static char	sasl_line[PIPELINE_MAX];
+static char sasl_line[PIPELINE_MAX];
 
 void
 pop3_greet(struct session *s)
@@ -30,7 +30,8 @@ pop3_timeout(struct session *s)
 void
 pop3_too_many_bad(struct session *s)
 {
-	session_printf(s, "-ERR Too many invalid commands, closing "
+	session_printf(s,
+	    "-ERR Too many invalid commands, closing "
 	    "connection\r\n");
 	session_close_after_write(s);
 }
@@ -52,9 +53,9 @@ pop3_sasl_response(struct session *s, const char *line, size_t len)
 		session_reset_attempt(s);
 		return;
 	}
-	if (sasl_plain_decode(line, len, s->req.authzid,
-	    sizeof(s->req.authzid), s->req.user, sizeof(s->req.user),
-	    s->req.pass, sizeof(s->req.pass)) == -1) {
+	if (sasl_plain_decode(line, len, s->req.authzid, sizeof(s->req.authzid),
+		s->req.user, sizeof(s->req.user), s->req.pass,
+		sizeof(s->req.pass)) == -1) {
 		session_audit(s, AUDIT_PROTOCOL_ERROR,
 		    "invalid SASL PLAIN response");
 		session_reset_attempt(s);
@@ -68,8 +69,8 @@ pop3_sasl_response(struct session *s, const char *line, size_t len)
 static void
 pop3_cmd_auth(struct session *s, const char *arg)
 {
-	const char	*sp, *ir;
-	size_t		 mechlen;
+	const char *sp, *ir;
+	size_t mechlen;
 
 	if (arg == NULL) {
 		session_printf(s, "+OK\r\nPLAIN\r\n.\r\n");
@@ -81,15 +82,16 @@ pop3_cmd_auth(struct session *s, const char *arg)
 		session_reset_attempt(s);
 		session_audit(s, AUDIT_PROTOCOL_ERROR,
 		    "unsupported SASL mechanism");
-		session_printf(s, "-ERR Unsupported authentication "
+		session_printf(s,
+		    "-ERR Unsupported authentication "
 		    "mechanism\r\n");
 		return;
 	}
 	session_reset_attempt(s);
 	if (sp != NULL) {
 		ir = sp + 1;
-		pop3_sasl_response(s, ir, strcmp(ir, "=") == 0 ? 0 :
-		    strlen(ir));
+		pop3_sasl_response(s, ir,
+		    strcmp(ir, "=") == 0 ? 0 : strlen(ir));
 		return;
 	}
 	s->state = S_SASL;
@@ -99,10 +101,11 @@ pop3_cmd_auth(struct session *s, const char *arg)
 static void
 pop3_command(struct session *s, const struct pop3_command *c)
 {
-	const char	*arg = c->hasarg ? c->arg : NULL;
+	const char *arg = c->hasarg ? c->arg : NULL;
 
 	if (strcmp(c->name, "CAPA") == 0 && arg == NULL) {
-		session_printf(s, "+OK Capability list follows\r\n%s%s"
+		session_printf(s,
+		    "+OK Capability list follows\r\n%s%s"
 		    "PIPELINING\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n.\r\n",
 		    session_login_allowed(s) ? "USER\r\nSASL PLAIN\r\n" : "",
 		    session_can_starttls(s) ? "STLS\r\n" : "");
@@ -114,11 +117,13 @@ pop3_command(struct session *s, const struct pop3_command *c)
 		session_printf(s, "+OK Begin TLS negotiation\r\n");
 		session_starttls(s);
 	} else if ((strcmp(c->name, "USER") == 0 ||
-	    strcmp(c->name, "PASS") == 0 || strcmp(c->name, "AUTH") == 0) &&
+		       strcmp(c->name, "PASS") == 0 ||
+		       strcmp(c->name, "AUTH") == 0) &&
 	    !session_login_allowed(s)) {
 		session_reset_attempt(s);
 		session_audit(s, AUDIT_PROTOCOL_ERROR, "TLS required");
-		session_printf(s, "-ERR [AUTH] TLS is required: use STLS "
+		session_printf(s,
+		    "-ERR [AUTH] TLS is required: use STLS "
 		    "first\r\n");
 	} else if (strcmp(c->name, "NOOP") == 0 && arg == NULL) {
 		session_printf(s, "+OK\r\n");
@@ -146,7 +151,8 @@ pop3_command(struct session *s, const struct pop3_command *c)
 			session_audit(s, AUDIT_PROTOCOL_ERROR,
 			    "empty or over-long password");
 			session_reset_attempt(s);
-			session_printf(s, "-ERR [AUTH] Authentication "
+			session_printf(s,
+			    "-ERR [AUTH] Authentication "
 			    "failed\r\n");
 			return;
 		}
@@ -164,12 +170,12 @@ pop3_command(struct session *s, const struct pop3_command *c)
 void
 pop3_input(struct session *s)
 {
-	struct evbuffer		*in = bufferevent_get_input(s->bev);
-	struct pop3_command	 c;
-	enum pop3_parse_status	 st;
-	const char		*p;
-	size_t			 len, consumed;
-	ssize_t			 n;
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct pop3_command c;
+	enum pop3_parse_status st;
+	const char *p;
+	size_t len, consumed;
+	ssize_t n;
 
 	while (s->state == S_PREAUTH || s->state == S_SASL) {
 		if ((len = evbuffer_get_length(in)) == 0 ||
@@ -236,14 +242,15 @@ pop3_login_result(struct session *s, const struct login_result *res)
 {
 	switch (res->status) {
 	case LOGIN_FAILED:
-		session_printf(s, "-ERR %s\r\n", res->text[0] ? res->text :
-		    "[AUTH] Authentication failed");
+		session_printf(s, "-ERR %s\r\n",
+		    res->text[0] ? res->text : "[AUTH] Authentication failed");
 		break;
 	case LOGIN_TEMPFAIL:
 	default:
-		log_info("session %016llx: login unavailable: %s", (unsigned long long)s->sid,
-		    res->text);
-		session_printf(s, "-ERR [SYS/TEMP] Service temporarily "
+		log_info("session %016llx: login unavailable: %s",
+		    (unsigned long long)s->sid, res->text);
+		session_printf(s,
+		    "-ERR [SYS/TEMP] Service temporarily "
 		    "unavailable, try again later\r\n");
 		break;
 	}

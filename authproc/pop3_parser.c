@@ -13,8 +13,8 @@ enum pop3_parse_status
 pop3_parse(const char *in, size_t len, size_t max_line,
     struct pop3_command *cmd)
 {
-	ssize_t	n;
-	size_t	consumed, i, kw;
+	ssize_t n;
+	size_t consumed, i, kw;
 
 	memset(cmd->name, 0, sizeof(cmd->name));
 	cmd->arg[0] = '\0';
@@ -29,8 +29,8 @@ pop3_parse(const char *in, size_t len, size_t max_line,
 		 */
 		if (len > 0 && in[len - 1] == '\r')
 			len--;
-		return len > max_line ? POP3_PARSE_TOO_LONG :
-		    POP3_PARSE_INCOMPLETE;
+		return len > max_line ? POP3_PARSE_TOO_LONG
+				      : POP3_PARSE_INCOMPLETE;
 	}
 	if ((size_t)n > max_line)
 		return POP3_PARSE_TOO_LONG;

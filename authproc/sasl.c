@@ -7,7 +7,7 @@
 
 #include "authproc.h"
 
-#define SASL_PLAIN_MAX	(USER_MAX_LEN * 2 + PASS_MAX_LEN + 2)
+#define SASL_PLAIN_MAX (USER_MAX_LEN * 2 + PASS_MAX_LEN + 2)
 
 static int
 copy_field(char *dst, size_t dstsz, const unsigned char *src, size_t n)
@@ -20,14 +20,13 @@ copy_field(char *dst, size_t dstsz, const unsigned char *src, size_t n)
 }
 
 int
-sasl_plain_decode(const char *b64, size_t len, char *authzid,
-    size_t authzidsz, char *authcid, size_t authcidsz, char *passwd,
-    size_t passwdsz)
+sasl_plain_decode(const char *b64, size_t len, char *authzid, size_t authzidsz,
+    char *authcid, size_t authcidsz, char *passwd, size_t passwdsz)
 {
-	unsigned char	 raw[SASL_PLAIN_MAX + 4];
-	char		 enc[(SASL_PLAIN_MAX + 4) / 3 * 4 + 8];
+	unsigned char raw[SASL_PLAIN_MAX + 4];
+	char enc[(SASL_PLAIN_MAX + 4) / 3 * 4 + 8];
 	const unsigned char *nul1, *nul2;
-	int		 n, rv = -1;
+	int n, rv = -1;
 
 	/*
 	 * b64_pton wants a C string; reject embedded NULs and excess.  Go
@@ -37,8 +36,7 @@ sasl_plain_decode(const char *b64, size_t len, char *authzid,
 		goto done;
 	memcpy(enc, b64, len);
 	enc[len] = '\0';
-	if ((n = b64_pton(enc, raw, sizeof(raw))) <= 0 ||
-	    n > SASL_PLAIN_MAX)
+	if ((n = b64_pton(enc, raw, sizeof(raw))) <= 0 || n > SASL_PLAIN_MAX)
 		goto done;
 	if ((nul1 = memchr(raw, '\0', n)) == NULL)
 		goto done;
@@ -47,7 +45,7 @@ sasl_plain_decode(const char *b64, size_t len, char *authzid,
 	    memchr(nul2 + 1, '\0', n - (nul2 + 1 - raw)) != NULL)
 		goto done;
 	if (nul2 == nul1 + 1 || nul2 + 1 == raw + n)
-		goto done;	/* empty user or password */
+		goto done; /* empty user or password */
 	if (copy_field(authzid, authzidsz, raw, nul1 - raw) == -1 ||
 	    copy_field(authcid, authcidsz, nul1 + 1, nul2 - nul1 - 1) == -1 ||
 	    copy_field(passwd, passwdsz, nul2 + 1, raw + n - nul2 - 1) == -1)

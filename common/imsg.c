@@ -23,8 +23,8 @@ imsgbuf_init(struct imsgbuf *ibuf, int fd)
 void
 imsgbuf_clear(struct imsgbuf *ibuf)
 {
-	struct imsg_out	*m;
-	size_t		 i;
+	struct imsg_out *m;
+	size_t i;
 
 	while ((m = TAILQ_FIRST(&ibuf->wq)) != NULL) {
 		TAILQ_REMOVE(&ibuf->wq, m, entry);
@@ -49,8 +49,8 @@ int
 imsg_compose(struct imsgbuf *ibuf, uint32_t type, uint32_t peerid, int fd,
     const void *data, size_t len)
 {
-	struct imsg_out	*m;
-	struct imsg_hdr	 hdr;
+	struct imsg_out *m;
+	struct imsg_hdr hdr;
 
 	if (len > IMSG_MAX_SIZE - sizeof(hdr)) {
 		errno = ERANGE;
@@ -83,16 +83,16 @@ fail:
 ssize_t
 imsg_read(struct imsgbuf *ibuf)
 {
-	struct msghdr	 msg;
-	struct iovec	 iov;
-	struct cmsghdr	*cmsg;
+	struct msghdr msg;
+	struct iovec iov;
+	struct cmsghdr *cmsg;
 	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
 	} cmsgbuf;
-	ssize_t		 n;
-	size_t		 i, nfds;
-	int		*fds, bad = 0;
+	ssize_t n;
+	size_t i, nfds;
+	int *fds, bad = 0;
 
 	if (ibuf->rlen >= sizeof(ibuf->rbuf)) {
 		errno = ENOBUFS;
@@ -113,7 +113,7 @@ imsg_read(struct imsgbuf *ibuf)
 		return -1;
 
 	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL;
-	    cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+	     cmsg = CMSG_NXTHDR(&msg, cmsg)) {
 		if (cmsg->cmsg_level != SOL_SOCKET ||
 		    cmsg->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -140,15 +140,15 @@ imsg_read(struct imsgbuf *ibuf)
 int
 imsg_write(struct imsgbuf *ibuf)
 {
-	struct imsg_out	*m;
-	struct msghdr	 msg;
-	struct iovec	 iov;
-	struct cmsghdr	*cmsg;
+	struct imsg_out *m;
+	struct msghdr msg;
+	struct iovec iov;
+	struct cmsghdr *cmsg;
 	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
 	} cmsgbuf;
-	ssize_t		 n;
+	ssize_t n;
 
 	while ((m = TAILQ_FIRST(&ibuf->wq)) != NULL) {
 		memset(&msg, 0, sizeof(msg));
@@ -198,8 +198,8 @@ imsg_write(struct imsgbuf *ibuf)
 ssize_t
 imsg_get(struct imsgbuf *ibuf, struct imsg *imsg)
 {
-	struct imsg_hdr	hdr;
-	size_t		total;
+	struct imsg_hdr hdr;
+	size_t total;
 
 	memset(imsg, 0, sizeof(*imsg));
 	imsg->fd = -1;
@@ -262,7 +262,7 @@ imsg_free(struct imsg *imsg)
 int
 imsg_take_fd(struct imsg *imsg)
 {
-	int	fd = imsg->fd;
+	int fd = imsg->fd;
 
 	imsg->fd = -1;
 	return fd;
@@ -272,7 +272,7 @@ int
 imsg_check(const struct imsg_rule *rules, size_t nrules,
     const struct imsg *imsg, char *err, size_t errlen)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < nrules; i++) {
 		if (rules[i].type != imsg->hdr.type)
@@ -323,7 +323,7 @@ imsgev_init(struct imsgev *iev, int fd, const char *name,
 void
 imsgev_update(struct imsgev *iev)
 {
-	short	events = EV_READ;
+	short events = EV_READ;
 
 	if (iev->ibuf.wqlen > 0)
 		events |= EV_WRITE;
@@ -362,7 +362,7 @@ imsgev_clear(struct imsgev *iev)
 int
 imsgev_dispatch_io(struct imsgev *iev, short event)
 {
-	ssize_t	n;
+	ssize_t n;
 
 	if (event & EV_WRITE) {
 		if (imsg_write(&iev->ibuf) == -1) {

@@ -6,7 +6,7 @@
 int
 json_append_raw(char *dst, size_t dstsz, size_t *off, const char *s)
 {
-	size_t	n = strlen(s);
+	size_t n = strlen(s);
 
 	if (*off + n + 1 > dstsz)
 		return -1;
@@ -20,8 +20,8 @@ json_append_raw(char *dst, size_t dstsz, size_t *off, const char *s)
 static size_t
 utf8_valid(const unsigned char *s, size_t len)
 {
-	unsigned int	cp;
-	size_t		n, i;
+	unsigned int cp;
+	size_t n, i;
 
 	if (s[0] < 0x80)
 		return 1;
@@ -51,10 +51,10 @@ int
 json_append_string(char *dst, size_t dstsz, size_t *off, const char *src,
     size_t srclen)
 {
-	const unsigned char	*s = (const unsigned char *)src;
-	char			 esc[8];
-	size_t			 i = 0, n;
-	const char		*rep;
+	const unsigned char *s = (const unsigned char *)src;
+	char esc[8];
+	size_t i = 0, n;
+	const char *rep;
 
 	if (json_append_raw(dst, dstsz, off, "\"") == -1)
 		return -1;

@@ -10,8 +10,8 @@
 #include <stddef.h>
 
 /* Appends the escaped string with its quotes; returns -1 if dst is full. */
-int	json_append_string(char *dst, size_t dstsz, size_t *off,
-	    const char *src, size_t srclen);
-int	json_append_raw(char *dst, size_t dstsz, size_t *off, const char *);
+int json_append_string(char *dst, size_t dstsz, size_t *off, const char *src,
+    size_t srclen);
+int json_append_raw(char *dst, size_t dstsz, size_t *off, const char *);
 
 #endif

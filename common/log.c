@@ -8,11 +8,11 @@
 
 #include "log.h"
 
-#define LOG_LINE_MAX	1024
+#define LOG_LINE_MAX 1024
 
-static enum log_target	 log_target = LOG_TO_STDERR;
-static int		 log_verbose;
-static char		 log_name[32] = "postern";
+static enum log_target log_target = LOG_TO_STDERR;
+static int log_verbose;
+static char log_name[32] = "postern";
 
 void
 log_init(enum log_target target, int verbose, const char *procname)
@@ -46,11 +46,11 @@ log_setverbose(int v)
 size_t
 log_escape(char *dst, size_t dstsz, const void *src, size_t srclen)
 {
-	const unsigned char	*s = src;
-	size_t			 i, o = 0;
-	char			 tmp[5];
-	const char		*rep;
-	size_t			 replen;
+	const unsigned char *s = src;
+	size_t i, o = 0;
+	char tmp[5];
+	const char *rep;
+	size_t replen;
 
 	if (dstsz == 0)
 		return 0;
@@ -105,10 +105,10 @@ log_emit(int pri, const char *msg)
 void
 log_emit_as(int pri, const char *name, const char *msg)
 {
-	char	 line[LOG_LINE_MAX * 2];
-	char	 out[LOG_LINE_MAX * 2 + 64];
-	int	 n;
-	ssize_t	 w;
+	char line[LOG_LINE_MAX * 2];
+	char out[LOG_LINE_MAX * 2 + 64];
+	int n;
+	ssize_t w;
 
 	log_escape(line, sizeof(line), msg, strlen(msg));
 	switch (log_target) {
@@ -143,7 +143,7 @@ log_emit_as(int pri, const char *name, const char *msg)
 static void
 vlog(int pri, const char *fmt, va_list ap)
 {
-	char	msg[LOG_LINE_MAX];
+	char msg[LOG_LINE_MAX];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	log_emit(pri, msg);
@@ -152,8 +152,8 @@ vlog(int pri, const char *fmt, va_list ap)
 static void
 vlog_errno(int pri, int saved, const char *fmt, va_list ap)
 {
-	char	msg[LOG_LINE_MAX];
-	char	full[LOG_LINE_MAX + 128];
+	char msg[LOG_LINE_MAX];
+	char full[LOG_LINE_MAX + 128];
 
 	if (fmt == NULL) {
 		log_emit(pri, strerror(saved));
@@ -167,8 +167,8 @@ vlog_errno(int pri, int saved, const char *fmt, va_list ap)
 void
 log_warn(const char *fmt, ...)
 {
-	va_list	ap;
-	int	saved = errno;
+	va_list ap;
+	int saved = errno;
 
 	va_start(ap, fmt);
 	vlog_errno(LOG_ERR, saved, fmt, ap);
@@ -179,7 +179,7 @@ log_warn(const char *fmt, ...)
 void
 log_warnx(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vlog(LOG_ERR, fmt, ap);
@@ -189,7 +189,7 @@ log_warnx(const char *fmt, ...)
 void
 log_info(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vlog(LOG_INFO, fmt, ap);
@@ -199,7 +199,7 @@ log_info(const char *fmt, ...)
 void
 log_debug(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	if (log_verbose < 1)
 		return;
@@ -211,8 +211,8 @@ log_debug(const char *fmt, ...)
 void
 fatal(const char *fmt, ...)
 {
-	va_list	ap;
-	int	saved = errno;
+	va_list ap;
+	int saved = errno;
 
 	va_start(ap, fmt);
 	vlog_errno(LOG_CRIT, saved, fmt, ap);
@@ -223,7 +223,7 @@ fatal(const char *fmt, ...)
 void
 fatalx(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vlog(LOG_CRIT, fmt, ap);

@@ -14,32 +14,32 @@
 #include <stddef.h>
 
 enum log_target {
-	LOG_TO_STDERR,		/* foreground parent: plain lines */
-	LOG_TO_SYSLOG,		/* daemonised parent */
-	LOG_TO_PARENT		/* child: "<prio>line" records on stderr */
+	LOG_TO_STDERR, /* foreground parent: plain lines */
+	LOG_TO_SYSLOG, /* daemonised parent */
+	LOG_TO_PARENT  /* child: "<prio>line" records on stderr */
 };
 
-void	log_init(enum log_target, int verbose, const char *procname);
-void	log_procname(const char *);
-int	log_getverbose(void);
-void	log_setverbose(int);
-void	log_emit(int, const char *);
-void	log_emit_as(int, const char *, const char *);
+void log_init(enum log_target, int verbose, const char *procname);
+void log_procname(const char *);
+int log_getverbose(void);
+void log_setverbose(int);
+void log_emit(int, const char *);
+void log_emit_as(int, const char *, const char *);
 
-void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
-void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
-void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
-void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void fatal(const char *, ...)
-	__attribute__((format(printf, 1, 2)));
+    __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void fatalx(const char *, ...)
-	__attribute__((format(printf, 1, 2)));
+    __attribute__((format(printf, 1, 2)));
 
 /*
  * Escape untrusted bytes for a log line: printable ASCII stays, backslash
  * and everything else become \\, \n, \r, \t or \xNN.  dst always ends up
  * NUL-terminated; the result is truncated (with "...") if it does not fit.
  */
-size_t	log_escape(char *dst, size_t dstsz, const void *src, size_t srclen);
+size_t log_escape(char *dst, size_t dstsz, const void *src, size_t srclen);
 
 #endif

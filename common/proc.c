@@ -7,8 +7,8 @@
 #include "log.h"
 #include "proc.h"
 
-static struct imsgev	*parent_iev;
-static struct event	 ev_term, ev_int;
+static struct imsgev *parent_iev;
+static struct event ev_term, ev_int;
 
 static void
 proc_child_sig(int sig, short event, void *arg)
@@ -46,9 +46,9 @@ void
 proc_parent_dispatch(struct imsgev *iev, short event,
     void (*handle)(struct imsg *))
 {
-	struct imsg	imsg;
-	char		err[128];
-	ssize_t		n;
+	struct imsg imsg;
+	char err[128];
+	ssize_t n;
 
 	if (imsgev_dispatch_io(iev, event) == -1) {
 		log_debug("parent went away; exiting");
@@ -56,7 +56,7 @@ proc_parent_dispatch(struct imsgev *iev, short event,
 	}
 	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
 		if (imsg_check(parent_to_child_rules, parent_to_child_nrules,
-		    &imsg, err, sizeof(err)) == -1)
+			&imsg, err, sizeof(err)) == -1)
 			fatalx("parent: %s", err);
 		handle(&imsg);
 		imsg_free(&imsg);
@@ -69,7 +69,7 @@ proc_parent_dispatch(struct imsgev *iev, short event,
 void
 proc_report_peer(enum proc_role role, pid_t pid)
 {
-	struct peer_channel	pc;
+	struct peer_channel pc;
 
 	pc.role = role;
 	pc.pid = pid;
@@ -88,9 +88,9 @@ proc_peer_dispatch(struct imsgev *iev, short event, enum proc_role peer,
     const struct imsg_rule *rules, size_t nrules, proc_handler handle,
     void *arg)
 {
-	struct imsg	imsg;
-	char		err[128];
-	ssize_t		n;
+	struct imsg imsg;
+	char err[128];
+	ssize_t n;
 
 	if (imsgev_dispatch_io(iev, event) == -1) {
 		log_warnx("lost the %s channel", proc_role_name(peer));

@@ -9,24 +9,23 @@
 #include "imsg.h"
 #include "proto.h"
 
-#define PROC_PARENT_FD	3
+#define PROC_PARENT_FD 3
 
 enum peer_status {
 	PEER_OK,
-	PEER_CLOSED,	/* EOF or an I/O error: the peer is gone */
-	PEER_BAD	/* it broke the protocol; the parent was told */
+	PEER_CLOSED, /* EOF or an I/O error: the peer is gone */
+	PEER_BAD     /* it broke the protocol; the parent was told */
 };
 
 /* Returns -1 to reject a message whose content is invalid. */
-typedef int	(*proc_handler)(struct imsg *, void *);
+typedef int (*proc_handler)(struct imsg *, void *);
 
-void		 proc_child_init(struct imsgev *parent,
-		    void (*dispatch)(int, short, void *));
-void		 proc_parent_dispatch(struct imsgev *, short,
-		    void (*handle)(struct imsg *));
-enum peer_status proc_peer_dispatch(struct imsgev *, short,
-		    enum proc_role, const struct imsg_rule *, size_t,
-		    proc_handler, void *);
-void		 proc_report_peer(enum proc_role, pid_t);
+void proc_child_init(struct imsgev *parent,
+    void (*dispatch)(int, short, void *));
+void proc_parent_dispatch(struct imsgev *, short,
+    void (*handle)(struct imsg *));
+enum peer_status proc_peer_dispatch(struct imsgev *, short, enum proc_role,
+    const struct imsg_rule *, size_t, proc_handler, void *);
+void proc_report_peer(enum proc_role, pid_t);
 
 #endif

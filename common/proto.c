@@ -10,55 +10,55 @@
 #include "policy.h"
 #include "proto.h"
 
-#define FIXED(t)	sizeof(t), sizeof(t)
+#define FIXED(t) sizeof(t), sizeof(t)
 
 const struct imsg_rule parent_to_child_rules[] = {
-	{ IMSG_CONF_SANDBOX,	FIXED(struct conf_sandbox),	IMSG_FD_NONE },
-	{ IMSG_CONF_GLOBAL,	FIXED(struct conf_global),	IMSG_FD_NONE },
-	{ IMSG_CONF_LISTENER,	FIXED(struct conf_listener),	IMSG_FD_OPTIONAL },
-	{ IMSG_CONF_TLS_GLOBAL,	FIXED(struct conf_tls_global),	IMSG_FD_NONE },
-	{ IMSG_CONF_POLICY,	FIXED(struct conf_policy),	IMSG_FD_NONE },
-	{ IMSG_CONF_KEYPAIR,	FIXED(struct conf_keypair),	IMSG_FD_NONE },
-	{ IMSG_CONF_BLOB, sizeof(struct conf_blob),
-	    sizeof(struct conf_blob) + BLOB_CHUNK,		IMSG_FD_NONE },
-	{ IMSG_CONF_UPSTREAM,	FIXED(struct conf_upstream),	IMSG_FD_NONE },
-	{ IMSG_CONF_ROUTE,	FIXED(struct conf_route),	IMSG_FD_NONE },
-	{ IMSG_CONF_END,	0, 0,				IMSG_FD_NONE },
-	{ IMSG_PEER_CHANNEL,	FIXED(struct peer_channel),	IMSG_FD_REQUIRED },
+    {IMSG_CONF_SANDBOX, FIXED(struct conf_sandbox), IMSG_FD_NONE},
+    {IMSG_CONF_GLOBAL, FIXED(struct conf_global), IMSG_FD_NONE},
+    {IMSG_CONF_LISTENER, FIXED(struct conf_listener), IMSG_FD_OPTIONAL},
+    {IMSG_CONF_TLS_GLOBAL, FIXED(struct conf_tls_global), IMSG_FD_NONE},
+    {IMSG_CONF_POLICY, FIXED(struct conf_policy), IMSG_FD_NONE},
+    {IMSG_CONF_KEYPAIR, FIXED(struct conf_keypair), IMSG_FD_NONE},
+    {IMSG_CONF_BLOB, sizeof(struct conf_blob),
+	sizeof(struct conf_blob) + BLOB_CHUNK, IMSG_FD_NONE},
+    {IMSG_CONF_UPSTREAM, FIXED(struct conf_upstream), IMSG_FD_NONE},
+    {IMSG_CONF_ROUTE, FIXED(struct conf_route), IMSG_FD_NONE},
+    {IMSG_CONF_END, 0, 0, IMSG_FD_NONE},
+    {IMSG_PEER_CHANNEL, FIXED(struct peer_channel), IMSG_FD_REQUIRED},
 };
 const size_t parent_to_child_nrules =
     sizeof(parent_to_child_rules) / sizeof(parent_to_child_rules[0]);
 
 /* A child's only word to the parent: "my peer sent me garbage". */
 const struct imsg_rule child_to_parent_rules[] = {
-	{ IMSG_PEER_MISBEHAVED,	FIXED(struct peer_channel),	IMSG_FD_NONE },
-	{ IMSG_AUDIT,		FIXED(struct audit_record),	IMSG_FD_NONE },
+    {IMSG_PEER_MISBEHAVED, FIXED(struct peer_channel), IMSG_FD_NONE},
+    {IMSG_AUDIT, FIXED(struct audit_record), IMSG_FD_NONE},
 };
 const size_t child_to_parent_nrules =
     sizeof(child_to_parent_rules) / sizeof(child_to_parent_rules[0]);
 
 const struct imsg_rule authproc_to_relay_rules[] = {
-	{ IMSG_LOGIN_REQUEST, sizeof(struct login_request),
-	    sizeof(struct login_request) + PIPELINE_MAX, IMSG_FD_REQUIRED },
+    {IMSG_LOGIN_REQUEST, sizeof(struct login_request),
+	sizeof(struct login_request) + PIPELINE_MAX, IMSG_FD_REQUIRED},
 };
 const size_t authproc_to_relay_nrules =
     sizeof(authproc_to_relay_rules) / sizeof(authproc_to_relay_rules[0]);
 
 const struct imsg_rule tlsproc_to_authproc_rules[] = {
-	{ IMSG_TLS_SESSION,	FIXED(struct tls_session),	IMSG_FD_REQUIRED },
-	{ IMSG_STARTTLS_DONE,	FIXED(struct starttls_done),	IMSG_FD_OPTIONAL },
+    {IMSG_TLS_SESSION, FIXED(struct tls_session), IMSG_FD_REQUIRED},
+    {IMSG_STARTTLS_DONE, FIXED(struct starttls_done), IMSG_FD_OPTIONAL},
 };
 const size_t tlsproc_to_authproc_nrules =
     sizeof(tlsproc_to_authproc_rules) / sizeof(tlsproc_to_authproc_rules[0]);
 
 const struct imsg_rule authproc_to_tlsproc_rules[] = {
-	{ IMSG_STARTTLS,	FIXED(struct starttls_request),	IMSG_FD_REQUIRED },
+    {IMSG_STARTTLS, FIXED(struct starttls_request), IMSG_FD_REQUIRED},
 };
 const size_t authproc_to_tlsproc_nrules =
     sizeof(authproc_to_tlsproc_rules) / sizeof(authproc_to_tlsproc_rules[0]);
 
 const struct imsg_rule relay_to_authproc_rules[] = {
-	{ IMSG_LOGIN_RESULT,	FIXED(struct login_result),	IMSG_FD_NONE },
+    {IMSG_LOGIN_RESULT, FIXED(struct login_result), IMSG_FD_NONE},
 };
 const size_t relay_to_authproc_nrules =
     sizeof(relay_to_authproc_rules) / sizeof(relay_to_authproc_rules[0]);
@@ -102,8 +102,8 @@ sockaddr_valid(const struct sockaddr_storage *ss)
 socklen_t
 sockaddr_len(const struct sockaddr_storage *ss)
 {
-	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-	    sizeof(struct sockaddr_in);
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					 : sizeof(struct sockaddr_in);
 }
 
 int
@@ -114,8 +114,8 @@ sockaddr_same_host(const struct sockaddr_storage *a,
 		return 0;
 	if (a->ss_family == AF_INET6)
 		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-		    &((const struct sockaddr_in6 *)b)->sin6_addr,
-		    sizeof(struct in6_addr)) == 0;
+			   &((const struct sockaddr_in6 *)b)->sin6_addr,
+			   sizeof(struct in6_addr)) == 0;
 	return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
 	    ((const struct sockaddr_in *)b)->sin_addr.s_addr;
 }
@@ -123,9 +123,9 @@ sockaddr_same_host(const struct sockaddr_storage *a,
 const char *
 sockaddr_host(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
-	const void	*a = ss->ss_family == AF_INET6 ?
-	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
-	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+	const void *a = ss->ss_family == AF_INET6
+	    ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+	    : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
 
 	if (inet_ntop(ss->ss_family, a, buf, len) == NULL)
 		snprintf(buf, len, "unknown");
@@ -143,9 +143,9 @@ sockaddr_port(const struct sockaddr_storage *ss)
 const char *
 sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
-	char			 host[INET6_ADDRSTRLEN];
-	const struct sockaddr_in	*sin = (const void *)ss;
-	const struct sockaddr_in6	*sin6 = (const void *)ss;
+	char host[INET6_ADDRSTRLEN];
+	const struct sockaddr_in *sin = (const void *)ss;
+	const struct sockaddr_in6 *sin6 = (const void *)ss;
 
 	if (ss->ss_family == AF_INET) {
 		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
@@ -162,10 +162,9 @@ sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 int
 login_request_valid(const struct imsg *imsg, char *err, size_t errlen)
 {
-	const struct login_request	*req = imsg->data;
+	const struct login_request *req = imsg->data;
 
-	if (imsg->datalen < sizeof(*req) ||
-	    req->pipelen > PIPELINE_MAX ||
+	if (imsg->datalen < sizeof(*req) || req->pipelen > PIPELINE_MAX ||
 	    imsg->datalen != sizeof(*req) + req->pipelen) {
 		snprintf(err, errlen, "login request: bad length");
 		return -1;
@@ -204,11 +203,11 @@ login_request_valid(const struct imsg *imsg, char *err, size_t errlen)
 int
 login_result_valid(const struct imsg *imsg, char *err, size_t errlen)
 {
-	const struct login_result	*res = imsg->data;
-	size_t				 i;
+	const struct login_result *res = imsg->data;
+	size_t i;
 
-	if (imsg->datalen != sizeof(*res) ||
-	    res->status < LOGIN_OK || res->status > LOGIN_CLIENT_GONE ||
+	if (imsg->datalen != sizeof(*res) || res->status < LOGIN_OK ||
+	    res->status > LOGIN_CLIENT_GONE ||
 	    !imsg_string_ok(res->text, sizeof(res->text))) {
 		snprintf(err, errlen, "login result: malformed");
 		return -1;
@@ -236,7 +235,7 @@ tls_facts_valid(const struct tls_facts *f)
 int
 conf_blob_valid(const struct imsg *imsg)
 {
-	const struct conf_blob	*b = imsg->data;
+	const struct conf_blob *b = imsg->data;
 
 	if (imsg->datalen < sizeof(*b) || b->len > BLOB_CHUNK ||
 	    imsg->datalen != sizeof(*b) + b->len)
@@ -252,13 +251,12 @@ conf_blob_valid(const struct imsg *imsg)
 int
 audit_record_valid(const struct imsg *imsg)
 {
-	const struct audit_record	*a = imsg->data;
+	const struct audit_record *a = imsg->data;
 
-	return imsg->datalen == sizeof(*a) &&
-	    a->result >= AUDIT_OK && a->result < AUDIT_RESULT_MAX &&
-	    (a->proto == PROTO_IMAP || a->proto == PROTO_POP3) &&
-	    a->tls <= 1 && tls_facts_valid(&a->facts) &&
-	    sockaddr_valid(&a->client) &&
+	return imsg->datalen == sizeof(*a) && a->result >= AUDIT_OK &&
+	    a->result < AUDIT_RESULT_MAX &&
+	    (a->proto == PROTO_IMAP || a->proto == PROTO_POP3) && a->tls <= 1 &&
+	    tls_facts_valid(&a->facts) && sockaddr_valid(&a->client) &&
 	    imsg_string_ok(a->user, sizeof(a->user)) &&
 	    imsg_string_ok(a->mech, sizeof(a->mech)) &&
 	    imsg_string_ok(a->reason, sizeof(a->reason)) &&
@@ -269,14 +267,14 @@ const char *
 audit_result_name(enum audit_result r)
 {
 	static const char *names[] = {
-		[AUDIT_OK] = "ok",
-		[AUDIT_BAD_CREDENTIALS] = "bad-credentials",
-		[AUDIT_THROTTLED_IP] = "throttled-ip",
-		[AUDIT_THROTTLED_USER] = "throttled-user",
-		[AUDIT_UPSTREAM_UNAVAILABLE] = "upstream-unavailable",
-		[AUDIT_PROTOCOL_ERROR] = "protocol-error",
-		[AUDIT_TIMEOUT] = "timeout",
-		[AUDIT_ABORTED] = "aborted",
+	    [AUDIT_OK] = "ok",
+	    [AUDIT_BAD_CREDENTIALS] = "bad-credentials",
+	    [AUDIT_THROTTLED_IP] = "throttled-ip",
+	    [AUDIT_THROTTLED_USER] = "throttled-user",
+	    [AUDIT_UPSTREAM_UNAVAILABLE] = "upstream-unavailable",
+	    [AUDIT_PROTOCOL_ERROR] = "protocol-error",
+	    [AUDIT_TIMEOUT] = "timeout",
+	    [AUDIT_ABORTED] = "aborted",
 	};
 
 	if (r < AUDIT_OK || r >= AUDIT_RESULT_MAX)
@@ -302,7 +300,7 @@ login_mech_name(enum login_mech m)
 uint64_t
 wallclock_ms(void)
 {
-	struct timespec	ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;

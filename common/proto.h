@@ -15,38 +15,35 @@
 
 #include "imsg.h"
 
-#define NAME_MAX_LEN	63
-#define TAG_MAX_LEN	64
-#define USER_MAX_LEN	255
-#define PASS_MAX_LEN	1023
-#define ID_MAX_LEN	1024
-#define TEXT_MAX_LEN	511
-#define PIPELINE_MAX	12288
+#define NAME_MAX_LEN 63
+#define TAG_MAX_LEN  64
+#define USER_MAX_LEN 255
+#define PASS_MAX_LEN 1023
+#define ID_MAX_LEN   1024
+#define TEXT_MAX_LEN 511
+#define PIPELINE_MAX 12288
 
 enum proc_role {
 	PROC_PARENT,
 	PROC_AUTHPROC,
 	PROC_RELAY,
-	PROC_TLSPROC,		/* slot reserved for the TLS issue */
+	PROC_TLSPROC, /* slot reserved for the TLS issue */
 	PROC_MAX
 };
 
-enum mail_proto {
-	PROTO_IMAP = 1,
-	PROTO_POP3 = 2
-};
+enum mail_proto { PROTO_IMAP = 1, PROTO_POP3 = 2 };
 
 enum login_mech {
-	MECH_LOGIN = 1,		/* IMAP LOGIN */
-	MECH_PLAIN = 2,		/* SASL PLAIN (IMAP or POP3 AUTH) */
-	MECH_USERPASS = 3	/* POP3 USER/PASS */
+	MECH_LOGIN = 1,	  /* IMAP LOGIN */
+	MECH_PLAIN = 2,	  /* SASL PLAIN (IMAP or POP3 AUTH) */
+	MECH_USERPASS = 3 /* POP3 USER/PASS */
 };
 
 enum login_status {
-	LOGIN_OK = 1,		/* relay took the session over */
-	LOGIN_FAILED = 2,	/* the upstream refused the credentials */
-	LOGIN_TEMPFAIL = 3,	/* no route, upstream down or timing out */
-	LOGIN_CLIENT_GONE = 4	/* the client went away during login */
+	LOGIN_OK = 1,	      /* relay took the session over */
+	LOGIN_FAILED = 2,     /* the upstream refused the credentials */
+	LOGIN_TEMPFAIL = 3,   /* no route, upstream down or timing out */
+	LOGIN_CLIENT_GONE = 4 /* the client went away during login */
 };
 
 enum imsg_type {
@@ -78,122 +75,113 @@ enum imsg_type {
 };
 
 struct conf_sandbox {
-	uint32_t	uid;
-	uint32_t	gid;
-	char		chroot[256];
+	uint32_t uid;
+	uint32_t gid;
+	char chroot[256];
 };
 
 struct conf_global {
-	uint32_t	timeout_connect;	/* upstream connect, s */
-	uint32_t	timeout_login;		/* upstream login, s */
-	uint32_t	timeout_preauth;	/* idle before login, s */
-	uint32_t	max_line;		/* pre-auth command line */
-	uint32_t	max_literal;		/* pre-auth literal */
-	uint32_t	max_bad_commands;
-	uint32_t	max_sessions;		/* per child */
-	uint32_t	timeout_preauth_total;	/* s from connect to login */
-	char		greeting[128];
+	uint32_t timeout_connect; /* upstream connect, s */
+	uint32_t timeout_login;	  /* upstream login, s */
+	uint32_t timeout_preauth; /* idle before login, s */
+	uint32_t max_line;	  /* pre-auth command line */
+	uint32_t max_literal;	  /* pre-auth literal */
+	uint32_t max_bad_commands;
+	uint32_t max_sessions;		/* per child */
+	uint32_t timeout_preauth_total; /* s from connect to login */
+	char greeting[128];
 };
 
-#define LISTEN_TLS		0x01	/* implicit TLS (993, 995) */
-#define LISTEN_STARTTLS		0x02	/* keypairs: offer STARTTLS/STLS */
-#define LISTEN_TLS_REQUIRED	0x04	/* no login before TLS */
-#define LISTEN_PROXY		0x08	/* a PROXY protocol header first */
-#define LISTEN_MAX_KEYPAIRS	8
+#define LISTEN_TLS	    0x01 /* implicit TLS (993, 995) */
+#define LISTEN_STARTTLS	    0x02 /* keypairs: offer STARTTLS/STLS */
+#define LISTEN_TLS_REQUIRED 0x04 /* no login before TLS */
+#define LISTEN_PROXY	    0x08 /* a PROXY protocol header first */
+#define LISTEN_MAX_KEYPAIRS 8
 
 struct conf_listener {
-	uint32_t		id;
-	uint32_t		proto;
-	uint32_t		flags;
-	uint32_t		nkeypairs;
-	uint32_t		keypairs[LISTEN_MAX_KEYPAIRS];	/* first: default */
-	struct sockaddr_storage	addr;
-	char			name[NAME_MAX_LEN + 1];
+	uint32_t id;
+	uint32_t proto;
+	uint32_t flags;
+	uint32_t nkeypairs;
+	uint32_t keypairs[LISTEN_MAX_KEYPAIRS]; /* first: default */
+	struct sockaddr_storage addr;
+	char name[NAME_MAX_LEN + 1];
 };
 
 struct conf_tls_global {
-	uint32_t	protocols;		/* TLS_PROTOCOL_* bits */
-	uint32_t	session_lifetime;	/* s; 0: no resumption */
-	uint32_t	timeout_handshake;	/* s */
-	char		ciphers[256];
+	uint32_t protocols;	    /* TLS_PROTOCOL_* bits */
+	uint32_t session_lifetime;  /* s; 0: no resumption */
+	uint32_t timeout_handshake; /* s */
+	char ciphers[256];
 };
 
 struct conf_keypair {
-	uint32_t	id;
-	char		name[256];
+	uint32_t id;
+	char name[256];
 };
 
-enum blob_kind {
-	BLOB_CERT = 1,
-	BLOB_KEY = 2,
-	BLOB_OCSP = 3,
-	BLOB_CA = 4
-};
+enum blob_kind { BLOB_CERT = 1, BLOB_KEY = 2, BLOB_OCSP = 3, BLOB_CA = 4 };
 
-#define BLOB_CHUNK	8192
-#define BLOB_MAX	(1024 * 1024)
+#define BLOB_CHUNK 8192
+#define BLOB_MAX   (1024 * 1024)
 
 /* A piece of a file the parent read for a child; data follows. */
 struct conf_blob {
-	uint32_t	owner_id;	/* keypair or upstream */
-	uint32_t	kind;
-	uint32_t	total;
-	uint32_t	offset;
-	uint32_t	len;
+	uint32_t owner_id; /* keypair or upstream */
+	uint32_t kind;
+	uint32_t total;
+	uint32_t offset;
+	uint32_t len;
 };
 
 struct tls_facts {
-	char	version[16];
-	char	cipher[64];
-	char	servername[256];
+	char version[16];
+	char cipher[64];
+	char servername[256];
 };
 
 /* tlsproc -> authproc, with the plaintext end of a new TLS session. */
 struct tls_session {
-	uint32_t		listener_id;
-	struct sockaddr_storage	client;
-	struct sockaddr_storage	local;
-	struct tls_facts	facts;
+	uint32_t listener_id;
+	struct sockaddr_storage client;
+	struct sockaddr_storage local;
+	struct tls_facts facts;
 };
 
 /* authproc -> tlsproc, with the client socket after STARTTLS/STLS. */
 struct starttls_request {
-	uint32_t	listener_id;
+	uint32_t listener_id;
 };
 
 /* tlsproc -> authproc; on success with the plaintext end. */
 struct starttls_done {
-	uint32_t		ok;
-	struct tls_facts	facts;
+	uint32_t ok;
+	struct tls_facts facts;
 };
 
 struct conf_upstream {
-	uint32_t		id;
-	uint32_t		has_imap;
-	uint32_t		has_pop3;
-	uint32_t		tls;		/* implicit TLS to the upstream */
-	uint32_t		noverify;
-	char			servername[256];
-	struct sockaddr_storage	imap;
-	struct sockaddr_storage	pop3;
-	char			name[NAME_MAX_LEN + 1];
+	uint32_t id;
+	uint32_t has_imap;
+	uint32_t has_pop3;
+	uint32_t tls; /* implicit TLS to the upstream */
+	uint32_t noverify;
+	char servername[256];
+	struct sockaddr_storage imap;
+	struct sockaddr_storage pop3;
+	char name[NAME_MAX_LEN + 1];
 };
 
-enum route_kind {
-	ROUTE_USER = 1,
-	ROUTE_DOMAIN = 2,
-	ROUTE_DEFAULT = 3
-};
+enum route_kind { ROUTE_USER = 1, ROUTE_DOMAIN = 2, ROUTE_DEFAULT = 3 };
 
 struct conf_route {
-	uint32_t	kind;
-	uint32_t	upstream_id;
-	char		match[USER_MAX_LEN + 1];
+	uint32_t kind;
+	uint32_t upstream_id;
+	char match[USER_MAX_LEN + 1];
 };
 
 struct peer_channel {
-	uint32_t	role;
-	uint32_t	pid;
+	uint32_t role;
+	uint32_t pid;
 };
 
 /*
@@ -203,22 +191,22 @@ struct peer_channel {
  * NUL-separated name/value pairs.
  */
 struct login_request {
-	uint32_t		listener_id;
-	uint32_t		proto;
-	uint32_t		mech;
-	uint32_t		idlen;
-	uint32_t		pipelen;
-	struct sockaddr_storage	client;
-	struct sockaddr_storage	local;
-	uint32_t		tls;		/* client side is TLS */
-	struct tls_facts	facts;
-	uint64_t		sid;		/* session id for logs, audit */
-	uint64_t		start_ms;	/* when the attempt began */
-	char			tag[TAG_MAX_LEN + 1];
-	char			user[USER_MAX_LEN + 1];
-	char			authzid[USER_MAX_LEN + 1];
-	char			pass[PASS_MAX_LEN + 1];
-	char			idfields[ID_MAX_LEN];
+	uint32_t listener_id;
+	uint32_t proto;
+	uint32_t mech;
+	uint32_t idlen;
+	uint32_t pipelen;
+	struct sockaddr_storage client;
+	struct sockaddr_storage local;
+	uint32_t tls; /* client side is TLS */
+	struct tls_facts facts;
+	uint64_t sid;	   /* session id for logs, audit */
+	uint64_t start_ms; /* when the attempt began */
+	char tag[TAG_MAX_LEN + 1];
+	char user[USER_MAX_LEN + 1];
+	char authzid[USER_MAX_LEN + 1];
+	char pass[PASS_MAX_LEN + 1];
+	char idfields[ID_MAX_LEN];
 };
 
 enum audit_result {
@@ -240,60 +228,60 @@ enum audit_result {
  * through authproc.  Never a password.
  */
 struct audit_record {
-	uint64_t		time_ms;	/* wall clock, ms since epoch */
-	uint64_t		sid;		/* session id */
-	uint32_t		duration_ms;
-	uint32_t		listener_id;
-	uint32_t		proto;
-	uint32_t		result;
-	uint32_t		tls;
-	struct tls_facts	facts;
-	struct sockaddr_storage	client;
-	char			user[USER_MAX_LEN + 1];
-	char			mech[16];
-	char			reason[256];
-	char			upstream[NAME_MAX_LEN + 1];
+	uint64_t time_ms; /* wall clock, ms since epoch */
+	uint64_t sid;	  /* session id */
+	uint32_t duration_ms;
+	uint32_t listener_id;
+	uint32_t proto;
+	uint32_t result;
+	uint32_t tls;
+	struct tls_facts facts;
+	struct sockaddr_storage client;
+	char user[USER_MAX_LEN + 1];
+	char mech[16];
+	char reason[256];
+	char upstream[NAME_MAX_LEN + 1];
 };
 
 /* relay -> authproc: how the login went; text is the upstream's words. */
 struct login_result {
-	uint32_t	status;
-	char		text[TEXT_MAX_LEN + 1];
+	uint32_t status;
+	char text[TEXT_MAX_LEN + 1];
 };
 
-extern const struct imsg_rule	parent_to_child_rules[];
-extern const size_t		parent_to_child_nrules;
-extern const struct imsg_rule	child_to_parent_rules[];
-extern const size_t		child_to_parent_nrules;
-extern const struct imsg_rule	authproc_to_relay_rules[];
-extern const size_t		authproc_to_relay_nrules;
-extern const struct imsg_rule	tlsproc_to_authproc_rules[];
-extern const size_t		tlsproc_to_authproc_nrules;
-extern const struct imsg_rule	authproc_to_tlsproc_rules[];
-extern const size_t		authproc_to_tlsproc_nrules;
-extern const struct imsg_rule	relay_to_authproc_rules[];
-extern const size_t		relay_to_authproc_nrules;
+extern const struct imsg_rule parent_to_child_rules[];
+extern const size_t parent_to_child_nrules;
+extern const struct imsg_rule child_to_parent_rules[];
+extern const size_t child_to_parent_nrules;
+extern const struct imsg_rule authproc_to_relay_rules[];
+extern const size_t authproc_to_relay_nrules;
+extern const struct imsg_rule tlsproc_to_authproc_rules[];
+extern const size_t tlsproc_to_authproc_nrules;
+extern const struct imsg_rule authproc_to_tlsproc_rules[];
+extern const size_t authproc_to_tlsproc_nrules;
+extern const struct imsg_rule relay_to_authproc_rules[];
+extern const size_t relay_to_authproc_nrules;
 
-const char	*proc_role_name(enum proc_role);
-const char	*mail_proto_name(enum mail_proto);
-int		 login_request_valid(const struct imsg *, char *, size_t);
-int		 login_result_valid(const struct imsg *, char *, size_t);
-int		 tls_facts_valid(const struct tls_facts *);
-int		 conf_blob_valid(const struct imsg *);
-int		 audit_record_valid(const struct imsg *);
-const char	*audit_result_name(enum audit_result);
-const char	*login_mech_name(enum login_mech);
-uint64_t	 wallclock_ms(void);
+const char *proc_role_name(enum proc_role);
+const char *mail_proto_name(enum mail_proto);
+int login_request_valid(const struct imsg *, char *, size_t);
+int login_result_valid(const struct imsg *, char *, size_t);
+int tls_facts_valid(const struct tls_facts *);
+int conf_blob_valid(const struct imsg *);
+int audit_record_valid(const struct imsg *);
+const char *audit_result_name(enum audit_result);
+const char *login_mech_name(enum login_mech);
+uint64_t wallclock_ms(void);
 
 /* blob.c: reassemble a file the parent sent in chunks */
-int		 blob_store(unsigned char **, size_t *, size_t *,
-		    const struct conf_blob *, const unsigned char *);
-int		 sockaddr_valid(const struct sockaddr_storage *);
-socklen_t	 sockaddr_len(const struct sockaddr_storage *);
-in_port_t	 sockaddr_port(const struct sockaddr_storage *);
-const char	*sockaddr_host(const struct sockaddr_storage *, char *, size_t);
-int		 sockaddr_same_host(const struct sockaddr_storage *,
-		    const struct sockaddr_storage *);
-const char	*sockaddr_str(const struct sockaddr_storage *, char *, size_t);
+int blob_store(unsigned char **, size_t *, size_t *, const struct conf_blob *,
+    const unsigned char *);
+int sockaddr_valid(const struct sockaddr_storage *);
+socklen_t sockaddr_len(const struct sockaddr_storage *);
+in_port_t sockaddr_port(const struct sockaddr_storage *);
+const char *sockaddr_host(const struct sockaddr_storage *, char *, size_t);
+int sockaddr_same_host(const struct sockaddr_storage *,
+    const struct sockaddr_storage *);
+const char *sockaddr_str(const struct sockaddr_storage *, char *, size_t);
 
 #endif

@@ -14,15 +14,14 @@
 
 #include "proxyproto.h"
 
-static const unsigned char v2sig[12] = {
-	0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a
-};
+static const unsigned char v2sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+    0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
 
 static int
 v1_port(const char *s, in_port_t *port)
 {
-	char	*end;
-	long	 n;
+	char *end;
+	long n;
 
 	/* decimal, no sign, no leading zero (the spec forbids them) */
 	if (s[0] < '0' || s[0] > '9' || (s[0] == '0' && s[1] != '\0'))
@@ -37,8 +36,8 @@ v1_port(const char *s, in_port_t *port)
 static int
 v1_addr(int family, const char *a, const char *p, struct sockaddr_storage *ss)
 {
-	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 
 	memset(ss, 0, sizeof(*ss));
 	if (family == AF_INET) {
@@ -56,10 +55,10 @@ v1_addr(int family, const char *a, const char *p, struct sockaddr_storage *ss)
 static enum proxy_status
 parse_v1(const unsigned char *in, size_t len, struct proxy_result *r)
 {
-	char		 line[PROXY_V1_MAX + 1], *f[6], *save = NULL, *tok;
+	char line[PROXY_V1_MAX + 1], *f[6], *save = NULL, *tok;
 	const unsigned char *lf;
-	size_t		 n, nf = 0;
-	int		 family;
+	size_t n, nf = 0;
+	int family;
 
 	lf = memchr(in, '\n', len < PROXY_V1_MAX ? len : PROXY_V1_MAX);
 	if (lf == NULL)
@@ -73,7 +72,7 @@ parse_v1(const unsigned char *in, size_t len, struct proxy_result *r)
 		return PROXY_BAD;
 	r->consumed = n;
 	for (tok = strtok_r(line, " ", &save); tok != NULL && nf < 6;
-	    tok = strtok_r(NULL, " ", &save))
+	     tok = strtok_r(NULL, " ", &save))
 		f[nf++] = tok;
 	if (tok != NULL || nf < 2 || strcmp(f[0], "PROXY") != 0)
 		return PROXY_BAD;
@@ -97,17 +96,17 @@ parse_v1(const unsigned char *in, size_t len, struct proxy_result *r)
 static enum proxy_status
 parse_v2(const unsigned char *in, size_t len, struct proxy_result *r)
 {
-	struct sockaddr_in	*s4 = (struct sockaddr_in *)&r->src;
-	struct sockaddr_in	*d4 = (struct sockaddr_in *)&r->dst;
-	struct sockaddr_in6	*s6 = (struct sockaddr_in6 *)&r->src;
-	struct sockaddr_in6	*d6 = (struct sockaddr_in6 *)&r->dst;
-	size_t			 alen;
-	unsigned int		 cmd, fam;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&r->src;
+	struct sockaddr_in *d4 = (struct sockaddr_in *)&r->dst;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&r->src;
+	struct sockaddr_in6 *d6 = (struct sockaddr_in6 *)&r->dst;
+	size_t alen;
+	unsigned int cmd, fam;
 
 	if (len < 16)
 		return PROXY_INCOMPLETE;
 	if ((in[12] & 0xf0) != 0x20)
-		return PROXY_BAD;		/* version 2 only */
+		return PROXY_BAD; /* version 2 only */
 	cmd = in[12] & 0x0f;
 	fam = in[13];
 	alen = (size_t)in[14] << 8 | in[15];
@@ -116,7 +115,7 @@ parse_v2(const unsigned char *in, size_t len, struct proxy_result *r)
 	if (len < 16 + alen)
 		return PROXY_INCOMPLETE;
 	r->consumed = 16 + alen;
-	if (cmd == 0x0) {			/* LOCAL: health checks */
+	if (cmd == 0x0) { /* LOCAL: health checks */
 		r->has_addr = 0;
 		return PROXY_OK;
 	}
@@ -125,7 +124,7 @@ parse_v2(const unsigned char *in, size_t len, struct proxy_result *r)
 	memset(&r->src, 0, sizeof(r->src));
 	memset(&r->dst, 0, sizeof(r->dst));
 	switch (fam) {
-	case 0x11:				/* TCP over IPv4 */
+	case 0x11: /* TCP over IPv4 */
 		if (alen < 12)
 			return PROXY_BAD;
 		s4->sin_family = d4->sin_family = AF_INET;
@@ -134,7 +133,7 @@ parse_v2(const unsigned char *in, size_t len, struct proxy_result *r)
 		memcpy(&s4->sin_port, in + 24, 2);
 		memcpy(&d4->sin_port, in + 26, 2);
 		break;
-	case 0x21:				/* TCP over IPv6 */
+	case 0x21: /* TCP over IPv6 */
 		if (alen < 36)
 			return PROXY_BAD;
 		s6->sin6_family = d6->sin6_family = AF_INET6;
@@ -143,11 +142,11 @@ parse_v2(const unsigned char *in, size_t len, struct proxy_result *r)
 		memcpy(&s6->sin6_port, in + 48, 2);
 		memcpy(&d6->sin6_port, in + 50, 2);
 		break;
-	case 0x00:				/* UNSPEC */
+	case 0x00: /* UNSPEC */
 		r->has_addr = 0;
 		return PROXY_OK;
 	default:
-		return PROXY_BAD;		/* UDP, unix sockets */
+		return PROXY_BAD; /* UDP, unix sockets */
 	}
 	r->has_addr = 1;
 	return PROXY_OK;
@@ -156,7 +155,7 @@ parse_v2(const unsigned char *in, size_t len, struct proxy_result *r)
 enum proxy_status
 proxy_parse(const unsigned char *in, size_t len, struct proxy_result *r)
 {
-	size_t	n;
+	size_t n;
 
 	memset(r, 0, sizeof(*r));
 	if (len == 0)
@@ -164,8 +163,8 @@ proxy_parse(const unsigned char *in, size_t len, struct proxy_result *r)
 	/* which version: decide on as few bytes as the data allows */
 	n = len < sizeof(v2sig) ? len : sizeof(v2sig);
 	if (memcmp(in, v2sig, n) == 0)
-		return n < sizeof(v2sig) ? PROXY_INCOMPLETE :
-		    parse_v2(in, len, r);
+		return n < sizeof(v2sig) ? PROXY_INCOMPLETE
+					 : parse_v2(in, len, r);
 	n = len < 6 ? len : 6;
 	if (memcmp(in, "PROXY ", n) == 0)
 		return n < 6 ? PROXY_INCOMPLETE : parse_v1(in, len, r);

@@ -20,36 +20,35 @@
 
 /* Newer Landlock ABI bits than Debian 12's headers know about. */
 #ifndef LANDLOCK_ACCESS_FS_REFER
-#define LANDLOCK_ACCESS_FS_REFER		(1ULL << 13)
+#define LANDLOCK_ACCESS_FS_REFER (1ULL << 13)
 #endif
 #ifndef LANDLOCK_ACCESS_FS_TRUNCATE
-#define LANDLOCK_ACCESS_FS_TRUNCATE		(1ULL << 14)
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
 #endif
-#define POSTERN_LL_FS_IOCTL_DEV			(1ULL << 15)
-#define POSTERN_LL_NET_BIND_TCP			(1ULL << 0)
-#define POSTERN_LL_NET_CONNECT_TCP		(1ULL << 1)
-#define POSTERN_LL_SCOPE_ABSTRACT_UNIX		(1ULL << 0)
-#define POSTERN_LL_SCOPE_SIGNAL			(1ULL << 1)
+#define POSTERN_LL_FS_IOCTL_DEV	       (1ULL << 15)
+#define POSTERN_LL_NET_BIND_TCP	       (1ULL << 0)
+#define POSTERN_LL_NET_CONNECT_TCP     (1ULL << 1)
+#define POSTERN_LL_SCOPE_ABSTRACT_UNIX (1ULL << 0)
+#define POSTERN_LL_SCOPE_SIGNAL	       (1ULL << 1)
 
 /* The kernel's ruleset attribute, as of Landlock ABI 6. */
 struct postern_ll_attr {
-	uint64_t	handled_access_fs;
-	uint64_t	handled_access_net;
-	uint64_t	scoped;
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net;
+	uint64_t scoped;
 };
 
 static void
 sandbox_drop_privileges(const struct conf_sandbox *sb)
 {
-	gid_t	gid = sb->gid;
-	uid_t	uid = sb->uid;
+	gid_t gid = sb->gid;
+	uid_t uid = sb->uid;
 
 	if (chroot(sb->chroot) == -1)
 		fatal("chroot %s", sb->chroot);
 	if (chdir("/") == -1)
 		fatal("chdir /");
-	if (setgroups(1, &gid) == -1 ||
-	    setresgid(gid, gid, gid) == -1 ||
+	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
 	    setresuid(uid, uid, uid) == -1)
 		fatal("cannot drop privileges");
 	/* make sure root cannot be regained */
@@ -64,7 +63,7 @@ sandbox_drop_privileges(const struct conf_sandbox *sb)
 int
 sandbox_landlock_abi(void)
 {
-	long	abi;
+	long abi;
 
 	abi = syscall(SYS_landlock_create_ruleset, NULL, 0,
 	    LANDLOCK_CREATE_RULESET_VERSION);
@@ -79,9 +78,9 @@ sandbox_landlock_abi(void)
 static void
 sandbox_landlock(enum proc_role role)
 {
-	struct postern_ll_attr	attr;
-	size_t			attrsz;
-	int			abi, fd;
+	struct postern_ll_attr attr;
+	size_t attrsz;
+	int abi, fd;
 
 	if ((abi = sandbox_landlock_abi()) <= 0) {
 		log_debug("landlock not available");
@@ -103,8 +102,8 @@ sandbox_landlock(enum proc_role role)
 		attrsz = offsetof(struct postern_ll_attr, scoped);
 	}
 	if (abi >= 6) {
-		attr.scoped = POSTERN_LL_SCOPE_ABSTRACT_UNIX |
-		    POSTERN_LL_SCOPE_SIGNAL;
+		attr.scoped =
+		    POSTERN_LL_SCOPE_ABSTRACT_UNIX | POSTERN_LL_SCOPE_SIGNAL;
 		attrsz = sizeof(attr);
 	}
 	fd = syscall(SYS_landlock_create_ruleset, &attr, attrsz, 0);
@@ -128,30 +127,50 @@ static void
 allow_noexec(scmp_filter_ctx ctx, int nr)
 {
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) != 0)
+		SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) != 0)
 		fatalx("seccomp: cannot allow syscall %d", nr);
 }
 
 static void
 sandbox_seccomp_common(scmp_filter_ctx ctx)
 {
-	static const int	calls[] = {
-		SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv),
-		SCMP_SYS(writev), SCMP_SYS(close), SCMP_SYS(recvmsg),
-		SCMP_SYS(sendmsg), SCMP_SYS(recvfrom), SCMP_SYS(sendto),
-		SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait),
-		SCMP_SYS(epoll_ctl), SCMP_SYS(clock_gettime),
-		SCMP_SYS(gettimeofday), SCMP_SYS(getpid), SCMP_SYS(gettid),
-		SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap),
-		SCMP_SYS(madvise), SCMP_SYS(rt_sigreturn),
-		SCMP_SYS(rt_sigprocmask), SCMP_SYS(exit),
-		SCMP_SYS(exit_group), SCMP_SYS(setsockopt),
-		SCMP_SYS(getsockname), SCMP_SYS(getpeername),
-		SCMP_SYS(shutdown), SCMP_SYS(getrandom), SCMP_SYS(futex),
-		SCMP_SYS(fstat), SCMP_SYS(restart_syscall),
-		SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep),
+	static const int calls[] = {
+	    SCMP_SYS(read),
+	    SCMP_SYS(write),
+	    SCMP_SYS(readv),
+	    SCMP_SYS(writev),
+	    SCMP_SYS(close),
+	    SCMP_SYS(recvmsg),
+	    SCMP_SYS(sendmsg),
+	    SCMP_SYS(recvfrom),
+	    SCMP_SYS(sendto),
+	    SCMP_SYS(epoll_wait),
+	    SCMP_SYS(epoll_pwait),
+	    SCMP_SYS(epoll_ctl),
+	    SCMP_SYS(clock_gettime),
+	    SCMP_SYS(gettimeofday),
+	    SCMP_SYS(getpid),
+	    SCMP_SYS(gettid),
+	    SCMP_SYS(brk),
+	    SCMP_SYS(munmap),
+	    SCMP_SYS(mremap),
+	    SCMP_SYS(madvise),
+	    SCMP_SYS(rt_sigreturn),
+	    SCMP_SYS(rt_sigprocmask),
+	    SCMP_SYS(exit),
+	    SCMP_SYS(exit_group),
+	    SCMP_SYS(setsockopt),
+	    SCMP_SYS(getsockname),
+	    SCMP_SYS(getpeername),
+	    SCMP_SYS(shutdown),
+	    SCMP_SYS(getrandom),
+	    SCMP_SYS(futex),
+	    SCMP_SYS(fstat),
+	    SCMP_SYS(restart_syscall),
+	    SCMP_SYS(nanosleep),
+	    SCMP_SYS(clock_nanosleep),
 	};
-	size_t			i;
+	size_t i;
 
 	for (i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
 		allow(ctx, calls[i]);
@@ -159,7 +178,7 @@ sandbox_seccomp_common(scmp_filter_ctx ctx)
 	allow_noexec(ctx, SCMP_SYS(mprotect));
 	/* fstat(2) is newfstatat(fd, "", AT_EMPTY_PATH) in glibc 2.36 */
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
-	    SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH)) != 0)
+		SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH)) != 0)
 		fatalx("seccomp: newfstatat");
 	/*
 	 * fcntl(2) only for descriptor flags: F_SETOWN/F_SETSIG with
@@ -167,31 +186,31 @@ sandbox_seccomp_common(scmp_filter_ctx ctx)
 	 * user where Landlock cannot scope signals.
 	 */
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-	    SCMP_A1(SCMP_CMP_EQ, F_GETFL, 0)) != 0 ||
+		SCMP_A1(SCMP_CMP_EQ, F_GETFL, 0)) != 0 ||
 	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2,
-	    SCMP_A1(SCMP_CMP_EQ, F_SETFL, 0),
-	    SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0)) != 0 ||
+		SCMP_A1(SCMP_CMP_EQ, F_SETFL, 0),
+		SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0)) != 0 ||
 	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-	    SCMP_A1(SCMP_CMP_EQ, F_GETFD, 0)) != 0 ||
+		SCMP_A1(SCMP_CMP_EQ, F_GETFD, 0)) != 0 ||
 	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-	    SCMP_A1(SCMP_CMP_EQ, F_SETFD, 0)) != 0 ||
+		SCMP_A1(SCMP_CMP_EQ, F_SETFD, 0)) != 0 ||
 	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-	    SCMP_A1(SCMP_CMP_EQ, F_DUPFD_CLOEXEC, 0)) != 0)
+		SCMP_A1(SCMP_CMP_EQ, F_DUPFD_CLOEXEC, 0)) != 0)
 		fatalx("seccomp: fcntl");
 	/* libevent sizes its reads with FIONREAD */
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-	    SCMP_A1(SCMP_CMP_EQ, FIONREAD, 0)) != 0)
+		SCMP_A1(SCMP_CMP_EQ, FIONREAD, 0)) != 0)
 		fatalx("seccomp: ioctl");
 	/* abort(3) signals itself, and only itself */
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-	    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0)) != 0)
+		SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0)) != 0)
 		fatalx("seccomp: tgkill");
 }
 
 static void
 sandbox_seccomp(enum proc_role role)
 {
-	scmp_filter_ctx	ctx;
+	scmp_filter_ctx ctx;
 
 	if ((ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
 		fatalx("seccomp_init failed");
@@ -204,14 +223,14 @@ sandbox_seccomp(enum proc_role role)
 		break;
 	case PROC_RELAY:
 		/* TCP only: no datagram or raw sockets */
-		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
-		    3, SCMP_A0(SCMP_CMP_EQ, AF_INET, 0),
-		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM),
-		    SCMP_A2(SCMP_CMP_EQ, 0, 0)) != 0 ||
-		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
-		    3, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0),
-		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM),
-		    SCMP_A2(SCMP_CMP_EQ, 0, 0)) != 0)
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
+			SCMP_A0(SCMP_CMP_EQ, AF_INET, 0),
+			SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM),
+			SCMP_A2(SCMP_CMP_EQ, 0, 0)) != 0 ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
+			SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0),
+			SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM),
+			SCMP_A2(SCMP_CMP_EQ, 0, 0)) != 0)
 			fatalx("seccomp: socket");
 		allow(ctx, SCMP_SYS(connect));
 		allow(ctx, SCMP_SYS(getsockopt));
@@ -222,7 +241,7 @@ sandbox_seccomp(enum proc_role role)
 		/* accepts clients; makes plaintext socketpairs, nothing else */
 		allow(ctx, SCMP_SYS(accept4));
 		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair),
-		    1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0)) != 0)
+			1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0)) != 0)
 			fatalx("seccomp: socketpair");
 		break;
 	default:

@@ -8,7 +8,7 @@
 
 #include "proto.h"
 
-void	sandbox_enter(enum proc_role, const struct conf_sandbox *);
-int	sandbox_landlock_abi(void);
+void sandbox_enter(enum proc_role, const struct conf_sandbox *);
+int sandbox_landlock_abi(void);
 
 #endif

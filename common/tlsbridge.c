@@ -14,12 +14,12 @@
 #include "log.h"
 #include "tlsbridge.h"
 
-#define WANT_NET_READ	0x01
-#define WANT_NET_WRITE	0x02
-#define WANT_PLAIN_READ	0x04
+#define WANT_NET_READ	 0x01
+#define WANT_NET_WRITE	 0x02
+#define WANT_PLAIN_READ	 0x04
 #define WANT_PLAIN_WRITE 0x08
 
-static void	tlsbridge_event(int, short, void *);
+static void tlsbridge_event(int, short, void *);
 
 static void
 tlsbridge_finish(struct tlsbridge *b)
@@ -39,7 +39,7 @@ tlsbridge_stop(struct tlsbridge *b)
 	if (evtimer_initialized(&b->linger_ev))
 		evtimer_del(&b->linger_ev);
 	if (b->tls != NULL) {
-		tls_close(b->tls);	/* best effort close_notify */
+		tls_close(b->tls); /* best effort close_notify */
 		tls_free(b->tls);
 		b->tls = NULL;
 	}
@@ -56,7 +56,7 @@ tlsbridge_stop(struct tlsbridge *b)
 static int
 pump_net_to_plain(struct tlsbridge *b, int *progress)
 {
-	ssize_t	n;
+	ssize_t n;
 
 	for (;;) {
 		if (b->n2p_len > b->n2p_off) {
@@ -104,7 +104,7 @@ pump_net_to_plain(struct tlsbridge *b, int *progress)
 static int
 pump_plain_to_net(struct tlsbridge *b, int *progress)
 {
-	ssize_t	n;
+	ssize_t n;
 
 	for (;;) {
 		if (b->p2n_len > b->p2n_off) {
@@ -146,16 +146,16 @@ pump_plain_to_net(struct tlsbridge *b, int *progress)
 static void
 tlsbridge_run(struct tlsbridge *b)
 {
-	int		want, w1, w2, progress;
-	short		netev = 0, plainev = 0;
-	struct timeval	stall;
+	int want, w1, w2, progress;
+	short netev = 0, plainev = 0;
+	struct timeval stall;
 
 	do {
 		progress = 0;
 		if ((w1 = pump_net_to_plain(b, &progress)) == -1 ||
 		    (w2 = pump_plain_to_net(b, &progress)) == -1) {
-			log_debug("tls bridge: %s: %s", b->error ? b->error :
-			    "error", strerror(errno));
+			log_debug("tls bridge: %s: %s",
+			    b->error ? b->error : "error", strerror(errno));
 			tlsbridge_finish(b);
 			return;
 		}
@@ -174,7 +174,7 @@ tlsbridge_run(struct tlsbridge *b)
 			return;
 		}
 		if (!evtimer_pending(&b->linger_ev, NULL)) {
-			struct timeval	tv = { TLSBRIDGE_LINGER_SEC, 0 };
+			struct timeval tv = {TLSBRIDGE_LINGER_SEC, 0};
 
 			evtimer_set(&b->linger_ev, tlsbridge_event, b);
 			evtimer_add(&b->linger_ev, &tv);
@@ -198,8 +198,7 @@ tlsbridge_run(struct tlsbridge *b)
 		event_add(&b->netev, (netev & EV_WRITE) ? &stall : NULL);
 	}
 	if (plainev) {
-		event_set(&b->plainev, b->plainfd, plainev, tlsbridge_event,
-		    b);
+		event_set(&b->plainev, b->plainfd, plainev, tlsbridge_event, b);
 		event_add(&b->plainev, (plainev & EV_WRITE) ? &stall : NULL);
 	}
 	if (!netev && !plainev) {
@@ -211,12 +210,12 @@ tlsbridge_run(struct tlsbridge *b)
 static void
 tlsbridge_event(int fd, short event, void *arg)
 {
-	struct tlsbridge	*b = arg;
+	struct tlsbridge *b = arg;
 
 	(void)fd;
 	if (event & EV_TIMEOUT) {
-		log_debug("tls bridge: %s", fd == -1 ? "lingered long enough" :
-		    "peer stopped reading");
+		log_debug("tls bridge: %s",
+		    fd == -1 ? "lingered long enough" : "peer stopped reading");
 		tlsbridge_finish(b);
 		return;
 	}
@@ -229,11 +228,11 @@ tlsbridge_event(int fd, short event, void *arg)
  * pipelined commands).  Returns -1, taking nothing over, if they do not.
  */
 int
-tlsbridge_start(struct tlsbridge *b, struct tls *tls, int netfd,
-    int plainfd, const void *to_net, size_t to_netlen, const void *to_plain,
+tlsbridge_start(struct tlsbridge *b, struct tls *tls, int netfd, int plainfd,
+    const void *to_net, size_t to_netlen, const void *to_plain,
     size_t to_plainlen, tlsbridge_done_cb done, void *arg)
 {
-	int	half_close = b->plain_half_close;
+	int half_close = b->plain_half_close;
 
 	if (to_netlen > sizeof(b->p2n) || to_plainlen > sizeof(b->n2p))
 		return -1;
@@ -265,7 +264,7 @@ tlsbridge_start(struct tlsbridge *b, struct tls *tls, int netfd,
 int
 tlsbridge_handshake_events(struct tls *tls, int fd, short *events)
 {
-	int	r;
+	int r;
 
 	(void)fd;
 	r = tls_handshake(tls);

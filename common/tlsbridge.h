@@ -13,43 +13,42 @@
 #include <event.h>
 #include <tls.h>
 
-#define TLSBRIDGE_BUFSZ		16384
-#define TLSBRIDGE_STALL_SEC	300	/* a side that takes nothing for so long */
-#define TLSBRIDGE_LINGER_SEC	60	/* after a plain-side half-close */
+#define TLSBRIDGE_BUFSZ	     16384
+#define TLSBRIDGE_STALL_SEC  300 /* a side that takes nothing for so long */
+#define TLSBRIDGE_LINGER_SEC 60	 /* after a plain-side half-close */
 
 struct tlsbridge;
 typedef void (*tlsbridge_done_cb)(struct tlsbridge *, void *);
 
 struct tlsbridge {
-	struct tls		*tls;
-	int			 netfd;
-	int			 plainfd;
-	unsigned char		 n2p[TLSBRIDGE_BUFSZ];	/* decrypted */
-	size_t			 n2p_off, n2p_len;
-	unsigned char		 p2n[TLSBRIDGE_BUFSZ];	/* to encrypt */
-	size_t			 p2n_off, p2n_len;
-	int			 net_eof;
-	int			 plain_eof;
-	int			 plain_shut;
-	struct event		 netev;
-	struct event		 plainev;
-	const char		*error;
-	int			 plain_half_close;	/* see tlsbridge_start */
-	struct event		 linger_ev;
-	tlsbridge_done_cb	 done;
-	void			*arg;
-	uint64_t		 bytes_in;	/* net -> plain */
-	uint64_t		 bytes_out;	/* plain -> net */
+	struct tls *tls;
+	int netfd;
+	int plainfd;
+	unsigned char n2p[TLSBRIDGE_BUFSZ]; /* decrypted */
+	size_t n2p_off, n2p_len;
+	unsigned char p2n[TLSBRIDGE_BUFSZ]; /* to encrypt */
+	size_t p2n_off, p2n_len;
+	int net_eof;
+	int plain_eof;
+	int plain_shut;
+	struct event netev;
+	struct event plainev;
+	const char *error;
+	int plain_half_close; /* see tlsbridge_start */
+	struct event linger_ev;
+	tlsbridge_done_cb done;
+	void *arg;
+	uint64_t bytes_in;  /* net -> plain */
+	uint64_t bytes_out; /* plain -> net */
 };
 
 /* Takes over tls, netfd and plainfd; calls done once, after closing. */
-int	tlsbridge_start(struct tlsbridge *, struct tls *, int netfd,
-	    int plainfd, const void *to_net, size_t to_netlen,
-	    const void *to_plain, size_t to_plainlen, tlsbridge_done_cb,
-	    void *);
-void	tlsbridge_stop(struct tlsbridge *);
+int tlsbridge_start(struct tlsbridge *, struct tls *, int netfd, int plainfd,
+    const void *to_net, size_t to_netlen, const void *to_plain,
+    size_t to_plainlen, tlsbridge_done_cb, void *);
+void tlsbridge_stop(struct tlsbridge *);
 
 /* Drive a non-blocking handshake; 1 done, 0 call again on events, -1. */
-int	tlsbridge_handshake_events(struct tls *, int fd, short *events);
+int tlsbridge_handshake_events(struct tls *, int fd, short *events);
 
 #endif

@@ -11,19 +11,23 @@
 
 #include "authproc.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-static const struct imap_limits	lim = { 8192, 1023 };
+static const struct imap_limits lim = {8192, 1023};
 
 /* large: keep them off the stack */
-static struct imap_command	cmd, again;
+static struct imap_command cmd, again;
 
-#define CHECK(x)	do { if (!(x)) abort(); } while (0)
+#define CHECK(x)                 \
+	do {                     \
+		if (!(x))        \
+			abort(); \
+	} while (0)
 
 static void
 check_command(const struct imap_command *c)
 {
-	size_t	i;
+	size_t i;
 
 	CHECK(memchr(c->tag, '\0', sizeof(c->tag)) != NULL);
 	CHECK(memchr(c->name, '\0', sizeof(c->name)) != NULL);
@@ -46,7 +50,7 @@ check_command(const struct imap_command *c)
 static void
 check_same(const struct imap_command *a, const struct imap_command *b)
 {
-	size_t	i;
+	size_t i;
 
 	CHECK(strcmp(a->tag, b->tag) == 0);
 	CHECK(strcmp(a->name, b->name) == 0);
@@ -56,7 +60,7 @@ check_same(const struct imap_command *a, const struct imap_command *b)
 		CHECK(a->tok[i].type == b->tok[i].type);
 		CHECK(a->tok[i].len == b->tok[i].len);
 		CHECK(memcmp(a->buf + a->tok[i].off, b->buf + b->tok[i].off,
-		    a->tok[i].len) == 0);
+			  a->tok[i].len) == 0);
 	}
 }
 
@@ -66,12 +70,11 @@ check_same(const struct imap_command *a, const struct imap_command *b)
  * ASan catch a read past the end.
  */
 static void
-check_prefixes(const char *in, enum imap_parse_status st,
-    unsigned int acked)
+check_prefixes(const char *in, enum imap_parse_status st, unsigned int acked)
 {
-	size_t			 n = cmd.consumed, cut;
-	char			*copy;
-	enum imap_parse_status	 st2;
+	size_t n = cmd.consumed, cut;
+	char *copy;
+	enum imap_parse_status st2;
 
 	CHECK((copy = malloc(n)) != NULL);
 	memcpy(copy, in, n);
@@ -91,10 +94,10 @@ check_prefixes(const char *in, enum imap_parse_status st,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const char		*in = (const char *)data;
-	size_t			 off = 0;
-	unsigned int		 acked = 0;
-	enum imap_parse_status	 st;
+	const char *in = (const char *)data;
+	size_t off = 0;
+	unsigned int acked = 0;
+	enum imap_parse_status st;
 
 	while (off < size) {
 		st = imap_parse(in + off, size - off, acked, &lim, &cmd);
@@ -111,8 +114,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(cmd.consumed <= size - off);
 			CHECK(cmd.nsync <= acked);
 			if (st == IMAP_PARSE_OK)
-				CHECK(cmd.tag[0] != '\0' &&
-				    cmd.name[0] != '\0');
+				CHECK(
+				    cmd.tag[0] != '\0' && cmd.name[0] != '\0');
 			check_prefixes(in + off, st, acked);
 			off += cmd.consumed;
 			acked = 0;

@@ -24,21 +24,25 @@
 #include "imsg.h"
 #include "proto.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-#define FUZZ_PEERPID	4242
-#define CHECK(x)	do { if (!(x)) abort(); } while (0)
+#define FUZZ_PEERPID 4242
+#define CHECK(x)                 \
+	do {                     \
+		if (!(x))        \
+			abort(); \
+	} while (0)
 
 /* large: keep it off the stack */
-static struct imsgbuf	ibuf;
-static int		devnull = -1;
+static struct imsgbuf ibuf;
+static int devnull = -1;
 
 static int
 count_fds(void)
 {
-	DIR		*d;
-	struct dirent	*de;
-	int		 n = 0;
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
 
 	CHECK((d = opendir("/proc/self/fd")) != NULL);
 	while ((de = readdir(d)) != NULL)
@@ -51,16 +55,16 @@ count_fds(void)
 static ssize_t
 send_chunk(int fd, const uint8_t *p, size_t len, size_t nfds)
 {
-	struct msghdr	 msg;
-	struct iovec	 iov;
-	struct cmsghdr	*cmsg;
+	struct msghdr msg;
+	struct iovec iov;
+	struct cmsghdr *cmsg;
 	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
 	} cmsgbuf;
-	int		 fds[8];
-	size_t		 i;
-	ssize_t		 n;
+	int fds[8];
+	size_t i;
+	ssize_t n;
 
 	memset(&msg, 0, sizeof(msg));
 	iov.iov_base = (void *)p;
@@ -85,10 +89,9 @@ send_chunk(int fd, const uint8_t *p, size_t len, size_t nfds)
 }
 
 static void
-check_rules(const struct imsg_rule *rules, size_t nrules,
-    const struct imsg *m)
+check_rules(const struct imsg_rule *rules, size_t nrules, const struct imsg *m)
 {
-	char	err[128];
+	char err[128];
 
 	if (imsg_check(rules, nrules, m, err, sizeof(err)) == -1)
 		CHECK(memchr(err, '\0', sizeof(err)) != NULL);
@@ -97,8 +100,8 @@ check_rules(const struct imsg_rule *rules, size_t nrules,
 static void
 check_request(const struct imsg *m)
 {
-	const struct login_request	*req = m->data;
-	char				 err[128];
+	const struct login_request *req = m->data;
+	char err[128];
 
 	if (login_request_valid(m, err, sizeof(err)) == -1)
 		return;
@@ -115,9 +118,9 @@ check_request(const struct imsg *m)
 static void
 check_result(const struct imsg *m)
 {
-	const struct login_result	*res = m->data;
-	char				 err[128];
-	size_t				 i;
+	const struct login_result *res = m->data;
+	char err[128];
+	size_t i;
 
 	if (login_result_valid(m, err, sizeof(err)) == -1)
 		return;
@@ -128,7 +131,7 @@ check_result(const struct imsg *m)
 static void
 check_message(struct imsg *m, ssize_t n)
 {
-	int	fd;
+	int fd;
 
 	CHECK((size_t)n == m->hdr.len);
 	CHECK(m->hdr.len >= sizeof(m->hdr) && m->hdr.len <= IMSG_MAX_SIZE);
@@ -158,8 +161,8 @@ check_message(struct imsg *m, ssize_t n)
 static int
 drain(void)
 {
-	struct imsg	m;
-	ssize_t		n;
+	struct imsg m;
+	ssize_t n;
 
 	while ((n = imsg_get(&ibuf, &m)) > 0) {
 		check_message(&m, n);
@@ -186,9 +189,9 @@ chunk_size(uint8_t b, size_t total)
 static void
 run(const uint8_t *data, size_t size, uint8_t ctl, uint8_t chunkb)
 {
-	size_t	off = 0, chunk, nfds = (ctl >> 1) & 7;
-	ssize_t	n;
-	int	sv[2], shut = 0;
+	size_t off = 0, chunk, nfds = (ctl >> 1) & 7;
+	ssize_t n;
+	int sv[2], shut = 0;
 
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
 	CHECK(fcntl(sv[1], F_SETFL, O_NONBLOCK) == 0);
@@ -199,8 +202,8 @@ run(const uint8_t *data, size_t size, uint8_t ctl, uint8_t chunkb)
 
 	for (;;) {
 		if (off < size) {
-			n = send_chunk(sv[0], data + off, size - off < chunk ?
-			    size - off : chunk, nfds);
+			n = send_chunk(sv[0], data + off,
+			    size - off < chunk ? size - off : chunk, nfds);
 			if (n > 0) {
 				off += n;
 				if (!(ctl & 0x10))
@@ -214,7 +217,7 @@ run(const uint8_t *data, size_t size, uint8_t ctl, uint8_t chunkb)
 		if (n == -1 && errno == EAGAIN)
 			continue;
 		if (n <= 0)
-			break;	/* EOF, or a broken channel */
+			break; /* EOF, or a broken channel */
 		if (drain() == -1)
 			break;
 	}
@@ -227,7 +230,7 @@ run(const uint8_t *data, size_t size, uint8_t ctl, uint8_t chunkb)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int	before;
+	int before;
 
 	if (devnull == -1)
 		CHECK((devnull = open("/dev/null", O_RDONLY)) != -1);

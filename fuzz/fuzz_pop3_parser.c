@@ -9,15 +9,19 @@
 
 #include "authproc.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-#define MAX_LINE	1024
-#define CHECK(x)	do { if (!(x)) abort(); } while (0)
+#define MAX_LINE 1024
+#define CHECK(x)                 \
+	do {                     \
+		if (!(x))        \
+			abort(); \
+	} while (0)
 
 static void
 check_ok(const struct pop3_command *c, const char *line)
 {
-	size_t	i, kw;
+	size_t i, kw;
 
 	kw = strlen(c->name);
 	CHECK(kw > 0 && kw < sizeof(c->name));
@@ -40,9 +44,9 @@ static void
 check_prefixes(const char *in, const struct pop3_command *c,
     enum pop3_parse_status st)
 {
-	struct pop3_command	 again;
-	size_t			 n = c->consumed, cut = n / 2;
-	char			*copy;
+	struct pop3_command again;
+	size_t n = c->consumed, cut = n / 2;
+	char *copy;
 
 	CHECK((copy = malloc(n)) != NULL);
 	memcpy(copy, in, n);
@@ -53,18 +57,17 @@ check_prefixes(const char *in, const struct pop3_command *c,
 	free(copy);
 	CHECK((copy = malloc(cut ? cut : 1)) != NULL);
 	memcpy(copy, in, cut);
-	CHECK(pop3_parse(copy, cut, MAX_LINE, &again) ==
-	    POP3_PARSE_INCOMPLETE);
+	CHECK(pop3_parse(copy, cut, MAX_LINE, &again) == POP3_PARSE_INCOMPLETE);
 	free(copy);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const char		*in = (const char *)data;
-	struct pop3_command	 c;
-	enum pop3_parse_status	 st;
-	size_t			 off = 0;
+	const char *in = (const char *)data;
+	struct pop3_command c;
+	enum pop3_parse_status st;
+	size_t off = 0;
 
 	while (off < size) {
 		st = pop3_parse(in + off, size - off, MAX_LINE, &c);

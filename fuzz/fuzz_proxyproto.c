@@ -12,13 +12,13 @@
 
 #include "proxyproto.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct proxy_result	 r;
-	unsigned char		*copy;
+	struct proxy_result r;
+	unsigned char *copy;
 
 	/* an exact-size copy, so any over-read is caught by ASan */
 	if ((copy = malloc(size ? size : 1)) == NULL)

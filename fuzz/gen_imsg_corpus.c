@@ -21,13 +21,13 @@
 #include "imsg.h"
 #include "proto.h"
 
-#define PEERPID		4242	/* FUZZ_PEERPID in fuzz_imsg.c */
-#define CTL_PEERPID	0x01
-#define CTL_FDS(n)	((n) << 1)
-#define CTL_FDS_EVERY	0x10
+#define PEERPID	      4242 /* FUZZ_PEERPID in fuzz_imsg.c */
+#define CTL_PEERPID   0x01
+#define CTL_FDS(n)    ((n) << 1)
+#define CTL_FDS_EVERY 0x10
 
-static unsigned char	out[IMSG_MAX_SIZE * 4];
-static size_t		olen;
+static unsigned char out[IMSG_MAX_SIZE * 4];
+static size_t olen;
 
 static void
 begin(unsigned char ctl, unsigned char chunk)
@@ -42,7 +42,7 @@ static void
 frame(uint32_t type, uint16_t flags, uint32_t peerid, uint32_t pid,
     const void *data, size_t len, size_t hdrlen)
 {
-	struct imsg_hdr	hdr;
+	struct imsg_hdr hdr;
 
 	if (olen + sizeof(hdr) + len > sizeof(out))
 		errx(1, "seed too large");
@@ -62,8 +62,8 @@ frame(uint32_t type, uint16_t flags, uint32_t peerid, uint32_t pid,
 static void
 save(const char *name)
 {
-	char	 path[256];
-	FILE	*f;
+	char path[256];
+	FILE *f;
 
 	snprintf(path, sizeof(path), "fuzz/corpus/imsg/%s", name);
 	if ((f = fopen(path, "wb")) == NULL)
@@ -91,10 +91,9 @@ login_request(struct login_request *r)
 static void
 login_seeds(void)
 {
-	static unsigned char	buf[sizeof(struct login_request) +
-				    PIPELINE_MAX];
-	struct login_request	r;
-	struct login_result	res;
+	static unsigned char buf[sizeof(struct login_request) + PIPELINE_MAX];
+	struct login_request r;
+	struct login_result res;
 
 	memset(&res, 0, sizeof(res));
 	res.status = LOGIN_OK;
@@ -120,8 +119,8 @@ login_seeds(void)
 	memcpy(buf, &r, sizeof(r));
 	memcpy(buf + sizeof(r), "a2 SELECT INBOX\r\na3 FETCH 1 ALL\r\n", 32);
 	begin(CTL_PEERPID | CTL_FDS(1), 0);
-	frame(IMSG_LOGIN_REQUEST, IMSGF_HASFD, 5, PEERPID, buf,
-	    sizeof(r) + 32, 0);
+	frame(IMSG_LOGIN_REQUEST, IMSGF_HASFD, 5, PEERPID, buf, sizeof(r) + 32,
+	    0);
 	save("login-request-fd");
 
 	login_request(&r);
@@ -149,12 +148,12 @@ login_seeds(void)
 static void
 config_seeds(void)
 {
-	struct conf_sandbox	sb;
-	struct conf_global	g;
-	struct conf_listener	l;
-	struct conf_upstream	u;
-	struct conf_route	rt;
-	struct peer_channel	pc;
+	struct conf_sandbox sb;
+	struct conf_global g;
+	struct conf_listener l;
+	struct conf_upstream u;
+	struct conf_route rt;
+	struct peer_channel pc;
 
 	memset(&sb, 0, sizeof(sb));
 	strcpy(sb.chroot, "/var/empty");

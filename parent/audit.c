@@ -21,12 +21,12 @@
 #include "log.h"
 #include "parent.h"
 
-#define AUDIT_LINE_MAX	8192
+#define AUDIT_LINE_MAX 8192
 
-static int		 audit_fd = -1;
-static char		 audit_path[256];
-static int		 audit_syslog;
-static char		 audit_node[64];
+static int audit_fd = -1;
+static char audit_path[256];
+static int audit_syslog;
+static char audit_node[64];
 
 void
 audit_init(const char *path, int use_syslog, const char *node)
@@ -40,14 +40,14 @@ audit_init(const char *path, int use_syslog, const char *node)
 void
 audit_reopen(void)
 {
-	int	fd;
+	int fd;
 
 	if (audit_path[0] == '\0')
 		return;
 	fd = open(audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd == -1) {
 		log_warn("audit log %s", audit_path);
-		return;	/* keep writing to the old file, if any */
+		return; /* keep writing to the old file, if any */
 	}
 	if (audit_fd != -1)
 		close(audit_fd);
@@ -57,21 +57,21 @@ audit_reopen(void)
 static void
 fmt_time(char *buf, size_t len, uint64_t ms)
 {
-	time_t		t = ms / 1000;
-	struct tm	tm;
+	time_t t = ms / 1000;
+	struct tm tm;
 
 	gmtime_r(&t, &tm);
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (unsigned int)(ms % 1000));
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, (unsigned int)(ms % 1000));
 }
 
 static void
 client_addr(const struct sockaddr_storage *ss, char *host, size_t len,
     unsigned int *port)
 {
-	const struct sockaddr_in	*sin = (const void *)ss;
-	const struct sockaddr_in6	*sin6 = (const void *)ss;
+	const struct sockaddr_in *sin = (const void *)ss;
+	const struct sockaddr_in6 *sin6 = (const void *)ss;
 
 	if (ss->ss_family == AF_INET6) {
 		inet_ntop(AF_INET6, &sin6->sin6_addr, host, len);
@@ -84,8 +84,7 @@ client_addr(const struct sockaddr_storage *ss, char *host, size_t len,
 
 /* "name": "value" (or null when value is empty), with a leading comma. */
 static int
-field(char *buf, size_t len, size_t *off, const char *name,
-    const char *value)
+field(char *buf, size_t len, size_t *off, const char *name, const char *value)
 {
 	if (json_append_raw(buf, len, off, ",\"") == -1 ||
 	    json_append_raw(buf, len, off, name) == -1 ||
@@ -101,9 +100,9 @@ ssize_t
 audit_format(char *buf, size_t len, const struct audit_record *a,
     const char *node, const char *listener)
 {
-	char		 when[80], host[INET6_ADDRSTRLEN], num[64];
-	unsigned int	 port = 0;
-	size_t		 off = 0;
+	char when[80], host[INET6_ADDRSTRLEN], num[64];
+	unsigned int port = 0;
+	size_t off = 0;
 
 	fmt_time(when, sizeof(when), a->time_ms);
 	client_addr(&a->client, host, sizeof(host), &port);
@@ -114,20 +113,21 @@ audit_format(char *buf, size_t len, const struct audit_record *a,
 	    json_append_raw(buf, len, &off, "\"") == -1 ||
 	    field(buf, len, &off, "node", node) == -1 ||
 	    field(buf, len, &off, "session", num) == -1 ||
-	    field(buf, len, &off, "protocol", mail_proto_name(a->proto)) == -1 ||
+	    field(buf, len, &off, "protocol", mail_proto_name(a->proto)) ==
+		-1 ||
 	    field(buf, len, &off, "listener", listener) == -1 ||
-	    field(buf, len, &off, "tls", a->tls ? a->facts.version : NULL)
-	    == -1 ||
-	    field(buf, len, &off, "sni", a->tls ? a->facts.servername : NULL)
-	    == -1 ||
+	    field(buf, len, &off, "tls", a->tls ? a->facts.version : NULL) ==
+		-1 ||
+	    field(buf, len, &off, "sni", a->tls ? a->facts.servername : NULL) ==
+		-1 ||
 	    field(buf, len, &off, "client_ip", host) == -1)
 		return -1;
 	snprintf(num, sizeof(num), ",\"client_port\":%u", port);
 	if (json_append_raw(buf, len, &off, num) == -1 ||
 	    field(buf, len, &off, "user", a->user) == -1 ||
 	    field(buf, len, &off, "mechanism", a->mech) == -1 ||
-	    field(buf, len, &off, "result", audit_result_name(a->result))
-	    == -1 ||
+	    field(buf, len, &off, "result", audit_result_name(a->result)) ==
+		-1 ||
 	    field(buf, len, &off, "reason", a->reason) == -1 ||
 	    field(buf, len, &off, "upstream", a->upstream) == -1)
 		return -1;
@@ -140,11 +140,11 @@ audit_format(char *buf, size_t len, const struct audit_record *a,
 void
 audit_write(const struct audit_record *a, const char *listener)
 {
-	char	line[AUDIT_LINE_MAX];
-	ssize_t	n, w;
+	char line[AUDIT_LINE_MAX];
+	ssize_t n, w;
 
-	if ((n = audit_format(line, sizeof(line), a, audit_node, listener))
-	    == -1) {
+	if ((n = audit_format(line, sizeof(line), a, audit_node, listener)) ==
+	    -1) {
 		log_warnx("audit record too long; dropped");
 		return;
 	}

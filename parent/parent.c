@@ -37,41 +37,40 @@
 #include "relay.h"
 #include "tlsproc.h"
 
-#define CHILD_FD		3	/* the parent channel in a child */
-#define RESTART_MIN_MS		200
-#define RESTART_MAX_MS		30000
-#define RESTART_STABLE_SEC	30
-#define LOGBUF_SIZE		4096
-#define SHUTDOWN_WAIT_MS	3000
+#define CHILD_FD	   3 /* the parent channel in a child */
+#define RESTART_MIN_MS	   200
+#define RESTART_MAX_MS	   30000
+#define RESTART_STABLE_SEC 30
+#define LOGBUF_SIZE	   4096
+#define SHUTDOWN_WAIT_MS   3000
 
 struct child {
-	enum proc_role	 role;
-	pid_t		 pid;
-	struct imsgev	 iev;
-	int		 logfd;
-	struct event	 logev;
-	char		 logbuf[LOGBUF_SIZE];
-	size_t		 loglen;
-	struct event	 restart_ev;
-	int		 backoff_ms;
-	time_t		 started;
+	enum proc_role role;
+	pid_t pid;
+	struct imsgev iev;
+	int logfd;
+	struct event logev;
+	char logbuf[LOGBUF_SIZE];
+	size_t loglen;
+	struct event restart_ev;
+	int backoff_ms;
+	time_t started;
 };
 
-static struct postern_conf	*env_conf;
-static struct child		 children[PROC_MAX];
-static const enum proc_role	 child_roles[] = {
-	PROC_AUTHPROC, PROC_RELAY, PROC_TLSPROC
-};
-static char			 self_path[PATH_MAX];
-static int			 opt_debug;
-static int			 opt_verbose;
-static int			 quitting;
+static struct postern_conf *env_conf;
+static struct child children[PROC_MAX];
+static const enum proc_role child_roles[] = {PROC_AUTHPROC, PROC_RELAY,
+    PROC_TLSPROC};
+static char self_path[PATH_MAX];
+static int opt_debug;
+static int opt_verbose;
+static int quitting;
 
-static void	 usage(void) __attribute__((noreturn));
+static void usage(void) __attribute__((noreturn));
 static unsigned char *read_file(const char *, size_t *);
-static void	 child_spawn(struct child *);
-static void	 child_gone(struct child *, int status);
-static void	 child_connect_peers(enum proc_role);
+static void child_spawn(struct child *);
+static void child_gone(struct child *, int status);
+static void child_connect_peers(enum proc_role);
 
 static void
 usage(void)
@@ -83,7 +82,7 @@ usage(void)
 static int
 role_from_name(const char *name)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < sizeof(child_roles) / sizeof(child_roles[0]); i++)
 		if (strcmp(name, proc_role_name(child_roles[i])) == 0)
@@ -94,25 +93,26 @@ role_from_name(const char *name)
 static void
 listeners_bind(struct postern_conf *conf)
 {
-	struct listener	*l;
-	char		 addr[128];
-	int		 on = 1;
+	struct listener *l;
+	char addr[128];
+	int on = 1;
 
-	TAILQ_FOREACH(l, &conf->listeners, entry) {
+	TAILQ_FOREACH(l, &conf->listeners, entry)
+	{
 		sockaddr_str(&l->conf.addr, addr, sizeof(addr));
 		l->fd = socket(l->conf.addr.ss_family,
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (l->fd == -1)
 			fatal("socket for %s", addr);
 		if (setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &on,
-		    sizeof(on)) == -1)
+			sizeof(on)) == -1)
 			fatal("setsockopt SO_REUSEADDR");
 		if (l->conf.addr.ss_family == AF_INET6 &&
 		    setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
-		    sizeof(on)) == -1)
+			sizeof(on)) == -1)
 			fatal("setsockopt IPV6_V6ONLY");
 		if (bind(l->fd, (struct sockaddr *)&l->conf.addr,
-		    sockaddr_len(&l->conf.addr)) == -1)
+			sockaddr_len(&l->conf.addr)) == -1)
 			fatal("cannot listen on %s", addr);
 		if (listen(l->fd, 1024) == -1)
 			fatal("listen %s", addr);
@@ -125,7 +125,7 @@ listeners_bind(struct postern_conf *conf)
 static void
 chroot_prepare(const char *path)
 {
-	struct stat	sb;
+	struct stat sb;
 
 	if (mkdir(path, 0755) == -1 && errno != EEXIST)
 		fatal("mkdir %s", path);
@@ -134,18 +134,19 @@ chroot_prepare(const char *path)
 	if (!S_ISDIR(sb.st_mode) || sb.st_uid != 0 ||
 	    (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0)
 		fatalx("chroot %s must be a directory owned by root and "
-		    "writable only by root", path);
+		       "writable only by root",
+		    path);
 }
 
 /* Load one keypair the way tlsproc will, to report mistakes early. */
 static int
 keypair_check(const struct keypair *k)
 {
-	struct tls_config	*cfg;
-	struct tls		*ctx;
-	unsigned char		*cert, *key, *ocsp = NULL;
-	size_t			 certlen, keylen, ocsplen = 0;
-	int			 rv = -1;
+	struct tls_config *cfg;
+	struct tls *ctx;
+	unsigned char *cert, *key, *ocsp = NULL;
+	size_t certlen, keylen, ocsplen = 0;
+	int rv = -1;
 
 	cert = read_file(k->cert, &certlen);
 	key = read_file(k->key, &keylen);
@@ -159,9 +160,10 @@ keypair_check(const struct keypair *k)
 	    tls_config_set_ciphers(cfg, env_conf->tls.ciphers) == -1)
 		log_warnx("tls ciphers \"%s\": %s", env_conf->tls.ciphers,
 		    tls_config_error(cfg));
-	else if (tls_config_set_keypair_ocsp_mem(cfg, cert, certlen, key, keylen,
-	    ocsp, ocsplen) == -1)
-		log_warnx("keypair %s: %s", k->conf.name, tls_config_error(cfg));
+	else if (tls_config_set_keypair_ocsp_mem(cfg, cert, certlen, key,
+		     keylen, ocsp, ocsplen) == -1)
+		log_warnx("keypair %s: %s", k->conf.name,
+		    tls_config_error(cfg));
 	else if (tls_configure(ctx, cfg) == -1)
 		log_warnx("keypair %s: %s", k->conf.name, tls_error(ctx));
 	else
@@ -186,18 +188,20 @@ done:
 static int
 keypairs_check(struct postern_conf *conf)
 {
-	struct keypair	*k;
-	struct upstream	*u;
-	int		 status, errors = 0;
-	pid_t		 pid;
-	size_t		 len;
-	unsigned char	*ca;
+	struct keypair *k;
+	struct upstream *u;
+	int status, errors = 0;
+	pid_t pid;
+	size_t len;
+	unsigned char *ca;
 
-	TAILQ_FOREACH(u, &conf->upstreams, entry) {
+	TAILQ_FOREACH(u, &conf->upstreams, entry)
+	{
 		if (!u->conf.tls || u->conf.noverify)
 			continue;
-		if ((ca = read_file(u->ca[0] ? u->ca :
-		    tls_default_ca_cert_file(), &len)) == NULL) {
+		if ((ca = read_file(u->ca[0] ? u->ca
+					     : tls_default_ca_cert_file(),
+			 &len)) == NULL) {
 			log_warnx("upstream %s: cannot read its CA file",
 			    u->conf.name);
 			errors++;
@@ -211,8 +215,8 @@ keypairs_check(struct postern_conf *conf)
 		fatal("fork");
 	case 0:
 		TAILQ_FOREACH(k, &conf->keypairs, entry)
-			if (keypair_check(k) == -1)
-				errors++;
+		if (keypair_check(k) == -1)
+			errors++;
 		_exit(errors ? 1 : 0);
 	}
 	if (waitpid(pid, &status, 0) == -1)
@@ -225,11 +229,12 @@ keypairs_check(struct postern_conf *conf)
 static int
 config_check_user(struct postern_conf *conf)
 {
-	struct passwd	*pw;
+	struct passwd *pw;
 
 	if ((pw = getpwnam(conf->user)) == NULL) {
 		log_warnx("user %s does not exist (\"make install\" creates "
-		    "_postern)", conf->user);
+			  "_postern)",
+		    conf->user);
 		return -1;
 	}
 	if (pw->pw_uid == 0) {
@@ -249,18 +254,18 @@ config_check_user(struct postern_conf *conf)
 static unsigned char *
 read_file(const char *path, size_t *lenp)
 {
-	struct stat	 sb;
-	unsigned char	*buf;
-	size_t		 off = 0;
-	ssize_t		 n;
-	int		 fd;
+	struct stat sb;
+	unsigned char *buf;
+	size_t off = 0;
+	ssize_t n;
+	int fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		log_warn("%s", path);
 		return NULL;
 	}
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
-	    sb.st_size <= 0 || sb.st_size > BLOB_MAX) {
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
+	    sb.st_size > BLOB_MAX) {
 		log_warnx("%s: not a regular file of sane size", path);
 		close(fd);
 		return NULL;
@@ -288,9 +293,9 @@ static int
 send_blob(struct imsgev *iev, uint32_t owner, enum blob_kind kind,
     const char *path)
 {
-	unsigned char	*data, msg[sizeof(struct conf_blob) + BLOB_CHUNK];
+	unsigned char *data, msg[sizeof(struct conf_blob) + BLOB_CHUNK];
 	struct conf_blob hdr;
-	size_t		 len, off;
+	size_t len, off;
 
 	if ((data = read_file(path, &len)) == NULL)
 		return -1;
@@ -314,10 +319,11 @@ send_blob(struct imsgev *iev, uint32_t owner, enum blob_kind kind,
 static void
 send_listeners(struct child *c)
 {
-	struct listener	*l;
-	int		 fd, gets_fd;
+	struct listener *l;
+	int fd, gets_fd;
 
-	TAILQ_FOREACH(l, &env_conf->listeners, entry) {
+	TAILQ_FOREACH(l, &env_conf->listeners, entry)
+	{
 		/* implicit TLS sockets go to tlsproc, the rest to authproc */
 		if (c->role == PROC_TLSPROC)
 			gets_fd = (l->conf.flags & LISTEN_TLS) != 0;
@@ -336,10 +342,10 @@ send_listeners(struct child *c)
 static void
 child_send_config(struct child *c)
 {
-	struct imsgev	*iev = &c->iev;
-	struct upstream	*u;
-	struct route	*r;
-	struct keypair	*k;
+	struct imsgev *iev = &c->iev;
+	struct upstream *u;
+	struct route *r;
+	struct keypair *k;
 
 	imsgev_compose(iev, IMSG_CONF_SANDBOX, 0, -1, &env_conf->sandbox,
 	    sizeof(env_conf->sandbox));
@@ -352,35 +358,41 @@ child_send_config(struct child *c)
 		send_listeners(c);
 		break;
 	case PROC_TLSPROC:
-		imsgev_compose(iev, IMSG_CONF_TLS_GLOBAL, 0, -1,
-		    &env_conf->tls, sizeof(env_conf->tls));
-		TAILQ_FOREACH(k, &env_conf->keypairs, entry) {
+		imsgev_compose(iev, IMSG_CONF_TLS_GLOBAL, 0, -1, &env_conf->tls,
+		    sizeof(env_conf->tls));
+		TAILQ_FOREACH(k, &env_conf->keypairs, entry)
+		{
 			imsgev_compose(iev, IMSG_CONF_KEYPAIR, 0, -1, &k->conf,
 			    sizeof(k->conf));
-			if (send_blob(iev, k->conf.id, BLOB_CERT, k->cert) == -1 ||
-			    send_blob(iev, k->conf.id, BLOB_KEY, k->key) == -1 ||
-			    (k->ocsp[0] && send_blob(iev, k->conf.id, BLOB_OCSP,
-			    k->ocsp) == -1))
+			if (send_blob(iev, k->conf.id, BLOB_CERT, k->cert) ==
+				-1 ||
+			    send_blob(iev, k->conf.id, BLOB_KEY, k->key) ==
+				-1 ||
+			    (k->ocsp[0] &&
+				send_blob(iev, k->conf.id, BLOB_OCSP,
+				    k->ocsp) == -1))
 				log_warnx("keypair %s not sent to tlsproc",
 				    k->conf.name);
 		}
 		send_listeners(c);
 		break;
 	case PROC_RELAY:
-		imsgev_compose(iev, IMSG_CONF_TLS_GLOBAL, 0, -1,
-		    &env_conf->tls, sizeof(env_conf->tls));
-		TAILQ_FOREACH(u, &env_conf->upstreams, entry) {
-			imsgev_compose(iev, IMSG_CONF_UPSTREAM, 0, -1,
-			    &u->conf, sizeof(u->conf));
+		imsgev_compose(iev, IMSG_CONF_TLS_GLOBAL, 0, -1, &env_conf->tls,
+		    sizeof(env_conf->tls));
+		TAILQ_FOREACH(u, &env_conf->upstreams, entry)
+		{
+			imsgev_compose(iev, IMSG_CONF_UPSTREAM, 0, -1, &u->conf,
+			    sizeof(u->conf));
 			if (u->conf.tls && !u->conf.noverify &&
-			    send_blob(iev, u->conf.id, BLOB_CA, u->ca[0] ? u->ca :
-			    tls_default_ca_cert_file()) == -1)
+			    send_blob(iev, u->conf.id, BLOB_CA,
+				u->ca[0] ? u->ca
+					 : tls_default_ca_cert_file()) == -1)
 				log_warnx("upstream %s: CA not sent to relay",
 				    u->conf.name);
 		}
 		TAILQ_FOREACH(r, &env_conf->routes, entry)
-			imsgev_compose(iev, IMSG_CONF_ROUTE, 0, -1, &r->conf,
-			    sizeof(r->conf));
+		imsgev_compose(iev, IMSG_CONF_ROUTE, 0, -1, &r->conf,
+		    sizeof(r->conf));
 		break;
 	default:
 		break;
@@ -397,15 +409,15 @@ child_running(const struct child *c)
 static void
 connect_pair(enum proc_role ra, enum proc_role rb)
 {
-	struct child		*a = &children[ra];
-	struct child		*b = &children[rb];
-	struct peer_channel	 pc;
-	int			 sp[2];
+	struct child *a = &children[ra];
+	struct child *b = &children[rb];
+	struct peer_channel pc;
+	int sp[2];
 
 	if (!child_running(a) || !child_running(b))
 		return;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0, sp) == -1)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		sp) == -1)
 		fatal("socketpair");
 	pc.role = rb;
 	pc.pid = b->pid;
@@ -436,11 +448,11 @@ child_connect_peers(enum proc_role started)
 static const char *
 listener_name(uint32_t id)
 {
-	struct listener	*l;
+	struct listener *l;
 
 	TAILQ_FOREACH(l, &env_conf->listeners, entry)
-		if (l->conf.id == id)
-			return l->conf.name;
+	if (l->conf.id == id)
+		return l->conf.name;
 	return NULL;
 }
 
@@ -452,11 +464,11 @@ listener_name(uint32_t id)
 static void
 child_handle(struct child *c, struct imsg *imsg)
 {
-	struct peer_channel	*pc = imsg->data;
-	char			 err[128];
+	struct peer_channel *pc = imsg->data;
+	char err[128];
 
-	if (imsg_check(child_to_parent_rules, child_to_parent_nrules, imsg,
-	    err, sizeof(err)) == -1)
+	if (imsg_check(child_to_parent_rules, child_to_parent_nrules, imsg, err,
+		sizeof(err)) == -1)
 		goto bad;
 	switch (imsg->hdr.type) {
 	case IMSG_AUDIT:
@@ -465,23 +477,25 @@ child_handle(struct child *c, struct imsg *imsg)
 			snprintf(err, sizeof(err), "bad audit record");
 			goto bad;
 		}
-		audit_write(imsg->data, listener_name(
-		    ((struct audit_record *)imsg->data)->listener_id));
+		audit_write(imsg->data,
+		    listener_name(
+			((struct audit_record *)imsg->data)->listener_id));
 		return;
 	case IMSG_PEER_MISBEHAVED:
 		/* only a peer it has a channel with: authproc talks to both */
-		if (!(c->role == PROC_AUTHPROC && (pc->role == PROC_RELAY ||
-		    pc->role == PROC_TLSPROC)) &&
+		if (!(c->role == PROC_AUTHPROC &&
+			(pc->role == PROC_RELAY || pc->role == PROC_TLSPROC)) &&
 		    !(c->role != PROC_AUTHPROC && pc->role == PROC_AUTHPROC)) {
 			snprintf(err, sizeof(err), "bad peer report");
 			goto bad;
 		}
 		if (children[pc->role].pid > 0 &&
 		    children[pc->role].pid == (pid_t)pc->pid) {
-			log_warnx("%s reports that %s (pid %d) sent a malformed "
-			    "message; restarting %s", proc_role_name(c->role),
-			    proc_role_name(pc->role), pc->pid,
-			    proc_role_name(pc->role));
+			log_warnx("%s reports that %s (pid %d) sent a "
+				  "malformed "
+				  "message; restarting %s",
+			    proc_role_name(c->role), proc_role_name(pc->role),
+			    pc->pid, proc_role_name(pc->role));
 			kill(children[pc->role].pid, SIGKILL);
 		}
 		return;
@@ -495,15 +509,15 @@ bad:
 static void
 child_dispatch(int fd, short event, void *arg)
 {
-	struct imsgev	*iev = arg;
-	struct child	*c = iev->data;
-	struct imsg	 imsg;
-	ssize_t		 n;
+	struct imsgev *iev = arg;
+	struct child *c = iev->data;
+	struct imsg imsg;
+	ssize_t n;
 
 	(void)fd;
 	if (imsgev_dispatch_io(iev, event) == -1) {
 		event_del(&iev->ev);
-		return;	/* SIGCHLD will follow */
+		return; /* SIGCHLD will follow */
 	}
 	while ((n = imsg_get(&iev->ibuf, &imsg)) > 0) {
 		child_handle(c, &imsg);
@@ -521,8 +535,8 @@ child_dispatch(int fd, short event, void *arg)
 static void
 child_log_line(struct child *c, char *line)
 {
-	char	*end;
-	long	 pri = LOG_ERR;
+	char *end;
+	long pri = LOG_ERR;
 
 	if (line[0] == '<') {
 		pri = strtol(line + 1, &end, 10);
@@ -533,7 +547,7 @@ child_log_line(struct child *c, char *line)
 			pri = LOG_ERR;
 	} else {
 		/* not ours (a sanitizer report, say): keep who said it */
-		char	tagged[LOGBUF_SIZE + 32];
+		char tagged[LOGBUF_SIZE + 32];
 
 		snprintf(tagged, sizeof(tagged), "%s: %s",
 		    proc_role_name(c->role), line);
@@ -548,9 +562,9 @@ child_log_line(struct child *c, char *line)
 static void
 child_log_read(int fd, short event, void *arg)
 {
-	struct child	*c = arg;
-	ssize_t		 n;
-	char		*nl, *p;
+	struct child *c = arg;
+	ssize_t n;
+	char *nl, *p;
 
 	(void)event;
 	n = read(fd, c->logbuf + c->loglen, sizeof(c->logbuf) - 1 - c->loglen);
@@ -605,12 +619,12 @@ move_fd(int fd, int target)
 static void
 child_spawn(struct child *c)
 {
-	int	 sp[2], lp[2], nullfd, i, fd;
-	char	*argv[8];
-	pid_t	 pid;
+	int sp[2], lp[2], nullfd, i, fd;
+	char *argv[8];
+	pid_t pid;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0, sp) == -1)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		sp) == -1)
 		fatal("socketpair");
 	if (pipe2(lp, O_CLOEXEC) == -1)
 		fatal("pipe2");
@@ -655,11 +669,9 @@ child_spawn(struct child *c)
 	c->logfd = lp[0];
 	c->loglen = 0;
 	fcntl(c->logfd, F_SETFL, O_NONBLOCK);
-	event_set(&c->logev, c->logfd, EV_READ | EV_PERSIST, child_log_read,
-	    c);
+	event_set(&c->logev, c->logfd, EV_READ | EV_PERSIST, child_log_read, c);
 	event_add(&c->logev, NULL);
-	imsgev_init(&c->iev, sp[0], proc_role_name(c->role), child_dispatch,
-	    c);
+	imsgev_init(&c->iev, sp[0], proc_role_name(c->role), child_dispatch, c);
 	c->iev.ibuf.peerpid = pid;
 	log_debug("started %s, pid %d", proc_role_name(c->role), pid);
 	child_send_config(c);
@@ -669,7 +681,7 @@ child_spawn(struct child *c)
 static void
 child_gone(struct child *c, int status)
 {
-	int	delay_ms;
+	int delay_ms;
 
 	if (WIFSIGNALED(status))
 		log_warnx("%s (pid %d) terminated by signal %d (%s)",
@@ -694,13 +706,11 @@ child_gone(struct child *c, int status)
 	if (time(NULL) - c->started >= RESTART_STABLE_SEC)
 		c->backoff_ms = RESTART_MIN_MS;
 	delay_ms = c->backoff_ms;
-	c->backoff_ms = c->backoff_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS :
-	    c->backoff_ms * 2;
-	log_warnx("restarting %s in %d ms", proc_role_name(c->role),
-	    delay_ms);
+	c->backoff_ms = c->backoff_ms * 2 > RESTART_MAX_MS ? RESTART_MAX_MS
+							   : c->backoff_ms * 2;
+	log_warnx("restarting %s in %d ms", proc_role_name(c->role), delay_ms);
 	{
-		struct timeval	tv = { delay_ms / 1000,
-		    (delay_ms % 1000) * 1000 };
+		struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
 
 		evtimer_set(&c->restart_ev, child_restart_cb, c);
 		evtimer_add(&c->restart_ev, &tv);
@@ -710,8 +720,8 @@ child_gone(struct child *c, int status)
 static void
 reap_children(void)
 {
-	pid_t	pid;
-	int	status, r;
+	pid_t pid;
+	int status, r;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (r = 0; r < PROC_MAX; r++) {
@@ -726,7 +736,7 @@ reap_children(void)
 static void
 shutdown_children(void)
 {
-	int	r, alive, waited;
+	int r, alive, waited;
 
 	quitting = 1;
 	for (r = 0; r < PROC_MAX; r++)
@@ -778,7 +788,7 @@ parent_sig(int sig, short event, void *arg)
 static void
 raise_fd_limit(void)
 {
-	struct rlimit	rl;
+	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;
@@ -789,12 +799,12 @@ raise_fd_limit(void)
 int
 main(int argc, char *argv[])
 {
-	const char	*conffile = POSTERN_CONF;
-	const char	*role = NULL;
-	int		 ch, noaction = 0, r;
-	ssize_t		 n;
-	struct event	 ev_sigterm, ev_sigint, ev_sigchld, ev_sighup;
-	struct event	 ev_sigusr1;
+	const char *conffile = POSTERN_CONF;
+	const char *role = NULL;
+	int ch, noaction = 0, r;
+	ssize_t n;
+	struct event ev_sigterm, ev_sigint, ev_sigchld, ev_sighup;
+	struct event ev_sigusr1;
 
 	while ((ch = getopt(argc, argv, "df:nvX:")) != -1) {
 		switch (ch) {
@@ -832,8 +842,7 @@ main(int argc, char *argv[])
 	log_init(LOG_TO_STDERR, opt_verbose, "postern");
 	if ((env_conf = parse_config(conffile)) == NULL)
 		exit(1);
-	if (config_check_user(env_conf) == -1 ||
-	    keypairs_check(env_conf) == -1)
+	if (config_check_user(env_conf) == -1 || keypairs_check(env_conf) == -1)
 		exit(1);
 	if (noaction) {
 		fprintf(stderr, "configuration OK\n");
@@ -841,8 +850,8 @@ main(int argc, char *argv[])
 	}
 	if (geteuid() != 0)
 		fatalx("must be started as root");
-	if ((n = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1))
-	    == -1)
+	if ((n = readlink("/proc/self/exe", self_path,
+		 sizeof(self_path) - 1)) == -1)
 		fatal("readlink /proc/self/exe");
 	self_path[n] = '\0';
 
@@ -873,8 +882,8 @@ main(int argc, char *argv[])
 	    env_conf->node);
 
 	for (r = 0; r < (int)(sizeof(child_roles) / sizeof(child_roles[0]));
-	    r++) {
-		struct child	*c = &children[child_roles[r]];
+	     r++) {
+		struct child *c = &children[child_roles[r]];
 
 		c->role = child_roles[r];
 		c->logfd = -1;

@@ -13,9 +13,9 @@
 int
 cidr_parse(const char *s, struct cidr *c)
 {
-	char		 buf[64], *slash, *end;
-	long		 prefix;
-	int		 maxbits;
+	char buf[64], *slash, *end;
+	long prefix;
+	int maxbits;
 
 	if (strlen(s) >= sizeof(buf))
 		return -1;
@@ -45,8 +45,8 @@ cidr_parse(const char *s, struct cidr *c)
 static int
 prefix_equal(const uint8_t *a, const uint8_t *b, unsigned int bits)
 {
-	unsigned int	bytes = bits / 8, rest = bits % 8;
-	uint8_t		mask;
+	unsigned int bytes = bits / 8, rest = bits % 8;
+	uint8_t mask;
 
 	if (memcmp(a, b, bytes) != 0)
 		return 0;
@@ -59,9 +59,9 @@ prefix_equal(const uint8_t *a, const uint8_t *b, unsigned int bits)
 int
 cidr_match(const struct cidr *c, const struct sockaddr_storage *ss)
 {
-	const struct sockaddr_in	*sin = (const void *)ss;
-	const struct sockaddr_in6	*sin6 = (const void *)ss;
-	uint8_t				 v4[4];
+	const struct sockaddr_in *sin = (const void *)ss;
+	const struct sockaddr_in6 *sin6 = (const void *)ss;
+	uint8_t v4[4];
 
 	if (ss->ss_family == AF_INET && c->family == AF_INET)
 		return prefix_equal(c->addr, (const uint8_t *)&sin->sin_addr,

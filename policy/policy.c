@@ -18,25 +18,25 @@
 #include "policy.h"
 #include "proto.h"
 
-#define TABLE_BUCKETS	65536
-#define TABLE_MAX_KEYS	262144
-#define KEY_MAX		(2 + 16 + USER_MAX_LEN)
+#define TABLE_BUCKETS  65536
+#define TABLE_MAX_KEYS 262144
+#define KEY_MAX	       (2 + 16 + USER_MAX_LEN)
 
 struct counter {
-	LIST_ENTRY(counter)	 entry;
-	uint64_t		 last_ms;
-	uint32_t		 window;
-	uint32_t		 pending;	/* attempts awaiting their result */
-	struct window_counter	 w;
-	uint16_t		 keylen;
-	unsigned char		 key[];
+	LIST_ENTRY(counter) entry;
+	uint64_t last_ms;
+	uint32_t window;
+	uint32_t pending; /* attempts awaiting their result */
+	struct window_counter w;
+	uint16_t keylen;
+	unsigned char key[];
 };
 LIST_HEAD(counter_list, counter);
 
-static struct conf_policy	 pol;
-static struct counter_list	*table;
-static size_t			 nkeys;
-static int			 table_full;
+static struct conf_policy pol;
+static struct counter_list *table;
+static size_t nkeys;
+static int table_full;
 
 void
 policy_init(const struct conf_policy *conf)
@@ -50,8 +50,8 @@ policy_init(const struct conf_policy *conf)
 static uint32_t
 key_hash(const unsigned char *key, size_t len)
 {
-	uint32_t	h = 2166136261u;
-	size_t		i;
+	uint32_t h = 2166136261u;
+	size_t i;
 
 	for (i = 0; i < len; i++)
 		h = (h ^ key[i]) * 16777619u;
@@ -62,9 +62,9 @@ static size_t
 key_build(unsigned char *key, enum counter_kind kind,
     const struct sockaddr_storage *ss, const char *user)
 {
-	const struct sockaddr_in	*sin = (const void *)ss;
-	const struct sockaddr_in6	*sin6 = (const void *)ss;
-	size_t				 len = 0, i;
+	const struct sockaddr_in *sin = (const void *)ss;
+	const struct sockaddr_in6 *sin6 = (const void *)ss;
+	size_t len = 0, i;
 
 	key[len++] = kind;
 	if (kind != COUNT_USER) {
@@ -91,21 +91,23 @@ static struct counter *
 counter_get(enum counter_kind kind, const struct sockaddr_storage *ss,
     const char *user, uint32_t window, int create)
 {
-	unsigned char	 key[KEY_MAX];
-	size_t		 len = key_build(key, kind, ss, user);
-	struct counter	*c;
-	uint32_t	 b = key_hash(key, len) % TABLE_BUCKETS;
+	unsigned char key[KEY_MAX];
+	size_t len = key_build(key, kind, ss, user);
+	struct counter *c;
+	uint32_t b = key_hash(key, len) % TABLE_BUCKETS;
 
 	LIST_FOREACH(c, &table[b], entry)
-		if (c->keylen == len && memcmp(c->key, key, len) == 0)
-			return c;
+	if (c->keylen == len && memcmp(c->key, key, len) == 0)
+		return c;
 	if (!create)
 		return NULL;
 	if (nkeys >= TABLE_MAX_KEYS) {
 		if (!table_full)
 			log_warnx("throttle table full (%d keys): refusing "
-			    "logins from clients and users it does not know "
-			    "until old entries expire", TABLE_MAX_KEYS);
+				  "logins from clients and users it does not "
+				  "know "
+				  "until old entries expire",
+			    TABLE_MAX_KEYS);
 		table_full = 1;
 		return NULL;
 	}
@@ -124,7 +126,7 @@ static uint32_t
 counter_value(enum counter_kind kind, const struct sockaddr_storage *ss,
     const char *user, const struct policy_limit *lim, uint64_t now)
 {
-	struct counter	*c;
+	struct counter *c;
 
 	if (lim->max == 0 ||
 	    (c = counter_get(kind, ss, user, lim->window, 0)) == NULL)
@@ -136,7 +138,7 @@ static void
 counter_pending(enum counter_kind kind, const struct sockaddr_storage *ss,
     const char *user, const struct policy_limit *lim, uint64_t now, int add)
 {
-	struct counter	*c;
+	struct counter *c;
 
 	if (lim->max == 0 ||
 	    (c = counter_get(kind, ss, user, lim->window, add)) == NULL)
@@ -157,16 +159,18 @@ static int
 unknown_while_full(const struct sockaddr_storage *ss, const char *user)
 {
 	return table_full &&
-	    ((pol.ip.max && counter_get(COUNT_IP, ss, user, pol.ip.window, 0)
-	    == NULL) || (pol.user.max && counter_get(COUNT_USER, ss, user,
-	    pol.user.window, 0) == NULL));
+	    ((pol.ip.max &&
+		 counter_get(COUNT_IP, ss, user, pol.ip.window, 0) == NULL) ||
+		(pol.user.max &&
+		    counter_get(COUNT_USER, ss, user, pol.user.window, 0) ==
+			NULL));
 }
 
 static void
 counter_bump(enum counter_kind kind, const struct sockaddr_storage *ss,
     const char *user, const struct policy_limit *lim, uint64_t now)
 {
-	struct counter	*c;
+	struct counter *c;
 
 	if (lim->max == 0 ||
 	    (c = counter_get(kind, ss, user, lim->window, 1)) == NULL)
@@ -178,7 +182,7 @@ counter_bump(enum counter_kind kind, const struct sockaddr_storage *ss,
 int
 policy_allowlisted(const struct sockaddr_storage *ss)
 {
-	uint32_t	i;
+	uint32_t i;
 
 	for (i = 0; i < pol.nallow; i++)
 		if (cidr_match(&pol.allow[i], ss))
@@ -189,7 +193,7 @@ policy_allowlisted(const struct sockaddr_storage *ss)
 int
 policy_proxy_trusted(const struct sockaddr_storage *ss)
 {
-	uint32_t	i;
+	uint32_t i;
 
 	for (i = 0; i < pol.nproxy; i++)
 		if (cidr_match(&pol.proxy[i], ss))
@@ -203,8 +207,8 @@ policy_proxy_trusted(const struct sockaddr_storage *ss)
  * window has moved past its earlier attempts.
  */
 enum policy_verdict
-policy_check(const struct sockaddr_storage *ss, const char *user,
-    uint64_t now, const char **message)
+policy_check(const struct sockaddr_storage *ss, const char *user, uint64_t now,
+    const char **message)
 {
 	if (unknown_while_full(ss, user)) {
 		*message = pol.ip.message;
@@ -213,26 +217,26 @@ policy_check(const struct sockaddr_storage *ss, const char *user,
 	if (!policy_allowlisted(ss)) {
 		if (pol.ip.max &&
 		    counter_value(COUNT_IP, ss, user, &pol.ip, now) >=
-		    pol.ip.max) {
+			pol.ip.max) {
 			*message = pol.ip.message;
 			return POLICY_THROTTLED_IP;
 		}
 		if (pol.ip_fail.max &&
 		    counter_value(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now) >=
-		    pol.ip_fail.max) {
+			pol.ip_fail.max) {
 			*message = pol.ip_fail.message;
 			return POLICY_THROTTLED_IP;
 		}
 		if (pol.ipuser_fail.max &&
-		    counter_value(COUNT_IPUSER_FAIL, ss, user,
-		    &pol.ipuser_fail, now) >= pol.ipuser_fail.max) {
+		    counter_value(COUNT_IPUSER_FAIL, ss, user, &pol.ipuser_fail,
+			now) >= pol.ipuser_fail.max) {
 			*message = pol.ipuser_fail.message;
 			return POLICY_THROTTLED_USER;
 		}
 	}
 	if (pol.user.max &&
 	    counter_value(COUNT_USER, ss, user, &pol.user, now) >=
-	    pol.user.max) {
+		pol.user.max) {
 		*message = pol.user.message;
 		return POLICY_THROTTLED_USER;
 	}
@@ -258,8 +262,8 @@ policy_attempt(const struct sockaddr_storage *ss, const char *user,
 
 /* The attempt's result: it is no longer pending; a failure counts. */
 void
-policy_result(const struct sockaddr_storage *ss, const char *user,
-    uint64_t now, int failed)
+policy_result(const struct sockaddr_storage *ss, const char *user, uint64_t now,
+    int failed)
 {
 	if (policy_allowlisted(ss))
 		return;
@@ -283,8 +287,8 @@ policy_failure(const struct sockaddr_storage *ss, const char *user,
 void
 policy_expire(uint64_t now)
 {
-	struct counter	*c, *next;
-	size_t		 b;
+	struct counter *c, *next;
+	size_t b;
 
 	for (b = 0; b < TABLE_BUCKETS; b++) {
 		for (c = LIST_FIRST(&table[b]); c != NULL; c = next) {
@@ -311,7 +315,7 @@ policy_nkeys(void)
 uint32_t
 policy_failure_delay(unsigned int failures)
 {
-	uint64_t	d;
+	uint64_t d;
 
 	if (pol.delay_ms == 0 || failures == 0)
 		return 0;

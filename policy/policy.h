@@ -20,52 +20,52 @@
 
 #include <stdint.h>
 
-#define POLICY_MSG_MAX		128
-#define POLICY_MAX_ALLOW	32
+#define POLICY_MSG_MAX	 128
+#define POLICY_MAX_ALLOW 32
 
 struct policy_limit {
-	uint32_t	max;		/* 0: no limit */
-	uint32_t	window;		/* seconds */
-	char		message[POLICY_MSG_MAX];
+	uint32_t max;	 /* 0: no limit */
+	uint32_t window; /* seconds */
+	char message[POLICY_MSG_MAX];
 };
 
 struct cidr {
-	uint8_t		family;		/* AF_INET or AF_INET6 */
-	uint8_t		prefix;
-	uint8_t		addr[16];
+	uint8_t family; /* AF_INET or AF_INET6 */
+	uint8_t prefix;
+	uint8_t addr[16];
 };
 
 struct conf_policy {
-	struct policy_limit	ip;		/* attempts per address */
-	struct policy_limit	user;		/* attempts per user */
-	struct policy_limit	ip_fail;	/* failures per address */
-	struct policy_limit	ipuser_fail;	/* failures per address+user */
-	uint32_t		max_conn_per_ip;	/* pre-auth, 0: none */
-	uint32_t		max_attempts;	/* per connection, 0: none */
-	uint32_t		delay_ms;	/* after a failure, doubling */
-	uint32_t		delay_max_ms;
-	uint32_t		nallow;
-	struct cidr		allow[POLICY_MAX_ALLOW];
+	struct policy_limit ip;		 /* attempts per address */
+	struct policy_limit user;	 /* attempts per user */
+	struct policy_limit ip_fail;	 /* failures per address */
+	struct policy_limit ipuser_fail; /* failures per address+user */
+	uint32_t max_conn_per_ip;	 /* pre-auth, 0: none */
+	uint32_t max_attempts;		 /* per connection, 0: none */
+	uint32_t delay_ms;		 /* after a failure, doubling */
+	uint32_t delay_max_ms;
+	uint32_t nallow;
+	struct cidr allow[POLICY_MAX_ALLOW];
 	/* load balancers whose PROXY protocol headers are believed */
-	uint32_t		nproxy;
-	struct cidr		proxy[POLICY_MAX_ALLOW];
+	uint32_t nproxy;
+	struct cidr proxy[POLICY_MAX_ALLOW];
 };
 
 /* window.c: a two-bucket sliding window counter */
 struct window_counter {
-	uint64_t	bucket;		/* index of the current bucket */
-	uint32_t	cur;
-	uint32_t	prev;
+	uint64_t bucket; /* index of the current bucket */
+	uint32_t cur;
+	uint32_t prev;
 };
 
-uint32_t	window_estimate(const struct window_counter *, uint64_t now_ms,
-		    uint32_t window_s);
-void		window_add(struct window_counter *, uint64_t now_ms,
-		    uint32_t window_s, uint32_t n);
+uint32_t window_estimate(const struct window_counter *, uint64_t now_ms,
+    uint32_t window_s);
+void window_add(struct window_counter *, uint64_t now_ms, uint32_t window_s,
+    uint32_t n);
 
 /* cidr.c */
-int	cidr_parse(const char *, struct cidr *);
-int	cidr_match(const struct cidr *, const struct sockaddr_storage *);
+int cidr_parse(const char *, struct cidr *);
+int cidr_match(const struct cidr *, const struct sockaddr_storage *);
 
 /* policy.c */
 enum policy_verdict {
@@ -81,19 +81,19 @@ enum counter_kind {
 	COUNT_IPUSER_FAIL
 };
 
-void	policy_init(const struct conf_policy *);
-int	policy_allowlisted(const struct sockaddr_storage *);
-int	policy_proxy_trusted(const struct sockaddr_storage *);
+void policy_init(const struct conf_policy *);
+int policy_allowlisted(const struct sockaddr_storage *);
+int policy_proxy_trusted(const struct sockaddr_storage *);
 enum policy_verdict policy_check(const struct sockaddr_storage *,
-	    const char *user, uint64_t now_ms, const char **message);
-void	policy_attempt(const struct sockaddr_storage *, const char *user,
-	    uint64_t now_ms);
-void	policy_failure(const struct sockaddr_storage *, const char *user,
-	    uint64_t now_ms);
-void	policy_result(const struct sockaddr_storage *, const char *user,
-	    uint64_t now_ms, int failed);
-void	policy_expire(uint64_t now_ms);
-size_t	policy_nkeys(void);
+    const char *user, uint64_t now_ms, const char **message);
+void policy_attempt(const struct sockaddr_storage *, const char *user,
+    uint64_t now_ms);
+void policy_failure(const struct sockaddr_storage *, const char *user,
+    uint64_t now_ms);
+void policy_result(const struct sockaddr_storage *, const char *user,
+    uint64_t now_ms, int failed);
+void policy_expire(uint64_t now_ms);
+size_t policy_nkeys(void);
 uint32_t policy_failure_delay(unsigned int failures);
 
 #endif

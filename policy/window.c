@@ -14,10 +14,10 @@ uint32_t
 window_estimate(const struct window_counter *w, uint64_t now_ms,
     uint32_t window_s)
 {
-	uint64_t	win = (uint64_t)window_s * 1000;
-	uint64_t	bucket = now_ms / win;
-	uint64_t	into = now_ms % win;
-	uint32_t	cur, prev;
+	uint64_t win = (uint64_t)window_s * 1000;
+	uint64_t bucket = now_ms / win;
+	uint64_t into = now_ms % win;
+	uint32_t cur, prev;
 
 	if (bucket == w->bucket) {
 		cur = w->cur;
@@ -27,7 +27,8 @@ window_estimate(const struct window_counter *w, uint64_t now_ms,
 		prev = w->cur;
 	} else
 		return 0;
-	/* the part of the previous bucket still inside the window, rounded up */
+	/* the part of the previous bucket still inside the window, rounded up
+	 */
 	return cur + (uint32_t)((prev * (win - into) + win - 1) / win);
 }
 

@@ -27,26 +27,26 @@
 #include "relay.h"
 #include "sandbox.h"
 
-struct conf_global		 relay_conf;
-static struct imsgev		 parent_iev;
-static struct imsgev		*authproc_iev;
-static TAILQ_HEAD(, rsession)	 rsessions = TAILQ_HEAD_INITIALIZER(rsessions);
-static int			 sandboxed;
-static int			 have_sandbox;
-static struct conf_sandbox	 sandbox_conf;
-static struct conf_tls_global	 tls_conf;
+struct conf_global relay_conf;
+static struct imsgev parent_iev;
+static struct imsgev *authproc_iev;
+static TAILQ_HEAD(, rsession) rsessions = TAILQ_HEAD_INITIALIZER(rsessions);
+static int sandboxed;
+static int have_sandbox;
+static struct conf_sandbox sandbox_conf;
+static struct conf_tls_global tls_conf;
 
-static void	rsession_free(struct rsession *);
-static void	upstream_io(int, short, void *);
-static void	rsession_bridge_done(struct tlsbridge *, void *);
+static void rsession_free(struct rsession *);
+static void upstream_io(int, short, void *);
+static void rsession_bridge_done(struct tlsbridge *, void *);
 
 static void
 rsession_report(struct rsession *rs, uint32_t status, const char *text)
 {
-	struct login_result	res;
+	struct login_result res;
 
 	if (rs->chan == NULL || rs->chan != authproc_iev)
-		return;	/* that authproc is gone; nobody to tell */
+		return; /* that authproc is gone; nobody to tell */
 	memset(&res, 0, sizeof(res));
 	res.status = status;
 	upstream_text(res.text, sizeof(res.text), text, strlen(text));
@@ -58,14 +58,15 @@ rsession_report(struct rsession *rs, uint32_t status, const char *text)
 static void
 rsession_audit(struct rsession *rs, uint32_t status, const char *text)
 {
-	struct audit_record	a;
-	uint64_t		now = wallclock_ms();
+	struct audit_record a;
+	uint64_t now = wallclock_ms();
 
 	memset(&a, 0, sizeof(a));
 	a.time_ms = now;
 	a.sid = rs->req.sid;
-	a.duration_ms = rs->req.start_ms && now > rs->req.start_ms ?
-	    now - rs->req.start_ms : 0;
+	a.duration_ms = rs->req.start_ms && now > rs->req.start_ms
+	    ? now - rs->req.start_ms
+	    : 0;
 	a.listener_id = rs->req.listener_id;
 	a.proto = rs->req.proto;
 	switch (status) {
@@ -100,31 +101,34 @@ rsession_audit(struct rsession *rs, uint32_t status, const char *text)
 void
 rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 {
-	char	addr[128], uaddr[128];
-	size_t	left;
+	char addr[128], uaddr[128];
+	size_t left;
 
 	explicit_bzero(rs->req.pass, sizeof(rs->req.pass));
 	rsession_audit(rs, status, status == LOGIN_OK ? "" : text);
 	sockaddr_str(&rs->req.client, addr, sizeof(addr));
 	sockaddr_str(&rs->uaddr, uaddr, sizeof(uaddr));
 	if (status != LOGIN_OK) {
-		log_info("session %016llx: %s login from %s to %s (%s) failed: %s",
-		    (unsigned long long)rs->req.sid, mail_proto_name(rs->req.proto), addr,
+		log_info("session %016llx: %s login from %s to %s (%s) failed: "
+			 "%s",
+		    (unsigned long long)rs->req.sid,
+		    mail_proto_name(rs->req.proto), addr,
 		    rs->upstream ? rs->upstream->conf.name : "-", uaddr, text);
 		rsession_report(rs, status, text);
 		rsession_free(rs);
 		return;
 	}
-	log_info("session %016llx: %s login from %s relayed to %s (%s)", (unsigned long long)rs->req.sid,
-	    mail_proto_name(rs->req.proto), addr, rs->upstream->conf.name, uaddr);
+	log_info("session %016llx: %s login from %s relayed to %s (%s)",
+	    (unsigned long long)rs->req.sid, mail_proto_name(rs->req.proto),
+	    addr, rs->upstream->conf.name, uaddr);
 	event_del(&rs->uev);
 	evtimer_del(&rs->timer);
 	/* the upstream may have said more right behind its OK */
 	left = evbuffer_get_length(rs->uin);
 	{
-		unsigned char	*extra = evbuffer_pullup(rs->uin, -1);
-		size_t		 oklen = strlen(rs->okline);
-		unsigned char	*toclient;
+		unsigned char *extra = evbuffer_pullup(rs->uin, -1);
+		size_t oklen = strlen(rs->okline);
+		unsigned char *toclient;
 
 		if ((toclient = malloc(oklen + left + 1)) == NULL) {
 			rsession_report(rs, LOGIN_TEMPFAIL, "out of memory");
@@ -140,8 +144,8 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 			/* a client's half-close must not cut the replies */
 			rs->bridge.plain_half_close = 1;
 			if (tlsbridge_start(&rs->bridge, rs->utls, rs->ufd,
-			    rs->cfd, rs->pipelined, rs->pipelen, toclient,
-			    oklen + left, rsession_bridge_done, rs) == -1) {
+				rs->cfd, rs->pipelined, rs->pipelen, toclient,
+				oklen + left, rsession_bridge_done, rs) == -1) {
 				free(toclient);
 				rsession_report(rs, LOGIN_TEMPFAIL,
 				    "cannot start relaying");
@@ -150,7 +154,7 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 			}
 			rs->bridging = 1;
 		} else if (splice_start(rs, toclient, oklen + left,
-		    rs->pipelined, rs->pipelen) == -1) {
+			       rs->pipelined, rs->pipelen) == -1) {
 			free(toclient);
 			rsession_report(rs, LOGIN_TEMPFAIL,
 			    "cannot start relaying");
@@ -173,7 +177,7 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 static void
 rsession_bridge_done(struct tlsbridge *b, void *arg)
 {
-	struct rsession	*rs = arg;
+	struct rsession *rs = arg;
 
 	(void)b;
 	/* the bridge closed both sockets and freed the TLS context */
@@ -198,9 +202,9 @@ rsession_send(struct rsession *rs, const char *data, size_t len)
 void
 rsession_printf(struct rsession *rs, const char *fmt, ...)
 {
-	char	buf[UPSTREAM_LINE_MAX];
-	va_list	ap;
-	int	n;
+	char buf[UPSTREAM_LINE_MAX];
+	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -210,7 +214,8 @@ rsession_printf(struct rsession *rs, const char *fmt, ...)
 		 * Bounded fields make this unreachable; if it ever happens,
 		 * send nothing and let the login timer fail the attempt.
 		 */
-		log_warnx("session %016llx: upstream command too long", (unsigned long long)rs->req.sid);
+		log_warnx("session %016llx: upstream command too long",
+		    (unsigned long long)rs->req.sid);
 		explicit_bzero(buf, sizeof(buf));
 		return;
 	}
@@ -255,10 +260,11 @@ rsession_free(struct rsession *rs)
 void
 relay_session_closed(struct rsession *rs)
 {
-	char	addr[128];
+	char addr[128];
 
 	log_info("session %016llx: closed (%s), %llu bytes up, %llu bytes down",
-	    (unsigned long long)rs->req.sid, sockaddr_str(&rs->req.client, addr, sizeof(addr)),
+	    (unsigned long long)rs->req.sid,
+	    sockaddr_str(&rs->req.client, addr, sizeof(addr)),
 	    (unsigned long long)rs->c2u.bytes,
 	    (unsigned long long)rs->u2c.bytes);
 	rsession_free(rs);
@@ -267,22 +273,22 @@ relay_session_closed(struct rsession *rs)
 static void
 upstream_timeout(int fd, short event, void *arg)
 {
-	struct rsession	*rs = arg;
+	struct rsession *rs = arg;
 
 	(void)fd;
 	(void)event;
 	rsession_login_done(rs, LOGIN_TEMPFAIL,
-	    rs->state == R_CONNECTING ? "upstream connect timeout" :
-	    "upstream login timeout");
+	    rs->state == R_CONNECTING ? "upstream connect timeout"
+				      : "upstream login timeout");
 }
 
 /* Feed complete upstream lines to the protocol; stop when it is done. */
 static void
 upstream_lines(struct rsession *rs)
 {
-	char	*line;
-	size_t	 len;
-	int	 more;
+	char *line;
+	size_t len;
+	int more;
 
 	for (;;) {
 		line = evbuffer_readln(rs->uin, &len, EVBUFFER_EOL_CRLF);
@@ -306,7 +312,7 @@ upstream_lines(struct rsession *rs)
 		explicit_bzero(line, len);
 		free(line);
 		if (!more)
-			return;	/* rs is relaying or freed */
+			return; /* rs is relaying or freed */
 	}
 }
 
@@ -321,12 +327,13 @@ upstream_set_events(struct rsession *rs, short events)
 static void
 upstream_handshake(struct rsession *rs)
 {
-	short	want = 0;
+	short want = 0;
 
 	switch (tlsbridge_handshake_events(rs->utls, rs->ufd, &want)) {
 	case 1:
-		log_debug("session %016llx: upstream TLS %s %s", (unsigned long long)rs->req.sid,
-		    tls_conn_version(rs->utls), tls_conn_cipher(rs->utls));
+		log_debug("session %016llx: upstream TLS %s %s",
+		    (unsigned long long)rs->req.sid, tls_conn_version(rs->utls),
+		    tls_conn_cipher(rs->utls));
 		rs->state = R_GREETING;
 		upstream_set_events(rs, EV_READ);
 		break;
@@ -341,10 +348,10 @@ upstream_handshake(struct rsession *rs)
 static void
 upstream_connected(struct rsession *rs)
 {
-	struct timeval	tv;
-	int		err = 0;
-	socklen_t	len = sizeof(err);
-	const char	*name;
+	struct timeval tv;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	const char *name;
 
 	if (getsockopt(rs->ufd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
@@ -366,13 +373,13 @@ upstream_connected(struct rsession *rs)
 		    "no trusted CA for upstream TLS");
 		return;
 	}
-	name = rs->upstream->conf.servername[0] ?
-	    rs->upstream->conf.servername : NULL;
+	name = rs->upstream->conf.servername[0] ? rs->upstream->conf.servername
+						: NULL;
 	if ((rs->utls = tls_client()) == NULL ||
 	    tls_configure(rs->utls, rs->upstream->tlscfg) == -1 ||
 	    tls_connect_socket(rs->utls, rs->ufd, name) == -1) {
-		rsession_login_done(rs, LOGIN_TEMPFAIL, rs->utls ?
-		    tls_error(rs->utls) : "tls_client failed");
+		rsession_login_done(rs, LOGIN_TEMPFAIL,
+		    rs->utls ? tls_error(rs->utls) : "tls_client failed");
 		return;
 	}
 	rs->state = R_TLS_HANDSHAKE;
@@ -383,8 +390,8 @@ upstream_connected(struct rsession *rs)
 static int
 upstream_read(struct rsession *rs)
 {
-	unsigned char	buf[4096];
-	ssize_t		n;
+	unsigned char buf[4096];
+	ssize_t n;
 
 	if (rs->utls == NULL) {
 		n = evbuffer_read(rs->uin, rs->ufd, UPSTREAM_LINE_MAX);
@@ -408,8 +415,8 @@ upstream_read(struct rsession *rs)
 static int
 upstream_write(struct rsession *rs)
 {
-	ssize_t	n;
-	size_t	len;
+	ssize_t n;
+	size_t len;
 
 	if (rs->utls == NULL) {
 		if (evbuffer_write(rs->uout, rs->ufd) == -1 &&
@@ -431,7 +438,7 @@ upstream_write(struct rsession *rs)
 static void
 upstream_io(int fd, short event, void *arg)
 {
-	struct rsession	*rs = arg;
+	struct rsession *rs = arg;
 
 	(void)fd;
 	if (rs->state == R_CONNECTING) {
@@ -464,8 +471,8 @@ upstream_io(int fd, short event, void *arg)
 static void
 rsession_start(struct rsession *rs)
 {
-	struct timeval	tv;
-	int		on = 1;
+	struct timeval tv;
+	int on = 1;
 
 	rs->upstream = route_lookup(rs->req.user, rs->req.proto, &rs->uaddr);
 	if (rs->upstream == NULL) {
@@ -483,7 +490,8 @@ rsession_start(struct rsession *rs)
 	setsockopt(rs->ufd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 	evtimer_set(&rs->timer, upstream_timeout, rs);
 	if (connect(rs->ufd, (struct sockaddr *)&rs->uaddr,
-	    sockaddr_len(&rs->uaddr)) == -1 && errno != EINPROGRESS) {
+		sockaddr_len(&rs->uaddr)) == -1 &&
+	    errno != EINPROGRESS) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL, strerror(errno));
 		return;
 	}
@@ -502,8 +510,8 @@ rsession_start(struct rsession *rs)
 static int
 client_fd_ok(int fd)
 {
-	int		type, domain, flags;
-	socklen_t	len = sizeof(type);
+	int type, domain, flags;
+	socklen_t len = sizeof(type);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
 	    type != SOCK_STREAM)
@@ -521,20 +529,21 @@ client_fd_ok(int fd)
 static void
 authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 {
-	struct rsession		*rs;
-	struct login_request	*req = imsg->data;
-	int			 on = 1;
+	struct rsession *rs;
+	struct login_request *req = imsg->data;
+	int on = 1;
 
 	if (!client_fd_ok(imsg->fd)) {
-		struct login_result	res;
+		struct login_result res;
 
-		log_warnx("session %u: unusable client socket", imsg->hdr.peerid);
+		log_warnx("session %u: unusable client socket",
+		    imsg->hdr.peerid);
 		memset(&res, 0, sizeof(res));
 		res.status = LOGIN_TEMPFAIL;
 		snprintf(res.text, sizeof(res.text), "unusable client socket");
 		imsgev_compose(iev, IMSG_LOGIN_RESULT, imsg->hdr.peerid, -1,
 		    &res, sizeof(res));
-		return;		/* imsg_free closes it */
+		return; /* imsg_free closes it */
 	}
 	if ((rs = calloc(1, sizeof(*rs))) == NULL)
 		fatal("calloc");
@@ -547,8 +556,8 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 	if (rs->pipelen > 0) {
 		if ((rs->pipelined = malloc(rs->pipelen)) == NULL)
 			fatal("malloc");
-		memcpy(rs->pipelined, (unsigned char *)imsg->data +
-		    sizeof(*req), rs->pipelen);
+		memcpy(rs->pipelined,
+		    (unsigned char *)imsg->data + sizeof(*req), rs->pipelen);
 	}
 	setsockopt(rs->cfd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 	if ((rs->uin = evbuffer_new()) == NULL ||
@@ -561,7 +570,7 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 static void
 authproc_lost(struct imsgev *iev)
 {
-	struct rsession	*rs, *next;
+	struct rsession *rs, *next;
 
 	for (rs = TAILQ_FIRST(&rsessions); rs != NULL; rs = next) {
 		next = TAILQ_NEXT(rs, entry);
@@ -580,7 +589,7 @@ authproc_lost(struct imsgev *iev)
 static int
 authproc_handle(struct imsg *imsg, void *arg)
 {
-	char	err[128];
+	char err[128];
 
 	if (login_request_valid(imsg, err, sizeof(err)) == -1) {
 		log_warnx("authproc: %s", err);
@@ -593,30 +602,31 @@ authproc_handle(struct imsg *imsg, void *arg)
 static void
 authproc_dispatch(int fd, short event, void *arg)
 {
-	struct imsgev	*iev = arg;
+	struct imsgev *iev = arg;
 
 	(void)fd;
 	/* a compromised authproc is dropped; the parent restarts it */
 	if (proc_peer_dispatch(iev, event, PROC_AUTHPROC,
-	    authproc_to_relay_rules, authproc_to_relay_nrules, authproc_handle,
-	    iev) != PEER_OK)
+		authproc_to_relay_rules, authproc_to_relay_nrules,
+		authproc_handle, iev) != PEER_OK)
 		authproc_lost(iev);
 }
 
 static void
 parent_handle(struct imsg *imsg)
 {
-	struct peer_channel	*pc;
-	struct conf_upstream	*u;
-	struct conf_route	*r;
-	struct conf_blob	*b;
-	struct upstream_ctx	*uc;
+	struct peer_channel *pc;
+	struct conf_upstream *u;
+	struct conf_route *r;
+	struct conf_blob *b;
+	struct upstream_ctx *uc;
 
 	switch (imsg->hdr.type) {
 	case IMSG_CONF_SANDBOX:
 		memcpy(&sandbox_conf, imsg->data, sizeof(sandbox_conf));
-		if (sandboxed || !imsg_string_ok(sandbox_conf.chroot,
-		    sizeof(sandbox_conf.chroot)))
+		if (sandboxed ||
+		    !imsg_string_ok(sandbox_conf.chroot,
+			sizeof(sandbox_conf.chroot)))
 			fatalx("bad sandbox message");
 		have_sandbox = 1;
 		break;
@@ -631,7 +641,7 @@ parent_handle(struct imsg *imsg)
 		if (!conf_blob_valid(imsg) || b->kind != BLOB_CA ||
 		    (uc = route_find_upstream(b->owner_id)) == NULL ||
 		    blob_store(&uc->ca, &uc->calen, &uc->cagot, b,
-		    (unsigned char *)(b + 1)) == -1)
+			(unsigned char *)(b + 1)) == -1)
 			fatalx("bad CA blob");
 		break;
 	case IMSG_CONF_UPSTREAM:

@@ -13,22 +13,22 @@
 #include "proto.h"
 #include "tlsbridge.h"
 
-#define UPSTREAM_LINE_MAX	8192
+#define UPSTREAM_LINE_MAX 8192
 
 struct upstream_ctx {
-	TAILQ_ENTRY(upstream_ctx)	 entry;
-	struct conf_upstream		 conf;
-	unsigned char			*ca;
-	size_t				 calen;
-	size_t				 cagot;
-	struct tls_config		*tlscfg;	/* if conf.tls */
+	TAILQ_ENTRY(upstream_ctx) entry;
+	struct conf_upstream conf;
+	unsigned char *ca;
+	size_t calen;
+	size_t cagot;
+	struct tls_config *tlscfg; /* if conf.tls */
 };
 TAILQ_HEAD(upstream_list, upstream_ctx);
 
 struct route_ctx {
-	TAILQ_ENTRY(route_ctx)		entry;
-	struct conf_route		conf;
-	struct upstream_ctx		*upstream;
+	TAILQ_ENTRY(route_ctx) entry;
+	struct conf_route conf;
+	struct upstream_ctx *upstream;
 };
 TAILQ_HEAD(route_list, route_ctx);
 
@@ -37,86 +37,84 @@ enum rsession_state {
 	R_TLS_HANDSHAKE,
 	R_GREETING,
 	R_CAPABILITY,
-	R_ID,			/* IMAP: waiting for the answer to our ID */
-	R_XCLIENT,		/* POP3: waiting for the answer to XCLIENT */
-	R_AUTH_CONTINUE,	/* IMAP: waiting for "+" */
-	R_LOGIN,		/* waiting for the login's answer */
-	R_USER,			/* POP3: waiting for USER's answer */
+	R_ID,		 /* IMAP: waiting for the answer to our ID */
+	R_XCLIENT,	 /* POP3: waiting for the answer to XCLIENT */
+	R_AUTH_CONTINUE, /* IMAP: waiting for "+" */
+	R_LOGIN,	 /* waiting for the login's answer */
+	R_USER,		 /* POP3: waiting for USER's answer */
 	R_RELAYING
 };
 
-#define CAP_SASL_IR		0x01
-#define CAP_AUTH_PLAIN		0x02
-#define CAP_LOGINDISABLED	0x04
-#define CAP_SEEN		0x08
-#define CAP_ID			0x10
+#define CAP_SASL_IR	  0x01
+#define CAP_AUTH_PLAIN	  0x02
+#define CAP_LOGINDISABLED 0x04
+#define CAP_SEEN	  0x08
+#define CAP_ID		  0x10
 
 struct splice_dir {
-	struct rsession	*rs;
-	int		 from;
-	int		 to;
-	int		 pipefd[2];
-	size_t		 inpipe;
-	struct evbuffer	*pending;	/* written before any splicing */
-	struct event	 rev;
-	struct event	 wev;
-	int		 eof;
-	uint64_t	 bytes;
+	struct rsession *rs;
+	int from;
+	int to;
+	int pipefd[2];
+	size_t inpipe;
+	struct evbuffer *pending; /* written before any splicing */
+	struct event rev;
+	struct event wev;
+	int eof;
+	uint64_t bytes;
 };
 
 struct rsession {
-	TAILQ_ENTRY(rsession)	 entry;
-	uint32_t		 id;		/* authproc's session id */
-	struct imsgev		*chan;		/* channel it came on */
-	enum rsession_state	 state;
-	int			 cfd;
-	int			 ufd;
-	struct login_request	 req;
-	unsigned char		*pipelined;
-	size_t			 pipelen;
+	TAILQ_ENTRY(rsession) entry;
+	uint32_t id;	     /* authproc's session id */
+	struct imsgev *chan; /* channel it came on */
+	enum rsession_state state;
+	int cfd;
+	int ufd;
+	struct login_request req;
+	unsigned char *pipelined;
+	size_t pipelen;
 	const struct upstream_ctx *upstream;
-	struct tls		*utls;		/* TLS to the upstream */
-	int			 bridging;
-	int			 splicing;
-	struct tlsbridge	 bridge;
-	struct sockaddr_storage	 uaddr;
-	struct event		 uev;
-	struct event		 timer;
-	struct evbuffer		*uin;
-	struct evbuffer		*uout;
-	unsigned int		 caps;
-	char			 okline[UPSTREAM_LINE_MAX];
-	struct splice_dir	 c2u;
-	struct splice_dir	 u2c;
+	struct tls *utls; /* TLS to the upstream */
+	int bridging;
+	int splicing;
+	struct tlsbridge bridge;
+	struct sockaddr_storage uaddr;
+	struct event uev;
+	struct event timer;
+	struct evbuffer *uin;
+	struct evbuffer *uout;
+	unsigned int caps;
+	char okline[UPSTREAM_LINE_MAX];
+	struct splice_dir c2u;
+	struct splice_dir u2c;
 };
 
-extern struct conf_global	relay_conf;
+extern struct conf_global relay_conf;
 
-void	relay_main(void) __attribute__((noreturn));
-void	rsession_login_done(struct rsession *, uint32_t status,
-	    const char *text);
-void	rsession_send(struct rsession *, const char *, size_t);
-void	rsession_printf(struct rsession *, const char *, ...)
-	    __attribute__((format(printf, 2, 3)));
+void relay_main(void) __attribute__((noreturn));
+void rsession_login_done(struct rsession *, uint32_t status, const char *text);
+void rsession_send(struct rsession *, const char *, size_t);
+void rsession_printf(struct rsession *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* route.c */
-void				 route_add_upstream(const struct conf_upstream *);
-struct upstream_ctx		*route_find_upstream(uint32_t);
-void				 route_upstreams_tls(const struct conf_tls_global *);
-int				 route_add(const struct conf_route *);
-const struct upstream_ctx	*route_lookup(const char *user,
-				    enum mail_proto,
-				    struct sockaddr_storage *);
+void route_add_upstream(const struct conf_upstream *);
+struct upstream_ctx *route_find_upstream(uint32_t);
+void route_upstreams_tls(const struct conf_tls_global *);
+int route_add(const struct conf_route *);
+const struct upstream_ctx *route_lookup(const char *user, enum mail_proto,
+    struct sockaddr_storage *);
 
 /* relay_imap.c, relay_pop3.c: one upstream line at a time */
-int	imap_upstream_line(struct rsession *, char *, size_t);
-int	pop3_upstream_line(struct rsession *, char *, size_t);
-void	upstream_text(char *dst, size_t dstsz, const char *src, size_t len);
+int imap_upstream_line(struct rsession *, char *, size_t);
+int pop3_upstream_line(struct rsession *, char *, size_t);
+void upstream_text(char *dst, size_t dstsz, const char *src, size_t len);
 
 /* splice.c */
-int	splice_start(struct rsession *, const void *to_client, size_t,
-	    const void *to_upstream, size_t);
-void	splice_stop(struct rsession *);
-void	relay_session_closed(struct rsession *);
+int splice_start(struct rsession *, const void *to_client, size_t,
+    const void *to_upstream, size_t);
+void splice_stop(struct rsession *);
+void relay_session_closed(struct rsession *);
 
 #endif

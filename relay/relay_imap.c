@@ -14,18 +14,18 @@
 #include "log.h"
 #include "relay.h"
 
-#define UTAG_CAPA	"P1"
-#define UTAG_ID		"P3"
-#define UTAG_LOGIN	"P2"
+#define UTAG_CAPA  "P1"
+#define UTAG_ID	   "P3"
+#define UTAG_LOGIN "P2"
 
 /* Copy upstream text for a client or a log: printable ASCII only. */
 void
 upstream_text(char *dst, size_t dstsz, const char *src, size_t len)
 {
-	size_t	i, o = 0;
+	size_t i, o = 0;
 
 	for (i = 0; i < len && o + 1 < dstsz; i++) {
-		unsigned char	c = src[i];
+		unsigned char c = src[i];
 
 		dst[o++] = (c >= 0x20 && c < 0x7f) ? c : '?';
 	}
@@ -36,14 +36,14 @@ upstream_text(char *dst, size_t dstsz, const char *src, size_t len)
 static void
 imap_parse_caps(struct rsession *rs, const char *list)
 {
-	char	 buf[UPSTREAM_LINE_MAX], *p, *word, *save = NULL;
+	char buf[UPSTREAM_LINE_MAX], *p, *word, *save = NULL;
 
 	snprintf(buf, sizeof(buf), "%s", list);
 	if ((p = strchr(buf, ']')) != NULL)
 		*p = '\0';
 	rs->caps = CAP_SEEN;
 	for (word = strtok_r(buf, " ", &save); word != NULL;
-	    word = strtok_r(NULL, " ", &save)) {
+	     word = strtok_r(NULL, " ", &save)) {
 		if (strcasecmp(word, "SASL-IR") == 0)
 			rs->caps |= CAP_SASL_IR;
 		else if (strcasecmp(word, "AUTH=PLAIN") == 0)
@@ -58,11 +58,11 @@ imap_parse_caps(struct rsession *rs, const char *list)
 static int
 plain_b64(struct rsession *rs, char *out, size_t outsz)
 {
-	unsigned char	raw[USER_MAX_LEN * 2 + PASS_MAX_LEN + 3];
-	size_t		zl = strlen(rs->req.authzid);
-	size_t		ul = strlen(rs->req.user);
-	size_t		pl = strlen(rs->req.pass);
-	int		n;
+	unsigned char raw[USER_MAX_LEN * 2 + PASS_MAX_LEN + 3];
+	size_t zl = strlen(rs->req.authzid);
+	size_t ul = strlen(rs->req.user);
+	size_t pl = strlen(rs->req.pass);
+	int n;
 
 	memcpy(raw, rs->req.authzid, zl);
 	raw[zl] = '\0';
@@ -78,13 +78,13 @@ plain_b64(struct rsession *rs, char *out, size_t outsz)
 static int
 imap_quote(char *dst, size_t dstsz, const char *src)
 {
-	size_t	o = 0;
+	size_t o = 0;
 
 	if (o + 1 >= dstsz)
 		return -1;
 	dst[o++] = '"';
 	for (; *src != '\0'; src++) {
-		unsigned char	c = *src;
+		unsigned char c = *src;
 
 		if (c == '\r' || c == '\n' || c >= 0x80)
 			return -1;
@@ -107,9 +107,9 @@ imap_quote(char *dst, size_t dstsz, const char *src)
 static int
 imap_send_login(struct rsession *rs)
 {
-	char	b64[((USER_MAX_LEN * 2 + PASS_MAX_LEN + 3) / 3 + 1) * 4 + 1];
-	char	quser[USER_MAX_LEN * 2 + 3], qpass[PASS_MAX_LEN * 2 + 3];
-	int	rv = 1;
+	char b64[((USER_MAX_LEN * 2 + PASS_MAX_LEN + 3) / 3 + 1) * 4 + 1];
+	char quser[USER_MAX_LEN * 2 + 3], qpass[PASS_MAX_LEN * 2 + 3];
+	int rv = 1;
 
 	if (rs->caps & CAP_AUTH_PLAIN) {
 		if (plain_b64(rs, b64, sizeof(b64)) == -1) {
@@ -117,12 +117,12 @@ imap_send_login(struct rsession *rs)
 			return 0;
 		}
 		if (rs->caps & CAP_SASL_IR) {
-			rsession_printf(rs, UTAG_LOGIN
-			    " AUTHENTICATE PLAIN %s\r\n", b64);
+			rsession_printf(rs,
+			    UTAG_LOGIN " AUTHENTICATE PLAIN %s\r\n", b64);
 			rs->state = R_LOGIN;
 		} else {
-			rsession_printf(rs, UTAG_LOGIN
-			    " AUTHENTICATE PLAIN\r\n");
+			rsession_printf(rs,
+			    UTAG_LOGIN " AUTHENTICATE PLAIN\r\n");
 			rs->state = R_AUTH_CONTINUE;
 		}
 	} else if (!(rs->caps & CAP_LOGINDISABLED) &&
@@ -146,14 +146,14 @@ static int
 id_append(char *buf, size_t len, size_t *off, const char *name,
     const char *value)
 {
-	char	qn[64], qv[ID_MAX_LEN * 2 + 3];
-	int	n;
+	char qn[64], qv[ID_MAX_LEN * 2 + 3];
+	int n;
 
 	if (imap_quote(qn, sizeof(qn), name) == -1 ||
 	    imap_quote(qv, sizeof(qv), value) == -1)
-		return 0;	/* not quotable: left out, never mangled */
-	n = snprintf(buf + *off, len - *off, "%s%s %s", *off > 0 ? " " : "",
-	    qn, qv);
+		return 0; /* not quotable: left out, never mangled */
+	n = snprintf(buf + *off, len - *off, "%s%s %s", *off > 0 ? " " : "", qn,
+	    qv);
 	if (n < 0 || (size_t)n >= len - *off)
 		return -1;
 	*off += n;
@@ -170,10 +170,10 @@ id_append(char *buf, size_t len, size_t *off, const char *name,
 static int
 imap_send_id(struct rsession *rs)
 {
-	char		 buf[4096], host[64], port[16], sid[32];
-	const char	*p, *name, *value;
-	size_t		 off = 0;
-	int		 ok = 0;
+	char buf[4096], host[64], port[16], sid[32];
+	const char *p, *name, *value;
+	size_t off = 0;
+	int ok = 0;
 
 	sockaddr_host(&rs->req.client, host, sizeof(host));
 	snprintf(port, sizeof(port), "%u", sockaddr_port(&rs->req.client));
@@ -183,11 +183,10 @@ imap_send_id(struct rsession *rs)
 	snprintf(port, sizeof(port), "%u", sockaddr_port(&rs->req.local));
 	ok |= id_append(buf, sizeof(buf), &off, "x-connected-ip", host);
 	ok |= id_append(buf, sizeof(buf), &off, "x-connected-port", port);
-	snprintf(sid, sizeof(sid), "%016llx",
-	    (unsigned long long)rs->req.sid);
+	snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)rs->req.sid);
 	ok |= id_append(buf, sizeof(buf), &off, "x-session-id", sid);
-	for (p = rs->req.idfields; ok == 0 &&
-	    p < rs->req.idfields + rs->req.idlen; ) {
+	for (p = rs->req.idfields;
+	     ok == 0 && p < rs->req.idfields + rs->req.idlen;) {
 		name = p;
 		value = name + strlen(name) + 1;
 		if (value >= rs->req.idfields + rs->req.idlen)
@@ -243,8 +242,8 @@ imap_greeting(struct rsession *rs, const char *line)
 static int
 imap_login_answer(struct rsession *rs, const char *line, size_t len)
 {
-	const char	*rest = line + strlen(UTAG_LOGIN " ");
-	size_t		 restlen = len - strlen(UTAG_LOGIN " ");
+	const char *rest = line + strlen(UTAG_LOGIN " ");
+	size_t restlen = len - strlen(UTAG_LOGIN " ");
 
 	if ((restlen >= 3 && strncasecmp(rest, "OK ", 3) == 0) ||
 	    (restlen == 2 && strncasecmp(rest, "OK", 2) == 0)) {
@@ -256,8 +255,11 @@ imap_login_answer(struct rsession *rs, const char *line, size_t len)
 	}
 	if (restlen >= 3 && strncasecmp(rest, "NO ", 3) == 0) {
 		/* "try later" from the upstream is not a wrong password */
-		rsession_login_done(rs, strncasecmp(rest + 3, "[UNAVAILABLE]",
-		    13) == 0 ? LOGIN_TEMPFAIL : LOGIN_FAILED, rest + 3);
+		rsession_login_done(rs,
+		    strncasecmp(rest + 3, "[UNAVAILABLE]", 13) == 0
+			? LOGIN_TEMPFAIL
+			: LOGIN_FAILED,
+		    rest + 3);
 		return 0;
 	}
 	rsession_login_done(rs, LOGIN_FAILED,
@@ -268,7 +270,7 @@ imap_login_answer(struct rsession *rs, const char *line, size_t len)
 int
 imap_upstream_line(struct rsession *rs, char *line, size_t len)
 {
-	char	b64[((USER_MAX_LEN * 2 + PASS_MAX_LEN + 3) / 3 + 1) * 4 + 1];
+	char b64[((USER_MAX_LEN * 2 + PASS_MAX_LEN + 3) / 3 + 1) * 4 + 1];
 
 	if (memchr(line, '\0', len) != NULL) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL,

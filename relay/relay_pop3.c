@@ -20,10 +20,10 @@ pop3_line_safe(const char *s)
 static int
 pop3_send_login(struct rsession *rs)
 {
-	unsigned char	raw[USER_MAX_LEN * 2 + PASS_MAX_LEN + 3];
-	char		b64[sizeof(raw) / 3 * 4 + 8];
-	size_t		zl, ul, pl;
-	int		n;
+	unsigned char raw[USER_MAX_LEN * 2 + PASS_MAX_LEN + 3];
+	char b64[sizeof(raw) / 3 * 4 + 8];
+	size_t zl, ul, pl;
+	int n;
 
 	if (rs->req.authzid[0] == '\0' && pop3_line_safe(rs->req.user) &&
 	    pop3_line_safe(rs->req.pass)) {
@@ -52,7 +52,7 @@ pop3_send_login(struct rsession *rs)
 int
 pop3_upstream_line(struct rsession *rs, char *line, size_t len)
 {
-	int	ok = len >= 3 && strncmp(line, "+OK", 3) == 0;
+	int ok = len >= 3 && strncmp(line, "+OK", 3) == 0;
 
 	if (memchr(line, '\0', len) != NULL) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
@@ -71,7 +71,7 @@ pop3_upstream_line(struct rsession *rs, char *line, size_t len)
 		 * greeting: tell it the client's real address first.
 		 */
 		if (len >= 13 && strncasecmp(line, "+OK [XCLIENT]", 13) == 0) {
-			char	host[64];
+			char host[64];
 
 			sockaddr_host(&rs->req.client, host, sizeof(host));
 			rsession_printf(rs, "XCLIENT ADDR=%s PORT=%u\r\n", host,
@@ -86,7 +86,8 @@ pop3_upstream_line(struct rsession *rs, char *line, size_t len)
 	case R_USER:
 		if (!ok) {
 			rsession_login_done(rs, LOGIN_FAILED,
-			    len > 5 ? line + 5 : "[AUTH] Authentication failed");
+			    len > 5 ? line + 5
+				    : "[AUTH] Authentication failed");
 			return 0;
 		}
 		rsession_printf(rs, "PASS %s\r\n", rs->req.pass);
@@ -99,8 +100,10 @@ pop3_upstream_line(struct rsession *rs, char *line, size_t len)
 			rsession_login_done(rs, LOGIN_OK, "");
 			return 0;
 		}
-		rsession_login_done(rs, len > 5 && strncmp(line + 5,
-		    "[SYS/TEMP]", 10) == 0 ? LOGIN_TEMPFAIL : LOGIN_FAILED,
+		rsession_login_done(rs,
+		    len > 5 && strncmp(line + 5, "[SYS/TEMP]", 10) == 0
+			? LOGIN_TEMPFAIL
+			: LOGIN_FAILED,
 		    len > 5 ? line + 5 : "[AUTH] Authentication failed");
 		return 0;
 	default:

@@ -12,13 +12,13 @@
 
 #include <tls.h>
 
-static struct upstream_list	upstreams = TAILQ_HEAD_INITIALIZER(upstreams);
-static struct route_list	routes = TAILQ_HEAD_INITIALIZER(routes);
+static struct upstream_list upstreams = TAILQ_HEAD_INITIALIZER(upstreams);
+static struct route_list routes = TAILQ_HEAD_INITIALIZER(routes);
 
 void
 route_add_upstream(const struct conf_upstream *conf)
 {
-	struct upstream_ctx	*u;
+	struct upstream_ctx *u;
 
 	if ((u = calloc(1, sizeof(*u))) == NULL)
 		fatal("calloc");
@@ -29,12 +29,12 @@ route_add_upstream(const struct conf_upstream *conf)
 int
 route_add(const struct conf_route *conf)
 {
-	struct route_ctx	*r;
-	struct upstream_ctx	*u;
+	struct route_ctx *r;
+	struct upstream_ctx *u;
 
 	TAILQ_FOREACH(u, &upstreams, entry)
-		if (u->conf.id == conf->upstream_id)
-			break;
+	if (u->conf.id == conf->upstream_id)
+		break;
 	if (u == NULL)
 		return -1;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
@@ -48,13 +48,12 @@ route_add(const struct conf_route *conf)
 static const struct route_ctx *
 route_match(enum route_kind kind, const char *key)
 {
-	const struct route_ctx	*r;
+	const struct route_ctx *r;
 
 	TAILQ_FOREACH(r, &routes, entry)
-		if (r->conf.kind == kind &&
-		    (kind == ROUTE_DEFAULT || strcasecmp(r->conf.match,
-		    key) == 0))
-			return r;
+	if (r->conf.kind == kind &&
+	    (kind == ROUTE_DEFAULT || strcasecmp(r->conf.match, key) == 0))
+		return r;
 	return NULL;
 }
 
@@ -62,8 +61,8 @@ const struct upstream_ctx *
 route_lookup(const char *user, enum mail_proto proto,
     struct sockaddr_storage *addr)
 {
-	const struct route_ctx	*r;
-	const char		*at;
+	const struct route_ctx *r;
+	const char *at;
 
 	r = route_match(ROUTE_USER, user);
 	if (r == NULL && (at = strrchr(user, '@')) != NULL)
@@ -84,11 +83,11 @@ route_lookup(const char *user, enum mail_proto proto,
 struct upstream_ctx *
 route_find_upstream(uint32_t id)
 {
-	struct upstream_ctx	*u;
+	struct upstream_ctx *u;
 
 	TAILQ_FOREACH(u, &upstreams, entry)
-		if (u->conf.id == id)
-			return u;
+	if (u->conf.id == id)
+		return u;
 	return NULL;
 }
 
@@ -100,10 +99,11 @@ route_find_upstream(uint32_t id)
 void
 route_upstreams_tls(const struct conf_tls_global *g)
 {
-	struct upstream_ctx	*u;
-	struct tls_config	*cfg;
+	struct upstream_ctx *u;
+	struct tls_config *cfg;
 
-	TAILQ_FOREACH(u, &upstreams, entry) {
+	TAILQ_FOREACH(u, &upstreams, entry)
+	{
 		if (!u->conf.tls)
 			continue;
 		if ((cfg = tls_config_new()) == NULL)
@@ -118,7 +118,8 @@ route_upstreams_tls(const struct conf_tls_global *g)
 		    tls_config_set_ca_mem(cfg, u->ca, u->calen) == -1) {
 			/* no CA, no trust: fail the logins, loudly */
 			log_warnx("upstream %s: no usable CA; TLS logins there "
-			    "will fail", u->conf.name);
+				  "will fail",
+			    u->conf.name);
 			tls_config_free(cfg);
 			continue;
 		}

@@ -19,10 +19,10 @@
 #include "log.h"
 #include "relay.h"
 
-#define SPLICE_CHUNK	(1 << 20)
+#define SPLICE_CHUNK (1 << 20)
 
-static void	splice_read(int, short, void *);
-static void	splice_write(int, short, void *);
+static void splice_read(int, short, void *);
+static void splice_write(int, short, void *);
 
 static void
 splice_finish_if_done(struct rsession *rs)
@@ -43,7 +43,7 @@ splice_fail(struct splice_dir *d)
 static int
 splice_flush(struct splice_dir *d)
 {
-	ssize_t	n;
+	ssize_t n;
 
 	while (evbuffer_get_length(d->pending) > 0) {
 		n = evbuffer_write(d->pending, d->to);
@@ -94,8 +94,8 @@ splice_after_flush(struct splice_dir *d, int flushed)
 static void
 splice_read(int fd, short event, void *arg)
 {
-	struct splice_dir	*d = arg;
-	ssize_t			 n;
+	struct splice_dir *d = arg;
+	ssize_t n;
 
 	(void)event;
 	n = splice(fd, NULL, d->pipefd[1], NULL, SPLICE_CHUNK,
@@ -115,7 +115,7 @@ splice_read(int fd, short event, void *arg)
 static void
 splice_write(int fd, short event, void *arg)
 {
-	struct splice_dir	*d = arg;
+	struct splice_dir *d = arg;
 
 	(void)fd;
 	(void)event;
@@ -153,8 +153,9 @@ splice_start(struct rsession *rs, const void *to_client, size_t clen,
 	rs->c2u.pipefd[0] = rs->c2u.pipefd[1] = -1;
 	rs->u2c.pipefd[0] = rs->u2c.pipefd[1] = -1;
 	if (splice_dir_init(rs, &rs->c2u, rs->cfd, rs->ufd, to_upstream,
-	    ulen) == -1 || splice_dir_init(rs, &rs->u2c, rs->ufd, rs->cfd,
-	    to_client, clen) == -1) {
+		ulen) == -1 ||
+	    splice_dir_init(rs, &rs->u2c, rs->ufd, rs->cfd, to_client, clen) ==
+		-1) {
 		splice_stop(rs);
 		return -1;
 	}
@@ -168,7 +169,7 @@ static void
 splice_dir_stop(struct splice_dir *d)
 {
 	if (d->rs == NULL)
-		return;	/* never started */
+		return; /* never started */
 	if (event_initialized(&d->rev))
 		event_del(&d->rev);
 	if (event_initialized(&d->wev))

@@ -20,15 +20,15 @@
 
 #include "parent.h"
 
-#define EXAMPLE_CONF	"etc/postern.conf"
+#define EXAMPLE_CONF "etc/postern.conf"
 
 static struct postern_conf *
 parse_text(const char *text)
 {
-	struct postern_conf	*c;
-	char			 path[] = "/tmp/postern-test-conf.XXXXXX";
-	int			 fd;
-	size_t			 len = strlen(text);
+	struct postern_conf *c;
+	char path[] = "/tmp/postern-test-conf.XXXXXX";
+	int fd;
+	size_t len = strlen(text);
 
 	fd = mkstemp(path);
 	assert_true(fd != -1);
@@ -42,7 +42,7 @@ parse_text(const char *text)
 static void
 expect_error(const char *text)
 {
-	struct postern_conf	*c;
+	struct postern_conf *c;
 
 	if ((c = parse_text(text)) != NULL) {
 		free_config(c);
@@ -53,12 +53,11 @@ expect_error(const char *text)
 static void
 assert_in(const struct sockaddr_storage *ss, const char *ip, int port)
 {
-	const struct sockaddr_in	*sin = (const void *)ss;
-	char				 buf[INET_ADDRSTRLEN];
+	const struct sockaddr_in *sin = (const void *)ss;
+	char buf[INET_ADDRSTRLEN];
 
 	assert_int_equal(ss->ss_family, AF_INET);
-	assert_non_null(inet_ntop(AF_INET, &sin->sin_addr, buf,
-	    sizeof(buf)));
+	assert_non_null(inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf)));
 	assert_string_equal(buf, ip);
 	assert_int_equal(ntohs(sin->sin_port), port);
 }
@@ -66,54 +65,53 @@ assert_in(const struct sockaddr_storage *ss, const char *ip, int port)
 static void
 assert_in6(const struct sockaddr_storage *ss, const char *ip, int port)
 {
-	const struct sockaddr_in6	*sin6 = (const void *)ss;
-	char				 buf[INET6_ADDRSTRLEN];
+	const struct sockaddr_in6 *sin6 = (const void *)ss;
+	char buf[INET6_ADDRSTRLEN];
 
 	assert_int_equal(ss->ss_family, AF_INET6);
-	assert_non_null(inet_ntop(AF_INET6, &sin6->sin6_addr, buf,
-	    sizeof(buf)));
+	assert_non_null(
+	    inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf)));
 	assert_string_equal(buf, ip);
 	assert_int_equal(ntohs(sin6->sin6_port), port);
 }
 
-static const char full_conf[] =
-    "# a comment line\n"
-    "user \"_mailproxy\"\n"
-    "chroot /var/lib/postern\n"
-    "\n"
-    "timeout connect 5\t# trailing comment\n"
-    "timeout login 20\n"
-    "timeout pre-auth 45\n"
-    "limit line 4096\n"
-    "limit literal 512\n"
-    "limit bad-commands 5\n"
-    "limit sessions 200\n"
-    "greeting \"Welcome to \\\"postern\\\"\"\n"
-    "listen on 127.0.0.1 port 1143 imap\n"
-    "listen on ::1 port 1110 pop3\n"
-    "\n"
-    "upstream \"mx1\" {\n"
-    "\thost 192.0.2.10\n"
-    "\timap port 143\n"
-    "\tpop3 port 110\n"
-    "}\n"
-    "upstream mx2 {\n"
-    "\n"
-    "\thost \"2001:db8::2\"\n"
-    "\timap port 10143\n"
-    "\n"
-    "}\n"
-    "route user \"VIP@Example.COM\" to mx2\n"
-    "route domain example.org to \"mx1\"\n"
-    "route default to mx1\n";
+static const char full_conf[] = "# a comment line\n"
+				"user \"_mailproxy\"\n"
+				"chroot /var/lib/postern\n"
+				"\n"
+				"timeout connect 5\t# trailing comment\n"
+				"timeout login 20\n"
+				"timeout pre-auth 45\n"
+				"limit line 4096\n"
+				"limit literal 512\n"
+				"limit bad-commands 5\n"
+				"limit sessions 200\n"
+				"greeting \"Welcome to \\\"postern\\\"\"\n"
+				"listen on 127.0.0.1 port 1143 imap\n"
+				"listen on ::1 port 1110 pop3\n"
+				"\n"
+				"upstream \"mx1\" {\n"
+				"\thost 192.0.2.10\n"
+				"\timap port 143\n"
+				"\tpop3 port 110\n"
+				"}\n"
+				"upstream mx2 {\n"
+				"\n"
+				"\thost \"2001:db8::2\"\n"
+				"\timap port 10143\n"
+				"\n"
+				"}\n"
+				"route user \"VIP@Example.COM\" to mx2\n"
+				"route domain example.org to \"mx1\"\n"
+				"route default to mx1\n";
 
 static void
 test_full_config(void **state)
 {
-	struct postern_conf	*c;
-	struct listener		*l;
-	struct upstream		*u;
-	struct route		*r;
+	struct postern_conf *c;
+	struct listener *l;
+	struct upstream *u;
+	struct route *r;
 
 	(void)state;
 	c = parse_text(full_conf);
@@ -194,7 +192,7 @@ test_full_config(void **state)
 static void
 test_defaults(void **state)
 {
-	struct postern_conf	*c;
+	struct postern_conf *c;
 
 	(void)state;
 	c = parse_text("listen on 0.0.0.0 port 143 imap\n");
@@ -218,7 +216,7 @@ test_defaults(void **state)
 static void
 test_no_final_newline(void **state)
 {
-	struct postern_conf	*c;
+	struct postern_conf *c;
 
 	(void)state;
 	/* an editor that drops the last newline must not break the file */
@@ -234,11 +232,11 @@ test_no_final_newline(void **state)
 static void
 test_line_continuation(void **state)
 {
-	struct postern_conf	*c;
+	struct postern_conf *c;
 
 	(void)state;
 	c = parse_text("listen on 127.0.0.1 \\\nport 143 imap\n"
-	    "timeout login \\\n 7\n");
+		       "timeout login \\\n 7\n");
 	assert_non_null(c);
 	assert_int_equal(c->global.timeout_login, 7);
 	free_config(c);
@@ -249,11 +247,11 @@ test_undefined_upstream(void **state)
 {
 	(void)state;
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "route default to nowhere\n");
+		     "route default to nowhere\n");
 	/* an upstream must come before the routes naming it */
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "route domain example.com to late\n"
-	    "upstream late {\n\thost 192.0.2.1\n\timap port 143\n}\n");
+		     "route domain example.com to late\n"
+		     "upstream late {\n\thost 192.0.2.1\n\timap port 143\n}\n");
 }
 
 static void
@@ -261,25 +259,25 @@ test_duplicates(void **state)
 {
 	(void)state;
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "listen on 127.0.0.1 port 143 pop3\n");
+		     "listen on 127.0.0.1 port 143 pop3\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "upstream a {\n\thost 192.0.2.1\n\timap port 143\n}\n"
-	    "upstream a {\n\thost 192.0.2.2\n\timap port 143\n}\n");
+		     "upstream a {\n\thost 192.0.2.1\n\timap port 143\n}\n"
+		     "upstream a {\n\thost 192.0.2.2\n\timap port 143\n}\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "upstream a {\n\thost 192.0.2.1\n\timap port 143\n}\n"
-	    "route domain Example.com to a\n"
-	    "route domain example.COM to a\n");
+		     "upstream a {\n\thost 192.0.2.1\n\timap port 143\n}\n"
+		     "route domain Example.com to a\n"
+		     "route domain example.COM to a\n");
 }
 
 static void
 test_same_port_other_address(void **state)
 {
-	struct postern_conf	*c;
+	struct postern_conf *c;
 
 	(void)state;
 	c = parse_text("listen on 127.0.0.1 port 143 imap\n"
-	    "listen on 127.0.0.2 port 143 imap\n"
-	    "listen on 127.0.0.1 port 110 pop3\n");
+		       "listen on 127.0.0.2 port 143 imap\n"
+		       "listen on 127.0.0.1 port 110 pop3\n");
 	assert_non_null(c);
 	free_config(c);
 }
@@ -294,27 +292,27 @@ test_bad_port(void **state)
 	expect_error("listen on 127.0.0.1 port imap imap\n");
 	expect_error("listen on 127.0.0.1 port 99999999999999999999 imap\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "upstream a {\n\thost 192.0.2.1\n\timap port 70000\n}\n");
+		     "upstream a {\n\thost 192.0.2.1\n\timap port 70000\n}\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "upstream a {\n\thost 192.0.2.1\n\tpop3 port 0\n}\n");
+		     "upstream a {\n\thost 192.0.2.1\n\tpop3 port 0\n}\n");
 }
 
 static void
 test_timeout_range(void **state)
 {
-	struct postern_conf	*c;
+	struct postern_conf *c;
 
 	(void)state;
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "timeout connect 0\n");
+		     "timeout connect 0\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "timeout login 86401\n");
+		     "timeout login 86401\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "timeout pre-auth -5\n");
+		     "timeout pre-auth -5\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "timeout idle 5\n");
+		     "timeout idle 5\n");
 	c = parse_text("listen on 127.0.0.1 port 143 imap\n"
-	    "timeout pre-auth 86400\ntimeout connect 1\n");
+		       "timeout pre-auth 86400\ntimeout connect 1\n");
 	assert_non_null(c);
 	assert_int_equal(c->global.timeout_preauth, 86400);
 	assert_int_equal(c->global.timeout_connect, 1);
@@ -328,9 +326,9 @@ test_limit_range(void **state)
 	expect_error("listen on 127.0.0.1 port 143 imap\nlimit line 511\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\nlimit line 8193\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "limit literal 1024\n");
+		     "limit literal 1024\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "limit sessions 0\n");
+		     "limit sessions 0\n");
 }
 
 static void
@@ -338,15 +336,15 @@ test_bad_strings(void **state)
 {
 	(void)state;
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "greeting \"unterminated\n");
+		     "greeting \"unterminated\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "greeting \"unterminated");
+		     "greeting \"unterminated");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "greeting \"bad \\escape\"\n");
+		     "greeting \"bad \\escape\"\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "greeting \"tab\there\"\n");
+		     "greeting \"tab\there\"\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "chroot relative/path\n");
+		     "chroot relative/path\n");
 }
 
 static void
@@ -355,21 +353,21 @@ test_upstream_errors(void **state)
 	(void)state;
 	/* no host */
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "upstream a {\n\timap port 143\n}\n");
+		     "upstream a {\n\timap port 143\n}\n");
 	/* no port */
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "upstream a {\n\thost 192.0.2.1\n}\n");
+		     "upstream a {\n\thost 192.0.2.1\n}\n");
 	/* unknown option */
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "upstream a {\n\thost 192.0.2.1\n\timap port 143\n"
-	    "\tweight 5\n}\n");
+		     "upstream a {\n\thost 192.0.2.1\n\timap port 143\n"
+		     "\tweight 5\n}\n");
 	/* unclosed */
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "upstream a {\n\thost 192.0.2.1\n\timap port 143\n");
+		     "upstream a {\n\thost 192.0.2.1\n\timap port 143\n");
 	/* an error inside one block, then a good block */
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "upstream a {\n\thost 192.0.2.1\n\timap port 0\n}\n"
-	    "upstream b {\n\thost 192.0.2.1\n\timap port 143\n}\n");
+		     "upstream a {\n\thost 192.0.2.1\n\timap port 0\n}\n"
+		     "upstream b {\n\thost 192.0.2.1\n\timap port 143\n}\n");
 }
 
 static void
@@ -379,7 +377,7 @@ test_no_listeners(void **state)
 	expect_error("");
 	expect_error("# nothing but a comment\n");
 	expect_error("upstream a {\n\thost 192.0.2.1\n\timap port 143\n}\n"
-	    "route default to a\n");
+		     "route default to a\n");
 }
 
 static void
@@ -391,7 +389,7 @@ test_syntax_errors(void **state)
 	expect_error("listen 127.0.0.1 port 143 imap\n");
 	expect_error("listen on 127.0.0.1 port 143 imap extra\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "route user to a\n");
+		     "route user to a\n");
 	expect_error("listen on localhost-no-such-name port 143 imap\n");
 	/* an error on a line does not hide one further on */
 	expect_error("frobnicate\nlisten on 127.0.0.1 port 143 imap\n");
@@ -407,12 +405,12 @@ test_missing_file(void **state)
 static void
 test_reparse(void **state)
 {
-	struct postern_conf	*a, *b;
+	struct postern_conf *a, *b;
 
 	(void)state;
 	/* the parser keeps no state between runs */
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
-	    "upstream a {\n\thost 192.0.2.1\n\timap port 0\n");
+		     "upstream a {\n\thost 192.0.2.1\n\timap port 0\n");
 	a = parse_text(full_conf);
 	b = parse_text(full_conf);
 	assert_non_null(a);
@@ -426,8 +424,8 @@ test_reparse(void **state)
 static void
 test_example_config(void **state)
 {
-	struct postern_conf	*c;
-	struct stat		 st;
+	struct postern_conf *c;
+	struct stat st;
 
 	(void)state;
 	if (stat(EXAMPLE_CONF, &st) == -1)
@@ -442,23 +440,23 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_full_config),
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_no_final_newline),
-		cmocka_unit_test(test_line_continuation),
-		cmocka_unit_test(test_undefined_upstream),
-		cmocka_unit_test(test_duplicates),
-		cmocka_unit_test(test_same_port_other_address),
-		cmocka_unit_test(test_bad_port),
-		cmocka_unit_test(test_timeout_range),
-		cmocka_unit_test(test_limit_range),
-		cmocka_unit_test(test_bad_strings),
-		cmocka_unit_test(test_upstream_errors),
-		cmocka_unit_test(test_no_listeners),
-		cmocka_unit_test(test_syntax_errors),
-		cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_reparse),
-		cmocka_unit_test(test_example_config),
+	    cmocka_unit_test(test_full_config),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_no_final_newline),
+	    cmocka_unit_test(test_line_continuation),
+	    cmocka_unit_test(test_undefined_upstream),
+	    cmocka_unit_test(test_duplicates),
+	    cmocka_unit_test(test_same_port_other_address),
+	    cmocka_unit_test(test_bad_port),
+	    cmocka_unit_test(test_timeout_range),
+	    cmocka_unit_test(test_limit_range),
+	    cmocka_unit_test(test_bad_strings),
+	    cmocka_unit_test(test_upstream_errors),
+	    cmocka_unit_test(test_no_listeners),
+	    cmocka_unit_test(test_syntax_errors),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_reparse),
+	    cmocka_unit_test(test_example_config),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

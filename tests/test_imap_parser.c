@@ -15,17 +15,17 @@
 
 #include "authproc.h"
 
-static const struct imap_limits	lim = { 8192, 1023 };
-static const struct imap_limits	small = { 64, 32 };
+static const struct imap_limits lim = {8192, 1023};
+static const struct imap_limits small = {64, 32};
 
 /* large: keep them out of the stack */
-static struct imap_command	cmd, ref;
+static struct imap_command cmd, ref;
 
 static enum imap_parse_status
 parse_lim(const char *in, size_t len, unsigned int acked,
     const struct imap_limits *l)
 {
-	enum imap_parse_status	st;
+	enum imap_parse_status st;
 
 	memset(&cmd, 0xa5, sizeof(cmd));
 	st = imap_parse(in, len, acked, l, &cmd);
@@ -87,7 +87,7 @@ test_atoms(void **state)
 	assert_int_equal(parse("A001 login bob@example.com s3cr]t!\r\n", 0),
 	    IMAP_PARSE_OK);
 	assert_string_equal(cmd.tag, "A001");
-	assert_string_equal(cmd.name, "LOGIN");	/* upper-cased */
+	assert_string_equal(cmd.name, "LOGIN"); /* upper-cased */
 	assert_int_equal(cmd.ntok, 2);
 	assert_stok(0, IMAP_TOK_ATOM, "bob@example.com");
 	assert_stok(1, IMAP_TOK_ATOM, "s3cr]t!");
@@ -120,8 +120,7 @@ test_quoted(void **state)
 	assert_stok(1, IMAP_TOK_QUOTED, "p\"w\\d");
 	assert_true(imap_token_is_string(&cmd, 1));
 
-	assert_int_equal(parse("a LOGIN \"\" \"(){*%\"\r\n", 0),
-	    IMAP_PARSE_OK);
+	assert_int_equal(parse("a LOGIN \"\" \"(){*%\"\r\n", 0), IMAP_PARSE_OK);
 	assert_stok(0, IMAP_TOK_QUOTED, "");
 	assert_stok(1, IMAP_TOK_QUOTED, "(){*%");
 }
@@ -147,7 +146,7 @@ test_quoted_bad(void **state)
 static void
 test_sync_literal(void **state)
 {
-	const char	*in = "a LOGIN {3}\r\nbob {6}\r\nsecret\r\n";
+	const char *in = "a LOGIN {3}\r\nbob {6}\r\nsecret\r\n";
 
 	(void)state;
 	/* before any "+", the first literal waits */
@@ -173,12 +172,10 @@ test_sync_literal_waits_for_data(void **state)
 	assert_int_equal(parse("a LOGIN {3}\r\n", 0), IMAP_PARSE_CONTINUE);
 	assert_int_equal(parse("a LOGIN {3}\r\n", 1), IMAP_PARSE_INCOMPLETE);
 	assert_int_equal(parse("a LOGIN {3}\r\nbo", 1), IMAP_PARSE_INCOMPLETE);
-	assert_int_equal(parse("a LOGIN {3}\r\nbob", 1),
-	    IMAP_PARSE_INCOMPLETE);
+	assert_int_equal(parse("a LOGIN {3}\r\nbob", 1), IMAP_PARSE_INCOMPLETE);
 	assert_int_equal(parse("a LOGIN {3}\r\nbob pw", 1),
 	    IMAP_PARSE_INCOMPLETE);
-	assert_int_equal(parse("a LOGIN {3}\r\nbob pw\r\n", 1),
-	    IMAP_PARSE_OK);
+	assert_int_equal(parse("a LOGIN {3}\r\nbob pw\r\n", 1), IMAP_PARSE_OK);
 	assert_stok(0, IMAP_TOK_LITERAL, "bob");
 	assert_stok(1, IMAP_TOK_ATOM, "pw");
 }
@@ -186,7 +183,7 @@ test_sync_literal_waits_for_data(void **state)
 static void
 test_literal_plus(void **state)
 {
-	const char	*in = "a LOGIN {3+}\r\nbob {6+}\r\nsecret\r\n";
+	const char *in = "a LOGIN {3+}\r\nbob {6+}\r\nsecret\r\n";
 
 	(void)state;
 	/* non-synchronising literals never ask for a continuation */
@@ -195,14 +192,13 @@ test_literal_plus(void **state)
 	assert_int_equal(cmd.consumed, strlen(in));
 	assert_stok(0, IMAP_TOK_LITERAL, "bob");
 	assert_stok(1, IMAP_TOK_LITERAL, "secret");
-	assert_int_equal(parse("a LOGIN {3+}\r\nbo", 0),
-	    IMAP_PARSE_INCOMPLETE);
+	assert_int_equal(parse("a LOGIN {3+}\r\nbo", 0), IMAP_PARSE_INCOMPLETE);
 }
 
 static void
 test_literal_mixed(void **state)
 {
-	const char	*in = "a LOGIN {3+}\r\nbob {6}\r\nsecret\r\n";
+	const char *in = "a LOGIN {3+}\r\nbob {6}\r\nsecret\r\n";
 
 	(void)state;
 	assert_int_equal(parse(in, 0), IMAP_PARSE_CONTINUE);
@@ -215,7 +211,7 @@ test_literal_mixed(void **state)
 static void
 test_literal_content(void **state)
 {
-	const char	*in = "a LOGIN {3+}\r\n\"\r\n {4+}\n(){}\r\n";
+	const char *in = "a LOGIN {3+}\r\n\"\r\n {4+}\n(){}\r\n";
 
 	(void)state;
 	/* anything but NUL goes in a literal; LF alone ends its header */
@@ -232,8 +228,8 @@ test_literal_content(void **state)
 static void
 test_literal_nul(void **state)
 {
-	const char	in[] = "a LOGIN {3+}\r\nb\0b pw\r\nb NOOP\r\n";
-	const char	sync[] = "a LOGIN {3}\r\nb\0b pw\r\n";
+	const char in[] = "a LOGIN {3+}\r\nb\0b pw\r\nb NOOP\r\n";
+	const char sync[] = "a LOGIN {3}\r\nb\0b pw\r\n";
 
 	(void)state;
 	assert_int_equal(parse_lim(in, sizeof(in) - 1, 0, &lim),
@@ -270,7 +266,7 @@ test_literal_bad_syntax(void **state)
 static void
 test_literal_too_long(void **state)
 {
-	char	in[64];
+	char in[64];
 
 	(void)state;
 	snprintf(in, sizeof(in), "a LOGIN {%zu}\r\n", lim.max_literal);
@@ -283,8 +279,7 @@ test_literal_too_long(void **state)
 	/* absurd sizes must not overflow into small ones */
 	assert_int_equal(parse("a LOGIN {18446744073709551617}\r\n", 0),
 	    IMAP_PARSE_TOO_LONG);
-	assert_int_equal(parse("a LOGIN {99999999999", 0),
-	    IMAP_PARSE_TOO_LONG);
+	assert_int_equal(parse("a LOGIN {99999999999", 0), IMAP_PARSE_TOO_LONG);
 	/* nor may they wrap around a 32-bit size_t */
 	assert_int_equal(parse("a LOGIN {4294967296}\r\n", 0),
 	    IMAP_PARSE_TOO_LONG);
@@ -299,7 +294,8 @@ test_parens(void **state)
 {
 	(void)state;
 	assert_int_equal(parse("a ID (\"name\" \"mutt\" \"version\" NIL)\r\n",
-	    0), IMAP_PARSE_OK);
+			     0),
+	    IMAP_PARSE_OK);
 	assert_string_equal(cmd.name, "ID");
 	assert_int_equal(cmd.ntok, 6);
 	assert_int_equal(cmd.tok[0].type, IMAP_TOK_LPAREN);
@@ -316,8 +312,7 @@ test_parens(void **state)
 	assert_int_equal(cmd.tok[0].type, IMAP_TOK_LPAREN);
 	assert_int_equal(cmd.tok[1].type, IMAP_TOK_RPAREN);
 
-	assert_int_equal(parse("a ID (\"a\" {1+}\r\nb)\r\n", 0),
-	    IMAP_PARSE_OK);
+	assert_int_equal(parse("a ID (\"a\" {1+}\r\nb)\r\n", 0), IMAP_PARSE_OK);
 	assert_int_equal(cmd.ntok, 4);
 	assert_stok(2, IMAP_TOK_LITERAL, "b");
 
@@ -346,7 +341,7 @@ test_parens_bad(void **state)
 static void
 test_tag_rules(void **state)
 {
-	char	in[TAG_MAX_LEN + 32];
+	char in[TAG_MAX_LEN + 32];
 
 	(void)state;
 	expect_bad("a+b NOOP\r\n", 10);
@@ -382,7 +377,7 @@ test_empty_tag(void **state)
 static void
 test_command_name(void **state)
 {
-	char	in[64];
+	char in[64];
 
 	(void)state;
 	expect_bad("a\r\n", 3);
@@ -393,7 +388,8 @@ test_command_name(void **state)
 	snprintf(in, sizeof(in), "a %s\r\n", "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDE");
 	assert_int_equal(parse(in, 0), IMAP_PARSE_OK);
 	assert_string_equal(cmd.name, "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDE");
-	snprintf(in, sizeof(in), "a %s\r\n", "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEF");
+	snprintf(in, sizeof(in), "a %s\r\n",
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEF");
 	expect_bad(in, strlen(in));
 	/* BAD keeps the tag so the reply can carry it */
 	expect_bad("t1 NO-OP\r\n", 10);
@@ -416,8 +412,7 @@ test_line_endings(void **state)
 	(void)state;
 	assert_int_equal(parse("a NOOP\n", 0), IMAP_PARSE_OK);
 	assert_int_equal(cmd.consumed, 7);
-	assert_int_equal(parse("a LOGIN bob pw\nb NOOP\n", 0),
-	    IMAP_PARSE_OK);
+	assert_int_equal(parse("a LOGIN bob pw\nb NOOP\n", 0), IMAP_PARSE_OK);
 	assert_int_equal(cmd.consumed, 15);
 	assert_stok(1, IMAP_TOK_ATOM, "pw");
 	/* a CR must be part of CRLF */
@@ -428,8 +423,8 @@ test_line_endings(void **state)
 static void
 test_bad_then_next(void **state)
 {
-	const char	*in = "a LOGIN \"x\\y\" z\r\nb NOOP\r\n";
-	size_t		 off;
+	const char *in = "a LOGIN \"x\\y\" z\r\nb NOOP\r\n";
+	size_t off;
 
 	(void)state;
 	assert_int_equal(parse(in, 0), IMAP_PARSE_BAD);
@@ -471,7 +466,7 @@ test_incomplete(void **state)
 static char *
 long_line(size_t n, const char *eol)
 {
-	char	*p;
+	char *p;
 
 	assert_true(n > 8);
 	p = malloc(n + strlen(eol) + 1);
@@ -485,7 +480,7 @@ long_line(size_t n, const char *eol)
 static void
 test_too_long_line(void **state)
 {
-	char	*p;
+	char *p;
 
 	(void)state;
 	p = long_line(small.max_line, "\r\n");
@@ -514,19 +509,18 @@ test_too_long_line(void **state)
 static void
 test_line_limit_per_segment(void **state)
 {
-	char	in[512];
-	char	x[60];
+	char in[512];
+	char x[60];
 
 	(void)state;
 	/* max_line applies to the text between literals, not the total */
 	memset(x, 'x', sizeof(x) - 1);
 	x[sizeof(x) - 1] = '\0';
 	snprintf(in, sizeof(in), "a LOGIN %.40s {3+}\r\nabc %.50s\r\n", x, x);
-	assert_int_equal(parse_lim(in, strlen(in), 0, &small),
-	    IMAP_PARSE_OK);
+	assert_int_equal(parse_lim(in, strlen(in), 0, &small), IMAP_PARSE_OK);
 	assert_int_equal(cmd.ntok, 3);
-	snprintf(in, sizeof(in), "a LOGIN %.40s {3+}\r\nabc %.59s%.10s\r\n",
-	    x, x, x);
+	snprintf(in, sizeof(in), "a LOGIN %.40s {3+}\r\nabc %.59s%.10s\r\n", x,
+	    x, x);
 	assert_int_equal(parse_lim(in, strlen(in), 0, &small),
 	    IMAP_PARSE_TOO_LONG);
 }
@@ -534,8 +528,8 @@ test_line_limit_per_segment(void **state)
 static void
 test_too_many_tokens(void **state)
 {
-	char	in[IMAP_MAX_TOKENS * 2 + 64];
-	size_t	i, o;
+	char in[IMAP_MAX_TOKENS * 2 + 64];
+	size_t i, o;
 
 	(void)state;
 	o = snprintf(in, sizeof(in), "a X");
@@ -562,9 +556,9 @@ test_too_many_tokens(void **state)
 static void
 test_token_buffer_full(void **state)
 {
-	struct imap_limits	 big = { 8192, 8192 };
-	char			*in;
-	size_t			 o = 0, i;
+	struct imap_limits big = {8192, 8192};
+	char *in;
+	size_t o = 0, i;
 
 	(void)state;
 	/* three literals of 8 KiB exceed the token buffer */
@@ -596,7 +590,7 @@ test_token_buffer_full(void **state)
 static void
 test_line_find(void **state)
 {
-	size_t	consumed;
+	size_t consumed;
 
 	(void)state;
 	consumed = 99;
@@ -633,7 +627,7 @@ static enum imap_parse_status
 engine(const char *in, size_t len, unsigned int *acked,
     const struct imap_limits *l)
 {
-	enum imap_parse_status	st;
+	enum imap_parse_status st;
 
 	while ((st = parse_lim(in, len, *acked, l)) == IMAP_PARSE_CONTINUE)
 		(*acked)++;
@@ -641,10 +635,9 @@ engine(const char *in, size_t len, unsigned int *acked,
 }
 
 static void
-assert_same_parse(const struct imap_command *a,
-    const struct imap_command *b)
+assert_same_parse(const struct imap_command *a, const struct imap_command *b)
 {
-	size_t	i;
+	size_t i;
 
 	assert_string_equal(a->tag, b->tag);
 	assert_string_equal(a->name, b->name);
@@ -660,31 +653,28 @@ assert_same_parse(const struct imap_command *a,
 }
 
 static const struct {
-	const char	*in;
-	size_t		 len;	/* 0: strlen */
-	unsigned int	 nsync;
-	enum imap_parse_status	want;
+	const char *in;
+	size_t len; /* 0: strlen */
+	unsigned int nsync;
+	enum imap_parse_status want;
 } split_cases[] = {
-	{ "a1 CAPABILITY\r\n", 0, 0, IMAP_PARSE_OK },
-	{ "a2 LOGIN bob@example.com s3cret\r\n", 0, 0, IMAP_PARSE_OK },
-	{ "a3 LOGIN \"bob\" \"p\\\"a\\\\ss word\"\r\n", 0, 0, IMAP_PARSE_OK },
-	{ "a4 LOGIN {3}\r\nbob {6}\r\nsecret\r\n", 0, 2, IMAP_PARSE_OK },
-	{ "a5 LOGIN {3+}\r\nbob {6+}\r\nsecret\r\n", 0, 0, IMAP_PARSE_OK },
-	{ "a6 LOGIN {3+}\r\nbob {8}\r\nse\r\ncret\r\n", 0, 1,
-	    IMAP_PARSE_OK },
-	{ "a7 ID (\"name\" \"x\" \"version\" {3}\r\n1.0)\r\n", 0, 1,
-	    IMAP_PARSE_OK },
-	{ "a8 AUTHENTICATE PLAIN AGJvYgBzM2NyZXQ=\r\n", 0, 0,
-	    IMAP_PARSE_OK },
-	{ "a9 NOOP\n", 0, 0, IMAP_PARSE_OK },
-	{ "b1 LOGIN {0}\n {1}\nx\n", 0, 2, IMAP_PARSE_OK },
-	{ "b2 LOGIN \"\" \"\"\r\n", 0, 0, IMAP_PARSE_OK },
-	/* bad ones, too: nothing is judged before the line end */
-	{ "c1 LOGIN \"a\\b\" x\r\n", 0, 0, IMAP_PARSE_BAD },
-	{ "c2 ID ((x))\r\n", 0, 0, IMAP_PARSE_BAD },
-	{ "c+3 NOOP\r\n", 0, 0, IMAP_PARSE_BAD },
-	{ "c4 LOGIN {3}\r\nb\0b x\r\n", 21, 1, IMAP_PARSE_BAD },
-	{ "c5 LOGIN {3} x\r\n", 0, 0, IMAP_PARSE_BAD },
+    {"a1 CAPABILITY\r\n", 0, 0, IMAP_PARSE_OK},
+    {"a2 LOGIN bob@example.com s3cret\r\n", 0, 0, IMAP_PARSE_OK},
+    {"a3 LOGIN \"bob\" \"p\\\"a\\\\ss word\"\r\n", 0, 0, IMAP_PARSE_OK},
+    {"a4 LOGIN {3}\r\nbob {6}\r\nsecret\r\n", 0, 2, IMAP_PARSE_OK},
+    {"a5 LOGIN {3+}\r\nbob {6+}\r\nsecret\r\n", 0, 0, IMAP_PARSE_OK},
+    {"a6 LOGIN {3+}\r\nbob {8}\r\nse\r\ncret\r\n", 0, 1, IMAP_PARSE_OK},
+    {"a7 ID (\"name\" \"x\" \"version\" {3}\r\n1.0)\r\n", 0, 1, IMAP_PARSE_OK},
+    {"a8 AUTHENTICATE PLAIN AGJvYgBzM2NyZXQ=\r\n", 0, 0, IMAP_PARSE_OK},
+    {"a9 NOOP\n", 0, 0, IMAP_PARSE_OK},
+    {"b1 LOGIN {0}\n {1}\nx\n", 0, 2, IMAP_PARSE_OK},
+    {"b2 LOGIN \"\" \"\"\r\n", 0, 0, IMAP_PARSE_OK},
+    /* bad ones, too: nothing is judged before the line end */
+    {"c1 LOGIN \"a\\b\" x\r\n", 0, 0, IMAP_PARSE_BAD},
+    {"c2 ID ((x))\r\n", 0, 0, IMAP_PARSE_BAD},
+    {"c+3 NOOP\r\n", 0, 0, IMAP_PARSE_BAD},
+    {"c4 LOGIN {3}\r\nb\0b x\r\n", 21, 1, IMAP_PARSE_BAD},
+    {"c5 LOGIN {3} x\r\n", 0, 0, IMAP_PARSE_BAD},
 };
 
 /*
@@ -695,15 +685,15 @@ static const struct {
 static void
 test_split_bytewise_engine(void **state)
 {
-	size_t		 i, k, len;
-	unsigned int	 acked, conts;
-	char		*copy;
-	enum imap_parse_status	st;
+	size_t i, k, len;
+	unsigned int acked, conts;
+	char *copy;
+	enum imap_parse_status st;
 
 	(void)state;
 	for (i = 0; i < sizeof(split_cases) / sizeof(split_cases[0]); i++) {
-		len = split_cases[i].len ? split_cases[i].len :
-		    strlen(split_cases[i].in);
+		len = split_cases[i].len ? split_cases[i].len
+					 : strlen(split_cases[i].in);
 		acked = 0;
 		assert_int_equal(engine(split_cases[i].in, len, &acked, &lim),
 		    split_cases[i].want);
@@ -745,14 +735,14 @@ test_split_bytewise_engine(void **state)
 static void
 test_split_every_prefix(void **state)
 {
-	size_t		 i, k, len;
-	char		*copy;
-	enum imap_parse_status	st0, stall;
+	size_t i, k, len;
+	char *copy;
+	enum imap_parse_status st0, stall;
 
 	(void)state;
 	for (i = 0; i < sizeof(split_cases) / sizeof(split_cases[0]); i++) {
-		len = split_cases[i].len ? split_cases[i].len :
-		    strlen(split_cases[i].in);
+		len = split_cases[i].len ? split_cases[i].len
+					 : strlen(split_cases[i].in);
 		for (k = 0; k < len; k++) {
 			copy = malloc(k ? k : 1);
 			assert_non_null(copy);
@@ -767,8 +757,8 @@ test_split_every_prefix(void **state)
 			    st0 != IMAP_PARSE_INCOMPLETE)
 				fail_msg("case %zu prefix %zu: %d", i, k, st0);
 			if (stall != IMAP_PARSE_INCOMPLETE)
-				fail_msg("case %zu prefix %zu: acked %d", i,
-				    k, stall);
+				fail_msg("case %zu prefix %zu: acked %d", i, k,
+				    stall);
 		}
 	}
 }
@@ -777,12 +767,12 @@ test_split_every_prefix(void **state)
 static void
 test_split_pipeline(void **state)
 {
-	const char	 in[] = "a LOGIN {3}\r\nbob pw\r\nb NOOP\r\n"
-	    "c LOGIN \"x\\q\" y\r\nd ID (\"k\" {1+}\r\nv)\r\n";
-	const char	*names[] = { "LOGIN", "NOOP", "", "ID" };
-	size_t		 len = sizeof(in) - 1, cut, off, n, avail;
-	unsigned int	 acked;
-	enum imap_parse_status	st;
+	const char in[] = "a LOGIN {3}\r\nbob pw\r\nb NOOP\r\n"
+			  "c LOGIN \"x\\q\" y\r\nd ID (\"k\" {1+}\r\nv)\r\n";
+	const char *names[] = {"LOGIN", "NOOP", "", "ID"};
+	size_t len = sizeof(in) - 1, cut, off, n, avail;
+	unsigned int acked;
+	enum imap_parse_status st;
 
 	(void)state;
 	for (cut = 0; cut <= len; cut++) {
@@ -798,8 +788,8 @@ test_split_pipeline(void **state)
 				avail = len;
 				st = engine(in + off, len - off, &acked, &lim);
 			}
-			assert_true(st == IMAP_PARSE_OK ||
-			    st == IMAP_PARSE_BAD);
+			assert_true(
+			    st == IMAP_PARSE_OK || st == IMAP_PARSE_BAD);
 			assert_true(n < 4);
 			if (n == 2)
 				assert_int_equal(st, IMAP_PARSE_BAD);
@@ -820,37 +810,37 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_no_args),
-		cmocka_unit_test(test_atoms),
-		cmocka_unit_test(test_atom_specials),
-		cmocka_unit_test(test_quoted),
-		cmocka_unit_test(test_quoted_bad),
-		cmocka_unit_test(test_sync_literal),
-		cmocka_unit_test(test_sync_literal_waits_for_data),
-		cmocka_unit_test(test_literal_plus),
-		cmocka_unit_test(test_literal_mixed),
-		cmocka_unit_test(test_literal_content),
-		cmocka_unit_test(test_literal_nul),
-		cmocka_unit_test(test_literal_bad_syntax),
-		cmocka_unit_test(test_literal_too_long),
-		cmocka_unit_test(test_parens),
-		cmocka_unit_test(test_parens_bad),
-		cmocka_unit_test(test_tag_rules),
-		cmocka_unit_test(test_empty_tag),
-		cmocka_unit_test(test_command_name),
-		cmocka_unit_test(test_missing_space),
-		cmocka_unit_test(test_line_endings),
-		cmocka_unit_test(test_bad_then_next),
-		cmocka_unit_test(test_bad_waits_for_line_end),
-		cmocka_unit_test(test_incomplete),
-		cmocka_unit_test(test_too_long_line),
-		cmocka_unit_test(test_line_limit_per_segment),
-		cmocka_unit_test(test_too_many_tokens),
-		cmocka_unit_test(test_token_buffer_full),
-		cmocka_unit_test(test_line_find),
-		cmocka_unit_test(test_split_bytewise_engine),
-		cmocka_unit_test(test_split_every_prefix),
-		cmocka_unit_test(test_split_pipeline),
+	    cmocka_unit_test(test_no_args),
+	    cmocka_unit_test(test_atoms),
+	    cmocka_unit_test(test_atom_specials),
+	    cmocka_unit_test(test_quoted),
+	    cmocka_unit_test(test_quoted_bad),
+	    cmocka_unit_test(test_sync_literal),
+	    cmocka_unit_test(test_sync_literal_waits_for_data),
+	    cmocka_unit_test(test_literal_plus),
+	    cmocka_unit_test(test_literal_mixed),
+	    cmocka_unit_test(test_literal_content),
+	    cmocka_unit_test(test_literal_nul),
+	    cmocka_unit_test(test_literal_bad_syntax),
+	    cmocka_unit_test(test_literal_too_long),
+	    cmocka_unit_test(test_parens),
+	    cmocka_unit_test(test_parens_bad),
+	    cmocka_unit_test(test_tag_rules),
+	    cmocka_unit_test(test_empty_tag),
+	    cmocka_unit_test(test_command_name),
+	    cmocka_unit_test(test_missing_space),
+	    cmocka_unit_test(test_line_endings),
+	    cmocka_unit_test(test_bad_then_next),
+	    cmocka_unit_test(test_bad_waits_for_line_end),
+	    cmocka_unit_test(test_incomplete),
+	    cmocka_unit_test(test_too_long_line),
+	    cmocka_unit_test(test_line_limit_per_segment),
+	    cmocka_unit_test(test_too_many_tokens),
+	    cmocka_unit_test(test_token_buffer_full),
+	    cmocka_unit_test(test_line_find),
+	    cmocka_unit_test(test_split_bytewise_engine),
+	    cmocka_unit_test(test_split_every_prefix),
+	    cmocka_unit_test(test_split_pipeline),
 	};
 
 	return cmocka_run_group_tests_name("imap_parser", tests, NULL, NULL);

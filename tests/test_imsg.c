@@ -25,18 +25,18 @@
 #include "imsg.h"
 #include "proto.h"
 
-#define HDRSZ	sizeof(struct imsg_hdr)
+#define HDRSZ sizeof(struct imsg_hdr)
 
 /* large: keep them off the stack */
-static struct imsgbuf	tx, rx;
-static int		sv[2];
+static struct imsgbuf tx, rx;
+static int sv[2];
 
 static int
 count_fds(void)
 {
-	DIR		*d;
-	struct dirent	*de;
-	int		 n = 0;
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
 
 	d = opendir("/proc/self/fd");
 	assert_non_null(d);
@@ -74,7 +74,7 @@ static size_t
 frame(unsigned char *out, uint32_t type, uint16_t len, uint16_t flags,
     uint32_t pid, const void *data, size_t datalen)
 {
-	struct imsg_hdr	hdr;
+	struct imsg_hdr hdr;
 
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.type = type;
@@ -92,12 +92,12 @@ frame(unsigned char *out, uint32_t type, uint16_t len, uint16_t flags,
 static void
 send_raw(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
 {
-	struct msghdr	 msg;
-	struct iovec	 iov;
-	struct cmsghdr	*cmsg;
+	struct msghdr msg;
+	struct iovec iov;
+	struct cmsghdr *cmsg;
 	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int) * 32)];
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int) * 32)];
 	} cmsgbuf;
 
 	assert_true(nfds <= 32);
@@ -122,7 +122,7 @@ send_raw(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
 static void
 assert_same_file(int a, int b)
 {
-	struct stat	sa, sb;
+	struct stat sa, sb;
 
 	assert_int_equal(fstat(a, &sa), 0);
 	assert_int_equal(fstat(b, &sb), 0);
@@ -150,8 +150,8 @@ flush(struct imsgbuf *ibuf)
 static ssize_t
 get_one(struct imsgbuf *ibuf, struct imsg *m)
 {
-	ssize_t	n;
-	int	tries;
+	ssize_t n;
+	int tries;
 
 	for (tries = 0; tries < 16; tries++) {
 		if ((n = imsg_get(ibuf, m)) != 0)
@@ -167,12 +167,13 @@ get_one(struct imsgbuf *ibuf, struct imsg *m)
 static void
 test_roundtrip(void **state)
 {
-	struct imsg	m;
-	const char	payload[] = "hello, relay";
+	struct imsg m;
+	const char payload[] = "hello, relay";
 
 	(void)state;
-	assert_int_equal(imsg_compose(&tx, IMSG_LOGIN_RESULT, 42, -1,
-	    payload, sizeof(payload)), 0);
+	assert_int_equal(imsg_compose(&tx, IMSG_LOGIN_RESULT, 42, -1, payload,
+			     sizeof(payload)),
+	    0);
 	assert_int_equal(tx.wqlen, 1);
 	flush(&tx);
 	assert_int_equal(imsg_read(&rx), HDRSZ + sizeof(payload));
@@ -197,7 +198,7 @@ test_roundtrip(void **state)
 static void
 test_roundtrip_empty(void **state)
 {
-	struct imsg	m;
+	struct imsg m;
 
 	(void)state;
 	assert_int_equal(imsg_compose(&tx, IMSG_CONF_END, 0, -1, NULL, 0), 0);
@@ -213,17 +214,18 @@ test_roundtrip_empty(void **state)
 static void
 test_roundtrip_fd(void **state)
 {
-	struct imsg	m;
-	int		p[2], sent, got, nfds;
-	char		buf[8];
-	uint32_t	v = 0xdeadbeef;
+	struct imsg m;
+	int p[2], sent, got, nfds;
+	char buf[8];
+	uint32_t v = 0xdeadbeef;
 
 	(void)state;
 	nfds = count_fds();
 	assert_int_equal(pipe(p), 0);
 	assert_true((sent = dup(p[0])) != -1);
 	assert_int_equal(imsg_compose(&tx, IMSG_PEER_CHANNEL, 1, sent, &v,
-	    sizeof(v)), 0);
+			     sizeof(v)),
+	    0);
 	flush(&tx);
 	/* the queue owned the fd and closed it once it was sent */
 	assert_closed(sent);
@@ -255,14 +257,15 @@ test_roundtrip_fd(void **state)
 static void
 test_imsg_free_closes_fd(void **state)
 {
-	struct imsg	m;
-	int		p[2], fd, nfds;
+	struct imsg m;
+	int p[2], fd, nfds;
 
 	(void)state;
 	nfds = count_fds();
 	assert_int_equal(pipe(p), 0);
 	assert_int_equal(imsg_compose(&tx, IMSG_CONF_LISTENER, 0, p[0], NULL,
-	    0), 0);
+			     0),
+	    0);
 	flush(&tx);
 	assert_int_equal(get_one(&rx, &m), HDRSZ);
 	fd = m.fd;
@@ -277,19 +280,20 @@ test_imsg_free_closes_fd(void **state)
 static void
 test_fds_in_order(void **state)
 {
-	struct imsg	m1, m2;
-	int		p[2], q[2], nfds;
+	struct imsg m1, m2;
+	int p[2], q[2], nfds;
 
 	(void)state;
 	nfds = count_fds();
 	assert_int_equal(pipe(p), 0);
 	assert_int_equal(pipe(q), 0);
-	assert_int_equal(imsg_compose(&tx, IMSG_PEER_CHANNEL, 1, dup(p[0]),
-	    "a", 1), 0);
-	assert_int_equal(imsg_compose(&tx, IMSG_CONF_GLOBAL, 2, -1, "b", 1),
+	assert_int_equal(imsg_compose(&tx, IMSG_PEER_CHANNEL, 1, dup(p[0]), "a",
+			     1),
 	    0);
-	assert_int_equal(imsg_compose(&tx, IMSG_PEER_CHANNEL, 3, dup(q[0]),
-	    "c", 1), 0);
+	assert_int_equal(imsg_compose(&tx, IMSG_CONF_GLOBAL, 2, -1, "b", 1), 0);
+	assert_int_equal(imsg_compose(&tx, IMSG_PEER_CHANNEL, 3, dup(q[0]), "c",
+			     1),
+	    0);
 	assert_int_equal(tx.wqlen, 3);
 	flush(&tx);
 	assert_int_equal(get_one(&rx, &m1), HDRSZ + 1);
@@ -314,10 +318,10 @@ test_fds_in_order(void **state)
 static void
 test_several_in_one_read(void **state)
 {
-	unsigned char	buf[256];
-	struct imsg	m;
-	size_t		o = 0;
-	uint32_t	pid = getpid(), i;
+	unsigned char buf[256];
+	struct imsg m;
+	size_t o = 0;
+	uint32_t pid = getpid(), i;
 
 	(void)state;
 	o += frame(buf + o, IMSG_CONF_END, HDRSZ, 0, pid, NULL, 0);
@@ -328,8 +332,10 @@ test_several_in_one_read(void **state)
 	assert_int_equal(imsg_read(&rx), (ssize_t)o);
 	for (i = 0; i < 3; i++) {
 		assert_true(imsg_get(&rx, &m) > 0);
-		assert_int_equal(m.hdr.type, i == 0 ? IMSG_CONF_END :
-		    i == 1 ? IMSG_CONF_GLOBAL : IMSG_CONF_ROUTE);
+		assert_int_equal(m.hdr.type,
+		    i == 0	 ? IMSG_CONF_END
+			: i == 1 ? IMSG_CONF_GLOBAL
+				 : IMSG_CONF_ROUTE);
 		assert_int_equal(m.datalen, i == 0 ? 0 : i == 1 ? 5 : 3);
 		if (i == 2)
 			assert_memory_equal(m.data, "xyz", 3);
@@ -341,15 +347,15 @@ test_several_in_one_read(void **state)
 static void
 test_split_across_reads(void **state)
 {
-	unsigned char	buf[HDRSZ + 100];
-	struct imsg	m;
-	size_t		len, k;
-	char		payload[100];
+	unsigned char buf[HDRSZ + 100];
+	struct imsg m;
+	size_t len, k;
+	char payload[100];
 
 	(void)state;
 	memset(payload, 'p', sizeof(payload));
-	len = frame(buf, IMSG_CONF_ROUTE, HDRSZ + sizeof(payload), 0,
-	    getpid(), payload, sizeof(payload));
+	len = frame(buf, IMSG_CONF_ROUTE, HDRSZ + sizeof(payload), 0, getpid(),
+	    payload, sizeof(payload));
 	/* one byte at a time: nothing until the last byte */
 	for (k = 0; k < len; k++) {
 		assert_int_equal(write(sv[0], buf + k, 1), 1);
@@ -366,10 +372,10 @@ test_split_across_reads(void **state)
 static void
 test_split_with_fd(void **state)
 {
-	unsigned char	buf[HDRSZ + 4];
-	struct imsg	m;
-	size_t		len;
-	int		p[2], nfds;
+	unsigned char buf[HDRSZ + 4];
+	struct imsg m;
+	size_t len;
+	int p[2], nfds;
 
 	(void)state;
 	nfds = count_fds();
@@ -396,9 +402,9 @@ test_split_with_fd(void **state)
 static void
 test_truncated_frames(void **state)
 {
-	unsigned char	buf[HDRSZ + 64];
-	struct imsg	m;
-	size_t		len;
+	unsigned char buf[HDRSZ + 64];
+	struct imsg m;
+	size_t len;
 
 	(void)state;
 	len = frame(buf, IMSG_CONF_ROUTE, HDRSZ + 64, 0, getpid(), buf, 0);
@@ -437,15 +443,15 @@ test_eof(void **state)
 static void
 test_large_message(void **state)
 {
-	static char	big[IMSG_MAX_SIZE];
-	struct imsg	m;
-	size_t		max = IMSG_MAX_SIZE - HDRSZ;
-	int		p[2];
+	static char big[IMSG_MAX_SIZE];
+	struct imsg m;
+	size_t max = IMSG_MAX_SIZE - HDRSZ;
+	int p[2];
 
 	(void)state;
 	memset(big, 'B', sizeof(big));
-	assert_int_equal(imsg_compose(&tx, IMSG_LOGIN_REQUEST, 0, -1, big,
-	    max), 0);
+	assert_int_equal(imsg_compose(&tx, IMSG_LOGIN_REQUEST, 0, -1, big, max),
+	    0);
 	flush(&tx);
 	assert_int_equal(get_one(&rx, &m), IMSG_MAX_SIZE);
 	assert_int_equal(m.datalen, max);
@@ -454,7 +460,8 @@ test_large_message(void **state)
 	assert_int_equal(pipe(p), 0);
 	errno = 0;
 	assert_int_equal(imsg_compose(&tx, IMSG_LOGIN_REQUEST, 0, p[0], big,
-	    max + 1), -1);
+			     max + 1),
+	    -1);
 	assert_int_equal(errno, ERANGE);
 	assert_int_equal(tx.wqlen, 0);
 	assert_closed(p[0]);
@@ -464,16 +471,17 @@ test_large_message(void **state)
 static void
 test_read_buffer_full(void **state)
 {
-	static char	big[IMSG_MAX_SIZE];
-	int		i;
-	ssize_t		n;
+	static char big[IMSG_MAX_SIZE];
+	int i;
+	ssize_t n;
 
 	(void)state;
 	/* two largest frames fill the read buffer exactly */
 	assert_int_equal(sizeof(rx.rbuf), 2 * IMSG_MAX_SIZE);
 	for (i = 0; i < 2; i++)
 		assert_int_equal(imsg_compose(&tx, IMSG_CONF_ROUTE, 0, -1, big,
-		    IMSG_MAX_SIZE - HDRSZ), 0);
+				     IMSG_MAX_SIZE - HDRSZ),
+		    0);
 	flush(&tx);
 	/* a receiver that never takes messages off runs out of room */
 	while (rx.rlen < sizeof(rx.rbuf))
@@ -489,7 +497,7 @@ test_read_buffer_full(void **state)
 static void
 expect_bad_frame(const unsigned char *buf, size_t len)
 {
-	struct imsg	m;
+	struct imsg m;
 
 	assert_int_equal(write(sv[0], buf, len), (ssize_t)len);
 	assert_int_equal(imsg_read(&rx), (ssize_t)len);
@@ -503,7 +511,7 @@ expect_bad_frame(const unsigned char *buf, size_t len)
 static void
 test_oversized_length(void **state)
 {
-	unsigned char	buf[HDRSZ];
+	unsigned char buf[HDRSZ];
 
 	(void)state;
 	/* refused from the header alone, before any payload arrives */
@@ -514,7 +522,7 @@ test_oversized_length(void **state)
 static void
 test_oversized_length_max(void **state)
 {
-	unsigned char	buf[HDRSZ];
+	unsigned char buf[HDRSZ];
 
 	(void)state;
 	frame(buf, IMSG_CONF_ROUTE, 0xffff, 0, getpid(), NULL, 0);
@@ -524,7 +532,7 @@ test_oversized_length_max(void **state)
 static void
 test_undersized_length(void **state)
 {
-	unsigned char	buf[HDRSZ + 8];
+	unsigned char buf[HDRSZ + 8];
 
 	(void)state;
 	frame(buf, IMSG_CONF_ROUTE, HDRSZ - 1, 0, getpid(), NULL, 0);
@@ -535,7 +543,7 @@ test_undersized_length(void **state)
 static void
 test_zero_length(void **state)
 {
-	unsigned char	buf[HDRSZ];
+	unsigned char buf[HDRSZ];
 
 	(void)state;
 	frame(buf, IMSG_CONF_ROUTE, 0, 0, getpid(), NULL, 0);
@@ -545,7 +553,7 @@ test_zero_length(void **state)
 static void
 test_unknown_flags(void **state)
 {
-	unsigned char	buf[HDRSZ];
+	unsigned char buf[HDRSZ];
 
 	(void)state;
 	frame(buf, IMSG_CONF_END, HDRSZ, 0x0002, getpid(), NULL, 0);
@@ -555,7 +563,7 @@ test_unknown_flags(void **state)
 static void
 test_unknown_flags_high(void **state)
 {
-	unsigned char	buf[HDRSZ];
+	unsigned char buf[HDRSZ];
 
 	(void)state;
 	frame(buf, IMSG_CONF_END, HDRSZ, 0x8000 | IMSGF_HASFD, getpid(), NULL,
@@ -566,8 +574,8 @@ test_unknown_flags_high(void **state)
 static void
 test_forged_pid(void **state)
 {
-	unsigned char	buf[HDRSZ];
-	struct imsg	m;
+	unsigned char buf[HDRSZ];
+	struct imsg m;
 
 	(void)state;
 	rx.peerpid = 4242;
@@ -584,8 +592,8 @@ test_forged_pid(void **state)
 static void
 test_pid_any_when_unset(void **state)
 {
-	unsigned char	buf[HDRSZ];
-	struct imsg	m;
+	unsigned char buf[HDRSZ];
+	struct imsg m;
 
 	(void)state;
 	assert_int_equal(rx.peerpid, 0);
@@ -599,20 +607,20 @@ test_pid_any_when_unset(void **state)
 static void
 test_hasfd_without_fd(void **state)
 {
-	unsigned char	buf[HDRSZ + 4];
+	unsigned char buf[HDRSZ + 4];
 
 	(void)state;
-	frame(buf, IMSG_PEER_CHANNEL, HDRSZ + 4, IMSGF_HASFD, getpid(),
-	    "abcd", 4);
+	frame(buf, IMSG_PEER_CHANNEL, HDRSZ + 4, IMSGF_HASFD, getpid(), "abcd",
+	    4);
 	expect_bad_frame(buf, sizeof(buf));
 }
 
 static void
 test_too_many_fds(void **state)
 {
-	unsigned char	buf[HDRSZ];
-	int		fds[IMSG_MAX_FDS + 1], p[2], i, nfds;
-	ssize_t		n;
+	unsigned char buf[HDRSZ];
+	int fds[IMSG_MAX_FDS + 1], p[2], i, nfds;
+	ssize_t n;
 
 	(void)state;
 	nfds = count_fds();
@@ -646,15 +654,16 @@ test_too_many_fds(void **state)
 static void
 test_clear_closes_fds(void **state)
 {
-	unsigned char	buf[HDRSZ];
-	int		p[2], nfds;
+	unsigned char buf[HDRSZ];
+	int p[2], nfds;
 
 	(void)state;
 	nfds = count_fds();
 	assert_int_equal(pipe(p), 0);
 	/* an fd queued for sending, never sent */
 	assert_int_equal(imsg_compose(&tx, IMSG_PEER_CHANNEL, 0, dup(p[0]),
-	    NULL, 0), 0);
+			     NULL, 0),
+	    0);
 	/* an fd received but never claimed by a message */
 	frame(buf, IMSG_CONF_END, HDRSZ, 0, getpid(), NULL, 0);
 	send_raw(sv[0], buf, sizeof(buf), &p[1], 1);
@@ -672,10 +681,10 @@ test_clear_closes_fds(void **state)
 /* ---- imsg_check against the real channel rules ---- */
 
 static int
-check(const struct imsg_rule *rules, size_t n, uint32_t type,
-    size_t datalen, int fd, char *err, size_t errlen)
+check(const struct imsg_rule *rules, size_t n, uint32_t type, size_t datalen,
+    int fd, char *err, size_t errlen)
 {
-	struct imsg	m;
+	struct imsg m;
 
 	memset(&m, 0, sizeof(m));
 	m.hdr.type = type;
@@ -686,27 +695,30 @@ check(const struct imsg_rule *rules, size_t n, uint32_t type,
 	return imsg_check(rules, n, &m, err, errlen);
 }
 
-#define P2C	parent_to_child_rules, parent_to_child_nrules
-#define A2R	authproc_to_relay_rules, authproc_to_relay_nrules
-#define R2A	relay_to_authproc_rules, relay_to_authproc_nrules
+#define P2C parent_to_child_rules, parent_to_child_nrules
+#define A2R authproc_to_relay_rules, authproc_to_relay_nrules
+#define R2A relay_to_authproc_rules, relay_to_authproc_nrules
 
 static void
 test_check_unknown_type(void **state)
 {
-	char	err[128];
+	char err[128];
 
 	(void)state;
 	assert_int_equal(check(P2C, IMSG_LOGIN_REQUEST,
-	    sizeof(struct login_request), 3, err, sizeof(err)), -1);
+			     sizeof(struct login_request), 3, err, sizeof(err)),
+	    -1);
 	assert_non_null(strstr(err, "not allowed"));
 	assert_int_equal(check(P2C, IMSG_NONE, 0, -1, err, sizeof(err)), -1);
 	assert_int_equal(check(P2C, IMSG_TYPE_MAX, 0, -1, err, sizeof(err)),
 	    -1);
 	assert_int_equal(check(P2C, 0xffffffff, 0, -1, err, sizeof(err)), -1);
 	assert_int_equal(check(A2R, IMSG_LOGIN_RESULT,
-	    sizeof(struct login_result), -1, err, sizeof(err)), -1);
+			     sizeof(struct login_result), -1, err, sizeof(err)),
+	    -1);
 	assert_int_equal(check(R2A, IMSG_LOGIN_REQUEST,
-	    sizeof(struct login_request), 3, err, sizeof(err)), -1);
+			     sizeof(struct login_request), 3, err, sizeof(err)),
+	    -1);
 	assert_int_equal(check(R2A, IMSG_CONF_END, 0, -1, err, sizeof(err)),
 	    -1);
 }
@@ -715,54 +727,64 @@ static void
 test_check_fixed_lengths(void **state)
 {
 	static const struct {
-		uint32_t	type;
-		size_t		size;
-		int		fd;
+		uint32_t type;
+		size_t size;
+		int fd;
 	} fixed[] = {
-		{ IMSG_CONF_SANDBOX, sizeof(struct conf_sandbox), -1 },
-		{ IMSG_CONF_GLOBAL, sizeof(struct conf_global), -1 },
-		{ IMSG_CONF_LISTENER, sizeof(struct conf_listener), 3 },
-		{ IMSG_CONF_UPSTREAM, sizeof(struct conf_upstream), -1 },
-		{ IMSG_CONF_ROUTE, sizeof(struct conf_route), -1 },
-		{ IMSG_CONF_END, 0, -1 },
-		{ IMSG_PEER_CHANNEL, sizeof(struct peer_channel), 3 },
+	    {IMSG_CONF_SANDBOX, sizeof(struct conf_sandbox), -1},
+	    {IMSG_CONF_GLOBAL, sizeof(struct conf_global), -1},
+	    {IMSG_CONF_LISTENER, sizeof(struct conf_listener), 3},
+	    {IMSG_CONF_UPSTREAM, sizeof(struct conf_upstream), -1},
+	    {IMSG_CONF_ROUTE, sizeof(struct conf_route), -1},
+	    {IMSG_CONF_END, 0, -1},
+	    {IMSG_PEER_CHANNEL, sizeof(struct peer_channel), 3},
 	};
-	char	err[128];
-	size_t	i;
+	char err[128];
+	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
 		assert_int_equal(check(P2C, fixed[i].type, fixed[i].size,
-		    fixed[i].fd, err, sizeof(err)), 0);
+				     fixed[i].fd, err, sizeof(err)),
+		    0);
 		assert_int_equal(check(P2C, fixed[i].type, fixed[i].size + 1,
-		    fixed[i].fd, err, sizeof(err)), -1);
+				     fixed[i].fd, err, sizeof(err)),
+		    -1);
 		assert_non_null(strstr(err, "bad length"));
 		if (fixed[i].size > 0)
 			assert_int_equal(check(P2C, fixed[i].type,
-			    fixed[i].size - 1, fixed[i].fd, err, sizeof(err)),
+					     fixed[i].size - 1, fixed[i].fd,
+					     err, sizeof(err)),
 			    -1);
 	}
 	assert_int_equal(check(R2A, IMSG_LOGIN_RESULT,
-	    sizeof(struct login_result), -1, err, sizeof(err)), 0);
+			     sizeof(struct login_result), -1, err, sizeof(err)),
+	    0);
 	assert_int_equal(check(R2A, IMSG_LOGIN_RESULT,
-	    sizeof(struct login_result) - 1, -1, err, sizeof(err)), -1);
+			     sizeof(struct login_result) - 1, -1, err,
+			     sizeof(err)),
+	    -1);
 }
 
 static void
 test_check_login_request_bounds(void **state)
 {
-	char	err[128];
-	size_t	base = sizeof(struct login_request);
+	char err[128];
+	size_t base = sizeof(struct login_request);
 
 	(void)state;
 	assert_int_equal(check(A2R, IMSG_LOGIN_REQUEST, base, 3, err,
-	    sizeof(err)), 0);
-	assert_int_equal(check(A2R, IMSG_LOGIN_REQUEST, base + PIPELINE_MAX,
-	    3, err, sizeof(err)), 0);
-	assert_int_equal(check(A2R, IMSG_LOGIN_REQUEST,
-	    base + PIPELINE_MAX + 1, 3, err, sizeof(err)), -1);
+			     sizeof(err)),
+	    0);
+	assert_int_equal(check(A2R, IMSG_LOGIN_REQUEST, base + PIPELINE_MAX, 3,
+			     err, sizeof(err)),
+	    0);
+	assert_int_equal(check(A2R, IMSG_LOGIN_REQUEST, base + PIPELINE_MAX + 1,
+			     3, err, sizeof(err)),
+	    -1);
 	assert_int_equal(check(A2R, IMSG_LOGIN_REQUEST, base - 1, 3, err,
-	    sizeof(err)), -1);
+			     sizeof(err)),
+	    -1);
 	/* the largest login request fits in one frame */
 	assert_true(HDRSZ + base + PIPELINE_MAX <= IMSG_MAX_SIZE);
 }
@@ -770,34 +792,39 @@ test_check_login_request_bounds(void **state)
 static void
 test_check_fds(void **state)
 {
-	char	err[128];
+	char err[128];
 
 	(void)state;
 	/* unexpected fd */
 	assert_int_equal(check(P2C, IMSG_CONF_GLOBAL,
-	    sizeof(struct conf_global), 5, err, sizeof(err)), -1);
+			     sizeof(struct conf_global), 5, err, sizeof(err)),
+	    -1);
 	assert_non_null(strstr(err, "unexpected fd"));
 	assert_int_equal(check(R2A, IMSG_LOGIN_RESULT,
-	    sizeof(struct login_result), 5, err, sizeof(err)), -1);
+			     sizeof(struct login_result), 5, err, sizeof(err)),
+	    -1);
 	/* missing fd */
 	assert_int_equal(check(P2C, IMSG_PEER_CHANNEL,
-	    sizeof(struct peer_channel), -1, err, sizeof(err)), -1);
+			     sizeof(struct peer_channel), -1, err, sizeof(err)),
+	    -1);
 	assert_non_null(strstr(err, "missing fd"));
 	assert_int_equal(check(A2R, IMSG_LOGIN_REQUEST,
-	    sizeof(struct login_request), -1, err, sizeof(err)), -1);
+			     sizeof(struct login_request), -1, err,
+			     sizeof(err)),
+	    -1);
 }
 
 /* The rule semantics themselves, on a table of our own. */
 static void
 test_check_rule_semantics(void **state)
 {
-	static const struct imsg_rule	rules[] = {
-		{ 100,	4, 8,	IMSG_FD_NONE },
-		{ 101,	0, 0,	IMSG_FD_REQUIRED },
-		{ 102,	1, 1,	IMSG_FD_OPTIONAL },
+	static const struct imsg_rule rules[] = {
+	    {100, 4, 8, IMSG_FD_NONE},
+	    {101, 0, 0, IMSG_FD_REQUIRED},
+	    {102, 1, 1, IMSG_FD_OPTIONAL},
 	};
-	const size_t			n = sizeof(rules) / sizeof(rules[0]);
-	char				err[128];
+	const size_t n = sizeof(rules) / sizeof(rules[0]);
+	char err[128];
 
 	(void)state;
 	assert_int_equal(check(rules, n, 100, 3, -1, err, sizeof(err)), -1);
@@ -818,7 +845,7 @@ test_check_rule_semantics(void **state)
 static void
 test_check_small_err(void **state)
 {
-	char	err[8];
+	char err[8];
 
 	(void)state;
 	memset(err, 'Z', sizeof(err));
@@ -842,13 +869,13 @@ test_string_ok(void **state)
 
 /* ---- login records ---- */
 
-static struct imsg	lm;
+static struct imsg lm;
 
 static struct login_request *
 make_request(size_t pipelen)
 {
-	struct login_request	*req;
-	struct sockaddr_in	*sin;
+	struct login_request *req;
+	struct sockaddr_in *sin;
 
 	memset(&lm, 0, sizeof(lm));
 	lm.datalen = sizeof(*req) + pipelen;
@@ -881,7 +908,7 @@ free_request(void)
 static void
 expect_request(int want)
 {
-	char	err[128];
+	char err[128];
 
 	err[0] = '\0';
 	assert_int_equal(login_request_valid(&lm, err, sizeof(err)), want);
@@ -893,7 +920,7 @@ expect_request(int want)
 static void
 test_login_request_good(void **state)
 {
-	struct login_request	*req;
+	struct login_request *req;
 
 	(void)state;
 	make_request(0);
@@ -920,7 +947,7 @@ test_login_request_good(void **state)
 static void
 test_login_request_strings(void **state)
 {
-	struct login_request	*req;
+	struct login_request *req;
 
 	(void)state;
 	req = make_request(0);
@@ -945,7 +972,7 @@ test_login_request_strings(void **state)
 static void
 test_login_request_pipelen(void **state)
 {
-	struct login_request	*req;
+	struct login_request *req;
 
 	(void)state;
 	/* claims more bytes than came */
@@ -975,7 +1002,7 @@ test_login_request_pipelen(void **state)
 static void
 test_login_request_enums(void **state)
 {
-	struct login_request	*req;
+	struct login_request *req;
 
 	(void)state;
 	req = make_request(0);
@@ -998,7 +1025,7 @@ test_login_request_enums(void **state)
 static void
 test_login_request_idfields(void **state)
 {
-	struct login_request	*req;
+	struct login_request *req;
 
 	(void)state;
 	req = make_request(0);
@@ -1016,7 +1043,7 @@ test_login_request_idfields(void **state)
 static void
 test_login_request_addresses(void **state)
 {
-	struct login_request	*req;
+	struct login_request *req;
 
 	(void)state;
 	req = make_request(0);
@@ -1030,7 +1057,7 @@ test_login_request_addresses(void **state)
 static struct login_result *
 make_result(uint32_t status, const char *text)
 {
-	struct login_result	*res;
+	struct login_result *res;
 
 	memset(&lm, 0, sizeof(lm));
 	lm.datalen = sizeof(*res);
@@ -1046,7 +1073,7 @@ make_result(uint32_t status, const char *text)
 static void
 expect_result(int want)
 {
-	char	err[128];
+	char err[128];
 
 	err[0] = '\0';
 	assert_int_equal(login_result_valid(&lm, err, sizeof(err)), want);
@@ -1058,7 +1085,7 @@ expect_result(int want)
 static void
 test_login_result(void **state)
 {
-	struct login_result	*res;
+	struct login_result *res;
 
 	(void)state;
 	make_result(LOGIN_OK, "");
@@ -1100,17 +1127,18 @@ test_login_result(void **state)
 static void
 test_login_request_roundtrip(void **state)
 {
-	struct login_request	*req;
-	struct imsg		 m;
-	char			 err[128];
-	int			 p[2], nfds;
+	struct login_request *req;
+	struct imsg m;
+	char err[128];
+	int p[2], nfds;
 
 	(void)state;
 	nfds = count_fds();
 	assert_int_equal(pipe(p), 0);
 	req = make_request(100);
 	assert_int_equal(imsg_compose(&tx, IMSG_LOGIN_REQUEST, 9, dup(p[0]),
-	    lm.data, lm.datalen), 0);
+			     lm.data, lm.datalen),
+	    0);
 	free_request();
 	flush(&tx);
 	assert_true(get_one(&rx, &m) > 0);
@@ -1126,50 +1154,50 @@ test_login_request_roundtrip(void **state)
 	assert_int_equal(count_fds(), nfds);
 }
 
-#define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_roundtrip),
-		T(test_roundtrip_empty),
-		T(test_roundtrip_fd),
-		T(test_imsg_free_closes_fd),
-		T(test_fds_in_order),
-		T(test_several_in_one_read),
-		T(test_split_across_reads),
-		T(test_split_with_fd),
-		T(test_truncated_frames),
-		T(test_eof),
-		T(test_large_message),
-		T(test_read_buffer_full),
-		T(test_oversized_length),
-		T(test_oversized_length_max),
-		T(test_undersized_length),
-		T(test_zero_length),
-		T(test_unknown_flags),
-		T(test_unknown_flags_high),
-		T(test_forged_pid),
-		T(test_pid_any_when_unset),
-		T(test_hasfd_without_fd),
-		T(test_too_many_fds),
-		T(test_clear_closes_fds),
-		cmocka_unit_test(test_check_unknown_type),
-		cmocka_unit_test(test_check_fixed_lengths),
-		cmocka_unit_test(test_check_login_request_bounds),
-		cmocka_unit_test(test_check_fds),
-		cmocka_unit_test(test_check_rule_semantics),
-		cmocka_unit_test(test_check_small_err),
-		cmocka_unit_test(test_string_ok),
-		cmocka_unit_test(test_login_request_good),
-		cmocka_unit_test(test_login_request_strings),
-		cmocka_unit_test(test_login_request_pipelen),
-		cmocka_unit_test(test_login_request_enums),
-		cmocka_unit_test(test_login_request_idfields),
-		cmocka_unit_test(test_login_request_addresses),
-		cmocka_unit_test(test_login_result),
-		T(test_login_request_roundtrip),
+	    T(test_roundtrip),
+	    T(test_roundtrip_empty),
+	    T(test_roundtrip_fd),
+	    T(test_imsg_free_closes_fd),
+	    T(test_fds_in_order),
+	    T(test_several_in_one_read),
+	    T(test_split_across_reads),
+	    T(test_split_with_fd),
+	    T(test_truncated_frames),
+	    T(test_eof),
+	    T(test_large_message),
+	    T(test_read_buffer_full),
+	    T(test_oversized_length),
+	    T(test_oversized_length_max),
+	    T(test_undersized_length),
+	    T(test_zero_length),
+	    T(test_unknown_flags),
+	    T(test_unknown_flags_high),
+	    T(test_forged_pid),
+	    T(test_pid_any_when_unset),
+	    T(test_hasfd_without_fd),
+	    T(test_too_many_fds),
+	    T(test_clear_closes_fds),
+	    cmocka_unit_test(test_check_unknown_type),
+	    cmocka_unit_test(test_check_fixed_lengths),
+	    cmocka_unit_test(test_check_login_request_bounds),
+	    cmocka_unit_test(test_check_fds),
+	    cmocka_unit_test(test_check_rule_semantics),
+	    cmocka_unit_test(test_check_small_err),
+	    cmocka_unit_test(test_string_ok),
+	    cmocka_unit_test(test_login_request_good),
+	    cmocka_unit_test(test_login_request_strings),
+	    cmocka_unit_test(test_login_request_pipelen),
+	    cmocka_unit_test(test_login_request_enums),
+	    cmocka_unit_test(test_login_request_idfields),
+	    cmocka_unit_test(test_login_request_addresses),
+	    cmocka_unit_test(test_login_result),
+	    T(test_login_request_roundtrip),
 	};
 
 	return cmocka_run_group_tests_name("imsg", tests, NULL, NULL);

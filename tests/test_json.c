@@ -15,8 +15,8 @@
 static const char *
 esc(const char *src, size_t len)
 {
-	static char	buf[512];
-	size_t		off = 0;
+	static char buf[512];
+	size_t off = 0;
 
 	assert_int_equal(json_append_string(buf, sizeof(buf), &off, src, len),
 	    0);
@@ -24,7 +24,7 @@ esc(const char *src, size_t len)
 	return buf;
 }
 
-#define ESC(s)	esc((s), sizeof(s) - 1)
+#define ESC(s) esc((s), sizeof(s) - 1)
 
 static void
 test_plain_ascii(void **state)
@@ -69,31 +69,33 @@ test_invalid_utf8_replaced(void **state)
 {
 	(void)state;
 	assert_string_equal(ESC("\xff"), "\"\\ufffd\"");
-	assert_string_equal(ESC("a\xc3"), "\"a\\ufffd\"");	/* truncated */
-	assert_string_equal(ESC("\xc0\xaf"), "\"\\ufffd\\ufffd\"");	/* overlong */
+	assert_string_equal(ESC("a\xc3"), "\"a\\ufffd\""); /* truncated */
+	assert_string_equal(ESC("\xc0\xaf"),
+	    "\"\\ufffd\\ufffd\""); /* overlong */
 	assert_string_equal(ESC("\xed\xa0\x80"),
-	    "\"\\ufffd\\ufffd\\ufffd\"");			/* surrogate */
+	    "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
 	assert_string_equal(ESC("\xf4\x90\x80\x80"),
-	    "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");		/* > U+10FFFF */
+	    "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* > U+10FFFF */
 	assert_string_equal(ESC("\xe2\x28\xa1"), "\"\\ufffd(\\ufffd\"");
 }
 
 static void
 test_output_has_no_raw_controls(void **state)
 {
-	char		in[256];
-	const char	*out;
-	size_t		i;
+	char in[256];
+	const char *out;
+	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(in); i++)
 		in[i] = (char)i;
 	{
-		static char	buf[4096];
-		size_t		off = 0;
+		static char buf[4096];
+		size_t off = 0;
 
 		assert_int_equal(json_append_string(buf, sizeof(buf), &off, in,
-		    sizeof(in)), 0);
+				     sizeof(in)),
+		    0);
 		out = buf;
 	}
 	for (i = 0; out[i] != '\0'; i++)
@@ -103,12 +105,13 @@ test_output_has_no_raw_controls(void **state)
 static void
 test_full_buffer_fails(void **state)
 {
-	char	buf[8];
-	size_t	off = 0;
+	char buf[8];
+	size_t off = 0;
 
 	(void)state;
 	assert_int_equal(json_append_string(buf, sizeof(buf), &off,
-	    "abcdefghij", 10), -1);
+			     "abcdefghij", 10),
+	    -1);
 	off = 0;
 	assert_int_equal(json_append_string(buf, sizeof(buf), &off, "abc", 3),
 	    0);
@@ -121,13 +124,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain_ascii),
-		cmocka_unit_test(test_quotes_and_backslashes),
-		cmocka_unit_test(test_control_bytes),
-		cmocka_unit_test(test_valid_utf8_kept),
-		cmocka_unit_test(test_invalid_utf8_replaced),
-		cmocka_unit_test(test_output_has_no_raw_controls),
-		cmocka_unit_test(test_full_buffer_fails),
+	    cmocka_unit_test(test_plain_ascii),
+	    cmocka_unit_test(test_quotes_and_backslashes),
+	    cmocka_unit_test(test_control_bytes),
+	    cmocka_unit_test(test_valid_utf8_kept),
+	    cmocka_unit_test(test_invalid_utf8_replaced),
+	    cmocka_unit_test(test_output_has_no_raw_controls),
+	    cmocka_unit_test(test_full_buffer_fails),
 	};
 
 	return cmocka_run_group_tests_name("json", tests, NULL, NULL);

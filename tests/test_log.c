@@ -16,8 +16,8 @@
 static void
 check_escape(const char *in, size_t inlen, const char *want)
 {
-	char	out[256];
-	size_t	n;
+	char out[256];
+	size_t n;
 
 	memset(out, 'Z', sizeof(out));
 	n = log_escape(out, sizeof(out), in, inlen);
@@ -84,7 +84,7 @@ test_embedded_nul_uses_length(void **state)
 static void
 test_dstsz_zero_untouched(void **state)
 {
-	char	out[4] = { 'x', 'y', 'z', 'w' };
+	char out[4] = {'x', 'y', 'z', 'w'};
 
 	(void)state;
 	assert_int_equal(log_escape(out, 0, "abc", 3), 0);
@@ -99,8 +99,8 @@ test_dstsz_zero_untouched(void **state)
 static void
 check_small_sizes(const char *in, size_t inlen, const char *full)
 {
-	char	out[32];
-	size_t	dstsz, n, fulllen = strlen(full);
+	char out[32];
+	size_t dstsz, n, fulllen = strlen(full);
 
 	for (dstsz = 1; dstsz <= 10; dstsz++) {
 		memset(out, 'Z', sizeof(out));
@@ -129,7 +129,9 @@ test_truncation_small_buffers(void **state)
 {
 	(void)state;
 	check_small_sizes("abcdefghijklmnop", 16, "abcdefghijklmnop");
-	check_small_sizes("ab\ncd\x01" "ef", 8, "ab\\ncd\\x01ef");
+	check_small_sizes("ab\ncd\x01"
+			  "ef",
+	    8, "ab\\ncd\\x01ef");
 	check_small_sizes("\xff\xff\xff", 3, "\\xff\\xff\\xff");
 	check_small_sizes("abc", 3, "abc");
 	check_small_sizes("abcdefgh", 8, "abcdefgh");
@@ -138,7 +140,7 @@ test_truncation_small_buffers(void **state)
 static void
 test_exact_fit_not_truncated(void **state)
 {
-	char	out[5];
+	char out[5];
 
 	(void)state;
 	/* four characters and the NUL fit exactly: no marker */
@@ -152,8 +154,8 @@ test_exact_fit_not_truncated(void **state)
 static void
 test_truncation_large_input(void **state)
 {
-	char	in[4096], out[64];
-	size_t	n;
+	char in[4096], out[64];
+	size_t n;
 
 	(void)state;
 	memset(in, '\n', sizeof(in));
@@ -168,16 +170,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_printable_unchanged),
-		cmocka_unit_test(test_control_bytes),
-		cmocka_unit_test(test_backslash),
-		cmocka_unit_test(test_crlf),
-		cmocka_unit_test(test_eight_bit),
-		cmocka_unit_test(test_embedded_nul_uses_length),
-		cmocka_unit_test(test_dstsz_zero_untouched),
-		cmocka_unit_test(test_truncation_small_buffers),
-		cmocka_unit_test(test_exact_fit_not_truncated),
-		cmocka_unit_test(test_truncation_large_input),
+	    cmocka_unit_test(test_printable_unchanged),
+	    cmocka_unit_test(test_control_bytes),
+	    cmocka_unit_test(test_backslash),
+	    cmocka_unit_test(test_crlf),
+	    cmocka_unit_test(test_eight_bit),
+	    cmocka_unit_test(test_embedded_nul_uses_length),
+	    cmocka_unit_test(test_dstsz_zero_untouched),
+	    cmocka_unit_test(test_truncation_small_buffers),
+	    cmocka_unit_test(test_exact_fit_not_truncated),
+	    cmocka_unit_test(test_truncation_large_input),
 	};
 
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);

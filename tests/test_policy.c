@@ -18,14 +18,14 @@
 
 #include "policy.h"
 
-#define SEC	1000ULL
+#define SEC 1000ULL
 
 static struct sockaddr_storage
 addr(const char *s)
 {
-	struct sockaddr_storage	 ss;
-	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, s, &sin->sin_addr) == 1)
@@ -40,8 +40,8 @@ addr(const char *s)
 static void
 test_window_counts_within_bucket(void **state)
 {
-	struct window_counter	w = { 0, 0, 0 };
-	uint64_t		t0 = 1000 * 60 * SEC;	/* a bucket start */
+	struct window_counter w = {0, 0, 0};
+	uint64_t t0 = 1000 * 60 * SEC; /* a bucket start */
 
 	(void)state;
 	assert_int_equal(window_estimate(&w, t0, 60), 0);
@@ -53,9 +53,9 @@ test_window_counts_within_bucket(void **state)
 static void
 test_window_slides_across_boundary(void **state)
 {
-	struct window_counter	w = { 0, 0, 0 };
-	uint64_t		t0 = 1000 * 60 * SEC;
-	int			i;
+	struct window_counter w = {0, 0, 0};
+	uint64_t t0 = 1000 * 60 * SEC;
+	int i;
 
 	(void)state;
 	for (i = 0; i < 10; i++)
@@ -77,7 +77,7 @@ test_window_slides_across_boundary(void **state)
 static void
 test_window_long_gap_resets(void **state)
 {
-	struct window_counter	w = { 0, 0, 0 };
+	struct window_counter w = {0, 0, 0};
 
 	(void)state;
 	window_add(&w, 0, 10, 7);
@@ -88,7 +88,7 @@ test_window_long_gap_resets(void **state)
 static void
 test_window_saturates(void **state)
 {
-	struct window_counter	w = { 0, UINT32_MAX - 1, 0 };
+	struct window_counter w = {0, UINT32_MAX - 1, 0};
 
 	(void)state;
 	window_add(&w, 0, 10, 5);
@@ -98,7 +98,7 @@ test_window_saturates(void **state)
 static void
 test_cidr_parse(void **state)
 {
-	struct cidr	c;
+	struct cidr c;
 
 	(void)state;
 	assert_int_equal(cidr_parse("10.0.0.0/8", &c), 0);
@@ -122,8 +122,8 @@ test_cidr_parse(void **state)
 static void
 test_cidr_match(void **state)
 {
-	struct cidr		c;
-	struct sockaddr_storage	ss;
+	struct cidr c;
+	struct sockaddr_storage ss;
 
 	(void)state;
 	assert_int_equal(cidr_parse("192.168.4.0/22", &c), 0);
@@ -131,7 +131,7 @@ test_cidr_match(void **state)
 	assert_true(cidr_match(&c, &ss));
 	ss = addr("192.168.8.0");
 	assert_false(cidr_match(&c, &ss));
-	ss = addr("::ffff:192.168.5.1");	/* IPv4-mapped */
+	ss = addr("::ffff:192.168.5.1"); /* IPv4-mapped */
 	assert_true(cidr_match(&c, &ss));
 	ss = addr("2001:db8::1");
 	assert_false(cidr_match(&c, &ss));
@@ -173,13 +173,13 @@ policy_setup(struct conf_policy *p)
 static void
 test_policy_verdicts(void **state)
 {
-	struct conf_policy	 p;
-	struct sockaddr_storage	 a = addr("203.0.113.1");
-	struct sockaddr_storage	 b = addr("203.0.113.2");
-	struct sockaddr_storage	 allowed = addr("198.51.100.7");
-	const char		*msg;
-	uint64_t		 now = 5000 * SEC;
-	int			 i;
+	struct conf_policy p;
+	struct sockaddr_storage a = addr("203.0.113.1");
+	struct sockaddr_storage b = addr("203.0.113.2");
+	struct sockaddr_storage allowed = addr("198.51.100.7");
+	const char *msg;
+	uint64_t now = 5000 * SEC;
+	int i;
 
 	(void)state;
 	policy_setup(&p);
@@ -198,7 +198,8 @@ test_policy_verdicts(void **state)
 	/* the allow-list is exempt from address limits, not user limits */
 	for (i = 0; i < 5; i++) {
 		assert_int_equal(policy_check(&allowed, "z@example.org", now,
-		    &msg), POLICY_ALLOW);
+				     &msg),
+		    POLICY_ALLOW);
 		policy_attempt(&allowed, "z@example.org", now);
 	}
 	assert_int_equal(policy_check(&allowed, "Z@EXAMPLE.org", now, &msg),
@@ -214,7 +215,8 @@ test_policy_verdicts(void **state)
 	    POLICY_ALLOW);
 	/* windows expire, and so do their table entries */
 	assert_int_equal(policy_check(&a, "y@example.org", now + 130 * SEC,
-	    &msg), POLICY_ALLOW);
+			     &msg),
+	    POLICY_ALLOW);
 	assert_true(policy_nkeys() > 0);
 	policy_expire(now + 1000 * SEC);
 	assert_int_equal(policy_nkeys(), 0);
@@ -224,14 +226,14 @@ test_policy_verdicts(void **state)
 static void
 test_policy_pending_attempts(void **state)
 {
-	struct conf_policy	 p;
-	struct sockaddr_storage	 a = addr("203.0.113.77");
-	const char		*msg;
-	uint64_t		 now = 7000 * SEC;
+	struct conf_policy p;
+	struct sockaddr_storage a = addr("203.0.113.77");
+	const char *msg;
+	uint64_t now = 7000 * SEC;
 
 	(void)state;
 	policy_setup(&p);
-	p.ip.max = 0;		/* only the failure limits here */
+	p.ip.max = 0; /* only the failure limits here */
 	policy_init(&p);
 	/* two logins sent in parallel, no answer yet: ip-user max is 2 */
 	policy_attempt(&a, "p@example.org", now);
@@ -258,13 +260,13 @@ test_policy_pending_attempts(void **state)
 static void
 test_ipv6_counted_per_64(void **state)
 {
-	struct conf_policy	 p;
-	struct sockaddr_storage	 a = addr("2001:db8:1:2::1");
-	struct sockaddr_storage	 b = addr("2001:db8:1:2:ffff::9");
-	struct sockaddr_storage	 c = addr("2001:db8:1:3::1");
-	const char		*msg;
-	uint64_t		 now = 8000 * SEC;
-	int			 i;
+	struct conf_policy p;
+	struct sockaddr_storage a = addr("2001:db8:1:2::1");
+	struct sockaddr_storage b = addr("2001:db8:1:2:ffff::9");
+	struct sockaddr_storage c = addr("2001:db8:1:3::1");
+	const char *msg;
+	uint64_t now = 8000 * SEC;
+	int i;
 
 	(void)state;
 	policy_setup(&p);
@@ -282,11 +284,11 @@ test_ipv6_counted_per_64(void **state)
 static void
 test_policy_user_names_are_bytes(void **state)
 {
-	struct conf_policy	 p;
-	struct sockaddr_storage	 a = addr("203.0.113.50");
-	const char		*msg;
-	uint64_t		 now = 9000 * SEC;
-	int			 i;
+	struct conf_policy p;
+	struct sockaddr_storage a = addr("203.0.113.50");
+	const char *msg;
+	uint64_t now = 9000 * SEC;
+	int i;
 
 	(void)state;
 	policy_setup(&p);
@@ -295,8 +297,8 @@ test_policy_user_names_are_bytes(void **state)
 	/* a name with CR/LF and spaces counts only for itself */
 	for (i = 0; i < 5; i++)
 		policy_attempt(&a, "evil\r\nset x 0 0 1\r\n", now);
-	assert_int_equal(policy_check(&a, "evil\r\nset x 0 0 1\r\n", now,
-	    &msg), POLICY_THROTTLED_USER);
+	assert_int_equal(policy_check(&a, "evil\r\nset x 0 0 1\r\n", now, &msg),
+	    POLICY_THROTTLED_USER);
 	assert_int_equal(policy_check(&a, "evil", now, &msg), POLICY_ALLOW);
 	assert_int_equal(policy_check(&a, "set x 0 0 1", now, &msg),
 	    POLICY_ALLOW);
@@ -305,7 +307,7 @@ test_policy_user_names_are_bytes(void **state)
 static void
 test_failure_delay_grows_and_caps(void **state)
 {
-	struct conf_policy	p;
+	struct conf_policy p;
 
 	(void)state;
 	policy_setup(&p);
@@ -323,17 +325,17 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_window_counts_within_bucket),
-		cmocka_unit_test(test_window_slides_across_boundary),
-		cmocka_unit_test(test_window_long_gap_resets),
-		cmocka_unit_test(test_window_saturates),
-		cmocka_unit_test(test_cidr_parse),
-		cmocka_unit_test(test_cidr_match),
-		cmocka_unit_test(test_policy_verdicts),
-		cmocka_unit_test(test_policy_pending_attempts),
-		cmocka_unit_test(test_ipv6_counted_per_64),
-		cmocka_unit_test(test_policy_user_names_are_bytes),
-		cmocka_unit_test(test_failure_delay_grows_and_caps),
+	    cmocka_unit_test(test_window_counts_within_bucket),
+	    cmocka_unit_test(test_window_slides_across_boundary),
+	    cmocka_unit_test(test_window_long_gap_resets),
+	    cmocka_unit_test(test_window_saturates),
+	    cmocka_unit_test(test_cidr_parse),
+	    cmocka_unit_test(test_cidr_match),
+	    cmocka_unit_test(test_policy_verdicts),
+	    cmocka_unit_test(test_policy_pending_attempts),
+	    cmocka_unit_test(test_ipv6_counted_per_64),
+	    cmocka_unit_test(test_policy_user_names_are_bytes),
+	    cmocka_unit_test(test_failure_delay_grows_and_caps),
 	};
 
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);

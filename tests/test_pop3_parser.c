@@ -12,9 +12,9 @@
 
 #include "authproc.h"
 
-#define MAX_LINE	512
+#define MAX_LINE 512
 
-static struct pop3_command	cmd;
+static struct pop3_command cmd;
 
 static enum pop3_parse_status
 parse(const char *in, size_t len)
@@ -107,8 +107,8 @@ test_lf_only(void **state)
 static void
 test_pipelined(void **state)
 {
-	const char	*in = "USER bob\r\nPASS x y\r\nQUIT\r\n";
-	size_t		 off = 0;
+	const char *in = "USER bob\r\nPASS x y\r\nQUIT\r\n";
+	size_t off = 0;
 
 	(void)state;
 	assert_int_equal(parse_str(in), POP3_PARSE_OK);
@@ -154,7 +154,7 @@ test_bad_keyword(void **state)
 static void
 test_bad_then_good(void **state)
 {
-	const char	*in = "U$ER bob\r\nCAPA\r\n";
+	const char *in = "U$ER bob\r\nCAPA\r\n";
 
 	(void)state;
 	assert_int_equal(parse_str(in), POP3_PARSE_BAD);
@@ -178,7 +178,7 @@ test_incomplete(void **state)
 static char *
 long_line(size_t n, const char *eol)
 {
-	char	*p;
+	char *p;
 
 	assert_true(n >= 5);
 	p = malloc(n + strlen(eol) + 1);
@@ -192,7 +192,7 @@ long_line(size_t n, const char *eol)
 static void
 test_too_long(void **state)
 {
-	char	*p;
+	char *p;
 
 	(void)state;
 	p = long_line(MAX_LINE + 1, "\r\n");
@@ -210,7 +210,7 @@ test_too_long(void **state)
 static void
 test_argument_too_long(void **state)
 {
-	char	*p;
+	char *p;
 
 	(void)state;
 	/* within the line limit but longer than any password */
@@ -219,13 +219,11 @@ test_argument_too_long(void **state)
 	memcpy(p, "PASS ", 5);
 	memset(p + 5, 'x', POP3_MAX_ARG + 1);
 	strcpy(p + 5 + POP3_MAX_ARG + 1, "\r\n");
-	assert_int_equal(pop3_parse(p, strlen(p), 8192, &cmd),
-	    POP3_PARSE_BAD);
+	assert_int_equal(pop3_parse(p, strlen(p), 8192, &cmd), POP3_PARSE_BAD);
 	assert_int_equal(cmd.consumed, strlen(p));
 	/* exactly the maximum fits */
 	strcpy(p + 5 + POP3_MAX_ARG, "\r\n");
-	assert_int_equal(pop3_parse(p, strlen(p), 8192, &cmd),
-	    POP3_PARSE_OK);
+	assert_int_equal(pop3_parse(p, strlen(p), 8192, &cmd), POP3_PARSE_OK);
 	assert_int_equal(strlen(cmd.arg), POP3_MAX_ARG);
 	free(p);
 }
@@ -237,8 +235,8 @@ test_argument_too_long(void **state)
 static void
 test_max_line_boundary(void **state)
 {
-	char	*p;
-	size_t	 len, k;
+	char *p;
+	size_t len, k;
 
 	(void)state;
 	p = long_line(MAX_LINE, "\r\n");
@@ -260,19 +258,19 @@ test_max_line_boundary(void **state)
 static void
 test_split_every_byte(void **state)
 {
-	const char	*inputs[] = {
-		"USER bob@example.com\r\n",
-		"PASS pass word with spaces\r\n",
-		"CAPA\r\n",
-		"AUTH PLAIN AGJvYgBzM2NyZXQ=\r\n",
-		"quit\n",
-		"AUTH\r\n",
-		"U$ER bad\r\n",
+	const char *inputs[] = {
+	    "USER bob@example.com\r\n",
+	    "PASS pass word with spaces\r\n",
+	    "CAPA\r\n",
+	    "AUTH PLAIN AGJvYgBzM2NyZXQ=\r\n",
+	    "quit\n",
+	    "AUTH\r\n",
+	    "U$ER bad\r\n",
 	};
-	struct pop3_command	 whole;
-	enum pop3_parse_status	 st, want;
-	size_t			 i, k, len;
-	char			*copy;
+	struct pop3_command whole;
+	enum pop3_parse_status st, want;
+	size_t i, k, len;
+	char *copy;
 
 	(void)state;
 	for (i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
@@ -301,21 +299,21 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_user_pass),
-		cmocka_unit_test(test_password_with_spaces),
-		cmocka_unit_test(test_no_arg_commands),
-		cmocka_unit_test(test_auth_plain_initial_response),
-		cmocka_unit_test(test_case_insensitive),
-		cmocka_unit_test(test_lf_only),
-		cmocka_unit_test(test_pipelined),
-		cmocka_unit_test(test_nul_and_cr_inside),
-		cmocka_unit_test(test_bad_keyword),
-		cmocka_unit_test(test_bad_then_good),
-		cmocka_unit_test(test_incomplete),
-		cmocka_unit_test(test_too_long),
-		cmocka_unit_test(test_argument_too_long),
-		cmocka_unit_test(test_max_line_boundary),
-		cmocka_unit_test(test_split_every_byte),
+	    cmocka_unit_test(test_user_pass),
+	    cmocka_unit_test(test_password_with_spaces),
+	    cmocka_unit_test(test_no_arg_commands),
+	    cmocka_unit_test(test_auth_plain_initial_response),
+	    cmocka_unit_test(test_case_insensitive),
+	    cmocka_unit_test(test_lf_only),
+	    cmocka_unit_test(test_pipelined),
+	    cmocka_unit_test(test_nul_and_cr_inside),
+	    cmocka_unit_test(test_bad_keyword),
+	    cmocka_unit_test(test_bad_then_good),
+	    cmocka_unit_test(test_incomplete),
+	    cmocka_unit_test(test_too_long),
+	    cmocka_unit_test(test_argument_too_long),
+	    cmocka_unit_test(test_max_line_boundary),
+	    cmocka_unit_test(test_split_every_byte),
 	};
 
 	return cmocka_run_group_tests_name("pop3_parser", tests, NULL, NULL);

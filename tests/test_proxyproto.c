@@ -19,9 +19,8 @@
 
 #include "proxyproto.h"
 
-static const unsigned char sig[12] = {
-	0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a
-};
+static const unsigned char sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a,
+    0x51, 0x55, 0x49, 0x54, 0x0a};
 
 static size_t
 v2_header(unsigned char *buf, unsigned char cmd, unsigned char fam,
@@ -39,8 +38,8 @@ v2_header(unsigned char *buf, unsigned char cmd, unsigned char fam,
 static void
 assert_v4(const struct sockaddr_storage *ss, const char *ip, int port)
 {
-	const struct sockaddr_in	*sin = (const void *)ss;
-	char				 buf[INET_ADDRSTRLEN];
+	const struct sockaddr_in *sin = (const void *)ss;
+	char buf[INET_ADDRSTRLEN];
 
 	assert_int_equal(ss->ss_family, AF_INET);
 	inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf));
@@ -51,9 +50,9 @@ assert_v4(const struct sockaddr_storage *ss, const char *ip, int port)
 static void
 test_v1_tcp4(void **state)
 {
-	const char		*h = "PROXY TCP4 192.0.2.7 198.51.100.1 40000 "
-	    "993\r\na LOGIN";
-	struct proxy_result	 r;
+	const char *h = "PROXY TCP4 192.0.2.7 198.51.100.1 40000 "
+			"993\r\na LOGIN";
+	struct proxy_result r;
 
 	(void)state;
 	assert_int_equal(proxy_parse((const unsigned char *)h, strlen(h), &r),
@@ -67,16 +66,16 @@ test_v1_tcp4(void **state)
 static void
 test_v1_tcp6_and_unknown(void **state)
 {
-	const char		*h6 = "PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n";
-	const char		*hu = "PROXY UNKNOWN\r\n";
-	struct proxy_result	 r;
+	const char *h6 = "PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n";
+	const char *hu = "PROXY UNKNOWN\r\n";
+	struct proxy_result r;
 
 	(void)state;
-	assert_int_equal(proxy_parse((const unsigned char *)h6, strlen(h6),
-	    &r), PROXY_OK);
+	assert_int_equal(proxy_parse((const unsigned char *)h6, strlen(h6), &r),
+	    PROXY_OK);
 	assert_int_equal(r.src.ss_family, AF_INET6);
-	assert_int_equal(proxy_parse((const unsigned char *)hu, strlen(hu),
-	    &r), PROXY_OK);
+	assert_int_equal(proxy_parse((const unsigned char *)hu, strlen(hu), &r),
+	    PROXY_OK);
 	assert_false(r.has_addr);
 	assert_int_equal(r.consumed, strlen(hu));
 }
@@ -85,34 +84,35 @@ static void
 test_v1_hostile(void **state)
 {
 	static const char *bad[] = {
-		"PROXY TCP4 192.0.2.7 198.51.100.1 40000 993\n",   /* no CR */
-		"PROXY TCP4 999.0.2.7 198.51.100.1 1 2\r\n",
-		"PROXY TCP4 192.0.2.7 198.51.100.1 01 2\r\n",      /* leading 0 */
-		"PROXY TCP4 192.0.2.7 198.51.100.1 65536 2\r\n",
-		"PROXY TCP4 192.0.2.7 198.51.100.1 -1 2\r\n",
-		"PROXY TCP4 2001:db8::1 198.51.100.1 1 2\r\n",     /* family */
-		"PROXY TCP5 192.0.2.7 198.51.100.1 1 2\r\n",
-		"PROXY TCP4 192.0.2.7 198.51.100.1 1\r\n",
-		"PROXY TCP4 192.0.2.7 198.51.100.1 1 2 3\r\n",
-		"PROXY\r\n",
-		"proxy TCP4 192.0.2.7 198.51.100.1 1 2\r\n",
-		"GET / HTTP/1.0\r\n",
-		"a LOGIN user pass\r\n",
+	    "PROXY TCP4 192.0.2.7 198.51.100.1 40000 993\n", /* no CR */
+	    "PROXY TCP4 999.0.2.7 198.51.100.1 1 2\r\n",
+	    "PROXY TCP4 192.0.2.7 198.51.100.1 01 2\r\n", /* leading 0 */
+	    "PROXY TCP4 192.0.2.7 198.51.100.1 65536 2\r\n",
+	    "PROXY TCP4 192.0.2.7 198.51.100.1 -1 2\r\n",
+	    "PROXY TCP4 2001:db8::1 198.51.100.1 1 2\r\n", /* family */
+	    "PROXY TCP5 192.0.2.7 198.51.100.1 1 2\r\n",
+	    "PROXY TCP4 192.0.2.7 198.51.100.1 1\r\n",
+	    "PROXY TCP4 192.0.2.7 198.51.100.1 1 2 3\r\n",
+	    "PROXY\r\n",
+	    "proxy TCP4 192.0.2.7 198.51.100.1 1 2\r\n",
+	    "GET / HTTP/1.0\r\n",
+	    "a LOGIN user pass\r\n",
 	};
-	struct proxy_result	r;
-	size_t			i;
+	struct proxy_result r;
+	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(proxy_parse((const unsigned char *)bad[i],
-		    strlen(bad[i]), &r), PROXY_BAD);
+				     strlen(bad[i]), &r),
+		    PROXY_BAD);
 }
 
 static void
 test_v1_too_long(void **state)
 {
-	char			buf[200];
-	struct proxy_result	r;
+	char buf[200];
+	struct proxy_result r;
 
 	(void)state;
 	memset(buf, 'x', sizeof(buf));
@@ -126,11 +126,10 @@ test_v1_too_long(void **state)
 static void
 test_v2_inet(void **state)
 {
-	unsigned char		buf[64], addr[12] = {
-		192, 0, 2, 9, 127, 0, 0, 1, 0x1f, 0x90, 0x00, 0x8f
-	};
-	struct proxy_result	r;
-	size_t			n;
+	unsigned char buf[64],
+	    addr[12] = {192, 0, 2, 9, 127, 0, 0, 1, 0x1f, 0x90, 0x00, 0x8f};
+	struct proxy_result r;
+	size_t n;
 
 	(void)state;
 	n = v2_header(buf, 0x1, 0x11, addr, sizeof(addr));
@@ -144,12 +143,11 @@ test_v2_inet(void **state)
 static void
 test_v2_local_tlv_and_hostile(void **state)
 {
-	unsigned char		buf[64], addr[20] = {
-		192, 0, 2, 9, 127, 0, 0, 1, 0, 1, 0, 2,
-		0x04, 0x00, 0x03, 'x', 'y', 'z', 0, 0
-	};
-	struct proxy_result	r;
-	size_t			n;
+	unsigned char buf[64],
+	    addr[20] = {192, 0, 2, 9, 127, 0, 0, 1, 0, 1, 0, 2, 0x04, 0x00,
+		0x03, 'x', 'y', 'z', 0, 0};
+	struct proxy_result r;
+	size_t n;
 
 	(void)state;
 	/* TLVs after the addresses are skipped, not parsed */
@@ -166,11 +164,11 @@ test_v2_local_tlv_and_hostile(void **state)
 	n = v2_header(buf, 0x1, 0x11, addr, 12);
 	buf[12] = 0x11;
 	assert_int_equal(proxy_parse(buf, n, &r), PROXY_BAD);
-	n = v2_header(buf, 0x1, 0x12, addr, 12);		/* UDP */
+	n = v2_header(buf, 0x1, 0x12, addr, 12); /* UDP */
 	assert_int_equal(proxy_parse(buf, n, &r), PROXY_BAD);
 	n = v2_header(buf, 0x1, 0x11, addr, 8);
 	assert_int_equal(proxy_parse(buf, n, &r), PROXY_BAD);
-	n = v2_header(buf, 0x1, 0x21, addr, 20);		/* IPv6 short */
+	n = v2_header(buf, 0x1, 0x21, addr, 20); /* IPv6 short */
 	assert_int_equal(proxy_parse(buf, n, &r), PROXY_BAD);
 	/* an announced length past our bound */
 	n = v2_header(buf, 0x1, 0x11, addr, 12);
@@ -183,12 +181,11 @@ test_v2_local_tlv_and_hostile(void **state)
 static void
 test_split_at_every_byte(void **state)
 {
-	unsigned char		buf[64], addr[12] = {
-		192, 0, 2, 9, 127, 0, 0, 1, 0x1f, 0x90, 0x00, 0x8f
-	};
-	const char		*v1 = "PROXY TCP4 192.0.2.7 198.51.100.1 4 9\r\n";
-	struct proxy_result	r;
-	size_t			n, k;
+	unsigned char buf[64],
+	    addr[12] = {192, 0, 2, 9, 127, 0, 0, 1, 0x1f, 0x90, 0x00, 0x8f};
+	const char *v1 = "PROXY TCP4 192.0.2.7 198.51.100.1 4 9\r\n";
+	struct proxy_result r;
+	size_t n, k;
 
 	(void)state;
 	n = v2_header(buf, 0x1, 0x11, addr, sizeof(addr));
@@ -203,13 +200,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_v1_tcp4),
-		cmocka_unit_test(test_v1_tcp6_and_unknown),
-		cmocka_unit_test(test_v1_hostile),
-		cmocka_unit_test(test_v1_too_long),
-		cmocka_unit_test(test_v2_inet),
-		cmocka_unit_test(test_v2_local_tlv_and_hostile),
-		cmocka_unit_test(test_split_at_every_byte),
+	    cmocka_unit_test(test_v1_tcp4),
+	    cmocka_unit_test(test_v1_tcp6_and_unknown),
+	    cmocka_unit_test(test_v1_hostile),
+	    cmocka_unit_test(test_v1_too_long),
+	    cmocka_unit_test(test_v2_inet),
+	    cmocka_unit_test(test_v2_local_tlv_and_hostile),
+	    cmocka_unit_test(test_split_at_every_byte),
 	};
 
 	return cmocka_run_group_tests_name("proxyproto", tests, NULL, NULL);

@@ -22,7 +22,7 @@ enum { UP_A = 1, UP_B = 2, UP_C = 3, UP_IMAPONLY = 4, UP_MISSING = 99 };
 static void
 set_addr(struct sockaddr_storage *ss, const char *ip, int port)
 {
-	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
 
 	memset(ss, 0, sizeof(*ss));
 	sin->sin_family = AF_INET;
@@ -33,7 +33,7 @@ set_addr(struct sockaddr_storage *ss, const char *ip, int port)
 static void
 add_upstream(uint32_t id, const char *name, int imap, int pop3)
 {
-	struct conf_upstream	u;
+	struct conf_upstream u;
 
 	memset(&u, 0, sizeof(u));
 	u.id = id;
@@ -52,7 +52,7 @@ add_upstream(uint32_t id, const char *name, int imap, int pop3)
 static int
 add_route(enum route_kind kind, const char *match, uint32_t upstream)
 {
-	struct conf_route	r;
+	struct conf_route r;
 
 	memset(&r, 0, sizeof(r));
 	r.kind = kind;
@@ -65,8 +65,8 @@ add_route(enum route_kind kind, const char *match, uint32_t upstream)
 static const char *
 lookup(const char *user, enum mail_proto proto, int *port)
 {
-	const struct upstream_ctx	*u;
-	struct sockaddr_storage		 ss;
+	const struct upstream_ctx *u;
+	struct sockaddr_storage ss;
 
 	memset(&ss, 0, sizeof(ss));
 	if ((u = route_lookup(user, proto, &ss)) == NULL)
@@ -79,7 +79,7 @@ lookup(const char *user, enum mail_proto proto, int *port)
 static void
 test_empty_table(void **state)
 {
-	struct sockaddr_storage	ss;
+	struct sockaddr_storage ss;
 
 	(void)state;
 	assert_null(route_lookup("bob@example.com", PROTO_IMAP, &ss));
@@ -114,13 +114,13 @@ test_find_upstream(void **state)
 static void
 test_no_default(void **state)
 {
-	int	port = 0;
+	int port = 0;
 
 	(void)state;
 	assert_int_equal(add_route(ROUTE_USER, "vip@example.com", UP_A), 0);
 	assert_int_equal(add_route(ROUTE_DOMAIN, "example.com", UP_B), 0);
-	assert_int_equal(add_route(ROUTE_USER, "imap@example.org",
-	    UP_IMAPONLY), 0);
+	assert_int_equal(add_route(ROUTE_USER, "imap@example.org", UP_IMAPONLY),
+	    0);
 
 	assert_string_equal(lookup("vip@example.com", PROTO_IMAP, &port),
 	    "alpha");
@@ -136,7 +136,7 @@ test_no_default(void **state)
 static void
 test_precedence(void **state)
 {
-	int	port = 0;
+	int port = 0;
 
 	(void)state;
 	assert_int_equal(add_route(ROUTE_DEFAULT, "", UP_C), 0);
@@ -154,7 +154,7 @@ test_precedence(void **state)
 static void
 test_case_insensitive(void **state)
 {
-	int	port = 0;
+	int port = 0;
 
 	(void)state;
 	assert_string_equal(lookup("VIP@Example.COM", PROTO_IMAP, &port),
@@ -166,7 +166,7 @@ test_case_insensitive(void **state)
 static void
 test_domain_is_last_at(void **state)
 {
-	int	port = 0;
+	int port = 0;
 
 	(void)state;
 	/* "a@b@example.com": the domain is what follows the last '@' */
@@ -178,14 +178,13 @@ test_domain_is_last_at(void **state)
 	assert_string_equal(lookup("a@xexample.com", PROTO_IMAP, &port),
 	    "gamma");
 	/* nor does the domain match a user name without '@' */
-	assert_string_equal(lookup("example.com", PROTO_IMAP, &port),
-	    "gamma");
+	assert_string_equal(lookup("example.com", PROTO_IMAP, &port), "gamma");
 }
 
 static void
 test_user_without_at(void **state)
 {
-	int	port = 0;
+	int port = 0;
 
 	(void)state;
 	assert_string_equal(lookup("bob", PROTO_IMAP, &port), "gamma");
@@ -198,7 +197,7 @@ test_user_without_at(void **state)
 static void
 test_protocol_without_port(void **state)
 {
-	int	port = 0;
+	int port = 0;
 
 	(void)state;
 	assert_string_equal(lookup("imap@example.org", PROTO_IMAP, &port),
@@ -207,15 +206,14 @@ test_protocol_without_port(void **state)
 	/* the user's route decides; it does not fall back to the default */
 	assert_null(lookup("imap@example.org", PROTO_POP3, &port));
 	/* POP3 to an upstream with both ports uses the POP3 address */
-	assert_string_equal(lookup("x@example.com", PROTO_POP3, &port),
-	    "beta");
+	assert_string_equal(lookup("x@example.com", PROTO_POP3, &port), "beta");
 	assert_int_equal(port, 2000 + UP_B);
 }
 
 static void
 test_bad_proto(void **state)
 {
-	struct sockaddr_storage	ss;
+	struct sockaddr_storage ss;
 
 	(void)state;
 	assert_null(route_lookup("vip@example.com", (enum mail_proto)0, &ss));
@@ -227,16 +225,16 @@ main(void)
 {
 	/* order matters: the table only grows */
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_empty_table),
-		cmocka_unit_test(test_route_to_unknown_upstream),
-		cmocka_unit_test(test_find_upstream),
-		cmocka_unit_test(test_no_default),
-		cmocka_unit_test(test_precedence),
-		cmocka_unit_test(test_case_insensitive),
-		cmocka_unit_test(test_domain_is_last_at),
-		cmocka_unit_test(test_user_without_at),
-		cmocka_unit_test(test_protocol_without_port),
-		cmocka_unit_test(test_bad_proto),
+	    cmocka_unit_test(test_empty_table),
+	    cmocka_unit_test(test_route_to_unknown_upstream),
+	    cmocka_unit_test(test_find_upstream),
+	    cmocka_unit_test(test_no_default),
+	    cmocka_unit_test(test_precedence),
+	    cmocka_unit_test(test_case_insensitive),
+	    cmocka_unit_test(test_domain_is_last_at),
+	    cmocka_unit_test(test_user_without_at),
+	    cmocka_unit_test(test_protocol_without_port),
+	    cmocka_unit_test(test_bad_proto),
 	};
 
 	return cmocka_run_group_tests_name("route", tests, NULL, NULL);

@@ -25,29 +25,29 @@
 enum { KP_ORG, KP_NET, KP_WILD, KP_COM, KP_COUNT };
 
 static const char *const names[KP_COUNT] = {
-	"mail.example.org",	/* the default */
-	"mail.example.net",
-	"*.example.com",
-	"mail.example.com",
+    "mail.example.org", /* the default */
+    "mail.example.net",
+    "*.example.com",
+    "mail.example.com",
 };
 
-#define SUBJECT_ORG	"/CN=mail.example.org"
-#define SUBJECT_NET	"/CN=mail.example.net"
-#define SUBJECT_WILD	"/CN=*.example.com"
-#define SUBJECT_COM	"/CN=mail.example.com"
+#define SUBJECT_ORG  "/CN=mail.example.org"
+#define SUBJECT_NET  "/CN=mail.example.net"
+#define SUBJECT_WILD "/CN=*.example.com"
+#define SUBJECT_COM  "/CN=mail.example.com"
 
-#define HANDSHAKE_ROUNDS	200
-#define HANDSHAKE_POLL_MS	2000
+#define HANDSHAKE_ROUNDS  200
+#define HANDSHAKE_POLL_MS 2000
 
 struct fixture {
-	char			dir[64];
-	struct tls_keypair	kp[KP_COUNT];
+	char dir[64];
+	struct tls_keypair kp[KP_COUNT];
 };
 
 static void
 kp_path(char *buf, size_t len, const char *dir, int i, const char *ext)
 {
-	int	n;
+	int n;
 
 	n = snprintf(buf, len, "%s/%d.%s", dir, i, ext);
 	assert_true(n > 0 && (size_t)n < len);
@@ -56,9 +56,9 @@ kp_path(char *buf, size_t len, const char *dir, int i, const char *ext)
 static void
 read_file(const char *path, unsigned char **buf, size_t *len)
 {
-	FILE		*fp;
-	unsigned char	*p = NULL, *np;
-	size_t		 n = 0, cap = 0, got;
+	FILE *fp;
+	unsigned char *p = NULL, *np;
+	size_t n = 0, cap = 0, got;
 
 	if ((fp = fopen(path, "r")) == NULL)
 		fail_msg("open %s", path);
@@ -83,10 +83,10 @@ read_file(const char *path, unsigned char **buf, size_t *len)
 static int
 setup_group(void **state)
 {
-	struct fixture		*f;
-	struct tls_keypair	*k;
-	char			 cmd[1024], key[128], crt[128];
-	int			 i, n;
+	struct fixture *f;
+	struct tls_keypair *k;
+	char cmd[1024], key[128], crt[128];
+	int i, n;
 
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return -1;
@@ -102,7 +102,8 @@ setup_group(void **state)
 		k = &f->kp[i];
 		kp_path(key, sizeof(key), f->dir, i, "key");
 		kp_path(crt, sizeof(crt), f->dir, i, "crt");
-		n = snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec "
+		n = snprintf(cmd, sizeof(cmd),
+		    "openssl req -x509 -newkey ec "
 		    "-pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
 		    "-subj '/CN=%s' -addext 'subjectAltName=DNS:%s' "
 		    "-keyout '%s' -out '%s' >/dev/null 2>&1",
@@ -126,9 +127,9 @@ setup_group(void **state)
 static int
 teardown_group(void **state)
 {
-	struct fixture	*f = *state;
-	char		 path[128];
-	int		 i, j;
+	struct fixture *f = *state;
+	char path[128];
+	int i, j;
 
 	if (f == NULL)
 		return 0;
@@ -163,9 +164,9 @@ global_conf(struct conf_tls_global *g)
 static struct tls *
 server(struct tls_keypair **kp, size_t nkp)
 {
-	struct conf_tls_global	 g;
-	struct tls		*ctx;
-	char			 err[256];
+	struct conf_tls_global g;
+	struct tls *ctx;
+	char err[256];
 
 	global_conf(&g);
 	err[0] = '\0';
@@ -190,17 +191,17 @@ want_events(int rc)
  * must have seen exactly the name sent.
  */
 static void
-handshake(struct tls *srv, const char *servername, char *subject,
-    size_t len)
+handshake(struct tls *srv, const char *servername, char *subject, size_t len)
 {
-	struct tls_config	*ccfg;
-	struct tls		*client, *conn = NULL;
-	struct pollfd		 pfd[2];
-	const char		*s;
-	int			 sv[2], crc = -2, src = -2, round, n;
+	struct tls_config *ccfg;
+	struct tls *client, *conn = NULL;
+	struct pollfd pfd[2];
+	const char *s;
+	int sv[2], crc = -2, src = -2, round, n;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
-	    sv), 0);
+			     sv),
+	    0);
 	if (tls_accept_socket(srv, &conn, sv[1]) == -1)
 		fail_msg("tls_accept_socket: %s", tls_error(srv));
 
@@ -232,8 +233,8 @@ handshake(struct tls *srv, const char *servername, char *subject,
 		pfd[1].events = want_events(src);
 		n = poll(pfd, 2, HANDSHAKE_POLL_MS);
 		if (n == 0)
-			fail_msg("handshake stalled: client %d server %d",
-			    crc, src);
+			fail_msg("handshake stalled: client %d server %d", crc,
+			    src);
 		assert_true(n > 0);
 	}
 	if (crc != 0 || src != 0)
@@ -259,7 +260,7 @@ handshake(struct tls *srv, const char *servername, char *subject,
 static void
 assert_served(struct tls *srv, const char *servername, const char *want)
 {
-	char	subject[256];
+	char subject[256];
 
 	handshake(srv, servername, subject, sizeof(subject));
 	if (strcmp(subject, want) != 0)
@@ -271,8 +272,8 @@ assert_served(struct tls *srv, const char *servername, const char *want)
 static struct tls *
 server_all(struct fixture *f)
 {
-	struct tls_keypair	*kp[KP_COUNT];
-	int			 i;
+	struct tls_keypair *kp[KP_COUNT];
+	int i;
 
 	for (i = 0; i < KP_COUNT; i++)
 		kp[i] = &f->kp[i];
@@ -282,7 +283,7 @@ server_all(struct fixture *f)
 static void
 test_exact(void **state)
 {
-	struct tls	*srv = server_all(*state);
+	struct tls *srv = server_all(*state);
 
 	assert_served(srv, "mail.example.net", SUBJECT_NET);
 	assert_served(srv, "mail.example.org", SUBJECT_ORG);
@@ -294,7 +295,7 @@ test_exact(void **state)
 static void
 test_wildcard(void **state)
 {
-	struct tls	*srv = server_all(*state);
+	struct tls *srv = server_all(*state);
 
 	assert_served(srv, "foo.example.com", SUBJECT_WILD);
 	assert_served(srv, "imap.example.com", SUBJECT_WILD);
@@ -307,9 +308,9 @@ test_wildcard(void **state)
 static void
 test_exact_beats_wildcard(void **state)
 {
-	struct fixture		*f = *state;
-	struct tls_keypair	*kp[3];
-	struct tls		*srv;
+	struct fixture *f = *state;
+	struct tls_keypair *kp[3];
+	struct tls *srv;
 
 	/* the wildcard comes first in the listener's list */
 	kp[0] = &f->kp[KP_ORG];
@@ -341,7 +342,7 @@ test_exact_beats_wildcard(void **state)
 static void
 test_unknown_name(void **state)
 {
-	struct tls	*srv = server_all(*state);
+	struct tls *srv = server_all(*state);
 
 	assert_served(srv, "other.example", SUBJECT_ORG);
 	assert_served(srv, "example.net", SUBJECT_ORG);
@@ -351,7 +352,7 @@ test_unknown_name(void **state)
 static void
 test_no_sni(void **state)
 {
-	struct tls	*srv = server_all(*state);
+	struct tls *srv = server_all(*state);
 
 	assert_served(srv, NULL, SUBJECT_ORG);
 	tls_free(srv);
@@ -360,9 +361,9 @@ test_no_sni(void **state)
 static void
 test_default_only(void **state)
 {
-	struct fixture		*f = *state;
-	struct tls_keypair	*kp[1];
-	struct tls		*srv;
+	struct fixture *f = *state;
+	struct tls_keypair *kp[1];
+	struct tls *srv;
 
 	kp[0] = &f->kp[KP_ORG];
 	srv = server(kp, 1);
@@ -377,10 +378,10 @@ test_default_only(void **state)
 static void
 test_no_keypairs(void **state)
 {
-	struct fixture		*f = *state;
-	struct conf_tls_global	 g;
-	struct tls_keypair	*kp[1];
-	char			 err[256];
+	struct fixture *f = *state;
+	struct conf_tls_global g;
+	struct tls_keypair *kp[1];
+	char err[256];
 
 	global_conf(&g);
 	kp[0] = &f->kp[KP_ORG];
@@ -407,9 +408,9 @@ with_key_of(struct tls_keypair *dst, const struct tls_keypair *cert,
 static void
 expect_failure(struct tls_keypair **kp, size_t nkp)
 {
-	struct conf_tls_global	 g;
-	struct tls		*ctx;
-	char			 err[256];
+	struct conf_tls_global g;
+	struct tls *ctx;
+	char err[256];
 
 	global_conf(&g);
 	err[0] = '\0';
@@ -424,8 +425,8 @@ expect_failure(struct tls_keypair **kp, size_t nkp)
 static void
 test_key_mismatch(void **state)
 {
-	struct fixture		*f = *state;
-	struct tls_keypair	 a, b, *kp[3];
+	struct fixture *f = *state;
+	struct tls_keypair a, b, *kp[3];
 
 	/* the default and an SNI keypair trade keys */
 	with_key_of(&a, &f->kp[KP_ORG], &f->kp[KP_NET]);
@@ -460,14 +461,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exact),
-		cmocka_unit_test(test_wildcard),
-		cmocka_unit_test(test_exact_beats_wildcard),
-		cmocka_unit_test(test_unknown_name),
-		cmocka_unit_test(test_no_sni),
-		cmocka_unit_test(test_default_only),
-		cmocka_unit_test(test_no_keypairs),
-		cmocka_unit_test(test_key_mismatch),
+	    cmocka_unit_test(test_exact),
+	    cmocka_unit_test(test_wildcard),
+	    cmocka_unit_test(test_exact_beats_wildcard),
+	    cmocka_unit_test(test_unknown_name),
+	    cmocka_unit_test(test_no_sni),
+	    cmocka_unit_test(test_default_only),
+	    cmocka_unit_test(test_no_keypairs),
+	    cmocka_unit_test(test_key_mismatch),
 	};
 
 	return cmocka_run_group_tests_name("sni", tests, setup_group,

@@ -23,8 +23,8 @@ tls_keypair_is_wildcard(const struct tls_keypair *k)
 static int
 add_keypair(struct tls_config *cfg, const struct tls_keypair *k, int first)
 {
-	const unsigned char	*ocsp = k->blob[BLOB_OCSP];
-	size_t			 ocsplen = k->bloblen[BLOB_OCSP];
+	const unsigned char *ocsp = k->blob[BLOB_OCSP];
+	size_t ocsplen = k->bloblen[BLOB_OCSP];
 
 	if (first)
 		return tls_config_set_keypair_ocsp_mem(cfg, k->blob[BLOB_CERT],
@@ -39,11 +39,11 @@ struct tls *
 tls_server_context(const struct conf_tls_global *g, struct tls_keypair **kp,
     size_t nkp, char *err, size_t errlen)
 {
-	struct tls_config	*cfg;
-	struct tls		*ctx = NULL;
-	unsigned char		 sid[TLS_MAX_SESSION_ID_LENGTH];
-	size_t			 i;
-	int			 pass;
+	struct tls_config *cfg;
+	struct tls *ctx = NULL;
+	unsigned char sid[TLS_MAX_SESSION_ID_LENGTH];
+	size_t i;
+	int pass;
 
 	if (nkp == 0) {
 		snprintf(err, errlen, "no keypair");
@@ -84,8 +84,8 @@ tls_server_context(const struct conf_tls_global *g, struct tls_keypair **kp,
 		 */
 		arc4random_buf(sid, sizeof(sid));
 		if (tls_config_set_session_id(cfg, sid, sizeof(sid)) == -1 ||
-		    tls_config_set_session_lifetime(cfg,
-		    g->session_lifetime) == -1) {
+		    tls_config_set_session_lifetime(cfg, g->session_lifetime) ==
+			-1) {
 			snprintf(err, errlen, "%s", tls_config_error(cfg));
 			goto fail;
 		}

@@ -25,66 +25,65 @@
 #include "tlsbridge.h"
 #include "tlsproc.h"
 
-#define ACCEPT_PAUSE_SEC	1
+#define ACCEPT_PAUSE_SEC 1
 
 struct tls_listener {
-	TAILQ_ENTRY(tls_listener)	 entry;
-	struct conf_listener		 conf;
-	int				 fd;
-	struct event			 ev;
-	struct tls			*ctx;
+	TAILQ_ENTRY(tls_listener) entry;
+	struct conf_listener conf;
+	int fd;
+	struct event ev;
+	struct tls *ctx;
 };
 
 struct tconn {
-	TAILQ_ENTRY(tconn)	 entry;
-	uint32_t		 session_id;	/* authproc's, for STARTTLS */
-	int			 starttls;
-	struct tls_listener	*listener;
-	struct tls		*tls;
-	int			 fd;
-	struct sockaddr_storage	 client;
-	struct sockaddr_storage	 local;
-	struct event		 ev;
-	struct event		 timer;
-	int			 bridging;
-	struct tlsbridge	 bridge;
+	TAILQ_ENTRY(tconn) entry;
+	uint32_t session_id; /* authproc's, for STARTTLS */
+	int starttls;
+	struct tls_listener *listener;
+	struct tls *tls;
+	int fd;
+	struct sockaddr_storage client;
+	struct sockaddr_storage local;
+	struct event ev;
+	struct event timer;
+	int bridging;
+	struct tlsbridge bridge;
 };
 
-static struct imsgev		 parent_iev;
-static struct imsgev		*authproc_iev;
-static struct conf_global	 global_conf;
-static struct conf_tls_global	 tls_conf;
-static struct conf_sandbox	 sandbox_conf;
-static struct tls_keypair_list	 keypairs = TAILQ_HEAD_INITIALIZER(keypairs);
-static TAILQ_HEAD(, tls_listener) listeners =
-    TAILQ_HEAD_INITIALIZER(listeners);
-static TAILQ_HEAD(, tconn)	 tconns = TAILQ_HEAD_INITIALIZER(tconns);
-static unsigned int		 ntconns;
-static int			 have_sandbox;
-static struct event		 accept_pause_ev;
+static struct imsgev parent_iev;
+static struct imsgev *authproc_iev;
+static struct conf_global global_conf;
+static struct conf_tls_global tls_conf;
+static struct conf_sandbox sandbox_conf;
+static struct tls_keypair_list keypairs = TAILQ_HEAD_INITIALIZER(keypairs);
+static TAILQ_HEAD(, tls_listener) listeners = TAILQ_HEAD_INITIALIZER(listeners);
+static TAILQ_HEAD(, tconn) tconns = TAILQ_HEAD_INITIALIZER(tconns);
+static unsigned int ntconns;
+static int have_sandbox;
+static struct event accept_pause_ev;
 
-static void	tconn_free(struct tconn *);
-static void	handshake_step(int, short, void *);
+static void tconn_free(struct tconn *);
+static void handshake_step(int, short, void *);
 
 static struct tls_listener *
 listener_find(uint32_t id)
 {
-	struct tls_listener	*l;
+	struct tls_listener *l;
 
 	TAILQ_FOREACH(l, &listeners, entry)
-		if (l->conf.id == id)
-			return l;
+	if (l->conf.id == id)
+		return l;
 	return NULL;
 }
 
 static struct tls_keypair *
 keypair_find(uint32_t id)
 {
-	struct tls_keypair	*k;
+	struct tls_keypair *k;
 
 	TAILQ_FOREACH(k, &keypairs, entry)
-		if (k->conf.id == id)
-			return k;
+	if (k->conf.id == id)
+		return k;
 	return NULL;
 }
 
@@ -109,7 +108,7 @@ tconn_free(struct tconn *t)
 static void
 tconn_bridge_done(struct tlsbridge *b, void *arg)
 {
-	struct tconn	*t = arg;
+	struct tconn *t = arg;
 
 	(void)b;
 	log_debug("tls connection closed: %llu bytes in, %llu bytes out",
@@ -124,7 +123,7 @@ tconn_bridge_done(struct tlsbridge *b, void *arg)
 static void
 facts_fill(struct tls *tls, struct tls_facts *f)
 {
-	const char	*v;
+	const char *v;
 
 	memset(f, 0, sizeof(*f));
 	if ((v = tls_conn_version(tls)) != NULL)
@@ -138,15 +137,15 @@ facts_fill(struct tls *tls, struct tls_facts *f)
 static void
 handshake_failed(struct tconn *t, const char *why)
 {
-	struct starttls_done	done;
-	char			addr[128];
+	struct starttls_done done;
+	char addr[128];
 
 	log_info("tls handshake with %s failed: %s",
 	    sockaddr_str(&t->client, addr, sizeof(addr)), why);
 	if (t->starttls && authproc_iev != NULL) {
 		memset(&done, 0, sizeof(done));
-		imsgev_compose(authproc_iev, IMSG_STARTTLS_DONE,
-		    t->session_id, -1, &done, sizeof(done));
+		imsgev_compose(authproc_iev, IMSG_STARTTLS_DONE, t->session_id,
+		    -1, &done, sizeof(done));
 	}
 	tconn_free(t);
 }
@@ -155,17 +154,17 @@ handshake_failed(struct tconn *t, const char *why)
 static void
 handshake_done(struct tconn *t)
 {
-	struct tls_session	ts;
-	struct starttls_done	done;
-	int			sp[2];
+	struct tls_session ts;
+	struct starttls_done done;
+	int sp[2];
 
 	evtimer_del(&t->timer);
 	if (authproc_iev == NULL) {
 		handshake_failed(t, "authproc not available");
 		return;
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0, sp) == -1) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		sp) == -1) {
 		log_warn("socketpair");
 		handshake_failed(t, "out of resources");
 		return;
@@ -174,8 +173,8 @@ handshake_done(struct tconn *t)
 		memset(&done, 0, sizeof(done));
 		done.ok = 1;
 		facts_fill(t->tls, &done.facts);
-		imsgev_compose(authproc_iev, IMSG_STARTTLS_DONE,
-		    t->session_id, sp[1], &done, sizeof(done));
+		imsgev_compose(authproc_iev, IMSG_STARTTLS_DONE, t->session_id,
+		    sp[1], &done, sizeof(done));
 	} else {
 		memset(&ts, 0, sizeof(ts));
 		ts.listener_id = t->listener->conf.id;
@@ -193,8 +192,8 @@ handshake_done(struct tconn *t)
 static void
 handshake_step(int fd, short event, void *arg)
 {
-	struct tconn	*t = arg;
-	short		 want = 0;
+	struct tconn *t = arg;
+	short want = 0;
 
 	(void)fd;
 	(void)event;
@@ -221,13 +220,12 @@ handshake_timeout(int fd, short event, void *arg)
 }
 
 static void
-tconn_start(struct tls_listener *l, int fd, uint32_t session_id,
-    int starttls)
+tconn_start(struct tls_listener *l, int fd, uint32_t session_id, int starttls)
 {
-	struct tconn	*t;
-	struct timeval	 tv;
-	socklen_t	 len;
-	int		 on = 1;
+	struct tconn *t;
+	struct timeval tv;
+	socklen_t len;
+	int on = 1;
 
 	if ((t = calloc(1, sizeof(*t))) == NULL) {
 		log_warn("calloc");
@@ -267,9 +265,10 @@ tconn_start(struct tls_listener *l, int fd, uint32_t session_id,
 static void
 listeners_pause(int pause)
 {
-	struct tls_listener	*l;
+	struct tls_listener *l;
 
-	TAILQ_FOREACH(l, &listeners, entry) {
+	TAILQ_FOREACH(l, &listeners, entry)
+	{
 		if (l->fd == -1)
 			continue;
 		if (pause)
@@ -291,13 +290,13 @@ accept_resume(int fd, short event, void *arg)
 static void
 listener_accept(int fd, short event, void *arg)
 {
-	struct tls_listener	*l = arg;
-	struct timeval		 tv = { ACCEPT_PAUSE_SEC, 0 };
-	int			 cfd;
+	struct tls_listener *l = arg;
+	struct timeval tv = {ACCEPT_PAUSE_SEC, 0};
+	int cfd;
 
 	(void)event;
-	if ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC))
-	    == -1) {
+	if ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) ==
+	    -1) {
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 		    errno == ENOMEM) {
 			log_warn("accept; pausing for %d s", ACCEPT_PAUSE_SEC);
@@ -316,7 +315,7 @@ listener_accept(int fd, short event, void *arg)
 static void
 authproc_lost(void)
 {
-	struct tconn	*t, *next;
+	struct tconn *t, *next;
 
 	imsgev_clear(authproc_iev);
 	free(authproc_iev);
@@ -332,8 +331,8 @@ authproc_lost(void)
 static int
 authproc_handle(struct imsg *imsg, void *arg)
 {
-	struct starttls_request	*req = imsg->data;
-	struct tls_listener	*l;
+	struct starttls_request *req = imsg->data;
+	struct tls_listener *l;
 
 	(void)arg;
 	if ((l = listener_find(req->listener_id)) == NULL ||
@@ -343,12 +342,12 @@ authproc_handle(struct imsg *imsg, void *arg)
 		return -1;
 	}
 	if (ntconns >= global_conf.max_sessions) {
-		struct starttls_done	done;
+		struct starttls_done done;
 
 		memset(&done, 0, sizeof(done));
 		imsgev_compose(authproc_iev, IMSG_STARTTLS_DONE,
 		    imsg->hdr.peerid, -1, &done, sizeof(done));
-		return 0;	/* imsg_free closes the socket */
+		return 0; /* imsg_free closes the socket */
 	}
 	tconn_start(l, imsg_take_fd(imsg), imsg->hdr.peerid, 1);
 	return 0;
@@ -359,22 +358,22 @@ authproc_dispatch(int fd, short event, void *arg)
 {
 	(void)fd;
 	if (proc_peer_dispatch(arg, event, PROC_AUTHPROC,
-	    authproc_to_tlsproc_rules, authproc_to_tlsproc_nrules,
-	    authproc_handle, NULL) != PEER_OK)
+		authproc_to_tlsproc_rules, authproc_to_tlsproc_nrules,
+		authproc_handle, NULL) != PEER_OK)
 		authproc_lost();
 }
 
 static void
 keypair_blob(struct imsg *imsg)
 {
-	struct conf_blob	*b = imsg->data;
-	struct tls_keypair	*k;
+	struct conf_blob *b = imsg->data;
+	struct tls_keypair *k;
 
 	if (!conf_blob_valid(imsg) || b->kind == BLOB_CA ||
 	    (k = keypair_find(b->owner_id)) == NULL)
 		fatalx("bad keypair blob");
 	if (blob_store(&k->blob[b->kind], &k->bloblen[b->kind],
-	    &k->blobgot[b->kind], b, (unsigned char *)(b + 1)) == -1)
+		&k->blobgot[b->kind], b, (unsigned char *)(b + 1)) == -1)
 		fatalx("keypair %s: blob out of order", k->conf.name);
 }
 
@@ -382,9 +381,9 @@ keypair_blob(struct imsg *imsg)
 static void
 listener_context(struct tls_listener *l)
 {
-	struct tls_keypair	*kp[LISTEN_MAX_KEYPAIRS];
-	char			 err[256];
-	size_t			 i, n = 0;
+	struct tls_keypair *kp[LISTEN_MAX_KEYPAIRS];
+	char err[256];
+	size_t i, n = 0;
 
 	for (i = 0; i < l->conf.nkeypairs && i < LISTEN_MAX_KEYPAIRS; i++) {
 		kp[n] = keypair_find(l->conf.keypairs[i]);
@@ -397,8 +396,8 @@ listener_context(struct tls_listener *l)
 		}
 		n++;
 	}
-	if ((l->ctx = tls_server_context(&tls_conf, kp, n, err,
-	    sizeof(err))) == NULL)
+	if ((l->ctx = tls_server_context(&tls_conf, kp, n, err, sizeof(err))) ==
+	    NULL)
 		log_warnx("listener %s: no TLS: %s", l->conf.name, err);
 }
 
@@ -406,10 +405,11 @@ listener_context(struct tls_listener *l)
 static void
 keypairs_wipe(void)
 {
-	struct tls_keypair	*k;
-	int			 i;
+	struct tls_keypair *k;
+	int i;
 
-	TAILQ_FOREACH(k, &keypairs, entry) {
+	TAILQ_FOREACH(k, &keypairs, entry)
+	{
 		for (i = 0; i <= BLOB_CA; i++) {
 			if (k->blob[i] == NULL)
 				continue;
@@ -423,15 +423,15 @@ keypairs_wipe(void)
 static void
 parent_handle(struct imsg *imsg)
 {
-	struct tls_listener	*l;
-	struct tls_keypair	*k;
-	struct peer_channel	*pc;
+	struct tls_listener *l;
+	struct tls_keypair *k;
+	struct peer_channel *pc;
 
 	switch (imsg->hdr.type) {
 	case IMSG_CONF_SANDBOX:
 		memcpy(&sandbox_conf, imsg->data, sizeof(sandbox_conf));
 		if (!imsg_string_ok(sandbox_conf.chroot,
-		    sizeof(sandbox_conf.chroot)))
+			sizeof(sandbox_conf.chroot)))
 			fatalx("bad sandbox message");
 		have_sandbox = 1;
 		break;
@@ -475,7 +475,7 @@ parent_handle(struct imsg *imsg)
 		if (!have_sandbox)
 			fatalx("no sandbox configuration");
 		TAILQ_FOREACH(l, &listeners, entry)
-			listener_context(l);
+		listener_context(l);
 		keypairs_wipe();
 		sandbox_enter(PROC_TLSPROC, &sandbox_conf);
 		listeners_pause(0);

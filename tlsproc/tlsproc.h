@@ -13,20 +13,20 @@
 #include "proto.h"
 
 struct tls_keypair {
-	TAILQ_ENTRY(tls_keypair)	 entry;
-	struct conf_keypair		 conf;
-	unsigned char			*blob[BLOB_CA + 1];
-	size_t				 bloblen[BLOB_CA + 1];
-	size_t				 blobgot[BLOB_CA + 1];
+	TAILQ_ENTRY(tls_keypair) entry;
+	struct conf_keypair conf;
+	unsigned char *blob[BLOB_CA + 1];
+	size_t bloblen[BLOB_CA + 1];
+	size_t blobgot[BLOB_CA + 1];
 };
 TAILQ_HEAD(tls_keypair_list, tls_keypair);
 
-void	tlsproc_main(void) __attribute__((noreturn));
+void tlsproc_main(void) __attribute__((noreturn));
 
 /* sni.c: build a server context whose SNI choice is exact, wildcard,
  * then the first (default) keypair. */
-int	tls_keypair_is_wildcard(const struct tls_keypair *);
+int tls_keypair_is_wildcard(const struct tls_keypair *);
 struct tls *tls_server_context(const struct conf_tls_global *,
-	    struct tls_keypair **, size_t, char *err, size_t errlen);
+    struct tls_keypair **, size_t, char *err, size_t errlen);
 
 #endif
