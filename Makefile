@@ -2,7 +2,7 @@
 
 CC		?= cc
 BUILD		?= obj
-PKGS		 = libtls libevent libmemcached libseccomp
+PKGS		 = libtls libevent libmemcached libseccomp libcrypto
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_CFLAGS	:= $(shell pkg-config --cflags cmocka 2>/dev/null)
@@ -17,7 +17,7 @@ CFLAGS		+= $(OPT) -g $(WARN) -D_GNU_SOURCE -std=gnu11 \
 		   -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE \
 		   $(INCS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS		+= -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(EXTRA_LDFLAGS)
-LIBS		 = $(PKG_LIBS) -lresolv
+LIBS		 = $(PKG_LIBS) -lresolv -lpthread
 
 COMMON_SRCS	 = common/log.c common/imsg.c common/proto.c common/sandbox.c \
 		   common/proc.c common/proxyproto.c \
@@ -25,7 +25,8 @@ COMMON_SRCS	 = common/log.c common/imsg.c common/proto.c common/sandbox.c \
 AUTHPROC_SRCS	 = authproc/authproc.c authproc/imap.c authproc/pop3.c \
 		   authproc/imap_parser.c authproc/pop3_parser.c authproc/sasl.c
 RELAY_SRCS	 = relay/relay.c relay/relay_imap.c relay/relay_pop3.c \
-		   relay/route.c relay/splice.c
+		   relay/route.c relay/splice.c relay/mcache.c relay/mckey.c \
+		   relay/counters.c
 TLSPROC_SRCS	 = tlsproc/tlsproc.c tlsproc/sni.c
 POLICY_SRCS	 = policy/policy.c policy/window.c policy/cidr.c
 PARENT_SRCS	 = parent/parent.c parent/audit.c
@@ -61,7 +62,7 @@ $(BUILD)/%.o: %.c
 -include $(DEPS)
 
 # ---- unit tests (cmocka), one file per module ----
-UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni json \
+UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni json mckey \
 		   policy proxyproto
 UNIT_BINS	 = $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 LIB_OBJS	 = $(filter-out $(BUILD)/parent/parent.o,$(OBJS))

@@ -32,6 +32,7 @@
 
 #define ACCEPT_PAUSE_SEC  1
 #define OUTPUT_HIWAT	  (64 * 1024) /* stop reading above */
+#define POLICY_WAIT_MAX	  2	      /* s for the shared counters */
 #define POLICY_EXPIRE_SEC 30
 
 struct conf_global authproc_conf;
@@ -57,6 +58,8 @@ static void session_setup_bev(struct session *);
 static void session_total_timeout(int, short, void *);
 static void session_policy_result(struct session *, int);
 static void session_delay_done(int, short, void *);
+static void session_login_checked(struct session *, const uint32_t *);
+static int session_query_counters(struct session *);
 static int conn_limit_reached(const struct sockaddr_storage *);
 static int conn_limit_reached_except(const struct sockaddr_storage *,
     const struct session *);
@@ -128,12 +131,30 @@ session_audit(struct session *s, enum audit_result result, const char *reason)
 }
 
 /* The pending attempt's outcome, for the failure limits; once only. */
+/* Bump the shared counters too, when they are in use. */
+static void
+shared_count(const struct session *s, uint32_t kinds)
+{
+	struct counter_op op;
+
+	if (!authproc_policy.shared || relay_iev == NULL || kinds == 0)
+		return;
+	memset(&op, 0, sizeof(op));
+	op.kinds = kinds;
+	op.client = s->client;
+	snprintf(op.user, sizeof(op.user), "%s", s->req.user);
+	imsgev_compose(relay_iev, IMSG_COUNTER_ADD, s->id, -1, &op,
+	    sizeof(op));
+}
+
 static void
 session_policy_result(struct session *s, int failed)
 {
 	if (!s->counted)
 		return;
 	policy_result(&s->client, s->req.user, wallclock_ms(), failed);
+	if (failed)
+		shared_count(s, policy_kinds_failed(&s->client));
 	s->counted = 0;
 }
 
@@ -188,7 +209,7 @@ session_free(struct session *s)
 
 	log_debug("session %016llx: closed (%s)", (unsigned long long)s->sid,
 	    sockaddr_str(&s->client, addr, sizeof(addr)));
-	if (s->state == S_LOGIN_PENDING)
+	if (s->state == S_LOGIN_PENDING || s->state == S_POLICY_WAIT)
 		session_audit(s, AUDIT_ABORTED,
 		    "client left before its login was sent");
 	session_policy_result(s, 0);
@@ -381,14 +402,102 @@ login_refuse(struct session *s, enum audit_result result, const char *why,
 		pop3_throttled(s, &res);
 }
 
-void
-session_login(struct session *s)
+/* A refused login: commands pipelined behind it are ours again. */
+static void
+session_resume_input(struct session *s)
+{
+	if (s->state == S_PREAUTH) {
+		if (s->listener->conf.proto == PROTO_IMAP)
+			imap_input(s);
+		else
+			pop3_input(s);
+	}
+	session_maybe_free(s);
+}
+
+/*
+ * The shared counters (through relay and memcached) decide, with this
+ * node's attempts in flight added; without them the local table does.
+ */
+static void
+session_login_checked(struct session *s, const uint32_t *shared)
 {
 	enum policy_verdict v;
 	const char *msg = NULL;
 	uint64_t now = wallclock_ms();
 
-	s->req.start_ms = now;
+	/* throttled attempts never reach relay or the upstream */
+	v = policy_check_shared(&s->client, s->req.user, now, shared, &msg);
+	if (v != POLICY_ALLOW) {
+		bufferevent_enable(s->bev, EV_READ);
+		login_refuse(s,
+		    v == POLICY_THROTTLED_IP ? AUDIT_THROTTLED_IP
+					     : AUDIT_THROTTLED_USER,
+		    v == POLICY_THROTTLED_IP ? "address over its limit"
+					     : "user over its limit",
+		    msg);
+		return;
+	}
+	policy_attempt(&s->client, s->req.user, now);
+	shared_count(s, policy_kinds_attempted(&s->client));
+	s->counted = 1;
+	s->state = S_LOGIN_PENDING;
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_send_login(s);
+}
+
+static void
+session_policy_timeout(int fd, short event, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)event;
+	log_warnx("session %016llx: no answer from the shared throttle "
+		  "counters; deciding from this node's",
+	    (unsigned long long)s->sid);
+	session_login_checked(s, NULL);
+	session_resume_input(s);
+}
+
+static int
+session_query_counters(struct session *s)
+{
+	struct timeval tv = {POLICY_WAIT_MAX, 0};
+	struct counter_op op;
+
+	memset(&op, 0, sizeof(op));
+	if ((op.kinds = policy_kinds_checked(&s->client)) == 0)
+		return -1;
+	op.client = s->client;
+	snprintf(op.user, sizeof(op.user), "%s", s->req.user);
+	if (imsgev_compose(relay_iev, IMSG_COUNTER_QUERY, s->id, -1, &op,
+		sizeof(op)) == -1)
+		return -1;
+	s->state = S_POLICY_WAIT;
+	evtimer_set(&s->delay_ev, session_policy_timeout, s);
+	evtimer_add(&s->delay_ev, &tv);
+	return 0;
+}
+
+static void
+relay_handle_counters(struct imsg *imsg)
+{
+	const struct counter_values *cv = imsg->data;
+	struct session *s;
+
+	if ((s = session_find(imsg->hdr.peerid)) == NULL ||
+	    s->state != S_POLICY_WAIT)
+		return; /* timed out or gone meanwhile */
+	evtimer_del(&s->delay_ev);
+	session_login_checked(s, cv->ok ? cv->values : NULL);
+	session_resume_input(s);
+}
+
+void
+session_login(struct session *s)
+{
+	s->req.start_ms = wallclock_ms();
 	if (authproc_policy.max_attempts &&
 	    ++s->attempts > authproc_policy.max_attempts) {
 		/* the connection has had its chances: it ends here */
@@ -407,23 +516,11 @@ session_login(struct session *s)
 		session_close_after_write(s);
 		return;
 	}
-	/* throttled attempts never reach relay or the upstream */
-	v = policy_check(&s->client, s->req.user, now, &msg);
-	if (v != POLICY_ALLOW) {
-		login_refuse(s,
-		    v == POLICY_THROTTLED_IP ? AUDIT_THROTTLED_IP
-					     : AUDIT_THROTTLED_USER,
-		    v == POLICY_THROTTLED_IP ? "address over its limit"
-					     : "user over its limit",
-		    msg);
-		return;
-	}
-	policy_attempt(&s->client, s->req.user, now);
-	s->counted = 1;
 	bufferevent_disable(s->bev, EV_READ);
-	s->state = S_LOGIN_PENDING;
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		session_send_login(s);
+	if (authproc_policy.shared && relay_iev != NULL &&
+	    session_query_counters(s) == 0)
+		return;
+	session_login_checked(s, NULL);
 }
 
 /* A client that does not read its replies gets no more of them. */
@@ -974,6 +1071,10 @@ relay_handle(struct imsg *imsg, void *arg)
 	char err[128];
 
 	(void)arg;
+	if (imsg->hdr.type == IMSG_COUNTER_VALUES) {
+		relay_handle_counters(imsg);
+		return 0;
+	}
 	if (login_result_valid(imsg, err, sizeof(err)) == -1) {
 		log_warnx("relay: %s", err);
 		return -1;

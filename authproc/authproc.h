@@ -96,6 +96,7 @@ enum session_state {
 	S_PROXY,	    /* reading a PROXY protocol header */
 	S_PREAUTH,	    /* reading commands */
 	S_SASL,		    /* waiting for a SASL response line */
+	S_POLICY_WAIT,	    /* waiting for the shared throttle counters */
 	S_LOGIN_PENDING,    /* waiting for output to drain, then relay */
 	S_LOGIN_SENT,	    /* relay has the attempt */
 	S_STARTTLS_PENDING, /* flushing "OK, begin TLS" */

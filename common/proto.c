@@ -25,6 +25,7 @@ const struct imsg_rule parent_to_child_rules[] = {
     {IMSG_CONF_ROUTE, FIXED(struct conf_route), IMSG_FD_NONE},
     {IMSG_CONF_END, 0, 0, IMSG_FD_NONE},
     {IMSG_PEER_CHANNEL, FIXED(struct peer_channel), IMSG_FD_REQUIRED},
+    {IMSG_CONF_MEMCACHE, FIXED(struct conf_memcache), IMSG_FD_NONE},
 };
 const size_t parent_to_child_nrules =
     sizeof(parent_to_child_rules) / sizeof(parent_to_child_rules[0]);
@@ -40,6 +41,8 @@ const size_t child_to_parent_nrules =
 const struct imsg_rule authproc_to_relay_rules[] = {
     {IMSG_LOGIN_REQUEST, sizeof(struct login_request),
 	sizeof(struct login_request) + PIPELINE_MAX, IMSG_FD_REQUIRED},
+    {IMSG_COUNTER_QUERY, FIXED(struct counter_op), IMSG_FD_NONE},
+    {IMSG_COUNTER_ADD, FIXED(struct counter_op), IMSG_FD_NONE},
 };
 const size_t authproc_to_relay_nrules =
     sizeof(authproc_to_relay_rules) / sizeof(authproc_to_relay_rules[0]);
@@ -59,6 +62,7 @@ const size_t authproc_to_tlsproc_nrules =
 
 const struct imsg_rule relay_to_authproc_rules[] = {
     {IMSG_LOGIN_RESULT, FIXED(struct login_result), IMSG_FD_NONE},
+    {IMSG_COUNTER_VALUES, FIXED(struct counter_values), IMSG_FD_NONE},
 };
 const size_t relay_to_authproc_nrules =
     sizeof(relay_to_authproc_rules) / sizeof(relay_to_authproc_rules[0]);
@@ -261,6 +265,18 @@ audit_record_valid(const struct imsg *imsg)
 	    imsg_string_ok(a->mech, sizeof(a->mech)) &&
 	    imsg_string_ok(a->reason, sizeof(a->reason)) &&
 	    imsg_string_ok(a->upstream, sizeof(a->upstream));
+}
+
+int
+counter_op_valid(const struct imsg *imsg)
+{
+	const struct counter_op *op = imsg->data;
+	const uint32_t known = 1 << COUNT_IP | 1 << COUNT_USER |
+	    1 << COUNT_IP_FAIL | 1 << COUNT_IPUSER_FAIL;
+
+	return imsg->datalen == sizeof(*op) && op->kinds != 0 &&
+	    (op->kinds & ~known) == 0 && sockaddr_valid(&op->client) &&
+	    imsg_string_ok(op->user, sizeof(op->user));
 }
 
 const char *

@@ -71,6 +71,13 @@ enum imsg_type {
 	/* child -> parent */
 	IMSG_PEER_MISBEHAVED,
 	IMSG_AUDIT,
+	/* parent -> relay */
+	IMSG_CONF_MEMCACHE,
+	/* authproc -> relay: the shared throttle counters */
+	IMSG_COUNTER_QUERY,
+	IMSG_COUNTER_ADD,
+	/* relay -> authproc */
+	IMSG_COUNTER_VALUES,
 	IMSG_TYPE_MAX
 };
 
@@ -179,6 +186,36 @@ struct conf_route {
 	char match[USER_MAX_LEN + 1];
 };
 
+#define MCACHE_MAX_SERVERS 8
+
+struct conf_memcache {
+	uint32_t nservers;
+	uint32_t timeout_ms; /* per operation */
+	uint32_t backoff_s;  /* skipped after a failure */
+	uint32_t route_ttl;  /* s */
+	struct sockaddr_storage servers[MCACHE_MAX_SERVERS];
+};
+
+/*
+ * authproc -> relay: read (IMSG_COUNTER_QUERY) or count one more in
+ * (IMSG_COUNTER_ADD) the shared throttle counters of one attempt.  relay
+ * derives the memcached keys itself from the kinds, the address and the
+ * user, so authproc can touch nothing else in memcached.
+ */
+struct counter_op {
+	uint32_t kinds; /* 1 << COUNT_* */
+	struct sockaddr_storage client;
+	char user[USER_MAX_LEN + 1];
+};
+
+#define COUNTER_KINDS 5 /* indexed by COUNT_*, 0 unused */
+
+/* relay -> authproc: window estimates; ok 0: no shared store now */
+struct counter_values {
+	uint32_t ok;
+	uint32_t values[COUNTER_KINDS];
+};
+
 struct peer_channel {
 	uint32_t role;
 	uint32_t pid;
@@ -269,6 +306,7 @@ int login_result_valid(const struct imsg *, char *, size_t);
 int tls_facts_valid(const struct tls_facts *);
 int conf_blob_valid(const struct imsg *);
 int audit_record_valid(const struct imsg *);
+int counter_op_valid(const struct imsg *);
 const char *audit_result_name(enum audit_result);
 const char *login_mech_name(enum login_mech);
 uint64_t wallclock_ms(void);

@@ -5,10 +5,14 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include <netinet/in.h>
+
 #include <linux/landlock.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
 #include <grp.h>
 #include <seccomp.h>
 #include <stdint.h>
@@ -208,6 +212,46 @@ sandbox_seccomp_common(scmp_filter_ctx ctx)
 }
 
 static void
+allow_tcp_socket(scmp_filter_ctx ctx, int family, int protocol)
+{
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
+		SCMP_A0(SCMP_CMP_EQ, family, 0),
+		SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM),
+		SCMP_A2(SCMP_CMP_EQ, protocol, 0)) != 0)
+		fatalx("seccomp: socket");
+}
+
+/*
+ * relay's memcached worker thread is created inside the sandbox.  clone
+ * is allowed only for threads (no new processes); clone3 cannot be
+ * filtered by its flags, so it fails with ENOSYS and glibc falls back.
+ */
+static void
+sandbox_seccomp_threads(scmp_filter_ctx ctx)
+{
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+		SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) != 0 ||
+	    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3),
+		0) != 0)
+		fatalx("seccomp: clone");
+	allow(ctx, SCMP_SYS(set_robust_list));
+	allow(ctx, SCMP_SYS(rseq));
+	/*
+	 * glibc installs its internal cancel and set-id handlers (kernel
+	 * signals 32 and 33) on the first pthread_create; libmemcached
+	 * sets SIGPIPE aside.
+	 */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
+		SCMP_A0(SCMP_CMP_EQ, SIGPIPE, 0)) != 0 ||
+	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
+		SCMP_A0(SCMP_CMP_EQ, 32, 0)) != 0 ||
+	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
+		SCMP_A0(SCMP_CMP_EQ, 33, 0)) != 0)
+		fatalx("seccomp: rt_sigaction");
+	allow(ctx, SCMP_SYS(sched_yield));
+}
+
+static void
 sandbox_seccomp(enum proc_role role)
 {
 	scmp_filter_ctx ctx;
@@ -223,19 +267,19 @@ sandbox_seccomp(enum proc_role role)
 		break;
 	case PROC_RELAY:
 		/* TCP only: no datagram or raw sockets */
-		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
-			SCMP_A0(SCMP_CMP_EQ, AF_INET, 0),
-			SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM),
-			SCMP_A2(SCMP_CMP_EQ, 0, 0)) != 0 ||
-		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
-			SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0),
-			SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM),
-			SCMP_A2(SCMP_CMP_EQ, 0, 0)) != 0)
-			fatalx("seccomp: socket");
+		allow_tcp_socket(ctx, AF_INET, 0);
+		allow_tcp_socket(ctx, AF_INET6, 0);
+		/* libmemcached names the protocol */
+		allow_tcp_socket(ctx, AF_INET, IPPROTO_TCP);
+		allow_tcp_socket(ctx, AF_INET6, IPPROTO_TCP);
 		allow(ctx, SCMP_SYS(connect));
 		allow(ctx, SCMP_SYS(getsockopt));
 		allow(ctx, SCMP_SYS(pipe2));
 		allow(ctx, SCMP_SYS(splice));
+		/* libmemcached waits in poll(2) */
+		allow(ctx, SCMP_SYS(poll));
+		allow(ctx, SCMP_SYS(ppoll));
+		sandbox_seccomp_threads(ctx);
 		break;
 	case PROC_TLSPROC:
 		/* accepts clients; makes plaintext socketpairs, nothing else */

@@ -379,6 +379,10 @@ child_send_config(struct child *c)
 	case PROC_RELAY:
 		imsgev_compose(iev, IMSG_CONF_TLS_GLOBAL, 0, -1, &env_conf->tls,
 		    sizeof(env_conf->tls));
+		imsgev_compose(iev, IMSG_CONF_POLICY, 0, -1, &env_conf->policy,
+		    sizeof(env_conf->policy));
+		imsgev_compose(iev, IMSG_CONF_MEMCACHE, 0, -1,
+		    &env_conf->memcache, sizeof(env_conf->memcache));
 		TAILQ_FOREACH(u, &env_conf->upstreams, entry)
 		{
 			imsgev_compose(iev, IMSG_CONF_UPSTREAM, 0, -1, &u->conf,

@@ -56,6 +56,7 @@ struct postern_conf {
 	struct conf_global global;
 	struct conf_tls_global tls;
 	struct conf_policy policy;
+	struct conf_memcache memcache;
 	struct keypairlist keypairs;
 	struct listenerlist listeners;
 	struct upstreamlist upstreams;

@@ -73,10 +73,11 @@ typedef struct {
 %token	HANDSHAKE REQUIRED CA NOVERIFY AUDIT FILENAME SYSLOG NODE
 %token	THROTTLE PER MESSAGE FAILURES IPUSER ALLOW DELAY MAX IP
 %token	CONNECTIONSPERIP ATTEMPTS PREAUTHTOTAL PROXYPROTOCOL TRUSTED
+%token	MEMCACHE SERVER BACKOFF STORE LOCAL
 %type	<v.number>	window
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
-%type	<v.number>	proto seconds count
+%type	<v.number>	proto seconds count mcport
 %type	<v.string>	string
 
 /* strings dropped by error recovery would otherwise leak */
@@ -261,6 +262,47 @@ main		: USER string {
 				YYERROR;
 			}
 			conf->policy.proxy[conf->policy.nproxy++] = c;
+		}
+		| MEMCACHE SERVER string mcport {
+			struct conf_memcache	*m = &conf->memcache;
+
+			if (m->nservers >= MCACHE_MAX_SERVERS) {
+				yyerror("too many memcache servers (max %d)",
+				    MCACHE_MAX_SERVERS);
+				free($3);
+				$3 = NULL;
+				YYERROR;
+			}
+			if (resolve($3, $4, &m->servers[m->nservers], 0) ==
+			    -1) {
+				free($3);
+				$3 = NULL;
+				YYERROR;
+			}
+			free($3);
+			$3 = NULL;
+			m->nservers++;
+		}
+		| MEMCACHE TIMEOUT NUMBER {
+			if ($3 < 10 || $3 > 10000) {
+				yyerror("memcache timeout out of range "
+				    "(10-10000 ms)");
+				YYERROR;
+			}
+			conf->memcache.timeout_ms = $3;
+		}
+		| MEMCACHE BACKOFF seconds {
+			if ($3 < 2) {
+				yyerror("memcache backoff below 2 s");
+				YYERROR;
+			}
+			conf->memcache.backoff_s = $3;
+		}
+		| THROTTLE STORE LOCAL {
+			conf->policy.shared = 0;
+		}
+		| THROTTLE STORE MEMCACHE {
+			conf->policy.shared = 1;
 		}
 		| THROTTLE DELAY NUMBER MAX NUMBER {
 			if ($3 < 0 || $3 > 60000 || $5 < $3 || $5 > 600000) {
@@ -489,6 +531,16 @@ window		: NUMBER {
 		}
 		;
 
+mcport		: /* empty */		{ $$ = 11211; }
+		| PORT NUMBER {
+			if ($2 <= 0 || $2 > 65535) {
+				yyerror("invalid port %lld", $2);
+				YYERROR;
+			}
+			$$ = $2;
+		}
+		;
+
 throttlemsg	: /* empty */		{ cur_message[0] = '\0'; }
 		| MESSAGE string {
 			size_t	i;
@@ -671,6 +723,7 @@ lookup(const char *s)
 		{ "allow",		ALLOW },
 		{ "attempts",		ATTEMPTS },
 		{ "audit",		AUDIT },
+		{ "backoff",		BACKOFF },
 		{ "bad-commands",	BADCOMMANDS },
 		{ "ca",			CA },
 		{ "certificate",	CERTIFICATE },
@@ -695,8 +748,10 @@ lookup(const char *s)
 		{ "line",		LINE },
 		{ "listen",		LISTEN },
 		{ "literal",		LITERAL },
+		{ "local",		LOCAL },
 		{ "login",		LOGIN },
 		{ "max",		MAX },
+		{ "memcache",		MEMCACHE },
 		{ "message",		MESSAGE },
 		{ "name",		NAME },
 		{ "no-verify",		NOVERIFY },
@@ -712,8 +767,10 @@ lookup(const char *s)
 		{ "proxy-protocol",	PROXYPROTOCOL },
 		{ "required",		REQUIRED },
 		{ "route",		ROUTE },
+		{ "server",		SERVER },
 		{ "session-lifetime",	SESSIONLIFETIME },
 		{ "sessions",		SESSIONS },
+		{ "store",		STORE },
 		{ "syslog",		SYSLOG },
 		{ "throttle",		THROTTLE },
 		{ "timeout",		TIMEOUT },
@@ -1098,6 +1155,9 @@ conf_defaults(struct postern_conf *c)
 	c->global.max_sessions = 10000;
 	c->global.timeout_preauth_total = 300;
 	policy_defaults(&c->policy);
+	c->memcache.timeout_ms = 250;
+	c->memcache.backoff_s = 30;
+	c->memcache.route_ttl = 3600;
 	snprintf(c->global.greeting, sizeof(c->global.greeting),
 	    "postern ready");
 }
@@ -1138,6 +1198,12 @@ parse_config(const char *path)
 				file.errors++;
 				break;
 			}
+	}
+	if (file.errors == 0 && c->policy.shared &&
+	    c->memcache.nservers == 0) {
+		log_warnx("%s: \"throttle store memcache\" needs a "
+		    "\"memcache server\"", path);
+		file.errors++;
 	}
 	if (file.errors == 0 && TAILQ_EMPTY(&c->listeners)) {
 		log_warnx("%s: no listeners defined", path);

@@ -20,7 +20,7 @@
 
 #define TABLE_BUCKETS  65536
 #define TABLE_MAX_KEYS 262144
-#define KEY_MAX	       (2 + 16 + USER_MAX_LEN)
+#define KEY_MAX	       POLICY_KEY_MAX
 
 struct counter {
 	LIST_ENTRY(counter) entry;
@@ -58,8 +58,8 @@ key_hash(const unsigned char *key, size_t len)
 	return h;
 }
 
-static size_t
-key_build(unsigned char *key, enum counter_kind kind,
+size_t
+policy_key(unsigned char *key, enum counter_kind kind,
     const struct sockaddr_storage *ss, const char *user)
 {
 	const struct sockaddr_in *sin = (const void *)ss;
@@ -92,7 +92,7 @@ counter_get(enum counter_kind kind, const struct sockaddr_storage *ss,
     const char *user, uint32_t window, int create)
 {
 	unsigned char key[KEY_MAX];
-	size_t len = key_build(key, kind, ss, user);
+	size_t len = policy_key(key, kind, ss, user);
 	struct counter *c;
 	uint32_t b = key_hash(key, len) % TABLE_BUCKETS;
 
@@ -121,17 +121,29 @@ counter_get(enum counter_kind kind, const struct sockaddr_storage *ss,
 	return c;
 }
 
-/* The window's count, plus attempts still waiting for their result. */
+/*
+ * The window's count, plus attempts still waiting for their result.  The
+ * count comes from the shared store when it answered; attempts in flight
+ * are known only here.
+ */
 static uint32_t
 counter_value(enum counter_kind kind, const struct sockaddr_storage *ss,
-    const char *user, const struct policy_limit *lim, uint64_t now)
+    const char *user, const struct policy_limit *lim, uint64_t now,
+    const uint32_t *shared)
 {
 	struct counter *c;
+	uint32_t n;
 
-	if (lim->max == 0 ||
-	    (c = counter_get(kind, ss, user, lim->window, 0)) == NULL)
+	if (lim->max == 0)
 		return 0;
-	return window_estimate(&c->w, now, lim->window) + c->pending;
+	c = counter_get(kind, ss, user, lim->window, 0);
+	if (shared != NULL)
+		n = shared[kind];
+	else
+		n = c != NULL ? window_estimate(&c->w, now, lim->window) : 0;
+	if (c != NULL)
+		n = n + c->pending < n ? UINT32_MAX : n + c->pending;
+	return n;
 }
 
 static void
@@ -210,32 +222,41 @@ enum policy_verdict
 policy_check(const struct sockaddr_storage *ss, const char *user, uint64_t now,
     const char **message)
 {
+	return policy_check_shared(ss, user, now, NULL, message);
+}
+
+/* The same, with the shared store's counts (indexed by COUNT_*). */
+enum policy_verdict
+policy_check_shared(const struct sockaddr_storage *ss, const char *user,
+    uint64_t now, const uint32_t *shared, const char **message)
+{
 	if (unknown_while_full(ss, user)) {
 		*message = pol.ip.message;
 		return POLICY_THROTTLED_IP;
 	}
 	if (!policy_allowlisted(ss)) {
 		if (pol.ip.max &&
-		    counter_value(COUNT_IP, ss, user, &pol.ip, now) >=
+		    counter_value(COUNT_IP, ss, user, &pol.ip, now, shared) >=
 			pol.ip.max) {
 			*message = pol.ip.message;
 			return POLICY_THROTTLED_IP;
 		}
 		if (pol.ip_fail.max &&
-		    counter_value(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now) >=
+		    counter_value(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now,
+			shared) >=
 			pol.ip_fail.max) {
 			*message = pol.ip_fail.message;
 			return POLICY_THROTTLED_IP;
 		}
 		if (pol.ipuser_fail.max &&
 		    counter_value(COUNT_IPUSER_FAIL, ss, user, &pol.ipuser_fail,
-			now) >= pol.ipuser_fail.max) {
+			now, shared) >= pol.ipuser_fail.max) {
 			*message = pol.ipuser_fail.message;
 			return POLICY_THROTTLED_USER;
 		}
 	}
 	if (pol.user.max &&
-	    counter_value(COUNT_USER, ss, user, &pol.user, now) >=
+	    counter_value(COUNT_USER, ss, user, &pol.user, now, shared) >=
 		pol.user.max) {
 		*message = pol.user.message;
 		return POLICY_THROTTLED_USER;
@@ -303,6 +324,62 @@ policy_expire(uint64_t now)
 	}
 	if (nkeys < TABLE_MAX_KEYS)
 		table_full = 0;
+}
+
+/*
+ * Which shared counters an attempt reads, and which its start and a
+ * failure count in: the same rules as the local table's.
+ */
+uint32_t
+policy_kinds_checked(const struct sockaddr_storage *ss)
+{
+	uint32_t k = pol.user.max ? 1 << COUNT_USER : 0;
+
+	if (policy_allowlisted(ss))
+		return k;
+	if (pol.ip.max)
+		k |= 1 << COUNT_IP;
+	return k | policy_kinds_failed(ss);
+}
+
+uint32_t
+policy_kinds_attempted(const struct sockaddr_storage *ss)
+{
+	uint32_t k = pol.user.max ? 1 << COUNT_USER : 0;
+
+	if (pol.ip.max && !policy_allowlisted(ss))
+		k |= 1 << COUNT_IP;
+	return k;
+}
+
+uint32_t
+policy_kinds_failed(const struct sockaddr_storage *ss)
+{
+	uint32_t k = 0;
+
+	if (policy_allowlisted(ss))
+		return 0;
+	if (pol.ip_fail.max)
+		k |= 1 << COUNT_IP_FAIL;
+	if (pol.ipuser_fail.max)
+		k |= 1 << COUNT_IPUSER_FAIL;
+	return k;
+}
+
+const struct policy_limit *
+policy_limit(enum counter_kind kind)
+{
+	switch (kind) {
+	case COUNT_IP:
+		return &pol.ip;
+	case COUNT_USER:
+		return &pol.user;
+	case COUNT_IP_FAIL:
+		return &pol.ip_fail;
+	case COUNT_IPUSER_FAIL:
+		return &pol.ipuser_fail;
+	}
+	return NULL;
 }
 
 size_t

@@ -3,8 +3,11 @@
  * leave it.  Counts login attempts per client address and per user, and
  * failed logins per address and per address+user, each in its own
  * sliding window; an allow-list exempts addresses from the address
- * limits.  Counters live in a local table (one node); sharing them
- * between nodes through memcached is not built yet.
+ * limits.  Counters live in a local table; with "throttle store
+ * memcache" the window counts come from memcached through relay's
+ * counter service, so several nodes enforce one limit together, and the
+ * local table still holds the attempts in flight and is the fallback
+ * when memcached cannot be reached.
  *
  * The windows are sliding, estimated from two fixed buckets: the count
  * is this bucket's plus the previous bucket's weighted by how much of it
@@ -21,6 +24,7 @@
 #include <stdint.h>
 
 #define POLICY_MSG_MAX	 128
+#define POLICY_KEY_MAX	 (2 + 16 + 255)
 #define POLICY_MAX_ALLOW 32
 
 struct policy_limit {
@@ -44,6 +48,7 @@ struct conf_policy {
 	uint32_t max_attempts;		 /* per connection, 0: none */
 	uint32_t delay_ms;		 /* after a failure, doubling */
 	uint32_t delay_max_ms;
+	uint32_t shared; /* counters in memcached, through relay */
 	uint32_t nallow;
 	struct cidr allow[POLICY_MAX_ALLOW];
 	/* load balancers whose PROXY protocol headers are believed */
@@ -86,6 +91,15 @@ int policy_allowlisted(const struct sockaddr_storage *);
 int policy_proxy_trusted(const struct sockaddr_storage *);
 enum policy_verdict policy_check(const struct sockaddr_storage *,
     const char *user, uint64_t now_ms, const char **message);
+enum policy_verdict policy_check_shared(const struct sockaddr_storage *,
+    const char *user, uint64_t now_ms, const uint32_t *shared,
+    const char **message);
+uint32_t policy_kinds_checked(const struct sockaddr_storage *);
+uint32_t policy_kinds_attempted(const struct sockaddr_storage *);
+uint32_t policy_kinds_failed(const struct sockaddr_storage *);
+const struct policy_limit *policy_limit(enum counter_kind);
+size_t policy_key(unsigned char *, enum counter_kind,
+    const struct sockaddr_storage *, const char *user);
 void policy_attempt(const struct sockaddr_storage *, const char *user,
     uint64_t now_ms);
 void policy_failure(const struct sockaddr_storage *, const char *user,

@@ -185,6 +185,69 @@ class Postern:
         return rc
 
 
+class Memcached:
+    """A private memcached on loopback, stopped by pid."""
+
+    def __init__(self, port, log_path):
+        self.port = port
+        self.log_path = log_path
+        self.proc = None
+
+    def start(self, timeout=10.0):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0",
+             "-m", "32", "-c", "1024", "-u", "nobody"],
+            stdout=self.logf, stderr=subprocess.STDOUT)
+        if not wait_port("127.0.0.1", self.port, timeout):
+            self.stop()
+            raise RuntimeError(f"memcached did not listen on {self.port}")
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def pause(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def command(self, line, timeout=5.0):
+        """One text-protocol exchange; returns everything up to END or
+        the first complete reply line."""
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      timeout) as sock:
+            sock.sendall(line)
+            data = b""
+            while not (data.endswith(b"END\r\n") or
+                       (data.endswith(b"\r\n") and
+                        not data.startswith(b"VALUE") and
+                        not data.startswith(b"STAT"))):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            return data
+
+    def stop(self, timeout=10.0):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        self.logf.close()
+
+
 class Raw:
     """A line-oriented raw client: send bytes, read lines with a deadline."""
 

@@ -25,8 +25,9 @@ import base64
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from backends import Dovecot  # noqa: E402
-from harness import (Postern, Raw, fingerprint, make_cert,  # noqa: E402
-                     message, proc_status, write_config, wait_port)
+from harness import (Memcached, Postern, Raw, fingerprint,  # noqa: E402
+                     make_cert, message, proc_status, write_config,
+                     wait_port)
 import ssl  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,6 +44,8 @@ LOOSE_LIMITS = ("throttle ip 1000000 per 60\nthrottle user 1000000 per 60\n"
                 "throttle failures ip 1000000 per 60\n"
                 "throttle failures ip-user 1000000 per 60\n"
                 "limit connections-per-ip 0\nlimit attempts 0\n")
+SHARED_A, SHARED_B = 24143, 24144      # two nodes sharing memcached
+MEMCACHED = 24211  # below the ephemeral port range: bound mid-run
 DV1_IMAPS = 25993                      # Dovecot 1 with its own certificate
 DV1 = (25143, 25110)
 DV2 = (26143, 26110)
@@ -149,6 +152,7 @@ def setup(args):
                  extra=f'node "regress"\naudit file "{work}/audit.log"\n'
                  'proxy-protocol trusted "127.0.0.1/32"\n' + LOOSE_LIMITS)
     env.audit = os.path.join(work, "audit.log")
+    env.binary = args.postern
     env.postern = Postern(args.postern, env.conf,
                           os.path.join(work, "postern.log"),
                           [IMAP, POP3, IMAPS, POP3S])
@@ -1535,6 +1539,118 @@ def _():
 
 
 # ---------------------------------------------------------------- main
+
+
+# ------------------------------------------- throttling shared between nodes
+
+class SharedNodes:
+    """Two postern nodes whose throttle counters live in one memcached."""
+
+    def __init__(self):
+        self.mc = Memcached(MEMCACHED, os.path.join(env.work,
+                                                    "memcached.log"))
+        self.nodes = []
+
+    def __enter__(self):
+        self.mc.start()
+        try:
+            for i, port in enumerate((SHARED_A, SHARED_B)):
+                conf = os.path.join(env.work, f"shared{i}.conf")
+                write_config(
+                    conf, [(HOST, port, "imap")],
+                    {"one": (HOST, DV1[0], DV1[1])},
+                    [("domain", "example.org", "one")],
+                    extra=f'node "shared{i}"\n'
+                    f'audit file "{env.work}/shared{i}.audit"\n'
+                    "throttle ip 1000000 per 60\n"
+                    'throttle user 6 per 600 message "Shared user limit"\n'
+                    "throttle failures ip 4 per 600 "
+                    'message "Shared failure limit"\n'
+                    "throttle failures ip-user 1000000 per 60\n"
+                    "limit connections-per-ip 0\nlimit attempts 0\n"
+                    "throttle store memcache\n"
+                    f'memcache server "127.0.0.1" port {MEMCACHED}\n'
+                    "memcache backoff 2\n")
+                node = Postern(env.binary, conf,
+                               os.path.join(env.work, f"shared{i}.log"),
+                               [port])
+                node.start()
+                self.nodes.append(node)
+        except Exception:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for node in self.nodes:
+            node.stop()
+        self.mc.stop()
+
+
+def shared_login(port, u, p, source=HOST):
+    c, _ = imap_from(source, port)
+    try:
+        return tlogin(c, b"s", u, p)
+    finally:
+        c.close()
+
+
+@case("throttle-shared-two-nodes-one-limit")
+def _():
+    with SharedNodes() as sn:
+        # the user limit (6) holds across both nodes together
+        u = user(13)
+        answers = [shared_login((SHARED_A, SHARED_B)[i % 2], u, PASSWORD)
+                   for i in range(10)]
+        ok = [a for a in answers if a.startswith(b"s OK")]
+        refused = [a for a in answers
+                   if a.startswith(b"s NO [UNAVAILABLE] Shared user limit")]
+        check(len(ok) == 6 and len(refused) == 4,
+              f"{len(ok)} logged in, {len(refused)} refused: {answers}")
+        # so does the failure limit per address (4), over many users
+        answers = [shared_login((SHARED_A, SHARED_B)[i % 2],
+                                f"sharedfail{i}@example.org", "wrong",
+                                source="127.0.0.70") for i in range(8)]
+        failed = [a for a in answers if b"AUTHENTICATIONFAILED" in a]
+        refused = [a for a in answers if b"Shared failure limit" in a]
+        check(len(failed) == 4 and len(refused) == 4,
+              f"{len(failed)} failed, {len(refused)} refused: {answers}")
+        # nothing the nodes asked memcached for was a raw user name
+        keys = sn.mc.command(b"lru_crawler metadump all\r\n")
+        check(b"sharedfail" not in keys and b"user13" not in keys,
+              "user names in memcached keys")
+        check(keys.count(b"key=postern%3Ac%3A") >= 3 or
+              keys.count(b"key=postern:c:") >= 3,
+              f"no counter keys in memcached: {keys[:300]!r}")
+
+
+@case("throttle-memcached-down-limits-hold-per-node")
+def _():
+    with SharedNodes() as sn:
+        sn.mc.stop()
+        u = user(15)
+        per_node = []
+        for port in (SHARED_A, SHARED_B):
+            answers = [shared_login(port, u, PASSWORD) for _ in range(8)]
+            per_node.append(sum(a.startswith(b"s OK") for a in answers))
+            check(all(a.startswith(b"s OK") or b"Shared user limit" in a
+                      for a in answers), f"unexpected answers {answers}")
+        check(per_node == [6, 6], f"logins per node {per_node}")
+        for node in sn.nodes:
+            check("memcached unavailable" in node.log_text() and
+                  "this node's own meanwhile" in node.log_text(),
+                  "fallback not logged")
+        # back again: after the back-off the nodes share once more
+        sn.mc.start()
+        time.sleep(2.5)
+        shared_login(SHARED_A, user(17), PASSWORD)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and \
+                "memcached reachable again" not in sn.nodes[0].log_text():
+            time.sleep(0.2)
+            shared_login(SHARED_A, user(17), PASSWORD)
+        check("memcached reachable again" in sn.nodes[0].log_text(),
+              "return of memcached not noticed")
 
 CASE_TIMEOUT = 180      # a hung case fails instead of hanging the run
 

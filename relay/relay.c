@@ -23,6 +23,8 @@
 #include <event2/buffer.h>
 
 #include "log.h"
+#include "mcache.h"
+#include "policy.h"
 #include "proc.h"
 #include "relay.h"
 #include "sandbox.h"
@@ -30,11 +32,13 @@
 struct conf_global relay_conf;
 static struct imsgev parent_iev;
 static struct imsgev *authproc_iev;
+static uint64_t authproc_gen; /* counts authproc channels */
 static TAILQ_HEAD(, rsession) rsessions = TAILQ_HEAD_INITIALIZER(rsessions);
 static int sandboxed;
 static int have_sandbox;
 static struct conf_sandbox sandbox_conf;
 static struct conf_tls_global tls_conf;
+static struct conf_memcache memcache_conf;
 
 static void rsession_free(struct rsession *);
 static void upstream_io(int, short, void *);
@@ -586,17 +590,41 @@ authproc_lost(struct imsgev *iev)
 	free(iev);
 }
 
+/* The authproc channel a reply is for, unless it has been replaced. */
+struct imsgev *
+relay_authproc_channel(uint64_t gen)
+{
+	return gen == authproc_gen ? authproc_iev : NULL;
+}
+
 static int
 authproc_handle(struct imsg *imsg, void *arg)
 {
 	char err[128];
 
-	if (login_request_valid(imsg, err, sizeof(err)) == -1) {
-		log_warnx("authproc: %s", err);
+	switch (imsg->hdr.type) {
+	case IMSG_LOGIN_REQUEST:
+		if (login_request_valid(imsg, err, sizeof(err)) == -1) {
+			log_warnx("authproc: %s", err);
+			return -1;
+		}
+		authproc_handle_login(arg, imsg);
+		return 0;
+	case IMSG_COUNTER_QUERY:
+	case IMSG_COUNTER_ADD:
+		if (!counter_op_valid(imsg) || !relay_policy.shared) {
+			log_warnx("authproc: bad counter operation");
+			return -1;
+		}
+		if (imsg->hdr.type == IMSG_COUNTER_ADD)
+			counter_add(imsg->data);
+		else
+			counter_query(imsg->hdr.peerid, authproc_gen,
+			    imsg->data);
+		return 0;
+	default:
 		return -1;
 	}
-	authproc_handle_login(arg, imsg);
-	return 0;
 }
 
 static void
@@ -620,6 +648,7 @@ parent_handle(struct imsg *imsg)
 	struct conf_route *r;
 	struct conf_blob *b;
 	struct upstream_ctx *uc;
+	uint32_t i;
 
 	switch (imsg->hdr.type) {
 	case IMSG_CONF_SANDBOX:
@@ -635,6 +664,22 @@ parent_handle(struct imsg *imsg)
 		break;
 	case IMSG_CONF_TLS_GLOBAL:
 		memcpy(&tls_conf, imsg->data, sizeof(tls_conf));
+		break;
+	case IMSG_CONF_POLICY:
+		memcpy(&relay_policy, imsg->data, sizeof(relay_policy));
+		if (relay_policy.nallow > POLICY_MAX_ALLOW ||
+		    relay_policy.nproxy > POLICY_MAX_ALLOW)
+			fatalx("bad policy message");
+		policy_init(&relay_policy);
+		break;
+	case IMSG_CONF_MEMCACHE:
+		memcpy(&memcache_conf, imsg->data, sizeof(memcache_conf));
+		if (memcache_conf.nservers > MCACHE_MAX_SERVERS ||
+		    memcache_conf.timeout_ms == 0)
+			fatalx("bad memcache message");
+		for (i = 0; i < memcache_conf.nservers; i++)
+			if (!sockaddr_valid(&memcache_conf.servers[i]))
+				fatalx("bad memcache message");
 		break;
 	case IMSG_CONF_BLOB:
 		b = imsg->data;
@@ -664,8 +709,10 @@ parent_handle(struct imsg *imsg)
 		if (!have_sandbox || sandboxed)
 			fatalx("no sandbox configuration");
 		route_upstreams_tls(&tls_conf);
+		mcache_init(&memcache_conf);
 		sandbox_enter(PROC_RELAY, &sandbox_conf);
 		sandboxed = 1;
+		mcache_start();
 		log_info("ready");
 		break;
 	case IMSG_PEER_CHANNEL:
@@ -676,6 +723,7 @@ parent_handle(struct imsg *imsg)
 			authproc_lost(authproc_iev);
 		if ((authproc_iev = calloc(1, sizeof(*authproc_iev))) == NULL)
 			fatal("calloc");
+		authproc_gen++;
 		imsgev_init(authproc_iev, imsg_take_fd(imsg), "authproc",
 		    authproc_dispatch, NULL);
 		authproc_iev->data = authproc_iev;

@@ -10,6 +10,7 @@
 
 #include <event.h>
 
+#include "policy.h"
 #include "proto.h"
 #include "tlsbridge.h"
 
@@ -91,12 +92,20 @@ struct rsession {
 };
 
 extern struct conf_global relay_conf;
+extern struct conf_policy relay_policy;
 
 void relay_main(void) __attribute__((noreturn));
 void rsession_login_done(struct rsession *, uint32_t status, const char *text);
 void rsession_send(struct rsession *, const char *, size_t);
 void rsession_printf(struct rsession *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
+
+struct imsgev *relay_authproc_channel(uint64_t gen);
+
+/* counters.c */
+struct counter_op;
+void counter_query(uint32_t, uint64_t, const struct counter_op *);
+void counter_add(const struct counter_op *);
 
 /* route.c */
 void route_add_upstream(const struct conf_upstream *);

@@ -436,6 +436,42 @@ test_example_config(void **state)
 	free_config(c);
 }
 
+static void
+test_memcache(void **state)
+{
+	struct postern_conf *c;
+
+	(void)state;
+	c = parse_text("listen on 127.0.0.1 port 143 imap\n");
+	assert_non_null(c);
+	assert_int_equal(c->memcache.nservers, 0);
+	assert_int_equal(c->policy.shared, 0);
+	assert_int_equal(c->memcache.timeout_ms, 250);
+	assert_int_equal(c->memcache.backoff_s, 30);
+	free_config(c);
+	c = parse_text("memcache server \"127.0.0.1\"\n"
+		       "memcache server \"::1\" port 11311\n"
+		       "memcache timeout 100\nmemcache backoff 5\n"
+		       "throttle store memcache\n"
+		       "listen on 127.0.0.1 port 143 imap\n");
+	assert_non_null(c);
+	assert_int_equal(c->memcache.nservers, 2);
+	assert_in(&c->memcache.servers[0], "127.0.0.1", 11211);
+	assert_in6(&c->memcache.servers[1], "::1", 11311);
+	assert_int_equal(c->memcache.timeout_ms, 100);
+	assert_int_equal(c->memcache.backoff_s, 5);
+	assert_int_equal(c->policy.shared, 1);
+	free_config(c);
+	/* a shared store needs a server; bounds are checked */
+	expect_error("throttle store memcache\n"
+		     "listen on 127.0.0.1 port 143 imap\n");
+	expect_error("memcache timeout 5\nlisten on 127.0.0.1 port 143 imap\n");
+	expect_error("memcache backoff 1\nlisten on 127.0.0.1 port 143 imap\n");
+	expect_error("memcache server \"127.0.0.1\" port 70000\n"
+		     "listen on 127.0.0.1 port 143 imap\n");
+	expect_error("throttle store redis\nlisten on 127.0.0.1 port 143 imap\n");
+}
+
 int
 main(void)
 {
@@ -457,6 +493,7 @@ main(void)
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_reparse),
 	    cmocka_unit_test(test_example_config),
+	    cmocka_unit_test(test_memcache),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

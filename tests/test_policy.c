@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "policy.h"
+#include "proto.h"
 
 #define SEC 1000ULL
 
@@ -321,6 +322,57 @@ test_failure_delay_grows_and_caps(void **state)
 	assert_int_equal(policy_failure_delay(5), 0);
 }
 
+/*
+ * With shared counts, the store's numbers decide; this node's attempts
+ * in flight are added on top; allow-listed addresses are asked only
+ * for the user counter.
+ */
+static void
+test_policy_shared_counts_decide(void **state)
+{
+	struct conf_policy p;
+	struct sockaddr_storage a = addr("203.0.113.60");
+	struct sockaddr_storage allowed = addr("198.51.100.9");
+	uint32_t shared[COUNTER_KINDS] = {0};
+	const char *msg;
+	uint64_t now = 12000 * SEC;
+
+	(void)state;
+	policy_setup(&p);
+	/* local table empty, store full: refused */
+	shared[COUNT_IP] = 3;
+	assert_int_equal(policy_check_shared(&a, "u", now, shared, &msg),
+	    POLICY_THROTTLED_IP);
+	assert_string_equal(msg, "ip");
+	/* store under the limit: the local count does not matter */
+	policy_attempt(&a, "u", now);
+	policy_result(&a, "u", now, 0);
+	policy_attempt(&a, "u", now);
+	policy_result(&a, "u", now, 0);
+	policy_attempt(&a, "u", now);
+	policy_result(&a, "u", now, 0);
+	shared[COUNT_IP] = 1;
+	assert_int_equal(policy_check_shared(&a, "v", now, shared, &msg),
+	    POLICY_ALLOW);
+	assert_int_equal(policy_check(&a, "v", now, &msg),
+	    POLICY_THROTTLED_IP);
+	/* one failure in the store plus one in flight here reach 2 */
+	shared[COUNT_IPUSER_FAIL] = 1;
+	policy_attempt(&a, "w", now);
+	assert_int_equal(policy_check_shared(&a, "w", now, shared, &msg),
+	    POLICY_THROTTLED_USER);
+	assert_string_equal(msg, "ipuser");
+	policy_result(&a, "w", now, 0);
+	/* which counters an attempt reads and bumps */
+	assert_int_equal(policy_kinds_checked(&a),
+	    1 << COUNT_IP | 1 << COUNT_USER | 1 << COUNT_IPUSER_FAIL);
+	assert_int_equal(policy_kinds_checked(&allowed), 1 << COUNT_USER);
+	assert_int_equal(policy_kinds_attempted(&a),
+	    1 << COUNT_IP | 1 << COUNT_USER);
+	assert_int_equal(policy_kinds_failed(&a), 1 << COUNT_IPUSER_FAIL);
+	assert_int_equal(policy_kinds_failed(&allowed), 0);
+}
+
 int
 main(void)
 {
@@ -336,6 +388,7 @@ main(void)
 	    cmocka_unit_test(test_ipv6_counted_per_64),
 	    cmocka_unit_test(test_policy_user_names_are_bytes),
 	    cmocka_unit_test(test_failure_delay_grows_and_caps),
+	    cmocka_unit_test(test_policy_shared_counts_decide),
 	};
 
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
