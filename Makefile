@@ -26,7 +26,7 @@ AUTHPROC_SRCS	 = authproc/authproc.c authproc/imap.c authproc/pop3.c \
 		   authproc/imap_parser.c authproc/pop3_parser.c authproc/sasl.c
 RELAY_SRCS	 = relay/relay.c relay/relay_imap.c relay/relay_pop3.c \
 		   relay/route.c relay/splice.c relay/mcache.c relay/mckey.c \
-		   relay/counters.c
+		   relay/counters.c relay/lookup.c relay/authhttp.c
 TLSPROC_SRCS	 = tlsproc/tlsproc.c tlsproc/sni.c
 POLICY_SRCS	 = policy/policy.c policy/window.c policy/cidr.c
 PARENT_SRCS	 = parent/parent.c parent/audit.c
@@ -63,6 +63,7 @@ $(BUILD)/%.o: %.c
 
 # ---- unit tests (cmocka), one file per module ----
 UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni json mckey \
+		   authhttp \
 		   policy proxyproto
 UNIT_BINS	 = $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 LIB_OBJS	 = $(filter-out $(BUILD)/parent/parent.o,$(OBJS))
@@ -112,12 +113,12 @@ test-sanitize: deps
 	    EXTRA_LDFLAGS="$(SAN_FLAGS)" unit regress
 
 # ---- fuzzing (clang libFuzzer) ----
-FUZZ_TARGETS	 = imap_parser pop3_parser sasl imsg proxyproto
+FUZZ_TARGETS	 = imap_parser pop3_parser sasl imsg proxyproto authhttp
 FUZZ_BINS	 = $(FUZZ_TARGETS:%=fuzz/%-fuzz)
 FUZZ_CFLAGS	 = -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
 		   -Icommon -Iauthproc -Irelay -Ipolicy $(PKG_CFLAGS)
 FUZZ_SRCS	 = $(COMMON_SRCS) authproc/imap_parser.c \
-		   authproc/pop3_parser.c authproc/sasl.c
+		   authproc/pop3_parser.c authproc/sasl.c relay/authhttp.c
 FUZZ_SECONDS	?= 20
 
 fuzz/%-fuzz: fuzz/fuzz_%.c $(FUZZ_SRCS)

@@ -272,6 +272,7 @@ session_send_login(struct session *s)
 		return;
 	}
 	s->req.listener_id = s->listener->conf.id;
+	s->req.attempt = ++s->logins;
 	s->req.proto = s->listener->conf.proto;
 	s->req.sid = s->sid;
 	s->req.client = s->client;

@@ -130,6 +130,7 @@ struct session {
 	int tls;	       /* the client side is TLS */
 	int output_full;       /* reading paused for output */
 	unsigned int attempts; /* logins on this connection */
+	unsigned int logins;   /* of them, handed to relay */
 	int counted;	       /* attempt pending in policy */
 	unsigned int failures;
 	struct event delay_ev;

@@ -26,6 +26,8 @@ const struct imsg_rule parent_to_child_rules[] = {
     {IMSG_CONF_END, 0, 0, IMSG_FD_NONE},
     {IMSG_PEER_CHANNEL, FIXED(struct peer_channel), IMSG_FD_REQUIRED},
     {IMSG_CONF_MEMCACHE, FIXED(struct conf_memcache), IMSG_FD_NONE},
+    {IMSG_CONF_POOL, FIXED(struct conf_pool), IMSG_FD_NONE},
+    {IMSG_CONF_LOOKUP, FIXED(struct conf_lookup), IMSG_FD_NONE},
 };
 const size_t parent_to_child_nrules =
     sizeof(parent_to_child_rules) / sizeof(parent_to_child_rules[0]);

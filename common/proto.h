@@ -73,6 +73,8 @@ enum imsg_type {
 	IMSG_AUDIT,
 	/* parent -> relay */
 	IMSG_CONF_MEMCACHE,
+	IMSG_CONF_POOL,
+	IMSG_CONF_LOOKUP,
 	/* authproc -> relay: the shared throttle counters */
 	IMSG_COUNTER_QUERY,
 	IMSG_COUNTER_ADD,
@@ -180,10 +182,55 @@ struct conf_upstream {
 
 enum route_kind { ROUTE_USER = 1, ROUTE_DOMAIN = 2, ROUTE_DEFAULT = 3 };
 
+/* A route names an upstream or a pool; ids share one number space. */
 struct conf_route {
 	uint32_t kind;
 	uint32_t upstream_id;
 	char match[USER_MAX_LEN + 1];
+};
+
+#define POOL_MAX_MEMBERS 16
+
+enum pool_balance { POOL_ROUND_ROBIN = 1, POOL_CLIENT_IP = 2 };
+
+/* Identical servers holding the same mailboxes (Zimbra's pools). */
+struct conf_pool {
+	uint32_t id;
+	uint32_t balance;
+	uint32_t max_fails;    /* failures before a server is marked down */
+	uint32_t fail_timeout; /* s it then stays down */
+	uint32_t proxy_v2;     /* a PROXY v2 header first */
+	uint32_t nmembers;
+	uint32_t members[POOL_MAX_MEMBERS]; /* upstream ids */
+	char name[NAME_MAX_LEN + 1];
+};
+
+#define LOOKUP_MAX_HANDLERS 8
+#define LOOKUP_MAX_NETWORKS 32
+
+struct conf_lookup_handler {
+	struct sockaddr_storage addr;
+	char host[128]; /* the Host header */
+	char path[256];
+};
+
+struct conf_upstream_network {
+	uint8_t family;
+	uint8_t prefix;
+	uint8_t addr[16];
+	uint32_t port; /* 0: any */
+};
+
+/* HTTP route lookup handlers, the route cache and what routes may name. */
+struct conf_lookup {
+	uint32_t nhandlers;
+	uint32_t timeout_ms; /* per request */
+	uint32_t retry_s;    /* a failed handler is left alone this long */
+	uint32_t pass_password;
+	uint32_t cache_ttl; /* s; 0: routes are not cached */
+	uint32_t nnetworks;
+	struct conf_lookup_handler handlers[LOOKUP_MAX_HANDLERS];
+	struct conf_upstream_network networks[LOOKUP_MAX_NETWORKS];
 };
 
 #define MCACHE_MAX_SERVERS 8
@@ -192,7 +239,6 @@ struct conf_memcache {
 	uint32_t nservers;
 	uint32_t timeout_ms; /* per operation */
 	uint32_t backoff_s;  /* skipped after a failure */
-	uint32_t route_ttl;  /* s */
 	struct sockaddr_storage servers[MCACHE_MAX_SERVERS];
 };
 
@@ -229,6 +275,7 @@ struct peer_channel {
  */
 struct login_request {
 	uint32_t listener_id;
+	uint32_t attempt; /* logins tried on this connection, this one too */
 	uint32_t proto;
 	uint32_t mech;
 	uint32_t idlen;

@@ -170,3 +170,47 @@ proxy_parse(const unsigned char *in, size_t len, struct proxy_result *r)
 		return n < 6 ? PROXY_INCOMPLETE : parse_v1(in, len, r);
 	return PROXY_BAD;
 }
+
+/*
+ * A PROXY v2 header naming src as the client and dst as the address it
+ * connected to, for an upstream that trusts us (Dovecot's haproxy
+ * listeners).  Returns its length, or 0 if the families differ or buf
+ * is too small.
+ */
+size_t
+proxy_v2_build(unsigned char *buf, size_t bufsz,
+    const struct sockaddr_storage *src, const struct sockaddr_storage *dst)
+{
+	static const unsigned char sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00,
+	    0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+	const struct sockaddr_in *s4 = (const void *)src,
+				 *d4 = (const void *)dst;
+	const struct sockaddr_in6 *s6 = (const void *)src,
+				  *d6 = (const void *)dst;
+	size_t alen;
+
+	if (src->ss_family != dst->ss_family)
+		return 0;
+	alen = src->ss_family == AF_INET ? 12 : 36;
+	if (src->ss_family != AF_INET && src->ss_family != AF_INET6)
+		return 0;
+	if (bufsz < 16 + alen)
+		return 0;
+	memcpy(buf, sig, sizeof(sig));
+	buf[12] = 0x21; /* version 2, PROXY */
+	buf[13] = src->ss_family == AF_INET ? 0x11 : 0x21; /* TCP */
+	buf[14] = alen >> 8;
+	buf[15] = alen & 0xff;
+	if (src->ss_family == AF_INET) {
+		memcpy(buf + 16, &s4->sin_addr, 4);
+		memcpy(buf + 20, &d4->sin_addr, 4);
+		memcpy(buf + 24, &s4->sin_port, 2);
+		memcpy(buf + 26, &d4->sin_port, 2);
+	} else {
+		memcpy(buf + 16, &s6->sin6_addr, 16);
+		memcpy(buf + 32, &d6->sin6_addr, 16);
+		memcpy(buf + 48, &s6->sin6_port, 2);
+		memcpy(buf + 50, &d6->sin6_port, 2);
+	}
+	return 16 + alen;
+}

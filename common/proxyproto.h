@@ -27,5 +27,7 @@ struct proxy_result {
 
 enum proxy_status proxy_parse(const unsigned char *, size_t,
     struct proxy_result *);
+size_t proxy_v2_build(unsigned char *, size_t, const struct sockaddr_storage *,
+    const struct sockaddr_storage *);
 
 #endif

@@ -346,6 +346,7 @@ child_send_config(struct child *c)
 	struct upstream *u;
 	struct route *r;
 	struct keypair *k;
+	struct pool *p;
 
 	imsgev_compose(iev, IMSG_CONF_SANDBOX, 0, -1, &env_conf->sandbox,
 	    sizeof(env_conf->sandbox));
@@ -394,9 +395,14 @@ child_send_config(struct child *c)
 				log_warnx("upstream %s: CA not sent to relay",
 				    u->conf.name);
 		}
+		TAILQ_FOREACH(p, &env_conf->pools, entry)
+		imsgev_compose(iev, IMSG_CONF_POOL, 0, -1, &p->conf,
+		    sizeof(p->conf));
 		TAILQ_FOREACH(r, &env_conf->routes, entry)
 		imsgev_compose(iev, IMSG_CONF_ROUTE, 0, -1, &r->conf,
 		    sizeof(r->conf));
+		imsgev_compose(iev, IMSG_CONF_LOOKUP, 0, -1, &env_conf->lookup,
+		    sizeof(env_conf->lookup));
 		break;
 	default:
 		break;

@@ -47,6 +47,12 @@ struct route {
 };
 TAILQ_HEAD(routelist, route);
 
+struct pool {
+	TAILQ_ENTRY(pool) entry;
+	struct conf_pool conf;
+};
+TAILQ_HEAD(poollist, pool);
+
 struct postern_conf {
 	char user[64];
 	char node[64];
@@ -57,6 +63,8 @@ struct postern_conf {
 	struct conf_tls_global tls;
 	struct conf_policy policy;
 	struct conf_memcache memcache;
+	struct conf_lookup lookup;
+	struct poollist pools;
 	struct keypairlist keypairs;
 	struct listenerlist listeners;
 	struct upstreamlist upstreams;

@@ -36,6 +36,7 @@ static struct postern_conf	*conf;
 static struct upstream		*cur_upstream;
 static struct listener		*cur_listener;
 static struct keypair		*cur_keypair;
+static struct pool		*cur_pool;
 static char			 cur_message[POLICY_MSG_MAX];
 
 int		 yylex(void);
@@ -50,6 +51,9 @@ static int	 add_listener(const char *, long long, int);
 static int	 add_route(int, const char *, const char *);
 static struct upstream	*find_upstream(const char *);
 static struct keypair	*find_keypair(const char *);
+static struct pool	*find_pool(const char *);
+static int		 add_handler(const char *);
+static int		 add_network(const char *, long long);
 static int	 finish_listener(void);
 static int	 set_path(char *, size_t, const char *);
 static int	 set_limit(struct policy_limit *, long long, long long);
@@ -74,10 +78,12 @@ typedef struct {
 %token	THROTTLE PER MESSAGE FAILURES IPUSER ALLOW DELAY MAX IP
 %token	CONNECTIONSPERIP ATTEMPTS PREAUTHTOTAL PROXYPROTOCOL TRUSTED
 %token	MEMCACHE SERVER BACKOFF STORE LOCAL
+%token	LOOKUP HANDLER RETRY PASSPASSWORD CACHE NETWORK POOL BALANCE
+%token	ROUNDROBIN CLIENTIP MAXFAILS FAILTIMEOUT
 %type	<v.number>	window
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
-%type	<v.number>	proto seconds count mcport
+%type	<v.number>	proto seconds count mcport netport
 %type	<v.string>	string
 
 /* strings dropped by error recovery would otherwise leak */
@@ -89,6 +95,7 @@ grammar		: /* empty */
 		| grammar '\n'
 		| grammar main '\n'
 		| grammar upstream '\n'
+		| grammar pool '\n'
 		| grammar error '\n'		{ file.errors++; }
 		;
 
@@ -297,6 +304,43 @@ main		: USER string {
 				YYERROR;
 			}
 			conf->memcache.backoff_s = $3;
+		}
+		| LOOKUP HANDLER string {
+			int	r = add_handler($3);
+
+			free($3);
+			$3 = NULL;
+			if (r == -1)
+				YYERROR;
+		}
+		| LOOKUP TIMEOUT NUMBER {
+			if ($3 < 10 || $3 > 60000) {
+				yyerror("lookup timeout out of range "
+				    "(10-60000 ms)");
+				YYERROR;
+			}
+			conf->lookup.timeout_ms = $3;
+		}
+		| LOOKUP RETRY seconds {
+			conf->lookup.retry_s = $3;
+		}
+		| LOOKUP PASSPASSWORD {
+			conf->lookup.pass_password = 1;
+		}
+		| LOOKUP CACHE NUMBER {
+			if ($3 < 0 || $3 > 86400) {
+				yyerror("cache time out of range (0-86400 s)");
+				YYERROR;
+			}
+			conf->lookup.cache_ttl = $3;
+		}
+		| UPSTREAM NETWORK string netport {
+			int	r = add_network($3, $4);
+
+			free($3);
+			$3 = NULL;
+			if (r == -1)
+				YYERROR;
 		}
 		| THROTTLE STORE LOCAL {
 			conf->policy.shared = 0;
@@ -531,6 +575,95 @@ window		: NUMBER {
 		}
 		;
 
+netport		: /* empty */		{ $$ = 0; }
+		| PORT NUMBER {
+			if ($2 <= 0 || $2 > 65535) {
+				yyerror("invalid port %lld", $2);
+				YYERROR;
+			}
+			$$ = $2;
+		}
+		;
+
+pool		: POOL string {
+			if (find_upstream($2) != NULL || find_pool($2) != NULL) {
+				yyerror("%s defined twice", $2);
+				free($2);
+				$2 = NULL;
+				YYERROR;
+			}
+			if (strlen($2) > NAME_MAX_LEN) {
+				yyerror("pool name too long");
+				free($2);
+				$2 = NULL;
+				YYERROR;
+			}
+			free(cur_pool);
+			if ((cur_pool = calloc(1, sizeof(*cur_pool))) == NULL)
+				fatal("calloc");
+			snprintf(cur_pool->conf.name,
+			    sizeof(cur_pool->conf.name), "%s", $2);
+			cur_pool->conf.id = ++conf->next_id;
+			cur_pool->conf.balance = POOL_ROUND_ROBIN;
+			cur_pool->conf.max_fails = 1;
+			cur_pool->conf.fail_timeout = 30;
+			free($2);
+			$2 = NULL;
+		} '{' optnl poolopts '}' {
+			if (cur_pool->conf.nmembers == 0) {
+				yyerror("pool %s: no upstream",
+				    cur_pool->conf.name);
+				free(cur_pool);
+				cur_pool = NULL;
+				YYERROR;
+			}
+			TAILQ_INSERT_TAIL(&conf->pools, cur_pool, entry);
+			cur_pool = NULL;
+		}
+		;
+
+poolopts	: /* empty */
+		| poolopts poolopt nl
+		;
+
+poolopt		: UPSTREAM string {
+			struct upstream	*u = find_upstream($2);
+
+			free($2);
+			$2 = NULL;
+			if (u == NULL) {
+				yyerror("pool member is not a defined upstream");
+				YYERROR;
+			}
+			if (cur_pool->conf.nmembers >= POOL_MAX_MEMBERS) {
+				yyerror("too many pool members (max %d)",
+				    POOL_MAX_MEMBERS);
+				YYERROR;
+			}
+			cur_pool->conf.members[cur_pool->conf.nmembers++] =
+			    u->conf.id;
+		}
+		| BALANCE ROUNDROBIN {
+			cur_pool->conf.balance = POOL_ROUND_ROBIN;
+		}
+		| BALANCE CLIENTIP {
+			cur_pool->conf.balance = POOL_CLIENT_IP;
+		}
+		| MAXFAILS NUMBER {
+			if ($2 < 0 || $2 > 1000) {
+				yyerror("max-fails out of range (0-1000)");
+				YYERROR;
+			}
+			cur_pool->conf.max_fails = $2;
+		}
+		| FAILTIMEOUT seconds {
+			cur_pool->conf.fail_timeout = $2;
+		}
+		| PROXYPROTOCOL {
+			cur_pool->conf.proxy_v2 = 1;
+		}
+		;
+
 mcport		: /* empty */		{ $$ = 11211; }
 		| PORT NUMBER {
 			if ($2 <= 0 || $2 > 65535) {
@@ -725,18 +858,23 @@ lookup(const char *s)
 		{ "audit",		AUDIT },
 		{ "backoff",		BACKOFF },
 		{ "bad-commands",	BADCOMMANDS },
+		{ "balance",		BALANCE },
 		{ "ca",			CA },
+		{ "cache",		CACHE },
 		{ "certificate",	CERTIFICATE },
 		{ "chroot",		CHROOT },
 		{ "ciphers",		CIPHERS },
+		{ "client-ip",		CLIENTIP },
 		{ "connect",		CONNECT },
 		{ "connections-per-ip",	CONNECTIONSPERIP },
 		{ "default",		DEFAULT },
 		{ "delay",		DELAY },
 		{ "domain",		DOMAIN },
+		{ "fail-timeout",	FAILTIMEOUT },
 		{ "failures",		FAILURES },
 		{ "file",		FILENAME },
 		{ "greeting",		GREETING },
+		{ "handler",		HANDLER },
 		{ "handshake",		HANDSHAKE },
 		{ "host",		HOST },
 		{ "imap",		IMAP },
@@ -750,15 +888,20 @@ lookup(const char *s)
 		{ "literal",		LITERAL },
 		{ "local",		LOCAL },
 		{ "login",		LOGIN },
+		{ "lookup",		LOOKUP },
 		{ "max",		MAX },
+		{ "max-fails",		MAXFAILS },
 		{ "memcache",		MEMCACHE },
 		{ "message",		MESSAGE },
 		{ "name",		NAME },
+		{ "network",		NETWORK },
 		{ "no-verify",		NOVERIFY },
 		{ "node",		NODE },
 		{ "ocsp",		OCSP },
 		{ "on",			ON },
+		{ "pass-password",	PASSPASSWORD },
 		{ "per",		PER },
+		{ "pool",		POOL },
 		{ "pop3",		POP3 },
 		{ "port",		PORT },
 		{ "pre-auth",		PREAUTH },
@@ -766,6 +909,8 @@ lookup(const char *s)
 		{ "protocols",		PROTOCOLS },
 		{ "proxy-protocol",	PROXYPROTOCOL },
 		{ "required",		REQUIRED },
+		{ "retry",		RETRY },
+		{ "round-robin",	ROUNDROBIN },
 		{ "route",		ROUTE },
 		{ "server",		SERVER },
 		{ "session-lifetime",	SESSIONLIFETIME },
@@ -1066,15 +1211,118 @@ find_upstream(const char *name)
 	return NULL;
 }
 
+static struct pool *
+find_pool(const char *name)
+{
+	struct pool	*p;
+
+	TAILQ_FOREACH(p, &conf->pools, entry)
+		if (strcmp(p->conf.name, name) == 0)
+			return p;
+	return NULL;
+}
+
+/* "http://host[:port][/path]": the handler's address is fixed now. */
+static int
+add_handler(const char *url)
+{
+	struct conf_lookup_handler	*h;
+	char				 host[100];
+	const char			*p, *end, *path;
+	long				 port = 80;
+	char				*ep;
+
+	if (conf->lookup.nhandlers >= LOOKUP_MAX_HANDLERS) {
+		yyerror("too many lookup handlers (max %d)",
+		    LOOKUP_MAX_HANDLERS);
+		return -1;
+	}
+	h = &conf->lookup.handlers[conf->lookup.nhandlers];
+	if (strncmp(url, "http://", 7) != 0) {
+		yyerror("lookup handler must be an http:// URL");
+		return -1;
+	}
+	p = url + 7;
+	if (*p == '[') {
+		if ((end = strchr(p, ']')) == NULL)
+			goto bad;
+		p++;
+		path = end + 1;
+	} else {
+		end = p + strcspn(p, ":/");
+		path = end;
+	}
+	if (end == p || (size_t)(end - p) >= sizeof(host))
+		goto bad;
+	memcpy(host, p, end - p);
+	host[end - p] = '\0';
+	if (*path == ':') {
+		port = strtol(path + 1, &ep, 10);
+		if (ep == path + 1 || port <= 0 || port > 65535)
+			goto bad;
+		path = ep;
+	}
+	if (*path == '\0')
+		path = "/";
+	if (*path != '/' || strlen(path) >= sizeof(h->path) ||
+	    strcspn(path, " \t\r\n") != strlen(path))
+		goto bad;
+	if (resolve(host, port, &h->addr, 0) == -1)
+		return -1;
+	snprintf(h->path, sizeof(h->path), "%s", path);
+	{
+		int	 v6 = strchr(host, ':') != NULL;
+		int	 n;
+
+		if (port == 80)
+			n = snprintf(h->host, sizeof(h->host), "%s%s%s",
+			    v6 ? "[" : "", host, v6 ? "]" : "");
+		else
+			n = snprintf(h->host, sizeof(h->host), "%s%s%s:%ld",
+			    v6 ? "[" : "", host, v6 ? "]" : "", port);
+		if (n < 0 || (size_t)n >= sizeof(h->host))
+			goto bad;
+	}
+	conf->lookup.nhandlers++;
+	return 0;
+ bad:
+	yyerror("invalid lookup handler URL");
+	return -1;
+}
+
+static int
+add_network(const char *prefix, long long port)
+{
+	struct conf_upstream_network	*n;
+	struct cidr			 c;
+
+	if (conf->lookup.nnetworks >= LOOKUP_MAX_NETWORKS) {
+		yyerror("too many upstream networks (max %d)",
+		    LOOKUP_MAX_NETWORKS);
+		return -1;
+	}
+	if (cidr_parse(prefix, &c) == -1) {
+		yyerror("invalid address prefix %s", prefix);
+		return -1;
+	}
+	n = &conf->lookup.networks[conf->lookup.nnetworks++];
+	n->family = c.family;
+	n->prefix = c.prefix;
+	memcpy(n->addr, c.addr, sizeof(n->addr));
+	n->port = port;
+	return 0;
+}
+
 static int
 add_route(int kind, const char *match, const char *to)
 {
 	struct upstream	*u;
+	struct pool	*p = NULL;
 	struct route	*r;
 	size_t		 i;
 
-	if ((u = find_upstream(to)) == NULL) {
-		yyerror("route to undefined upstream %s", to);
+	if ((u = find_upstream(to)) == NULL && (p = find_pool(to)) == NULL) {
+		yyerror("route to undefined upstream or pool %s", to);
 		return -1;
 	}
 	if (strlen(match) > USER_MAX_LEN) {
@@ -1091,7 +1339,7 @@ add_route(int kind, const char *match, const char *to)
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		fatal("calloc");
 	r->conf.kind = kind;
-	r->conf.upstream_id = u->conf.id;
+	r->conf.upstream_id = u != NULL ? u->conf.id : p->conf.id;
 	for (i = 0; match[i] != '\0'; i++)
 		r->conf.match[i] = tolower((unsigned char)match[i]);
 	TAILQ_INSERT_TAIL(&conf->routes, r, entry);
@@ -1155,9 +1403,12 @@ conf_defaults(struct postern_conf *c)
 	c->global.max_sessions = 10000;
 	c->global.timeout_preauth_total = 300;
 	policy_defaults(&c->policy);
+	TAILQ_INIT(&c->pools);
+	c->lookup.timeout_ms = 5000;
+	c->lookup.retry_s = 30;
+	c->lookup.cache_ttl = 3600;
 	c->memcache.timeout_ms = 250;
 	c->memcache.backoff_s = 30;
-	c->memcache.route_ttl = 3600;
 	snprintf(c->global.greeting, sizeof(c->global.greeting),
 	    "postern ready");
 }
@@ -1184,9 +1435,11 @@ parse_config(const char *path)
 	}
 	yyparse();
 	fclose(file.stream);
-	/* an upstream block cut short by an error */
+	/* an upstream or pool block cut short by an error */
 	free(cur_upstream);
 	cur_upstream = NULL;
+	free(cur_pool);
+	cur_pool = NULL;
 	if (file.errors == 0 && c->policy.nproxy == 0) {
 		struct listener	*l;
 
@@ -1203,6 +1456,12 @@ parse_config(const char *path)
 	    c->memcache.nservers == 0) {
 		log_warnx("%s: \"throttle store memcache\" needs a "
 		    "\"memcache server\"", path);
+		file.errors++;
+	}
+	if (file.errors == 0 && c->lookup.nhandlers > 0 &&
+	    c->lookup.nnetworks == 0) {
+		log_warnx("%s: lookup handlers need at least one \"upstream "
+		    "network\": routes they give are checked against it", path);
 		file.errors++;
 	}
 	if (file.errors == 0 && TAILQ_EMPTY(&c->listeners)) {
@@ -1223,6 +1482,7 @@ free_config(struct postern_conf *c)
 	struct upstream	*u;
 	struct route	*r;
 	struct keypair	*k;
+	struct pool	*p;
 
 	if (c == NULL)
 		return;
@@ -1241,6 +1501,10 @@ free_config(struct postern_conf *c)
 	while ((r = TAILQ_FIRST(&c->routes)) != NULL) {
 		TAILQ_REMOVE(&c->routes, r, entry);
 		free(r);
+	}
+	while ((p = TAILQ_FIRST(&c->pools)) != NULL) {
+		TAILQ_REMOVE(&c->pools, p, entry);
+		free(p);
 	}
 	free(c);
 }

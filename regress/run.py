@@ -25,6 +25,7 @@ import base64
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from backends import Dovecot  # noqa: E402
+from lookup import LookupHandler  # noqa: E402
 from harness import (Memcached, Postern, Raw, fingerprint,  # noqa: E402
                      make_cert, message, proc_status, write_config,
                      wait_port)
@@ -45,6 +46,12 @@ LOOSE_LIMITS = ("throttle ip 1000000 per 60\nthrottle user 1000000 per 60\n"
                 "throttle failures ip-user 1000000 per 60\n"
                 "limit connections-per-ip 0\nlimit attempts 0\n")
 SHARED_A, SHARED_B = 24143, 24144      # two nodes sharing memcached
+ROUTE_IMAP, ROUTE_POP3 = 24243, 24210   # routed by lookup handlers
+NGINX_IMAP = 24244                      # stock nginx, same handler
+HANDLER1, HANDLER2 = 24780, 24781       # handler 1 is never started
+POOL_IMAP = 24245                       # static routes to pools
+DVP1, DVP2 = (24153, 24120), (24154, 24121)
+DVP2_HAPROXY = 24155
 MEMCACHED = 24211  # below the ephemeral port range: bound mid-run
 DV1_IMAPS = 25993                      # Dovecot 1 with its own certificate
 DV1 = (25143, 25110)
@@ -1651,6 +1658,250 @@ def _():
             shared_login(SHARED_A, user(17), PASSWORD)
         check("memcached reachable again" in sn.nodes[0].log_text(),
               "return of memcached not noticed")
+
+
+# ------------------------------------------------ routing: handlers, cache
+
+class Routing:
+    """A postern routed by lookup handlers with a memcached route cache,
+    and stock nginx's mail proxy asking the same handler."""
+
+    def __enter__(self):
+        self.started = []
+        self.mc = Memcached(MEMCACHED, os.path.join(env.work,
+                                                    "memcached-r.log"))
+        self.mc.start()
+        self.started.append(self.mc)
+        routes = {}
+        for i in range(1, NUSERS + 1):
+            dv = DV1 if i % 2 else DV2
+            routes[user(i)] = (HOST, {"imap": dv[0], "pop3": dv[1]}, None)
+        routes["alias@example.org"] = (HOST, {"imap": DV1[0],
+                                              "pop3": DV1[1]}, user(1))
+        routes["outside@example.org"] = ("192.0.2.1", {"imap": 143,
+                                                       "pop3": 110}, None)
+        self.handler = LookupHandler(HANDLER2, routes)
+        self.handler.start()
+        self.started.append(self.handler)
+        conf = os.path.join(env.work, "routing.conf")
+        write_config(
+            conf, [(HOST, ROUTE_IMAP, "imap"), (HOST, ROUTE_POP3, "pop3")],
+            {}, [], extra='node "routing"\n'
+            f'audit file "{env.work}/routing.audit"\n' + LOOSE_LIMITS +
+            f'lookup handler "http://127.0.0.1:{HANDLER1}/lookup"\n'
+            f'lookup handler "http://127.0.0.1:{HANDLER2}/lookup"\n'
+            "lookup timeout 2000\nlookup retry 60\n"
+            'upstream network "127.0.0.1/32"\n'
+            f'memcache server "127.0.0.1" port {MEMCACHED}\n'
+            "memcache timeout 3000\nmemcache backoff 2\n")
+        self.postern = Postern(env.binary, conf,
+                               os.path.join(env.work, "routing.log"),
+                               [ROUTE_IMAP, ROUTE_POP3])
+        self.postern.start()
+        self.started.append(self.postern)
+        ndir = os.path.join(env.work, "nginx")
+        os.makedirs(ndir, exist_ok=True)
+        nconf = os.path.join(ndir, "nginx.conf")
+        with open(nconf, "w") as f:
+            f.write("load_module /usr/lib/nginx/modules/ngx_mail_module.so;\n"
+                    f"pid {ndir}/nginx.pid;\n"
+                    f"error_log {ndir}/error.log info;\n"
+                    "daemon off;\nworker_processes 1;\n"
+                    "events { worker_connections 64; }\n"
+                    "mail {\n"
+                    f"  auth_http 127.0.0.1:{HANDLER2}/lookup;\n"
+                    "  proxy_pass_error_message on;\n"
+                    f"  server {{ listen 127.0.0.1:{NGINX_IMAP}; "
+                    "protocol imap; }\n}\n")
+        self.nginx = subprocess.Popen(
+            ["nginx", "-p", ndir, "-e", os.path.join(ndir, "error.log"),
+             "-c", nconf], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        if not wait_port(HOST, NGINX_IMAP, 10):
+            self.__exit__()
+            raise RuntimeError("nginx did not start")
+        return self
+
+    def __exit__(self, *exc):
+        if getattr(self, "nginx", None) is not None:
+            self.nginx.terminate()
+            try:
+                self.nginx.wait(10)
+            except subprocess.TimeoutExpired:
+                self.nginx.kill()
+                self.nginx.wait()
+        for part in reversed(self.started):
+            part.stop()
+
+
+def imap_login_ok(port, u, p=PASSWORD, source=HOST):
+    c = imaplib.IMAP4(HOST, port)
+    try:
+        typ, _ = c.login(u, p)
+        typ2, data = c.select("INBOX")
+        return typ == "OK" and typ2 == "OK"
+    except imaplib.IMAP4.error:
+        return False
+    finally:
+        try:
+            c.logout()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+@case("lookup-handler-routes-postern-and-stock-nginx-alike")
+def _():
+    with Routing() as r:
+        for u in (user(1), user(2)):
+            check(imap_login_ok(ROUTE_IMAP, u), f"postern: {u} failed")
+            check(imap_login_ok(NGINX_IMAP, u), f"nginx: {u} failed")
+            check(r.handler.count(u, "postern") == 1 and
+                  r.handler.count(u, "nginx") == 1,
+                  f"handler requests for {u}: {r.handler.requests}")
+        # the password stays with postern unless the config says so
+        mine = [h for h in r.handler.requests if "Auth-Pass" not in h]
+        check(mine and all(h["Auth-Protocol"] == "imap" and
+                           h["Client-IP"] == "127.0.0.1" and
+                           h["Auth-Method"] == "plain" for h in mine),
+              f"request headers {mine}")
+        p = poplib.POP3(HOST, ROUTE_POP3)
+        p.user(user(4))
+        p.pass_(PASSWORD)
+        p.quit()
+        # an alias logs in as the account the handler names
+        check(imap_login_ok(ROUTE_IMAP, "alias@example.org"),
+              "alias login failed")
+        check(f"user=<{user(1)}>" in env.dv1.log_text(), "no account login")
+        # a refusal from the handler reaches the client, not Dovecot
+        check(not imap_login_ok(ROUTE_IMAP, "nobody@example.org"),
+              "unknown user logged in")
+        # handler 1 never answered: marked down, handler 2 did the work
+        check("lookup handler 127.0.0.1:24780/lookup: no answer"
+              in r.postern.log_text(), "dead handler not noticed")
+        # a route outside the upstream networks is refused
+        check(not imap_login_ok(ROUTE_IMAP, "outside@example.org"),
+              "route outside the networks used")
+        check("outside every upstream network" in r.postern.log_text(),
+              "refusal not logged")
+
+
+@case("route-cache-skips-handler-and-survives-memcached")
+def _():
+    with Routing() as r:
+        for _ in range(3):
+            check(imap_login_ok(ROUTE_IMAP, user(3)), "login failed")
+        check(r.handler.count(user(3)) == 1,
+              f"{r.handler.count(user(3))} handler requests, not 1")
+        # memcached gone: logins go on through the handler
+        r.mc.stop()
+        for _ in range(2):
+            check(imap_login_ok(ROUTE_IMAP, user(5)), "login failed")
+        check(r.handler.count(user(5)) == 2, "handler not asked")
+        r.mc.start()
+        time.sleep(2.5)                 # the back-off
+        for _ in range(3):
+            check(imap_login_ok(ROUTE_IMAP, user(7)), "login failed")
+        check(r.handler.count(user(7)) == 1,
+              f"cache not used again: {r.handler.count(user(7))}")
+        # memcached stalled: a relayed session keeps moving while a
+        # login waits on memcached in relay's worker thread
+        busy = imaplib.IMAP4(HOST, ROUTE_IMAP)
+        busy.login(user(9), PASSWORD)
+        busy.select("INBOX")
+        r.mc.pause()
+        order = []
+
+        def stalled_login():
+            ok = imap_login_ok(ROUTE_IMAP, user(11))
+            order.append(("login", ok))
+        t = threading.Thread(target=stalled_login)
+        t.start()
+        time.sleep(0.3)
+        for _ in range(20):
+            busy.noop()
+        order.append(("noops", True))
+        t.join(30)
+        r.mc.resume()
+        busy.logout()
+        check(order[0] == ("noops", True) and order[1] == ("login", True),
+              f"events in order {order}")
+
+
+@case("hostile-user-names-leave-memcached-intact")
+def _():
+    with Routing() as r:
+        r.mc.command(b"set postern:r:sentinel 0 0 5\r\nhello\r\n")
+        names = [b"evil\r\nset postern:r:sentinel 0 0 4\r\nevil",
+                 b"a b c\r\nflush_all", b"e" * 250, b"x" * 300,
+                 b"\x01\x02 get postern:r:sentinel"]
+        for n in names:
+            c = Raw(ROUTE_IMAP)
+            c.line()
+            c.send(b"a LOGIN {%d+}\r\n%s {6+}\r\nsecret\r\n" % (len(n), n))
+            c.until_tag(b"a")
+            c.close()
+        check(r.mc.command(b"get postern:r:sentinel\r\n") ==
+              b"VALUE postern:r:sentinel 0 5\r\nhello\r\nEND\r\n",
+              "memcached data changed")
+        stats = r.mc.command(b"stats\r\n").decode()
+        check("cmd_flush 0" in stats, "flush reached memcached")
+
+
+@case("pool-with-one-dovecot-stopped-serves-every-user")
+def _():
+    pusers = [f"puser{i}@pool.example" for i in range(1, 5)]
+    hap = ("haproxy_trusted_networks = 127.0.0.0/8\n"
+           "service imap-login {\n  inet_listener imap_haproxy {\n"
+           f"    address = 127.0.0.1\n    port = {DVP2_HAPROXY}\n"
+           "    haproxy = yes\n  }\n}\n")
+    d1 = Dovecot("pool1", os.path.join(env.work, "dvp1"), DVP1[0], DVP1[1],
+                 pusers, password=PASSWORD)
+    d2 = Dovecot("pool2", os.path.join(env.work, "dvp2"), DVP2[0], DVP2[1],
+                 pusers, password=PASSWORD, extra_conf=hap)
+    conf = os.path.join(env.work, "pool.conf")
+    node = None
+    try:
+        d1.start()
+        d2.start()
+        with open(conf, "w"):
+            pass
+        write_config(conf, [(HOST, POOL_IMAP, "imap")],
+                     {"p1": (HOST, DVP1[0], DVP1[1]),
+                      "p2": (HOST, DVP2[0], DVP2[1]),
+                      "p2h": (HOST, DVP2_HAPROXY, 0)},
+                     [("user", pusers[3], "proxied"),
+                      ("domain", "pool.example", "stores")],
+                     extra='node "pool"\n' + LOOSE_LIMITS)
+        with open(conf) as f:
+            text = f.read()
+        text = text.replace('route user', 'pool "stores" {\n'
+                            '\tupstream "p1"\n\tupstream "p2"\n'
+                            "\tmax-fails 1\n\tfail-timeout 60\n}\n"
+                            'pool "proxied" {\n\tupstream "p2h"\n'
+                            "\tproxy-protocol\n}\nroute user", 1)
+        with open(conf, "w") as f:
+            f.write(text)
+        node = Postern(env.binary, conf, os.path.join(env.work, "pool.log"),
+                       [POOL_IMAP])
+        node.start()
+        for u in pusers[:3]:
+            check(imap_login_ok(POOL_IMAP, u), f"{u} failed, both up")
+        d1.stop()
+        for _ in range(2):
+            for u in pusers[:3]:
+                check(imap_login_ok(POOL_IMAP, u), f"{u} failed, one down")
+        check("upstream p1 marked down" in node.log_text(),
+              "dead member not marked down")
+        # a PROXY v2 header first: Dovecot's haproxy listener needs it
+        check(imap_login_ok(POOL_IMAP, pusers[3], source="127.0.0.78"),
+              "login through the haproxy listener failed")
+        check("rip=127.0.0.1" in d2.log_text() or
+              "rip=127.0.0." in d2.log_text(), "no rip in Dovecot's log")
+    finally:
+        if node is not None:
+            node.stop()
+        d1.stop()
+        d2.stop()
 
 CASE_TIMEOUT = 180      # a hung case fails instead of hanging the run
 

@@ -26,6 +26,7 @@
 #include "mcache.h"
 #include "policy.h"
 #include "proc.h"
+#include "proxyproto.h"
 #include "relay.h"
 #include "sandbox.h"
 
@@ -39,10 +40,55 @@ static int have_sandbox;
 static struct conf_sandbox sandbox_conf;
 static struct conf_tls_global tls_conf;
 static struct conf_memcache memcache_conf;
+static struct event_base *relay_base;
 
 static void rsession_free(struct rsession *);
 static void upstream_io(int, short, void *);
 static void rsession_bridge_done(struct tlsbridge *, void *);
+
+static void rsession_connect_next(struct rsession *);
+static void rsession_reset_upstream(struct rsession *);
+
+/*
+ * Before the credentials went out, a pool's next member may still get
+ * the login; after a refusal on a cached route, the cache entry goes
+ * and the handlers are asked once more.  Returns 1 if the attempt goes
+ * on elsewhere.
+ */
+static int
+rsession_try_elsewhere(struct rsession *rs, uint32_t status, const char *text)
+{
+	char addr[128];
+
+	if (status == LOGIN_TEMPFAIL && rs->pool != NULL &&
+	    (rs->state == R_CONNECTING || rs->state == R_TLS_HANDSHAKE ||
+		rs->state == R_GREETING)) {
+		pool_failed(rs->pool, rs->member, wallclock_ms());
+		log_info("session %016llx: upstream %s (%s): %s; trying the "
+			 "pool's next",
+		    (unsigned long long)rs->req.sid, rs->upstream->conf.name,
+		    sockaddr_str(&rs->uaddr, addr, sizeof(addr)), text);
+		if (rs->tried == (1u << rs->pool->conf.nmembers) - 1)
+			return 0;
+		rsession_reset_upstream(rs);
+		rsession_connect_next(rs);
+		return 1;
+	}
+	if (status == LOGIN_FAILED && rs->route_src == ROUTE_SRC_CACHE &&
+	    !rs->relooked) {
+		/* the account may have moved: forget, ask again, once */
+		lookup_forget(rs);
+		rs->relooked = 1;
+		rs->failed_addr = rs->uaddr;
+		upstream_text(rs->refusal, sizeof(rs->refusal), text,
+		    strlen(text));
+		rsession_reset_upstream(rs);
+		rs->handlers_tried = 0;
+		lookup_route(rs);
+		return 1;
+	}
+	return 0;
+}
 
 static void
 rsession_report(struct rsession *rs, uint32_t status, const char *text)
@@ -108,6 +154,10 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 	char addr[128], uaddr[128];
 	size_t left;
 
+	if (rsession_try_elsewhere(rs, status, text))
+		return;
+	if (rs->pool != NULL && status == LOGIN_OK)
+		pool_succeeded(rs->pool, rs->member);
 	explicit_bzero(rs->req.pass, sizeof(rs->req.pass));
 	rsession_audit(rs, status, status == LOGIN_OK ? "" : text);
 	sockaddr_str(&rs->req.client, addr, sizeof(addr));
@@ -231,6 +281,9 @@ static void
 rsession_free(struct rsession *rs)
 {
 	TAILQ_REMOVE(&rsessions, rs, entry);
+	lookup_cancel(rs);
+	if (evtimer_initialized(&rs->wait_ev))
+		evtimer_del(&rs->wait_ev);
 	if (rs->bridging) {
 		tlsbridge_stop(&rs->bridge);
 		rs->utls = NULL;
@@ -349,6 +402,23 @@ upstream_handshake(struct rsession *rs)
 	}
 }
 
+/*
+ * The pool's servers want the client's address in a PROXY v2 header,
+ * before anything else (TLS included).  A fresh socket takes these few
+ * bytes at once; a short write is treated as a failure.
+ */
+static int
+send_proxy_header(struct rsession *rs)
+{
+	unsigned char hdr[64];
+	size_t len;
+
+	len = proxy_v2_build(hdr, sizeof(hdr), &rs->req.client, &rs->req.local);
+	if (len == 0)
+		return -1;
+	return write(rs->ufd, hdr, len) == (ssize_t)len ? 0 : -1;
+}
+
 static void
 upstream_connected(struct rsession *rs)
 {
@@ -367,6 +437,12 @@ upstream_connected(struct rsession *rs)
 	tv.tv_sec = relay_conf.timeout_login;
 	tv.tv_usec = 0;
 	evtimer_add(&rs->timer, &tv);
+	if (rs->pool != NULL && rs->pool->conf.proxy_v2 &&
+	    send_proxy_header(rs) == -1) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL,
+		    "cannot send the PROXY header");
+		return;
+	}
 	if (!rs->upstream->conf.tls) {
 		rs->state = R_GREETING;
 		upstream_set_events(rs, EV_READ);
@@ -473,16 +549,32 @@ upstream_io(int fd, short event, void *arg)
 }
 
 static void
-rsession_start(struct rsession *rs)
+rsession_reset_upstream(struct rsession *rs)
+{
+	if (event_initialized(&rs->uev))
+		event_del(&rs->uev);
+	if (event_initialized(&rs->timer))
+		evtimer_del(&rs->timer);
+	if (rs->utls != NULL) {
+		tls_free(rs->utls);
+		rs->utls = NULL;
+	}
+	if (rs->ufd != -1) {
+		close(rs->ufd);
+		rs->ufd = -1;
+	}
+	evbuffer_drain(rs->uin, evbuffer_get_length(rs->uin));
+	evbuffer_drain(rs->uout, evbuffer_get_length(rs->uout));
+	rs->caps = 0;
+	rs->okline[0] = '\0';
+}
+
+static void
+rsession_connect(struct rsession *rs)
 {
 	struct timeval tv;
 	int on = 1;
 
-	rs->upstream = route_lookup(rs->req.user, rs->req.proto, &rs->uaddr);
-	if (rs->upstream == NULL) {
-		rsession_login_done(rs, LOGIN_TEMPFAIL, "no route for user");
-		return;
-	}
 	rs->ufd = socket(rs->uaddr.ss_family,
 	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (rs->ufd == -1) {
@@ -493,13 +585,13 @@ rsession_start(struct rsession *rs)
 	setsockopt(rs->ufd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	setsockopt(rs->ufd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 	evtimer_set(&rs->timer, upstream_timeout, rs);
+	rs->state = R_CONNECTING;
 	if (connect(rs->ufd, (struct sockaddr *)&rs->uaddr,
 		sockaddr_len(&rs->uaddr)) == -1 &&
 	    errno != EINPROGRESS) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL, strerror(errno));
 		return;
 	}
-	rs->state = R_CONNECTING;
 	tv.tv_sec = relay_conf.timeout_connect;
 	tv.tv_usec = 0;
 	evtimer_add(&rs->timer, &tv);
@@ -507,10 +599,121 @@ rsession_start(struct rsession *rs)
 	event_add(&rs->uev, NULL);
 }
 
-/*
- * The client socket comes from a less trusted process: make sure it is a
- * stream socket and non-blocking, whatever authproc did to it.
- */
+/* The pool's next member, or a temporary failure if none is left. */
+static void
+rsession_connect_next(struct rsession *rs)
+{
+	int i;
+
+	i = pool_pick(rs->pool, &rs->req.client, rs->req.proto, rs->tried,
+	    wallclock_ms());
+	if (i == -1) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL,
+		    rs->tried ? "no upstream in the pool answered"
+			      : "no upstream for this protocol");
+		return;
+	}
+	rs->member = i;
+	rs->tried |= 1u << i;
+	rs->upstream = rs->pool->members[i].u;
+	rs->uaddr = *upstream_addr(rs->upstream, rs->req.proto);
+	rsession_connect(rs);
+}
+
+void
+rsession_route_static(struct rsession *rs, const char *why)
+{
+	rs->route_src = ROUTE_SRC_STATIC;
+	if ((rs->pool = route_lookup(rs->req.user)) == NULL) {
+		rsession_login_done(rs, LOGIN_TEMPFAIL,
+		    why != NULL ? why : "no route for user");
+		return;
+	}
+	rsession_connect_next(rs);
+}
+
+/* A route from a lookup handler or the cache: one server, plain. */
+void
+rsession_route_to(struct rsession *rs, const struct sockaddr_storage *ss,
+    const char *account, enum route_source src)
+{
+	char addr[128];
+
+	sockaddr_str(ss, addr, sizeof(addr));
+	rs->route_src = src;
+	rs->pool = NULL;
+	if (!lookup_upstream_allowed(ss)) {
+		log_warnx("session %016llx: %s route to %s refused: outside "
+			  "every upstream network",
+		    (unsigned long long)rs->req.sid,
+		    src == ROUTE_SRC_CACHE ? "cached" : "handler's", addr);
+		if (src == ROUTE_SRC_CACHE)
+			lookup_forget(rs);
+		rsession_login_done(rs, LOGIN_TEMPFAIL,
+		    "route outside the upstream networks");
+		return;
+	}
+	if (rs->relooked && sockaddr_same_host(ss, &rs->failed_addr) &&
+	    sockaddr_port(ss) == sockaddr_port(&rs->failed_addr)) {
+		/* the same server again: its refusal stands */
+		rsession_login_done(rs, LOGIN_FAILED, rs->refusal);
+		return;
+	}
+	snprintf(rs->account, sizeof(rs->account), "%s", account);
+	memset(&rs->dyn, 0, sizeof(rs->dyn));
+	/* an address with its port fits; the name is for logs and audit */
+	memcpy(rs->dyn.conf.name, addr, sizeof(rs->dyn.conf.name) - 1);
+	rs->dyn.conf.name[sizeof(rs->dyn.conf.name) - 1] = '\0';
+	if (rs->req.proto == PROTO_IMAP) {
+		rs->dyn.conf.has_imap = 1;
+		rs->dyn.conf.imap = *ss;
+	} else {
+		rs->dyn.conf.has_pop3 = 1;
+		rs->dyn.conf.pop3 = *ss;
+	}
+	rs->upstream = &rs->dyn;
+	rs->uaddr = *ss;
+	if (src == ROUTE_SRC_HANDLER)
+		lookup_cache_store(rs);
+	rsession_connect(rs);
+}
+
+static void
+refusal_wait_done(int fd, short event, void *arg)
+{
+	struct rsession *rs = arg;
+
+	(void)fd;
+	(void)event;
+	rsession_login_done(rs, LOGIN_FAILED, rs->refusal);
+}
+
+/* A handler refused the login; Auth-Wait holds the answer back. */
+void
+rsession_refused(struct rsession *rs, const char *text, uint32_t wait)
+{
+	struct timeval tv = {wait, 0};
+
+	snprintf(rs->refusal, sizeof(rs->refusal), "%s", text);
+	if (wait == 0) {
+		rsession_login_done(rs, LOGIN_FAILED, rs->refusal);
+		return;
+	}
+	rs->state = R_LOOKUP;
+	evtimer_set(&rs->wait_ev, refusal_wait_done, rs);
+	evtimer_add(&rs->wait_ev, &tv);
+}
+
+static void
+rsession_start(struct rsession *rs)
+{
+	snprintf(rs->account, sizeof(rs->account), "%s", rs->req.user);
+	if (lookup_configured())
+		lookup_route(rs);
+	else
+		rsession_route_static(rs, NULL);
+}
+
 static int
 client_fd_ok(int fd)
 {
@@ -648,6 +851,7 @@ parent_handle(struct imsg *imsg)
 	struct conf_route *r;
 	struct conf_blob *b;
 	struct upstream_ctx *uc;
+	struct conf_lookup *lk;
 	uint32_t i;
 
 	switch (imsg->hdr.type) {
@@ -697,6 +901,26 @@ parent_handle(struct imsg *imsg)
 			fatalx("bad upstream message");
 		route_add_upstream(u);
 		break;
+	case IMSG_CONF_POOL:
+		if (!imsg_string_ok(((struct conf_pool *)imsg->data)->name,
+			NAME_MAX_LEN + 1) ||
+		    route_add_pool(imsg->data) == -1)
+			fatalx("bad pool message");
+		break;
+	case IMSG_CONF_LOOKUP:
+		lk = imsg->data;
+		if (lk->nhandlers > LOOKUP_MAX_HANDLERS ||
+		    lk->nnetworks > LOOKUP_MAX_NETWORKS || lk->timeout_ms == 0)
+			fatalx("bad lookup message");
+		for (i = 0; i < lk->nhandlers; i++)
+			if (!sockaddr_valid(&lk->handlers[i].addr) ||
+			    !imsg_string_ok(lk->handlers[i].host,
+				sizeof(lk->handlers[i].host)) ||
+			    !imsg_string_ok(lk->handlers[i].path,
+				sizeof(lk->handlers[i].path)))
+				fatalx("bad lookup message");
+		lookup_init(lk, relay_base);
+		break;
 	case IMSG_CONF_ROUTE:
 		r = imsg->data;
 		if (!imsg_string_ok(r->match, sizeof(r->match)) ||
@@ -744,7 +968,7 @@ parent_dispatch(int fd, short event, void *arg)
 void
 relay_main(void)
 {
-	event_init();
+	relay_base = event_init();
 	if (tls_init() == -1)
 		fatalx("tls_init failed");
 	proc_child_init(&parent_iev, parent_dispatch);

@@ -26,14 +26,30 @@ struct upstream_ctx {
 };
 TAILQ_HEAD(upstream_list, upstream_ctx);
 
+struct pool_member {
+	struct upstream_ctx *u;
+	uint32_t fails;	     /* in a row */
+	uint64_t down_until; /* ms, wall clock */
+};
+
+struct pool_ctx {
+	TAILQ_ENTRY(pool_ctx) entry;
+	struct conf_pool conf;
+	int implicit; /* a route straight to one upstream */
+	uint32_t rr;
+	struct pool_member members[POOL_MAX_MEMBERS];
+};
+TAILQ_HEAD(pool_list, pool_ctx);
+
 struct route_ctx {
 	TAILQ_ENTRY(route_ctx) entry;
 	struct conf_route conf;
-	struct upstream_ctx *upstream;
+	struct pool_ctx *pool;
 };
 TAILQ_HEAD(route_list, route_ctx);
 
 enum rsession_state {
+	R_LOOKUP, /* asking the route cache or a lookup handler */
 	R_CONNECTING,
 	R_TLS_HANDSHAKE,
 	R_GREETING,
@@ -65,8 +81,29 @@ struct splice_dir {
 	uint64_t bytes;
 };
 
+enum route_source { ROUTE_SRC_STATIC, ROUTE_SRC_HANDLER, ROUTE_SRC_CACHE };
+
+struct mc_job;
+struct lookup_http;
+
 struct rsession {
 	TAILQ_ENTRY(rsession) entry;
+	/* where to: a pool from the static table, or one server named by
+	 * a lookup handler or the cache (dyn) */
+	struct pool_ctx *pool;
+	int member;
+	uint32_t tried; /* pool members */
+	uint32_t handlers_tried;
+	enum route_source route_src;
+	int relooked; /* a cached route failed: looked up once more */
+	struct upstream_ctx dyn;
+	struct sockaddr_storage failed_addr;
+	char account[USER_MAX_LEN + 1]; /* the name we log in with */
+	char cachekey[96];
+	struct mc_job *mcjob;
+	struct lookup_http *http;
+	struct event wait_ev; /* Auth-Wait */
+	char refusal[TEXT_MAX_LEN + 1];
 	uint32_t id;	     /* authproc's session id */
 	struct imsgev *chan; /* channel it came on */
 	enum rsession_state state;
@@ -107,13 +144,33 @@ struct counter_op;
 void counter_query(uint32_t, uint64_t, const struct counter_op *);
 void counter_add(const struct counter_op *);
 
+void rsession_route_to(struct rsession *, const struct sockaddr_storage *,
+    const char *account, enum route_source);
+void rsession_route_static(struct rsession *, const char *why);
+void rsession_refused(struct rsession *, const char *text, uint32_t wait);
+
+/* lookup.c */
+void lookup_init(const struct conf_lookup *, struct event_base *);
+int lookup_configured(void);
+int lookup_upstream_allowed(const struct sockaddr_storage *);
+void lookup_route(struct rsession *);
+void lookup_forget(struct rsession *);
+void lookup_cache_store(struct rsession *);
+void lookup_cancel(struct rsession *);
+
 /* route.c */
 void route_add_upstream(const struct conf_upstream *);
 struct upstream_ctx *route_find_upstream(uint32_t);
 void route_upstreams_tls(const struct conf_tls_global *);
 int route_add(const struct conf_route *);
-const struct upstream_ctx *route_lookup(const char *user, enum mail_proto,
-    struct sockaddr_storage *);
+int route_add_pool(const struct conf_pool *);
+struct pool_ctx *route_lookup(const char *user);
+int pool_pick(struct pool_ctx *, const struct sockaddr_storage *,
+    enum mail_proto, uint32_t tried, uint64_t now);
+void pool_failed(struct pool_ctx *, int, uint64_t now);
+void pool_succeeded(struct pool_ctx *, int);
+const struct sockaddr_storage *upstream_addr(const struct upstream_ctx *,
+    enum mail_proto);
 
 /* relay_imap.c, relay_pop3.c: one upstream line at a time */
 int imap_upstream_line(struct rsession *, char *, size_t);

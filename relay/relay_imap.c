@@ -60,13 +60,13 @@ plain_b64(struct rsession *rs, char *out, size_t outsz)
 {
 	unsigned char raw[USER_MAX_LEN * 2 + PASS_MAX_LEN + 3];
 	size_t zl = strlen(rs->req.authzid);
-	size_t ul = strlen(rs->req.user);
+	size_t ul = strlen(rs->account);
 	size_t pl = strlen(rs->req.pass);
 	int n;
 
 	memcpy(raw, rs->req.authzid, zl);
 	raw[zl] = '\0';
-	memcpy(raw + zl + 1, rs->req.user, ul);
+	memcpy(raw + zl + 1, rs->account, ul);
 	raw[zl + 1 + ul] = '\0';
 	memcpy(raw + zl + ul + 2, rs->req.pass, pl);
 	n = b64_ntop(raw, zl + ul + pl + 2, out, outsz);
@@ -127,7 +127,7 @@ imap_send_login(struct rsession *rs)
 		}
 	} else if (!(rs->caps & CAP_LOGINDISABLED) &&
 	    rs->req.authzid[0] == '\0' &&
-	    imap_quote(quser, sizeof(quser), rs->req.user) == 0 &&
+	    imap_quote(quser, sizeof(quser), rs->account) == 0 &&
 	    imap_quote(qpass, sizeof(qpass), rs->req.pass) == 0) {
 		rsession_printf(rs, UTAG_LOGIN " LOGIN %s %s\r\n", quser,
 		    qpass);

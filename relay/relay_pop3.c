@@ -25,17 +25,17 @@ pop3_send_login(struct rsession *rs)
 	size_t zl, ul, pl;
 	int n;
 
-	if (rs->req.authzid[0] == '\0' && pop3_line_safe(rs->req.user) &&
+	if (rs->req.authzid[0] == '\0' && pop3_line_safe(rs->account) &&
 	    pop3_line_safe(rs->req.pass)) {
-		rsession_printf(rs, "USER %s\r\n", rs->req.user);
+		rsession_printf(rs, "USER %s\r\n", rs->account);
 		rs->state = R_USER;
 		return 1;
 	}
 	zl = strlen(rs->req.authzid);
-	ul = strlen(rs->req.user);
+	ul = strlen(rs->account);
 	pl = strlen(rs->req.pass);
 	memcpy(raw, rs->req.authzid, zl + 1);
-	memcpy(raw + zl + 1, rs->req.user, ul + 1);
+	memcpy(raw + zl + 1, rs->account, ul + 1);
 	memcpy(raw + zl + ul + 2, rs->req.pass, pl);
 	n = b64_ntop(raw, zl + ul + pl + 2, b64, sizeof(b64));
 	explicit_bzero(raw, sizeof(raw));

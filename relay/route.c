@@ -1,6 +1,8 @@
 /*
- * The static route table: exact user, then domain, then default.
- * User names compare case-insensitively, as mail servers treat them.
+ * The static route table (exact user, then domain, then default) and
+ * the pools routes lead to.  User names compare case-insensitively, as
+ * mail servers treat them.  Every route leads to a pool; a route to a
+ * single upstream gets a pool of one that is never marked down.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -14,6 +16,60 @@
 
 static struct upstream_list upstreams = TAILQ_HEAD_INITIALIZER(upstreams);
 static struct route_list routes = TAILQ_HEAD_INITIALIZER(routes);
+static struct pool_list pools = TAILQ_HEAD_INITIALIZER(pools);
+
+static struct pool_ctx *
+pool_find(uint32_t id)
+{
+	struct pool_ctx *p;
+
+	TAILQ_FOREACH(p, &pools, entry)
+	if (p->conf.id == id)
+		return p;
+	return NULL;
+}
+
+int
+route_add_pool(const struct conf_pool *conf)
+{
+	struct pool_ctx *p;
+	uint32_t i;
+
+	if (conf->nmembers == 0 || conf->nmembers > POOL_MAX_MEMBERS ||
+	    pool_find(conf->id) != NULL)
+		return -1;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		fatal("calloc");
+	p->conf = *conf;
+	for (i = 0; i < conf->nmembers; i++)
+		if ((p->members[i].u = route_find_upstream(conf->members[i])) ==
+		    NULL) {
+			free(p);
+			return -1;
+		}
+	TAILQ_INSERT_TAIL(&pools, p, entry);
+	return 0;
+}
+
+/* A route straight to an upstream: a pool of one, never marked down. */
+static struct pool_ctx *
+pool_of_one(struct upstream_ctx *u)
+{
+	struct pool_ctx *p;
+
+	TAILQ_FOREACH(p, &pools, entry)
+	if (p->implicit && p->members[0].u == u)
+		return p;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		fatal("calloc");
+	p->implicit = 1;
+	p->conf.nmembers = 1;
+	p->conf.balance = POOL_ROUND_ROBIN;
+	snprintf(p->conf.name, sizeof(p->conf.name), "%s", u->conf.name);
+	p->members[0].u = u;
+	TAILQ_INSERT_TAIL(&pools, p, entry);
+	return p;
+}
 
 void
 route_add_upstream(const struct conf_upstream *conf)
@@ -31,16 +87,16 @@ route_add(const struct conf_route *conf)
 {
 	struct route_ctx *r;
 	struct upstream_ctx *u;
+	struct pool_ctx *p;
 
-	TAILQ_FOREACH(u, &upstreams, entry)
-	if (u->conf.id == conf->upstream_id)
-		break;
-	if (u == NULL)
+	if ((u = route_find_upstream(conf->upstream_id)) != NULL)
+		p = pool_of_one(u);
+	else if ((p = pool_find(conf->upstream_id)) == NULL)
 		return -1;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		fatal("calloc");
 	r->conf = *conf;
-	r->upstream = u;
+	r->pool = p;
 	TAILQ_INSERT_TAIL(&routes, r, entry);
 	return 0;
 }
@@ -57,9 +113,9 @@ route_match(enum route_kind kind, const char *key)
 	return NULL;
 }
 
-const struct upstream_ctx *
-route_lookup(const char *user, enum mail_proto proto,
-    struct sockaddr_storage *addr)
+/* The static table's pool for this user, or NULL. */
+struct pool_ctx *
+route_lookup(const char *user)
 {
 	const struct route_ctx *r;
 	const char *at;
@@ -69,15 +125,101 @@ route_lookup(const char *user, enum mail_proto proto,
 		r = route_match(ROUTE_DOMAIN, at + 1);
 	if (r == NULL)
 		r = route_match(ROUTE_DEFAULT, NULL);
-	if (r == NULL)
-		return NULL;
-	if (proto == PROTO_IMAP && r->upstream->conf.has_imap)
-		*addr = r->upstream->conf.imap;
-	else if (proto == PROTO_POP3 && r->upstream->conf.has_pop3)
-		*addr = r->upstream->conf.pop3;
-	else
-		return NULL;
-	return r->upstream;
+	return r != NULL ? r->pool : NULL;
+}
+
+static uint32_t
+client_hash(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in *sin = (const void *)ss;
+	const struct sockaddr_in6 *sin6 = (const void *)ss;
+	const unsigned char *b;
+	uint32_t h = 2166136261u;
+	size_t i, n;
+
+	if (ss->ss_family == AF_INET6) {
+		b = sin6->sin6_addr.s6_addr;
+		n = 8; /* one client's /64 stays on one server */
+	} else {
+		b = (const unsigned char *)&sin->sin_addr;
+		n = 4;
+	}
+	for (i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
+}
+
+static int
+member_usable(const struct pool_ctx *p, int i, uint32_t tried,
+    enum mail_proto proto, uint64_t now)
+{
+	const struct upstream_ctx *u = p->members[i].u;
+
+	if (tried & (1u << i))
+		return 0;
+	if ((proto != PROTO_IMAP || !u->conf.has_imap) &&
+	    (proto != PROTO_POP3 || !u->conf.has_pop3))
+		return 0;
+	return p->members[i].down_until <= now;
+}
+
+/*
+ * The member to try next, skipping those tried already and those marked
+ * down.  When every untried member is down, the one whose time is up
+ * first gets a try: better a slow answer than none.
+ */
+int
+pool_pick(struct pool_ctx *p, const struct sockaddr_storage *client,
+    enum mail_proto proto, uint32_t tried, uint64_t now)
+{
+	uint32_t n = p->conf.nmembers, start, k;
+	int i, best = -1;
+
+	start = p->conf.balance == POOL_CLIENT_IP ? client_hash(client) % n
+						  : p->rr++ % n;
+	for (k = 0; k < n; k++) {
+		i = (start + k) % n;
+		if (member_usable(p, i, tried, proto, now))
+			return i;
+	}
+	for (k = 0; k < n; k++) {
+		i = (start + k) % n;
+		if (member_usable(p, i, tried, proto, UINT64_MAX) &&
+		    (best == -1 ||
+			p->members[i].down_until < p->members[best].down_until))
+			best = i;
+	}
+	return best;
+}
+
+void
+pool_failed(struct pool_ctx *p, int i, uint64_t now)
+{
+	struct pool_member *m = &p->members[i];
+
+	if (p->conf.max_fails == 0)
+		return;
+	if (++m->fails >= p->conf.max_fails) {
+		if (m->down_until <= now)
+			log_warnx("pool %s: upstream %s marked down for %u s",
+			    p->conf.name, m->u->conf.name,
+			    p->conf.fail_timeout);
+		m->down_until = now + (uint64_t)p->conf.fail_timeout * 1000;
+		m->fails = 0;
+	}
+}
+
+void
+pool_succeeded(struct pool_ctx *p, int i)
+{
+	p->members[i].fails = 0;
+	p->members[i].down_until = 0;
+}
+
+const struct sockaddr_storage *
+upstream_addr(const struct upstream_ctx *u, enum mail_proto proto)
+{
+	return proto == PROTO_IMAP ? &u->conf.imap : &u->conf.pop3;
 }
 
 struct upstream_ctx *

@@ -65,25 +65,29 @@ add_route(enum route_kind kind, const char *match, uint32_t upstream)
 static const char *
 lookup(const char *user, enum mail_proto proto, int *port)
 {
+	struct pool_ctx *p;
 	const struct upstream_ctx *u;
-	struct sockaddr_storage ss;
+	const struct sockaddr_storage *ss;
+	struct sockaddr_storage client;
+	int i;
 
-	memset(&ss, 0, sizeof(ss));
-	if ((u = route_lookup(user, proto, &ss)) == NULL)
+	set_addr(&client, "198.51.100.1", 1);
+	if ((p = route_lookup(user)) == NULL ||
+	    (i = pool_pick(p, &client, proto, 0, 1000)) == -1)
 		return NULL;
-	assert_int_equal(ss.ss_family, AF_INET);
-	*port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	u = p->members[i].u;
+	ss = upstream_addr(u, proto);
+	assert_int_equal(ss->ss_family, AF_INET);
+	*port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
 	return u->conf.name;
 }
 
 static void
 test_empty_table(void **state)
 {
-	struct sockaddr_storage ss;
-
 	(void)state;
-	assert_null(route_lookup("bob@example.com", PROTO_IMAP, &ss));
-	assert_null(route_lookup("bob", PROTO_POP3, &ss));
+	assert_null(route_lookup("bob@example.com"));
+	assert_null(route_lookup("bob"));
 }
 
 static void
@@ -213,11 +217,114 @@ test_protocol_without_port(void **state)
 static void
 test_bad_proto(void **state)
 {
-	struct sockaddr_storage ss;
+	int port;
 
 	(void)state;
-	assert_null(route_lookup("vip@example.com", (enum mail_proto)0, &ss));
-	assert_null(route_lookup("vip@example.com", (enum mail_proto)7, &ss));
+	assert_null(lookup("vip@example.com", (enum mail_proto)0, &port));
+	assert_null(lookup("vip@example.com", (enum mail_proto)7, &port));
+}
+
+enum { POOL_RR = 50, POOL_HASH = 51 };
+
+static struct pool_ctx *
+make_pool(uint32_t id, uint32_t balance, uint32_t max_fails)
+{
+	struct conf_pool c;
+	struct pool_ctx *p;
+
+	memset(&c, 0, sizeof(c));
+	c.id = id;
+	c.balance = balance;
+	c.max_fails = max_fails;
+	c.fail_timeout = 30;
+	c.nmembers = 3;
+	c.members[0] = UP_A;
+	c.members[1] = UP_B;
+	c.members[2] = UP_C;
+	snprintf(c.name, sizeof(c.name), "pool%u", id);
+	assert_int_equal(route_add_pool(&c), 0);
+	assert_int_equal(route_add_pool(&c), -1); /* no id twice */
+	assert_int_equal(add_route(ROUTE_DOMAIN,
+			     id == POOL_RR ? "rr.example" : "hash.example", id),
+	    0);
+	p = route_lookup(id == POOL_RR ? "u@rr.example" : "u@hash.example");
+	assert_non_null(p);
+	return p;
+}
+
+/* Round robin spreads; a failed member is skipped until its time is up. */
+static void
+test_pool_round_robin_and_failover(void **state)
+{
+	struct pool_ctx *p = make_pool(POOL_RR, POOL_ROUND_ROBIN, 1);
+	struct sockaddr_storage client;
+	int seen[3] = {0}, i, k;
+	uint64_t now = 100000;
+
+	(void)state;
+	set_addr(&client, "198.51.100.7", 1);
+	for (k = 0; k < 6; k++)
+		seen[pool_pick(p, &client, PROTO_IMAP, 0, now)]++;
+	assert_int_equal(seen[0], 2);
+	assert_int_equal(seen[1], 2);
+	assert_int_equal(seen[2], 2);
+	/* B fails once (max-fails 1): down for 30 s */
+	pool_failed(p, 1, now);
+	for (k = 0; k < 6; k++)
+		assert_int_not_equal(pool_pick(p, &client, PROTO_IMAP, 0, now),
+		    1);
+	/* members tried already for this session are skipped */
+	i = pool_pick(p, &client, PROTO_IMAP, 1u << 0, now);
+	assert_int_equal(i, 2);
+	/* everything tried or down: the down one whose time ends first */
+	assert_int_equal(pool_pick(p, &client, PROTO_IMAP, 1u << 0 | 1u << 2,
+			     now),
+	    1);
+	assert_int_equal(pool_pick(p, &client, PROTO_IMAP,
+			     1u << 0 | 1u << 1 | 1u << 2, now),
+	    -1);
+	/* after the fail timeout B is back */
+	seen[0] = seen[1] = seen[2] = 0;
+	for (k = 0; k < 6; k++)
+		seen[pool_pick(p, &client, PROTO_IMAP, 0, now + 31000)]++;
+	assert_int_equal(seen[1], 2);
+	/* a success clears the count */
+	pool_failed(p, 2, now);
+	pool_succeeded(p, 2);
+	assert_int_equal(p->members[2].down_until, 0);
+}
+
+/* Client-IP hashing keeps a client (an IPv6 /64) on one member. */
+static void
+test_pool_client_ip_hash(void **state)
+{
+	struct pool_ctx *p = make_pool(POOL_HASH, POOL_CLIENT_IP, 0);
+	struct sockaddr_storage client;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&client;
+	int first, k, spread[3] = {0};
+	char ip[32];
+
+	(void)state;
+	set_addr(&client, "203.0.113.9", 1);
+	first = pool_pick(p, &client, PROTO_POP3, 0, 1);
+	for (k = 0; k < 10; k++)
+		assert_int_equal(pool_pick(p, &client, PROTO_POP3, 0, 1),
+		    first);
+	for (k = 0; k < 60; k++) {
+		snprintf(ip, sizeof(ip), "203.0.113.%d", k);
+		set_addr(&client, ip, 1);
+		spread[pool_pick(p, &client, PROTO_POP3, 0, 1)]++;
+	}
+	assert_true(spread[0] > 0 && spread[1] > 0 && spread[2] > 0);
+	memset(&client, 0, sizeof(client));
+	sin6->sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "2001:db8:1:2::1", &sin6->sin6_addr);
+	first = pool_pick(p, &client, PROTO_IMAP, 0, 1);
+	inet_pton(AF_INET6, "2001:db8:1:2:ffff::9", &sin6->sin6_addr);
+	assert_int_equal(pool_pick(p, &client, PROTO_IMAP, 0, 1), first);
+	/* max-fails 0: never marked down */
+	pool_failed(p, first, 1);
+	assert_int_equal(pool_pick(p, &client, PROTO_IMAP, 0, 1), first);
 }
 
 int
@@ -235,6 +342,8 @@ main(void)
 	    cmocka_unit_test(test_user_without_at),
 	    cmocka_unit_test(test_protocol_without_port),
 	    cmocka_unit_test(test_bad_proto),
+	    cmocka_unit_test(test_pool_round_robin_and_failover),
+	    cmocka_unit_test(test_pool_client_ip_hash),
 	};
 
 	return cmocka_run_group_tests_name("route", tests, NULL, NULL);
