@@ -143,8 +143,7 @@ shared_count(const struct session *s, uint32_t kinds)
 	op.kinds = kinds;
 	op.client = s->client;
 	snprintf(op.user, sizeof(op.user), "%s", s->req.user);
-	imsgev_compose(relay_iev, IMSG_COUNTER_ADD, s->id, -1, &op,
-	    sizeof(op));
+	imsgev_compose(relay_iev, IMSG_COUNTER_ADD, s->id, -1, &op, sizeof(op));
 }
 
 static void
@@ -403,17 +402,25 @@ login_refuse(struct session *s, enum audit_result result, const char *why,
 		pop3_throttled(s, &res);
 }
 
+/* The protocol engine reads what the client sent. */
+static void
+session_run_engine(struct session *s)
+{
+	if (s->listener->conf.proto == PROTO_IMAP)
+		imap_input(s);
+	else
+		pop3_input(s);
+	session_maybe_free(s);
+}
+
 /* A refused login: commands pipelined behind it are ours again. */
 static void
 session_resume_input(struct session *s)
 {
-	if (s->state == S_PREAUTH) {
-		if (s->listener->conf.proto == PROTO_IMAP)
-			imap_input(s);
-		else
-			pop3_input(s);
-	}
-	session_maybe_free(s);
+	if (s->state == S_PREAUTH)
+		session_run_engine(s);
+	else
+		session_maybe_free(s);
 }
 
 /*
@@ -545,11 +552,7 @@ session_dispatch_input(struct session *s)
 			return;
 		}
 	}
-	if (s->listener->conf.proto == PROTO_IMAP)
-		imap_input(s);
-	else
-		pop3_input(s);
-	session_maybe_free(s);
+	session_run_engine(s);
 }
 
 static void

@@ -249,6 +249,9 @@ sandbox_seccomp_threads(scmp_filter_ctx ctx)
 		SCMP_A0(SCMP_CMP_EQ, 33, 0)) != 0)
 		fatalx("seccomp: rt_sigaction");
 	allow(ctx, SCMP_SYS(sched_yield));
+	/* what a sanitizer build's thread start-up adds */
+	allow(ctx, SCMP_SYS(sigaltstack));
+	allow(ctx, SCMP_SYS(sched_getaffinity));
 }
 
 static void

@@ -1903,6 +1903,33 @@ def _():
         d1.stop()
         d2.stop()
 
+
+@case("lookup-relooks-after-cached-route-refused-and-all-down-tempfails")
+def _():
+    with Routing() as r:
+        # the handler first names the wrong server; the route is cached
+        r.handler.routes[user(2)] = (HOST, {"imap": DV1[0],
+                                            "pop3": DV1[1]}, None)
+        check(not imap_login_ok(ROUTE_IMAP, user(2)), "wrong server let in")
+        # the account "moves": a refusal on the cached route drops it
+        # and the handler is asked once more
+        r.handler.routes[user(2)] = (HOST, {"imap": DV2[0],
+                                            "pop3": DV2[1]}, None)
+        check(imap_login_ok(ROUTE_IMAP, user(2)), "relook did not happen")
+        check(r.handler.count(user(2)) == 2,
+              f"handler asked {r.handler.count(user(2))} times")
+        check(imap_login_ok(ROUTE_IMAP, user(2)), "new route not cached")
+        check(r.handler.count(user(2)) == 2, "new route not used")
+        # every handler down and no static route: a temporary failure
+        r.handler.stop()
+        r.started.remove(r.handler)
+        c = Raw(ROUTE_IMAP)
+        c.line()
+        c.send(b"a LOGIN %s %s\r\n" % (user(20).encode(), b"secret"))
+        answer = c.until_tag(b"a")[-1]
+        c.close()
+        check(answer.startswith(b"a NO [UNAVAILABLE]"), f"answer {answer}")
+
 CASE_TIMEOUT = 180      # a hung case fails instead of hanging the run
 
 
