@@ -4,6 +4,12 @@
  * payload never enters user space.  A direction that cannot write stops
  * reading (back-pressure) until the other side drains.  A half-close is
  * passed on with shutdown(2); the session ends when both sides are done.
+ *
+ * A pipe is held only while bytes sit in it: once a direction has
+ * written out everything it read, its pipe goes back to a small shared
+ * pool.  An idle session then costs its two sockets and no pipe, which is
+ * what lets one relay hold many thousands of sessions within its
+ * descriptor limit.
  */
 #include <sys/socket.h>
 
@@ -19,7 +25,49 @@
 #include "log.h"
 #include "relay.h"
 
-#define SPLICE_CHUNK (1 << 20)
+#define SPLICE_CHUNK  (1 << 20)
+#define PIPE_POOL_MAX 64 /* empty pipes kept for reuse */
+
+struct spare_pipe {
+	int fd[2];
+};
+
+static struct spare_pipe pipe_pool[PIPE_POOL_MAX];
+static int pipe_pool_len;
+
+static int
+pipe_get(struct splice_dir *d)
+{
+	if (pipe_pool_len > 0) {
+		pipe_pool_len--;
+		d->pipefd[0] = pipe_pool[pipe_pool_len].fd[0];
+		d->pipefd[1] = pipe_pool[pipe_pool_len].fd[1];
+		return 0;
+	}
+	if (pipe2(d->pipefd, O_NONBLOCK | O_CLOEXEC) == -1) {
+		log_warn("pipe2");
+		d->pipefd[0] = d->pipefd[1] = -1;
+		return -1;
+	}
+	return 0;
+}
+
+/* Only an empty pipe may be shared again. */
+static void
+pipe_put(struct splice_dir *d)
+{
+	if (d->pipefd[0] == -1)
+		return;
+	if (d->inpipe == 0 && pipe_pool_len < PIPE_POOL_MAX) {
+		pipe_pool[pipe_pool_len].fd[0] = d->pipefd[0];
+		pipe_pool[pipe_pool_len].fd[1] = d->pipefd[1];
+		pipe_pool_len++;
+	} else {
+		close(d->pipefd[0]);
+		close(d->pipefd[1]);
+	}
+	d->pipefd[0] = d->pipefd[1] = -1;
+}
 
 static void splice_read(int, short, void *);
 static void splice_write(int, short, void *);
@@ -45,13 +93,18 @@ splice_flush(struct splice_dir *d)
 {
 	ssize_t n;
 
-	while (evbuffer_get_length(d->pending) > 0) {
+	while (d->pending != NULL && evbuffer_get_length(d->pending) > 0) {
 		n = evbuffer_write(d->pending, d->to);
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EINTR)
 				return 0;
 			return -1;
 		}
+	}
+	if (d->pending != NULL) {
+		/* written once, at the start: not needed again */
+		evbuffer_free(d->pending);
+		d->pending = NULL;
 	}
 	while (d->inpipe > 0) {
 		n = splice(d->pipefd[0], NULL, d->to, NULL, d->inpipe,
@@ -64,6 +117,7 @@ splice_flush(struct splice_dir *d)
 		d->inpipe -= n;
 		d->bytes += n;
 	}
+	pipe_put(d);
 	return 1;
 }
 
@@ -98,11 +152,18 @@ splice_read(int fd, short event, void *arg)
 	ssize_t n;
 
 	(void)event;
+	if (d->pipefd[1] == -1 && pipe_get(d) == -1) {
+		splice_fail(d);
+		return;
+	}
 	n = splice(fd, NULL, d->pipefd[1], NULL, SPLICE_CHUNK,
 	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	if (n == -1) {
-		if (errno == EAGAIN || errno == EINTR)
+		if (errno == EAGAIN || errno == EINTR) {
+			if (d->inpipe == 0)
+				pipe_put(d);
 			return;
+		}
 		splice_fail(d);
 		return;
 	}
@@ -132,11 +193,7 @@ splice_dir_init(struct rsession *rs, struct splice_dir *d, int from, int to,
 	d->inpipe = 0;
 	d->eof = 0;
 	d->bytes = 0;
-	if (pipe2(d->pipefd, O_NONBLOCK | O_CLOEXEC) == -1) {
-		log_warn("pipe2");
-		d->pipefd[0] = d->pipefd[1] = -1;
-		return -1;
-	}
+	d->pipefd[0] = d->pipefd[1] = -1;
 	if ((d->pending = evbuffer_new()) == NULL ||
 	    evbuffer_add(d->pending, pending, pendlen) == -1)
 		return -1;
@@ -174,11 +231,8 @@ splice_dir_stop(struct splice_dir *d)
 		event_del(&d->rev);
 	if (event_initialized(&d->wev))
 		event_del(&d->wev);
-	if (d->pipefd[0] != -1)
-		close(d->pipefd[0]);
-	if (d->pipefd[1] != -1)
-		close(d->pipefd[1]);
-	d->pipefd[0] = d->pipefd[1] = -1;
+	/* a pipe with bytes left in it is closed, never shared */
+	pipe_put(d);
 	if (d->pending != NULL)
 		evbuffer_free(d->pending);
 	d->pending = NULL;
