@@ -38,7 +38,8 @@
 struct conf_global authproc_conf;
 struct conf_policy authproc_policy;
 static struct imsgev parent_iev;
-static struct imsgev *relay_iev;
+static struct imsgev *relays[MAX_RELAYS]; /* by instance */
+static uint32_t relay_next;
 static struct imsgev *tlsproc_iev;
 static TAILQ_HEAD(, listener_ctx) listeners = TAILQ_HEAD_INITIALIZER(listeners);
 static TAILQ_HEAD(, session) sessions = TAILQ_HEAD_INITIALIZER(sessions);
@@ -60,6 +61,7 @@ static void session_policy_result(struct session *, int);
 static void session_delay_done(int, short, void *);
 static void session_login_checked(struct session *, const uint32_t *);
 static int session_query_counters(struct session *);
+static struct imsgev *relay_pick(void);
 static int conn_limit_reached(const struct sockaddr_storage *);
 static int conn_limit_reached_except(const struct sockaddr_storage *,
     const struct session *);
@@ -137,13 +139,15 @@ shared_count(const struct session *s, uint32_t kinds)
 {
 	struct counter_op op;
 
-	if (!authproc_policy.shared || relay_iev == NULL || kinds == 0)
+	struct imsgev *iev;
+
+	if (!authproc_policy.shared || kinds == 0 || (iev = relay_pick()) == NULL)
 		return;
 	memset(&op, 0, sizeof(op));
 	op.kinds = kinds;
 	op.client = s->client;
 	snprintf(op.user, sizeof(op.user), "%s", s->req.user);
-	imsgev_compose(relay_iev, IMSG_COUNTER_ADD, s->id, -1, &op, sizeof(op));
+	imsgev_compose(iev, IMSG_COUNTER_ADD, s->id, -1, &op, sizeof(op));
 }
 
 static void
@@ -240,6 +244,31 @@ login_fail_local(struct session *s, uint32_t status, const char *text)
 		pop3_login_result(s, &res);
 }
 
+/* Relays take attempts in turn. */
+static struct imsgev *
+relay_pick(void)
+{
+	uint32_t k, i;
+
+	for (k = 0; k < MAX_RELAYS; k++) {
+		i = relay_next++ % MAX_RELAYS;
+		if (relays[i] != NULL)
+			return relays[i];
+	}
+	return NULL;
+}
+
+static int
+relay_available(void)
+{
+	uint32_t i;
+
+	for (i = 0; i < MAX_RELAYS; i++)
+		if (relays[i] != NULL)
+			return 1;
+	return 0;
+}
+
 /* Send the attempt to relay, with a duplicate of the client socket. */
 static void
 session_send_login(struct session *s)
@@ -249,7 +278,7 @@ session_send_login(struct session *s)
 	size_t pipelen;
 	int fd;
 
-	if (relay_iev == NULL) {
+	if ((s->relay = relay_pick()) == NULL) {
 		session_audit(s, AUDIT_UPSTREAM_UNAVAILABLE,
 		    "relay not available");
 		login_fail_local(s, LOGIN_TEMPFAIL, "relay not available");
@@ -285,7 +314,7 @@ session_send_login(struct session *s)
 		fatal("malloc");
 	memcpy(msg, &s->req, sizeof(s->req));
 	evbuffer_copyout(in, msg + sizeof(s->req), pipelen);
-	if (imsgev_compose(relay_iev, IMSG_LOGIN_REQUEST, s->id, fd, msg,
+	if (imsgev_compose(s->relay, IMSG_LOGIN_REQUEST, s->id, fd, msg,
 		sizeof(s->req) + pipelen) == -1) {
 		log_warn("session %016llx: cannot queue login",
 		    (unsigned long long)s->sid);
@@ -479,7 +508,8 @@ session_query_counters(struct session *s)
 		return -1;
 	op.client = s->client;
 	snprintf(op.user, sizeof(op.user), "%s", s->req.user);
-	if (imsgev_compose(relay_iev, IMSG_COUNTER_QUERY, s->id, -1, &op,
+	if ((s->relay = relay_pick()) == NULL ||
+	    imsgev_compose(s->relay, IMSG_COUNTER_QUERY, s->id, -1, &op,
 		sizeof(op)) == -1)
 		return -1;
 	s->state = S_POLICY_WAIT;
@@ -489,13 +519,13 @@ session_query_counters(struct session *s)
 }
 
 static void
-relay_handle_counters(struct imsg *imsg)
+relay_handle_counters(struct imsg *imsg, struct imsgev *from)
 {
 	const struct counter_values *cv = imsg->data;
 	struct session *s;
 
 	if ((s = session_find(imsg->hdr.peerid)) == NULL ||
-	    s->state != S_POLICY_WAIT)
+	    s->state != S_POLICY_WAIT || s->relay != from)
 		return; /* timed out or gone meanwhile */
 	evtimer_del(&s->delay_ev);
 	session_login_checked(s, cv->ok ? cv->values : NULL);
@@ -525,7 +555,7 @@ session_login(struct session *s)
 		return;
 	}
 	bufferevent_disable(s->bev, EV_READ);
-	if (authproc_policy.shared && relay_iev != NULL &&
+	if (authproc_policy.shared && relay_available() &&
 	    session_query_counters(s) == 0)
 		return;
 	session_login_checked(s, NULL);
@@ -986,17 +1016,21 @@ tlsproc_dispatch(int fd, short event, void *arg)
 }
 
 static void
-relay_lost(void)
+relay_lost(struct imsgev *iev)
 {
 	struct session *s, *next;
+	uint32_t i;
 
-	log_warnx("lost the relay channel");
-	imsgev_clear(relay_iev);
-	free(relay_iev);
-	relay_iev = NULL;
-	/* the attempts relay had are lost with it; the clients may retry */
+	log_warnx("lost a relay channel");
+	for (i = 0; i < MAX_RELAYS; i++)
+		if (relays[i] == iev)
+			relays[i] = NULL;
+	/* the attempts that relay had are lost with it; clients may retry */
 	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
+		if (s->relay != iev)
+			continue;
+		s->relay = NULL;
 		if (s->state == S_LOGIN_SENT) {
 			session_audit(s, AUDIT_UPSTREAM_UNAVAILABLE,
 			    "relay restarted");
@@ -1004,6 +1038,8 @@ relay_lost(void)
 			session_maybe_free(s);
 		}
 	}
+	imsgev_clear(iev);
+	free(iev);
 }
 
 static void
@@ -1023,14 +1059,14 @@ session_delay_done(int fd, short event, void *arg)
 }
 
 static void
-relay_handle_result(struct imsg *imsg)
+relay_handle_result(struct imsg *imsg, struct imsgev *from)
 {
 	struct session *s;
 	struct login_result *res = imsg->data;
 	uint32_t delay;
 
 	if ((s = session_find(imsg->hdr.peerid)) == NULL ||
-	    s->state != S_LOGIN_SENT) {
+	    s->state != S_LOGIN_SENT || s->relay != from) {
 		log_debug("login result for unknown session %u",
 		    imsg->hdr.peerid);
 		return;
@@ -1074,16 +1110,15 @@ relay_handle(struct imsg *imsg, void *arg)
 {
 	char err[128];
 
-	(void)arg;
 	if (imsg->hdr.type == IMSG_COUNTER_VALUES) {
-		relay_handle_counters(imsg);
+		relay_handle_counters(imsg, arg);
 		return 0;
 	}
 	if (login_result_valid(imsg, err, sizeof(err)) == -1) {
 		log_warnx("relay: %s", err);
 		return -1;
 	}
-	relay_handle_result(imsg);
+	relay_handle_result(imsg, arg);
 	return 0;
 }
 
@@ -1092,8 +1127,8 @@ relay_dispatch(int fd, short event, void *arg)
 {
 	(void)fd;
 	if (proc_peer_dispatch(arg, event, PROC_RELAY, relay_to_authproc_rules,
-		relay_to_authproc_nrules, relay_handle, NULL) != PEER_OK)
-		relay_lost();
+		relay_to_authproc_nrules, relay_handle, arg) != PEER_OK)
+		relay_lost(arg);
 }
 
 static void
@@ -1156,13 +1191,19 @@ parent_handle(struct imsg *imsg)
 	case IMSG_PEER_CHANNEL:
 		pc = imsg->data;
 		if (pc->role == PROC_RELAY) {
-			if (relay_iev != NULL)
-				relay_lost();
-			if ((relay_iev = calloc(1, sizeof(*relay_iev))) == NULL)
+			struct imsgev *iev;
+
+			if (pc->instance >= MAX_RELAYS)
+				fatalx("bad relay instance %u", pc->instance);
+			if (relays[pc->instance] != NULL)
+				relay_lost(relays[pc->instance]);
+			if ((iev = calloc(1, sizeof(*iev))) == NULL)
 				fatal("calloc");
-			imsgev_init(relay_iev, imsg_take_fd(imsg), "relay",
+			imsgev_init(iev, imsg_take_fd(imsg), "relay",
 			    relay_dispatch, NULL);
-			relay_iev->ibuf.peerpid = pc->pid;
+			iev->data = iev;
+			iev->ibuf.peerpid = pc->pid;
+			relays[pc->instance] = iev;
 		} else if (pc->role == PROC_TLSPROC) {
 			if (tlsproc_iev != NULL)
 				tlsproc_lost();
@@ -1207,8 +1248,8 @@ test_forge_message(int sig, short event, void *arg)
 	(void)sig;
 	(void)event;
 	(void)arg;
-	if (relay_iev != NULL)
-		imsgev_compose(relay_iev, IMSG_LOGIN_REQUEST, 0, -1, junk,
+	if (relays[0] != NULL)
+		imsgev_compose(relays[0], IMSG_LOGIN_REQUEST, 0, -1, junk,
 		    sizeof(junk));
 }
 #endif

@@ -131,6 +131,7 @@ struct session {
 	int output_full;       /* reading paused for output */
 	unsigned int attempts; /* logins on this connection */
 	unsigned int logins;   /* of them, handed to relay */
+	struct imsgev *relay;  /* the relay asked last for this session */
 	int counted;	       /* attempt pending in policy */
 	unsigned int failures;
 	struct event delay_ev;

@@ -98,6 +98,7 @@ struct conf_global {
 	uint32_t max_bad_commands;
 	uint32_t max_sessions;		/* per child */
 	uint32_t timeout_preauth_total; /* s from connect to login */
+	uint32_t relays;		/* relay processes */
 	char greeting[128];
 };
 
@@ -262,9 +263,12 @@ struct counter_values {
 	uint32_t values[COUNTER_KINDS];
 };
 
+#define MAX_RELAYS 8
+
 struct peer_channel {
 	uint32_t role;
 	uint32_t pid;
+	uint32_t instance; /* which relay, when there are several */
 };
 
 /*

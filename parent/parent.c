@@ -46,6 +46,7 @@
 
 struct child {
 	enum proc_role role;
+	uint32_t instance; /* among the children of its role */
 	pid_t pid;
 	struct imsgev iev;
 	int logfd;
@@ -58,7 +59,9 @@ struct child {
 };
 
 static struct postern_conf *env_conf;
-static struct child children[PROC_MAX];
+#define MAX_CHILDREN (2 + MAX_RELAYS)
+static struct child children[MAX_CHILDREN];
+static int nchildren;
 static const enum proc_role child_roles[] = {PROC_AUTHPROC, PROC_RELAY,
     PROC_TLSPROC};
 static char self_path[PATH_MAX];
@@ -70,7 +73,7 @@ static void usage(void) __attribute__((noreturn));
 static unsigned char *read_file(const char *, size_t *);
 static void child_spawn(struct child *);
 static void child_gone(struct child *, int status);
-static void child_connect_peers(enum proc_role);
+static void child_connect_peers(struct child *);
 
 static void
 usage(void)
@@ -417,10 +420,8 @@ child_running(const struct child *c)
 }
 
 static void
-connect_pair(enum proc_role ra, enum proc_role rb)
+connect_pair(struct child *a, struct child *b)
 {
-	struct child *a = &children[ra];
-	struct child *b = &children[rb];
 	struct peer_channel pc;
 	int sp[2];
 
@@ -429,30 +430,43 @@ connect_pair(enum proc_role ra, enum proc_role rb)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 		sp) == -1)
 		fatal("socketpair");
-	pc.role = rb;
+	pc.role = b->role;
 	pc.pid = b->pid;
+	pc.instance = b->instance;
 	imsgev_compose(&a->iev, IMSG_PEER_CHANNEL, 0, sp[0], &pc, sizeof(pc));
-	pc.role = ra;
+	pc.role = a->role;
 	pc.pid = a->pid;
+	pc.instance = a->instance;
 	imsgev_compose(&b->iev, IMSG_PEER_CHANNEL, 0, sp[1], &pc, sizeof(pc));
 }
 
-/* A (re)started child gets fresh channels to the children it talks to. */
-static void
-child_connect_peers(enum proc_role started)
+static struct child *
+child_of_role(enum proc_role role)
 {
-	switch (started) {
-	case PROC_AUTHPROC:
-		connect_pair(PROC_AUTHPROC, PROC_RELAY);
-		connect_pair(PROC_AUTHPROC, PROC_TLSPROC);
-		break;
-	case PROC_RELAY:
-	case PROC_TLSPROC:
-		connect_pair(PROC_AUTHPROC, started);
-		break;
-	default:
-		break;
+	int i;
+
+	for (i = 0; i < nchildren; i++)
+		if (children[i].role == role)
+			return &children[i];
+	return NULL;
+}
+
+/*
+ * A (re)started child gets fresh channels to the children it talks to:
+ * authproc to every relay and to tlsproc.
+ */
+static void
+child_connect_peers(struct child *started)
+{
+	int i;
+
+	if (started->role != PROC_AUTHPROC) {
+		connect_pair(child_of_role(PROC_AUTHPROC), started);
+		return;
 	}
+	for (i = 0; i < nchildren; i++)
+		if (children[i].role != PROC_AUTHPROC)
+			connect_pair(started, &children[i]);
 }
 
 static const char *
@@ -476,6 +490,7 @@ child_handle(struct child *c, struct imsg *imsg)
 {
 	struct peer_channel *pc = imsg->data;
 	char err[128];
+	int i;
 
 	if (imsg_check(child_to_parent_rules, child_to_parent_nrules, imsg, err,
 		sizeof(err)) == -1)
@@ -499,15 +514,16 @@ child_handle(struct child *c, struct imsg *imsg)
 			snprintf(err, sizeof(err), "bad peer report");
 			goto bad;
 		}
-		if (children[pc->role].pid > 0 &&
-		    children[pc->role].pid == (pid_t)pc->pid) {
-			log_warnx("%s reports that %s (pid %d) sent a "
-				  "malformed "
-				  "message; restarting %s",
-			    proc_role_name(c->role), proc_role_name(pc->role),
-			    pc->pid, proc_role_name(pc->role));
-			kill(children[pc->role].pid, SIGKILL);
-		}
+		for (i = 0; i < nchildren; i++)
+			if (children[i].role == pc->role &&
+			    children[i].pid > 0 &&
+			    children[i].pid == (pid_t)pc->pid) {
+				log_warnx("%s reports that %s (pid %d) sent a "
+					  "malformed message; restarting it",
+				    proc_role_name(c->role),
+				    proc_role_name(pc->role), pc->pid);
+				kill(children[i].pid, SIGKILL);
+			}
 		return;
 	}
 bad:
@@ -685,7 +701,7 @@ child_spawn(struct child *c)
 	c->iev.ibuf.peerpid = pid;
 	log_debug("started %s, pid %d", proc_role_name(c->role), pid);
 	child_send_config(c);
-	child_connect_peers(c->role);
+	child_connect_peers(c);
 }
 
 static void
@@ -734,7 +750,7 @@ reap_children(void)
 	int status, r;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (r = 0; r < PROC_MAX; r++) {
+		for (r = 0; r < nchildren; r++) {
 			if (children[r].pid == pid) {
 				child_gone(&children[r], status);
 				break;
@@ -749,21 +765,21 @@ shutdown_children(void)
 	int r, alive, waited;
 
 	quitting = 1;
-	for (r = 0; r < PROC_MAX; r++)
+	for (r = 0; r < nchildren; r++)
 		if (children[r].pid > 0)
 			kill(children[r].pid, SIGTERM);
 	for (waited = 0; waited < SHUTDOWN_WAIT_MS; waited += 20) {
 		reap_children();
-		for (alive = 0, r = 0; r < PROC_MAX; r++)
+		for (alive = 0, r = 0; r < nchildren; r++)
 			alive += children[r].pid > 0;
 		if (!alive)
 			return;
 		usleep(20000);
 	}
-	for (r = 0; r < PROC_MAX; r++)
+	for (r = 0; r < nchildren; r++)
 		if (children[r].pid > 0) {
 			log_warnx("%s did not stop; killing it",
-			    proc_role_name(r));
+			    proc_role_name(children[r].role));
 			kill(children[r].pid, SIGKILL);
 		}
 	while (waitpid(-1, NULL, 0) > 0)
@@ -893,13 +909,22 @@ main(int argc, char *argv[])
 
 	for (r = 0; r < (int)(sizeof(child_roles) / sizeof(child_roles[0]));
 	     r++) {
-		struct child *c = &children[child_roles[r]];
+		uint32_t k, count = child_roles[r] == PROC_RELAY
+		    ? env_conf->global.relays
+		    : 1;
 
-		c->role = child_roles[r];
-		c->logfd = -1;
-		c->backoff_ms = RESTART_MIN_MS;
-		child_spawn(c);
+		for (k = 0; k < count; k++) {
+			struct child *c = &children[nchildren++];
+
+			c->role = child_roles[r];
+			c->instance = k;
+			c->logfd = -1;
+			c->backoff_ms = RESTART_MIN_MS;
+		}
 	}
+	/* all slots first: each start pairs with the others running */
+	for (r = 0; r < nchildren; r++)
+		child_spawn(&children[r]);
 	log_info("postern started");
 	event_dispatch();
 	log_info("postern stopped");

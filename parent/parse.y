@@ -79,7 +79,7 @@ typedef struct {
 %token	CONNECTIONSPERIP ATTEMPTS PREAUTHTOTAL PROXYPROTOCOL TRUSTED
 %token	MEMCACHE SERVER BACKOFF STORE LOCAL
 %token	LOOKUP HANDLER RETRY PASSPASSWORD CACHE NETWORK POOL BALANCE
-%token	ROUNDROBIN CLIENTIP MAXFAILS FAILTIMEOUT
+%token	ROUNDROBIN CLIENTIP MAXFAILS FAILTIMEOUT RELAY PROCESSES
 %type	<v.number>	window
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -304,6 +304,14 @@ main		: USER string {
 				YYERROR;
 			}
 			conf->memcache.backoff_s = $3;
+		}
+		| RELAY PROCESSES NUMBER {
+			if ($3 < 1 || $3 > MAX_RELAYS) {
+				yyerror("relay processes out of range (1-%d)",
+				    MAX_RELAYS);
+				YYERROR;
+			}
+			conf->global.relays = $3;
 		}
 		| LOOKUP HANDLER string {
 			int	r = add_handler($3);
@@ -906,8 +914,10 @@ lookup(const char *s)
 		{ "port",		PORT },
 		{ "pre-auth",		PREAUTH },
 		{ "pre-auth-total",	PREAUTHTOTAL },
+		{ "processes",		PROCESSES },
 		{ "protocols",		PROTOCOLS },
 		{ "proxy-protocol",	PROXYPROTOCOL },
+		{ "relay",		RELAY },
 		{ "required",		REQUIRED },
 		{ "retry",		RETRY },
 		{ "round-robin",	ROUNDROBIN },
@@ -1402,6 +1412,7 @@ conf_defaults(struct postern_conf *c)
 	c->global.max_bad_commands = 10;
 	c->global.max_sessions = 10000;
 	c->global.timeout_preauth_total = 300;
+	c->global.relays = 1;
 	policy_defaults(&c->policy);
 	TAILQ_INIT(&c->pools);
 	c->lookup.timeout_ms = 5000;

@@ -94,7 +94,9 @@ def ensure_user(name="_postern"):
 class Postern:
     """One postern daemon in the foreground (-d), logging to a file."""
 
-    def __init__(self, binary, conf, log_path, ports, verbose=True):
+    def __init__(self, binary, conf, log_path, ports, verbose=True,
+                 extra_relays=0):
+        self.extra_relays = extra_relays
         self.binary = os.path.abspath(binary)
         self.conf = conf
         self.log_path = log_path
@@ -122,7 +124,7 @@ class Postern:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if len(self.children()) >= 3 and \
-                    self.log_text().count("ready") >= 3:
+                    self.log_text().count("ready") >= 3 + self.extra_relays:
                 return
             time.sleep(0.05)
         raise RuntimeError("postern children did not start:\n"
@@ -160,6 +162,25 @@ class Postern:
             role = cmd[cmd.index(b"-X") + 1].decode()
             found[role] = int(entry)
         return found
+
+    def pids_of(self, role):
+        """Every live child of one role (several relays)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read().split(b"\0")
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            if ppid == self.proc.pid and b"-X" in cmd and \
+                    cmd[cmd.index(b"-X") + 1].decode() == role:
+                pids.append(int(entry))
+        return sorted(pids)
 
     def wait_child(self, role, not_pid=None, timeout=15.0):
         deadline = time.monotonic() + timeout

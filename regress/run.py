@@ -49,6 +49,7 @@ SHARED_A, SHARED_B = 24143, 24144      # two nodes sharing memcached
 ROUTE_IMAP, ROUTE_POP3 = 24243, 24210   # routed by lookup handlers
 NGINX_IMAP = 24244                      # stock nginx, same handler
 HANDLER1, HANDLER2 = 24780, 24781       # handler 1 is never started
+MULTI_IMAP = 24246                      # two relay processes
 POOL_IMAP = 24245                       # static routes to pools
 DVP1, DVP2 = (24153, 24120), (24154, 24121)
 DVP2_HAPROXY = 24155
@@ -1204,6 +1205,11 @@ def _():
         lines = imap_login_lines(c, b"a", b"a LOGIN %s %s\r\n" %
                                  (user(1).encode(), PASSWORD.encode()))
         check(lines[-1].startswith(b"a NO [UNAVAILABLE]"), lines)
+        # the parent writes children's log lines as they arrive
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and \
+                "not-the-name.internal" not in p.log_text():
+            time.sleep(0.1)
         check("not-the-name.internal" in p.log_text() or
               "name" in p.log_text().split("failed:")[-1],
               "verification failure not logged")
@@ -1929,6 +1935,56 @@ def _():
         answer = c.until_tag(b"a")[-1]
         c.close()
         check(answer.startswith(b"a NO [UNAVAILABLE]"), f"answer {answer}")
+
+
+@case("two-relay-processes-share-the-sessions")
+def _():
+    conf = os.path.join(env.work, "multi.conf")
+    write_config(conf, [(HOST, MULTI_IMAP, "imap")],
+                 {"one": (HOST, DV1[0], DV1[1]),
+                  "two": (HOST, DV2[0], DV2[1])},
+                 [("user", user(i), "two") for i in range(2, NUSERS + 1, 2)]
+                 + [("domain", "example.org", "one")],
+                 extra='node "multi"\nrelay processes 2\n' + LOOSE_LIMITS)
+    node = Postern(env.binary, conf, os.path.join(env.work, "multi.log"),
+                   [MULTI_IMAP], extra_relays=1)
+    node.start()
+    held = []
+    try:
+        relays = node.pids_of("relay")
+        check(len(relays) == 2, f"relays {relays}")
+        before = {p: len(os.listdir(f"/proc/{p}/fd")) for p in relays}
+        for i in range(1, 9):
+            c = imaplib.IMAP4(HOST, MULTI_IMAP)
+            c.login(user(i), PASSWORD)
+            c.select("INBOX")
+            held.append(c)
+        after = {p: len(os.listdir(f"/proc/{p}/fd")) for p in relays}
+        check(all(after[p] >= before[p] + 4 for p in relays),
+              f"sessions not spread: {before} -> {after}")
+        # one relay dies: the other's sessions go on, logins still work
+        os.kill(relays[0], signal.SIGKILL)
+        alive = 0
+        for c in held:
+            try:
+                c.noop()
+                alive += 1
+            except Exception:  # noqa: BLE001
+                pass
+        check(alive == 4, f"{alive} sessions survived, not 4")
+        check(imap_login_ok(MULTI_IMAP, user(3)), "login after a relay died")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and \
+                len(node.pids_of("relay")) != 2:
+            time.sleep(0.1)
+        check(len(node.pids_of("relay")) == 2, "relay not restarted")
+    finally:
+        for c in held:
+            try:
+                c.logout()
+            except Exception:  # noqa: BLE001
+                pass
+        node.stop()
 
 CASE_TIMEOUT = 180      # a hung case fails instead of hanging the run
 
