@@ -141,7 +141,8 @@ shared_count(const struct session *s, uint32_t kinds)
 
 	struct imsgev *iev;
 
-	if (!authproc_policy.shared || kinds == 0 || (iev = relay_pick()) == NULL)
+	if (!authproc_policy.shared || kinds == 0 ||
+	    (iev = relay_pick()) == NULL)
 		return;
 	memset(&op, 0, sizeof(op));
 	op.kinds = kinds;

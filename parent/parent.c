@@ -909,7 +909,8 @@ main(int argc, char *argv[])
 
 	for (r = 0; r < (int)(sizeof(child_roles) / sizeof(child_roles[0]));
 	     r++) {
-		uint32_t k, count = child_roles[r] == PROC_RELAY
+		uint32_t k,
+		    count = child_roles[r] == PROC_RELAY
 		    ? env_conf->global.relays
 		    : 1;
 

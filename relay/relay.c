@@ -64,12 +64,12 @@ rsession_try_elsewhere(struct rsession *rs, uint32_t status, const char *text)
 	    (rs->state == R_CONNECTING || rs->state == R_TLS_HANDSHAKE ||
 		rs->state == R_GREETING)) {
 		pool_failed(rs->pool, rs->member, wallclock_ms());
+		if (rs->tried == (1u << rs->pool->conf.nmembers) - 1)
+			return 0;
 		log_info("session %016llx: upstream %s (%s): %s; trying the "
 			 "pool's next",
 		    (unsigned long long)rs->req.sid, rs->upstream->conf.name,
 		    sockaddr_str(&rs->uaddr, addr, sizeof(addr)), text);
-		if (rs->tried == (1u << rs->pool->conf.nmembers) - 1)
-			return 0;
 		rsession_reset_upstream(rs);
 		rsession_connect_next(rs);
 		return 1;
@@ -608,6 +608,8 @@ rsession_connect_next(struct rsession *rs)
 	i = pool_pick(rs->pool, &rs->req.client, rs->req.proto, rs->tried,
 	    wallclock_ms());
 	if (i == -1) {
+		/* not a connect failure: no member is to be failed over */
+		rs->state = R_LOOKUP;
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    rs->tried ? "no upstream in the pool answered"
 			      : "no upstream for this protocol");
