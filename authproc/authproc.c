@@ -133,32 +133,12 @@ session_audit(struct session *s, enum audit_result result, const char *reason)
 }
 
 /* The pending attempt's outcome, for the failure limits; once only. */
-/* Bump the shared counters too, when they are in use. */
-static void
-shared_count(const struct session *s, uint32_t kinds)
-{
-	struct counter_op op;
-
-	struct imsgev *iev;
-
-	if (!authproc_policy.shared || kinds == 0 ||
-	    (iev = relay_pick()) == NULL)
-		return;
-	memset(&op, 0, sizeof(op));
-	op.kinds = kinds;
-	op.client = s->client;
-	snprintf(op.user, sizeof(op.user), "%s", s->req.user);
-	imsgev_compose(iev, IMSG_COUNTER_ADD, s->id, -1, &op, sizeof(op));
-}
-
 static void
 session_policy_result(struct session *s, int failed)
 {
 	if (!s->counted)
 		return;
 	policy_result(&s->client, s->req.user, wallclock_ms(), failed);
-	if (failed)
-		shared_count(s, policy_kinds_failed(&s->client));
 	s->counted = 0;
 }
 
@@ -476,8 +456,8 @@ session_login_checked(struct session *s, const uint32_t *shared)
 		    msg);
 		return;
 	}
+	/* relay counts it in the shared store when it takes it */
 	policy_attempt(&s->client, s->req.user, now);
-	shared_count(s, policy_kinds_attempted(&s->client));
 	s->counted = 1;
 	s->state = S_LOGIN_PENDING;
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
@@ -508,6 +488,7 @@ session_query_counters(struct session *s)
 	if ((op.kinds = policy_kinds_checked(&s->client)) == 0)
 		return -1;
 	op.client = s->client;
+	op.seq = ++s->query_seq;
 	snprintf(op.user, sizeof(op.user), "%s", s->req.user);
 	if ((s->relay = relay_pick()) == NULL ||
 	    imsgev_compose(s->relay, IMSG_COUNTER_QUERY, s->id, -1, &op,
@@ -526,7 +507,8 @@ relay_handle_counters(struct imsg *imsg, struct imsgev *from)
 	struct session *s;
 
 	if ((s = session_find(imsg->hdr.peerid)) == NULL ||
-	    s->state != S_POLICY_WAIT || s->relay != from)
+	    s->state != S_POLICY_WAIT || s->relay != from ||
+	    cv->seq != s->query_seq)
 		return; /* timed out or gone meanwhile */
 	evtimer_del(&s->delay_ev);
 	session_login_checked(s, cv->ok ? cv->values : NULL);

@@ -44,7 +44,6 @@ const struct imsg_rule authproc_to_relay_rules[] = {
     {IMSG_LOGIN_REQUEST, sizeof(struct login_request),
 	sizeof(struct login_request) + PIPELINE_MAX, IMSG_FD_REQUIRED},
     {IMSG_COUNTER_QUERY, FIXED(struct counter_op), IMSG_FD_NONE},
-    {IMSG_COUNTER_ADD, FIXED(struct counter_op), IMSG_FD_NONE},
 };
 const size_t authproc_to_relay_nrules =
     sizeof(authproc_to_relay_rules) / sizeof(authproc_to_relay_rules[0]);

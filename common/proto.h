@@ -77,7 +77,6 @@ enum imsg_type {
 	IMSG_CONF_LOOKUP,
 	/* authproc -> relay: the shared throttle counters */
 	IMSG_COUNTER_QUERY,
-	IMSG_COUNTER_ADD,
 	/* relay -> authproc */
 	IMSG_COUNTER_VALUES,
 	IMSG_TYPE_MAX
@@ -244,13 +243,14 @@ struct conf_memcache {
 };
 
 /*
- * authproc -> relay: read (IMSG_COUNTER_QUERY) or count one more in
- * (IMSG_COUNTER_ADD) the shared throttle counters of one attempt.  relay
- * derives the memcached keys itself from the kinds, the address and the
- * user, so authproc can touch nothing else in memcached.
+ * authproc -> relay: read the shared throttle counters of one attempt.
+ * relay derives the memcached keys itself from the kinds, the address
+ * and the user, and counts attempts and failures itself, so authproc
+ * can only read counters.
  */
 struct counter_op {
 	uint32_t kinds; /* 1 << COUNT_* */
+	uint32_t seq;	/* echoed, so a late answer is not taken */
 	struct sockaddr_storage client;
 	char user[USER_MAX_LEN + 1];
 };
@@ -260,6 +260,7 @@ struct counter_op {
 /* relay -> authproc: window estimates; ok 0: no shared store now */
 struct counter_values {
 	uint32_t ok;
+	uint32_t seq;
 	uint32_t values[COUNTER_KINDS];
 };
 

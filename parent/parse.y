@@ -510,7 +510,7 @@ upstream	: UPSTREAM string {
 			 * error in the block makes the parser pop it through
 			 * the %destructor, so clear it once it is freed here.
 			 */
-			if (find_upstream($2) != NULL) {
+			if (find_upstream($2) != NULL || find_pool($2) != NULL) {
 				yyerror("upstream %s defined twice", $2);
 				free($2);
 				$2 = NULL;
@@ -636,6 +636,7 @@ poolopts	: /* empty */
 
 poolopt		: UPSTREAM string {
 			struct upstream	*u = find_upstream($2);
+			uint32_t	 i;
 
 			free($2);
 			$2 = NULL;
@@ -643,6 +644,11 @@ poolopt		: UPSTREAM string {
 				yyerror("pool member is not a defined upstream");
 				YYERROR;
 			}
+			for (i = 0; i < cur_pool->conf.nmembers; i++)
+				if (cur_pool->conf.members[i] == u->conf.id) {
+					yyerror("pool member listed twice");
+					YYERROR;
+				}
 			if (cur_pool->conf.nmembers >= POOL_MAX_MEMBERS) {
 				yyerror("too many pool members (max %d)",
 				    POOL_MAX_MEMBERS);

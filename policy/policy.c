@@ -123,8 +123,9 @@ counter_get(enum counter_kind kind, const struct sockaddr_storage *ss,
 
 /*
  * The window's count, plus attempts still waiting for their result.  The
- * count comes from the shared store when it answered; attempts in flight
- * are known only here.
+ * count is the larger of this node's and the shared store's (which a
+ * restarted or flushed memcached may have lost); attempts in flight are
+ * known only here.
  */
 static uint32_t
 counter_value(enum counter_kind kind, const struct sockaddr_storage *ss,
@@ -137,10 +138,10 @@ counter_value(enum counter_kind kind, const struct sockaddr_storage *ss,
 	if (lim->max == 0)
 		return 0;
 	c = counter_get(kind, ss, user, lim->window, 0);
-	if (shared != NULL)
+	n = c != NULL ? window_estimate(&c->w, now, lim->window) : 0;
+	/* what this node counted still holds if the store lost it */
+	if (shared != NULL && shared[kind] > n)
 		n = shared[kind];
-	else
-		n = c != NULL ? window_estimate(&c->w, now, lim->window) : 0;
 	if (c != NULL)
 		n = n + c->pending < n ? UINT32_MAX : n + c->pending;
 	return n;
@@ -243,8 +244,7 @@ policy_check_shared(const struct sockaddr_storage *ss, const char *user,
 		}
 		if (pol.ip_fail.max &&
 		    counter_value(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now,
-			shared) >=
-			pol.ip_fail.max) {
+			shared) >= pol.ip_fail.max) {
 			*message = pol.ip_fail.message;
 			return POLICY_THROTTLED_IP;
 		}

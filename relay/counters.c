@@ -77,6 +77,7 @@ counter_query_done(struct mc_job *job)
 
 	memset(&cv, 0, sizeof(cv));
 	cv.ok = job->ok;
+	cv.seq = job->seq;
 	for (kind = COUNT_IP; job->ok && kind <= COUNT_IPUSER_FAIL; kind++) {
 		if ((kinds & (1u << kind)) == 0)
 			continue;
@@ -106,8 +107,14 @@ counter_query(uint32_t id, uint64_t gen, const struct counter_op *op)
 	job = mcache_job(MC_COUNTER_GET, counter_query_done,
 	    (void *)(uintptr_t)gen);
 	job->cookie = (uint64_t)op->kinds << 32 | id;
+	job->seq = op->seq;
 	job->stamp_ms = wallclock_ms();
 	if (counter_keys(job, op, job->stamp_ms, 1) == -1 || job->nkeys == 0) {
+		free(job);
+		job = NULL;
+	}
+	/* route lookups must not queue behind a flood of queries */
+	if (job != NULL && mcache_queued() > MC_QUEUE_MAX / 2) {
 		free(job);
 		job = NULL;
 	}
@@ -115,10 +122,11 @@ counter_query(uint32_t id, uint64_t gen, const struct counter_op *op)
 		return;
 	/* no shared store now: authproc decides from its own table */
 	memset(&cv, 0, sizeof(cv));
+	cv.seq = op->seq;
 	counter_reply(id, gen, &cv);
 }
 
-void
+static void
 counter_add(const struct counter_op *op)
 {
 	struct mc_job *job;
@@ -139,4 +147,35 @@ counter_add(const struct counter_op *op)
 		return;
 	}
 	(void)mcache_submit(job);
+}
+
+/*
+ * relay itself counts what it sees: every attempt authproc hands it and
+ * every refused login.  authproc may only read counters, so even a
+ * compromised authproc cannot lock a user out on every node.
+ */
+static void
+counter_bump(const struct login_request *req, uint32_t kinds)
+{
+	struct counter_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.kinds = kinds;
+	op.client = req->client;
+	memcpy(op.user, req->user, sizeof(op.user));
+	op.user[sizeof(op.user) - 1] = '\0';
+	if (op.kinds != 0)
+		counter_add(&op);
+}
+
+void
+counter_attempt(const struct login_request *req)
+{
+	counter_bump(req, policy_kinds_attempted(&req->client));
+}
+
+void
+counter_failure(const struct login_request *req)
+{
+	counter_bump(req, policy_kinds_failed(&req->client));
 }

@@ -33,7 +33,13 @@ struct lookup_http {
 	struct rsession *rs; /* NULL once the session has gone */
 	struct evhttp_connection *conn;
 	int handler;
+	int sending;	 /* inside evhttp_make_request() */
+	int sync_failed; /* libevent failed it from there */
 };
+
+/* A handler answers in headers; nothing large is ever expected. */
+#define LOOKUP_MAX_HEADERS 16384
+#define LOOKUP_MAX_BODY	   4096
 
 struct handler_state {
 	uint64_t down_until; /* ms */
@@ -77,8 +83,14 @@ network_match(const struct conf_upstream_network *n,
 int
 lookup_upstream_allowed(const struct sockaddr_storage *ss)
 {
+	const struct sockaddr_in6 *sin6 = (const void *)ss;
 	uint32_t i;
 
+	/* an IPv4 host dressed as IPv6 would slip past IPv6 networks */
+	if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+		return 0;
+	if (sockaddr_port(ss) == 0)
+		return 0;
 	for (i = 0; i < lk.nnetworks; i++)
 		if (network_match(&lk.networks[i], ss))
 			return 1;
@@ -118,7 +130,9 @@ lookup_cache_store(struct rsession *rs)
 	char host[64];
 	int n;
 
-	if (!cache_usable() || rs->cachekey[0] == '\0')
+	/* the value is space-separated: such an account is not cached */
+	if (!cache_usable() || rs->cachekey[0] == '\0' ||
+	    rs->account[strcspn(rs->account, " \t\r\n")] != '\0')
 		return;
 	job = mcache_job(MC_SET, NULL, NULL);
 	snprintf(job->keys[0], sizeof(job->keys[0]), "%s", rs->cachekey);
@@ -283,6 +297,14 @@ lookup_http_cb(struct evhttp_request *req, void *arg)
 	struct authhttp_reply r;
 	int h = lh->handler;
 
+	if (lh->sending) {
+		/*
+		 * A connect that failed at once is reported from inside
+		 * evhttp_make_request(): lookup_send() takes it from here.
+		 */
+		lh->sync_failed = 1;
+		return;
+	}
 	lookup_http_done(lh);
 	if (read_reply(req, &r) == AUTHHTTP_INVALID) {
 		handler_failed(h,
@@ -324,10 +346,11 @@ lookup_send(struct rsession *rs, int h)
 	pass[0] = '\0';
 	if (authhttp_escape(user, sizeof(user), rs->req.user) == 0 ||
 	    (lk.pass_password && rs->req.pass[0] != '\0' &&
-		authhttp_escape(pass, sizeof(pass), rs->req.pass) == 0))
+		authhttp_escape(pass, sizeof(pass), rs->req.pass) == 0) ||
+	    (lh = calloc(1, sizeof(*lh))) == NULL) {
+		explicit_bzero(pass, sizeof(pass));
 		return -1;
-	if ((lh = calloc(1, sizeof(*lh))) == NULL)
-		return -1;
+	}
 	lh->rs = rs;
 	lh->handler = h;
 	sockaddr_host(&hd->addr, host, sizeof(host));
@@ -338,8 +361,11 @@ lookup_send(struct rsession *rs, int h)
 		if (lh->conn != NULL)
 			evhttp_connection_free(lh->conn);
 		free(lh);
+		explicit_bzero(pass, sizeof(pass));
 		return -1;
 	}
+	evhttp_connection_set_max_headers_size(lh->conn, LOOKUP_MAX_HEADERS);
+	evhttp_connection_set_max_body_size(lh->conn, LOOKUP_MAX_BODY);
 	tv.tv_sec = lk.timeout_ms / 1000;
 	tv.tv_usec = (lk.timeout_ms % 1000) * 1000;
 	evhttp_connection_set_timeout_tv(lh->conn, &tv);
@@ -360,14 +386,23 @@ lookup_send(struct rsession *rs, int h)
 		evhttp_request_free(req);
 		evhttp_connection_free(lh->conn);
 		free(lh);
+		explicit_bzero(pass, sizeof(pass));
 		return -1;
 	}
 	explicit_bzero(pass, sizeof(pass));
+	lh->sending = 1;
 	if (evhttp_make_request(lh->conn, req, EVHTTP_REQ_GET, hd->path) ==
 	    -1) {
 		/* libevent freed the request */
 		evhttp_connection_free(lh->conn);
 		free(lh);
+		return -1;
+	}
+	lh->sending = 0;
+	if (lh->sync_failed) {
+		handler_failed(h, "cannot connect");
+		lh->rs = NULL;
+		lookup_http_done(lh);
 		return -1;
 	}
 	rs->http = lh;

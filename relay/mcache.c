@@ -34,8 +34,6 @@
 #include "log.h"
 #include "mcache.h"
 
-#define MC_QUEUE_MAX 4096
-
 static memcached_st *mc;
 static struct conf_memcache mc_conf;
 static pthread_t mc_thread;
@@ -57,6 +55,12 @@ mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t
+mcache_queued(void)
+{
+	return mc_queued;
 }
 
 int
@@ -254,6 +258,13 @@ mc_run(struct mc_job *job)
 		snprintf(job->error, sizeof(job->error), "backing off");
 		return;
 	}
+	/* authproc stops waiting for counters after 2 s: skip stale reads */
+	if (job->op == MC_COUNTER_GET &&
+	    wallclock_ms() > job->stamp_ms + 2000) {
+		job->ok = 0;
+		snprintf(job->error, sizeof(job->error), "backing off");
+		return;
+	}
 	switch (job->op) {
 	case MC_COUNTER_GET:
 		mc_run_counter_get(job);
@@ -299,8 +310,8 @@ mc_worker(void *arg)
 		TAILQ_INSERT_TAIL(&mc_done, job, entry);
 		pthread_mutex_unlock(&mc_lock);
 		/* a full pipe already holds a wake-up: EAGAIN is fine */
-		if (write(mc_wake[1], &c, 1) == -1 && errno != EAGAIN)
-			break;
+		while (write(mc_wake[1], &c, 1) == -1 && errno == EINTR)
+			;
 	}
 	return NULL;
 }

@@ -18,6 +18,7 @@
 #define MC_MAX_KEYS  8
 #define MC_KEY_MAX   96
 #define MC_VALUE_MAX 512
+#define MC_QUEUE_MAX 4096
 
 enum mc_op { MC_COUNTER_GET, MC_COUNTER_INCR, MC_GET, MC_SET, MC_DELETE };
 
@@ -37,6 +38,7 @@ struct mc_job {
 	void *arg;
 	uint64_t cookie;   /* the caller's, to find its owner again */
 	uint64_t stamp_ms; /* the caller's clock when it made the job */
+	uint32_t seq;	   /* the caller's */
 };
 
 /* mcache.c */
@@ -46,6 +48,7 @@ int mcache_configured(void);
 int mcache_available(void);
 struct mc_job *mcache_job(enum mc_op, void (*)(struct mc_job *), void *);
 int mcache_submit(struct mc_job *);
+size_t mcache_queued(void);
 void mcache_cancel(struct mc_job *);
 
 /* mckey.c */

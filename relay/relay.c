@@ -64,7 +64,7 @@ rsession_try_elsewhere(struct rsession *rs, uint32_t status, const char *text)
 	    (rs->state == R_CONNECTING || rs->state == R_TLS_HANDSHAKE ||
 		rs->state == R_GREETING)) {
 		pool_failed(rs->pool, rs->member, wallclock_ms());
-		if (rs->tried == (1u << rs->pool->conf.nmembers) - 1)
+		if (!pool_has_untried(rs->pool, rs->req.proto, rs->tried))
 			return 0;
 		log_info("session %016llx: upstream %s (%s): %s; trying the "
 			 "pool's next",
@@ -84,6 +84,11 @@ rsession_try_elsewhere(struct rsession *rs, uint32_t status, const char *text)
 		    strlen(text));
 		rsession_reset_upstream(rs);
 		rs->handlers_tried = 0;
+		{
+			struct timeval tv = {relay_conf.timeout_login, 0};
+
+			evtimer_add(&rs->timer, &tv);
+		}
 		lookup_route(rs);
 		return 1;
 	}
@@ -158,6 +163,9 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 		return;
 	if (rs->pool != NULL && status == LOGIN_OK)
 		pool_succeeded(rs->pool, rs->member);
+	if (status == LOGIN_FAILED && relay_policy.shared)
+		counter_failure(&rs->req);
+	evtimer_del(&rs->timer);
 	explicit_bzero(rs->req.pass, sizeof(rs->req.pass));
 	rsession_audit(rs, status, status == LOGIN_OK ? "" : text);
 	sockaddr_str(&rs->req.client, addr, sizeof(addr));
@@ -334,6 +342,11 @@ upstream_timeout(int fd, short event, void *arg)
 
 	(void)fd;
 	(void)event;
+	if (rs->state == R_LOOKUP) {
+		lookup_cancel(rs);
+		rsession_login_done(rs, LOGIN_TEMPFAIL, "route lookup timeout");
+		return;
+	}
 	rsession_login_done(rs, LOGIN_TEMPFAIL,
 	    rs->state == R_CONNECTING ? "upstream connect timeout"
 				      : "upstream login timeout");
@@ -567,6 +580,8 @@ rsession_reset_upstream(struct rsession *rs)
 	evbuffer_drain(rs->uout, evbuffer_get_length(rs->uout));
 	rs->caps = 0;
 	rs->okline[0] = '\0';
+	/* between servers: nothing here is a server's failure */
+	rs->state = R_LOOKUP;
 }
 
 static void
@@ -584,7 +599,6 @@ rsession_connect(struct rsession *rs)
 	}
 	setsockopt(rs->ufd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	setsockopt(rs->ufd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-	evtimer_set(&rs->timer, upstream_timeout, rs);
 	rs->state = R_CONNECTING;
 	if (connect(rs->ufd, (struct sockaddr *)&rs->uaddr,
 		sockaddr_len(&rs->uaddr)) == -1 &&
@@ -594,6 +608,7 @@ rsession_connect(struct rsession *rs)
 	}
 	tv.tv_sec = relay_conf.timeout_connect;
 	tv.tv_usec = 0;
+	evtimer_del(&rs->timer);
 	evtimer_add(&rs->timer, &tv);
 	event_set(&rs->uev, rs->ufd, EV_WRITE, upstream_io, rs);
 	event_add(&rs->uev, NULL);
@@ -697,6 +712,8 @@ rsession_refused(struct rsession *rs, const char *text, uint32_t wait)
 	struct timeval tv = {wait, 0};
 
 	snprintf(rs->refusal, sizeof(rs->refusal), "%s", text);
+	/* Auth-Wait (at most a minute) is the deadline now */
+	evtimer_del(&rs->timer);
 	if (wait == 0) {
 		rsession_login_done(rs, LOGIN_FAILED, rs->refusal);
 		return;
@@ -709,7 +726,14 @@ rsession_refused(struct rsession *rs, const char *text, uint32_t wait)
 static void
 rsession_start(struct rsession *rs)
 {
+	struct timeval tv = {relay_conf.timeout_login, 0};
+
+	/* the route lookup too must end: the login time-out bounds it */
+	evtimer_set(&rs->timer, upstream_timeout, rs);
+	evtimer_add(&rs->timer, &tv);
 	snprintf(rs->account, sizeof(rs->account), "%s", rs->req.user);
+	if (relay_policy.shared)
+		counter_attempt(&rs->req);
 	if (lookup_configured())
 		lookup_route(rs);
 	else
@@ -816,16 +840,11 @@ authproc_handle(struct imsg *imsg, void *arg)
 		authproc_handle_login(arg, imsg);
 		return 0;
 	case IMSG_COUNTER_QUERY:
-	case IMSG_COUNTER_ADD:
 		if (!counter_op_valid(imsg) || !relay_policy.shared) {
 			log_warnx("authproc: bad counter operation");
 			return -1;
 		}
-		if (imsg->hdr.type == IMSG_COUNTER_ADD)
-			counter_add(imsg->data);
-		else
-			counter_query(imsg->hdr.peerid, authproc_gen,
-			    imsg->data);
+		counter_query(imsg->hdr.peerid, authproc_gen, imsg->data);
 		return 0;
 	default:
 		return -1;

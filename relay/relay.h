@@ -142,7 +142,8 @@ struct imsgev *relay_authproc_channel(uint64_t gen);
 /* counters.c */
 struct counter_op;
 void counter_query(uint32_t, uint64_t, const struct counter_op *);
-void counter_add(const struct counter_op *);
+void counter_attempt(const struct login_request *);
+void counter_failure(const struct login_request *);
 
 void rsession_route_to(struct rsession *, const struct sockaddr_storage *,
     const char *account, enum route_source);
@@ -167,6 +168,7 @@ int route_add_pool(const struct conf_pool *);
 struct pool_ctx *route_lookup(const char *user);
 int pool_pick(struct pool_ctx *, const struct sockaddr_storage *,
     enum mail_proto, uint32_t tried, uint64_t now);
+int pool_has_untried(const struct pool_ctx *, enum mail_proto, uint32_t);
 void pool_failed(struct pool_ctx *, int, uint64_t now);
 void pool_succeeded(struct pool_ctx *, int);
 const struct sockaddr_storage *upstream_addr(const struct upstream_ctx *,

@@ -192,6 +192,19 @@ pool_pick(struct pool_ctx *p, const struct sockaddr_storage *client,
 	return best;
 }
 
+/* Is any member left that serves the protocol and was not tried? */
+int
+pool_has_untried(const struct pool_ctx *p, enum mail_proto proto,
+    uint32_t tried)
+{
+	uint32_t i;
+
+	for (i = 0; i < p->conf.nmembers; i++)
+		if (member_usable(p, i, tried, proto, UINT64_MAX))
+			return 1;
+	return 0;
+}
+
 void
 pool_failed(struct pool_ctx *p, int i, uint64_t now)
 {

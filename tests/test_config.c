@@ -469,7 +469,77 @@ test_memcache(void **state)
 	expect_error("memcache backoff 1\nlisten on 127.0.0.1 port 143 imap\n");
 	expect_error("memcache server \"127.0.0.1\" port 70000\n"
 		     "listen on 127.0.0.1 port 143 imap\n");
-	expect_error("throttle store redis\nlisten on 127.0.0.1 port 143 imap\n");
+	expect_error("throttle store redis\nlisten on 127.0.0.1 port 143 "
+		     "imap\n");
+}
+
+static void
+test_routing(void **state)
+{
+	struct postern_conf *c;
+	const char *base = "upstream \"a\" {\n\thost 127.0.0.1\n"
+			   "\timap port 1143\n}\n"
+			   "upstream \"b\" {\n\thost 127.0.0.1\n"
+			   "\timap port 1144\n}\n"
+			   "listen on 127.0.0.1 port 143 imap\n";
+	char text[2048];
+
+	(void)state;
+	snprintf(text, sizeof(text),
+	    "%spool \"p\" {\n\tupstream \"a\"\n\tupstream \"b\"\n"
+	    "\tbalance client-ip\n\tmax-fails 3\n\tfail-timeout 9\n"
+	    "\tproxy-protocol\n}\nroute default to \"p\"\n"
+	    "lookup handler \"http://127.0.0.1:8080/x\"\n"
+	    "lookup handler \"http://[::1]/\"\nlookup timeout 700\n"
+	    "lookup retry 5\nlookup cache 60\nlookup pass-password\n"
+	    "upstream network \"10.0.0.0/8\" port 143\n"
+	    "relay processes 3\n",
+	    base);
+	c = parse_text(text);
+	assert_non_null(c);
+	assert_int_equal(c->lookup.nhandlers, 2);
+	assert_in(&c->lookup.handlers[0].addr, "127.0.0.1", 8080);
+	assert_string_equal(c->lookup.handlers[0].host, "127.0.0.1:8080");
+	assert_string_equal(c->lookup.handlers[0].path, "/x");
+	assert_in6(&c->lookup.handlers[1].addr, "::1", 80);
+	assert_string_equal(c->lookup.handlers[1].host, "[::1]");
+	assert_string_equal(c->lookup.handlers[1].path, "/");
+	assert_int_equal(c->lookup.timeout_ms, 700);
+	assert_int_equal(c->lookup.retry_s, 5);
+	assert_int_equal(c->lookup.cache_ttl, 60);
+	assert_int_equal(c->lookup.pass_password, 1);
+	assert_int_equal(c->lookup.nnetworks, 1);
+	assert_int_equal(c->lookup.networks[0].port, 143);
+	assert_int_equal(c->global.relays, 3);
+	assert_non_null(TAILQ_FIRST(&c->pools));
+	assert_int_equal(TAILQ_FIRST(&c->pools)->conf.nmembers, 2);
+	assert_int_equal(TAILQ_FIRST(&c->pools)->conf.balance, POOL_CLIENT_IP);
+	assert_int_equal(TAILQ_FIRST(&c->pools)->conf.max_fails, 3);
+	assert_int_equal(TAILQ_FIRST(&c->pools)->conf.proxy_v2, 1);
+	free_config(c);
+	/* handlers need networks; names are unique; members once */
+	snprintf(text, sizeof(text), "%slookup handler \"http://127.0.0.1/\"\n",
+	    base);
+	expect_error(text);
+	snprintf(text, sizeof(text), "%spool \"a\" {\n\tupstream \"b\"\n}\n",
+	    base);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%spool \"p\" {\n\tupstream \"b\"\n\tupstream \"b\"\n}\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text), "%spool \"p\" {\n}\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text), "%slookup handler \"https://x/\"\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"http://127.0.0.1:0/\"\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text), "%slookup handler \"http:///x\"\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text), "%srelay processes 9\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text), "%sroute default to \"nowhere\"\n", base);
+	expect_error(text);
 }
 
 int
@@ -494,6 +564,7 @@ main(void)
 	    cmocka_unit_test(test_reparse),
 	    cmocka_unit_test(test_example_config),
 	    cmocka_unit_test(test_memcache),
+	    cmocka_unit_test(test_routing),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

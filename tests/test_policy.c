@@ -332,6 +332,7 @@ test_policy_shared_counts_decide(void **state)
 {
 	struct conf_policy p;
 	struct sockaddr_storage a = addr("203.0.113.60");
+	struct sockaddr_storage b = addr("203.0.113.61");
 	struct sockaddr_storage allowed = addr("198.51.100.9");
 	uint32_t shared[COUNTER_KINDS] = {0};
 	const char *msg;
@@ -344,25 +345,34 @@ test_policy_shared_counts_decide(void **state)
 	assert_int_equal(policy_check_shared(&a, "u", now, shared, &msg),
 	    POLICY_THROTTLED_IP);
 	assert_string_equal(msg, "ip");
-	/* store under the limit: the local count does not matter */
+	/* the store lost what this node counted: the local count holds */
 	policy_attempt(&a, "u", now);
 	policy_result(&a, "u", now, 0);
 	policy_attempt(&a, "u", now);
 	policy_result(&a, "u", now, 0);
-	policy_attempt(&a, "u", now);
-	policy_result(&a, "u", now, 0);
-	shared[COUNT_IP] = 1;
+	shared[COUNT_IP] = 0;
 	assert_int_equal(policy_check_shared(&a, "v", now, shared, &msg),
 	    POLICY_ALLOW);
-	assert_int_equal(policy_check(&a, "v", now, &msg),
+	policy_attempt(&a, "u", now);
+	policy_result(&a, "u", now, 0);
+	assert_int_equal(policy_check_shared(&a, "v", now, shared, &msg),
 	    POLICY_THROTTLED_IP);
+	assert_int_equal(policy_check(&a, "v", now, &msg), POLICY_THROTTLED_IP);
+	/* other nodes' attempts count too, for an address new here */
+	shared[COUNT_IP] = 2;
+	assert_int_equal(policy_check_shared(&b, "v", now, shared, &msg),
+	    POLICY_ALLOW);
+	shared[COUNT_IP] = 3;
+	assert_int_equal(policy_check_shared(&b, "v", now, shared, &msg),
+	    POLICY_THROTTLED_IP);
+	shared[COUNT_IP] = 0;
 	/* one failure in the store plus one in flight here reach 2 */
 	shared[COUNT_IPUSER_FAIL] = 1;
-	policy_attempt(&a, "w", now);
-	assert_int_equal(policy_check_shared(&a, "w", now, shared, &msg),
+	policy_attempt(&b, "w", now);
+	assert_int_equal(policy_check_shared(&b, "w", now, shared, &msg),
 	    POLICY_THROTTLED_USER);
 	assert_string_equal(msg, "ipuser");
-	policy_result(&a, "w", now, 0);
+	policy_result(&b, "w", now, 0);
 	/* which counters an attempt reads and bumps */
 	assert_int_equal(policy_kinds_checked(&a),
 	    1 << COUNT_IP | 1 << COUNT_USER | 1 << COUNT_IPUSER_FAIL);
