@@ -706,8 +706,11 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 		    authproc_conf.max_sessions);
 		listeners_pause(1);
 	}
-	if (l->conf.flags & LISTEN_PROXY) {
-		/* the load balancer speaks first; the greeting waits */
+	if ((l->conf.flags & LISTEN_PROXY) && facts == NULL) {
+		/*
+		 * The load balancer speaks first; the greeting waits.  On
+		 * tls listeners tlsproc has read the header already.
+		 */
 		s->state = S_PROXY;
 		return s;
 	}
@@ -1144,7 +1147,8 @@ parent_handle(struct imsg *imsg)
 			!authproc_policy.ip_fail.window) ||
 		    (authproc_policy.ipuser_fail.max &&
 			!authproc_policy.ipuser_fail.window) ||
-		    authproc_policy.nallow > POLICY_MAX_ALLOW)
+		    authproc_policy.nallow > POLICY_MAX_ALLOW ||
+		    authproc_policy.nproxy > POLICY_MAX_ALLOW)
 			fatalx("bad policy message");
 		policy_init(&authproc_policy);
 		break;

@@ -364,6 +364,9 @@ child_send_config(struct child *c)
 	case PROC_TLSPROC:
 		imsgev_compose(iev, IMSG_CONF_TLS_GLOBAL, 0, -1, &env_conf->tls,
 		    sizeof(env_conf->tls));
+		/* the trusted balancers, for PROXY headers on tls listeners */
+		imsgev_compose(iev, IMSG_CONF_POLICY, 0, -1, &env_conf->policy,
+		    sizeof(env_conf->policy));
 		TAILQ_FOREACH(k, &env_conf->keypairs, entry)
 		{
 			imsgev_compose(iev, IMSG_CONF_KEYPAIR, 0, -1, &k->conf,

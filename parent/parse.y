@@ -1196,10 +1196,6 @@ finish_listener(void)
 	struct conf_listener	*lc = &cur_listener->conf;
 
 	cur_listener = NULL;
-	if ((lc->flags & LISTEN_TLS) && (lc->flags & LISTEN_PROXY)) {
-		yyerror("proxy-protocol on tls listeners is not supported yet");
-		return -1;
-	}
 	if ((lc->flags & LISTEN_TLS) && lc->nkeypairs == 0) {
 		yyerror("tls listener needs a keypair");
 		return -1;

@@ -13,6 +13,7 @@ import hashlib
 import imaplib
 import os
 import poplib
+import re
 import shutil
 import signal
 import socket
@@ -38,6 +39,9 @@ IMAPS, POP3S = 31993, 31995            # main postern, implicit TLS
 RIMAP, RPOP3 = 31144, 31111            # main postern, "tls required"
 PIMAP = 31145                          # main postern, PROXY protocol
 HAPROXY = 31146                        # HAProxy in front of PIMAP
+PIMAPS = 31147                         # main postern, PROXY protocol + TLS
+HAPROXY_TLS = 31148                    # HAProxy in front of PIMAPS
+HPIMAPS = 31149                        # test-hooks postern, PROXY + TLS
 HIMAP, HPOP3 = 32143, 32110            # test-hooks postern
 HIMAPS = 32993                         # test-hooks postern, TLS
 TIMAP, TPOP3 = 33143, 33110            # throttling postern
@@ -155,7 +159,9 @@ def setup(args):
                             (HOST, POP3S, "pop3", "tls " + kp),
                             (HOST, RIMAP, "imap", kp + " tls required"),
                             (HOST, RPOP3, "pop3", kp + " tls required"),
-                            (HOST, PIMAP, "imap", "proxy-protocol")],
+                            (HOST, PIMAP, "imap", "proxy-protocol"),
+                            (HOST, PIMAPS, "imap",
+                             "tls " + kp + " proxy-protocol")],
                  upstreams, routes, keypairs=keypairs,
                  extra=f'node "regress"\naudit file "{work}/audit.log"\n'
                  'proxy-protocol trusted "127.0.0.1/32"\n' + LOOSE_LIMITS)
@@ -163,22 +169,26 @@ def setup(args):
     env.binary = args.postern
     env.postern = Postern(args.postern, env.conf,
                           os.path.join(work, "postern.log"),
-                          [IMAP, POP3, IMAPS, POP3S])
+                          [IMAP, POP3, IMAPS, POP3S, PIMAPS])
     env.postern.start()
 
     env.hconf = os.path.join(work, "postern-hooks.conf")
     write_config(env.hconf, [(HOST, HIMAP, "imap"), (HOST, HPOP3, "pop3"),
                              (HOST, HIMAPS, "imap",
-                              'tls keypair "mail.example.org"')],
+                              'tls keypair "mail.example.org"'),
+                             (HOST, HPIMAPS, "imap",
+                              'tls keypair "mail.example.org" '
+                              "proxy-protocol")],
                  upstreams, [("user", "slow@example.org", "silent"),
                              ("domain", "example.org", "one")],
                  extra="timeout pre-auth 2\ntimeout login 3\n"
                        "timeout handshake 2\nlimit bad-commands 3\n"
-                       "timeout pre-auth-total 4\n" + LOOSE_LIMITS,
+                       "timeout pre-auth-total 4\n"
+                       'proxy-protocol trusted "127.0.0.1/32"\n' + LOOSE_LIMITS,
                  keypairs={"mail.example.org": env.certs["mail.example.org"]})
     env.hooks = Postern(args.postern_testhooks, env.hconf,
                         os.path.join(work, "postern-hooks.log"),
-                        [HIMAP, HPOP3, HIMAPS])
+                        [HIMAP, HPOP3, HIMAPS, HPIMAPS])
     env.hooks.start()
 
     env.tconf = os.path.join(work, "postern-throttle.conf")
@@ -719,6 +729,218 @@ backend postern
                   if "Login: user=<%s>" % user(11) in ln]
         check(logins and "rip=127.0.0.10" in logins[-1],
               f"Dovecot saw {logins[-1:]}")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class BioSock:
+    """A TLS client on a connected socket through memory BIOs, so a test
+    decides what shares a segment with the ClientHello; enough of a
+    socket for Raw (recv, sendall, settimeout, close)."""
+
+    def __init__(self, sock, first=b""):
+        self.raw = sock
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = tls_ctx().wrap_bio(self.inc, self.out,
+                                      server_hostname="mail.example.org")
+        self.first = first
+        self.eof = False
+        self._io(self.obj.do_handshake)
+
+    def _flush(self):
+        data, self.first = self.first + self.out.read(), b""
+        if data:
+            self.raw.sendall(data)
+
+    def _io(self, fn, *args):
+        while True:
+            try:
+                r = fn(*args)
+                self._flush()
+                return r
+            except ssl.SSLWantReadError:
+                self._flush()
+                if self.eof:
+                    raise EOFError("TLS peer closed")
+                data = self.raw.recv(65536)
+                if data:
+                    self.inc.write(data)
+                else:
+                    self.eof = True
+                    self.inc.write_eof()
+
+    def recv(self, n):
+        try:
+            return self._io(self.obj.read, n)
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError, EOFError):
+            return b""
+
+    def sendall(self, data):
+        self._io(self.obj.write, data)
+
+    def settimeout(self, t):
+        self.raw.settimeout(t)
+
+    def close(self):
+        self.raw.close()
+
+
+def tls_proxied_login(header, u, tls="wrap", port=PIMAPS):
+    """Send a PROXY header on a TLS+PROXY listener, then TLS: either
+    wrapped after the header ("wrap") or with the ClientHello in the
+    header's own segment ("bio"); log in; return the last line."""
+    c = Raw.__new__(Raw)
+    c.buf = b""
+    c.timeout = 20
+    sock = socket.create_connection((HOST, port), timeout=20)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls == "bio":
+        c.sock = BioSock(sock, first=header)
+    else:
+        sock.sendall(header)
+        c.sock = tls_ctx().wrap_socket(sock,
+                                       server_hostname="mail.example.org")
+    g = c.line()
+    check(g.startswith(b"* OK"), f"greeting {g!r}")
+    lines = imap_login_lines(c, b"a", b"a LOGIN %s %s\r\n" %
+                             (u.encode(), PASSWORD.encode()))
+    imap_logged_in(c)
+    c.close()
+    return lines[-1]
+
+
+def check_proxied_client(since, u, ip, port):
+    """The audit record and Dovecot both name the client from the header."""
+    time.sleep(0.5)
+    records, _ = audit_records(since=since)
+    mine = [r for r in records if r["user"] == u and r["result"] == "ok"]
+    check(any(r["client_ip"] == ip and r["client_port"] == port and
+              r["tls"] for r in mine), f"audit saw {mine}")
+    logins = [ln for ln in env.dv1.log_text().splitlines()
+              if "Login: user=<%s>" % u in ln]
+    check(logins and f"rip={ip}," in logins[-1], f"Dovecot saw {logins[-1:]}")
+
+
+@case("tls-proxy-v2-header-and-clienthello-in-one-segment")
+def _():
+    since = utc_now_iso()
+    last = tls_proxied_login(proxy_v2("203.0.113.7", 4711, "127.0.0.1",
+                                      PIMAPS), user(13), tls="bio")
+    check(last.startswith(b"a OK"), last)
+    check_proxied_client(since, user(13), "203.0.113.7", 4711)
+
+
+@case("tls-proxy-v1-header-then-tls")
+def _():
+    since = utc_now_iso()
+    last = tls_proxied_login(b"PROXY TCP4 203.0.113.8 127.0.0.1 4712 %d\r\n"
+                             % PIMAPS, user(15))
+    check(last.startswith(b"a OK"), last)
+    check_proxied_client(since, user(15), "203.0.113.8", 4712)
+    # a v1 header and the ClientHello in one segment work as well
+    since = utc_now_iso()
+    last = tls_proxied_login(b"PROXY TCP4 203.0.113.9 127.0.0.1 4713 %d\r\n"
+                             % PIMAPS, user(15), tls="bio")
+    check(last.startswith(b"a OK"), last)
+    check_proxied_client(since, user(15), "203.0.113.9", 4713)
+
+
+@case("tls-proxy-untrusted-or-malformed-closed")
+def _():
+    hello = b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x03"
+    c = Raw.__new__(Raw)
+    c.sock = socket.create_connection((HOST, PIMAPS), timeout=10,
+                                      source_address=("127.0.0.9", 0))
+    c.buf = b""
+    c.send(proxy_v2("192.0.2.1", 1, "127.0.0.1", PIMAPS))
+    check(c.closed(10) and c.buf == b"", "untrusted sender was served")
+    for bad in (b"PROXY TCP4 999.1.1.1 127.0.0.1 1 2\r\n" + hello,
+                b"PROXY TCP4 192.0.2.1 127.0.0.1 1 2\n" + hello,
+                b"PROXY " + b"x" * 200 + b"\r\n",
+                hello,                  # a client that skips the balancer
+                b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\xff\xff" + b"\x00" * 12,
+                b"\r\n\r\n\x00\r\nQUIT\n\x31\x11\x00\x0c" + b"\x00" * 12):
+        c = Raw(PIMAPS)
+        c.send(bad)
+        check(c.closed(10) and c.buf == b"", f"{bad!r} was served")
+    log = env.postern.log_text()
+    check(re.search(r"tlsproc: refused 127\.0\.0\.9:\d+: not a trusted "
+                    r"PROXY sender", log), "untrusted sender not logged")
+    check(re.search(r"tlsproc: PROXY header from 127\.0\.0\.1:\d+: "
+                    r"malformed or too long", log), "bad header not logged")
+    # and the listener still works
+    last = tls_proxied_login(proxy_v2("203.0.113.10", 4714, "127.0.0.1",
+                                      PIMAPS), user(17))
+    check(last.startswith(b"a OK"), "TLS+PROXY listener broken")
+
+
+@case("tls-proxy-header-then-silence-timed-out")
+def _():
+    # timeout handshake 2 on the test-hooks postern covers both halves
+    for first in (b"PROXY TCP4 192.0.2.1 127.0.0.1 1 2",  # header unfinished
+                  proxy_v2("192.0.2.2", 2, "127.0.0.1", HPIMAPS)):
+        s = socket.create_connection((HOST, HPIMAPS), timeout=15)
+        s.sendall(first)
+        t0 = time.monotonic()
+        try:
+            data = s.recv(1024)
+        except ConnectionResetError:
+            data = b""
+        s.close()
+        took = time.monotonic() - t0
+        check(data == b"" and took < 8, f"not closed ({data!r}, {took:.1f} s)")
+    time.sleep(0.5)                     # the log line may trail the close
+    log = env.hooks.log_text()
+    check(re.search(r"tlsproc: PROXY header from 127\.0\.0\.1:\d+: timeout",
+                    log), "unfinished header timeout not logged")
+    check("tls handshake with 192.0.2.2:2 failed: handshake timeout" in log,
+          "handshake timeout after the header not logged with the client")
+
+
+class SourceIMAP4_SSL(imaplib.IMAP4_SSL):
+    """IMAP4_SSL from a chosen source address."""
+
+    source = HOST
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((HOST, self.port), timeout,
+                                        source_address=(self.source, 0))
+        return self.ssl_context.wrap_socket(sock,
+                                            server_hostname="mail.example.org")
+
+
+@case("tls-proxy-haproxy-send-proxy-v2-imaplib")
+def _():
+    hp = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    check(os.path.exists(hp), "haproxy is not installed")
+    cfg = os.path.join(env.work, "haproxy-tls.cfg")
+    with open(cfg, "w") as f:
+        f.write(f"""global
+    maxconn 100
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend imaps
+    bind {HOST}:{HAPROXY_TLS}
+    default_backend postern
+backend postern
+    server p1 {HOST}:{PIMAPS} send-proxy-v2
+""")
+    proc = subprocess.Popen([hp, "-db", "-f", cfg], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        check(wait_port(HOST, HAPROXY_TLS, 15), "haproxy did not start")
+        since = utc_now_iso()
+        SourceIMAP4_SSL.source = "127.0.0.12"
+        m = SourceIMAP4_SSL(HOST, HAPROXY_TLS, ssl_context=tls_ctx())
+        check(m.login(user(17), PASSWORD)[0] == "OK", "login")
+        local = m.sock.getsockname()[:2]
+        check(m.select("INBOX")[0] == "OK", "SELECT")
+        m.logout()
+        check_proxied_client(since, user(17), "127.0.0.12", local[1])
     finally:
         proc.terminate()
         proc.wait(10)

@@ -196,6 +196,45 @@ test_split_at_every_byte(void **state)
 		    PROXY_INCOMPLETE);
 }
 
+/*
+ * tlsproc reads the header off the socket in whatever pieces arrive and
+ * takes a piece as soon as the parser calls it incomplete, so: with a
+ * TLS ClientHello right behind the header, every cut before the header's
+ * end is incomplete and every cut after it is done, with the header's
+ * length and not one byte of the record.
+ */
+static void
+test_header_then_tls_record(void **state)
+{
+	static const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00,
+	    0x01, 0x00, 0x01, 0xfc, 0x03, 0x03};
+	unsigned char buf[128],
+	    addr[12] = {203, 0, 113, 7, 127, 0, 0, 1, 0x12, 0x67, 0x7a, 0x6b};
+	const char *v1 = "PROXY TCP4 203.0.113.7 127.0.0.1 4711 31339\r\n";
+	struct proxy_result r;
+	size_t n, k, h;
+
+	(void)state;
+	for (h = 0; h < 2; h++) {
+		if (h == 0)
+			n = v2_header(buf, 0x1, 0x11, addr, sizeof(addr));
+		else
+			memcpy(buf, v1, n = strlen(v1));
+		memcpy(buf + n, hello, sizeof(hello));
+		for (k = 0; k <= n + sizeof(hello); k++) {
+			if (k < n) {
+				assert_int_equal(proxy_parse(buf, k, &r),
+				    PROXY_INCOMPLETE);
+				continue;
+			}
+			assert_int_equal(proxy_parse(buf, k, &r), PROXY_OK);
+			assert_int_equal(r.consumed, n);
+			assert_v4(&r.src, "203.0.113.7", 4711);
+			assert_v4(&r.dst, "127.0.0.1", 31339);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -207,6 +246,7 @@ main(void)
 	    cmocka_unit_test(test_v2_inet),
 	    cmocka_unit_test(test_v2_local_tlv_and_hostile),
 	    cmocka_unit_test(test_split_at_every_byte),
+	    cmocka_unit_test(test_header_then_tls_record),
 	};
 
 	return cmocka_run_group_tests_name("proxyproto", tests, NULL, NULL);

@@ -3,6 +3,8 @@
  * authproc the plaintext end of a socketpair; upgrades STARTTLS/STLS
  * connections authproc passes it the same way.  Then it moves bytes
  * between each TLS connection and its socketpair for the session's life.
+ * On proxy-protocol listeners it first reads the balancer's clear-text
+ * PROXY header, which comes before the TLS handshake.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -20,7 +22,9 @@
 #include <event.h>
 
 #include "log.h"
+#include "policy.h"
 #include "proc.h"
+#include "proxyproto.h"
 #include "sandbox.h"
 #include "tlsbridge.h"
 #include "tlsproc.h"
@@ -44,6 +48,8 @@ struct tconn {
 	int fd;
 	struct sockaddr_storage client;
 	struct sockaddr_storage local;
+	unsigned char *proxybuf; /* the PROXY header so far; NULL: not read */
+	size_t proxylen;
 	struct event ev;
 	struct event timer;
 	int bridging;
@@ -55,6 +61,7 @@ static struct imsgev *authproc_iev;
 static struct conf_global global_conf;
 static struct conf_tls_global tls_conf;
 static struct conf_sandbox sandbox_conf;
+static struct conf_policy policy_conf; /* for its proxy-protocol trusted */
 static struct tls_keypair_list keypairs = TAILQ_HEAD_INITIALIZER(keypairs);
 static TAILQ_HEAD(, tls_listener) listeners = TAILQ_HEAD_INITIALIZER(listeners);
 static TAILQ_HEAD(, tconn) tconns = TAILQ_HEAD_INITIALIZER(tconns);
@@ -64,6 +71,7 @@ static struct event accept_pause_ev;
 
 static void tconn_free(struct tconn *);
 static void handshake_step(int, short, void *);
+static void proxy_step(int, short, void *);
 
 static struct tls_listener *
 listener_find(uint32_t id)
@@ -101,6 +109,7 @@ tconn_free(struct tconn *t)
 			close(t->fd);
 	}
 	evtimer_del(&t->timer);
+	free(t->proxybuf);
 	free(t);
 	ntconns--;
 }
@@ -212,11 +221,178 @@ handshake_step(int fd, short event, void *arg)
 }
 
 static void
+handshake_begin(struct tconn *t)
+{
+	struct tls_listener *l = t->listener;
+
+	if (l->ctx == NULL) {
+		handshake_failed(t, "no usable keypair on this listener");
+		return;
+	}
+	if (tls_accept_socket(l->ctx, &t->tls, t->fd) == -1) {
+		handshake_failed(t, tls_error(l->ctx));
+		return;
+	}
+	handshake_step(t->fd, EV_READ, t);
+}
+
+static int
+proxy_trusted(const struct sockaddr_storage *ss)
+{
+	uint32_t i;
+
+	for (i = 0; i < policy_conf.nproxy; i++)
+		if (cidr_match(&policy_conf.proxy[i], ss))
+			return 1;
+	return 0;
+}
+
+/* No TLS alert: the peer has not started TLS, and may not be TLS at all. */
+static void
+proxy_failed(struct tconn *t, const char *why)
+{
+	char addr[128];
+
+	log_warnx("PROXY header from %s: %s; connection closed",
+	    sockaddr_str(&t->client, addr, sizeof(addr)), why);
+	tconn_free(t);
+}
+
+static void
+proxy_wait(struct tconn *t)
+{
+	event_del(&t->ev);
+	event_set(&t->ev, t->fd, EV_READ, proxy_step, t);
+	event_add(&t->ev, NULL);
+}
+
+/* Take n bytes that recv(MSG_PEEK) has just shown are there. */
+static int
+proxy_take(struct tconn *t, size_t n)
+{
+	ssize_t got;
+
+	got = recv(t->fd, t->proxybuf + t->proxylen, n, 0);
+	if (got < 0 || (size_t)got != n) {
+		proxy_failed(t, "connection lost");
+		return -1;
+	}
+	t->proxylen += n;
+	return 0;
+}
+
+/* From here on the header's client is the client, as on clear text. */
+static void
+proxy_done(struct tconn *t, const struct proxy_result *r)
+{
+	char from[128], client[128];
+
+	if (r->has_addr) { /* else LOCAL: the balancer's own check */
+		log_debug("PROXY header from %s names %s",
+		    sockaddr_str(&t->client, from, sizeof(from)),
+		    sockaddr_str(&r->src, client, sizeof(client)));
+		t->client = r->src;
+		t->local = r->dst;
+	}
+	free(t->proxybuf);
+	t->proxybuf = NULL;
+	t->proxylen = 0;
+	event_del(&t->ev);
+	event_set(&t->ev, t->fd, EV_READ, handshake_step, t);
+	handshake_begin(t);
+}
+
+/*
+ * Read the PROXY header and not one byte more: what follows is the
+ * client's ClientHello, and libtls reads it from the socket itself.  So
+ * look with MSG_PEEK and take only header bytes.  proxy_parse() reports
+ * PROXY_INCOMPLETE only when every byte it saw lies inside the header,
+ * so those are taken at once (peeking again would find the same bytes
+ * and spin); once it is done, exactly the rest of the header is taken.
+ */
+static void
+proxy_step(int fd, short event, void *arg)
+{
+	struct tconn *t = arg;
+	struct proxy_result r;
+	char addr[128];
+	ssize_t n;
+
+	(void)event;
+	if (t->proxylen >= PROXY_V2_MAX) {
+		proxy_failed(t, "header too long");
+		return;
+	}
+	n = recv(fd, t->proxybuf + t->proxylen, PROXY_V2_MAX - t->proxylen,
+	    MSG_PEEK);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+		proxy_wait(t);
+		return;
+	}
+	if (n == 0 && t->proxylen == 0) {
+		/* a balancer's bare TCP health check: not worth a warning */
+		log_debug("%s closed before its PROXY header",
+		    sockaddr_str(&t->client, addr, sizeof(addr)));
+		tconn_free(t);
+		return;
+	}
+	if (n <= 0) {
+		proxy_failed(t,
+		    n == 0 ? "closed within the header" : strerror(errno));
+		return;
+	}
+	switch (proxy_parse(t->proxybuf, t->proxylen + n, &r)) {
+	case PROXY_INCOMPLETE:
+		if (proxy_take(t, n) == 0)
+			proxy_wait(t);
+		return;
+	case PROXY_BAD:
+		proxy_failed(t, "malformed or too long");
+		return;
+	case PROXY_OK:
+		break;
+	}
+	if (r.consumed <= t->proxylen) { /* cannot be, by the above */
+		proxy_failed(t, "parser disagrees with itself");
+		return;
+	}
+	if (proxy_take(t, r.consumed - t->proxylen) == -1)
+		return;
+	proxy_done(t, &r);
+}
+
+/* Only balancers we trust may speak for clients. */
+static void
+proxy_begin(struct tconn *t)
+{
+	char addr[128];
+
+	if (!proxy_trusted(&t->client)) {
+		log_warnx("refused %s: not a trusted PROXY sender",
+		    sockaddr_str(&t->client, addr, sizeof(addr)));
+		tconn_free(t);
+		return;
+	}
+	if ((t->proxybuf = malloc(PROXY_V2_MAX)) == NULL) {
+		log_warn("malloc");
+		tconn_free(t);
+		return;
+	}
+	proxy_step(t->fd, EV_READ, t);
+}
+
+static void
 handshake_timeout(int fd, short event, void *arg)
 {
+	struct tconn *t = arg;
+
 	(void)fd;
 	(void)event;
-	handshake_failed(arg, "handshake timeout");
+	/* one deadline covers the PROXY header and the handshake */
+	if (t->proxybuf != NULL)
+		proxy_failed(t, "timeout");
+	else
+		handshake_failed(t, "handshake timeout");
 }
 
 static void
@@ -251,15 +427,11 @@ tconn_start(struct tls_listener *l, int fd, uint32_t session_id, int starttls)
 	tv.tv_sec = tls_conf.timeout_handshake;
 	tv.tv_usec = 0;
 	evtimer_add(&t->timer, &tv);
-	if (l->ctx == NULL) {
-		handshake_failed(t, "no usable keypair on this listener");
-		return;
-	}
-	if (tls_accept_socket(l->ctx, &t->tls, fd) == -1) {
-		handshake_failed(t, tls_error(l->ctx));
-		return;
-	}
-	handshake_step(fd, EV_READ, t);
+	/* after STARTTLS authproc has read the header already */
+	if (!starttls && (l->conf.flags & LISTEN_PROXY))
+		proxy_begin(t);
+	else
+		handshake_begin(t);
 }
 
 static void
@@ -437,6 +609,11 @@ parent_handle(struct imsg *imsg)
 		break;
 	case IMSG_CONF_GLOBAL:
 		memcpy(&global_conf, imsg->data, sizeof(global_conf));
+		break;
+	case IMSG_CONF_POLICY:
+		memcpy(&policy_conf, imsg->data, sizeof(policy_conf));
+		if (policy_conf.nproxy > POLICY_MAX_ALLOW)
+			fatalx("bad policy message");
 		break;
 	case IMSG_CONF_TLS_GLOBAL:
 		memcpy(&tls_conf, imsg->data, sizeof(tls_conf));
