@@ -5,7 +5,8 @@ set -eu
 
 PACKAGES="gcc make pkg-config bison clang libclang-rt-14-dev \
 libtls-dev libevent-dev libmemcached-dev libseccomp-dev libcmocka-dev \
-dovecot-imapd dovecot-pop3d memcached haproxy curl openssl python3 passwd"
+dovecot-imapd dovecot-pop3d memcached haproxy curl openssl python3 passwd \
+nginx-light libnginx-mod-mail"
 
 missing=""
 for p in $PACKAGES; do
