@@ -15,8 +15,10 @@
  * modes from the start of connect() to the answer to the login, for
  * imap-fetch from sending FETCH to its tagged answer.  Operations,
  * latencies, failures and bytes are counted only inside the measuring
- * window, which starts after -W seconds of warm-up.  The run ends with a
- * human line and one machine-readable line:
+ * window, which starts after -W seconds of warm-up.  After the window
+ * the operations under way are let finish and the sessions log out (for
+ * at most 5 s; --abrupt closes them at once instead).  The run ends with
+ * a human line and one machine-readable line:
  *
  *   RESULT mode=... conc=... secs=... ops=... rate=... p50_ms=...
  *	p99_ms=... failures=... bytes=... mbps=... held=... target=...
@@ -52,6 +54,7 @@
 #define NOFILE_WANT  (1 << 18)
 #define RETRY_NS     (10 * 1000 * 1000ULL)
 #define SWEEP_MS     50
+#define DRAIN_NS     (5 * 1000000000ULL)
 
 enum mode { M_IMAP_LOGIN, M_POP3_LOGIN, M_IMAP_FETCH, M_IDLE };
 
@@ -93,7 +96,7 @@ static const char *user_pat = "bench@example.org";
 static const char *password = "secret";
 static const char *servername;
 static const char *cafile;
-static int use_tls, insecure, markers, quiet;
+static int use_tls, insecure, markers, quiet, abrupt;
 static unsigned int conc = 1, nusers = 1000, target;
 static double duration = 5.0, warmup = 1.0, op_timeout = 10.0;
 
@@ -109,14 +112,14 @@ static char rbuf[READ_SIZE];
 
 /* measuring */
 static uint64_t t_begin, t_measure, t_end;
-static int measuring, measured;
+static int measuring, measured, draining;
 static unsigned long long ops, failures, all_failures, bytes;
 static uint32_t *samples;
 static size_t nsamples, samplecap;
 /* idle */
 static unsigned int opened, held, idle_failed;
 static int idle_ready;
-static uint64_t t_ready;
+static uint64_t t_ready, t_drain;
 
 static void conn_fail(struct conn *, const char *);
 static void conn_start(struct conn *);
@@ -141,6 +144,7 @@ usage(void)
 	    "[-n sessions (idle)]\n"
 	    "\t[-T op timeout] [--tls] [--insecure] [--servername name] "
 	    "[--cafile file]\n"
+	    "\t[--abrupt (close at the end of the window, mid-operation)]\n"
 	    "\t[-M (print WARMUP_DONE, MEASURE_DONE, IDLE_READY)] [-q]\n");
 	exit(2);
 }
@@ -442,9 +446,12 @@ on_line(struct conn *c, const char *line)
 		break;
 	case P_SELECT:
 		if (tagged(line, "s")) {
-			if (tagged_ok(line, "s"))
+			if (tagged_ok(line, "s") && draining) {
+				c->phase = P_LOGOUT;
+				conn_send(c, "b LOGOUT\r\n");
+			} else if (tagged_ok(line, "s")) {
 				send_fetch(c);
-			else
+			} else
 				conn_fail(c, "SELECT refused");
 		}
 		break;
@@ -455,7 +462,12 @@ on_line(struct conn *c, const char *line)
 				break;
 			}
 			op_done(since_us(c->t_start));
-			send_fetch(c);
+			if (draining) {
+				c->phase = P_LOGOUT;
+				conn_send(c, "b LOGOUT\r\n");
+			} else {
+				send_fetch(c);
+			}
 		} else if (strncasecmp(line, "* BYE", 5) == 0) {
 			conn_fail(c, "BYE during FETCH");
 		}
@@ -540,7 +552,7 @@ conn_eof(struct conn *c)
 {
 	if (c->phase == P_EOF) {
 		conn_close(c);
-		if (!stopping && mode != M_IDLE)
+		if (!stopping && !draining && mode != M_IDLE)
 			conn_start(c);
 		return;
 	}
@@ -699,7 +711,7 @@ conn_fail(struct conn *c, const char *why)
 		idle_failed++;
 		return;
 	}
-	if (!stopping) {
+	if (!stopping && !draining) {
 		c->phase = P_SLEEP;
 		c->deadline = now_ns() + RETRY_NS;
 	}
@@ -728,6 +740,17 @@ conn_event(struct conn *c, uint32_t events)
 		conn_read(c);
 }
 
+static unsigned int
+busy_conns(void)
+{
+	unsigned int i, busy = 0;
+
+	for (i = 0; i < nconns; i++)
+		if (conns[i].phase != P_FREE && conns[i].phase != P_SLEEP)
+			busy++;
+	return busy;
+}
+
 /* Timeouts and reconnects. */
 static void
 sweep(uint64_t now)
@@ -737,7 +760,9 @@ sweep(uint64_t now)
 	for (i = 0; i < nconns; i++) {
 		struct conn *c = &conns[i];
 
-		if (c->phase == P_SLEEP && now >= c->deadline) {
+		if (c->phase == P_SLEEP && draining) {
+			c->phase = P_FREE;
+		} else if (c->phase == P_SLEEP && now >= c->deadline) {
 			c->phase = P_FREE;
 			conn_start(c);
 		} else if (c->phase != P_FREE && c->phase != P_SLEEP &&
@@ -834,6 +859,7 @@ main(int argc, char *argv[])
 	    {"insecure", no_argument, NULL, 'k'},
 	    {"servername", required_argument, NULL, 'N'},
 	    {"cafile", required_argument, NULL, 'C'},
+	    {"abrupt", no_argument, NULL, 'A'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct epoll_event evs[MAX_EVENTS];
@@ -904,6 +930,9 @@ main(int argc, char *argv[])
 			break;
 		case 'C':
 			cafile = optarg;
+			break;
+		case 'A':
+			abrupt = 1;
 			break;
 		default:
 			usage();
@@ -993,15 +1022,23 @@ main(int argc, char *argv[])
 				fflush(stdout);
 			}
 		}
-		if (now >= t_end || stopping) {
+		if (!draining && (now >= t_end || stopping)) {
 			if (markers) {
 				printf("MEASURE_DONE\n");
 				fflush(stdout);
 			}
 			if (stopping && now < t_end)
 				t_end = now;
-			break;
+			if (abrupt || stopping)
+				break;
+			/* let what is under way finish, then log out */
+			draining = 1;
+			t_drain = now;
 		}
+		if (draining &&
+		    (stopping || now - t_drain >= DRAIN_NS ||
+			busy_conns() == 0))
+			break;
 	}
 	report();
 	fflush(stdout);
