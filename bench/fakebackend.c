@@ -732,7 +732,7 @@ do_accept(struct conn *l)
 		if (c->kind == K_IMAP)
 			reply(c,
 			    "* OK [CAPABILITY " IMAP_CAPS "] fakebackend "
-							  "ready\r\n");
+			    "ready\r\n");
 		else if (c->kind == K_POP3)
 			reply(c, "+OK fakebackend ready\r\n");
 		conn_process(c);
