@@ -38,7 +38,7 @@ DEPS		 = $(OBJS:.o=.d)
 PROG		 = $(BUILD)/postern
 
 .PHONY: all clean test unit regress deps sanitize test-sanitize fuzz \
-	fuzz-smoke demo install format tests
+	fuzz-smoke demo install format tests bench bench-tools
 
 all: $(PROG) postern
 
@@ -88,7 +88,7 @@ $(BUILD)/postern-testhooks: $(SRCS) parent/parse.y
 	    -DPOSTERN_TEST_HOOKS" $(BUILD)/testhooks/postern
 	cp $(BUILD)/testhooks/postern $@
 
-regress: $(PROG) $(BUILD)/postern-testhooks
+regress: $(PROG) $(BUILD)/postern-testhooks bench-tools
 	python3 regress/run.py --postern $(PROG) \
 	    --postern-testhooks $(BUILD)/postern-testhooks $(REGRESS_ARGS)
 
@@ -98,7 +98,7 @@ deps:
 test: deps
 	$(MAKE) unit
 	$(MAKE) regress
-	$(MAKE) CC=clang BUILD=obj-clang all
+	$(MAKE) CC=clang BUILD=obj-clang all bench-tools
 
 # ---- sanitizers ----
 SAN_FLAGS	 = -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -135,6 +135,25 @@ fuzz-smoke: $(FUZZ_BINS)
 	        $(BUILD)/fuzz-corpus/$$t fuzz/corpus/$$t || exit 1; \
 	done
 
+# ---- benchmarks (bench/README.md) ----
+BENCH_TOOLS	 = $(BUILD)/bench/loadgen $(BUILD)/bench/fakebackend
+TLS_LIBS	:= $(shell pkg-config --libs libtls 2>/dev/null)
+
+$(BUILD)/bench/loadgen: bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TLS_LIBS)
+
+$(BUILD)/bench/fakebackend: bench/fakebackend.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+bench-tools: $(BENCH_TOOLS)
+
+# deps first, then a fresh make: pkg-config must run after the install
+bench: deps
+	$(MAKE) all bench-tools
+	python3 bench/run --postern $(PROG) --tools $(BUILD)/bench $(BENCH_ARGS)
+
 # ---- demo and install ----
 # deps first, then a fresh make: pkg-config must run after the install
 demo: deps
@@ -156,7 +175,7 @@ install: all
 
 format:
 	clang-format -i $(SRCS) common/*.h authproc/*.h relay/*.h parent/*.h \
-	    tlsproc/*.h policy/*.h
+	    tlsproc/*.h policy/*.h bench/*.c
 
 clean:
 	rm -rf obj obj-* postern fuzz/*-fuzz

@@ -1743,6 +1743,32 @@ def _():
         check(want in r.stdout, f"demo output lacks {want!r}")
 
 
+BENCH_RATIOS = ("fetch_vs_direct", "fetch_vs_nginx_tuned",
+                "login_rate_vs_nginx", "cpu_per_login_vs_nginx",
+                "rss_per_session_vs_nginx")
+
+
+@case("bench-harness-runs-end-to-end")
+def _():
+    # every scenario for a moment on its own ports (40500-40549): the
+    # harness must not rot; no speed is asserted
+    tools = os.path.join(os.path.dirname(env.postern.binary), "bench")
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run"),
+                        "--smoke", "-q", "--postern", env.postern.binary,
+                        "--tools", tools],
+                       capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - t0
+    out = r.stdout + r.stderr
+    check(r.returncode == 0, f"bench/run --smoke failed ({r.returncode}): "
+          f"{out[-1500:]}")
+    for name in BENCH_RATIOS:
+        m = re.search(rf"^RATIO {name} ([0-9]+(\.[0-9]+)?)$", r.stdout,
+                      re.M)
+        check(m is not None, f"no number for RATIO {name}: {out[-1500:]}")
+    check(took < 60, f"bench/run --smoke took {took:.0f} s")
+
+
 @case("no-unexpected-child-deaths-or-sanitizer-reports")
 def _():
     for p, allowed, n in ((env.postern, "relay", 1),
