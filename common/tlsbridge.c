@@ -114,8 +114,13 @@ pump_plain_to_net(struct tlsbridge *b, int *progress)
 				return WANT_NET_READ;
 			if (n == TLS_WANT_POLLOUT)
 				return WANT_NET_WRITE;
-			if (n == -1) {
-				b->error = tls_error(b->tls);
+			/*
+			 * libretls can report a dead peer (EPIPE) as 0 bytes
+			 * written: counting that as progress would spin.
+			 */
+			if (n <= 0) {
+				b->error = n == 0 ? "TLS peer gone"
+						  : tls_error(b->tls);
 				return -1;
 			}
 			b->p2n_off += n;

@@ -1752,7 +1752,7 @@ BENCH_RATIOS = ("fetch_vs_direct", "fetch_vs_nginx_tuned",
 def _():
     # every scenario for a moment on its own ports (40500-40549): the
     # harness must not rot; no speed is asserted
-    tools = os.path.join(os.path.dirname(env.postern.binary), "bench")
+    tools = os.path.join(os.path.dirname(env.binary), "bench")
     t0 = time.monotonic()
     r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run"),
                         "--smoke", "-q", "--postern", env.postern.binary,
@@ -2233,6 +2233,26 @@ def _():
             except Exception:  # noqa: BLE001
                 pass
         node.stop()
+
+
+@case("tls-clients-vanishing-mid-fetch-leave-tlsproc-serving")
+def _():
+    u = user(7)
+    env.dv1.deliver(u, message(2 * 1024 * 1024, seed=7))
+    # eight clients fetch in a loop and vanish mid-transfer (--abrupt)
+    subprocess.run([os.path.join(os.path.dirname(env.binary), "bench",
+                                 "loadgen"), "-m",
+                    "imap-fetch", "-h", HOST, "-p", str(IMAPS), "--tls",
+                    "--insecure", "-c", "8", "-d", "1", "--abrupt", "-u", u,
+                    "-w", PASSWORD, "-q"], timeout=60,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    c = SniIMAP("mail.example.org", IMAPS, ssl_context=tls_ctx(),
+                timeout=15)
+    typ, _ = c.login(user(1), PASSWORD)
+    c.logout()
+    check(typ == "OK", "IMAPS login after vanished clients failed")
+
 
 CASE_TIMEOUT = 180      # a hung case fails instead of hanging the run
 
