@@ -43,6 +43,7 @@
 #define RESTART_STABLE_SEC 30
 #define LOGBUF_SIZE	   4096
 #define SHUTDOWN_WAIT_MS   3000
+#define POSTERN_NOFILE	   262144 /* descriptors we ask for */
 
 struct child {
 	enum proc_role role;
@@ -814,13 +815,33 @@ parent_sig(int sig, short event, void *arg)
 	}
 }
 
+/*
+ * Every relayed session holds two descriptors in a relay, so the limit
+ * an init system hands us (often 1024, or a hard 4096 to 20000) caps the
+ * sessions a relay can carry.  As root we may raise the hard limit too,
+ * up to the kernel's nr_open; the children inherit it.
+ */
 static void
 raise_fd_limit(void)
 {
 	struct rlimit rl;
+	rlim_t want = POSTERN_NOFILE;
+	FILE *f;
+	unsigned long long nr_open;
 
+	if ((f = fopen("/proc/sys/fs/nr_open", "r")) != NULL) {
+		if (fscanf(f, "%llu", &nr_open) == 1 && nr_open < want)
+			want = nr_open;
+		fclose(f);
+	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;
+	if (rl.rlim_max < want) {
+		struct rlimit more = {want, want};
+
+		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+			return;
+	}
 	rl.rlim_cur = rl.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &rl);
 }

@@ -1784,6 +1784,25 @@ def _():
               f"unexpected child deaths: {deaths}")
 
 
+@case("tls-clients-vanishing-mid-fetch-leave-tlsproc-serving")
+def _():
+    u = user(7)
+    env.dv1.deliver(u, message(2 * 1024 * 1024, seed=7))
+    # eight clients fetch in a loop and vanish mid-transfer (--abrupt)
+    subprocess.run([os.path.join(os.path.dirname(env.binary), "bench",
+                                 "loadgen"), "-m",
+                    "imap-fetch", "-h", HOST, "-p", str(IMAPS), "--tls",
+                    "--insecure", "-c", "8", "-d", "1", "--abrupt", "-u", u,
+                    "-w", PASSWORD, "-q"], timeout=60,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    c = SniIMAP("mail.example.org", IMAPS, ssl_context=tls_ctx(),
+                timeout=15)
+    typ, _ = c.login(user(1), PASSWORD)
+    c.logout()
+    check(typ == "OK", "IMAPS login after vanished clients failed")
+
+
 @case("sigterm-stops-everything")
 def _():
     kids = env.postern.children()
@@ -2233,25 +2252,6 @@ def _():
             except Exception:  # noqa: BLE001
                 pass
         node.stop()
-
-
-@case("tls-clients-vanishing-mid-fetch-leave-tlsproc-serving")
-def _():
-    u = user(7)
-    env.dv1.deliver(u, message(2 * 1024 * 1024, seed=7))
-    # eight clients fetch in a loop and vanish mid-transfer (--abrupt)
-    subprocess.run([os.path.join(os.path.dirname(env.binary), "bench",
-                                 "loadgen"), "-m",
-                    "imap-fetch", "-h", HOST, "-p", str(IMAPS), "--tls",
-                    "--insecure", "-c", "8", "-d", "1", "--abrupt", "-u", u,
-                    "-w", PASSWORD, "-q"], timeout=60,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1)
-    c = SniIMAP("mail.example.org", IMAPS, ssl_context=tls_ctx(),
-                timeout=15)
-    typ, _ = c.login(user(1), PASSWORD)
-    c.logout()
-    check(typ == "OK", "IMAPS login after vanished clients failed")
 
 
 CASE_TIMEOUT = 180      # a hung case fails instead of hanging the run

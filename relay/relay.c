@@ -167,6 +167,7 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 		counter_failure(&rs->req);
 	evtimer_del(&rs->timer);
 	explicit_bzero(rs->req.pass, sizeof(rs->req.pass));
+	/* on success text is the upstream's OK line, for the client */
 	rsession_audit(rs, status, status == LOGIN_OK ? "" : text);
 	sockaddr_str(&rs->req.client, addr, sizeof(addr));
 	sockaddr_str(&rs->uaddr, uaddr, sizeof(uaddr));
@@ -189,7 +190,7 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 	left = evbuffer_get_length(rs->uin);
 	{
 		unsigned char *extra = evbuffer_pullup(rs->uin, -1);
-		size_t oklen = strlen(rs->okline);
+		size_t oklen = strlen(text);
 		unsigned char *toclient;
 
 		if ((toclient = malloc(oklen + left + 1)) == NULL) {
@@ -197,15 +198,18 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 			rsession_free(rs);
 			return;
 		}
-		memcpy(toclient, rs->okline, oklen);
+		memcpy(toclient, text, oklen);
 		if (left)
 			memcpy(toclient + oklen, extra, left);
 		if (rs->utls != NULL) {
 			/* TLS upstream: no splice, the bridge encrypts */
 			event_del(&rs->uev);
+			if ((rs->bridge = calloc(1, sizeof(*rs->bridge))) ==
+			    NULL)
+				fatal("calloc");
 			/* a client's half-close must not cut the replies */
-			rs->bridge.plain_half_close = 1;
-			if (tlsbridge_start(&rs->bridge, rs->utls, rs->ufd,
+			rs->bridge->plain_half_close = 1;
+			if (tlsbridge_start(rs->bridge, rs->utls, rs->ufd,
 				rs->cfd, rs->pipelined, rs->pipelen, toclient,
 				oklen + left, rsession_bridge_done, rs) == -1) {
 				free(toclient);
@@ -246,8 +250,8 @@ rsession_bridge_done(struct tlsbridge *b, void *arg)
 	rs->bridging = 0;
 	rs->utls = NULL;
 	rs->cfd = rs->ufd = -1;
-	rs->c2u.bytes = rs->bridge.bytes_out;
-	rs->u2c.bytes = rs->bridge.bytes_in;
+	rs->c2u.bytes = rs->bridge->bytes_out;
+	rs->u2c.bytes = rs->bridge->bytes_in;
 	relay_session_closed(rs);
 }
 
@@ -293,11 +297,13 @@ rsession_free(struct rsession *rs)
 	if (evtimer_initialized(&rs->wait_ev))
 		evtimer_del(&rs->wait_ev);
 	if (rs->bridging) {
-		tlsbridge_stop(&rs->bridge);
+		tlsbridge_stop(rs->bridge);
 		rs->utls = NULL;
 		rs->cfd = rs->ufd = -1;
 	} else if (rs->splicing)
 		splice_stop(rs);
+	/* after the bridge's done callback too: it touches nothing later */
+	free(rs->bridge);
 	if (rs->utls != NULL)
 		tls_free(rs->utls);
 	if (event_initialized(&rs->uev))
@@ -579,7 +585,6 @@ rsession_reset_upstream(struct rsession *rs)
 	evbuffer_drain(rs->uin, evbuffer_get_length(rs->uin));
 	evbuffer_drain(rs->uout, evbuffer_get_length(rs->uout));
 	rs->caps = 0;
-	rs->okline[0] = '\0';
 	/* between servers: nothing here is a server's failure */
 	rs->state = R_LOOKUP;
 }

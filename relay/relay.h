@@ -116,14 +116,13 @@ struct rsession {
 	struct tls *utls; /* TLS to the upstream */
 	int bridging;
 	int splicing;
-	struct tlsbridge bridge;
+	struct tlsbridge *bridge; /* TLS upstreams only: 32 KiB of buffers */
 	struct sockaddr_storage uaddr;
 	struct event uev;
 	struct event timer;
 	struct evbuffer *uin;
 	struct evbuffer *uout;
 	unsigned int caps;
-	char okline[UPSTREAM_LINE_MAX];
 	struct splice_dir c2u;
 	struct splice_dir u2c;
 };

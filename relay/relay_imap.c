@@ -247,10 +247,12 @@ imap_login_answer(struct rsession *rs, const char *line, size_t len)
 
 	if ((restlen >= 3 && strncasecmp(rest, "OK ", 3) == 0) ||
 	    (restlen == 2 && strncasecmp(rest, "OK", 2) == 0)) {
+		char ok[UPSTREAM_LINE_MAX + TAG_MAX_LEN + 4];
+
 		/* the client's tag on the upstream's words and capabilities */
-		snprintf(rs->okline, sizeof(rs->okline), "%s %.*s\r\n",
-		    rs->req.tag, (int)restlen, rest);
-		rsession_login_done(rs, LOGIN_OK, "");
+		snprintf(ok, sizeof(ok), "%s %.*s\r\n", rs->req.tag,
+		    (int)restlen, rest);
+		rsession_login_done(rs, LOGIN_OK, ok);
 		return 0;
 	}
 	if (restlen >= 3 && strncasecmp(rest, "NO ", 3) == 0) {

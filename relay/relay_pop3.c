@@ -95,9 +95,11 @@ pop3_upstream_line(struct rsession *rs, char *line, size_t len)
 		return 1;
 	case R_LOGIN:
 		if (ok) {
-			snprintf(rs->okline, sizeof(rs->okline), "%.*s\r\n",
-			    (int)len, line);
-			rsession_login_done(rs, LOGIN_OK, "");
+			char okline[UPSTREAM_LINE_MAX + 3];
+
+			snprintf(okline, sizeof(okline), "%.*s\r\n", (int)len,
+			    line);
+			rsession_login_done(rs, LOGIN_OK, okline);
 			return 0;
 		}
 		rsession_login_done(rs,
