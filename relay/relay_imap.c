@@ -204,12 +204,17 @@ imap_send_id(struct rsession *rs)
 	return 1;
 }
 
-/* After the capabilities: ID first where the upstream knows it. */
+/*
+ * After the capabilities: ID first where the upstream knows it, and the
+ * login right behind it without waiting for ID's answer (commands are
+ * taken in order, so the upstream knows the client before it checks the
+ * login; the answer to ID changes nothing).  One round trip less.
+ */
 static int
 imap_after_caps(struct rsession *rs)
 {
-	if (rs->caps & CAP_ID)
-		return imap_send_id(rs);
+	if ((rs->caps & CAP_ID) && !imap_send_id(rs))
+		return 0;
 	return imap_send_login(rs);
 }
 

@@ -27,6 +27,7 @@
 
 #define SPLICE_CHUNK  (1 << 20)
 #define PIPE_POOL_MAX 64 /* empty pipes kept for reuse */
+#define PIPE_SIZE     (256 * 1024)
 
 struct spare_pipe {
 	int fd[2];
@@ -49,6 +50,12 @@ pipe_get(struct splice_dir *d)
 		d->pipefd[0] = d->pipefd[1] = -1;
 		return -1;
 	}
+	/*
+	 * A pipe holds 64 KiB by default: a large FETCH would then take a
+	 * pair of splice calls per 64 KiB.  A larger one is only asked
+	 * for; the kernel's per-user limits may refuse it.
+	 */
+	(void)fcntl(d->pipefd[1], F_SETPIPE_SZ, PIPE_SIZE);
 	return 0;
 }
 
