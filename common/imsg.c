@@ -316,7 +316,8 @@ imsgev_init(struct imsgev *iev, int fd, const char *name,
 	iev->data = data;
 	iev->name = name;
 	iev->events = EV_READ;
-	event_set(&iev->ev, fd, iev->events, handler, iev);
+	/* persistent: firing does not cost an epoll_ctl to re-arm */
+	event_set(&iev->ev, fd, iev->events | EV_PERSIST, handler, iev);
 	event_add(&iev->ev, NULL);
 }
 
@@ -332,7 +333,8 @@ imsgev_update(struct imsgev *iev)
 		return;
 	event_del(&iev->ev);
 	iev->events = events;
-	event_set(&iev->ev, iev->ibuf.fd, events, iev->handler, iev);
+	event_set(&iev->ev, iev->ibuf.fd, events | EV_PERSIST, iev->handler,
+	    iev);
 	event_add(&iev->ev, NULL);
 }
 
@@ -342,6 +344,13 @@ imsgev_compose(struct imsgev *iev, uint32_t type, uint32_t peerid, int fd,
 {
 	if (imsg_compose(&iev->ibuf, type, peerid, fd, data, len) == -1)
 		return -1;
+	/*
+	 * The channel almost always takes it at once; watching for
+	 * writability only for what is left spares epoll_ctl calls.  An
+	 * error here shows again, and is handled, in the event handler.
+	 */
+	if (iev->ibuf.fd != -1)
+		(void)imsg_write(&iev->ibuf);
 	imsgev_update(iev);
 	return 0;
 }

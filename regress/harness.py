@@ -141,9 +141,9 @@ class Postern:
         except FileNotFoundError:
             return ""
 
-    def children(self):
-        """{role: pid} of the live children, read from /proc."""
-        found = {}
+    def _children(self):
+        """(pid, role) of every live child, read from /proc."""
+        found = []
         if self.proc is None:
             return found
         for entry in os.listdir("/proc"):
@@ -159,28 +159,16 @@ class Postern:
             ppid = int(stat[stat.rindex(")") + 2:].split()[1])
             if ppid != self.proc.pid or b"-X" not in cmd:
                 continue
-            role = cmd[cmd.index(b"-X") + 1].decode()
-            found[role] = int(entry)
+            found.append((int(entry), cmd[cmd.index(b"-X") + 1].decode()))
         return found
+
+    def children(self):
+        """{role: pid} of the live children."""
+        return {role: pid for pid, role in self._children()}
 
     def pids_of(self, role):
         """Every live child of one role (several relays)."""
-        pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmd = f.read().split(b"\0")
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-            if ppid == self.proc.pid and b"-X" in cmd and \
-                    cmd[cmd.index(b"-X") + 1].decode() == role:
-                pids.append(int(entry))
-        return sorted(pids)
+        return sorted(pid for pid, r in self._children() if r == role)
 
     def wait_child(self, role, not_pid=None, timeout=15.0):
         deadline = time.monotonic() + timeout

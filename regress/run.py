@@ -688,11 +688,11 @@ def _():
     check(last.startswith(b"a OK"), "proxy listener broken")
 
 
-@case("haproxy-send-proxy-v2-in-front")
-def _():
+def start_haproxy(name, port, backend_port):
+    """HAProxy in mode tcp on port, sending PROXY v2 to backend_port."""
     hp = shutil.which("haproxy") or "/usr/sbin/haproxy"
     check(os.path.exists(hp), "haproxy is not installed")
-    cfg = os.path.join(env.work, "haproxy.cfg")
+    cfg = os.path.join(env.work, name)
     with open(cfg, "w") as f:
         f.write(f"""global
     maxconn 100
@@ -701,14 +701,20 @@ defaults
     timeout connect 5s
     timeout client 30s
     timeout server 30s
-frontend imap
-    bind {HOST}:{HAPROXY}
+frontend front
+    bind {HOST}:{port}
     default_backend postern
 backend postern
-    server p1 {HOST}:{PIMAP} send-proxy-v2
+    server p1 {HOST}:{backend_port} send-proxy-v2
 """)
-    proc = subprocess.Popen([hp, "-db", "-f", cfg], stdout=subprocess.DEVNULL,
+    return subprocess.Popen([hp, "-db", "-f", cfg],
+                            stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+
+
+@case("haproxy-send-proxy-v2-in-front")
+def _():
+    proc = start_haproxy("haproxy.cfg", HAPROXY, PIMAP)
     try:
         check(wait_port(HOST, HAPROXY, 15), "haproxy did not start")
         since = utc_now_iso()
@@ -912,25 +918,7 @@ class SourceIMAP4_SSL(imaplib.IMAP4_SSL):
 
 @case("tls-proxy-haproxy-send-proxy-v2-imaplib")
 def _():
-    hp = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    check(os.path.exists(hp), "haproxy is not installed")
-    cfg = os.path.join(env.work, "haproxy-tls.cfg")
-    with open(cfg, "w") as f:
-        f.write(f"""global
-    maxconn 100
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend imaps
-    bind {HOST}:{HAPROXY_TLS}
-    default_backend postern
-backend postern
-    server p1 {HOST}:{PIMAPS} send-proxy-v2
-""")
-    proc = subprocess.Popen([hp, "-db", "-f", cfg], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = start_haproxy("haproxy-tls.cfg", HAPROXY_TLS, PIMAPS)
     try:
         check(wait_port(HOST, HAPROXY_TLS, 15), "haproxy did not start")
         since = utc_now_iso()
@@ -1753,12 +1741,11 @@ def _():
     # every scenario for a moment on its own ports (40500-40549): the
     # harness must not rot; no speed is asserted
     tools = os.path.join(os.path.dirname(env.binary), "bench")
-    t0 = time.monotonic()
+    # the time-out only catches a hang: a loaded machine is slow, not wrong
     r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run"),
-                        "--smoke", "-q", "--postern", env.postern.binary,
+                        "--smoke", "-q", "--postern", env.binary,
                         "--tools", tools],
-                       capture_output=True, text=True, timeout=120)
-    took = time.monotonic() - t0
+                       capture_output=True, text=True, timeout=600)
     out = r.stdout + r.stderr
     check(r.returncode == 0, f"bench/run --smoke failed ({r.returncode}): "
           f"{out[-1500:]}")
@@ -1766,7 +1753,6 @@ def _():
         m = re.search(rf"^RATIO {name} ([0-9]+(\.[0-9]+)?)$", r.stdout,
                       re.M)
         check(m is not None, f"no number for RATIO {name}: {out[-1500:]}")
-    check(took < 60, f"bench/run --smoke took {took:.0f} s")
 
 
 @case("no-unexpected-child-deaths-or-sanitizer-reports")

@@ -47,6 +47,8 @@ static void upstream_io(int, short, void *);
 static void rsession_bridge_done(struct tlsbridge *, void *);
 
 static void rsession_connect_next(struct rsession *);
+static void upstream_set_events(struct rsession *, short);
+static int upstream_write(struct rsession *);
 static void rsession_reset_upstream(struct rsession *);
 
 /*
@@ -255,14 +257,20 @@ rsession_bridge_done(struct tlsbridge *b, void *arg)
 	relay_session_closed(rs);
 }
 
+/*
+ * A command for the upstream.  The socket almost always takes it at
+ * once: write right away and watch for writability only if something
+ * is left, which spares two epoll_ctl calls each way per command.
+ */
 void
 rsession_send(struct rsession *rs, const char *data, size_t len)
 {
 	evbuffer_add(rs->uout, data, len);
-	event_del(&rs->uev);
-	event_set(&rs->uev, rs->ufd, EV_READ | EV_WRITE | EV_PERSIST,
-	    upstream_io, rs);
-	event_add(&rs->uev, NULL);
+	if (rs->state != R_CONNECTING && rs->state != R_TLS_HANDSHAKE &&
+	    upstream_write(rs) == 0 && evbuffer_get_length(rs->uout) == 0)
+		return;
+	/* left over, or an error the event handler will meet */
+	upstream_set_events(rs, EV_READ | EV_WRITE);
 }
 
 void
@@ -395,9 +403,13 @@ upstream_lines(struct rsession *rs)
 static void
 upstream_set_events(struct rsession *rs, short events)
 {
+	if (rs->uevents == events && event_initialized(&rs->uev) &&
+	    event_pending(&rs->uev, EV_READ | EV_WRITE, NULL))
+		return;
 	event_del(&rs->uev);
 	event_set(&rs->uev, rs->ufd, events | EV_PERSIST, upstream_io, rs);
 	event_add(&rs->uev, NULL);
+	rs->uevents = events;
 }
 
 static void
@@ -617,6 +629,7 @@ rsession_connect(struct rsession *rs)
 	evtimer_add(&rs->timer, &tv);
 	event_set(&rs->uev, rs->ufd, EV_WRITE, upstream_io, rs);
 	event_add(&rs->uev, NULL);
+	rs->uevents = 0; /* one-shot, for the connect */
 }
 
 /* The pool's next member, or a temporary failure if none is left. */

@@ -119,6 +119,7 @@ struct rsession {
 	struct tlsbridge *bridge; /* TLS upstreams only: 32 KiB of buffers */
 	struct sockaddr_storage uaddr;
 	struct event uev;
+	short uevents; /* what uev waits for, when persistent */
 	struct event timer;
 	struct evbuffer *uin;
 	struct evbuffer *uout;
