@@ -42,9 +42,11 @@ HAPROXY = 31146                        # HAProxy in front of PIMAP
 PIMAPS = 31147                         # main postern, PROXY protocol + TLS
 HAPROXY_TLS = 31148                    # HAProxy in front of PIMAPS
 HPIMAPS = 31149                        # test-hooks postern, PROXY + TLS
-HIMAP, HPOP3 = 32143, 32110            # test-hooks postern
-HIMAPS = 32993                         # test-hooks postern, TLS
-TIMAP, TPOP3 = 33143, 33110            # throttling postern
+HIMAP, HPOP3 = 28143, 28110            # test-hooks postern
+HIMAPS = 28993                         # test-hooks postern, TLS
+TIMAP, TPOP3 = 29143, 29110            # throttling postern
+# every port a test binds stays below 32768, the start of the kernel's
+# range for outgoing connections: one of those can hold a port a moment
 LOOSE_LIMITS = ("throttle ip 1000000 per 60\nthrottle user 1000000 per 60\n"
                 "throttle failures ip 1000000 per 60\n"
                 "throttle failures ip-user 1000000 per 60\n"
@@ -1402,16 +1404,16 @@ def _():
 def _():
     # a second postern whose upstream certificate name does not match
     conf = os.path.join(env.work, "wrongname.conf")
-    write_config(conf, [(HOST, 36143, "imap")],
+    write_config(conf, [(HOST, 29243, "imap")],
                  {"onetls": (HOST, DV1_IMAPS, 0,
                              f'tls ca "{env.certs["imap.internal"][0]}"',
                              'tls name "not-the-name.internal"')},
                  [("default", "", "onetls")])
     p = Postern(env.postern.binary, conf,
-                os.path.join(env.work, "wrongname.log"), [36143])
+                os.path.join(env.work, "wrongname.log"), [29243])
     p.start()
     try:
-        c = imap_raw(36143)
+        c = imap_raw(29243)
         lines = imap_login_lines(c, b"a", b"a LOGIN %s %s\r\n" %
                                  (user(1).encode(), PASSWORD.encode()))
         check(lines[-1].startswith(b"a NO [UNAVAILABLE]"), lines)
