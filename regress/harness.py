@@ -91,6 +91,17 @@ def ensure_user(name="_postern"):
                         "/usr/sbin/nologin", name], check=True)
 
 
+def terminate(proc, timeout=10.0):
+    """SIGTERM a process we started, SIGKILL it if it does not go."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Postern:
     """One postern daemon in the foreground (-d), logging to a file."""
 
@@ -182,13 +193,7 @@ class Postern:
     def stop(self, timeout=10.0):
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout)
         rc = self.proc.returncode
         self.logf.close()
         return rc
@@ -244,15 +249,10 @@ class Memcached:
             return
         if self.proc.poll() is None:
             try:
-                os.kill(self.proc.pid, signal.SIGCONT)
+                os.kill(self.proc.pid, signal.SIGCONT)  # if paused
             except ProcessLookupError:
                 pass
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout)
         self.proc = None
         self.logf.close()
 

@@ -327,12 +327,6 @@ lookup_http_cb(struct evhttp_request *req, void *arg)
 }
 
 static int
-add_header(struct evkeyvalq *h, const char *name, const char *value)
-{
-	return evhttp_add_header(h, name, value);
-}
-
-static int
 lookup_send(struct rsession *rs, int h)
 {
 	const struct conf_lookup_handler *hd = &lk.handlers[h];
@@ -374,15 +368,16 @@ lookup_send(struct rsession *rs, int h)
 	snprintf(attempt, sizeof(attempt), "%u",
 	    rs->req.attempt ? rs->req.attempt : 1);
 	sockaddr_host(&rs->req.client, client, sizeof(client));
-	if (add_header(out, "Host", hd->host) == -1 ||
-	    add_header(out, "Auth-Method", "plain") == -1 ||
-	    add_header(out, "Auth-User", user) == -1 ||
-	    (lk.pass_password && add_header(out, "Auth-Pass", pass) == -1) ||
-	    add_header(out, "Auth-Protocol",
+	if (evhttp_add_header(out, "Host", hd->host) == -1 ||
+	    evhttp_add_header(out, "Auth-Method", "plain") == -1 ||
+	    evhttp_add_header(out, "Auth-User", user) == -1 ||
+	    (lk.pass_password &&
+		evhttp_add_header(out, "Auth-Pass", pass) == -1) ||
+	    evhttp_add_header(out, "Auth-Protocol",
 		rs->req.proto == PROTO_IMAP ? "imap" : "pop3") == -1 ||
-	    add_header(out, "Auth-Login-Attempt", attempt) == -1 ||
-	    add_header(out, "Client-IP", client) == -1 ||
-	    add_header(out, "Client-Host", "[UNAVAILABLE]") == -1) {
+	    evhttp_add_header(out, "Auth-Login-Attempt", attempt) == -1 ||
+	    evhttp_add_header(out, "Client-IP", client) == -1 ||
+	    evhttp_add_header(out, "Client-Host", "[UNAVAILABLE]") == -1) {
 		evhttp_request_free(req);
 		evhttp_connection_free(lh->conn);
 		free(lh);

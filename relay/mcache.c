@@ -255,14 +255,14 @@ mc_run(struct mc_job *job)
 	job->ok = 1;
 	if (mono_ms() < atomic_load(&mc_down_until)) {
 		job->ok = 0;
-		snprintf(job->error, sizeof(job->error), "backing off");
+		job->skipped = 1;
 		return;
 	}
 	/* authproc stops waiting for counters after 2 s: skip stale reads */
 	if (job->op == MC_COUNTER_GET &&
 	    wallclock_ms() > job->stamp_ms + 2000) {
 		job->ok = 0;
-		snprintf(job->error, sizeof(job->error), "backing off");
+		job->skipped = 1;
 		return;
 	}
 	switch (job->op) {
@@ -347,7 +347,7 @@ mc_collect(int fd, short event, void *arg)
 	while ((job = TAILQ_FIRST(&finished)) != NULL) {
 		TAILQ_REMOVE(&finished, job, entry);
 		mc_queued--;
-		if (strcmp(job->error, "backing off") != 0)
+		if (!job->skipped)
 			mc_report(job);
 		if (job->done != NULL)
 			job->done(job);

@@ -31,8 +31,9 @@ struct mc_job {
 	uint32_t ttl;		      /* s, for MC_SET and MC_COUNTER_INCR */
 	char value[MC_VALUE_MAX];     /* MC_GET result, MC_SET input */
 	size_t valuelen;
-	int ok;	   /* the store answered */
-	int found; /* MC_GET: the key was there */
+	int ok;	     /* the store answered */
+	int found;   /* MC_GET: the key was there */
+	int skipped; /* never sent: backing off, or too late to matter */
 	char error[96];
 	void (*done)(struct mc_job *);
 	void *arg;

@@ -47,6 +47,7 @@ static void upstream_io(int, short, void *);
 static void rsession_bridge_done(struct tlsbridge *, void *);
 
 static void rsession_connect_next(struct rsession *);
+static void rsession_arm_login_timer(struct rsession *);
 static void upstream_set_events(struct rsession *, short);
 static int upstream_write(struct rsession *);
 static void rsession_reset_upstream(struct rsession *);
@@ -86,11 +87,7 @@ rsession_try_elsewhere(struct rsession *rs, uint32_t status, const char *text)
 		    strlen(text));
 		rsession_reset_upstream(rs);
 		rs->handlers_tried = 0;
-		{
-			struct timeval tv = {relay_conf.timeout_login, 0};
-
-			evtimer_add(&rs->timer, &tv);
-		}
+		rsession_arm_login_timer(rs);
 		lookup_route(rs);
 		return 1;
 	}
@@ -741,14 +738,21 @@ rsession_refused(struct rsession *rs, const char *text, uint32_t wait)
 	evtimer_add(&rs->wait_ev, &tv);
 }
 
+/* The route lookup too must end: the login time-out bounds it. */
 static void
-rsession_start(struct rsession *rs)
+rsession_arm_login_timer(struct rsession *rs)
 {
 	struct timeval tv = {relay_conf.timeout_login, 0};
 
-	/* the route lookup too must end: the login time-out bounds it */
-	evtimer_set(&rs->timer, upstream_timeout, rs);
+	evtimer_del(&rs->timer);
 	evtimer_add(&rs->timer, &tv);
+}
+
+static void
+rsession_start(struct rsession *rs)
+{
+	evtimer_set(&rs->timer, upstream_timeout, rs);
+	rsession_arm_login_timer(rs);
 	snprintf(rs->account, sizeof(rs->account), "%s", rs->req.user);
 	if (relay_policy.shared)
 		counter_attempt(&rs->req);
