@@ -104,9 +104,9 @@ route_key(const struct rsession *rs, char *key, size_t keysz)
 	unsigned char raw[1 + USER_MAX_LEN];
 	size_t i, len = 0;
 
-	raw[len++] = rs->req.proto;
-	for (i = 0; rs->req.user[i] != '\0' && i < USER_MAX_LEN; i++)
-		raw[len++] = tolower((unsigned char)rs->req.user[i]);
+	raw[len++] = rs->lg->req.proto;
+	for (i = 0; rs->lg->req.user[i] != '\0' && i < USER_MAX_LEN; i++)
+		raw[len++] = tolower((unsigned char)rs->lg->req.user[i]);
 	return mckey_derive(key, keysz, 'r', raw, len);
 }
 
@@ -131,17 +131,17 @@ lookup_cache_store(struct rsession *rs)
 	int n;
 
 	/* the value is space-separated: such an account is not cached */
-	if (!cache_usable() || rs->cachekey[0] == '\0' ||
-	    rs->account[strcspn(rs->account, " \t\r\n")] != '\0')
+	if (!cache_usable() || rs->lg->cachekey[0] == '\0' ||
+	    rs->lg->account[strcspn(rs->lg->account, " \t\r\n")] != '\0')
 		return;
 	job = mcache_job(MC_SET, NULL, NULL);
-	snprintf(job->keys[0], sizeof(job->keys[0]), "%s", rs->cachekey);
+	snprintf(job->keys[0], sizeof(job->keys[0]), "%s", rs->lg->cachekey);
 	job->nkeys = 1;
 	job->ttl = lk.cache_ttl;
 	n = snprintf(job->value, sizeof(job->value), "1 %.16s %s %u %s",
-	    key_check(rs->cachekey),
-	    sockaddr_host(&rs->uaddr, host, sizeof(host)),
-	    sockaddr_port(&rs->uaddr), rs->account);
+	    key_check(rs->lg->cachekey),
+	    sockaddr_host(&rs->lg->uaddr, host, sizeof(host)),
+	    sockaddr_port(&rs->lg->uaddr), rs->lg->account);
 	if (n < 0 || (size_t)n >= sizeof(job->value)) {
 		free(job);
 		return;
@@ -156,10 +156,10 @@ lookup_forget(struct rsession *rs)
 {
 	struct mc_job *job;
 
-	if (!cache_usable() || rs->cachekey[0] == '\0')
+	if (!cache_usable() || rs->lg->cachekey[0] == '\0')
 		return;
 	job = mcache_job(MC_DELETE, NULL, NULL);
-	snprintf(job->keys[0], sizeof(job->keys[0]), "%s", rs->cachekey);
+	snprintf(job->keys[0], sizeof(job->keys[0]), "%s", rs->lg->cachekey);
 	job->nkeys = 1;
 	(void)mcache_submit(job);
 }
@@ -175,7 +175,7 @@ cache_parse(const struct rsession *rs, const char *v,
 	unsigned int port;
 
 	if (sscanf(v, "1 %16s %63s %u %255s", check, host, &port, acct) != 4 ||
-	    strncmp(check, key_check(rs->cachekey), 16) != 0 || port == 0 ||
+	    strncmp(check, key_check(rs->lg->cachekey), 16) != 0 || port == 0 ||
 	    port > 65535 || strlen(acct) >= accountsz)
 		return -1;
 	memset(ss, 0, sizeof(*ss));
@@ -198,7 +198,7 @@ cache_done(struct mc_job *job)
 	struct sockaddr_storage ss;
 	char account[USER_MAX_LEN + 1];
 
-	rs->mcjob = NULL;
+	rs->lg->mcjob = NULL;
 	if (job->ok && job->found &&
 	    cache_parse(rs, job->value, &ss, account, sizeof(account)) == 0) {
 		rsession_route_to(rs, &ss, account, ROUTE_SRC_CACHE);
@@ -213,17 +213,18 @@ lookup_route(struct rsession *rs)
 {
 	struct mc_job *job;
 
-	rs->cachekey[0] = '\0';
+	rs->lg->cachekey[0] = '\0';
 	if (lk.cache_ttl > 0 && mcache_configured() &&
-	    route_key(rs, rs->cachekey, sizeof(rs->cachekey)) == -1)
-		rs->cachekey[0] = '\0';
-	if (!rs->relooked && rs->cachekey[0] != '\0' && cache_usable()) {
+	    route_key(rs, rs->lg->cachekey, sizeof(rs->lg->cachekey)) == -1)
+		rs->lg->cachekey[0] = '\0';
+	if (!rs->lg->relooked && rs->lg->cachekey[0] != '\0' &&
+	    cache_usable()) {
 		job = mcache_job(MC_GET, cache_done, rs);
 		snprintf(job->keys[0], sizeof(job->keys[0]), "%s",
-		    rs->cachekey);
+		    rs->lg->cachekey);
 		job->nkeys = 1;
 		if (mcache_submit(job) == 0) {
-			rs->mcjob = job;
+			rs->lg->mcjob = job;
 			rs->state = R_LOOKUP;
 			return;
 		}
@@ -270,7 +271,7 @@ lookup_http_done(struct lookup_http *lh)
 	event_base_once(lookup_base, -1, EV_TIMEOUT, free_connection, lh->conn,
 	    &now);
 	if (lh->rs != NULL)
-		lh->rs->http = NULL;
+		lh->rs->lg->http = NULL;
 	free(lh);
 }
 
@@ -322,7 +323,7 @@ lookup_http_cb(struct evhttp_request *req, void *arg)
 		rsession_refused(rs, r.text, r.wait);
 		return;
 	}
-	rsession_route_to(rs, &r.server, r.user[0] ? r.user : rs->req.user,
+	rsession_route_to(rs, &r.server, r.user[0] ? r.user : rs->lg->req.user,
 	    ROUTE_SRC_HANDLER);
 }
 
@@ -338,9 +339,9 @@ lookup_send(struct rsession *rs, int h)
 	char client[64], attempt[16];
 
 	pass[0] = '\0';
-	if (authhttp_escape(user, sizeof(user), rs->req.user) == 0 ||
-	    (lk.pass_password && rs->req.pass[0] != '\0' &&
-		authhttp_escape(pass, sizeof(pass), rs->req.pass) == 0) ||
+	if (authhttp_escape(user, sizeof(user), rs->lg->req.user) == 0 ||
+	    (lk.pass_password && rs->lg->req.pass[0] != '\0' &&
+		authhttp_escape(pass, sizeof(pass), rs->lg->req.pass) == 0) ||
 	    (lh = calloc(1, sizeof(*lh))) == NULL) {
 		explicit_bzero(pass, sizeof(pass));
 		return -1;
@@ -366,15 +367,15 @@ lookup_send(struct rsession *rs, int h)
 	evhttp_connection_set_retries(lh->conn, 0);
 	out = evhttp_request_get_output_headers(req);
 	snprintf(attempt, sizeof(attempt), "%u",
-	    rs->req.attempt ? rs->req.attempt : 1);
-	sockaddr_host(&rs->req.client, client, sizeof(client));
+	    rs->lg->req.attempt ? rs->lg->req.attempt : 1);
+	sockaddr_host(&rs->lg->req.client, client, sizeof(client));
 	if (evhttp_add_header(out, "Host", hd->host) == -1 ||
 	    evhttp_add_header(out, "Auth-Method", "plain") == -1 ||
 	    evhttp_add_header(out, "Auth-User", user) == -1 ||
 	    (lk.pass_password &&
 		evhttp_add_header(out, "Auth-Pass", pass) == -1) ||
 	    evhttp_add_header(out, "Auth-Protocol",
-		rs->req.proto == PROTO_IMAP ? "imap" : "pop3") == -1 ||
+		rs->lg->req.proto == PROTO_IMAP ? "imap" : "pop3") == -1 ||
 	    evhttp_add_header(out, "Auth-Login-Attempt", attempt) == -1 ||
 	    evhttp_add_header(out, "Client-IP", client) == -1 ||
 	    evhttp_add_header(out, "Client-Host", "[UNAVAILABLE]") == -1) {
@@ -400,7 +401,7 @@ lookup_send(struct rsession *rs, int h)
 		lookup_http_done(lh);
 		return -1;
 	}
-	rs->http = lh;
+	rs->lg->http = lh;
 	rs->state = R_LOOKUP;
 	return 0;
 }
@@ -418,27 +419,27 @@ lookup_handlers(struct rsession *rs)
 
 	for (k = 0; k < lk.nhandlers; k++) {
 		h = (start + k) % lk.nhandlers;
-		if ((rs->handlers_tried & (1u << h)) ||
+		if ((rs->lg->handlers_tried & (1u << h)) ||
 		    hstate[h].down_until > now)
 			continue;
-		rs->handlers_tried |= 1u << h;
+		rs->lg->handlers_tried |= 1u << h;
 		if (lookup_send(rs, h) == 0)
 			return;
 	}
 	log_info("session %016llx: no lookup handler answered",
-	    (unsigned long long)rs->req.sid);
+	    (unsigned long long)rs->sid);
 	rsession_route_static(rs, "no lookup handler available");
 }
 
 void
 lookup_cancel(struct rsession *rs)
 {
-	if (rs->mcjob != NULL) {
-		mcache_cancel(rs->mcjob);
-		rs->mcjob = NULL;
+	if (rs->lg->mcjob != NULL) {
+		mcache_cancel(rs->lg->mcjob);
+		rs->lg->mcjob = NULL;
 	}
-	if (rs->http != NULL) {
-		rs->http->rs = NULL;
-		rs->http = NULL;
+	if (rs->lg->http != NULL) {
+		rs->lg->http->rs = NULL;
+		rs->lg->http = NULL;
 	}
 }

@@ -43,6 +43,7 @@ static struct conf_memcache memcache_conf;
 static struct event_base *relay_base;
 
 static void rsession_free(struct rsession *);
+static void rlogin_free(struct rsession *);
 static void upstream_io(int, short, void *);
 static void rsession_bridge_done(struct tlsbridge *, void *);
 
@@ -63,30 +64,31 @@ rsession_try_elsewhere(struct rsession *rs, uint32_t status, const char *text)
 {
 	char addr[128];
 
-	if (status == LOGIN_TEMPFAIL && rs->pool != NULL &&
+	if (status == LOGIN_TEMPFAIL && rs->lg->pool != NULL &&
 	    (rs->state == R_CONNECTING || rs->state == R_TLS_HANDSHAKE ||
 		rs->state == R_GREETING)) {
-		pool_failed(rs->pool, rs->member, wallclock_ms());
-		if (!pool_has_untried(rs->pool, rs->req.proto, rs->tried))
+		pool_failed(rs->lg->pool, rs->lg->member, wallclock_ms());
+		if (!pool_has_untried(rs->lg->pool, rs->lg->req.proto,
+			rs->lg->tried))
 			return 0;
 		log_info("session %016llx: upstream %s (%s): %s; trying the "
 			 "pool's next",
-		    (unsigned long long)rs->req.sid, rs->upstream->conf.name,
-		    sockaddr_str(&rs->uaddr, addr, sizeof(addr)), text);
+		    (unsigned long long)rs->sid, rs->lg->upstream->conf.name,
+		    sockaddr_str(&rs->lg->uaddr, addr, sizeof(addr)), text);
 		rsession_reset_upstream(rs);
 		rsession_connect_next(rs);
 		return 1;
 	}
-	if (status == LOGIN_FAILED && rs->route_src == ROUTE_SRC_CACHE &&
-	    !rs->relooked) {
+	if (status == LOGIN_FAILED && rs->lg->route_src == ROUTE_SRC_CACHE &&
+	    !rs->lg->relooked) {
 		/* the account may have moved: forget, ask again, once */
 		lookup_forget(rs);
-		rs->relooked = 1;
-		rs->failed_addr = rs->uaddr;
-		upstream_text(rs->refusal, sizeof(rs->refusal), text,
+		rs->lg->relooked = 1;
+		rs->lg->failed_addr = rs->lg->uaddr;
+		upstream_text(rs->lg->refusal, sizeof(rs->lg->refusal), text,
 		    strlen(text));
 		rsession_reset_upstream(rs);
-		rs->handlers_tried = 0;
+		rs->lg->handlers_tried = 0;
 		rsession_arm_login_timer(rs);
 		lookup_route(rs);
 		return 1;
@@ -99,12 +101,12 @@ rsession_report(struct rsession *rs, uint32_t status, const char *text)
 {
 	struct login_result res;
 
-	if (rs->chan == NULL || rs->chan != authproc_iev)
+	if (rs->lg->chan == NULL || rs->lg->chan != authproc_iev)
 		return; /* that authproc is gone; nobody to tell */
 	memset(&res, 0, sizeof(res));
 	res.status = status;
 	upstream_text(res.text, sizeof(res.text), text, strlen(text));
-	imsgev_compose(rs->chan, IMSG_LOGIN_RESULT, rs->id, -1, &res,
+	imsgev_compose(rs->lg->chan, IMSG_LOGIN_RESULT, rs->lg->id, -1, &res,
 	    sizeof(res));
 }
 
@@ -117,12 +119,12 @@ rsession_audit(struct rsession *rs, uint32_t status, const char *text)
 
 	memset(&a, 0, sizeof(a));
 	a.time_ms = now;
-	a.sid = rs->req.sid;
-	a.duration_ms = rs->req.start_ms && now > rs->req.start_ms
-	    ? now - rs->req.start_ms
+	a.sid = rs->sid;
+	a.duration_ms = rs->lg->req.start_ms && now > rs->lg->req.start_ms
+	    ? now - rs->lg->req.start_ms
 	    : 0;
-	a.listener_id = rs->req.listener_id;
-	a.proto = rs->req.proto;
+	a.listener_id = rs->lg->req.listener_id;
+	a.proto = rs->lg->req.proto;
 	switch (status) {
 	case LOGIN_OK:
 		a.result = AUDIT_OK;
@@ -136,15 +138,16 @@ rsession_audit(struct rsession *rs, uint32_t status, const char *text)
 	default:
 		a.result = AUDIT_UPSTREAM_UNAVAILABLE;
 	}
-	a.tls = rs->req.tls;
-	a.facts = rs->req.facts;
-	a.client = rs->req.client;
-	memcpy(a.user, rs->req.user, sizeof(a.user));
-	snprintf(a.mech, sizeof(a.mech), "%s", login_mech_name(rs->req.mech));
+	a.tls = rs->lg->req.tls;
+	a.facts = rs->lg->req.facts;
+	a.client = rs->lg->req.client;
+	memcpy(a.user, rs->lg->req.user, sizeof(a.user));
+	snprintf(a.mech, sizeof(a.mech), "%s",
+	    login_mech_name(rs->lg->req.mech));
 	upstream_text(a.reason, sizeof(a.reason), text, strlen(text));
-	if (rs->upstream != NULL)
+	if (rs->lg->upstream != NULL)
 		snprintf(a.upstream, sizeof(a.upstream), "%s",
-		    rs->upstream->conf.name);
+		    rs->lg->upstream->conf.name);
 	imsgev_compose(&parent_iev, IMSG_AUDIT, 0, -1, &a, sizeof(a));
 }
 
@@ -160,35 +163,36 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 
 	if (rsession_try_elsewhere(rs, status, text))
 		return;
-	if (rs->pool != NULL && status == LOGIN_OK)
-		pool_succeeded(rs->pool, rs->member);
+	if (rs->lg->pool != NULL && status == LOGIN_OK)
+		pool_succeeded(rs->lg->pool, rs->lg->member);
 	if (status == LOGIN_FAILED && relay_policy.shared)
-		counter_failure(&rs->req);
-	evtimer_del(&rs->timer);
-	explicit_bzero(rs->req.pass, sizeof(rs->req.pass));
+		counter_failure(&rs->lg->req);
+	evtimer_del(&rs->lg->timer);
+	explicit_bzero(rs->lg->req.pass, sizeof(rs->lg->req.pass));
 	/* on success text is the upstream's OK line, for the client */
 	rsession_audit(rs, status, status == LOGIN_OK ? "" : text);
-	sockaddr_str(&rs->req.client, addr, sizeof(addr));
-	sockaddr_str(&rs->uaddr, uaddr, sizeof(uaddr));
+	sockaddr_str(&rs->lg->req.client, addr, sizeof(addr));
+	sockaddr_str(&rs->lg->uaddr, uaddr, sizeof(uaddr));
 	if (status != LOGIN_OK) {
 		log_info("session %016llx: %s login from %s to %s (%s) failed: "
 			 "%s",
-		    (unsigned long long)rs->req.sid,
-		    mail_proto_name(rs->req.proto), addr,
-		    rs->upstream ? rs->upstream->conf.name : "-", uaddr, text);
+		    (unsigned long long)rs->sid,
+		    mail_proto_name(rs->lg->req.proto), addr,
+		    rs->lg->upstream ? rs->lg->upstream->conf.name : "-", uaddr,
+		    text);
 		rsession_report(rs, status, text);
 		rsession_free(rs);
 		return;
 	}
 	log_info("session %016llx: %s login from %s relayed to %s (%s)",
-	    (unsigned long long)rs->req.sid, mail_proto_name(rs->req.proto),
-	    addr, rs->upstream->conf.name, uaddr);
-	event_del(&rs->uev);
-	evtimer_del(&rs->timer);
+	    (unsigned long long)rs->sid, mail_proto_name(rs->lg->req.proto),
+	    addr, rs->lg->upstream->conf.name, uaddr);
+	event_del(&rs->lg->uev);
+	evtimer_del(&rs->lg->timer);
 	/* the upstream may have said more right behind its OK */
-	left = evbuffer_get_length(rs->uin);
+	left = evbuffer_get_length(rs->lg->uin);
 	{
-		unsigned char *extra = evbuffer_pullup(rs->uin, -1);
+		unsigned char *extra = evbuffer_pullup(rs->lg->uin, -1);
 		size_t oklen = strlen(text);
 		unsigned char *toclient;
 
@@ -202,15 +206,16 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 			memcpy(toclient + oklen, extra, left);
 		if (rs->utls != NULL) {
 			/* TLS upstream: no splice, the bridge encrypts */
-			event_del(&rs->uev);
+			event_del(&rs->lg->uev);
 			if ((rs->bridge = calloc(1, sizeof(*rs->bridge))) ==
 			    NULL)
 				fatal("calloc");
 			/* a client's half-close must not cut the replies */
 			rs->bridge->plain_half_close = 1;
 			if (tlsbridge_start(rs->bridge, rs->utls, rs->ufd,
-				rs->cfd, rs->pipelined, rs->pipelen, toclient,
-				oklen + left, rsession_bridge_done, rs) == -1) {
+				rs->cfd, rs->lg->pipelined, rs->lg->pipelen,
+				toclient, oklen + left, rsession_bridge_done,
+				rs) == -1) {
 				free(toclient);
 				rsession_report(rs, LOGIN_TEMPFAIL,
 				    "cannot start relaying");
@@ -219,7 +224,7 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 			}
 			rs->bridging = 1;
 		} else if (splice_start(rs, toclient, oklen + left,
-			       rs->pipelined, rs->pipelen) == -1) {
+			       rs->lg->pipelined, rs->lg->pipelen) == -1) {
 			free(toclient);
 			rsession_report(rs, LOGIN_TEMPFAIL,
 			    "cannot start relaying");
@@ -229,14 +234,9 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 			rs->splicing = 1;
 		free(toclient);
 	}
-	evbuffer_drain(rs->uin, left);
-	if (rs->pipelined != NULL) {
-		explicit_bzero(rs->pipelined, rs->pipelen);
-		free(rs->pipelined);
-		rs->pipelined = NULL;
-	}
 	rs->state = R_RELAYING;
 	rsession_report(rs, LOGIN_OK, "");
+	rlogin_free(rs);
 }
 
 static void
@@ -262,9 +262,9 @@ rsession_bridge_done(struct tlsbridge *b, void *arg)
 void
 rsession_send(struct rsession *rs, const char *data, size_t len)
 {
-	evbuffer_add(rs->uout, data, len);
+	evbuffer_add(rs->lg->uout, data, len);
 	if (rs->state != R_CONNECTING && rs->state != R_TLS_HANDSHAKE &&
-	    upstream_write(rs) == 0 && evbuffer_get_length(rs->uout) == 0)
+	    upstream_write(rs) == 0 && evbuffer_get_length(rs->lg->uout) == 0)
 		return;
 	/* left over, or an error the event handler will meet */
 	upstream_set_events(rs, EV_READ | EV_WRITE);
@@ -286,7 +286,7 @@ rsession_printf(struct rsession *rs, const char *fmt, ...)
 		 * send nothing and let the login timer fail the attempt.
 		 */
 		log_warnx("session %016llx: upstream command too long",
-		    (unsigned long long)rs->req.sid);
+		    (unsigned long long)rs->sid);
 		explicit_bzero(buf, sizeof(buf));
 		return;
 	}
@@ -294,13 +294,39 @@ rsession_printf(struct rsession *rs, const char *fmt, ...)
 	explicit_bzero(buf, sizeof(buf));
 }
 
+/* The login is over one way or the other: its state goes. */
+static void
+rlogin_free(struct rsession *rs)
+{
+	struct rlogin *lg = rs->lg;
+
+	if (lg == NULL)
+		return;
+	lookup_cancel(rs);
+	if (evtimer_initialized(&lg->wait_ev))
+		evtimer_del(&lg->wait_ev);
+	if (event_initialized(&lg->uev))
+		event_del(&lg->uev);
+	if (event_initialized(&lg->timer))
+		evtimer_del(&lg->timer);
+	if (lg->uin != NULL)
+		evbuffer_free(lg->uin);
+	if (lg->uout != NULL)
+		evbuffer_free(lg->uout);
+	if (lg->pipelined != NULL) {
+		explicit_bzero(lg->pipelined, lg->pipelen);
+		free(lg->pipelined);
+	}
+	explicit_bzero(lg, sizeof(*lg));
+	free(lg);
+	rs->lg = NULL;
+}
+
 static void
 rsession_free(struct rsession *rs)
 {
 	TAILQ_REMOVE(&rsessions, rs, entry);
-	lookup_cancel(rs);
-	if (evtimer_initialized(&rs->wait_ev))
-		evtimer_del(&rs->wait_ev);
+	rlogin_free(rs);
 	if (rs->bridging) {
 		tlsbridge_stop(rs->bridge);
 		rs->utls = NULL;
@@ -311,23 +337,10 @@ rsession_free(struct rsession *rs)
 	free(rs->bridge);
 	if (rs->utls != NULL)
 		tls_free(rs->utls);
-	if (event_initialized(&rs->uev))
-		event_del(&rs->uev);
-	if (event_initialized(&rs->timer))
-		evtimer_del(&rs->timer);
-	if (rs->uin != NULL) {
-		evbuffer_free(rs->uin);
-	}
-	if (rs->uout != NULL)
-		evbuffer_free(rs->uout);
 	if (rs->cfd != -1)
 		close(rs->cfd);
 	if (rs->ufd != -1)
 		close(rs->ufd);
-	if (rs->pipelined != NULL) {
-		explicit_bzero(rs->pipelined, rs->pipelen);
-		free(rs->pipelined);
-	}
 	explicit_bzero(rs, sizeof(*rs));
 	free(rs);
 }
@@ -339,8 +352,8 @@ relay_session_closed(struct rsession *rs)
 	char addr[128];
 
 	log_info("session %016llx: closed (%s), %llu bytes up, %llu bytes down",
-	    (unsigned long long)rs->req.sid,
-	    sockaddr_str(&rs->req.client, addr, sizeof(addr)),
+	    (unsigned long long)rs->sid,
+	    sockaddr_str(&rs->client, addr, sizeof(addr)),
 	    (unsigned long long)rs->c2u.bytes,
 	    (unsigned long long)rs->u2c.bytes);
 	rsession_free(rs);
@@ -372,9 +385,10 @@ upstream_lines(struct rsession *rs)
 	int more;
 
 	for (;;) {
-		line = evbuffer_readln(rs->uin, &len, EVBUFFER_EOL_CRLF);
+		line = evbuffer_readln(rs->lg->uin, &len, EVBUFFER_EOL_CRLF);
 		if (line == NULL) {
-			if (evbuffer_get_length(rs->uin) > UPSTREAM_LINE_MAX)
+			if (evbuffer_get_length(rs->lg->uin) >
+			    UPSTREAM_LINE_MAX)
 				rsession_login_done(rs, LOGIN_TEMPFAIL,
 				    "upstream line too long");
 			return;
@@ -386,7 +400,7 @@ upstream_lines(struct rsession *rs)
 			    "upstream line too long");
 			return;
 		}
-		if (rs->req.proto == PROTO_IMAP)
+		if (rs->lg->req.proto == PROTO_IMAP)
 			more = imap_upstream_line(rs, line, len);
 		else
 			more = pop3_upstream_line(rs, line, len);
@@ -400,13 +414,13 @@ upstream_lines(struct rsession *rs)
 static void
 upstream_set_events(struct rsession *rs, short events)
 {
-	if (rs->uevents == events && event_initialized(&rs->uev) &&
-	    event_pending(&rs->uev, EV_READ | EV_WRITE, NULL))
+	if (rs->lg->uevents == events && event_initialized(&rs->lg->uev) &&
+	    event_pending(&rs->lg->uev, EV_READ | EV_WRITE, NULL))
 		return;
-	event_del(&rs->uev);
-	event_set(&rs->uev, rs->ufd, events | EV_PERSIST, upstream_io, rs);
-	event_add(&rs->uev, NULL);
-	rs->uevents = events;
+	event_del(&rs->lg->uev);
+	event_set(&rs->lg->uev, rs->ufd, events | EV_PERSIST, upstream_io, rs);
+	event_add(&rs->lg->uev, NULL);
+	rs->lg->uevents = events;
 }
 
 static void
@@ -417,7 +431,7 @@ upstream_handshake(struct rsession *rs)
 	switch (tlsbridge_handshake_events(rs->utls, rs->ufd, &want)) {
 	case 1:
 		log_debug("session %016llx: upstream TLS %s %s",
-		    (unsigned long long)rs->req.sid, tls_conn_version(rs->utls),
+		    (unsigned long long)rs->sid, tls_conn_version(rs->utls),
 		    tls_conn_cipher(rs->utls));
 		rs->state = R_GREETING;
 		upstream_set_events(rs, EV_READ);
@@ -441,7 +455,8 @@ send_proxy_header(struct rsession *rs)
 	unsigned char hdr[64];
 	size_t len;
 
-	len = proxy_v2_build(hdr, sizeof(hdr), &rs->req.client, &rs->req.local);
+	len = proxy_v2_build(hdr, sizeof(hdr), &rs->lg->req.client,
+	    &rs->lg->req.local);
 	if (len == 0)
 		return -1;
 	return write(rs->ufd, hdr, len) == (ssize_t)len ? 0 : -1;
@@ -461,30 +476,31 @@ upstream_connected(struct rsession *rs)
 		rsession_login_done(rs, LOGIN_TEMPFAIL, strerror(err));
 		return;
 	}
-	evtimer_del(&rs->timer);
+	evtimer_del(&rs->lg->timer);
 	tv.tv_sec = relay_conf.timeout_login;
 	tv.tv_usec = 0;
-	evtimer_add(&rs->timer, &tv);
-	if (rs->pool != NULL && rs->pool->conf.proxy_v2 &&
+	evtimer_add(&rs->lg->timer, &tv);
+	if (rs->lg->pool != NULL && rs->lg->pool->conf.proxy_v2 &&
 	    send_proxy_header(rs) == -1) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    "cannot send the PROXY header");
 		return;
 	}
-	if (!rs->upstream->conf.tls) {
+	if (!rs->lg->upstream->conf.tls) {
 		rs->state = R_GREETING;
 		upstream_set_events(rs, EV_READ);
 		return;
 	}
-	if (rs->upstream->tlscfg == NULL) {
+	if (rs->lg->upstream->tlscfg == NULL) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    "no trusted CA for upstream TLS");
 		return;
 	}
-	name = rs->upstream->conf.servername[0] ? rs->upstream->conf.servername
-						: NULL;
+	name = rs->lg->upstream->conf.servername[0]
+	    ? rs->lg->upstream->conf.servername
+	    : NULL;
 	if ((rs->utls = tls_client()) == NULL ||
-	    tls_configure(rs->utls, rs->upstream->tlscfg) == -1 ||
+	    tls_configure(rs->utls, rs->lg->upstream->tlscfg) == -1 ||
 	    tls_connect_socket(rs->utls, rs->ufd, name) == -1) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    rs->utls ? tls_error(rs->utls) : "tls_client failed");
@@ -502,7 +518,7 @@ upstream_read(struct rsession *rs)
 	ssize_t n;
 
 	if (rs->utls == NULL) {
-		n = evbuffer_read(rs->uin, rs->ufd, UPSTREAM_LINE_MAX);
+		n = evbuffer_read(rs->lg->uin, rs->ufd, UPSTREAM_LINE_MAX);
 		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
 			return -1;
 		return 0;
@@ -513,9 +529,9 @@ upstream_read(struct rsession *rs)
 			return 0;
 		if (n <= 0)
 			return -1;
-		evbuffer_add(rs->uin, buf, n);
+		evbuffer_add(rs->lg->uin, buf, n);
 		/* drain libtls fully: decrypted bytes raise no socket event */
-		if (evbuffer_get_length(rs->uin) > 4 * UPSTREAM_LINE_MAX)
+		if (evbuffer_get_length(rs->lg->uin) > 4 * UPSTREAM_LINE_MAX)
 			return -1;
 	}
 }
@@ -527,18 +543,18 @@ upstream_write(struct rsession *rs)
 	size_t len;
 
 	if (rs->utls == NULL) {
-		if (evbuffer_write(rs->uout, rs->ufd) == -1 &&
+		if (evbuffer_write(rs->lg->uout, rs->ufd) == -1 &&
 		    errno != EAGAIN && errno != EINTR)
 			return -1;
 		return 0;
 	}
-	while ((len = evbuffer_get_length(rs->uout)) > 0) {
-		n = tls_write(rs->utls, evbuffer_pullup(rs->uout, -1), len);
+	while ((len = evbuffer_get_length(rs->lg->uout)) > 0) {
+		n = tls_write(rs->utls, evbuffer_pullup(rs->lg->uout, -1), len);
 		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT)
 			return 0;
 		if (n == -1)
 			return -1;
-		evbuffer_drain(rs->uout, n);
+		evbuffer_drain(rs->lg->uout, n);
 	}
 	return 0;
 }
@@ -557,13 +573,13 @@ upstream_io(int fd, short event, void *arg)
 		upstream_handshake(rs);
 		return;
 	}
-	if (evbuffer_get_length(rs->uout) > 0) {
+	if (evbuffer_get_length(rs->lg->uout) > 0) {
 		if (upstream_write(rs) == -1) {
 			rsession_login_done(rs, LOGIN_TEMPFAIL,
 			    "upstream write failed");
 			return;
 		}
-		if (evbuffer_get_length(rs->uout) == 0)
+		if (evbuffer_get_length(rs->lg->uout) == 0)
 			upstream_set_events(rs, EV_READ);
 	}
 	if (event & EV_READ) {
@@ -579,10 +595,10 @@ upstream_io(int fd, short event, void *arg)
 static void
 rsession_reset_upstream(struct rsession *rs)
 {
-	if (event_initialized(&rs->uev))
-		event_del(&rs->uev);
-	if (event_initialized(&rs->timer))
-		evtimer_del(&rs->timer);
+	if (event_initialized(&rs->lg->uev))
+		event_del(&rs->lg->uev);
+	if (event_initialized(&rs->lg->timer))
+		evtimer_del(&rs->lg->timer);
 	if (rs->utls != NULL) {
 		tls_free(rs->utls);
 		rs->utls = NULL;
@@ -591,9 +607,9 @@ rsession_reset_upstream(struct rsession *rs)
 		close(rs->ufd);
 		rs->ufd = -1;
 	}
-	evbuffer_drain(rs->uin, evbuffer_get_length(rs->uin));
-	evbuffer_drain(rs->uout, evbuffer_get_length(rs->uout));
-	rs->caps = 0;
+	evbuffer_drain(rs->lg->uin, evbuffer_get_length(rs->lg->uin));
+	evbuffer_drain(rs->lg->uout, evbuffer_get_length(rs->lg->uout));
+	rs->lg->caps = 0;
 	/* between servers: nothing here is a server's failure */
 	rs->state = R_LOOKUP;
 }
@@ -604,7 +620,7 @@ rsession_connect(struct rsession *rs)
 	struct timeval tv;
 	int on = 1;
 
-	rs->ufd = socket(rs->uaddr.ss_family,
+	rs->ufd = socket(rs->lg->uaddr.ss_family,
 	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (rs->ufd == -1) {
 		log_warn("socket");
@@ -614,19 +630,19 @@ rsession_connect(struct rsession *rs)
 	setsockopt(rs->ufd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	setsockopt(rs->ufd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 	rs->state = R_CONNECTING;
-	if (connect(rs->ufd, (struct sockaddr *)&rs->uaddr,
-		sockaddr_len(&rs->uaddr)) == -1 &&
+	if (connect(rs->ufd, (struct sockaddr *)&rs->lg->uaddr,
+		sockaddr_len(&rs->lg->uaddr)) == -1 &&
 	    errno != EINPROGRESS) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL, strerror(errno));
 		return;
 	}
 	tv.tv_sec = relay_conf.timeout_connect;
 	tv.tv_usec = 0;
-	evtimer_del(&rs->timer);
-	evtimer_add(&rs->timer, &tv);
-	event_set(&rs->uev, rs->ufd, EV_WRITE, upstream_io, rs);
-	event_add(&rs->uev, NULL);
-	rs->uevents = 0; /* one-shot, for the connect */
+	evtimer_del(&rs->lg->timer);
+	evtimer_add(&rs->lg->timer, &tv);
+	event_set(&rs->lg->uev, rs->ufd, EV_WRITE, upstream_io, rs);
+	event_add(&rs->lg->uev, NULL);
+	rs->lg->uevents = 0; /* one-shot, for the connect */
 }
 
 /* The pool's next member, or a temporary failure if none is left. */
@@ -635,28 +651,28 @@ rsession_connect_next(struct rsession *rs)
 {
 	int i;
 
-	i = pool_pick(rs->pool, &rs->req.client, rs->req.proto, rs->tried,
-	    wallclock_ms());
+	i = pool_pick(rs->lg->pool, &rs->lg->req.client, rs->lg->req.proto,
+	    rs->lg->tried, wallclock_ms());
 	if (i == -1) {
 		/* not a connect failure: no member is to be failed over */
 		rs->state = R_LOOKUP;
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
-		    rs->tried ? "no upstream in the pool answered"
-			      : "no upstream for this protocol");
+		    rs->lg->tried ? "no upstream in the pool answered"
+				  : "no upstream for this protocol");
 		return;
 	}
-	rs->member = i;
-	rs->tried |= 1u << i;
-	rs->upstream = rs->pool->members[i].u;
-	rs->uaddr = *upstream_addr(rs->upstream, rs->req.proto);
+	rs->lg->member = i;
+	rs->lg->tried |= 1u << i;
+	rs->lg->upstream = rs->lg->pool->members[i].u;
+	rs->lg->uaddr = *upstream_addr(rs->lg->upstream, rs->lg->req.proto);
 	rsession_connect(rs);
 }
 
 void
 rsession_route_static(struct rsession *rs, const char *why)
 {
-	rs->route_src = ROUTE_SRC_STATIC;
-	if ((rs->pool = route_lookup(rs->req.user)) == NULL) {
+	rs->lg->route_src = ROUTE_SRC_STATIC;
+	if ((rs->lg->pool = route_lookup(rs->lg->req.user)) == NULL) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    why != NULL ? why : "no route for user");
 		return;
@@ -672,12 +688,12 @@ rsession_route_to(struct rsession *rs, const struct sockaddr_storage *ss,
 	char addr[128];
 
 	sockaddr_str(ss, addr, sizeof(addr));
-	rs->route_src = src;
-	rs->pool = NULL;
+	rs->lg->route_src = src;
+	rs->lg->pool = NULL;
 	if (!lookup_upstream_allowed(ss)) {
 		log_warnx("session %016llx: %s route to %s refused: outside "
 			  "every upstream network",
-		    (unsigned long long)rs->req.sid,
+		    (unsigned long long)rs->sid,
 		    src == ROUTE_SRC_CACHE ? "cached" : "handler's", addr);
 		if (src == ROUTE_SRC_CACHE)
 			lookup_forget(rs);
@@ -685,26 +701,26 @@ rsession_route_to(struct rsession *rs, const struct sockaddr_storage *ss,
 		    "route outside the upstream networks");
 		return;
 	}
-	if (rs->relooked && sockaddr_same_host(ss, &rs->failed_addr) &&
-	    sockaddr_port(ss) == sockaddr_port(&rs->failed_addr)) {
+	if (rs->lg->relooked && sockaddr_same_host(ss, &rs->lg->failed_addr) &&
+	    sockaddr_port(ss) == sockaddr_port(&rs->lg->failed_addr)) {
 		/* the same server again: its refusal stands */
-		rsession_login_done(rs, LOGIN_FAILED, rs->refusal);
+		rsession_login_done(rs, LOGIN_FAILED, rs->lg->refusal);
 		return;
 	}
-	snprintf(rs->account, sizeof(rs->account), "%s", account);
-	memset(&rs->dyn, 0, sizeof(rs->dyn));
+	snprintf(rs->lg->account, sizeof(rs->lg->account), "%s", account);
+	memset(&rs->lg->dyn, 0, sizeof(rs->lg->dyn));
 	/* an address with its port fits; the name is for logs and audit */
-	memcpy(rs->dyn.conf.name, addr, sizeof(rs->dyn.conf.name) - 1);
-	rs->dyn.conf.name[sizeof(rs->dyn.conf.name) - 1] = '\0';
-	if (rs->req.proto == PROTO_IMAP) {
-		rs->dyn.conf.has_imap = 1;
-		rs->dyn.conf.imap = *ss;
+	memcpy(rs->lg->dyn.conf.name, addr, sizeof(rs->lg->dyn.conf.name) - 1);
+	rs->lg->dyn.conf.name[sizeof(rs->lg->dyn.conf.name) - 1] = '\0';
+	if (rs->lg->req.proto == PROTO_IMAP) {
+		rs->lg->dyn.conf.has_imap = 1;
+		rs->lg->dyn.conf.imap = *ss;
 	} else {
-		rs->dyn.conf.has_pop3 = 1;
-		rs->dyn.conf.pop3 = *ss;
+		rs->lg->dyn.conf.has_pop3 = 1;
+		rs->lg->dyn.conf.pop3 = *ss;
 	}
-	rs->upstream = &rs->dyn;
-	rs->uaddr = *ss;
+	rs->lg->upstream = &rs->lg->dyn;
+	rs->lg->uaddr = *ss;
 	if (src == ROUTE_SRC_HANDLER)
 		lookup_cache_store(rs);
 	rsession_connect(rs);
@@ -717,7 +733,7 @@ refusal_wait_done(int fd, short event, void *arg)
 
 	(void)fd;
 	(void)event;
-	rsession_login_done(rs, LOGIN_FAILED, rs->refusal);
+	rsession_login_done(rs, LOGIN_FAILED, rs->lg->refusal);
 }
 
 /* A handler refused the login; Auth-Wait holds the answer back. */
@@ -726,16 +742,16 @@ rsession_refused(struct rsession *rs, const char *text, uint32_t wait)
 {
 	struct timeval tv = {wait, 0};
 
-	snprintf(rs->refusal, sizeof(rs->refusal), "%s", text);
+	snprintf(rs->lg->refusal, sizeof(rs->lg->refusal), "%s", text);
 	/* Auth-Wait (at most a minute) is the deadline now */
-	evtimer_del(&rs->timer);
+	evtimer_del(&rs->lg->timer);
 	if (wait == 0) {
-		rsession_login_done(rs, LOGIN_FAILED, rs->refusal);
+		rsession_login_done(rs, LOGIN_FAILED, rs->lg->refusal);
 		return;
 	}
 	rs->state = R_LOOKUP;
-	evtimer_set(&rs->wait_ev, refusal_wait_done, rs);
-	evtimer_add(&rs->wait_ev, &tv);
+	evtimer_set(&rs->lg->wait_ev, refusal_wait_done, rs);
+	evtimer_add(&rs->lg->wait_ev, &tv);
 }
 
 /* The route lookup too must end: the login time-out bounds it. */
@@ -744,18 +760,19 @@ rsession_arm_login_timer(struct rsession *rs)
 {
 	struct timeval tv = {relay_conf.timeout_login, 0};
 
-	evtimer_del(&rs->timer);
-	evtimer_add(&rs->timer, &tv);
+	evtimer_del(&rs->lg->timer);
+	evtimer_add(&rs->lg->timer, &tv);
 }
 
 static void
 rsession_start(struct rsession *rs)
 {
-	evtimer_set(&rs->timer, upstream_timeout, rs);
+	evtimer_set(&rs->lg->timer, upstream_timeout, rs);
 	rsession_arm_login_timer(rs);
-	snprintf(rs->account, sizeof(rs->account), "%s", rs->req.user);
+	snprintf(rs->lg->account, sizeof(rs->lg->account), "%s",
+	    rs->lg->req.user);
 	if (relay_policy.shared)
-		counter_attempt(&rs->req);
+		counter_attempt(&rs->lg->req);
 	if (lookup_configured())
 		lookup_route(rs);
 	else
@@ -800,23 +817,27 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 		    &res, sizeof(res));
 		return; /* imsg_free closes it */
 	}
-	if ((rs = calloc(1, sizeof(*rs))) == NULL)
+	if ((rs = calloc(1, sizeof(*rs))) == NULL ||
+	    (rs->lg = calloc(1, sizeof(*rs->lg))) == NULL)
 		fatal("calloc");
-	rs->id = imsg->hdr.peerid;
-	rs->chan = iev;
+	rs->sid = req->sid;
+	rs->client = req->client;
+	rs->lg->id = imsg->hdr.peerid;
+	rs->lg->chan = iev;
 	rs->cfd = imsg_take_fd(imsg);
 	rs->ufd = -1;
-	memcpy(&rs->req, req, sizeof(rs->req));
-	rs->pipelen = req->pipelen;
-	if (rs->pipelen > 0) {
-		if ((rs->pipelined = malloc(rs->pipelen)) == NULL)
+	memcpy(&rs->lg->req, req, sizeof(rs->lg->req));
+	rs->lg->pipelen = req->pipelen;
+	if (rs->lg->pipelen > 0) {
+		if ((rs->lg->pipelined = malloc(rs->lg->pipelen)) == NULL)
 			fatal("malloc");
-		memcpy(rs->pipelined,
-		    (unsigned char *)imsg->data + sizeof(*req), rs->pipelen);
+		memcpy(rs->lg->pipelined,
+		    (unsigned char *)imsg->data + sizeof(*req),
+		    rs->lg->pipelen);
 	}
 	setsockopt(rs->cfd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-	if ((rs->uin = evbuffer_new()) == NULL ||
-	    (rs->uout = evbuffer_new()) == NULL)
+	if ((rs->lg->uin = evbuffer_new()) == NULL ||
+	    (rs->lg->uout = evbuffer_new()) == NULL)
 		fatal("evbuffer_new");
 	TAILQ_INSERT_TAIL(&rsessions, rs, entry);
 	rsession_start(rs);
@@ -829,11 +850,10 @@ authproc_lost(struct imsgev *iev)
 
 	for (rs = TAILQ_FIRST(&rsessions); rs != NULL; rs = next) {
 		next = TAILQ_NEXT(rs, entry);
-		if (rs->chan != iev)
+		/* a relayed session owes authproc nothing more */
+		if (rs->lg == NULL || rs->lg->chan != iev)
 			continue;
-		rs->chan = NULL;
-		if (rs->state != R_RELAYING)
-			rsession_free(rs);
+		rsession_free(rs);
 	}
 	imsgev_clear(iev);
 	if (authproc_iev == iev)

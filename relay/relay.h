@@ -86,8 +86,18 @@ enum route_source { ROUTE_SRC_STATIC, ROUTE_SRC_HANDLER, ROUTE_SRC_CACHE };
 struct mc_job;
 struct lookup_http;
 
-struct rsession {
-	TAILQ_ENTRY(rsession) entry;
+/*
+ * What only the login needs: the request (password included), the route
+ * search and the upstream's login dialogue.  It is freed the moment bytes
+ * start to flow, so an idle relayed session costs little more than its
+ * two splice directions.
+ */
+struct rlogin {
+	uint32_t id;	     /* authproc's session id */
+	struct imsgev *chan; /* channel it came on */
+	struct login_request req;
+	unsigned char *pipelined;
+	size_t pipelen;
 	/* where to: a pool from the static table, or one server named by
 	 * a lookup handler or the cache (dyn) */
 	struct pool_ctx *pool;
@@ -104,19 +114,7 @@ struct rsession {
 	struct lookup_http *http;
 	struct event wait_ev; /* Auth-Wait */
 	char refusal[TEXT_MAX_LEN + 1];
-	uint32_t id;	     /* authproc's session id */
-	struct imsgev *chan; /* channel it came on */
-	enum rsession_state state;
-	int cfd;
-	int ufd;
-	struct login_request req;
-	unsigned char *pipelined;
-	size_t pipelen;
 	const struct upstream_ctx *upstream;
-	struct tls *utls; /* TLS to the upstream */
-	int bridging;
-	int splicing;
-	struct tlsbridge *bridge; /* TLS upstreams only: 32 KiB of buffers */
 	struct sockaddr_storage uaddr;
 	struct event uev;
 	short uevents; /* what uev waits for, when persistent */
@@ -124,6 +122,20 @@ struct rsession {
 	struct evbuffer *uin;
 	struct evbuffer *uout;
 	unsigned int caps;
+};
+
+struct rsession {
+	TAILQ_ENTRY(rsession) entry;
+	struct rlogin *lg; /* NULL once relaying */
+	enum rsession_state state;
+	uint64_t sid; /* for the log line at the end */
+	struct sockaddr_storage client;
+	int cfd;
+	int ufd;
+	struct tls *utls; /* TLS to the upstream */
+	int bridging;
+	int splicing;
+	struct tlsbridge *bridge; /* TLS upstreams only: 32 KiB of buffers */
 	struct splice_dir c2u;
 	struct splice_dir u2c;
 };

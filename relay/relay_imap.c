@@ -41,17 +41,17 @@ imap_parse_caps(struct rsession *rs, const char *list)
 	snprintf(buf, sizeof(buf), "%s", list);
 	if ((p = strchr(buf, ']')) != NULL)
 		*p = '\0';
-	rs->caps = CAP_SEEN;
+	rs->lg->caps = CAP_SEEN;
 	for (word = strtok_r(buf, " ", &save); word != NULL;
 	     word = strtok_r(NULL, " ", &save)) {
 		if (strcasecmp(word, "SASL-IR") == 0)
-			rs->caps |= CAP_SASL_IR;
+			rs->lg->caps |= CAP_SASL_IR;
 		else if (strcasecmp(word, "AUTH=PLAIN") == 0)
-			rs->caps |= CAP_AUTH_PLAIN;
+			rs->lg->caps |= CAP_AUTH_PLAIN;
 		else if (strcasecmp(word, "LOGINDISABLED") == 0)
-			rs->caps |= CAP_LOGINDISABLED;
+			rs->lg->caps |= CAP_LOGINDISABLED;
 		else if (strcasecmp(word, "ID") == 0)
-			rs->caps |= CAP_ID;
+			rs->lg->caps |= CAP_ID;
 	}
 }
 
@@ -59,16 +59,16 @@ static int
 plain_b64(struct rsession *rs, char *out, size_t outsz)
 {
 	unsigned char raw[USER_MAX_LEN * 2 + PASS_MAX_LEN + 3];
-	size_t zl = strlen(rs->req.authzid);
-	size_t ul = strlen(rs->account);
-	size_t pl = strlen(rs->req.pass);
+	size_t zl = strlen(rs->lg->req.authzid);
+	size_t ul = strlen(rs->lg->account);
+	size_t pl = strlen(rs->lg->req.pass);
 	int n;
 
-	memcpy(raw, rs->req.authzid, zl);
+	memcpy(raw, rs->lg->req.authzid, zl);
 	raw[zl] = '\0';
-	memcpy(raw + zl + 1, rs->account, ul);
+	memcpy(raw + zl + 1, rs->lg->account, ul);
 	raw[zl + 1 + ul] = '\0';
-	memcpy(raw + zl + ul + 2, rs->req.pass, pl);
+	memcpy(raw + zl + ul + 2, rs->lg->req.pass, pl);
 	n = b64_ntop(raw, zl + ul + pl + 2, out, outsz);
 	explicit_bzero(raw, sizeof(raw));
 	return n < 0 ? -1 : 0;
@@ -111,12 +111,12 @@ imap_send_login(struct rsession *rs)
 	char quser[USER_MAX_LEN * 2 + 3], qpass[PASS_MAX_LEN * 2 + 3];
 	int rv = 1;
 
-	if (rs->caps & CAP_AUTH_PLAIN) {
+	if (rs->lg->caps & CAP_AUTH_PLAIN) {
 		if (plain_b64(rs, b64, sizeof(b64)) == -1) {
 			rsession_login_done(rs, LOGIN_TEMPFAIL, "encoding");
 			return 0;
 		}
-		if (rs->caps & CAP_SASL_IR) {
+		if (rs->lg->caps & CAP_SASL_IR) {
 			rsession_printf(rs,
 			    UTAG_LOGIN " AUTHENTICATE PLAIN %s\r\n", b64);
 			rs->state = R_LOGIN;
@@ -125,10 +125,10 @@ imap_send_login(struct rsession *rs)
 			    UTAG_LOGIN " AUTHENTICATE PLAIN\r\n");
 			rs->state = R_AUTH_CONTINUE;
 		}
-	} else if (!(rs->caps & CAP_LOGINDISABLED) &&
-	    rs->req.authzid[0] == '\0' &&
-	    imap_quote(quser, sizeof(quser), rs->account) == 0 &&
-	    imap_quote(qpass, sizeof(qpass), rs->req.pass) == 0) {
+	} else if (!(rs->lg->caps & CAP_LOGINDISABLED) &&
+	    rs->lg->req.authzid[0] == '\0' &&
+	    imap_quote(quser, sizeof(quser), rs->lg->account) == 0 &&
+	    imap_quote(qpass, sizeof(qpass), rs->lg->req.pass) == 0) {
 		rsession_printf(rs, UTAG_LOGIN " LOGIN %s %s\r\n", quser,
 		    qpass);
 		rs->state = R_LOGIN;
@@ -175,21 +175,21 @@ imap_send_id(struct rsession *rs)
 	size_t off = 0;
 	int ok = 0;
 
-	sockaddr_host(&rs->req.client, host, sizeof(host));
-	snprintf(port, sizeof(port), "%u", sockaddr_port(&rs->req.client));
+	sockaddr_host(&rs->lg->req.client, host, sizeof(host));
+	snprintf(port, sizeof(port), "%u", sockaddr_port(&rs->lg->req.client));
 	ok |= id_append(buf, sizeof(buf), &off, "x-originating-ip", host);
 	ok |= id_append(buf, sizeof(buf), &off, "x-originating-port", port);
-	sockaddr_host(&rs->req.local, host, sizeof(host));
-	snprintf(port, sizeof(port), "%u", sockaddr_port(&rs->req.local));
+	sockaddr_host(&rs->lg->req.local, host, sizeof(host));
+	snprintf(port, sizeof(port), "%u", sockaddr_port(&rs->lg->req.local));
 	ok |= id_append(buf, sizeof(buf), &off, "x-connected-ip", host);
 	ok |= id_append(buf, sizeof(buf), &off, "x-connected-port", port);
-	snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)rs->req.sid);
+	snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)rs->sid);
 	ok |= id_append(buf, sizeof(buf), &off, "x-session-id", sid);
-	for (p = rs->req.idfields;
-	     ok == 0 && p < rs->req.idfields + rs->req.idlen;) {
+	for (p = rs->lg->req.idfields;
+	     ok == 0 && p < rs->lg->req.idfields + rs->lg->req.idlen;) {
 		name = p;
 		value = name + strlen(name) + 1;
-		if (value >= rs->req.idfields + rs->req.idlen)
+		if (value >= rs->lg->req.idfields + rs->lg->req.idlen)
 			break;
 		p = value + strlen(value) + 1;
 		if (strncasecmp(name, "x-", 2) != 0)
@@ -213,7 +213,7 @@ imap_send_id(struct rsession *rs)
 static int
 imap_after_caps(struct rsession *rs)
 {
-	if ((rs->caps & CAP_ID) && !imap_send_id(rs))
+	if ((rs->lg->caps & CAP_ID) && !imap_send_id(rs))
 		return 0;
 	return imap_send_login(rs);
 }
@@ -223,7 +223,7 @@ imap_greeting(struct rsession *rs, const char *line)
 {
 	if (strncasecmp(line, "* PREAUTH", 9) == 0) {
 		log_warnx("session %016llx: upstream %s sent PREAUTH; refused",
-		    (unsigned long long)rs->req.sid, rs->upstream->conf.name);
+		    (unsigned long long)rs->sid, rs->lg->upstream->conf.name);
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    "upstream greeting was PREAUTH");
 		return 0;
@@ -235,7 +235,7 @@ imap_greeting(struct rsession *rs, const char *line)
 	}
 	if (strncasecmp(line, "* OK [CAPABILITY ", 17) == 0)
 		imap_parse_caps(rs, line + 17);
-	if (!(rs->caps & CAP_SEEN)) {
+	if (!(rs->lg->caps & CAP_SEEN)) {
 		rsession_printf(rs, UTAG_CAPA " CAPABILITY\r\n");
 		rs->state = R_CAPABILITY;
 		return 1;
@@ -255,7 +255,7 @@ imap_login_answer(struct rsession *rs, const char *line, size_t len)
 		char ok[UPSTREAM_LINE_MAX + TAG_MAX_LEN + 4];
 
 		/* the client's tag on the upstream's words and capabilities */
-		snprintf(ok, sizeof(ok), "%s %.*s\r\n", rs->req.tag,
+		snprintf(ok, sizeof(ok), "%s %.*s\r\n", rs->lg->req.tag,
 		    (int)restlen, rest);
 		rsession_login_done(rs, LOGIN_OK, ok);
 		return 0;
@@ -293,8 +293,8 @@ imap_upstream_line(struct rsession *rs, char *line, size_t len)
 			return 1;
 		}
 		if (strncmp(line, UTAG_CAPA " ", 3) == 0) {
-			if (!(rs->caps & CAP_SEEN))
-				rs->caps = CAP_SEEN;
+			if (!(rs->lg->caps & CAP_SEEN))
+				rs->lg->caps = CAP_SEEN;
 			return imap_after_caps(rs);
 		}
 		return 1;

@@ -25,18 +25,18 @@ pop3_send_login(struct rsession *rs)
 	size_t zl, ul, pl;
 	int n;
 
-	if (rs->req.authzid[0] == '\0' && pop3_line_safe(rs->account) &&
-	    pop3_line_safe(rs->req.pass)) {
-		rsession_printf(rs, "USER %s\r\n", rs->account);
+	if (rs->lg->req.authzid[0] == '\0' && pop3_line_safe(rs->lg->account) &&
+	    pop3_line_safe(rs->lg->req.pass)) {
+		rsession_printf(rs, "USER %s\r\n", rs->lg->account);
 		rs->state = R_USER;
 		return 1;
 	}
-	zl = strlen(rs->req.authzid);
-	ul = strlen(rs->account);
-	pl = strlen(rs->req.pass);
-	memcpy(raw, rs->req.authzid, zl + 1);
-	memcpy(raw + zl + 1, rs->account, ul + 1);
-	memcpy(raw + zl + ul + 2, rs->req.pass, pl);
+	zl = strlen(rs->lg->req.authzid);
+	ul = strlen(rs->lg->account);
+	pl = strlen(rs->lg->req.pass);
+	memcpy(raw, rs->lg->req.authzid, zl + 1);
+	memcpy(raw + zl + 1, rs->lg->account, ul + 1);
+	memcpy(raw + zl + ul + 2, rs->lg->req.pass, pl);
 	n = b64_ntop(raw, zl + ul + pl + 2, b64, sizeof(b64));
 	explicit_bzero(raw, sizeof(raw));
 	if (n < 0) {
@@ -73,9 +73,9 @@ pop3_upstream_line(struct rsession *rs, char *line, size_t len)
 		if (len >= 13 && strncasecmp(line, "+OK [XCLIENT]", 13) == 0) {
 			char host[64];
 
-			sockaddr_host(&rs->req.client, host, sizeof(host));
+			sockaddr_host(&rs->lg->req.client, host, sizeof(host));
 			rsession_printf(rs, "XCLIENT ADDR=%s PORT=%u\r\n", host,
-			    sockaddr_port(&rs->req.client));
+			    sockaddr_port(&rs->lg->req.client));
 			rs->state = R_XCLIENT;
 			return 1;
 		}
@@ -90,7 +90,7 @@ pop3_upstream_line(struct rsession *rs, char *line, size_t len)
 				    : "[AUTH] Authentication failed");
 			return 0;
 		}
-		rsession_printf(rs, "PASS %s\r\n", rs->req.pass);
+		rsession_printf(rs, "PASS %s\r\n", rs->lg->req.pass);
 		rs->state = R_LOGIN;
 		return 1;
 	case R_LOGIN:
