@@ -187,7 +187,6 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 	log_info("session %016llx: %s login from %s relayed to %s (%s)",
 	    (unsigned long long)rs->sid, mail_proto_name(rs->lg->req.proto),
 	    addr, rs->lg->upstream->conf.name, uaddr);
-	event_del(&rs->lg->uev);
 	evtimer_del(&rs->lg->timer);
 	/* the upstream may have said more right behind its OK */
 	left = evbuffer_get_length(rs->lg->uin);
@@ -206,7 +205,7 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 			memcpy(toclient + oklen, extra, left);
 		if (rs->utls != NULL) {
 			/* TLS upstream: no splice, the bridge encrypts */
-			event_del(&rs->lg->uev);
+			upstream_set_events(rs, 0);
 			if ((rs->bridge = calloc(1, sizeof(*rs->bridge))) ==
 			    NULL)
 				fatal("calloc");
@@ -305,8 +304,8 @@ rlogin_free(struct rsession *rs)
 	lookup_cancel(rs);
 	if (evtimer_initialized(&lg->wait_ev))
 		evtimer_del(&lg->wait_ev);
-	if (event_initialized(&lg->uev))
-		event_del(&lg->uev);
+	/* after splice_start: its read event kept the socket in epoll */
+	upstream_set_events(rs, 0);
 	if (event_initialized(&lg->timer))
 		evtimer_del(&lg->timer);
 	if (lg->uin != NULL)
@@ -411,16 +410,25 @@ upstream_lines(struct rsession *rs)
 	}
 }
 
+/*
+ * Reading and writing are two events on one socket: adding or dropping
+ * the write side then costs one epoll_ctl (a MOD) rather than a delete
+ * and an add of a combined event.
+ */
 static void
 upstream_set_events(struct rsession *rs, short events)
 {
-	if (rs->lg->uevents == events && event_initialized(&rs->lg->uev) &&
-	    event_pending(&rs->lg->uev, EV_READ | EV_WRITE, NULL))
-		return;
-	event_del(&rs->lg->uev);
-	event_set(&rs->lg->uev, rs->ufd, events | EV_PERSIST, upstream_io, rs);
-	event_add(&rs->lg->uev, NULL);
-	rs->lg->uevents = events;
+	struct rlogin *lg = rs->lg;
+
+	if ((events & EV_READ) && !(lg->uevents & EV_READ))
+		event_add(&lg->uev, NULL);
+	if ((events & EV_WRITE) && !(lg->uevents & EV_WRITE))
+		event_add(&lg->uwev, NULL);
+	if (!(events & EV_READ) && (lg->uevents & EV_READ))
+		event_del(&lg->uev);
+	if (!(events & EV_WRITE) && (lg->uevents & EV_WRITE))
+		event_del(&lg->uwev);
+	lg->uevents = events;
 }
 
 static void
@@ -462,7 +470,8 @@ send_proxy_header(struct rsession *rs)
 	return write(rs->ufd, hdr, len) == (ssize_t)len ? 0 : -1;
 }
 
-static void
+/* Returns 1 if the upstream is plain and its greeting may be read now. */
+static int
 upstream_connected(struct rsession *rs)
 {
 	struct timeval tv;
@@ -474,7 +483,7 @@ upstream_connected(struct rsession *rs)
 		err = errno;
 	if (err != 0) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL, strerror(err));
-		return;
+		return 0;
 	}
 	evtimer_del(&rs->lg->timer);
 	tv.tv_sec = relay_conf.timeout_login;
@@ -484,17 +493,17 @@ upstream_connected(struct rsession *rs)
 	    send_proxy_header(rs) == -1) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    "cannot send the PROXY header");
-		return;
+		return 0;
 	}
 	if (!rs->lg->upstream->conf.tls) {
 		rs->state = R_GREETING;
 		upstream_set_events(rs, EV_READ);
-		return;
+		return 1;
 	}
 	if (rs->lg->upstream->tlscfg == NULL) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    "no trusted CA for upstream TLS");
-		return;
+		return 0;
 	}
 	name = rs->lg->upstream->conf.servername[0]
 	    ? rs->lg->upstream->conf.servername
@@ -504,10 +513,11 @@ upstream_connected(struct rsession *rs)
 	    tls_connect_socket(rs->utls, rs->ufd, name) == -1) {
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    rs->utls ? tls_error(rs->utls) : "tls_client failed");
-		return;
+		return 0;
 	}
 	rs->state = R_TLS_HANDSHAKE;
 	upstream_handshake(rs);
+	return 0;
 }
 
 /* Upstream bytes during login, through TLS when the upstream wants it. */
@@ -565,10 +575,9 @@ upstream_io(int fd, short event, void *arg)
 	struct rsession *rs = arg;
 
 	(void)fd;
-	if (rs->state == R_CONNECTING) {
-		upstream_connected(rs);
+	if (rs->state == R_CONNECTING &&
+	    (!upstream_connected(rs) || !(event & EV_READ)))
 		return;
-	}
 	if (rs->state == R_TLS_HANDSHAKE) {
 		upstream_handshake(rs);
 		return;
@@ -595,8 +604,7 @@ upstream_io(int fd, short event, void *arg)
 static void
 rsession_reset_upstream(struct rsession *rs)
 {
-	if (event_initialized(&rs->lg->uev))
-		event_del(&rs->lg->uev);
+	upstream_set_events(rs, 0);
 	if (event_initialized(&rs->lg->timer))
 		evtimer_del(&rs->lg->timer);
 	if (rs->utls != NULL) {
@@ -640,9 +648,19 @@ rsession_connect(struct rsession *rs)
 	tv.tv_usec = 0;
 	evtimer_del(&rs->lg->timer);
 	evtimer_add(&rs->lg->timer, &tv);
-	event_set(&rs->lg->uev, rs->ufd, EV_WRITE, upstream_io, rs);
-	event_add(&rs->lg->uev, NULL);
-	rs->lg->uevents = 0; /* one-shot, for the connect */
+	event_set(&rs->lg->uev, rs->ufd, EV_READ | EV_PERSIST, upstream_io, rs);
+	event_set(&rs->lg->uwev, rs->ufd, EV_WRITE | EV_PERSIST, upstream_io,
+	    rs);
+	/*
+	 * A plain upstream speaks first: its greeting, or an error or hang-up
+	 * (which epoll reports as readable), also says how the connect went.
+	 * Only TLS and a PROXY header need to know when to write.
+	 */
+	if (rs->lg->upstream->conf.tls ||
+	    (rs->lg->pool != NULL && rs->lg->pool->conf.proxy_v2))
+		upstream_set_events(rs, EV_WRITE);
+	else
+		upstream_set_events(rs, EV_READ);
 }
 
 /* The pool's next member, or a temporary failure if none is left. */

@@ -116,8 +116,9 @@ struct rlogin {
 	char refusal[TEXT_MAX_LEN + 1];
 	const struct upstream_ctx *upstream;
 	struct sockaddr_storage uaddr;
-	struct event uev;
-	short uevents; /* what uev waits for, when persistent */
+	struct event uev;  /* reading */
+	struct event uwev; /* writing */
+	short uevents;	   /* which of the two are added */
 	struct event timer;
 	struct evbuffer *uin;
 	struct evbuffer *uout;

@@ -79,11 +79,16 @@ pipe_put(struct splice_dir *d)
 static void splice_read(int, short, void *);
 static void splice_write(int, short, void *);
 
+static int
+splice_dir_done(const struct splice_dir *d)
+{
+	return d->eof && d->inpipe == 0 && d->pending == NULL;
+}
+
 static void
 splice_finish_if_done(struct rsession *rs)
 {
-	if (rs->c2u.eof && rs->u2c.eof && rs->c2u.inpipe == 0 &&
-	    rs->u2c.inpipe == 0)
+	if (splice_dir_done(&rs->c2u) && splice_dir_done(&rs->u2c))
 		relay_session_closed(rs);
 }
 
@@ -143,10 +148,15 @@ splice_after_flush(struct splice_dir *d, int flushed)
 	}
 	event_del(&d->wev);
 	if (d->eof) {
+		struct rsession *rs = d->rs;
+		struct splice_dir *other = d == &rs->c2u ? &rs->u2c : &rs->c2u;
+
 		/* a socket at EOF stays readable: stop watching it */
 		event_del(&d->rev);
-		shutdown(d->to, SHUT_WR);
-		splice_finish_if_done(d->rs);
+		/* if the other way is done too, close(2) sends the FIN */
+		if (!splice_dir_done(other))
+			shutdown(d->to, SHUT_WR);
+		splice_finish_if_done(rs);
 		return;
 	}
 	event_add(&d->rev, NULL);
@@ -210,6 +220,21 @@ splice_dir_init(struct rsession *rs, struct splice_dir *d, int from, int to,
 	return 0;
 }
 
+static int
+splice_begin(struct splice_dir *d)
+{
+	switch (splice_flush(d)) {
+	case 1:
+		event_add(&d->rev, NULL);
+		return 0;
+	case 0:
+		event_add(&d->wev, NULL);
+		return 0;
+	default:
+		return -1;
+	}
+}
+
 int
 splice_start(struct rsession *rs, const void *to_client, size_t clen,
     const void *to_upstream, size_t ulen)
@@ -223,9 +248,16 @@ splice_start(struct rsession *rs, const void *to_client, size_t clen,
 		splice_stop(rs);
 		return -1;
 	}
-	/* what we owe each side goes first, then the pipes take over */
-	event_add(&rs->u2c.wev, NULL);
-	event_add(&rs->c2u.wev, NULL);
+	/*
+	 * What we owe each side goes first, then the pipes take over.  The
+	 * sockets almost always take it at once, which spares watching
+	 * for writability.  The upstream's read event goes in while the
+	 * login's is still there, so epoll is not touched for it.
+	 */
+	if (splice_begin(&rs->u2c) == -1 || splice_begin(&rs->c2u) == -1) {
+		splice_stop(rs);
+		return -1;
+	}
 	return 0;
 }
 
