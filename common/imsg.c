@@ -136,27 +136,50 @@ imsg_read(struct imsgbuf *ibuf)
 	return n;
 }
 
-/* Write as much as the socket takes.  0 on success or EAGAIN, -1 on error. */
+/*
+ * Write as much as the socket takes.  0 on success or EAGAIN, -1 on error.
+ * Queued messages go out together, one sendmsg(2) for up to
+ * IMSG_WRITE_BATCH of them, with at most one descriptor, which rides
+ * with the batch's first byte: the reader keeps received descriptors in
+ * order and gives each to the message that is flagged for one.
+ */
+#define IMSG_WRITE_BATCH 32
+
 int
 imsg_write(struct imsgbuf *ibuf)
 {
-	struct imsg_out *m;
+	struct imsg_out *m, *fdm;
 	struct msghdr msg;
-	struct iovec iov;
+	struct iovec iov[IMSG_WRITE_BATCH];
 	struct cmsghdr *cmsg;
 	union {
 		struct cmsghdr hdr;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} cmsgbuf;
 	ssize_t n;
+	size_t take;
+	int niov;
 
-	while ((m = TAILQ_FIRST(&ibuf->wq)) != NULL) {
+	while (!TAILQ_EMPTY(&ibuf->wq)) {
 		memset(&msg, 0, sizeof(msg));
-		iov.iov_base = m->buf + m->off;
-		iov.iov_len = m->len - m->off;
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		if (m->off == 0 && m->fd != -1) {
+		niov = 0;
+		fdm = NULL;
+		TAILQ_FOREACH(m, &ibuf->wq, entry)
+		{
+			if (niov == IMSG_WRITE_BATCH)
+				break;
+			if (m->off == 0 && m->fd != -1) {
+				if (fdm != NULL)
+					break;
+				fdm = m;
+			}
+			iov[niov].iov_base = m->buf + m->off;
+			iov[niov].iov_len = m->len - m->off;
+			niov++;
+		}
+		msg.msg_iov = iov;
+		msg.msg_iovlen = niov;
+		if (fdm != NULL) {
 			memset(&cmsgbuf, 0, sizeof(cmsgbuf));
 			msg.msg_control = &cmsgbuf.buf;
 			msg.msg_controllen = sizeof(cmsgbuf.buf);
@@ -164,7 +187,7 @@ imsg_write(struct imsgbuf *ibuf)
 			cmsg->cmsg_len = CMSG_LEN(sizeof(int));
 			cmsg->cmsg_level = SOL_SOCKET;
 			cmsg->cmsg_type = SCM_RIGHTS;
-			memcpy(CMSG_DATA(cmsg), &m->fd, sizeof(int));
+			memcpy(CMSG_DATA(cmsg), &fdm->fd, sizeof(int));
 		}
 		do {
 			n = sendmsg(ibuf->fd, &msg, MSG_NOSIGNAL);
@@ -174,18 +197,25 @@ imsg_write(struct imsgbuf *ibuf)
 				return 0;
 			return -1;
 		}
-		if (m->off == 0 && m->fd != -1) {
-			close(m->fd);
-			m->fd = -1;
+		if (fdm != NULL) {
+			/* it went with the first byte */
+			close(fdm->fd);
+			fdm->fd = -1;
 		}
-		m->off += n;
-		if (m->off < m->len)
-			return 0;
-		TAILQ_REMOVE(&ibuf->wq, m, entry);
-		ibuf->wqlen--;
-		/* messages carry credentials and key material */
-		explicit_bzero(m->buf, m->len);
-		free(m);
+		while (n > 0 && (m = TAILQ_FIRST(&ibuf->wq)) != NULL) {
+			take = m->len - m->off;
+			if ((size_t)n < take)
+				take = n;
+			m->off += take;
+			n -= take;
+			if (m->off < m->len)
+				return 0;
+			TAILQ_REMOVE(&ibuf->wq, m, entry);
+			ibuf->wqlen--;
+			/* messages carry credentials and key material */
+			explicit_bzero(m->buf, m->len);
+			free(m);
+		}
 	}
 	return 0;
 }
@@ -307,6 +337,8 @@ imsg_string_ok(const char *s, size_t size)
 	return memchr(s, '\0', size) != NULL;
 }
 
+static void imsgev_flush(int, short, void *);
+
 void
 imsgev_init(struct imsgev *iev, int fd, const char *name,
     void (*handler)(int, short, void *), void *data)
@@ -319,6 +351,8 @@ imsgev_init(struct imsgev *iev, int fd, const char *name,
 	/* persistent: firing does not cost an epoll_ctl to re-arm */
 	event_set(&iev->ev, fd, iev->events | EV_PERSIST, handler, iev);
 	event_add(&iev->ev, NULL);
+	event_set(&iev->flush_ev, -1, 0, imsgev_flush, iev);
+	iev->flush_queued = 0;
 }
 
 void
@@ -338,26 +372,52 @@ imsgev_update(struct imsgev *iev)
 	event_add(&iev->ev, NULL);
 }
 
+/*
+ * Write what was composed while the loop ran its other ready events.  The
+ * channel almost always takes it at once; watching for writability only
+ * for what is left spares epoll_ctl calls.  An error here shows again,
+ * and is handled, in the event handler.
+ */
+static void
+imsgev_flush(int fd, short event, void *arg)
+{
+	struct imsgev *iev = arg;
+
+	(void)fd;
+	(void)event;
+	iev->flush_queued = 0;
+	if (iev->ibuf.fd != -1)
+		(void)imsg_write(&iev->ibuf);
+	imsgev_update(iev);
+}
+
+/*
+ * Queue a message.  It is written once the events ready now have run, in
+ * the same turn of the loop, so the messages of many sessions share one
+ * sendmsg(2) and wake the peer once.
+ */
 int
 imsgev_compose(struct imsgev *iev, uint32_t type, uint32_t peerid, int fd,
     const void *data, size_t len)
 {
 	if (imsg_compose(&iev->ibuf, type, peerid, fd, data, len) == -1)
 		return -1;
-	/*
-	 * The channel almost always takes it at once; watching for
-	 * writability only for what is left spares epoll_ctl calls.  An
-	 * error here shows again, and is handled, in the event handler.
-	 */
-	if (iev->ibuf.fd != -1)
-		(void)imsg_write(&iev->ibuf);
-	imsgev_update(iev);
+	if (!iev->flush_queued) {
+		iev->flush_queued = 1;
+		event_active(&iev->flush_ev, EV_WRITE, 1);
+	}
 	return 0;
 }
 
 void
 imsgev_clear(struct imsgev *iev)
 {
+	/* a last word (say, why the channel goes) is not lost */
+	if (iev->ibuf.fd != -1)
+		(void)imsg_write(&iev->ibuf);
+	if (iev->flush_queued)
+		event_del(&iev->flush_ev);
+	iev->flush_queued = 0;
 	event_del(&iev->ev);
 	imsgbuf_clear(&iev->ibuf);
 	close(iev->ibuf.fd);

@@ -83,6 +83,8 @@ struct imsgev {
 	struct imsgbuf ibuf;
 	struct event ev;
 	short events;
+	struct event flush_ev; /* writes the queue at the loop's turn */
+	int flush_queued;
 	void (*handler)(int, short, void *);
 	void *data;
 	const char *name;

@@ -14,6 +14,18 @@ static enum log_target log_target = LOG_TO_STDERR;
 static int log_verbose;
 static char log_name[32] = "postern";
 
+/*
+ * Deferred lines: info and debug lines wait in a buffer until the event
+ * loop finishes its turn, so a burst of sessions costs one write(2) (and
+ * one wake-up of the parent) rather than one per line.  Anything more
+ * urgent writes the buffer out first, then itself, so order is kept; exit
+ * writes out what is left.
+ */
+#define LOG_DEFER_MAX 16384
+static char log_deferred[LOG_DEFER_MAX];
+static size_t log_deferred_len;
+static void (*log_soon)(void);
+
 void
 log_init(enum log_target target, int verbose, const char *procname)
 {
@@ -23,6 +35,42 @@ log_init(enum log_target target, int verbose, const char *procname)
 	if (target == LOG_TO_SYSLOG)
 		openlog("postern", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	tzset();
+}
+
+static void
+log_write(const char *buf, size_t len)
+{
+	ssize_t w;
+
+	while (len > 0) {
+		w = write(STDERR_FILENO, buf, len);
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		buf += w;
+		len -= w;
+	}
+}
+
+void
+log_flush(void)
+{
+	size_t len = log_deferred_len;
+
+	log_deferred_len = 0;
+	log_write(log_deferred, len);
+}
+
+void
+log_defer(void (*soon)(void))
+{
+	if (log_target == LOG_TO_SYSLOG)
+		return;
+	if (log_soon == NULL)
+		atexit(log_flush);
+	log_soon = soon;
 }
 
 void
@@ -108,7 +156,6 @@ log_emit_as(int pri, const char *name, const char *msg)
 	char line[LOG_LINE_MAX * 2];
 	char out[LOG_LINE_MAX * 2 + 64];
 	int n;
-	ssize_t w;
 
 	log_escape(line, sizeof(line), msg, strlen(msg));
 	switch (log_target) {
@@ -134,10 +181,21 @@ log_emit_as(int pri, const char *name, const char *msg)
 		return;
 	if ((size_t)n >= sizeof(out))
 		n = sizeof(out) - 1;
-	/* one write(2) per line so lines from several processes never mix */
-	do {
-		w = write(STDERR_FILENO, out, n);
-	} while (w == -1 && errno == EINTR);
+	if (log_soon != NULL && pri >= LOG_INFO) {
+		if (log_deferred_len + n > sizeof(log_deferred))
+			log_flush();
+		if (log_deferred_len == 0)
+			log_soon();
+		memcpy(log_deferred + log_deferred_len, out, n);
+		log_deferred_len += n;
+		return;
+	}
+	/*
+	 * Whole lines per write(2), so lines from several processes never
+	 * mix; what waited goes first.
+	 */
+	log_flush();
+	log_write(out, n);
 }
 
 static void

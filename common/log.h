@@ -25,6 +25,8 @@ int log_getverbose(void);
 void log_setverbose(int);
 void log_emit(int, const char *);
 void log_emit_as(int, const char *, const char *);
+void log_defer(void (*soon)(void));
+void log_flush(void);
 
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -9,6 +9,35 @@
 
 static struct imsgev *parent_iev;
 static struct event ev_term, ev_int;
+static struct event log_ev;
+static int log_queued;
+
+static void
+proc_log_flush(int fd, short event, void *arg)
+{
+	(void)fd;
+	(void)event;
+	(void)arg;
+	log_queued = 0;
+	log_flush();
+}
+
+static void
+proc_log_soon(void)
+{
+	if (log_queued)
+		return;
+	log_queued = 1;
+	event_active(&log_ev, EV_WRITE, 1);
+}
+
+/* After event_init(): info lines wait for the end of the loop's turn. */
+void
+proc_log_defer(void)
+{
+	event_set(&log_ev, -1, 0, proc_log_flush, NULL);
+	log_defer(proc_log_soon);
+}
 
 static void
 proc_child_sig(int sig, short event, void *arg)
@@ -33,6 +62,7 @@ proc_child_init(struct imsgev *parent, void (*dispatch)(int, short, void *))
 	signal_add(&ev_term, NULL);
 	signal_add(&ev_int, NULL);
 	parent_iev = parent;
+	proc_log_defer();
 	imsgev_init(parent, PROC_PARENT_FD, "parent", dispatch, NULL);
 	parent->ibuf.peerpid = getppid();
 }

@@ -20,6 +20,7 @@ enum peer_status {
 /* Returns -1 to reject a message whose content is invalid. */
 typedef int (*proc_handler)(struct imsg *, void *);
 
+void proc_log_defer(void);
 void proc_child_init(struct imsgev *parent,
     void (*dispatch)(int, short, void *));
 void proc_parent_dispatch(struct imsgev *, short,

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "parent.h"
 #include "relay.h"
+#include "proc.h"
 #include "tlsproc.h"
 
 #define CHILD_FD	   3 /* the parent channel in a child */
@@ -917,6 +918,7 @@ main(int argc, char *argv[])
 		log_procname("parent");
 
 	event_init();
+	proc_log_defer();
 	signal(SIGPIPE, SIG_IGN);
 	signal_set(&ev_sigterm, SIGTERM, parent_sig, NULL);
 	signal_set(&ev_sigint, SIGINT, parent_sig, NULL);

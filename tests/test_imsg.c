@@ -315,6 +315,82 @@ test_fds_in_order(void **state)
 	assert_int_equal(count_fds(), nfds);
 }
 
+/*
+ * A descriptor queued behind plain messages rides with the batch's first
+ * byte, yet belongs to the message flagged for it.
+ */
+static void
+test_batch_fd_behind_plain(void **state)
+{
+	struct imsg m;
+	int p[2], nfds, i;
+
+	(void)state;
+	nfds = count_fds();
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(imsg_compose(&tx, IMSG_CONF_GLOBAL, 1, -1, "a", 1), 0);
+	assert_int_equal(imsg_compose(&tx, IMSG_CONF_GLOBAL, 2, -1, "b", 1), 0);
+	assert_int_equal(imsg_compose(&tx, IMSG_PEER_CHANNEL, 3, dup(p[0]), "c",
+			     1),
+	    0);
+	flush(&tx);
+	for (i = 1; i <= 2; i++) {
+		assert_int_equal(get_one(&rx, &m), HDRSZ + 1);
+		assert_int_equal(m.hdr.peerid, i);
+		assert_int_equal(m.fd, -1);
+		imsg_free(&m);
+	}
+	assert_int_equal(get_one(&rx, &m), HDRSZ + 1);
+	assert_int_equal(m.hdr.peerid, 3);
+	assert_same_file(m.fd, p[0]);
+	imsg_free(&m);
+	close(p[0]);
+	close(p[1]);
+	assert_int_equal(count_fds(), nfds);
+}
+
+/*
+ * More messages than one sendmsg(2) carries, into a socket that takes
+ * only part of them at a time: all arrive, whole and in order.
+ */
+static void
+test_batch_many_partial(void **state)
+{
+	struct imsg m;
+	char payload[3000];
+	int sz = 4096, i, got = 0, flags;
+	ssize_t n;
+
+	(void)state;
+	assert_int_equal(setsockopt(tx.fd, SOL_SOCKET, SO_SNDBUF, &sz,
+			     sizeof(sz)),
+	    0);
+	flags = fcntl(tx.fd, F_GETFL);
+	assert_int_equal(fcntl(tx.fd, F_SETFL, flags | O_NONBLOCK), 0);
+	for (i = 0; i < 100; i++) {
+		memset(payload, 'a' + i % 26, sizeof(payload));
+		assert_int_equal(imsg_compose(&tx, IMSG_CONF_GLOBAL, i, -1,
+				     payload, sizeof(payload)),
+		    0);
+	}
+	while (got < 100) {
+		assert_int_equal(imsg_write(&tx), 0);
+		if ((n = imsg_read(&rx)) == -1)
+			assert_int_equal(errno, EAGAIN);
+		while ((n = imsg_get(&rx, &m)) > 0) {
+			assert_int_equal(m.hdr.peerid, got);
+			assert_int_equal(m.datalen, sizeof(payload));
+			assert_int_equal(((char *)m.data)[0], 'a' + got % 26);
+			assert_int_equal(((char *)m.data)[sizeof(payload) - 1],
+			    'a' + got % 26);
+			imsg_free(&m);
+			got++;
+		}
+		assert_int_equal(n, 0);
+	}
+	assert_int_equal(tx.wqlen, 0);
+}
+
 static void
 test_several_in_one_read(void **state)
 {
@@ -1165,6 +1241,8 @@ main(void)
 	    T(test_roundtrip_fd),
 	    T(test_imsg_free_closes_fd),
 	    T(test_fds_in_order),
+	    T(test_batch_fd_behind_plain),
+	    T(test_batch_many_partial),
 	    T(test_several_in_one_read),
 	    T(test_split_across_reads),
 	    T(test_split_with_fd),

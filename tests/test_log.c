@@ -8,7 +8,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <string.h>
+#include <syslog.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -166,11 +169,74 @@ test_truncation_large_input(void **state)
 	assert_memory_equal(out, "\\n\\n\\n", 6);
 }
 
+static int soon_calls;
+
+static void
+count_soon(void)
+{
+	soon_calls++;
+}
+
+/* Whatever sits in the pipe that stands in for stderr, NUL-terminated. */
+static size_t
+drain(int fd, char *buf, size_t size)
+{
+	ssize_t n;
+	size_t got = 0;
+
+	while (got < size - 1 && (n = read(fd, buf + got, size - 1 - got)) > 0)
+		got += n;
+	buf[got] = '\0';
+	return got;
+}
+
+/*
+ * Deferred logging: info lines wait for log_flush(), asking for it once
+ * per batch; a warning writes what waited first, so order holds.
+ */
+static void
+test_deferred_lines(void **state)
+{
+	char buf[4096];
+	int p[2], saved;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	saved = dup(STDERR_FILENO);
+	assert_int_equal(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+	log_init(LOG_TO_STDERR, 0, "t");
+	log_defer(count_soon);
+
+	log_info("one");
+	log_info("two \x01");
+	assert_int_equal(soon_calls, 1);
+	assert_int_equal(drain(p[0], buf, sizeof(buf)), 0);
+	log_flush();
+	drain(p[0], buf, sizeof(buf));
+	assert_string_equal(buf, "t: one\nt: two \\x01\n");
+
+	log_info("three");
+	assert_int_equal(soon_calls, 2);
+	log_warnx("four");
+	drain(p[0], buf, sizeof(buf));
+	assert_string_equal(buf, "t: three\nt: four\n");
+	log_flush();
+	assert_int_equal(drain(p[0], buf, sizeof(buf)), 0);
+
+	log_defer(NULL);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(p[0]);
+	close(p[1]);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_printable_unchanged),
+	    cmocka_unit_test(test_deferred_lines),
 	    cmocka_unit_test(test_control_bytes),
 	    cmocka_unit_test(test_backslash),
 	    cmocka_unit_test(test_crlf),
