@@ -44,6 +44,7 @@ static struct event_base *relay_base;
 
 static void rsession_free(struct rsession *);
 static void rlogin_free(struct rsession *);
+static void rsession_flush(struct rsession *);
 static void upstream_io(int, short, void *);
 static void rsession_bridge_done(struct tlsbridge *, void *);
 
@@ -262,6 +263,32 @@ void
 rsession_send(struct rsession *rs, const char *data, size_t len)
 {
 	evbuffer_add(rs->lg->uout, data, len);
+	if (rs->lg->corked)
+		return;
+	rsession_flush(rs);
+}
+
+/*
+ * Commands sent between cork and uncork leave in one segment: the
+ * upstream reads them at once and answers them at once.
+ */
+void
+rsession_cork(struct rsession *rs)
+{
+	rs->lg->corked = 1;
+}
+
+void
+rsession_uncork(struct rsession *rs)
+{
+	rs->lg->corked = 0;
+	if (evbuffer_get_length(rs->lg->uout) > 0)
+		rsession_flush(rs);
+}
+
+static void
+rsession_flush(struct rsession *rs)
+{
 	if (rs->state != R_CONNECTING && rs->state != R_TLS_HANDSHAKE &&
 	    upstream_write(rs) == 0 && evbuffer_get_length(rs->lg->uout) == 0)
 		return;

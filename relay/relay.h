@@ -123,6 +123,7 @@ struct rlogin {
 	struct evbuffer *uin;
 	struct evbuffer *uout;
 	unsigned int caps;
+	int corked; /* commands wait for rsession_uncork() */
 };
 
 struct rsession {
@@ -147,6 +148,8 @@ extern struct conf_policy relay_policy;
 void relay_main(void) __attribute__((noreturn));
 void rsession_login_done(struct rsession *, uint32_t status, const char *text);
 void rsession_send(struct rsession *, const char *, size_t);
+void rsession_cork(struct rsession *);
+void rsession_uncork(struct rsession *);
 void rsession_printf(struct rsession *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -213,9 +213,16 @@ imap_send_id(struct rsession *rs)
 static int
 imap_after_caps(struct rsession *rs)
 {
+	int more;
+
+	rsession_cork(rs);
 	if ((rs->lg->caps & CAP_ID) && !imap_send_id(rs))
 		return 0;
-	return imap_send_login(rs);
+	more = imap_send_login(rs);
+	/* a refusal above has freed the session */
+	if (more)
+		rsession_uncork(rs);
+	return more;
 }
 
 static int
