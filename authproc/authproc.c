@@ -83,6 +83,18 @@ session_find(uint32_t id)
 	return NULL;
 }
 
+/*
+ * Writing is enabled on a session's bufferevent only once there is
+ * something to write: a bufferevent that may write watches for
+ * writability, which costs two epoll_ctl calls per reply.
+ */
+static void
+session_output_added(struct session *s)
+{
+	if (!s->greeting && !(bufferevent_get_enabled(s->bev) & EV_WRITE))
+		bufferevent_enable(s->bev, EV_WRITE);
+}
+
 void
 session_write(struct session *s, const char *data, size_t len)
 {
@@ -91,6 +103,7 @@ session_write(struct session *s, const char *data, size_t len)
 		    (unsigned long long)s->sid);
 		s->state = S_CLOSING;
 	}
+	session_output_added(s);
 }
 
 void
@@ -102,6 +115,7 @@ session_printf(struct session *s, const char *fmt, ...)
 	if (evbuffer_add_vprintf(bufferevent_get_output(s->bev), fmt, ap) == -1)
 		s->state = S_CLOSING;
 	va_end(ap);
+	session_output_added(s);
 }
 
 /*
@@ -721,10 +735,22 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 static void
 session_greet(struct session *s)
 {
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	/* the greeting is written at once: a new socket has room for it */
+	s->greeting = 1;
 	if (s->listener->conf.proto == PROTO_IMAP)
 		imap_greet(s);
 	else
 		pop3_greet(s);
+	s->greeting = 0;
+	/* the bufferevent keeps its output's start frozen; we write for it */
+	evbuffer_unfreeze(out, 1);
+	(void)evbuffer_write(out, s->fd);
+	evbuffer_freeze(out, 1);
+	/* what is left, or an error, the bufferevent meets */
+	if (evbuffer_get_length(out) > 0)
+		session_output_added(s);
 }
 
 /*
@@ -790,7 +816,9 @@ session_setup_bev(struct session *s)
 	tv.tv_sec = authproc_conf.timeout_preauth;
 	tv.tv_usec = 0;
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	/* a new bufferevent may write; ours may once it has output */
+	bufferevent_disable(s->bev, EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);
 }
 
 /* Too many unauthenticated connections from this address already? */

@@ -129,6 +129,7 @@ struct session {
 	int has_user;	       /* POP3 USER seen */
 	int tls;	       /* the client side is TLS */
 	int output_full;       /* reading paused for output */
+	int greeting;	       /* being written at once */
 	unsigned int attempts; /* logins on this connection */
 	unsigned int logins;   /* of them, handed to relay */
 	struct imsgev *relay;  /* the relay asked last for this session */
