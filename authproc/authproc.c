@@ -141,7 +141,8 @@ session_audit(struct session *s, enum audit_result result, const char *reason)
 	memcpy(a.user, s->req.user, sizeof(a.user));
 	snprintf(a.mech, sizeof(a.mech), "%s", login_mech_name(s->req.mech));
 	snprintf(a.reason, sizeof(a.reason), "%s", reason);
-	imsgev_compose(&parent_iev, IMSG_AUDIT, 0, -1, &a, sizeof(a));
+	if (authproc_conf.audit)
+		imsgev_compose(&parent_iev, IMSG_AUDIT, 0, -1, &a, sizeof(a));
 	log_info("session %016llx: %s: %s", (unsigned long long)s->sid,
 	    audit_result_name(result), reason);
 }

@@ -98,6 +98,7 @@ struct conf_global {
 	uint32_t max_sessions;		/* per child */
 	uint32_t timeout_preauth_total; /* s from connect to login */
 	uint32_t relays;		/* relay processes */
+	uint32_t audit; /* the parent writes audit records somewhere */
 	char greeting[128];
 };
 

@@ -932,6 +932,9 @@ main(int argc, char *argv[])
 	signal_add(&ev_sigusr1, NULL);
 	audit_init(env_conf->audit_path, env_conf->audit_syslog,
 	    env_conf->node);
+	/* with nowhere to write them, children need not send records */
+	env_conf->global.audit =
+	    env_conf->audit_path[0] != '\0' || env_conf->audit_syslog;
 
 	for (r = 0; r < (int)(sizeof(child_roles) / sizeof(child_roles[0]));
 	     r++) {

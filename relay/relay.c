@@ -118,6 +118,8 @@ rsession_audit(struct rsession *rs, uint32_t status, const char *text)
 	struct audit_record a;
 	uint64_t now = wallclock_ms();
 
+	if (!relay_conf.audit)
+		return;
 	memset(&a, 0, sizeof(a));
 	a.time_ms = now;
 	a.sid = rs->sid;
