@@ -5,6 +5,11 @@
  * between each TLS connection and its socketpair for the session's life.
  * On proxy-protocol listeners it first reads the balancer's clear-text
  * PROXY header, which comes before the TLS handshake.
+ *
+ * With "tls processes N" several identical workers run this code, each
+ * with every key and a descriptor of the same listening sockets; none
+ * knows of the others, and each answers authproc only for the
+ * connections it carries.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
