@@ -40,7 +40,8 @@ struct conf_policy authproc_policy;
 static struct imsgev parent_iev;
 static struct imsgev *relays[MAX_RELAYS]; /* by instance */
 static uint32_t relay_next;
-static struct imsgev *tlsproc_iev;
+static struct imsgev *tlsprocs[MAX_TLSPROCS]; /* by instance */
+static uint32_t tlsproc_next;
 static TAILQ_HEAD(, listener_ctx) listeners = TAILQ_HEAD_INITIALIZER(listeners);
 static TAILQ_HEAD(, session) sessions = TAILQ_HEAD_INITIALIZER(sessions);
 static unsigned int nsessions;
@@ -68,7 +69,8 @@ static int conn_limit_reached_except(const struct sockaddr_storage *,
 static void session_greet(struct session *);
 static void session_proxy_input(struct session *);
 static void conn_refuse(struct listener_ctx *, int, struct sockaddr_storage *);
-static void tlsproc_lost(void);
+static void tlsproc_lost(struct imsgev *);
+static struct imsgev *tlsproc_pick(void);
 static void tlsproc_dispatch(int, short, void *);
 static void listeners_pause(int);
 
@@ -354,17 +356,17 @@ session_send_starttls(struct session *s)
 	int fd;
 
 	evbuffer_drain(in, evbuffer_get_length(in));
-	if (tlsproc_iev == NULL ||
+	if ((s->tlsproc = tlsproc_pick()) == NULL ||
 	    (fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
 		log_warnx("session %016llx: STARTTLS impossible now",
 		    (unsigned long long)s->sid);
+		s->tlsproc = NULL;
 		s->state = S_CLOSING;
 		return;
 	}
 	memset(&req, 0, sizeof(req));
 	req.listener_id = s->listener->conf.id;
-	imsgev_compose(tlsproc_iev, IMSG_STARTTLS, s->id, fd, &req,
-	    sizeof(req));
+	imsgev_compose(s->tlsproc, IMSG_STARTTLS, s->id, fd, &req, sizeof(req));
 	s->state = S_STARTTLS_SENT;
 	/* tlsproc owns the socket now; keep ours only to close it later */
 	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
@@ -385,6 +387,7 @@ static void
 session_starttls_done(struct session *s, const struct starttls_done *done,
     int fd)
 {
+	s->tlsproc = NULL; /* the worker is done with this session */
 	if (!done->ok || fd == -1) {
 		log_info("session %016llx: STARTTLS failed",
 		    (unsigned long long)s->sid);
@@ -947,20 +950,42 @@ listener_accept(int fd, short event, void *arg)
 	session_new(l, cfd, &ss, NULL, NULL);
 }
 
+/* tlsproc workers take STARTTLS upgrades in turn. */
+static struct imsgev *
+tlsproc_pick(void)
+{
+	uint32_t k, i;
+
+	for (k = 0; k < MAX_TLSPROCS; k++) {
+		i = tlsproc_next++ % MAX_TLSPROCS;
+		if (tlsprocs[i] != NULL)
+			return tlsprocs[i];
+	}
+	return NULL;
+}
+
+/*
+ * A worker is gone (or was caught lying): the upgrades it was doing die
+ * with it.  Sessions it handed over earlier hold its socketpair and see
+ * it close; those of the other workers are untouched.
+ */
 static void
-tlsproc_lost(void)
+tlsproc_lost(struct imsgev *iev)
 {
 	struct session *s, *next;
+	uint32_t i;
 
-	log_warnx("lost the tlsproc channel");
-	imsgev_clear(tlsproc_iev);
-	free(tlsproc_iev);
-	tlsproc_iev = NULL;
+	log_warnx("lost a tlsproc channel");
+	for (i = 0; i < MAX_TLSPROCS; i++)
+		if (tlsprocs[i] == iev)
+			tlsprocs[i] = NULL;
 	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
-		if (s->state == S_STARTTLS_SENT)
+		if (s->tlsproc == iev && s->state == S_STARTTLS_SENT)
 			session_free(s);
 	}
+	imsgev_clear(iev);
+	free(iev);
 }
 
 static struct listener_ctx *
@@ -975,7 +1000,7 @@ listener_find(uint32_t id)
 }
 
 static int
-tlsproc_handle(struct imsg *imsg)
+tlsproc_handle(struct imsg *imsg, struct imsgev *from)
 {
 	struct tls_session *ts;
 	struct starttls_done *done;
@@ -1004,8 +1029,9 @@ tlsproc_handle(struct imsg *imsg)
 		done = imsg->data;
 		if (!tls_facts_valid(&done->facts) || done->ok > 1)
 			return -1;
+		/* a worker answers only for the upgrades it was given */
 		if ((s = session_find(imsg->hdr.peerid)) == NULL ||
-		    s->state != S_STARTTLS_SENT)
+		    s->state != S_STARTTLS_SENT || s->tlsproc != from)
 			return 0;
 		session_starttls_done(s, done, imsg_take_fd(imsg));
 		return 0;
@@ -1016,8 +1042,7 @@ tlsproc_handle(struct imsg *imsg)
 static int
 tlsproc_handle_msg(struct imsg *imsg, void *arg)
 {
-	(void)arg;
-	return tlsproc_handle(imsg);
+	return tlsproc_handle(imsg, arg);
 }
 
 static void
@@ -1026,8 +1051,8 @@ tlsproc_dispatch(int fd, short event, void *arg)
 	(void)fd;
 	if (proc_peer_dispatch(arg, event, PROC_TLSPROC,
 		tlsproc_to_authproc_rules, tlsproc_to_authproc_nrules,
-		tlsproc_handle_msg, NULL) != PEER_OK)
-		tlsproc_lost();
+		tlsproc_handle_msg, arg) != PEER_OK)
+		tlsproc_lost(arg);
 }
 
 static void
@@ -1146,6 +1171,23 @@ relay_dispatch(int fd, short event, void *arg)
 		relay_lost(arg);
 }
 
+/* A (re)started tlsproc worker: its slot gets the new channel. */
+static void
+tlsproc_connect(const struct peer_channel *pc, int fd)
+{
+	struct imsgev *iev;
+
+	if (pc->instance >= MAX_TLSPROCS)
+		fatalx("bad tlsproc instance %u", pc->instance);
+	if (tlsprocs[pc->instance] != NULL)
+		tlsproc_lost(tlsprocs[pc->instance]);
+	if ((iev = calloc(1, sizeof(*iev))) == NULL)
+		fatal("calloc");
+	imsgev_init(iev, fd, "tlsproc", tlsproc_dispatch, iev);
+	iev->ibuf.peerpid = pc->pid;
+	tlsprocs[pc->instance] = iev;
+}
+
 static void
 parent_handle(struct imsg *imsg)
 {
@@ -1220,16 +1262,9 @@ parent_handle(struct imsg *imsg)
 			iev->data = iev;
 			iev->ibuf.peerpid = pc->pid;
 			relays[pc->instance] = iev;
-		} else if (pc->role == PROC_TLSPROC) {
-			if (tlsproc_iev != NULL)
-				tlsproc_lost();
-			if ((tlsproc_iev = calloc(1, sizeof(*tlsproc_iev))) ==
-			    NULL)
-				fatal("calloc");
-			imsgev_init(tlsproc_iev, imsg_take_fd(imsg), "tlsproc",
-			    tlsproc_dispatch, NULL);
-			tlsproc_iev->ibuf.peerpid = pc->pid;
-		} else
+		} else if (pc->role == PROC_TLSPROC)
+			tlsproc_connect(pc, imsg_take_fd(imsg));
+		else
 			fatalx("unexpected peer %u", pc->role);
 		break;
 	default:

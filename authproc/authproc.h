@@ -141,6 +141,8 @@ struct session {
 	struct event total_ev; /* whole pre-auth time */
 	size_t scanned;	       /* input seen without a LF */
 	struct tls_facts facts;
+	/* the tlsproc worker doing its STARTTLS, if any */
+	struct imsgev *tlsproc;
 	/* kept across attempts */
 	char idfields[ID_MAX_LEN];
 	uint32_t idlen;

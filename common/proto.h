@@ -98,6 +98,7 @@ struct conf_global {
 	uint32_t max_sessions;		/* per child */
 	uint32_t timeout_preauth_total; /* s from connect to login */
 	uint32_t relays;		/* relay processes */
+	uint32_t tlsprocs;		/* tlsproc workers */
 	uint32_t audit; /* the parent writes audit records somewhere */
 	char greeting[128];
 };
@@ -265,12 +266,13 @@ struct counter_values {
 	uint32_t values[COUNTER_KINDS];
 };
 
-#define MAX_RELAYS 8
+#define MAX_RELAYS   8
+#define MAX_TLSPROCS 8
 
 struct peer_channel {
 	uint32_t role;
 	uint32_t pid;
-	uint32_t instance; /* which relay, when there are several */
+	uint32_t instance; /* which relay or tlsproc, when there are several */
 };
 
 /*

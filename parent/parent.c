@@ -61,7 +61,7 @@ struct child {
 };
 
 static struct postern_conf *env_conf;
-#define MAX_CHILDREN (2 + MAX_RELAYS)
+#define MAX_CHILDREN (1 + MAX_RELAYS + MAX_TLSPROCS)
 static struct child children[MAX_CHILDREN];
 static int nchildren;
 static const enum proc_role child_roles[] = {PROC_AUTHPROC, PROC_RELAY,
@@ -93,6 +93,20 @@ role_from_name(const char *name)
 		if (strcmp(name, proc_role_name(child_roles[i])) == 0)
 			return child_roles[i];
 	return -1;
+}
+
+/* How many processes of a role run: relays and tlsprocs may be several. */
+static uint32_t
+role_count(enum proc_role role)
+{
+	switch (role) {
+	case PROC_RELAY:
+		return env_conf->global.relays;
+	case PROC_TLSPROC:
+		return env_conf->global.tlsprocs;
+	default:
+		return 1;
+	}
 }
 
 static void
@@ -329,7 +343,11 @@ send_listeners(struct child *c)
 
 	TAILQ_FOREACH(l, &env_conf->listeners, entry)
 	{
-		/* implicit TLS sockets go to tlsproc, the rest to authproc */
+		/*
+		 * implicit TLS sockets go to tlsproc, the rest to authproc;
+		 * every tlsproc worker gets the same socket and the kernel
+		 * gives each connection to one of those accepting
+		 */
 		if (c->role == PROC_TLSPROC)
 			gets_fd = (l->conf.flags & LISTEN_TLS) != 0;
 		else
@@ -458,7 +476,7 @@ child_of_role(enum proc_role role)
 
 /*
  * A (re)started child gets fresh channels to the children it talks to:
- * authproc to every relay and to tlsproc.
+ * authproc to every relay and to every tlsproc worker.
  */
 static void
 child_connect_peers(struct child *started)
@@ -704,7 +722,8 @@ child_spawn(struct child *c)
 	event_add(&c->logev, NULL);
 	imsgev_init(&c->iev, sp[0], proc_role_name(c->role), child_dispatch, c);
 	c->iev.ibuf.peerpid = pid;
-	log_debug("started %s, pid %d", proc_role_name(c->role), pid);
+	log_debug("started %s %u, pid %d", proc_role_name(c->role), c->instance,
+	    pid);
 	child_send_config(c);
 	child_connect_peers(c);
 }
@@ -938,10 +957,7 @@ main(int argc, char *argv[])
 
 	for (r = 0; r < (int)(sizeof(child_roles) / sizeof(child_roles[0]));
 	     r++) {
-		uint32_t k,
-		    count = child_roles[r] == PROC_RELAY
-		    ? env_conf->global.relays
-		    : 1;
+		uint32_t k, count = role_count(child_roles[r]);
 
 		for (k = 0; k < count; k++) {
 			struct child *c = &children[nchildren++];

@@ -38,6 +38,7 @@ static struct listener		*cur_listener;
 static struct keypair		*cur_keypair;
 static struct pool		*cur_pool;
 static char			 cur_message[POLICY_MSG_MAX];
+static int			 tlsprocs_given;	/* "tls processes" seen */
 
 int		 yylex(void);
 int		 yyparse(void);
@@ -312,6 +313,19 @@ main		: USER string {
 				YYERROR;
 			}
 			conf->global.relays = $3;
+		}
+		| TLS PROCESSES NUMBER {
+			/* a second one is a mistake, not an override */
+			if (tlsprocs_given++) {
+				yyerror("tls processes given twice");
+				YYERROR;
+			}
+			if ($3 < 1 || $3 > MAX_TLSPROCS) {
+				yyerror("tls processes out of range (1-%d)",
+				    MAX_TLSPROCS);
+				YYERROR;
+			}
+			conf->global.tlsprocs = $3;
 		}
 		| LOOKUP HANDLER string {
 			int	r = add_handler($3);
@@ -1415,6 +1429,7 @@ conf_defaults(struct postern_conf *c)
 	c->global.max_sessions = 10000;
 	c->global.timeout_preauth_total = 300;
 	c->global.relays = 1;
+	c->global.tlsprocs = 1;
 	policy_defaults(&c->policy);
 	TAILQ_INIT(&c->pools);
 	c->lookup.timeout_ms = 5000;
@@ -1441,6 +1456,7 @@ parse_config(const char *path)
 	pushback = EOF;
 	lastc = '\n';
 	cur_upstream = NULL;
+	tlsprocs_given = 0;
 	if ((file.stream = fopen(path, "r")) == NULL) {
 		log_warn("%s", path);
 		free_config(c);

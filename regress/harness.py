@@ -106,8 +106,10 @@ class Postern:
     """One postern daemon in the foreground (-d), logging to a file."""
 
     def __init__(self, binary, conf, log_path, ports, verbose=True,
-                 extra_relays=0):
+                 extra_relays=0, extra_tlsprocs=0):
+        # children beyond one of each role, each logs "ready" once
         self.extra_relays = extra_relays
+        self.extra_tlsprocs = extra_tlsprocs
         self.binary = os.path.abspath(binary)
         self.conf = conf
         self.log_path = log_path
@@ -134,8 +136,9 @@ class Postern:
         # the children are ready once both logged "ready"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(self.children()) >= 3 and \
-                    self.log_text().count("ready") >= 3 + self.extra_relays:
+            extra = self.extra_relays + self.extra_tlsprocs
+            if len(self._children()) >= 3 + extra and \
+                    self.log_text().count("ready") >= 3 + extra:
                 return
             time.sleep(0.05)
         raise RuntimeError("postern children did not start:\n"
@@ -178,7 +181,7 @@ class Postern:
         return {role: pid for pid, role in self._children()}
 
     def pids_of(self, role):
-        """Every live child of one role (several relays)."""
+        """Every live child of one role (several relays or tlsprocs)."""
         return sorted(pid for pid, r in self._children() if r == role)
 
     def wait_child(self, role, not_pid=None, timeout=15.0):

@@ -56,6 +56,7 @@ ROUTE_IMAP, ROUTE_POP3 = 24243, 24210   # routed by lookup handlers
 NGINX_IMAP = 24244                      # stock nginx, same handler
 HANDLER1, HANDLER2 = 24780, 24781       # handler 1 is never started
 MULTI_IMAP = 24246                      # two relay processes
+TLSW_IMAP, TLSW_IMAPS = 23143, 23193    # two tlsproc workers
 POOL_IMAP = 24245                       # static routes to pools
 DVP1, DVP2 = (24153, 24120), (24154, 24121)
 DVP2_HAPROXY = 24155
@@ -1735,7 +1736,8 @@ def _():
 
 BENCH_RATIOS = ("fetch_vs_direct", "fetch_vs_nginx_tuned",
                 "login_rate_vs_nginx", "cpu_per_login_vs_nginx",
-                "rss_per_session_vs_nginx")
+                "rss_per_session_vs_nginx",
+                "tls2_vs_1_imaps_login_rate")
 
 
 @case("bench-harness-runs-end-to-end")
@@ -2239,6 +2241,135 @@ def _():
                 c.logout()
             except Exception:  # noqa: BLE001
                 pass
+        node.stop()
+
+
+def nfds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def imaps_held(port, u):
+    """An IMAPS session, logged in and left open."""
+    m = SniIMAP("mail.example.org", port, ssl_context=tls_ctx())
+    check(m.login(u, PASSWORD)[0] == "OK", f"IMAPS login of {u}")
+    return m
+
+
+def starttls_held(port, u):
+    """A STARTTLS session, logged in and left open."""
+    m = imaplib.IMAP4(HOST, port)
+    ctx = tls_ctx()
+    ctx.check_hostname = False      # imaplib names the peer 127.0.0.1
+    m.starttls(ssl_context=ctx)
+    check(m.login(u, PASSWORD)[0] == "OK", f"STARTTLS login of {u}")
+    return m
+
+
+def hold_many(fn, port, users, held):
+    """Logins at once, so that every worker is busy and each accepts."""
+    errors = []
+
+    def one(u):
+        try:
+            held.append(fn(port, u))
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{u}: {e}")
+    threads = [threading.Thread(target=one, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    check(not errors, f"logins failed: {errors[:3]}")
+
+
+def logout_all(held):
+    for c in held:
+        try:
+            c.logout()
+        except Exception:  # noqa: BLE001
+            pass
+    held.clear()
+
+
+@case("two-tlsproc-workers-share-tls-and-survive-a-kill")
+def _():
+    conf = os.path.join(env.work, "tlsw.conf")
+    kp = 'keypair "mail.example.org"'
+    write_config(conf, [(HOST, TLSW_IMAP, "imap", kp),
+                        (HOST, TLSW_IMAPS, "imap", "tls " + kp)],
+                 {"one": (HOST, DV1[0], DV1[1]),
+                  "two": (HOST, DV2[0], DV2[1])},
+                 [("user", user(i), "two") for i in range(2, NUSERS + 1, 2)]
+                 + [("domain", "example.org", "one")],
+                 extra='node "tlsw"\ntls processes 2\n' + LOOSE_LIMITS,
+                 keypairs={"mail.example.org": env.certs["mail.example.org"]})
+    node = Postern(env.binary, conf, os.path.join(env.work, "tlsw.log"),
+                   [TLSW_IMAP, TLSW_IMAPS], extra_tlsprocs=1)
+    node.start()
+    held = []
+    try:
+        workers = node.pids_of("tlsproc")
+        check(len(workers) == 2, f"tlsproc workers {workers}")
+        # implicit TLS: the kernel hands connections to both workers;
+        # each held session costs its worker two descriptors
+        base = {p: nfds(p) for p in workers}
+        for rnd in range(4):
+            hold_many(imaps_held, TLSW_IMAPS,
+                      [user(i) for i in range(1, 13)], held)
+            now = {p: nfds(p) for p in workers}
+            if all(now[p] >= base[p] + 2 for p in workers):
+                break
+        check(all(now[p] >= base[p] + 2 for p in workers),
+              f"IMAPS not spread over the workers: {base} -> {now}")
+        logout_all(held)
+        # STARTTLS: authproc gives the upgrades to the workers in turn
+        time.sleep(0.5)
+        base = {p: nfds(p) for p in workers}
+        for i in range(1, 5):
+            held.append(starttls_held(TLSW_IMAP, user(i)))
+        now = {p: nfds(p) for p in workers}
+        check(all(now[p] == base[p] + 4 for p in workers),
+              f"STARTTLS not in turn: {base} -> {now}")
+        # one worker dies: the other's sessions go on, TLS still works
+        lost = node.log_text().count("lost a tlsproc channel")
+        os.kill(workers[0], signal.SIGKILL)
+        alive = 0
+        for c in held:
+            try:
+                c.noop()
+                alive += 1
+            except Exception:  # noqa: BLE001
+                pass
+        check(alive == 2, f"{alive} STARTTLS sessions survived, not 2")
+        logout_all(held)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and \
+                node.log_text().count("lost a tlsproc channel") == lost:
+            time.sleep(0.05)
+        for i in range(1, 4):
+            imaps_held(TLSW_IMAPS, user(i)).logout()
+            starttls_held(TLSW_IMAP, user(i)).logout()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and \
+                len(node.pids_of("tlsproc")) != 2:
+            time.sleep(0.1)
+        again = node.pids_of("tlsproc")
+        check(len(again) == 2 and workers[0] not in again,
+              f"tlsproc not restarted: {workers} -> {again}")
+        # the new worker is ready and authproc gives it upgrades too
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and \
+                node.log_text().count("ready") < 5:
+            time.sleep(0.05)
+        base = {p: nfds(p) for p in again}
+        for i in range(1, 5):
+            held.append(starttls_held(TLSW_IMAP, user(i)))
+        now = {p: nfds(p) for p in again}
+        check(all(now[p] >= base[p] + 2 for p in again),
+              f"restarted worker gets no STARTTLS: {base} -> {now}")
+        check(PASSWORD not in node.log_text(), "password in log")
+    finally:
+        logout_all(held)
         node.stop()
 
 

@@ -542,6 +542,50 @@ test_routing(void **state)
 	expect_error(text);
 }
 
+/* "tls processes": 1 by default, 1 to MAX_TLSPROCS, given once. */
+static void
+test_tls_processes(void **state)
+{
+	struct postern_conf *c;
+	const char *base = "listen on 127.0.0.1 port 143 imap\n";
+	char text[512];
+
+	(void)state;
+	c = parse_text(base);
+	assert_non_null(c);
+	assert_int_equal(c->global.tlsprocs, 1);
+	free_config(c);
+	snprintf(text, sizeof(text), "%stls processes 3\n", base);
+	c = parse_text(text);
+	assert_non_null(c);
+	assert_int_equal(c->global.tlsprocs, 3);
+	free_config(c);
+	snprintf(text, sizeof(text), "%stls processes %d\n", base,
+	    MAX_TLSPROCS);
+	c = parse_text(text);
+	assert_non_null(c);
+	assert_int_equal(c->global.tlsprocs, MAX_TLSPROCS);
+	free_config(c);
+	snprintf(text, sizeof(text), "%stls processes 0\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text), "%stls processes %d\n", base,
+	    MAX_TLSPROCS + 1);
+	expect_error(text);
+	snprintf(text, sizeof(text), "%stls processes -1\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text), "%stls processes\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text), "%stls processes 2\ntls processes 2\n",
+	    base);
+	expect_error(text);
+	/* a duplicate in one file does not poison the next parse */
+	snprintf(text, sizeof(text), "%stls processes 2\n", base);
+	c = parse_text(text);
+	assert_non_null(c);
+	assert_int_equal(c->global.tlsprocs, 2);
+	free_config(c);
+}
+
 int
 main(void)
 {
@@ -565,6 +609,7 @@ main(void)
 	    cmocka_unit_test(test_example_config),
 	    cmocka_unit_test(test_memcache),
 	    cmocka_unit_test(test_routing),
+	    cmocka_unit_test(test_tls_processes),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

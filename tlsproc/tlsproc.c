@@ -5,6 +5,11 @@
  * between each TLS connection and its socketpair for the session's life.
  * On proxy-protocol listeners it first reads the balancer's clear-text
  * PROXY header, which comes before the TLS handshake.
+ *
+ * With "tls processes N" several identical workers run this code, each
+ * with every key and a descriptor of the same listening sockets; none
+ * knows of the others, and each answers authproc only for the
+ * connections it carries.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -67,9 +72,13 @@ static TAILQ_HEAD(, tls_listener) listeners = TAILQ_HEAD_INITIALIZER(listeners);
 static TAILQ_HEAD(, tconn) tconns = TAILQ_HEAD_INITIALIZER(tconns);
 static unsigned int ntconns;
 static int have_sandbox;
+static int ready;	 /* configured and sandboxed */
+static int accept_error; /* out of descriptors or memory: wait a second */
+static int accepting;	 /* the listeners' events are added */
 static struct event accept_pause_ev;
 
 static void tconn_free(struct tconn *);
+static void listeners_update(void);
 static void handshake_step(int, short, void *);
 static void proxy_step(int, short, void *);
 
@@ -112,6 +121,7 @@ tconn_free(struct tconn *t)
 	free(t->proxybuf);
 	free(t);
 	ntconns--;
+	listeners_update();
 }
 
 static void
@@ -422,6 +432,7 @@ tconn_start(struct tls_listener *l, int fd, uint32_t session_id, int starttls)
 		t->local = l->conf.addr;
 	TAILQ_INSERT_TAIL(&tconns, t, entry);
 	ntconns++;
+	listeners_update();
 	event_set(&t->ev, fd, EV_READ, handshake_step, t);
 	evtimer_set(&t->timer, handshake_timeout, t);
 	tv.tv_sec = tls_conf.timeout_handshake;
@@ -434,19 +445,33 @@ tconn_start(struct tls_listener *l, int fd, uint32_t session_id, int starttls)
 		handshake_begin(t);
 }
 
+/*
+ * Watch the tls listeners only while this process can take a connection.
+ * The sockets are shared with the other tlsproc workers: not watching
+ * (event_del) is private to this process and leaves the connections in
+ * the listen queue to the others, where accepting and closing them would
+ * refuse clients another worker has room for.  Nothing here may touch
+ * the socket itself (no shutdown, no close, no flag change), since that
+ * would stop every worker.  Only changes reach epoll_ctl.
+ */
 static void
-listeners_pause(int pause)
+listeners_update(void)
 {
 	struct tls_listener *l;
+	int want;
 
+	want = ready && !accept_error && ntconns < global_conf.max_sessions;
+	if (want == accepting)
+		return;
+	accepting = want;
 	TAILQ_FOREACH(l, &listeners, entry)
 	{
 		if (l->fd == -1)
 			continue;
-		if (pause)
-			event_del(&l->ev);
-		else
+		if (want)
 			event_add(&l->ev, NULL);
+		else
+			event_del(&l->ev);
 	}
 }
 
@@ -456,7 +481,8 @@ accept_resume(int fd, short event, void *arg)
 	(void)fd;
 	(void)event;
 	(void)arg;
-	listeners_pause(0);
+	accept_error = 0;
+	listeners_update();
 }
 
 static void
@@ -467,17 +493,20 @@ listener_accept(int fd, short event, void *arg)
 	int cfd;
 
 	(void)event;
+	/* EAGAIN is common: another worker took the connection first */
 	if ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) ==
 	    -1) {
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 		    errno == ENOMEM) {
 			log_warn("accept; pausing for %d s", ACCEPT_PAUSE_SEC);
-			listeners_pause(1);
+			accept_error = 1;
+			listeners_update();
 			evtimer_add(&accept_pause_ev, &tv);
 		}
 		return;
 	}
 	if (ntconns >= global_conf.max_sessions) {
+		/* cannot happen: accepting stops at the limit */
 		close(cfd);
 		return;
 	}
@@ -655,7 +684,8 @@ parent_handle(struct imsg *imsg)
 		listener_context(l);
 		keypairs_wipe();
 		sandbox_enter(PROC_TLSPROC, &sandbox_conf);
-		listeners_pause(0);
+		ready = 1;
+		listeners_update();
 		log_info("ready");
 		break;
 	case IMSG_PEER_CHANNEL:
