@@ -242,18 +242,25 @@ login_fail_local(struct session *s, uint32_t status, const char *text)
 		pop3_login_result(s, &res);
 }
 
+/* The next connected channel of several, in turn; NULL if none is. */
+static struct imsgev *
+channel_pick(struct imsgev **chans, uint32_t n, uint32_t *next)
+{
+	uint32_t k, i;
+
+	for (k = 0; k < n; k++) {
+		i = (*next)++ % n;
+		if (chans[i] != NULL)
+			return chans[i];
+	}
+	return NULL;
+}
+
 /* Relays take attempts in turn. */
 static struct imsgev *
 relay_pick(void)
 {
-	uint32_t k, i;
-
-	for (k = 0; k < MAX_RELAYS; k++) {
-		i = relay_next++ % MAX_RELAYS;
-		if (relays[i] != NULL)
-			return relays[i];
-	}
-	return NULL;
+	return channel_pick(relays, MAX_RELAYS, &relay_next);
 }
 
 static int
@@ -954,14 +961,7 @@ listener_accept(int fd, short event, void *arg)
 static struct imsgev *
 tlsproc_pick(void)
 {
-	uint32_t k, i;
-
-	for (k = 0; k < MAX_TLSPROCS; k++) {
-		i = tlsproc_next++ % MAX_TLSPROCS;
-		if (tlsprocs[i] != NULL)
-			return tlsprocs[i];
-	}
-	return NULL;
+	return channel_pick(tlsprocs, MAX_TLSPROCS, &tlsproc_next);
 }
 
 /*
