@@ -387,6 +387,41 @@ relay_session_closed(struct rsession *rs)
 	rsession_free(rs);
 }
 
+static int
+upstream_is_connected(struct rsession *rs)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return getpeername(rs->ufd, (struct sockaddr *)&ss, &len) == 0;
+}
+
+/*
+ * A plain upstream is watched only for its greeting, so relay does not
+ * see its connect complete.  Both time-outs run from the connect; the
+ * timer first fires at the shorter one, and finds out which applies.
+ * Returns 1 if the attempt goes on.
+ */
+static int
+plain_connect_timeout(struct rsession *rs)
+{
+	struct rlogin *lg = rs->lg;
+	uint32_t limit;
+	struct timeval tv = {0, 0};
+
+	if (upstream_is_connected(rs)) {
+		rs->state = R_GREETING;
+		limit = relay_conf.timeout_login;
+	} else
+		limit = relay_conf.timeout_connect;
+	if (lg->waited >= limit)
+		return 0;
+	tv.tv_sec = limit - lg->waited;
+	lg->waited = limit;
+	evtimer_add(&lg->timer, &tv);
+	return 1;
+}
+
 static void
 upstream_timeout(int fd, short event, void *arg)
 {
@@ -399,6 +434,9 @@ upstream_timeout(int fd, short event, void *arg)
 		rsession_login_done(rs, LOGIN_TEMPFAIL, "route lookup timeout");
 		return;
 	}
+	if (rs->state == R_CONNECTING && rs->lg->uevents == EV_READ &&
+	    plain_connect_timeout(rs))
+		return;
 	rsession_login_done(rs, LOGIN_TEMPFAIL,
 	    rs->state == R_CONNECTING ? "upstream connect timeout"
 				      : "upstream login timeout");
@@ -647,6 +685,7 @@ rsession_reset_upstream(struct rsession *rs)
 	evbuffer_drain(rs->lg->uin, evbuffer_get_length(rs->lg->uin));
 	evbuffer_drain(rs->lg->uout, evbuffer_get_length(rs->lg->uout));
 	rs->lg->caps = 0;
+	rs->lg->corked = 0;
 	/* between servers: nothing here is a server's failure */
 	rs->state = R_LOOKUP;
 }
@@ -673,10 +712,6 @@ rsession_connect(struct rsession *rs)
 		rsession_login_done(rs, LOGIN_TEMPFAIL, strerror(errno));
 		return;
 	}
-	tv.tv_sec = relay_conf.timeout_connect;
-	tv.tv_usec = 0;
-	evtimer_del(&rs->lg->timer);
-	evtimer_add(&rs->lg->timer, &tv);
 	event_set(&rs->lg->uev, rs->ufd, EV_READ | EV_PERSIST, upstream_io, rs);
 	event_set(&rs->lg->uwev, rs->ufd, EV_WRITE | EV_PERSIST, upstream_io,
 	    rs);
@@ -685,11 +720,19 @@ rsession_connect(struct rsession *rs)
 	 * (which epoll reports as readable), also says how the connect went.
 	 * Only TLS and a PROXY header need to know when to write.
 	 */
+	tv.tv_sec = relay_conf.timeout_connect;
+	tv.tv_usec = 0;
 	if (rs->lg->upstream->conf.tls ||
 	    (rs->lg->pool != NULL && rs->lg->pool->conf.proxy_v2))
 		upstream_set_events(rs, EV_WRITE);
-	else
+	else {
 		upstream_set_events(rs, EV_READ);
+		if (relay_conf.timeout_login < tv.tv_sec)
+			tv.tv_sec = relay_conf.timeout_login;
+	}
+	rs->lg->waited = tv.tv_sec;
+	evtimer_del(&rs->lg->timer);
+	evtimer_add(&rs->lg->timer, &tv);
 }
 
 /* The pool's next member, or a temporary failure if none is left. */

@@ -123,7 +123,8 @@ struct rlogin {
 	struct evbuffer *uin;
 	struct evbuffer *uout;
 	unsigned int caps;
-	int corked; /* commands wait for rsession_uncork() */
+	int corked;	 /* commands wait for rsession_uncork() */
+	uint32_t waited; /* s, plain upstream: connect time-out so far */
 };
 
 struct rsession {

@@ -219,7 +219,8 @@ imap_after_caps(struct rsession *rs)
 	if ((rs->lg->caps & CAP_ID) && !imap_send_id(rs))
 		return 0;
 	more = imap_send_login(rs);
-	/* a refusal above has freed the session */
+	/* a refusal above has freed or reset the session (a pool's next
+	 * member), which uncorks it */
 	if (more)
 		rsession_uncork(rs);
 	return more;

@@ -153,8 +153,12 @@ splice_after_flush(struct splice_dir *d, int flushed)
 
 		/* a socket at EOF stays readable: stop watching it */
 		event_del(&d->rev);
-		/* if the other way is done too, close(2) sends the FIN */
-		if (!splice_dir_done(other))
+		/*
+		 * If the other way is done too, close(2) sends the FIN, but
+		 * only for the upstream: authproc (or tlsproc) may still hold
+		 * the client's socket.
+		 */
+		if (!splice_dir_done(other) || d->to == rs->cfd)
 			shutdown(d->to, SHUT_WR);
 		splice_finish_if_done(rs);
 		return;
@@ -254,7 +258,8 @@ splice_start(struct rsession *rs, const void *to_client, size_t clen,
 	 * for writability.  The upstream's read event goes in while the
 	 * login's is still there, so epoll is not touched for it.
 	 */
-	if (splice_begin(&rs->u2c) == -1 || splice_begin(&rs->c2u) == -1) {
+	/* upstream first: if it fails, the client has not yet seen OK */
+	if (splice_begin(&rs->c2u) == -1 || splice_begin(&rs->u2c) == -1) {
 		splice_stop(rs);
 		return -1;
 	}
