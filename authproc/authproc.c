@@ -130,6 +130,10 @@ session_audit(struct session *s, enum audit_result result, const char *reason)
 	struct audit_record a;
 	uint64_t now = wallclock_ms();
 
+	log_info("session %016llx: %s: %s", (unsigned long long)s->sid,
+	    audit_result_name(result), reason);
+	if (!authproc_conf.audit)
+		return;
 	memset(&a, 0, sizeof(a));
 	a.time_ms = now;
 	a.sid = s->sid;
@@ -143,10 +147,7 @@ session_audit(struct session *s, enum audit_result result, const char *reason)
 	memcpy(a.user, s->req.user, sizeof(a.user));
 	snprintf(a.mech, sizeof(a.mech), "%s", login_mech_name(s->req.mech));
 	snprintf(a.reason, sizeof(a.reason), "%s", reason);
-	if (authproc_conf.audit)
-		imsgev_compose(&parent_iev, IMSG_AUDIT, 0, -1, &a, sizeof(a));
-	log_info("session %016llx: %s: %s", (unsigned long long)s->sid,
-	    audit_result_name(result), reason);
+	imsgev_compose(&parent_iev, IMSG_AUDIT, 0, -1, &a, sizeof(a));
 }
 
 /* The pending attempt's outcome, for the failure limits; once only. */

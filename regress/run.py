@@ -2230,11 +2230,7 @@ def _():
             time.sleep(0.1)
         check(len(node.pids_of("relay")) == 2, "relay not restarted")
     finally:
-        for c in held:
-            try:
-                c.logout()
-            except Exception:  # noqa: BLE001
-                pass
+        logout_all(held)
         node.stop()
 
 

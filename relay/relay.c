@@ -190,7 +190,6 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 	log_info("session %016llx: %s login from %s relayed to %s (%s)",
 	    (unsigned long long)rs->sid, mail_proto_name(rs->lg->req.proto),
 	    addr, rs->lg->upstream->conf.name, uaddr);
-	evtimer_del(&rs->lg->timer);
 	/* the upstream may have said more right behind its OK */
 	left = evbuffer_get_length(rs->lg->uin);
 	{
