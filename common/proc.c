@@ -12,6 +12,15 @@ static struct event ev_term, ev_int;
 static struct event log_ev;
 static int log_queued;
 
+/*
+ * How long an info line may wait for company.  Two lines per login, each
+ * written on its own, cost the writer a write(2) and the parent a wake-up,
+ * a read and a write: at thousands of logins a second that was an eighth
+ * of the CPU per login.  A tenth of a second is too short for anyone
+ * reading the log to notice; warnings and errors never wait.
+ */
+#define LOG_DEFER_MSEC 100
+
 static void
 proc_log_flush(int fd, short event, void *arg)
 {
@@ -25,17 +34,19 @@ proc_log_flush(int fd, short event, void *arg)
 static void
 proc_log_soon(void)
 {
+	struct timeval tv = {0, LOG_DEFER_MSEC * 1000};
+
 	if (log_queued)
 		return;
 	log_queued = 1;
-	event_active(&log_ev, EV_WRITE, 1);
+	evtimer_add(&log_ev, &tv);
 }
 
-/* After event_init(): info lines wait for the end of the loop's turn. */
+/* After event_init(): info lines wait up to LOG_DEFER_MSEC. */
 void
 proc_log_defer(void)
 {
-	event_set(&log_ev, -1, 0, proc_log_flush, NULL);
+	evtimer_set(&log_ev, proc_log_flush, NULL);
 	log_defer(proc_log_soon);
 }
 
