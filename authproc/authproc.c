@@ -711,7 +711,8 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 	len = sizeof(s->local);
 	if (facts != NULL)
 		s->local = *local; /* fd is tlsproc's socketpair */
-	else if (getsockname(fd, (struct sockaddr *)&s->local, &len) == -1)
+	else if (!sockaddr_is_wildcard(&l->conf.addr) ||
+	    getsockname(fd, (struct sockaddr *)&s->local, &len) == -1)
 		s->local = l->conf.addr;
 	if ((s->bev = bufferevent_socket_new(evbase, fd, 0)) == NULL) {
 		log_warnx("bufferevent_socket_new failed");
@@ -914,14 +915,13 @@ listener_accept(int fd, short event, void *arg)
 	struct sockaddr_storage ss;
 	struct timeval tv = {ACCEPT_PAUSE_SEC, 0};
 	socklen_t len;
-	int cfd, on = 1;
+	int cfd;
 
 	(void)event;
 	len = sizeof(ss);
+	/* TCP_NODELAY and SO_KEEPALIVE come from the listener */
 	cfd = accept4(fd, (struct sockaddr *)&ss, &len,
 	    SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd != -1) /* replies are small: do not wait for ACKs */
-		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	if (cfd == -1) {
 		switch (errno) {
 		case EAGAIN:

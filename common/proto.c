@@ -111,6 +111,17 @@ sockaddr_len(const struct sockaddr_storage *ss)
 					 : sizeof(struct sockaddr_in);
 }
 
+/* True for 0.0.0.0 and ::, where only getsockname() tells the address. */
+int
+sockaddr_is_wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+	    htonl(INADDR_ANY);
+}
+
 int
 sockaddr_same_host(const struct sockaddr_storage *a,
     const struct sockaddr_storage *b)

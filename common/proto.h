@@ -371,6 +371,7 @@ int blob_store(unsigned char **, size_t *, size_t *, const struct conf_blob *,
     const unsigned char *);
 int sockaddr_valid(const struct sockaddr_storage *);
 socklen_t sockaddr_len(const struct sockaddr_storage *);
+int sockaddr_is_wildcard(const struct sockaddr_storage *);
 in_port_t sockaddr_port(const struct sockaddr_storage *);
 const char *sockaddr_host(const struct sockaddr_storage *, char *, size_t);
 int sockaddr_same_host(const struct sockaddr_storage *,

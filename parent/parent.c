@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <err.h>
 #include <errno.h>
@@ -130,6 +131,18 @@ listeners_bind(struct postern_conf *conf)
 		    setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
 			sizeof(on)) == -1)
 			fatal("setsockopt IPV6_V6ONLY");
+		/*
+		 * Accepted sockets inherit both (Linux copies the
+		 * listener's options), which spares authproc, tlsproc and
+		 * relay a setsockopt(2) each per connection.  Replies are
+		 * small, so no Nagle; keepalive finds clients that vanished
+		 * without a FIN.
+		 */
+		if (setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &on,
+			sizeof(on)) == -1 ||
+		    setsockopt(l->fd, SOL_SOCKET, SO_KEEPALIVE, &on,
+			sizeof(on)) == -1)
+			fatal("setsockopt on %s", addr);
 		if (bind(l->fd, (struct sockaddr *)&l->conf.addr,
 			sockaddr_len(&l->conf.addr)) == -1)
 			fatal("cannot listen on %s", addr);
