@@ -1293,45 +1293,6 @@ def _():
               f"{u}: replies lost after half-close: {data[-200:]!r}")
 
 
-@case("session-ends-when-upstream-closes-client-still-open")
-def _():
-    # The upstream closes after LOGOUT; a client that keeps its side open
-    # gets every reply and the FIN, and relay ends the session then, not
-    # when the client finally closes.
-    for tls in (False, True):
-        sock = socket.create_connection((HOST, IMAPS if tls else IMAP),
-                                        timeout=10)
-        if tls:
-            sock = tls_ctx().wrap_socket(sock,
-                                         server_hostname="mail.example.org")
-        port = sock.getsockname()[1]
-        sock.sendall(b"a LOGIN %s %s\r\n" % (user(1).encode(),
-                                              PASSWORD.encode()))
-        data = b""
-        while b"\r\na OK" not in data:
-            chunk = sock.recv(65536)
-            check(chunk, f"closed before the login's answer: {data!r}")
-            data += chunk
-        sock.sendall(b"b LOGOUT\r\n")
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        check(b"* BYE" in data and b"\r\nb OK" in data,
-              f"tls={tls}: LOGOUT replies lost: {data!r}")
-        closed = re.compile(r"relay: session \w+: closed \(%s:%d\)" %
-                            (re.escape(HOST), port))
-        deadline = time.monotonic() + 5
-        while not closed.search(env.postern.log_text()) and \
-                time.monotonic() < deadline:
-            time.sleep(0.05)
-        check(closed.search(env.postern.log_text()),
-              f"tls={tls}: relay kept the session while the client is open")
-        sock.close()
-
-
 @case("tls-bad-handshakes-affect-only-themselves")
 def _():
     c = Raw(IMAPS)

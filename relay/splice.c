@@ -3,9 +3,7 @@
  * pipe and from the pipe into the other socket with splice(2), so the
  * payload never enters user space.  A direction that cannot write stops
  * reading (back-pressure) until the other side drains.  A half-close is
- * passed on with shutdown(2); the session ends when both sides are done,
- * or as soon as the upstream has closed and the client has nothing
- * unsent (client_has_nothing_more()).
+ * passed on with shutdown(2); the session ends when both sides are done.
  *
  * A pipe is held only while bytes sit in it: once a direction has
  * written out everything it read, its pipe goes back to a small shared
@@ -13,7 +11,6 @@
  * what lets one relay hold many thousands of sessions within its
  * descriptor limit.
  */
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -95,27 +92,6 @@ splice_finish_if_done(struct rsession *rs)
 		relay_session_closed(rs);
 }
 
-/*
- * Once the upstream has closed and all it said is with the client's
- * socket, nothing more from the client can go anywhere: an IMAP or POP3
- * server that closes does not read on.  Waiting for the client's own FIN
- * would cost a wake-up and a read for nothing, so the client's direction
- * counts as done, unless bytes of it are still in flight here or unread
- * in the socket: close(2) over unread bytes answers with a reset, which
- * could cut off what the client has not yet received.
- */
-static int
-client_has_nothing_more(struct rsession *rs)
-{
-	int unread;
-
-	if (rs->c2u.eof || rs->c2u.inpipe > 0 || rs->c2u.pending != NULL)
-		return 0;
-	if (ioctl(rs->cfd, FIONREAD, &unread) == -1 || unread > 0)
-		return 0;
-	return 1;
-}
-
 static void
 splice_fail(struct splice_dir *d)
 {
@@ -184,12 +160,6 @@ splice_after_flush(struct splice_dir *d, int flushed)
 		 */
 		if (!splice_dir_done(other) || d->to == rs->cfd)
 			shutdown(d->to, SHUT_WR);
-		if (d == &rs->u2c && client_has_nothing_more(rs)) {
-			event_del(&other->rev);
-			event_del(&other->wev);
-			pipe_put(other);
-			other->eof = 1;
-		}
 		splice_finish_if_done(rs);
 		return;
 	}
