@@ -15,11 +15,12 @@ static int log_verbose;
 static char log_name[32] = "postern";
 
 /*
- * Deferred lines: info and debug lines wait in a buffer until the event
- * loop finishes its turn, so a burst of sessions costs one write(2) (and
- * one wake-up of the parent) rather than one per line.  Anything more
- * urgent writes the buffer out first, then itself, so order is kept; exit
- * writes out what is left.
+ * Deferred lines: info and debug lines wait in a buffer until the caller's
+ * log_soon() hook says so (proc.c: at most 100 ms) or the buffer is full,
+ * so a burst of sessions costs one write(2) (and one wake-up of the
+ * parent) rather than one per line.  Anything more urgent writes the
+ * buffer out first, then itself, so order is kept; exit writes out what
+ * is left.
  */
 #define LOG_DEFER_MAX 16384
 static char log_deferred[LOG_DEFER_MAX];

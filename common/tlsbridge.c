@@ -20,6 +20,7 @@
 #define WANT_PLAIN_WRITE 0x08
 
 static void tlsbridge_event(int, short, void *);
+static void tlsbridge_drain(struct tlsbridge *);
 
 static void
 tlsbridge_finish(struct tlsbridge *b)
@@ -169,13 +170,25 @@ tlsbridge_run(struct tlsbridge *b)
 
 	/*
 	 * The plain side is done and all it said is written.  In tlsproc
-	 * that side is postern itself ending the session: close.  In relay
-	 * it is a client that may only have half-closed after LOGOUT: keep
-	 * passing on what the upstream still says, for a while.
+	 * that side is postern itself ending the session: close, but
+	 * gracefully (tlsbridge_drain()).  In relay it is a client that may
+	 * only have half-closed after LOGOUT: keep passing on what the
+	 * upstream still says, for a while.
 	 */
 	if (b->plain_eof && b->p2n_len == 0) {
-		if (!b->plain_half_close || b->net_eof) {
+		if (b->net_eof) {
 			tlsbridge_finish(b);
+			return;
+		}
+		if (!b->plain_half_close) {
+			struct timeval tv = {TLSBRIDGE_DRAIN_SEC, 0};
+
+			event_del(&b->netev);
+			event_del(&b->plainev);
+			evtimer_set(&b->linger_ev, tlsbridge_event, b);
+			evtimer_add(&b->linger_ev, &tv);
+			b->draining = 1;
+			tlsbridge_drain(b);
 			return;
 		}
 		if (!evtimer_pending(&b->linger_ev, NULL)) {
@@ -212,6 +225,53 @@ tlsbridge_run(struct tlsbridge *b)
 	}
 }
 
+/*
+ * Closing the network side while the peer may still send would make the
+ * kernel answer its next bytes with a reset, and a reset can destroy
+ * replies the peer has not read yet: after a large FETCH and a server's
+ * BYE, a client that sends one more command would lose the lot.  So the
+ * close is lingering: send close_notify (waiting for room if the socket
+ * is full), then the FIN, then read and discard until the peer's FIN or
+ * TLSBRIDGE_DRAIN_SEC.
+ */
+static void
+tlsbridge_drain(struct tlsbridge *b)
+{
+	unsigned char sink[4096];
+	ssize_t n;
+	int i, r;
+
+	if (b->draining == 1) {
+		r = tls_close(b->tls);
+		if (r == TLS_WANT_POLLOUT || r == TLS_WANT_POLLIN) {
+			event_set(&b->netev, b->netfd,
+			    r == TLS_WANT_POLLOUT ? EV_WRITE : EV_READ,
+			    tlsbridge_event, b);
+			event_add(&b->netev, NULL);
+			return;
+		}
+		tls_free(b->tls);
+		b->tls = NULL;
+		event_del(&b->plainev);
+		close(b->plainfd);
+		b->plainfd = -1;
+		shutdown(b->netfd, SHUT_WR);
+		b->draining = 2;
+		event_set(&b->netev, b->netfd, EV_READ | EV_PERSIST,
+		    tlsbridge_event, b);
+		event_add(&b->netev, NULL);
+	}
+	for (i = 0; i < TLSBRIDGE_DRAIN_READS; i++) {
+		n = read(b->netfd, sink, sizeof(sink));
+		if (n > 0)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		tlsbridge_finish(b); /* the peer's FIN, or an error */
+		return;
+	}
+}
+
 static void
 tlsbridge_event(int fd, short event, void *arg)
 {
@@ -222,6 +282,10 @@ tlsbridge_event(int fd, short event, void *arg)
 		log_debug("tls bridge: %s",
 		    fd == -1 ? "lingered long enough" : "peer stopped reading");
 		tlsbridge_finish(b);
+		return;
+	}
+	if (b->draining) {
+		tlsbridge_drain(b);
 		return;
 	}
 	tlsbridge_run(b);

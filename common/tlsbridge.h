@@ -16,6 +16,8 @@
 #define TLSBRIDGE_BUFSZ	     16384
 #define TLSBRIDGE_STALL_SEC  300 /* a side that takes nothing for so long */
 #define TLSBRIDGE_LINGER_SEC 60	 /* after a plain-side half-close */
+#define TLSBRIDGE_DRAIN_SEC  60	 /* our side closed: the peer's FIN */
+#define TLSBRIDGE_DRAIN_READS 16 /* reads per wake-up while draining */
 
 struct tlsbridge;
 typedef void (*tlsbridge_done_cb)(struct tlsbridge *, void *);
@@ -35,6 +37,7 @@ struct tlsbridge {
 	struct event plainev;
 	const char *error;
 	int plain_half_close; /* see tlsbridge_start */
+	int draining;	      /* 1: sending close_notify, 2: reading to EOF */
 	struct event linger_ev;
 	tlsbridge_done_cb done;
 	void *arg;

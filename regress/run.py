@@ -66,6 +66,8 @@ DV1 = (25143, 25110)
 DV2 = (26143, 26110)
 DEAD_PORT = 27999                      # nothing listens here
 SILENT_PORT = 27998                    # accepts, never greets
+BIGCLOSE_PORT = 27997                  # answers BIG with 1 MB, then closes
+BIGCLOSE_BYTES = 1 << 20
 NUSERS = 20
 PASSWORD = "secret"
 
@@ -116,6 +118,39 @@ def silent_upstream():
     return s
 
 
+def bigclose_upstream():
+    """An IMAP server that answers BIG with a large reply and a BYE, then
+    closes, as a server's autologout or shutdown would."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((HOST, BIGCLOSE_PORT))
+    s.listen(16)
+
+    def serve(c):
+        with c:
+            c.sendall(b"* OK [CAPABILITY IMAP4rev1 ID] bigclose\r\n")
+            for line in c.makefile("rb"):
+                tag = line.split(b" ", 1)[0]
+                if b" BIG" not in line.upper():
+                    c.sendall(tag + b" OK done\r\n")
+                    continue
+                row = b"* " + b"x" * 1022 + b"\r\n"
+                c.sendall(row * (BIGCLOSE_BYTES // len(row)) +
+                          b"* BYE closing\r\n" + tag + b" OK BIG done\r\n")
+                c.shutdown(socket.SHUT_WR)
+                return
+
+    def loop():
+        while True:
+            try:
+                c, _ = s.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+    return s
+
+
 def setup(args):
     work = os.path.join(ROOT, "run", "regress")
     shutil.rmtree(work, ignore_errors=True)
@@ -140,17 +175,20 @@ def setup(args):
     env.dv1.start()
     env.dv2.start()
     env.silent = silent_upstream()
+    env.bigclose = bigclose_upstream()
 
     upstreams = {"one": (HOST, DV1[0], DV1[1]),
                  "onetls": (HOST, DV1_IMAPS, 0, f'tls ca "{dv_cert}"',
                             'tls name "imap.internal"'),
                  "two": (HOST, DV2[0], DV2[1]),
                  "dead": (HOST, DEAD_PORT, DEAD_PORT),
-                 "silent": (HOST, SILENT_PORT, SILENT_PORT)}
+                 "silent": (HOST, SILENT_PORT, SILENT_PORT),
+                 "bigclose": (HOST, BIGCLOSE_PORT, 0)}
     routes = [("user", user(i), "two") for i in range(2, NUSERS + 1, 2)]
     routes += [("user", user(19), "onetls"),
                ("user", "down@example.org", "dead"),
                ("user", "slow@example.org", "silent"),
+               ("user", "bigclose@example.org", "bigclose"),
                ("domain", "example.org", "one")]
     env.conf = os.path.join(work, "postern.conf")
     kp = 'keypair "mail.example.org" keypair "mail.example.net"'
@@ -224,6 +262,8 @@ def teardown():
             d.stop()
     if getattr(env, "silent", None) is not None:
         env.silent.close()
+    if getattr(env, "bigclose", None) is not None:
+        env.bigclose.close()
 
 
 # ---------------------------------------------------------------- helpers
@@ -1291,6 +1331,59 @@ def _():
             data += chunk
         check(b"\r\nb OK" in data and b"\r\nd OK" in data,
               f"{u}: replies lost after half-close: {data[-200:]!r}")
+
+
+@case("client-sending-after-server-close-loses-no-reply")
+def _():
+    # The upstream sends 1 MB, a BYE and closes while a slow client has
+    # read little of it; the client then sends one more command.  Closing
+    # the client's socket under that command would answer it with a
+    # reset and destroy the replies not yet read.
+    for tls in (False, True):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(20)
+        sock.connect((HOST, IMAPS if tls else IMAP))
+        if tls:
+            sock = tls_ctx().wrap_socket(sock,
+                                         server_hostname="mail.example.org")
+        port = sock.getsockname()[1]
+        data = b""
+        while b"\r\n" not in data:
+            data += sock.recv(4096)
+        sock.sendall(b"a LOGIN bigclose@example.org secret\r\n")
+        while b"\r\na OK" not in data:
+            chunk = sock.recv(4096)
+            check(chunk, f"closed before the login's answer: {data!r}")
+            data += chunk
+        sock.sendall(b"c BIG\r\n")
+        if tls:
+            # relay logs the session closed once tlsproc has ended the
+            # plain side: the moment a careless close would bite
+            closed = re.compile(r"relay: session \w+: closed \(%s:%d\)" %
+                                (re.escape(HOST), port))
+            deadline = time.monotonic() + 15
+            while not closed.search(env.postern.log_text()) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+            check(closed.search(env.postern.log_text()),
+                  "relay did not end the TLS session")
+        else:
+            time.sleep(1)               # relay waits for the client here
+        sock.sendall(b"d NOOP\r\n")
+        got = b""
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except OSError as e:
+            check(False, f"tls={tls}: {e} after {len(got)} bytes")
+        check(len(got) >= BIGCLOSE_BYTES * 0.99 and
+              got.endswith(b"\r\nc OK BIG done\r\n"),
+              f"tls={tls}: {len(got)} bytes, ends {got[-40:]!r}")
+        sock.close()
 
 
 @case("tls-bad-handshakes-affect-only-themselves")

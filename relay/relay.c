@@ -600,8 +600,12 @@ upstream_read(struct rsession *rs)
 		 * per read that tells us nothing a plain read(2) does not.
 		 */
 		if (evbuffer_reserve_space(rs->lg->uin, UPSTREAM_LINE_MAX,
-			&space, 1) != 1)
-			fatalx("evbuffer_reserve_space failed");
+			&space, 1) != 1) {
+			/* this login fails, not every session of the relay */
+			log_warnx("session %016llx: out of memory",
+			    (unsigned long long)rs->sid);
+			return -1;
+		}
 		n = read(rs->ufd, space.iov_base, UPSTREAM_LINE_MAX);
 		if (n > 0) {
 			space.iov_len = n;

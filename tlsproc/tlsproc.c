@@ -15,7 +15,6 @@
 #include <sys/types.h>
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -411,7 +410,6 @@ tconn_start(struct tls_listener *l, int fd, uint32_t session_id, int starttls)
 	struct tconn *t;
 	struct timeval tv;
 	socklen_t len;
-	int on = 1;
 
 	if ((t = calloc(1, sizeof(*t))) == NULL) {
 		log_warn("calloc");
@@ -420,8 +418,11 @@ tconn_start(struct tls_listener *l, int fd, uint32_t session_id, int starttls)
 	}
 	t->listener = l;
 	t->fd = fd;
-	/* TLS writes small records; Nagle would hold them for an ACK */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	/*
+	 * TLS writes small records, which Nagle would hold for an ACK: the
+	 * socket has TCP_NODELAY from its listener (accepted here, or by
+	 * authproc for STARTTLS).
+	 */
 	t->session_id = session_id;
 	t->starttls = starttls;
 	len = sizeof(t->client);
