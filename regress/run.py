@@ -1336,8 +1336,8 @@ def _():
 @case("client-sending-after-server-close-loses-no-reply")
 def _():
     # The upstream sends 1 MB, a BYE and closes while a slow client has
-    # read little of it; the client then sends one more command.  Closing
-    # the client's socket under that command would answer it with a
+    # read little of it; the client then sends a few more commands.
+    # Closing the client's socket under them would answer them with a
     # reset and destroy the replies not yet read.
     for tls in (False, True):
         sock = socket.socket()
@@ -1370,9 +1370,13 @@ def _():
                   "relay did not end the TLS session")
         else:
             time.sleep(1)               # relay waits for the client here
-        sock.sendall(b"d NOOP\r\n")
         got = b""
         try:
+            # the first reaches the closed upstream, which resets relay's
+            # socket; the next ones find no upstream at all
+            for i in range(4):
+                sock.sendall(b"d%d NOOP\r\n" % i)
+                time.sleep(0.3)
             while True:
                 chunk = sock.recv(65536)
                 if not chunk:

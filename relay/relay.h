@@ -78,6 +78,7 @@ struct splice_dir {
 	struct event rev;
 	struct event wev;
 	int eof;
+	int discard; /* client to upstream only: the upstream is gone */
 	uint64_t bytes;
 };
 

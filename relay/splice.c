@@ -4,6 +4,8 @@
  * payload never enters user space.  A direction that cannot write stops
  * reading (back-pressure) until the other side drains.  A half-close is
  * passed on with shutdown(2); the session ends when both sides are done.
+ * A client whose bytes can no longer reach the upstream is read and
+ * ignored until it closes (splice_discard_start()), never reset.
  *
  * A pipe is held only while bytes sit in it: once a direction has
  * written out everything it read, its pipe goes back to a small shared
@@ -28,6 +30,8 @@
 #define SPLICE_CHUNK  (1 << 20)
 #define PIPE_POOL_MAX 64 /* empty pipes kept for reuse */
 #define PIPE_SIZE     (256 * 1024)
+#define DISCARD_SEC   30 /* a client talking to a closed upstream */
+#define DISCARD_READS 16 /* reads per wake-up while discarding */
 
 struct spare_pipe {
 	int fd[2];
@@ -93,6 +97,81 @@ splice_finish_if_done(struct rsession *rs)
 }
 
 static void
+splice_discard(int fd, short event, void *arg)
+{
+	struct splice_dir *d = arg;
+	unsigned char sink[4096];
+	ssize_t n;
+	int i;
+
+	if (event & EV_TIMEOUT) {
+		relay_session_closed(d->rs);
+		return;
+	}
+	for (i = 0; i < DISCARD_READS; i++) {
+		n = read(fd, sink, sizeof(sink));
+		if (n > 0)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		/* the client's FIN (or an error): its side is done */
+		event_del(&d->rev);
+		event_del(&d->wev);
+		d->eof = 1;
+		splice_finish_if_done(d->rs);
+		return;
+	}
+}
+
+static void
+splice_drop(struct splice_dir *d)
+{
+	event_del(&d->rev);
+	event_del(&d->wev);
+	pipe_put(d); /* closed, not shared, if bytes are left in it */
+	d->inpipe = 0;
+	if (d->pending != NULL) {
+		evbuffer_free(d->pending);
+		d->pending = NULL;
+	}
+}
+
+/*
+ * The upstream no longer takes the client's bytes (it has closed, as a
+ * server does after BYE), but what it said may still be on its way to
+ * the client.  Closing the client's socket now would let the kernel
+ * answer the client's next bytes with a reset, and a reset destroys
+ * replies the client has not read: so its bytes are read and thrown
+ * away until it closes, for DISCARD_SEC at most, while the other
+ * direction finishes.
+ */
+static void
+splice_discard_start(struct splice_dir *d)
+{
+	struct timeval tv = {DISCARD_SEC, 0};
+
+	splice_drop(d);
+	d->discard = 1;
+	event_set(&d->rev, d->from, EV_READ | EV_PERSIST, splice_discard, d);
+	event_add(&d->rev, NULL);
+	evtimer_set(&d->wev, splice_discard, d);
+	evtimer_add(&d->wev, &tv);
+}
+
+/* Writing to the upstream failed: it has closed or reset. */
+static void
+splice_upstream_gone(struct splice_dir *c2u)
+{
+	if (!c2u->eof) {
+		splice_discard_start(c2u);
+		return;
+	}
+	/* the client has said all it will: let the replies finish */
+	splice_drop(c2u);
+	splice_finish_if_done(c2u->rs);
+}
+
+static void
 splice_fail(struct splice_dir *d)
 {
 	/* a reset or error on either side ends the whole session */
@@ -137,7 +216,10 @@ static void
 splice_after_flush(struct splice_dir *d, int flushed)
 {
 	if (flushed == -1) {
-		splice_fail(d);
+		if (d == &d->rs->c2u)
+			splice_upstream_gone(d);
+		else
+			splice_fail(d);
 		return;
 	}
 	if (flushed == 0) {
@@ -213,6 +295,7 @@ splice_dir_init(struct rsession *rs, struct splice_dir *d, int from, int to,
 	d->to = to;
 	d->inpipe = 0;
 	d->eof = 0;
+	d->discard = 0;
 	d->bytes = 0;
 	d->pipefd[0] = d->pipefd[1] = -1;
 	if ((d->pending = evbuffer_new()) == NULL ||
