@@ -60,12 +60,29 @@ pump_net_to_plain(struct tlsbridge *b, int *progress)
 	ssize_t n;
 
 	for (;;) {
+		if (b->n2p_len > b->n2p_off && b->plain_wr_gone) {
+			b->n2p_off = b->n2p_len; /* nowhere to go */
+			*progress = 1;
+			continue;
+		}
 		if (b->n2p_len > b->n2p_off) {
 			n = write(b->plainfd, b->n2p + b->n2p_off,
 			    b->n2p_len - b->n2p_off);
 			if (n == -1) {
 				if (errno == EAGAIN || errno == EINTR)
 					return WANT_PLAIN_WRITE;
+				/*
+				 * In tlsproc the plain side is postern, which
+				 * has closed: the client's bytes are dropped
+				 * from now on, and the session ends with the
+				 * lingering close once the plain side's last
+				 * bytes are read, never with a reset.
+				 */
+				if (!b->plain_half_close &&
+				    (errno == EPIPE || errno == ECONNRESET)) {
+					b->plain_wr_gone = 1;
+					continue;
+				}
 				b->error = "plain side write failed";
 				return -1;
 			}
@@ -76,7 +93,7 @@ pump_net_to_plain(struct tlsbridge *b, int *progress)
 		}
 		b->n2p_off = b->n2p_len = 0;
 		if (b->net_eof) {
-			if (!b->plain_shut) {
+			if (!b->plain_shut && !b->plain_wr_gone) {
 				shutdown(b->plainfd, SHUT_WR);
 				b->plain_shut = 1;
 			}
@@ -108,6 +125,11 @@ pump_plain_to_net(struct tlsbridge *b, int *progress)
 	ssize_t n;
 
 	for (;;) {
+		if (b->p2n_len > b->p2n_off && b->net_wr_gone) {
+			b->p2n_off = b->p2n_len; /* nowhere to go */
+			*progress = 1;
+			continue;
+		}
 		if (b->p2n_len > b->p2n_off) {
 			n = tls_write(b->tls, b->p2n + b->p2n_off,
 			    b->p2n_len - b->p2n_off);
@@ -119,6 +141,16 @@ pump_plain_to_net(struct tlsbridge *b, int *progress)
 			 * libretls can report a dead peer (EPIPE) as 0 bytes
 			 * written: counting that as progress would spin.
 			 */
+			if (n <= 0 && b->plain_half_close && b->net_eof) {
+				/*
+				 * In relay: the upstream has closed.  Its last
+				 * replies still go to the client, whose bytes
+				 * are dropped until it closes (linger timer):
+				 * closing on it would draw a reset.
+				 */
+				b->net_wr_gone = 1;
+				continue;
+			}
 			if (n <= 0) {
 				b->error = n == 0 ? "TLS peer gone"
 						  : tls_error(b->tls);
@@ -136,8 +168,13 @@ pump_plain_to_net(struct tlsbridge *b, int *progress)
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EINTR)
 				return WANT_PLAIN_READ;
-			b->error = "plain side read failed";
-			return -1;
+			/* tlsproc: postern closed over unread bytes */
+			if (!b->plain_half_close && errno == ECONNRESET)
+				n = 0;
+			else {
+				b->error = "plain side read failed";
+				return -1;
+			}
 		}
 		if (n == 0) {
 			b->plain_eof = 1;
@@ -175,6 +212,12 @@ tlsbridge_run(struct tlsbridge *b)
 	 * only have half-closed after LOGOUT: keep passing on what the
 	 * upstream still says, for a while.
 	 */
+	if (b->net_wr_gone && !evtimer_pending(&b->linger_ev, NULL)) {
+		struct timeval tv = {TLSBRIDGE_LINGER_SEC, 0};
+
+		evtimer_set(&b->linger_ev, tlsbridge_event, b);
+		evtimer_add(&b->linger_ev, &tv);
+	}
 	if (b->plain_eof && b->p2n_len == 0) {
 		if (b->net_eof) {
 			tlsbridge_finish(b);

@@ -38,6 +38,8 @@ struct tlsbridge {
 	const char *error;
 	int plain_half_close; /* see tlsbridge_start */
 	int draining;	      /* 1: sending close_notify, 2: reading to EOF */
+	int plain_wr_gone;    /* tlsproc: postern closed; drop client bytes */
+	int net_wr_gone;      /* relay: the upstream closed; drop client bytes */
 	struct event linger_ev;
 	tlsbridge_done_cb done;
 	void *arg;

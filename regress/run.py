@@ -67,7 +67,7 @@ DV2 = (26143, 26110)
 DEAD_PORT = 27999                      # nothing listens here
 SILENT_PORT = 27998                    # accepts, never greets
 BIGCLOSE_PORT = 27997                  # answers BIG with 1 MB, then closes
-BIGCLOSE_BYTES = 1 << 20
+BIGCLOSE_BYTES = 192 << 10            # fits relay's pipe: read at once
 NUSERS = 20
 PASSWORD = "secret"
 
@@ -138,6 +138,8 @@ def bigclose_upstream():
                 c.sendall(row * (BIGCLOSE_BYTES // len(row)) +
                           b"* BYE closing\r\n" + tag + b" OK BIG done\r\n")
                 c.shutdown(socket.SHUT_WR)
+                c.close()
+                env.bigclose_closed.set()
                 return
 
     def loop():
@@ -175,6 +177,7 @@ def setup(args):
     env.dv1.start()
     env.dv2.start()
     env.silent = silent_upstream()
+    env.bigclose_closed = threading.Event()
     env.bigclose = bigclose_upstream()
 
     upstreams = {"one": (HOST, DV1[0], DV1[1]),
@@ -1351,12 +1354,29 @@ def _():
         data = b""
         while b"\r\n" not in data:
             data += sock.recv(4096)
+        env.bigclose_closed.clear()
         sock.sendall(b"a LOGIN bigclose@example.org secret\r\n")
         while b"\r\na OK" not in data:
             chunk = sock.recv(4096)
             check(chunk, f"closed before the login's answer: {data!r}")
             data += chunk
         sock.sendall(b"c BIG\r\n")
+        # The upstream has closed and relay has read all it sent (nothing
+        # queued on relay's socket, or the socket gone) before the client
+        # says more: a reset from the upstream cannot destroy anything.
+        check(env.bigclose_closed.wait(15), "the upstream did not close")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            ss = subprocess.run(["ss", "-tnH", "dport", "=",
+                                 f":{BIGCLOSE_PORT}"],
+                                capture_output=True, text=True).stdout
+            queued = [int(ln.split()[1]) for ln in ss.splitlines()
+                      if ln.split()[0] != "TIME-WAIT"]
+            if not any(queued):
+                break
+            time.sleep(0.05)
+        else:
+            check(False, f"relay did not read the upstream's reply: {ss!r}")
         if tls:
             # relay logs the session closed once tlsproc has ended the
             # plain side: the moment a careless close would bite
@@ -1368,8 +1388,6 @@ def _():
                 time.sleep(0.05)
             check(closed.search(env.postern.log_text()),
                   "relay did not end the TLS session")
-        else:
-            time.sleep(1)               # relay waits for the client here
         got = b""
         try:
             # the first reaches the closed upstream, which resets relay's

@@ -105,6 +105,13 @@ splice_discard(int fd, short event, void *arg)
 	int i;
 
 	if (event & EV_TIMEOUT) {
+		struct timeval tv = {DISCARD_SEC, 0};
+
+		/* replies still on their way to a slow client: not yet */
+		if (!splice_dir_done(&d->rs->u2c)) {
+			evtimer_add(&d->wev, &tv);
+			return;
+		}
 		relay_session_closed(d->rs);
 		return;
 	}
