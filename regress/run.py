@@ -99,13 +99,12 @@ def check(cond, what):
 
 # ---------------------------------------------------------------- setup
 
-def silent_upstream():
-    """A server that accepts and never says a word: login must time out."""
+def listen_in_thread(port, handle):
+    """Accept on port in a thread and pass each connection to handle."""
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((HOST, SILENT_PORT))
+    s.bind((HOST, port))
     s.listen(64)
-    conns = []
 
     def loop():
         while True:
@@ -113,19 +112,20 @@ def silent_upstream():
                 c, _ = s.accept()
             except OSError:
                 return
-            conns.append(c)
+            handle(c)
     threading.Thread(target=loop, daemon=True).start()
     return s
+
+
+def silent_upstream():
+    """A server that accepts and never says a word: login must time out."""
+    conns = []
+    return listen_in_thread(SILENT_PORT, conns.append)
 
 
 def bigclose_upstream():
     """An IMAP server that answers BIG with a large reply and a BYE, then
     closes, as a server's autologout or shutdown would."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((HOST, BIGCLOSE_PORT))
-    s.listen(16)
-
     def serve(c):
         with c:
             c.sendall(b"* OK [CAPABILITY IMAP4rev1 ID] bigclose\r\n")
@@ -142,15 +142,8 @@ def bigclose_upstream():
                 env.bigclose_closed.set()
                 return
 
-    def loop():
-        while True:
-            try:
-                c, _ = s.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
-    return s
+    return listen_in_thread(BIGCLOSE_PORT, lambda c: threading.Thread(
+        target=serve, args=(c,), daemon=True).start())
 
 
 def setup(args):
