@@ -149,8 +149,8 @@ splice_drop(struct splice_dir *d)
  * the client.  Closing the client's socket now would let the kernel
  * answer the client's next bytes with a reset, and a reset destroys
  * replies the client has not read: so its bytes are read and thrown
- * away until it closes, for DISCARD_SEC at most, while the other
- * direction finishes.
+ * away until it closes, while the other direction finishes, and for at
+ * most DISCARD_SEC once that is done.
  */
 static void
 splice_discard_start(struct splice_dir *d)
