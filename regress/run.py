@@ -1845,7 +1845,7 @@ def _():
 BENCH_RATIOS = ("fetch_vs_direct", "fetch_vs_nginx_tuned",
                 "login_rate_vs_nginx", "cpu_per_login_vs_nginx",
                 "rss_per_session_vs_nginx",
-                "tls2_vs_1_imaps_login_rate")
+                "tls2_vs_1_imaps_login_rate", "fetch_cpu_bound_vs_direct")
 
 
 @case("bench-harness-runs-end-to-end")
