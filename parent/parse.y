@@ -81,6 +81,7 @@ typedef struct {
 %token	MEMCACHE SERVER BACKOFF STORE LOCAL
 %token	LOOKUP HANDLER RETRY PASSPASSWORD CACHE NETWORK POOL BALANCE
 %token	ROUNDROBIN CLIENTIP MAXFAILS FAILTIMEOUT RELAY PROCESSES
+%token	LINGER STALL
 %type	<v.number>	window
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -161,6 +162,12 @@ main		: USER string {
 		}
 		| TIMEOUT PREAUTH seconds {
 			conf->global.timeout_preauth = $3;
+		}
+		| TIMEOUT LINGER seconds {
+			conf->global.timeout_linger = $3;
+		}
+		| TIMEOUT STALL seconds {
+			conf->global.timeout_stall = $3;
 		}
 		| LIMIT LINE count {
 			if ($3 < 512 || $3 > 8192) {
@@ -912,6 +919,7 @@ lookup(const char *s)
 		{ "keypair",		KEYPAIR },
 		{ "limit",		LIMIT },
 		{ "line",		LINE },
+		{ "linger",		LINGER },
 		{ "listen",		LISTEN },
 		{ "literal",		LITERAL },
 		{ "local",		LOCAL },
@@ -945,6 +953,7 @@ lookup(const char *s)
 		{ "server",		SERVER },
 		{ "session-lifetime",	SESSIONLIFETIME },
 		{ "sessions",		SESSIONS },
+		{ "stall",		STALL },
 		{ "store",		STORE },
 		{ "syslog",		SYSLOG },
 		{ "throttle",		THROTTLE },
@@ -1423,6 +1432,8 @@ conf_defaults(struct postern_conf *c)
 	c->global.timeout_connect = 10;
 	c->global.timeout_login = 30;
 	c->global.timeout_preauth = 60;
+	c->global.timeout_linger = 60;
+	c->global.timeout_stall = 300;
 	c->global.max_line = 8192;
 	c->global.max_literal = PASS_MAX_LEN;
 	c->global.max_bad_commands = 10;

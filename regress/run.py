@@ -220,6 +220,7 @@ def setup(args):
                              ("domain", "example.org", "one")],
                  extra="timeout pre-auth 2\ntimeout login 3\n"
                        "timeout handshake 2\nlimit bad-commands 3\n"
+                       "timeout linger 2\ntimeout stall 3\n"
                        "timeout pre-auth-total 4\n"
                        'proxy-protocol trusted "127.0.0.1/32"\n' + LOOSE_LIMITS,
                  keypairs={"mail.example.org": env.certs["mail.example.org"]})
@@ -1399,6 +1400,80 @@ def _():
               got.endswith(b"\r\nc OK BIG done\r\n"),
               f"tls={tls}: {len(got)} bytes, ends {got[-40:]!r}")
         sock.close()
+
+
+def relay_logged(p, pattern, secs):
+    """Wait until relay logs a line matching pattern; returns it or None."""
+    rx = re.compile(r"relay: " + pattern)
+    deadline = time.monotonic() + secs
+    while True:
+        m = rx.search(p.log_text())
+        if m or time.monotonic() > deadline:
+            return m
+        time.sleep(0.1)
+
+
+def raw_imap_session(port, u, rcvbuf=None):
+    """A logged-in IMAP session on a plain socket; returns (sock, port)."""
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(20)
+    sock.connect((HOST, port))
+    data = b""
+    while b"\r\n" not in data:
+        data += sock.recv(4096)
+    sock.sendall(b"a LOGIN %s %s\r\n" % (u.encode(), PASSWORD.encode()))
+    while b"\r\na OK" not in data and not data.startswith(b"a OK"):
+        chunk = sock.recv(4096)
+        check(chunk, f"closed before the login's answer: {data!r}")
+        data += chunk
+        check(b"\r\na NO" not in data, f"login refused: {data!r}")
+    return sock, sock.getsockname()[1]
+
+
+@case("client-left-open-after-upstream-close-is-ended")
+def _():
+    # the hooks postern has timeout linger 2: a client that reads the
+    # upstream's BYE and FIN but never closes must not hold relay's
+    # descriptors for ever
+    sock, port = raw_imap_session(HIMAP, user(3))
+    sock.sendall(b"z LOGOUT\r\n")
+    got = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    check(b"z OK" in got, f"no LOGOUT answer: {got!r}")
+    closed = relay_logged(env.hooks, r"session (\w+): closed \(%s:%d\)" %
+                          (re.escape(HOST), port), 20)
+    check(closed is not None, "relay kept the session of a client that "
+          "never closed")
+    check(relay_logged(env.hooks, r"session %s: client still open 2 s after "
+                       r"the upstream closed" % closed.group(1), 0),
+          "the session ended, but not by the linger time-out")
+    sock.close()
+
+
+@case("client-that-stops-reading-is-ended-after-stall")
+def _():
+    # timeout stall 3 on the hooks postern: a client that asks for 8 MB
+    # and reads none of it is cut off, not kept for ever
+    u = user(7)
+    env.dv1.deliver(u, message(8 * 1024 * 1024, seed=11))
+    sock, port = raw_imap_session(HIMAP, u, rcvbuf=4096)
+    sock.sendall(b"s SELECT INBOX\r\nf FETCH * BODY[]\r\n")
+    closed = relay_logged(env.hooks, r"session (\w+): closed \(%s:%d\)" %
+                          (re.escape(HOST), port), 30)
+    check(closed is not None, "relay waited for ever on a client that "
+          "stopped reading")
+    check(relay_logged(env.hooks, r"session %s: client took nothing for 3 s"
+                       % closed.group(1), 0),
+          "the session ended, but not by the stall time-out")
+    sock.close()
+    # relay goes on serving
+    check(imap_login_ok(HIMAP, user(1)), "login after the stall failed")
 
 
 @case("tls-bad-handshakes-affect-only-themselves")

@@ -7,6 +7,11 @@
  * A client whose bytes can no longer reach the upstream is read and
  * ignored until it closes (splice_discard_start()), never reset.
  *
+ * Nothing waits for ever: a write that finds no room for `timeout stall'
+ * seconds ends the session (a peer that stopped reading), and so does a
+ * client that keeps its side open `timeout linger' seconds after the
+ * upstream has closed and all its bytes have gone out.
+ *
  * A pipe is held only while bytes sit in it: once a direction has
  * written out everything it read, its pipe goes back to a small shared
  * pool.  An idle session then costs its two sockets and no pipe, which is
@@ -82,6 +87,43 @@ pipe_put(struct splice_dir *d)
 
 static void splice_read(int, short, void *);
 static void splice_write(int, short, void *);
+
+/* A blocked write: watched for room, for at most `timeout stall'. */
+static void
+splice_wait_writable(struct splice_dir *d)
+{
+	struct timeval tv = {relay_conf.timeout_stall, 0};
+
+	event_add(&d->wev, &tv);
+}
+
+static void
+splice_linger_expired(int fd, short event, void *arg)
+{
+	struct rsession *rs = arg;
+
+	(void)fd;
+	(void)event;
+	log_info("session %016llx: client still open %u s after the "
+		 "upstream closed",
+	    (unsigned long long)rs->sid, relay_conf.timeout_linger);
+	relay_session_closed(rs);
+}
+
+/*
+ * The upstream has closed and every byte it sent is out: the client
+ * normally closes at once.  One that does not gets `timeout linger'
+ * seconds, timed on the finished direction's write event, which has
+ * nothing else to do now.
+ */
+static void
+splice_linger_start(struct splice_dir *u2c)
+{
+	struct timeval tv = {relay_conf.timeout_linger, 0};
+
+	evtimer_set(&u2c->wev, splice_linger_expired, u2c->rs);
+	evtimer_add(&u2c->wev, &tv);
+}
 
 static int
 splice_dir_done(const struct splice_dir *d)
@@ -232,7 +274,7 @@ splice_after_flush(struct splice_dir *d, int flushed)
 	if (flushed == 0) {
 		/* the receiver is full: stop reading until it drains */
 		event_del(&d->rev);
-		event_add(&d->wev, NULL);
+		splice_wait_writable(d);
 		return;
 	}
 	event_del(&d->wev);
@@ -249,6 +291,8 @@ splice_after_flush(struct splice_dir *d, int flushed)
 		 */
 		if (!splice_dir_done(other) || d->to == rs->cfd)
 			shutdown(d->to, SHUT_WR);
+		if (d == &rs->u2c && !splice_dir_done(other) && !other->discard)
+			splice_linger_start(d);
 		splice_finish_if_done(rs);
 		return;
 	}
@@ -289,7 +333,14 @@ splice_write(int fd, short event, void *arg)
 	struct splice_dir *d = arg;
 
 	(void)fd;
-	(void)event;
+	if (event & EV_TIMEOUT) {
+		log_info("session %016llx: %s took nothing for %u s",
+		    (unsigned long long)d->rs->sid,
+		    d == &d->rs->u2c ? "client" : "upstream",
+		    relay_conf.timeout_stall);
+		relay_session_closed(d->rs);
+		return;
+	}
 	splice_after_flush(d, splice_flush(d));
 }
 
@@ -322,7 +373,7 @@ splice_begin(struct splice_dir *d)
 		event_add(&d->rev, NULL);
 		return 0;
 	case 0:
-		event_add(&d->wev, NULL);
+		splice_wait_writable(d);
 		return 0;
 	default:
 		return -1;

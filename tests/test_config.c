@@ -82,6 +82,8 @@ static const char full_conf[] = "# a comment line\n"
 				"timeout connect 5\t# trailing comment\n"
 				"timeout login 20\n"
 				"timeout pre-auth 45\n"
+				"timeout linger 7\n"
+				"timeout stall 120\n"
 				"limit line 4096\n"
 				"limit literal 512\n"
 				"limit bad-commands 5\n"
@@ -122,6 +124,8 @@ test_full_config(void **state)
 	assert_int_equal(c->global.timeout_connect, 5);
 	assert_int_equal(c->global.timeout_login, 20);
 	assert_int_equal(c->global.timeout_preauth, 45);
+	assert_int_equal(c->global.timeout_linger, 7);
+	assert_int_equal(c->global.timeout_stall, 120);
 	assert_int_equal(c->global.max_line, 4096);
 	assert_int_equal(c->global.max_literal, 512);
 	assert_int_equal(c->global.max_bad_commands, 5);
@@ -202,6 +206,8 @@ test_defaults(void **state)
 	assert_int_equal(c->global.timeout_connect, 10);
 	assert_int_equal(c->global.timeout_login, 30);
 	assert_int_equal(c->global.timeout_preauth, 60);
+	assert_int_equal(c->global.timeout_linger, 60);
+	assert_int_equal(c->global.timeout_stall, 300);
 	assert_int_equal(c->global.max_line, 8192);
 	assert_int_equal(c->global.max_literal, PASS_MAX_LEN);
 	assert_int_equal(c->global.max_bad_commands, 10);
@@ -311,6 +317,10 @@ test_timeout_range(void **state)
 		     "timeout pre-auth -5\n");
 	expect_error("listen on 127.0.0.1 port 143 imap\n"
 		     "timeout idle 5\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+		     "timeout linger 0\n");
+	expect_error("listen on 127.0.0.1 port 143 imap\n"
+		     "timeout stall 86401\n");
 	c = parse_text("listen on 127.0.0.1 port 143 imap\n"
 		       "timeout pre-auth 86400\ntimeout connect 1\n");
 	assert_non_null(c);
