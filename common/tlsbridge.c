@@ -141,12 +141,13 @@ pump_plain_to_net(struct tlsbridge *b, int *progress)
 			 * libretls can report a dead peer (EPIPE) as 0 bytes
 			 * written: counting that as progress would spin.
 			 */
-			if (n <= 0 && b->plain_half_close && b->net_eof) {
+			if (n <= 0 && b->plain_half_close) {
 				/*
-				 * In relay: the upstream has closed.  Its last
-				 * replies still go to the client, whose bytes
-				 * are dropped until it closes (linger timer):
-				 * closing on it would draw a reset.
+				 * In relay: the upstream has closed (its EOF
+				 * may still be behind replies the client has
+				 * not taken).  Those replies still go to the
+				 * client, whose bytes are dropped until it
+				 * closes: closing on it would draw a reset.
 				 */
 				b->net_wr_gone = 1;
 				continue;
@@ -186,10 +187,45 @@ pump_plain_to_net(struct tlsbridge *b, int *progress)
 	}
 }
 
+/*
+ * relay: one side is done but not the other.  Once the upstream has
+ * closed and its bytes are out, the client gets linger_sec to close, and
+ * no more.  A client that has only half-closed (after LOGOUT, say) keeps
+ * getting the upstream's replies for as long as they come: the timer
+ * runs only while nothing is on its way to the client (a client slow to
+ * take them is the stall timer's business) and starts again at every
+ * move, so only the upstream's silence ends the session.
+ */
+static void
+tlsbridge_linger(struct tlsbridge *b, int moved)
+{
+	struct timeval tv = {b->linger_sec ? b->linger_sec
+					   : TLSBRIDGE_LINGER_SEC,
+	    0};
+	int pending = evtimer_pending(&b->linger_ev, NULL);
+
+	if (b->net_eof) {
+		if (b->linger_final)
+			return;
+		b->linger_final = 1;
+	} else if (!(b->plain_eof && b->p2n_len == 0))
+		return;
+	else if (b->n2p_len > b->n2p_off) {
+		if (pending)
+			evtimer_del(&b->linger_ev);
+		return;
+	} else if (pending && !moved)
+		return;
+	/* adding a pending timer again only moves its deadline */
+	if (!pending)
+		evtimer_set(&b->linger_ev, tlsbridge_event, b);
+	evtimer_add(&b->linger_ev, &tv);
+}
+
 static void
 tlsbridge_run(struct tlsbridge *b)
 {
-	int want, w1, w2, progress;
+	int want, w1, w2, progress, moved = 0;
 	short netev = 0, plainev = 0;
 	struct timeval stall;
 
@@ -203,43 +239,30 @@ tlsbridge_run(struct tlsbridge *b)
 			return;
 		}
 		want = w1 | w2;
+		moved |= progress;
 	} while (progress && !(b->net_eof && b->plain_eof));
 
-	/*
-	 * The plain side is done and all it said is written.  In tlsproc
-	 * that side is postern itself ending the session: close, but
-	 * gracefully (tlsbridge_drain()).  In relay it is a client that may
-	 * only have half-closed after LOGOUT: keep passing on what the
-	 * upstream still says, for a while.
-	 */
-	if (b->net_wr_gone && !evtimer_pending(&b->linger_ev, NULL)) {
-		struct timeval tv = {TLSBRIDGE_LINGER_SEC, 0};
+	if (b->plain_eof && b->p2n_len == 0 && b->net_eof) {
+		tlsbridge_finish(b);
+		return;
+	}
+	if (b->plain_half_close)
+		tlsbridge_linger(b, moved);
+	else if (b->plain_eof && b->p2n_len == 0) {
+		/*
+		 * tlsproc: the plain side is postern itself ending the
+		 * session, and all it said is written: close, but
+		 * gracefully (tlsbridge_drain()).
+		 */
+		struct timeval tv = {TLSBRIDGE_DRAIN_SEC, 0};
 
+		event_del(&b->netev);
+		event_del(&b->plainev);
 		evtimer_set(&b->linger_ev, tlsbridge_event, b);
 		evtimer_add(&b->linger_ev, &tv);
-	}
-	if (b->plain_eof && b->p2n_len == 0) {
-		if (b->net_eof) {
-			tlsbridge_finish(b);
-			return;
-		}
-		if (!b->plain_half_close) {
-			struct timeval tv = {TLSBRIDGE_DRAIN_SEC, 0};
-
-			event_del(&b->netev);
-			event_del(&b->plainev);
-			evtimer_set(&b->linger_ev, tlsbridge_event, b);
-			evtimer_add(&b->linger_ev, &tv);
-			b->draining = 1;
-			tlsbridge_drain(b);
-			return;
-		}
-		if (!evtimer_pending(&b->linger_ev, NULL)) {
-			struct timeval tv = {TLSBRIDGE_LINGER_SEC, 0};
-
-			evtimer_set(&b->linger_ev, tlsbridge_event, b);
-			evtimer_add(&b->linger_ev, &tv);
-		}
+		b->draining = 1;
+		tlsbridge_drain(b);
+		return;
 	}
 	if (want & WANT_NET_READ)
 		netev |= EV_READ;
@@ -252,7 +275,7 @@ tlsbridge_run(struct tlsbridge *b)
 	event_del(&b->netev);
 	event_del(&b->plainev);
 	/* waiting to write bounds the wait: a peer may never read again */
-	stall.tv_sec = TLSBRIDGE_STALL_SEC;
+	stall.tv_sec = b->stall_sec ? b->stall_sec : TLSBRIDGE_STALL_SEC;
 	stall.tv_usec = 0;
 	if (netev) {
 		event_set(&b->netev, b->netfd, netev, tlsbridge_event, b);
@@ -345,11 +368,14 @@ tlsbridge_start(struct tlsbridge *b, struct tls *tls, int netfd, int plainfd,
     size_t to_plainlen, tlsbridge_done_cb done, void *arg)
 {
 	int half_close = b->plain_half_close;
+	uint32_t linger_sec = b->linger_sec, stall_sec = b->stall_sec;
 
 	if (to_netlen > sizeof(b->p2n) || to_plainlen > sizeof(b->n2p))
 		return -1;
 	memset(b, 0, sizeof(*b));
 	b->plain_half_close = half_close;
+	b->linger_sec = linger_sec;
+	b->stall_sec = stall_sec;
 	b->tls = tls;
 	b->netfd = netfd;
 	b->plainfd = plainfd;

@@ -13,11 +13,11 @@
 #include <event.h>
 #include <tls.h>
 
-#define TLSBRIDGE_BUFSZ	     16384
-#define TLSBRIDGE_STALL_SEC  300 /* a side that takes nothing for so long */
-#define TLSBRIDGE_LINGER_SEC 60	 /* after a plain-side half-close */
-#define TLSBRIDGE_DRAIN_SEC  60	 /* our side closed: the peer's FIN */
-#define TLSBRIDGE_DRAIN_READS 16 /* reads per wake-up while draining */
+#define TLSBRIDGE_BUFSZ	      16384
+#define TLSBRIDGE_STALL_SEC   300 /* a side that takes nothing for so long */
+#define TLSBRIDGE_LINGER_SEC  60  /* default for linger_sec */
+#define TLSBRIDGE_DRAIN_SEC   60  /* our side closed: the peer's FIN */
+#define TLSBRIDGE_DRAIN_READS 16  /* reads per wake-up while draining */
 
 struct tlsbridge;
 typedef void (*tlsbridge_done_cb)(struct tlsbridge *, void *);
@@ -37,9 +37,12 @@ struct tlsbridge {
 	struct event plainev;
 	const char *error;
 	int plain_half_close; /* see tlsbridge_start */
+	uint32_t linger_sec;  /* relay: the client's close, or idle after it */
+	uint32_t stall_sec;   /* 0: TLSBRIDGE_STALL_SEC */
+	int linger_final;     /* the upstream is done: the timer is not reset */
 	int draining;	      /* 1: sending close_notify, 2: reading to EOF */
 	int plain_wr_gone;    /* tlsproc: postern closed; drop client bytes */
-	int net_wr_gone;      /* relay: the upstream closed; drop client bytes */
+	int net_wr_gone; /* relay: the upstream closed; drop client bytes */
 	struct event linger_ev;
 	tlsbridge_done_cb done;
 	void *arg;

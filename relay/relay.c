@@ -213,6 +213,8 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 				fatal("calloc");
 			/* a client's half-close must not cut the replies */
 			rs->bridge->plain_half_close = 1;
+			rs->bridge->linger_sec = relay_conf.timeout_linger;
+			rs->bridge->stall_sec = relay_conf.timeout_stall;
 			if (tlsbridge_start(rs->bridge, rs->utls, rs->ufd,
 				rs->cfd, rs->lg->pipelined, rs->lg->pipelen,
 				toclient, oklen + left, rsession_bridge_done,
