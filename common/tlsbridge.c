@@ -383,6 +383,8 @@ tlsbridge_start(struct tlsbridge *b, struct tls *tls, int netfd, int plainfd,
 	b->arg = arg;
 	event_set(&b->netev, netfd, EV_READ, tlsbridge_event, b);
 	event_set(&b->plainev, plainfd, EV_READ, tlsbridge_event, b);
+	/* set up now: asking a zeroed event whether it is pending warns */
+	evtimer_set(&b->linger_ev, tlsbridge_event, b);
 	if (to_netlen > 0) {
 		memcpy(b->p2n, to_net, to_netlen);
 		b->p2n_len = to_netlen;
