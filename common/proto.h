@@ -99,9 +99,9 @@ struct conf_global {
 	uint32_t timeout_preauth_total; /* s from connect to login */
 	uint32_t relays;		/* relay processes */
 	uint32_t tlsprocs;		/* tlsproc workers */
-	uint32_t audit; /* the parent writes audit records somewhere */
-	uint32_t timeout_linger; /* s for the client's FIN after the upstream's */
-	uint32_t timeout_stall;  /* s a relayed write may wait for room */
+	uint32_t audit;		 /* the parent writes audit records somewhere */
+	uint32_t timeout_linger; /* s for the client's close after upstream's */
+	uint32_t timeout_stall;	 /* s a relayed write may wait for room */
 	char greeting[128];
 };
 

@@ -216,9 +216,7 @@ tlsbridge_linger(struct tlsbridge *b, int moved)
 		return;
 	} else if (pending && !moved)
 		return;
-	/* adding a pending timer again only moves its deadline */
-	if (!pending)
-		evtimer_set(&b->linger_ev, tlsbridge_event, b);
+	/* set up in tlsbridge_start(); adding it again moves its deadline */
 	evtimer_add(&b->linger_ev, &tv);
 }
 

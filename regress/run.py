@@ -1414,6 +1414,12 @@ def relay_logged(p, pattern, secs):
         time.sleep(0.1)
 
 
+def relay_closed(port, secs):
+    """relay's 'closed' line for the hooks session from port, or None."""
+    return relay_logged(env.hooks, r"session (\w+): closed \(%s:%d\)" %
+                        (re.escape(HOST), port), secs)
+
+
 def raw_imap_session(port, u, rcvbuf=None):
     """A logged-in IMAP session on a plain socket; returns (sock, port)."""
     sock = socket.socket()
@@ -1449,8 +1455,7 @@ def _():
             got += chunk
         check(b"z OK" in got, f"{u}: no LOGOUT answer: {got!r}")
         t0 = time.monotonic()
-        closed = relay_logged(env.hooks, r"session (\w+): closed "
-                              r"\(%s:%d\)" % (re.escape(HOST), port), 20)
+        closed = relay_closed(port, 20)
         check(closed is not None, f"{u}: relay kept the session of a "
               "client that never closed")
         # the splice path says why; the bridge's time-out is silent at
@@ -1500,8 +1505,7 @@ def _():
         env.dv1.deliver(u, message(8 * 1024 * 1024, seed=11))
         sock, port = raw_imap_session(HIMAP, u, rcvbuf=4096)
         sock.sendall(b"s SELECT INBOX\r\nf FETCH * BODY[]\r\n")
-        closed = relay_logged(env.hooks, r"session (\w+): closed "
-                              r"\(%s:%d\)" % (re.escape(HOST), port), 30)
+        closed = relay_closed(port, 30)
         check(closed is not None, f"{u}: relay waited for ever on a "
               "client that stopped reading")
         check(u == user(19) or relay_logged(
