@@ -21,6 +21,7 @@
 
 static void tlsbridge_event(int, short, void *);
 static void tlsbridge_drain(struct tlsbridge *);
+static void tlsbridge_stall_check(int, short, void *);
 
 static void
 tlsbridge_finish(struct tlsbridge *b)
@@ -39,6 +40,8 @@ tlsbridge_stop(struct tlsbridge *b)
 	event_del(&b->plainev);
 	if (evtimer_initialized(&b->linger_ev))
 		evtimer_del(&b->linger_ev);
+	if (evtimer_initialized(&b->stall_ev))
+		evtimer_del(&b->stall_ev);
 	if (b->tls != NULL) {
 		tls_close(b->tls); /* best effort close_notify */
 		tls_free(b->tls);
@@ -220,12 +223,80 @@ tlsbridge_linger(struct tlsbridge *b, int moved)
 	evtimer_add(&b->linger_ev, &tv);
 }
 
+static int
+blocked_to_plain(const struct tlsbridge *b)
+{
+	return b->n2p_len > b->n2p_off;
+}
+
+static int
+blocked_to_net(const struct tlsbridge *b)
+{
+	return b->p2n_len > b->p2n_off || (b->wants & WANT_NET_WRITE);
+}
+
+/*
+ * A write waiting for room is bounded by the stall time, counted from
+ * when the wait began and not from the last event: a peer that reads
+ * nothing must not keep the session by sending a byte now and then.
+ * The timer checks the byte counters when it fires rather than being
+ * moved at every run, which would cost a timer update per wake-up.
+ */
+static void
+tlsbridge_stall_arm(struct tlsbridge *b)
+{
+	struct timeval tv = {b->stall_sec ? b->stall_sec : TLSBRIDGE_STALL_SEC,
+	    0};
+
+	if (!blocked_to_plain(b) && !blocked_to_net(b))
+		return;
+	if (evtimer_pending(&b->stall_ev, NULL))
+		return;
+	b->stall_mark_in = b->bytes_in;
+	b->stall_mark_out = b->bytes_out;
+	evtimer_add(&b->stall_ev, &tv);
+}
+
+/*
+ * A side that took nothing for the whole period ends the session, with
+ * one exception: postern's own side (plain in tlsproc, the upstream in
+ * relay) may stop reading while it is busy sending, as a server
+ * streaming a large FETCH does with the commands pipelined behind it.
+ * The client gets no such excuse: it could hold a session by sending
+ * while never reading.
+ */
+static void
+tlsbridge_stall_check(int fd, short event, void *arg)
+{
+	struct tlsbridge *b = arg;
+	int upstream_is_net = b->plain_half_close;
+	int in_moved = b->bytes_in != b->stall_mark_in;
+	int out_moved = b->bytes_out != b->stall_mark_out;
+
+	(void)fd;
+	(void)event;
+	if (blocked_to_plain(b) && !in_moved &&
+	    (upstream_is_net || !out_moved)) {
+		b->ended = TLSBRIDGE_END_PLAIN_STALL;
+		log_debug("tls bridge: the plain side stopped reading");
+		tlsbridge_finish(b);
+		return;
+	}
+	if (blocked_to_net(b) && !out_moved &&
+	    (!upstream_is_net || !in_moved)) {
+		b->ended = TLSBRIDGE_END_NET_STALL;
+		log_debug("tls bridge: the network side stopped reading");
+		tlsbridge_finish(b);
+		return;
+	}
+	tlsbridge_stall_arm(b);
+}
+
 static void
 tlsbridge_run(struct tlsbridge *b)
 {
 	int want, w1, w2, progress, moved = 0;
 	short netev = 0, plainev = 0;
-	struct timeval stall;
 
 	do {
 		progress = 0;
@@ -256,6 +327,7 @@ tlsbridge_run(struct tlsbridge *b)
 
 		event_del(&b->netev);
 		event_del(&b->plainev);
+		evtimer_del(&b->stall_ev); /* the drain has its own limit */
 		evtimer_set(&b->linger_ev, tlsbridge_event, b);
 		evtimer_add(&b->linger_ev, &tv);
 		b->draining = 1;
@@ -272,17 +344,16 @@ tlsbridge_run(struct tlsbridge *b)
 		plainev |= EV_WRITE;
 	event_del(&b->netev);
 	event_del(&b->plainev);
-	/* waiting to write bounds the wait: a peer may never read again */
-	stall.tv_sec = b->stall_sec ? b->stall_sec : TLSBRIDGE_STALL_SEC;
-	stall.tv_usec = 0;
 	if (netev) {
 		event_set(&b->netev, b->netfd, netev, tlsbridge_event, b);
-		event_add(&b->netev, (netev & EV_WRITE) ? &stall : NULL);
+		event_add(&b->netev, NULL);
 	}
 	if (plainev) {
 		event_set(&b->plainev, b->plainfd, plainev, tlsbridge_event, b);
-		event_add(&b->plainev, (plainev & EV_WRITE) ? &stall : NULL);
+		event_add(&b->plainev, NULL);
 	}
+	b->wants = want;
+	tlsbridge_stall_arm(b);
 	if (!netev && !plainev) {
 		/* nothing to wait for would mean a stuck session */
 		tlsbridge_finish(b);
@@ -343,8 +414,10 @@ tlsbridge_event(int fd, short event, void *arg)
 
 	(void)fd;
 	if (event & EV_TIMEOUT) {
-		log_debug("tls bridge: %s",
-		    fd == -1 ? "lingered long enough" : "peer stopped reading");
+		/* linger_ev: the relay's linger, or tlsproc's drain */
+		log_debug("tls bridge: lingered long enough");
+		if (!b->draining)
+			b->ended = TLSBRIDGE_END_LINGER;
 		tlsbridge_finish(b);
 		return;
 	}
@@ -383,6 +456,7 @@ tlsbridge_start(struct tlsbridge *b, struct tls *tls, int netfd, int plainfd,
 	event_set(&b->plainev, plainfd, EV_READ, tlsbridge_event, b);
 	/* set up now: asking a zeroed event whether it is pending warns */
 	evtimer_set(&b->linger_ev, tlsbridge_event, b);
+	evtimer_set(&b->stall_ev, tlsbridge_stall_check, b);
 	if (to_netlen > 0) {
 		memcpy(b->p2n, to_net, to_netlen);
 		b->p2n_len = to_netlen;

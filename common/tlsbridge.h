@@ -19,6 +19,14 @@
 #define TLSBRIDGE_DRAIN_SEC   60  /* our side closed: the peer's FIN */
 #define TLSBRIDGE_DRAIN_READS 16  /* reads per wake-up while draining */
 
+/* How a bridge ended, when it was not both sides closing. */
+enum tlsbridge_end {
+	TLSBRIDGE_END_CLOSED,	   /* both sides done, or an error */
+	TLSBRIDGE_END_PLAIN_STALL, /* the plain side took nothing */
+	TLSBRIDGE_END_NET_STALL,   /* the network side took nothing */
+	TLSBRIDGE_END_LINGER,	   /* relay: the client stayed open */
+};
+
 struct tlsbridge;
 typedef void (*tlsbridge_done_cb)(struct tlsbridge *, void *);
 
@@ -44,6 +52,10 @@ struct tlsbridge {
 	int plain_wr_gone;    /* tlsproc: postern closed; drop client bytes */
 	int net_wr_gone; /* relay: the upstream closed; drop client bytes */
 	struct event linger_ev;
+	struct event stall_ev; /* armed while a write waits for room */
+	uint64_t stall_mark_in, stall_mark_out; /* the counters when armed */
+	int wants;		  /* what the last run waits for */
+	enum tlsbridge_end ended; /* why, for the done callback */
 	tlsbridge_done_cb done;
 	void *arg;
 	uint64_t bytes_in;  /* net -> plain */

@@ -247,7 +247,30 @@ rsession_bridge_done(struct tlsbridge *b, void *arg)
 {
 	struct rsession *rs = arg;
 
-	(void)b;
+	switch (b->ended) {
+	case TLSBRIDGE_END_PLAIN_STALL:
+	case TLSBRIDGE_END_NET_STALL:
+		log_info("session %016llx: %s took nothing for %u s",
+		    (unsigned long long)rs->sid,
+		    b->ended == TLSBRIDGE_END_PLAIN_STALL ? "client"
+							  : "upstream",
+		    relay_conf.timeout_stall);
+		break;
+	case TLSBRIDGE_END_LINGER:
+		if (b->net_eof)
+			log_info("session %016llx: client still open %u s "
+				 "after the upstream closed",
+			    (unsigned long long)rs->sid,
+			    relay_conf.timeout_linger);
+		else
+			log_info("session %016llx: upstream silent for %u s "
+				 "after the client closed",
+			    (unsigned long long)rs->sid,
+			    relay_conf.timeout_linger);
+		break;
+	default:
+		break;
+	}
 	/* the bridge closed both sockets and freed the TLS context */
 	rs->bridging = 0;
 	rs->utls = NULL;

@@ -78,7 +78,8 @@ struct splice_dir {
 	struct event rev;
 	struct event wev;
 	int eof;
-	int discard; /* client to upstream only: the upstream is gone */
+	int discard;	    /* client to upstream only: the upstream is gone */
+	uint64_t peer_mark; /* c2u: u2c's bytes when its wait began */
 	uint64_t bytes;
 };
 

@@ -94,7 +94,22 @@ splice_wait_writable(struct splice_dir *d)
 {
 	struct timeval tv = {relay_conf.timeout_stall, 0};
 
+	d->peer_mark = d->rs->u2c.bytes;
 	event_add(&d->wev, &tv);
+}
+
+/*
+ * An upstream streaming a long reply may read nothing of what the
+ * client pipelined behind it until it is done: while its replies flow,
+ * its not reading is no stall.  A client gets no such excuse, or it
+ * could hold a session by sending while never reading.
+ */
+static int
+splice_stall_excused(struct splice_dir *d)
+{
+	struct splice_dir *u2c = &d->rs->u2c;
+
+	return d == &d->rs->c2u && u2c->bytes != d->peer_mark;
 }
 
 static void
@@ -334,6 +349,10 @@ splice_write(int fd, short event, void *arg)
 
 	(void)fd;
 	if (event & EV_TIMEOUT) {
+		if (splice_stall_excused(d)) {
+			splice_wait_writable(d);
+			return;
+		}
 		log_info("session %016llx: %s took nothing for %u s",
 		    (unsigned long long)d->rs->sid,
 		    d == &d->rs->u2c ? "client" : "upstream",

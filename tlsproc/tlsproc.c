@@ -203,6 +203,7 @@ handshake_done(struct tconn *t)
 		    sizeof(ts));
 	}
 	t->bridging = 1;
+	t->bridge.stall_sec = global_conf.timeout_stall;
 	tlsbridge_start(&t->bridge, t->tls, t->fd, sp[0], NULL, 0, NULL, 0,
 	    tconn_bridge_done, t);
 }
