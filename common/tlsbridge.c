@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -235,57 +237,122 @@ blocked_to_net(const struct tlsbridge *b)
 	return b->p2n_len > b->p2n_off || (b->wants & WANT_NET_WRITE);
 }
 
+static int64_t
+monotonic_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec;
+}
+
+static int64_t
+stall_limit(const struct tlsbridge *b)
+{
+	return b->stall_sec ? b->stall_sec : TLSBRIDGE_STALL_SEC;
+}
+
+/* A wait starts when a write finds no room, and again at each move. */
+static void
+wait_update(struct tlsbridge_wait *w, uint64_t count, int blocked, int64_t now)
+{
+	if (count != w->mark) {
+		w->mark = count;
+		w->moved_at = now;
+	}
+	if (!blocked)
+		w->blocked_since = 0;
+	else if (w->blocked_since == 0 || w->blocked_since < w->moved_at)
+		w->blocked_since = now;
+}
+
+/* Seconds until this wait runs out (excused: while `mover' moves). */
+static int64_t
+wait_left(const struct tlsbridge *b, const struct tlsbridge_wait *w,
+    const struct tlsbridge_wait *mover, int64_t now)
+{
+	int64_t left;
+
+	if (w->blocked_since == 0)
+		return INT64_MAX;
+	left = w->blocked_since + stall_limit(b) - now;
+	if (mover != NULL && mover->moved_at + stall_limit(b) - now > left)
+		left = mover->moved_at + stall_limit(b) - now;
+	return left;
+}
+
+/*
+ * The client's side and postern's own side: plain is postern in
+ * tlsproc, the client's socket (from tlsproc or authproc) in relay.
+ */
+static struct tlsbridge_wait *
+wait_to_client(struct tlsbridge *b)
+{
+	return b->upstream_net ? &b->wait_plain : &b->wait_net;
+}
+
+static struct tlsbridge_wait *
+wait_to_postern(struct tlsbridge *b)
+{
+	return b->upstream_net ? &b->wait_net : &b->wait_plain;
+}
+
 /*
  * A write waiting for room is bounded by the stall time, counted from
- * when the wait began and not from the last event: a peer that reads
- * nothing must not keep the session by sending a byte now and then.
- * The timer checks the byte counters when it fires rather than being
- * moved at every run, which would cost a timer update per wake-up.
+ * when the wait began (or last moved), not from the last event: a peer
+ * that reads nothing must not keep the session by sending a byte now
+ * and then.  Postern's own side (plain in tlsproc, the upstream in
+ * relay) may read nothing while its replies keep flowing, as a server
+ * streaming a large FETCH does with the commands pipelined behind it;
+ * the client gets no such excuse, or it could hold a session by sending
+ * while never reading.  One timer serves both directions; it is checked
+ * when it fires rather than moved at every run.
  */
 static void
 tlsbridge_stall_arm(struct tlsbridge *b)
 {
-	struct timeval tv = {b->stall_sec ? b->stall_sec : TLSBRIDGE_STALL_SEC,
-	    0};
+	int64_t now = monotonic_sec(), left, l2;
+	struct timeval tv = {0, 0};
 
-	if (!blocked_to_plain(b) && !blocked_to_net(b))
-		return;
+	wait_update(&b->wait_plain, b->bytes_in, blocked_to_plain(b), now);
+	wait_update(&b->wait_net, b->bytes_out, blocked_to_net(b), now);
 	if (evtimer_pending(&b->stall_ev, NULL))
+		return; /* it fires no later than any wait runs out */
+	left = wait_left(b, wait_to_client(b), NULL, now);
+	l2 = wait_left(b, wait_to_postern(b), wait_to_client(b), now);
+	if (l2 < left)
+		left = l2;
+	if (left == INT64_MAX)
 		return;
-	b->stall_mark_in = b->bytes_in;
-	b->stall_mark_out = b->bytes_out;
+	tv.tv_sec = left > 0 ? left : 0;
 	evtimer_add(&b->stall_ev, &tv);
 }
 
-/*
- * A side that took nothing for the whole period ends the session, with
- * one exception: postern's own side (plain in tlsproc, the upstream in
- * relay) may stop reading while it is busy sending, as a server
- * streaming a large FETCH does with the commands pipelined behind it.
- * The client gets no such excuse: it could hold a session by sending
- * while never reading.
- */
 static void
 tlsbridge_stall_check(int fd, short event, void *arg)
 {
 	struct tlsbridge *b = arg;
-	int upstream_is_net = b->plain_half_close;
-	int in_moved = b->bytes_in != b->stall_mark_in;
-	int out_moved = b->bytes_out != b->stall_mark_out;
+	struct tlsbridge_wait *client = wait_to_client(b);
+	int64_t now = monotonic_sec();
 
 	(void)fd;
 	(void)event;
-	if (blocked_to_plain(b) && !in_moved &&
-	    (upstream_is_net || !out_moved)) {
-		b->ended = TLSBRIDGE_END_PLAIN_STALL;
-		log_debug("tls bridge: the plain side stopped reading");
-		tlsbridge_finish(b);
-		return;
-	}
-	if (blocked_to_net(b) && !out_moved &&
-	    (!upstream_is_net || !in_moved)) {
-		b->ended = TLSBRIDGE_END_NET_STALL;
-		log_debug("tls bridge: the network side stopped reading");
+	wait_update(&b->wait_plain, b->bytes_in, blocked_to_plain(b), now);
+	wait_update(&b->wait_net, b->bytes_out, blocked_to_net(b), now);
+	/* both stuck: the client is the likelier culprit, and named */
+	if (wait_left(b, client, NULL, now) <= 0 ||
+	    wait_left(b, wait_to_postern(b), client, now) <= 0) {
+		if (wait_left(b, client, NULL, now) <= 0)
+			b->ended = client == &b->wait_plain
+			    ? TLSBRIDGE_END_PLAIN_STALL
+			    : TLSBRIDGE_END_NET_STALL;
+		else
+			b->ended = client == &b->wait_plain
+			    ? TLSBRIDGE_END_NET_STALL
+			    : TLSBRIDGE_END_PLAIN_STALL;
+		log_debug("tls bridge: the %s side took nothing for %lld s",
+		    b->ended == TLSBRIDGE_END_PLAIN_STALL ? "plain" : "network",
+		    (long long)stall_limit(b));
 		tlsbridge_finish(b);
 		return;
 	}
@@ -295,10 +362,24 @@ tlsbridge_stall_check(int fd, short event, void *arg)
 static void
 tlsbridge_run(struct tlsbridge *b)
 {
-	int want, w1, w2, progress, moved = 0;
+	int want, w1, w2, progress, moved = 0, rounds = 0;
 	short netev = 0, plainev = 0;
 
 	do {
+		/*
+		 * Bytes thrown away (a side that is gone) never fill a
+		 * socket, so a peer sending fast enough could keep this loop
+		 * going: after so many passes the other sessions get their
+		 * turn, and this one is run again after them.
+		 */
+		if (++rounds > TLSBRIDGE_RUN_ROUNDS) {
+			event_del(&b->netev);
+			event_del(&b->plainev);
+			event_set(&b->netev, b->netfd, EV_READ, tlsbridge_event,
+			    b);
+			event_active(&b->netev, EV_READ, 1);
+			return;
+		}
 		progress = 0;
 		if ((w1 = pump_net_to_plain(b, &progress)) == -1 ||
 		    (w2 = pump_plain_to_net(b, &progress)) == -1) {
@@ -438,13 +519,14 @@ tlsbridge_start(struct tlsbridge *b, struct tls *tls, int netfd, int plainfd,
     const void *to_net, size_t to_netlen, const void *to_plain,
     size_t to_plainlen, tlsbridge_done_cb done, void *arg)
 {
-	int half_close = b->plain_half_close;
+	int half_close = b->plain_half_close, upstream_net = b->upstream_net;
 	uint32_t linger_sec = b->linger_sec, stall_sec = b->stall_sec;
 
 	if (to_netlen > sizeof(b->p2n) || to_plainlen > sizeof(b->n2p))
 		return -1;
 	memset(b, 0, sizeof(*b));
 	b->plain_half_close = half_close;
+	b->upstream_net = upstream_net;
 	b->linger_sec = linger_sec;
 	b->stall_sec = stall_sec;
 	b->tls = tls;

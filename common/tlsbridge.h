@@ -18,6 +18,7 @@
 #define TLSBRIDGE_LINGER_SEC  60  /* default for linger_sec */
 #define TLSBRIDGE_DRAIN_SEC   60  /* our side closed: the peer's FIN */
 #define TLSBRIDGE_DRAIN_READS 16  /* reads per wake-up while draining */
+#define TLSBRIDGE_RUN_ROUNDS  64  /* passes per wake-up, then others' turn */
 
 /* How a bridge ended, when it was not both sides closing. */
 enum tlsbridge_end {
@@ -25,6 +26,13 @@ enum tlsbridge_end {
 	TLSBRIDGE_END_PLAIN_STALL, /* the plain side took nothing */
 	TLSBRIDGE_END_NET_STALL,   /* the network side took nothing */
 	TLSBRIDGE_END_LINGER,	   /* relay: the client stayed open */
+};
+
+/* One direction's wait for room, for the stall limit (seconds, monotonic). */
+struct tlsbridge_wait {
+	uint64_t mark;	       /* its byte count when last seen */
+	int64_t moved_at;      /* when that count last changed */
+	int64_t blocked_since; /* 0: not waiting */
 };
 
 struct tlsbridge;
@@ -52,10 +60,12 @@ struct tlsbridge {
 	int plain_wr_gone;    /* tlsproc: postern closed; drop client bytes */
 	int net_wr_gone; /* relay: the upstream closed; drop client bytes */
 	struct event linger_ev;
+	int upstream_net;      /* relay: the network side is the upstream */
 	struct event stall_ev; /* armed while a write waits for room */
-	uint64_t stall_mark_in, stall_mark_out; /* the counters when armed */
-	int wants;		  /* what the last run waits for */
-	enum tlsbridge_end ended; /* why, for the done callback */
+	struct tlsbridge_wait wait_plain; /* net -> plain (bytes_in) */
+	struct tlsbridge_wait wait_net;	  /* plain -> net (bytes_out) */
+	int wants;			  /* what the last run waits for */
+	enum tlsbridge_end ended;	  /* why, for the done callback */
 	tlsbridge_done_cb done;
 	void *arg;
 	uint64_t bytes_in;  /* net -> plain */

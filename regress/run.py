@@ -1544,22 +1544,34 @@ def _():
           f"{len(got)} of {len(body)}+ bytes, ends {bytes(got[-60:])!r}")
 
 
+def stall_logged(closed, port, tls):
+    """Did relay (or, for an IMAPS client, tlsproc) end the session
+    from port because the client took nothing for 6 s?"""
+    if relay_logged(env.hooks, r"session %s: client took nothing for 6 s"
+                    % closed.group(1), 0):
+        return True
+    return tls and re.search(r"tlsproc: tls connection from %s:%d: client "
+                             r"took nothing for 6 s" % (re.escape(HOST),
+                                                        port),
+                             env.hooks.log_text())
+
+
 @case("client-that-stops-reading-is-ended-after-stall")
 def _():
     # timeout stall 6 on the hooks postern: a client that asks for 8 MB
     # and reads none of it is cut off, not kept for ever; user 19's
-    # upstream speaks TLS (the bridge)
-    for u in (user(7), user(19)):
+    # upstream speaks TLS (the bridge); an IMAPS client is stopped by
+    # tlsproc (nearest to it) or relay, whichever runs out first
+    for u, port, tls in ((user(7), HIMAP, False), (user(19), HIMAP, False),
+                         (user(7), HIMAPS, True)):
         env.dv1.deliver(u, message(8 * 1024 * 1024, seed=11))
-        sock, port = raw_imap_session(HIMAP, u, rcvbuf=4096)
+        sock, cport = raw_imap_session(port, u, rcvbuf=4096, tls=tls)
         sock.sendall(b"s SELECT INBOX\r\nf FETCH * BODY[]\r\n")
-        closed = relay_closed(port, 30)
-        check(closed is not None, f"{u}: relay waited for ever on a "
-              "client that stopped reading")
-        check(relay_logged(
-            env.hooks, r"session %s: client took nothing for 6 s"
-            % closed.group(1), 0),
-            "the session ended, but not by the stall time-out")
+        closed = relay_closed(cport, 30)
+        check(closed is not None, f"{u} tls={tls}: relay waited for ever "
+              "on a client that stopped reading")
+        check(stall_logged(closed, cport, tls), f"{u} tls={tls}: the "
+              "session ended, but not by the stall time-out")
         sock.close()
     # relay goes on serving
     check(imap_login_ok(HIMAP, user(1)), "login after the stall failed")
@@ -1569,24 +1581,25 @@ def _():
 def _():
     # a client that never reads its FETCH but sends a NOOP every second
     # must not renew the stall time (6 s on the hooks postern): user 7
-    # goes through splice, user 19 through the TLS bridge
-    for u in (user(7), user(19)):
+    # goes through splice, user 19 through the TLS bridge, and the IMAPS
+    # client through tlsproc's bridge too
+    for u, port, tls in ((user(7), HIMAP, False), (user(19), HIMAP, False),
+                         (user(7), HIMAPS, True)):
         env.dv1.deliver(u, message(8 * 1024 * 1024, seed=12))
-        sock, port = raw_imap_session(HIMAP, u, rcvbuf=4096)
+        sock, cport = raw_imap_session(port, u, rcvbuf=4096, tls=tls)
         sock.sendall(b"s SELECT INBOX\r\nf FETCH * BODY[]\r\n")
         closed = None
         deadline = time.monotonic() + 30
         while closed is None and time.monotonic() < deadline:
             try:
                 sock.sendall(b"n NOOP\r\n")
-            except OSError:
+            except (OSError, ValueError):
                 pass        # ended: the log line says how
-            closed = relay_closed(port, 1)
-        check(closed is not None, f"{u}: a client sending NOOPs but "
-              "reading nothing kept its session")
-        check(relay_logged(env.hooks, r"session %s: client took nothing "
-                           r"for 6 s" % closed.group(1), 0),
-              f"{u}: the session ended, but not by the stall time-out")
+            closed = relay_closed(cport, 1)
+        check(closed is not None, f"{u} tls={tls}: a client sending NOOPs "
+              "but reading nothing kept its session")
+        check(stall_logged(closed, cport, tls), f"{u} tls={tls}: the "
+              "session ended, but not by the stall time-out")
         sock.close()
 
 

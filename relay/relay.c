@@ -213,6 +213,7 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 				fatal("calloc");
 			/* a client's half-close must not cut the replies */
 			rs->bridge->plain_half_close = 1;
+			rs->bridge->upstream_net = 1;
 			rs->bridge->linger_sec = relay_conf.timeout_linger;
 			rs->bridge->stall_sec = relay_conf.timeout_stall;
 			if (tlsbridge_start(rs->bridge, rs->utls, rs->ufd,

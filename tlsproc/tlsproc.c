@@ -128,7 +128,15 @@ tconn_bridge_done(struct tlsbridge *b, void *arg)
 {
 	struct tconn *t = arg;
 
-	(void)b;
+	if (b->ended == TLSBRIDGE_END_NET_STALL ||
+	    b->ended == TLSBRIDGE_END_PLAIN_STALL) {
+		char addr[128];
+
+		log_info("tls connection from %s: %s took nothing for %u s",
+		    sockaddr_str(&t->client, addr, sizeof(addr)),
+		    b->ended == TLSBRIDGE_END_NET_STALL ? "client" : "postern",
+		    global_conf.timeout_stall);
+	}
 	log_debug("tls connection closed: %llu bytes in, %llu bytes out",
 	    (unsigned long long)t->bridge.bytes_in,
 	    (unsigned long long)t->bridge.bytes_out);
