@@ -64,7 +64,7 @@ $(BUILD)/%.o: %.c
 # ---- unit tests (cmocka), one file per module ----
 UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni json mckey \
 		   authhttp \
-		   policy proxyproto
+		   policy proxyproto tlsbridge
 UNIT_BINS	 = $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 LIB_OBJS	 = $(filter-out $(BUILD)/parent/parent.o,$(OBJS))
 

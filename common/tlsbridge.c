@@ -238,18 +238,19 @@ blocked_to_net(const struct tlsbridge *b)
 }
 
 static int64_t
-monotonic_sec(void)
+monotonic_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return ts.tv_sec;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int64_t
-stall_limit(const struct tlsbridge *b)
+stall_limit_ms(const struct tlsbridge *b)
 {
-	return b->stall_sec ? b->stall_sec : TLSBRIDGE_STALL_SEC;
+	return (int64_t)(b->stall_sec ? b->stall_sec : TLSBRIDGE_STALL_SEC) *
+	    1000;
 }
 
 /* A wait starts when a write finds no room, and again at each move. */
@@ -266,7 +267,7 @@ wait_update(struct tlsbridge_wait *w, uint64_t count, int blocked, int64_t now)
 		w->blocked_since = now;
 }
 
-/* Seconds until this wait runs out (excused: while `mover' moves). */
+/* Milliseconds until this wait runs out (excused: while `mover' moves). */
 static int64_t
 wait_left(const struct tlsbridge *b, const struct tlsbridge_wait *w,
     const struct tlsbridge_wait *mover, int64_t now)
@@ -275,9 +276,9 @@ wait_left(const struct tlsbridge *b, const struct tlsbridge_wait *w,
 
 	if (w->blocked_since == 0)
 		return INT64_MAX;
-	left = w->blocked_since + stall_limit(b) - now;
-	if (mover != NULL && mover->moved_at + stall_limit(b) - now > left)
-		left = mover->moved_at + stall_limit(b) - now;
+	left = w->blocked_since + stall_limit_ms(b) - now;
+	if (mover != NULL && mover->moved_at + stall_limit_ms(b) - now > left)
+		left = mover->moved_at + stall_limit_ms(b) - now;
 	return left;
 }
 
@@ -311,7 +312,7 @@ wait_to_postern(struct tlsbridge *b)
 static void
 tlsbridge_stall_arm(struct tlsbridge *b)
 {
-	int64_t now = monotonic_sec(), left, l2;
+	int64_t now = monotonic_ms(), left, l2;
 	struct timeval tv = {0, 0};
 
 	wait_update(&b->wait_plain, b->bytes_in, blocked_to_plain(b), now);
@@ -324,7 +325,10 @@ tlsbridge_stall_arm(struct tlsbridge *b)
 		left = l2;
 	if (left == INT64_MAX)
 		return;
-	tv.tv_sec = left > 0 ? left : 0;
+	if (left > 0) {
+		tv.tv_sec = left / 1000;
+		tv.tv_usec = (left % 1000) * 1000;
+	}
 	evtimer_add(&b->stall_ev, &tv);
 }
 
@@ -333,7 +337,7 @@ tlsbridge_stall_check(int fd, short event, void *arg)
 {
 	struct tlsbridge *b = arg;
 	struct tlsbridge_wait *client = wait_to_client(b);
-	int64_t now = monotonic_sec();
+	int64_t now = monotonic_ms();
 
 	(void)fd;
 	(void)event;
@@ -352,7 +356,7 @@ tlsbridge_stall_check(int fd, short event, void *arg)
 			    : TLSBRIDGE_END_PLAIN_STALL;
 		log_debug("tls bridge: the %s side took nothing for %lld s",
 		    b->ended == TLSBRIDGE_END_PLAIN_STALL ? "plain" : "network",
-		    (long long)stall_limit(b));
+		    (long long)stall_limit_ms(b) / 1000);
 		tlsbridge_finish(b);
 		return;
 	}

@@ -28,7 +28,7 @@ enum tlsbridge_end {
 	TLSBRIDGE_END_LINGER,	   /* relay: the client stayed open */
 };
 
-/* One direction's wait for room, for the stall limit (seconds, monotonic). */
+/* One direction's wait for room, for the stall limit (ms, monotonic). */
 struct tlsbridge_wait {
 	uint64_t mark;	       /* its byte count when last seen */
 	int64_t moved_at;      /* when that count last changed */
