@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -109,7 +110,18 @@ pump_net_to_plain(struct tlsbridge *b, int *progress)
 			return WANT_NET_READ;
 		if (n == TLS_WANT_POLLOUT)
 			return WANT_NET_WRITE;
-		if (n == -1) {
+		if (n == -1 && b->upstream_net) {
+			/*
+			 * relay: the upstream reset or broke the stream.
+			 * What it sent before is authenticated and already
+			 * here: it still goes to the client, as after a
+			 * close, and the client's further bytes are dropped.
+			 */
+			snprintf(b->net_lost, sizeof(b->net_lost), "%s",
+			    tls_error(b->tls) ? tls_error(b->tls) : "error");
+			b->net_wr_gone = 1;
+			n = 0;
+		} else if (n == -1) {
 			b->error = tls_error(b->tls);
 			return -1;
 		}

@@ -61,6 +61,7 @@ struct tlsbridge {
 	int net_wr_gone; /* relay: the upstream closed; drop client bytes */
 	struct event linger_ev;
 	int upstream_net;      /* relay: the network side is the upstream */
+	char net_lost[128];    /* relay: why the upstream's stream broke */
 	struct event stall_ev; /* armed while a write waits for room */
 	struct tlsbridge_wait wait_plain; /* net -> plain (bytes_in) */
 	struct tlsbridge_wait wait_net;	  /* plain -> net (bytes_out) */

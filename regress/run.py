@@ -18,6 +18,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -141,7 +142,14 @@ def bigclose_upstream():
                 row = b"* " + b"x" * 1022 + b"\r\n"
                 c.sendall(row * (BIGCLOSE_BYTES // len(row)) +
                           b"* BYE closing\r\n" + tag + b" OK BIG done\r\n")
-                c.shutdown(socket.SHUT_WR)
+                if b" BIGRST" in line.upper():
+                    # an abortive close once relay has had time to read
+                    # it all: a reset instead of a FIN
+                    time.sleep(1)
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 struct.pack("ii", 1, 0))
+                else:
+                    c.shutdown(socket.SHUT_WR)
                 c.close()
                 env.bigclose_closed.set()
                 return
@@ -1446,6 +1454,45 @@ def _():
               got.endswith(b"\r\nc OK BIG done\r\n"),
               f"tls={tls}: {len(got)} bytes, ends {got[-40:]!r}")
         sock.close()
+
+
+@case("upstream-reset-after-its-reply-loses-no-reply")
+def _():
+    # The upstream sends 192 KiB, a BYE and the tagged OK, then resets
+    # the connection (an abortive close) while a slow client has read
+    # little of it.  The client reads the rest slowly and keeps sending
+    # commands meanwhile: relay must not close its socket under them
+    # (the kernel would answer them with a reset, destroying what is
+    # still on its way), but pass everything on and then close.
+    sock, port = raw_imap_session(IMAP, "bigclose@example.org",
+                                  rcvbuf=4096)
+    sock.sendall(b"c BIGRST\r\n")
+    time.sleep(2)                       # the reset comes after 1 s
+    got = b""
+    sock.settimeout(20)
+    n = 0
+    while True:
+        try:
+            chunk = sock.recv(4096)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        got += chunk
+        n += 1
+        if n % 8 == 0:
+            try:
+                sock.sendall(b"d NOOP\r\n")
+            except OSError:
+                pass
+        time.sleep(0.005)
+    sock.close()
+    check(len(got) >= BIGCLOSE_BYTES * 0.99 and
+          got.endswith(b"\r\nc OK BIG done\r\n"),
+          f"{len(got)} bytes, ends {got[-40:]!r}")
+    check(re.search(r"relay: session \w+: upstream connection lost: "
+                    r"Connection reset by peer", env.postern.log_text()),
+          "relay did not see the reset")
 
 
 def relay_logged(p, pattern, secs):

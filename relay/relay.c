@@ -248,6 +248,9 @@ rsession_bridge_done(struct tlsbridge *b, void *arg)
 {
 	struct rsession *rs = arg;
 
+	if (b->net_lost[0] != '\0')
+		log_info("session %016llx: upstream connection lost: %s",
+		    (unsigned long long)rs->sid, b->net_lost);
 	switch (b->ended) {
 	case TLSBRIDGE_END_PLAIN_STALL:
 	case TLSBRIDGE_END_NET_STALL:

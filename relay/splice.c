@@ -333,8 +333,18 @@ splice_read(int fd, short event, void *arg)
 				pipe_put(d);
 			return;
 		}
-		splice_fail(d);
-		return;
+		if (d != &d->rs->u2c) {
+			splice_fail(d);
+			return;
+		}
+		/*
+		 * The upstream reset (a server closing over unread client
+		 * bytes does): what it sent before is in the pipe, and still
+		 * goes to the client, as after its FIN.
+		 */
+		log_info("session %016llx: upstream connection lost: %s",
+		    (unsigned long long)d->rs->sid, strerror(errno));
+		n = 0;
 	}
 	if (n == 0)
 		d->eof = 1;

@@ -48,11 +48,13 @@ struct peer {
 	int fd;
 	int write_every_ms; /* 0: as fast as the socket takes it */
 	size_t write_size;
-	int read;	   /* read everything that comes */
-	volatile int stop; /* set by the test */
-	size_t got;	   /* bytes read */
-	size_t sent;	   /* bytes written */
-	int eof;	   /* the bridge closed (or failed) */
+	int read;	    /* read everything that comes */
+	volatile int stop;  /* set by the test */
+	size_t got;	    /* bytes read */
+	size_t sent;	    /* bytes written */
+	int eof;	    /* the bridge closed (or failed) */
+	size_t write_limit; /* then close; 0: no limit */
+	int abrupt;	    /* close without close_notify */
 };
 
 /* What the test does on the bridge's plain side at every tick. */
@@ -158,7 +160,8 @@ peer_main(void *arg)
 		pfd.events = poll_for(rc);
 		poll(&pfd, 1, TICK_MS);
 	}
-	while (!p->stop && !p->eof) {
+	while (!p->stop && !p->eof &&
+	    (p->write_limit == 0 || p->sent < p->write_limit)) {
 		pfd.fd = p->fd;
 		pfd.events = p->read ? POLLIN : 0;
 		if (p->write_size > 0 && now_sec() >= next_write)
@@ -184,7 +187,8 @@ peer_main(void *arg)
 	}
 out:
 	if (tls != NULL) {
-		tls_close(tls);
+		if (!p->abrupt)
+			tls_close(tls);
 		tls_free(tls);
 	}
 	close(p->fd);
@@ -349,7 +353,7 @@ test_client_sending_but_not_reading_is_cut_off(void **state)
 	assert_true(bridge_done);
 	assert_int_equal(bridge.ended, TLSBRIDGE_END_NET_STALL);
 	assert_true(took >= 0.9); /* a coarse clock tick early at most */
-	assert_true(p.sent > 0); /* it did keep sending */
+	assert_true(p.sent > 0);  /* it did keep sending */
 }
 
 /*
@@ -417,6 +421,35 @@ test_relay_upstream_busy_sending_is_not_cut_off(void **state)
 	assert_int_equal(bridge.ended, TLSBRIDGE_END_NET_STALL);
 }
 
+/*
+ * relay: the upstream's stream breaks (closed without close_notify, as
+ * after a reset) once it has sent its reply.  What came before still
+ * goes to the client, and the client gets its time to close rather
+ * than the session ending under it.
+ */
+static void
+test_relay_upstream_lost_is_like_a_close(void **state)
+{
+	struct peer p = {.write_size = 1000,
+	    .write_every_ms = 0,
+	    .write_limit = 50000,
+	    .abrupt = 1};
+
+	plain.read = 1;
+	start(*state, &p, 1, 5);
+	run_for(2.0);
+	assert_false(bridge_done);
+	assert_int_equal(plain.got, p.sent);
+	assert_true(p.sent >= p.write_limit);
+	assert_true(bridge.net_eof);
+	assert_true(bridge.net_lost[0] != '\0');
+	/* the client closes: the bridge is done */
+	shutdown(plain.fd, SHUT_WR);
+	run_for(10.0);
+	assert_true(bridge_done);
+	assert_int_equal(bridge.ended, TLSBRIDGE_END_CLOSED);
+}
+
 int
 main(void)
 {
@@ -431,6 +464,8 @@ main(void)
 		teardown_case),
 	    cmocka_unit_test_teardown(
 		test_relay_upstream_busy_sending_is_not_cut_off, teardown_case),
+	    cmocka_unit_test_teardown(test_relay_upstream_lost_is_like_a_close,
+		teardown_case),
 	};
 
 	return cmocka_run_group_tests(tests, setup_group, teardown_group);
