@@ -1487,12 +1487,12 @@ def _():
                 pass
         time.sleep(0.005)
     sock.close()
+    # (relay logs 'upstream connection lost' when its read meets the
+    # reset; a write of the client's meeting it first takes the error,
+    # and the read then sees a plain end: not checked, timing decides)
     check(len(got) >= BIGCLOSE_BYTES * 0.99 and
           got.endswith(b"\r\nc OK BIG done\r\n"),
           f"{len(got)} bytes, ends {got[-40:]!r}")
-    check(re.search(r"relay: session \w+: upstream connection lost: "
-                    r"Connection reset by peer", env.postern.log_text()),
-          "relay did not see the reset")
 
 
 def relay_logged(p, pattern, secs):

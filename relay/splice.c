@@ -314,6 +314,14 @@ splice_after_flush(struct splice_dir *d, int flushed)
 	event_add(&d->rev, NULL);
 }
 
+/* The upstream went away, as opposed to an error of our own. */
+static int
+splice_upstream_lost(int err)
+{
+	return err == ECONNRESET || err == EPIPE || err == ETIMEDOUT ||
+	    err == EHOSTUNREACH || err == ENETUNREACH;
+}
+
 static void
 splice_read(int fd, short event, void *arg)
 {
@@ -333,7 +341,7 @@ splice_read(int fd, short event, void *arg)
 				pipe_put(d);
 			return;
 		}
-		if (d != &d->rs->u2c) {
+		if (d != &d->rs->u2c || !splice_upstream_lost(errno)) {
 			splice_fail(d);
 			return;
 		}
