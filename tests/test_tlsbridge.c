@@ -315,6 +315,17 @@ teardown_case(void **state)
 	return 0;
 }
 
+/* Run until the bridge ends, which it must, for the reason given. */
+static double
+expect_end(enum tlsbridge_end why)
+{
+	double took = run_for(20.0);
+
+	assert_true(bridge_done);
+	assert_int_equal(bridge.ended, why);
+	return took;
+}
+
 /* Bytes go both ways; the plain side's close ends the bridge cleanly. */
 static void
 test_bridge_moves_both_ways(void **state)
@@ -350,9 +361,7 @@ test_client_sending_but_not_reading_is_cut_off(void **state)
 	plain.read = 1;
 	plain.write_size = 65536;
 	start(*state, &p, 0, 1);
-	took = run_for(20.0);
-	assert_true(bridge_done);
-	assert_int_equal(bridge.ended, TLSBRIDGE_END_NET_STALL);
+	took = expect_end(TLSBRIDGE_END_NET_STALL);
 	assert_true(took >= 0.9); /* a coarse clock tick early at most */
 	assert_true(p.sent > 0);  /* it did keep sending */
 }
@@ -377,9 +386,7 @@ test_postern_side_busy_sending_is_not_cut_off(void **state)
 	assert_true(got > 0);
 	/* once it stops sending too, it is stalled after all */
 	plain.write_size = 0;
-	run_for(20.0);
-	assert_true(bridge_done);
-	assert_int_equal(bridge.ended, TLSBRIDGE_END_PLAIN_STALL);
+	expect_end(TLSBRIDGE_END_PLAIN_STALL);
 }
 
 /*
@@ -396,9 +403,7 @@ test_relay_client_not_reading_is_cut_off(void **state)
 	plain.read = 0;
 	plain.write_size = 10;
 	start(*state, &p, 1, 1);
-	took = run_for(20.0);
-	assert_true(bridge_done);
-	assert_int_equal(bridge.ended, TLSBRIDGE_END_PLAIN_STALL);
+	took = expect_end(TLSBRIDGE_END_PLAIN_STALL);
 	assert_true(took >= 0.9); /* a coarse clock tick early at most */
 }
 
@@ -418,9 +423,7 @@ test_relay_upstream_busy_sending_is_not_cut_off(void **state)
 	assert_false(bridge_done);
 	assert_true(plain.got > 0);
 	p.write_size = 0; /* the upstream falls silent, still not reading */
-	run_for(20.0);
-	assert_true(bridge_done);
-	assert_int_equal(bridge.ended, TLSBRIDGE_END_NET_STALL);
+	expect_end(TLSBRIDGE_END_NET_STALL);
 }
 
 /*
