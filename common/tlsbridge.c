@@ -279,6 +279,13 @@ wait_update(struct tlsbridge_wait *w, uint64_t count, int blocked, int64_t now)
 		w->blocked_since = now;
 }
 
+static void
+waits_update(struct tlsbridge *b, int64_t now)
+{
+	wait_update(&b->wait_plain, b->bytes_in, blocked_to_plain(b), now);
+	wait_update(&b->wait_net, b->bytes_out, blocked_to_net(b), now);
+}
+
 /* Milliseconds until this wait runs out (excused: while `mover' moves). */
 static int64_t
 wait_left(const struct tlsbridge *b, const struct tlsbridge_wait *w,
@@ -327,8 +334,7 @@ tlsbridge_stall_arm(struct tlsbridge *b)
 	int64_t now = monotonic_ms(), left, l2;
 	struct timeval tv = {0, 0};
 
-	wait_update(&b->wait_plain, b->bytes_in, blocked_to_plain(b), now);
-	wait_update(&b->wait_net, b->bytes_out, blocked_to_net(b), now);
+	waits_update(b, now);
 	if (evtimer_pending(&b->stall_ev, NULL))
 		return; /* it fires no later than any wait runs out */
 	left = wait_left(b, wait_to_client(b), NULL, now);
@@ -348,26 +354,22 @@ static void
 tlsbridge_stall_check(int fd, short event, void *arg)
 {
 	struct tlsbridge *b = arg;
-	struct tlsbridge_wait *client = wait_to_client(b);
+	struct tlsbridge_wait *client = wait_to_client(b), *stuck = NULL;
 	int64_t now = monotonic_ms();
 
 	(void)fd;
 	(void)event;
-	wait_update(&b->wait_plain, b->bytes_in, blocked_to_plain(b), now);
-	wait_update(&b->wait_net, b->bytes_out, blocked_to_net(b), now);
+	waits_update(b, now);
 	/* both stuck: the client is the likelier culprit, and named */
-	if (wait_left(b, client, NULL, now) <= 0 ||
-	    wait_left(b, wait_to_postern(b), client, now) <= 0) {
-		if (wait_left(b, client, NULL, now) <= 0)
-			b->ended = client == &b->wait_plain
-			    ? TLSBRIDGE_END_PLAIN_STALL
-			    : TLSBRIDGE_END_NET_STALL;
-		else
-			b->ended = client == &b->wait_plain
-			    ? TLSBRIDGE_END_NET_STALL
-			    : TLSBRIDGE_END_PLAIN_STALL;
+	if (wait_left(b, client, NULL, now) <= 0)
+		stuck = client;
+	else if (wait_left(b, wait_to_postern(b), client, now) <= 0)
+		stuck = wait_to_postern(b);
+	if (stuck != NULL) {
+		b->ended = stuck == &b->wait_plain ? TLSBRIDGE_END_PLAIN_STALL
+						   : TLSBRIDGE_END_NET_STALL;
 		log_debug("tls bridge: the %s side took nothing for %lld s",
-		    b->ended == TLSBRIDGE_END_PLAIN_STALL ? "plain" : "network",
+		    stuck == &b->wait_plain ? "plain" : "network",
 		    (long long)stall_limit_ms(b) / 1000);
 		tlsbridge_finish(b);
 		return;

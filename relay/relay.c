@@ -249,23 +249,15 @@ rsession_bridge_done(struct tlsbridge *b, void *arg)
 	struct rsession *rs = arg;
 
 	if (b->net_lost[0] != '\0')
-		log_info("session %016llx: upstream connection lost: %s",
-		    (unsigned long long)rs->sid, b->net_lost);
+		relay_log_upstream_lost(rs, b->net_lost);
 	switch (b->ended) {
 	case TLSBRIDGE_END_PLAIN_STALL:
 	case TLSBRIDGE_END_NET_STALL:
-		log_info("session %016llx: %s took nothing for %u s",
-		    (unsigned long long)rs->sid,
-		    b->ended == TLSBRIDGE_END_PLAIN_STALL ? "client"
-							  : "upstream",
-		    relay_conf.timeout_stall);
+		relay_log_stall(rs, b->ended == TLSBRIDGE_END_PLAIN_STALL);
 		break;
 	case TLSBRIDGE_END_LINGER:
 		if (b->net_eof)
-			log_info("session %016llx: client still open %u s "
-				 "after the upstream closed",
-			    (unsigned long long)rs->sid,
-			    relay_conf.timeout_linger);
+			relay_log_linger(rs);
 		else
 			log_info("session %016llx: upstream silent for %u s "
 				 "after the client closed",
@@ -399,6 +391,29 @@ rsession_free(struct rsession *rs)
 		close(rs->ufd);
 	explicit_bzero(rs, sizeof(*rs));
 	free(rs);
+}
+
+void
+relay_log_stall(struct rsession *rs, int client)
+{
+	log_info("session %016llx: %s took nothing for %u s",
+	    (unsigned long long)rs->sid, client ? "client" : "upstream",
+	    relay_conf.timeout_stall);
+}
+
+void
+relay_log_linger(struct rsession *rs)
+{
+	log_info("session %016llx: client still open %u s after the "
+		 "upstream closed",
+	    (unsigned long long)rs->sid, relay_conf.timeout_linger);
+}
+
+void
+relay_log_upstream_lost(struct rsession *rs, const char *why)
+{
+	log_info("session %016llx: upstream connection lost: %s",
+	    (unsigned long long)rs->sid, why);
 }
 
 /* Called by splice.c when both directions are done. */

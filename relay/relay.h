@@ -203,5 +203,9 @@ int splice_start(struct rsession *, const void *to_client, size_t,
     const void *to_upstream, size_t);
 void splice_stop(struct rsession *);
 void relay_session_closed(struct rsession *);
+/* Why a relayed session ends early: the same words for splice and TLS. */
+void relay_log_stall(struct rsession *, int client);
+void relay_log_linger(struct rsession *);
+void relay_log_upstream_lost(struct rsession *, const char *why);
 
 #endif

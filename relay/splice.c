@@ -119,9 +119,7 @@ splice_linger_expired(int fd, short event, void *arg)
 
 	(void)fd;
 	(void)event;
-	log_info("session %016llx: client still open %u s after the "
-		 "upstream closed",
-	    (unsigned long long)rs->sid, relay_conf.timeout_linger);
+	relay_log_linger(rs);
 	relay_session_closed(rs);
 }
 
@@ -350,8 +348,7 @@ splice_read(int fd, short event, void *arg)
 		 * bytes does): what it sent before is in the pipe, and still
 		 * goes to the client, as after its FIN.
 		 */
-		log_info("session %016llx: upstream connection lost: %s",
-		    (unsigned long long)d->rs->sid, strerror(errno));
+		relay_log_upstream_lost(d->rs, strerror(errno));
 		n = 0;
 	}
 	if (n == 0)
@@ -371,10 +368,7 @@ splice_write(int fd, short event, void *arg)
 			splice_wait_writable(d);
 			return;
 		}
-		log_info("session %016llx: %s took nothing for %u s",
-		    (unsigned long long)d->rs->sid,
-		    d == &d->rs->u2c ? "client" : "upstream",
-		    relay_conf.timeout_stall);
+		relay_log_stall(d->rs, d == &d->rs->u2c);
 		relay_session_closed(d->rs);
 		return;
 	}
