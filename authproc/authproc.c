@@ -74,6 +74,14 @@ static struct imsgev *tlsproc_pick(void);
 static void tlsproc_dispatch(int, short, void *);
 static void listeners_pause(int);
 
+#ifdef POSTERN_TEST_HOOKS
+/*
+ * Test builds only: a small kernel send buffer on client sockets, so that
+ * a client that reads nothing leaves replies waiting in authproc.
+ */
+static int test_client_sndbuf;
+#endif
+
 static struct session *
 session_find(uint32_t id)
 {
@@ -175,6 +183,12 @@ session_reset_attempt(struct session *s)
 void
 session_close_after_write(struct session *s)
 {
+	/*
+	 * A timer still armed for the counters' answer or a failure delay
+	 * would otherwise revive the wiped attempt after the goodbye.
+	 */
+	if (evtimer_initialized(&s->delay_ev))
+		evtimer_del(&s->delay_ev);
 	session_reset_attempt(s);
 	s->state = S_CLOSING;
 	bufferevent_disable(s->bev, EV_READ);
@@ -284,6 +298,13 @@ session_send_login(struct session *s)
 	size_t pipelen;
 	int fd;
 
+	if (s->req.mech == 0 || s->req.user[0] == '\0') {
+		/* relay would take this for a broken authproc */
+		log_warnx("session %016llx: no login to send",
+		    (unsigned long long)s->sid);
+		session_close_after_write(s);
+		return;
+	}
 	if ((s->relay = relay_pick()) == NULL) {
 		session_audit(s, AUDIT_UPSTREAM_UNAVAILABLE,
 		    "relay not available");
@@ -497,6 +518,8 @@ session_policy_timeout(int fd, short event, void *arg)
 
 	(void)fd;
 	(void)event;
+	if (s->state != S_POLICY_WAIT)
+		return;
 	log_warnx("session %016llx: no answer from the shared throttle "
 		  "counters; deciding from this node's",
 	    (unsigned long long)s->sid);
@@ -704,6 +727,11 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 	s->fd = fd;
 	s->listener = l;
 	s->client = *ss;
+#ifdef POSTERN_TEST_HOOKS
+	if (test_client_sndbuf > 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF,
+		    &test_client_sndbuf, sizeof(test_client_sndbuf));
+#endif
 	if (facts != NULL) {
 		s->tls = 1;
 		s->facts = *facts;
@@ -1090,6 +1118,8 @@ session_delay_done(int fd, short event, void *arg)
 
 	(void)fd;
 	(void)event;
+	if (s->state != S_DELAY)
+		return;
 	s->state = S_LOGIN_SENT;
 	if (s->listener->conf.proto == PROTO_IMAP)
 		imap_login_result(s, &s->delayed);
@@ -1333,6 +1363,8 @@ authproc_main(void)
 #ifdef POSTERN_TEST_HOOKS
 	static struct event ev_forge;
 
+	if (getenv("POSTERN_TEST_CLIENT_SNDBUF") != NULL)
+		test_client_sndbuf = atoi(getenv("POSTERN_TEST_CLIENT_SNDBUF"));
 	signal(SIGUSR2, test_forbidden_call);
 	signal_set(&ev_forge, SIGUSR1, test_forge_message, NULL);
 	signal_add(&ev_forge, NULL);

@@ -106,7 +106,7 @@ class Postern:
     """One postern daemon in the foreground (-d), logging to a file."""
 
     def __init__(self, binary, conf, log_path, ports, verbose=True,
-                 extra_relays=0, extra_tlsprocs=0):
+                 extra_relays=0, extra_tlsprocs=0, environ=None):
         # children beyond one of each role, each logs "ready" once
         self.extra_relays = extra_relays
         self.extra_tlsprocs = extra_tlsprocs
@@ -116,6 +116,7 @@ class Postern:
         self.ports = ports
         self.verbose = verbose
         self.proc = None
+        self.environ = environ or {}
 
     def start(self, timeout=20.0):
         ensure_user()
@@ -125,6 +126,7 @@ class Postern:
         env = dict(os.environ)
         # LeakSanitizer needs ptrace, which the sandbox forbids
         env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+        env.update(self.environ)
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.logf,
                                      stderr=subprocess.STDOUT, env=env)
@@ -209,6 +211,7 @@ class Memcached:
         self.port = port
         self.log_path = log_path
         self.proc = None
+        self.environ = environ or {}
 
     def start(self, timeout=10.0):
         self.logf = open(self.log_path, "ab")

@@ -54,6 +54,8 @@ LOOSE_LIMITS = ("throttle ip 1000000 per 60\nthrottle user 1000000 per 60\n"
                 "throttle failures ip-user 1000000 per 60\n"
                 "limit connections-per-ip 0\nlimit attempts 0\n")
 SHARED_A, SHARED_B = 24143, 24144      # two nodes sharing memcached
+STUCK_MC_IMAP = 24145                  # counters in a memcached that hangs
+NOOPS = 2500
 ROUTE_IMAP, ROUTE_POP3 = 24243, 24210   # routed by lookup handlers
 NGINX_IMAP = 24244                      # stock nginx, same handler
 HANDLER1, HANDLER2 = 24780, 24781       # handler 1 is never started
@@ -2324,6 +2326,82 @@ def _():
             shared_login(SHARED_A, user(17), PASSWORD)
         check("memcached reachable again" in sn.nodes[0].log_text(),
               "return of memcached not noticed")
+
+
+def stuck_counters_attempt():
+    """A client that reads nothing until its write timer (1 s) has run
+    out, then a little now and then, so that the session outlives the
+    counters' wait (2 s) with its goodbye still queued in authproc."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sock.settimeout(20)
+    sock.connect((HOST, STUCK_MC_IMAP))
+    # replies the client does not read fill the kernel's buffers and
+    # wait in authproc (below the 64 KiB at which it stops reading:
+    # about 52 KiB in all, of which the kernel holds about 13)
+    sock.sendall(b"n NOOP\r\n" * NOOPS + b"a LOGIN %s %s\r\n" %
+                 (user(1).encode(), PASSWORD.encode()))
+    got = b""
+    t0 = time.monotonic()
+    # the write timer ran out at about 1 s; each drain of the kernel's
+    # buffers lets authproc write again and restarts the timer, while
+    # the counters' wait ends at about 2 s
+    for at in (1.5, 2.2, 2.9):
+        time.sleep(max(0, t0 + at - time.monotonic()))
+        want = len(got) + 12000
+        while len(got) < want:
+            chunk = sock.recv(want - len(got))
+            if not chunk:
+                return got
+            got += chunk
+    time.sleep(max(0, t0 + 3.3 - time.monotonic()))
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    sock.close()
+    return got
+
+
+@case("client-timed-out-while-counters-wait-ends-cleanly")
+def _():
+    # authproc waits up to 2 s for the shared counters (here a "memcached"
+    # that never answers).  A client whose pre-auth write timer runs out
+    # meanwhile gets its BYE, and the wait must end with the session:
+    # before, the leftover timer revived the wiped login once the client
+    # read its output, relay took the empty request for a broken authproc,
+    # and the parent killed authproc with every pre-auth session on it.
+    conf = os.path.join(env.work, "stuckmc.conf")
+    write_config(conf, [(HOST, STUCK_MC_IMAP, "imap")],
+                 {"one": (HOST, DV1[0], DV1[1])},
+                 [("domain", "example.org", "one")],
+                 extra="throttle store memcache\n"
+                 f'memcache server "127.0.0.1" port {SILENT_PORT}\n'
+                 "memcache timeout 10000\n"
+                 "limit connections-per-ip 0\ntimeout pre-auth 1\n")
+    # the test build's authproc gives client sockets a 4 KiB send buffer
+    node = Postern(env.hooks.binary, conf,
+                   os.path.join(env.work, "stuckmc.log"), [STUCK_MC_IMAP],
+                   environ={"POSTERN_TEST_CLIENT_SNDBUF": "4096"})
+    node.start()
+    try:
+        happened = 0
+        for _ in range(3):
+            # a loaded machine may time it otherwise: then the login goes
+            # on as usual, and the next try
+            got = stuck_counters_attempt()
+            if got.endswith(b"* BYE Timeout, closing connection\r\n") \
+                    and b"a OK" not in got and b"a NO" not in got:
+                happened += 1
+                break
+        check(happened, "no time-out goodbye in 3 tries: the case did "
+              "not happen")
+        time.sleep(0.5)
+        check("restarting it" not in node.log_text(),
+              "a child was restarted: " + node.log_text()[-600:])
+    finally:
+        node.stop()
 
 
 # ------------------------------------------------ routing: handlers, cache
