@@ -171,12 +171,14 @@ counter_pending(enum counter_kind kind, const struct sockaddr_storage *ss,
 static int
 unknown_while_full(const struct sockaddr_storage *ss, const char *user)
 {
-	return table_full &&
-	    ((pol.ip.max &&
-		 counter_get(COUNT_IP, ss, user, pol.ip.window, 0) == NULL) ||
-		(pol.user.max &&
-		    counter_get(COUNT_USER, ss, user, pol.user.window, 0) ==
-			NULL));
+	if (!table_full)
+		return 0;
+	/* the allow-list has no address counters to be known by */
+	if (pol.ip.max && !policy_allowlisted(ss) &&
+	    counter_get(COUNT_IP, ss, user, pol.ip.window, 0) == NULL)
+		return 1;
+	return pol.user.max &&
+	    counter_get(COUNT_USER, ss, user, pol.user.window, 0) == NULL;
 }
 
 static void

@@ -383,6 +383,55 @@ test_policy_shared_counts_decide(void **state)
 	assert_int_equal(policy_kinds_failed(&allowed), 0);
 }
 
+/*
+ * A full table refuses whom it cannot count, but not an allow-listed
+ * client (which has no address counter) for a user the table knows.
+ */
+static void
+test_policy_full_table(void **state)
+{
+	struct conf_policy p;
+	struct sockaddr_storage allowed = addr("198.51.100.8");
+	struct sockaddr_storage known = addr("203.0.113.90");
+	struct sockaddr_storage stranger = addr("203.0.113.91");
+	struct sockaddr_storage filler;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&filler;
+	const char *msg;
+	uint64_t now = 20000 * SEC;
+	size_t before;
+	uint32_t i;
+
+	(void)state;
+	policy_setup(&p);
+	/* earlier cases' attempts still pending may stay */
+	policy_expire(now + 100000 * SEC);
+	policy_attempt(&allowed, "webmail-user", now);
+	policy_attempt(&known, "webmail-user", now);
+	filler = addr("10.0.0.0");
+	for (i = 1;; i++) {
+		before = policy_nkeys();
+		sin->sin_addr.s_addr = htonl(0x0a000000u + i);
+		policy_attempt(&filler, "filler", now);
+		if (policy_nkeys() == before)
+			break; /* nothing more fits */
+	}
+	assert_true(policy_nkeys() >= 262144);
+	/* whom the table cannot count is refused */
+	assert_int_equal(policy_check(&stranger, "webmail-user", now, &msg),
+	    POLICY_THROTTLED_IP);
+	assert_int_not_equal(policy_check(&allowed, "new-user", now, &msg),
+	    POLICY_ALLOW);
+	/* whom it knows is not */
+	assert_int_equal(policy_check(&known, "webmail-user", now, &msg),
+	    POLICY_ALLOW);
+	assert_int_equal(policy_check(&allowed, "webmail-user", now, &msg),
+	    POLICY_ALLOW);
+	/* once old entries expire, strangers are counted again */
+	policy_expire(now + 100000 * SEC);
+	assert_int_equal(policy_check(&stranger, "new-user", now, &msg),
+	    POLICY_ALLOW);
+}
+
 int
 main(void)
 {
@@ -399,6 +448,7 @@ main(void)
 	    cmocka_unit_test(test_policy_user_names_are_bytes),
 	    cmocka_unit_test(test_failure_delay_grows_and_caps),
 	    cmocka_unit_test(test_policy_shared_counts_decide),
+	    cmocka_unit_test(test_policy_full_table),
 	};
 
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
