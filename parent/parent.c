@@ -518,8 +518,9 @@ listener_name(uint32_t id)
 
 /*
  * A child may tell the parent only that its peer misbehaved; the peer is
- * then assumed compromised and restarted.  Anything else from a child is
- * itself a violation, and that child is restarted.
+ * then assumed compromised and restarted, unless the report comes from
+ * authproc, the least trusted, which is restarted instead.  Anything else
+ * from a child is itself a violation, and that child is restarted.
  */
 static void
 child_handle(struct child *c, struct imsg *imsg)
@@ -549,6 +550,20 @@ child_handle(struct child *c, struct imsg *imsg)
 		    !(c->role != PROC_AUTHPROC && pc->role == PROC_AUTHPROC)) {
 			snprintf(err, sizeof(err), "bad peer report");
 			goto bad;
+		}
+		if (c->role == PROC_AUTHPROC) {
+			/*
+			 * The child that parses clients' bytes may be the one
+			 * lying: it must not be able to end every relayed
+			 * session or TLS connection by saying so.
+			 */
+			log_warnx("authproc reports that %s (pid %d) sent a "
+				  "malformed message; restarting authproc, "
+				  "not %s",
+			    proc_role_name(pc->role), pc->pid,
+			    proc_role_name(pc->role));
+			kill(c->pid, SIGKILL);
+			return;
 		}
 		for (i = 0; i < nchildren; i++)
 			if (children[i].role == pc->role &&

@@ -408,6 +408,31 @@ def _():
     m.logout()
 
 
+@case("authproc-cannot-get-relay-restarted")
+def _():
+    # a report from authproc, which parses clients' bytes, restarts
+    # authproc: believed, it would let a compromised authproc end every
+    # relayed session by naming relay
+    m = imaplib.IMAP4(HOST, HIMAP)
+    check(m.login(user(1), PASSWORD)[0] == "OK", "login before")
+    kids = env.hooks.children()
+    os.kill(kids["relay"], signal.SIGUSR1)  # test build: bad imsg to authproc
+    new = env.hooks.wait_child("authproc", not_pid=kids["authproc"])
+    check(new is not None, "authproc was not restarted")
+    check(f"authproc reports that relay (pid {kids['relay']}) sent a "
+          "malformed message; restarting authproc" in env.hooks.log_text(),
+          "the report was not logged")
+    check(env.hooks.children()["relay"] == kids["relay"],
+          "relay was restarted")
+    # the session relay holds lives on
+    check(m.noop()[0] == "OK", "relayed session lost")
+    m.logout()
+    wait_port(HOST, HIMAP)
+    m = imaplib.IMAP4(HOST, HIMAP)
+    check(m.login(user(1), PASSWORD)[0] == "OK", "login after restart")
+    m.logout()
+
+
 @case("malformed-peer-message-restarts-sender")
 def _():
     old = env.hooks.children()["authproc"]

@@ -1179,6 +1179,22 @@ parent_dispatch(int fd, short event, void *arg)
 	proc_parent_dispatch(arg, event, parent_handle);
 }
 
+#ifdef POSTERN_TEST_HOOKS
+/* Test builds only: send authproc a malformed login result. */
+static void
+test_forge_message(int sig, short event, void *arg)
+{
+	char junk[3] = "no";
+
+	(void)sig;
+	(void)event;
+	(void)arg;
+	if (authproc_iev != NULL)
+		imsgev_compose(authproc_iev, IMSG_LOGIN_RESULT, 0, -1, junk,
+		    sizeof(junk));
+}
+#endif
+
 void
 relay_main(void)
 {
@@ -1186,6 +1202,12 @@ relay_main(void)
 	if (tls_init() == -1)
 		fatalx("tls_init failed");
 	proc_child_init(&parent_iev, parent_dispatch);
+#ifdef POSTERN_TEST_HOOKS
+	static struct event ev_forge;
+
+	signal_set(&ev_forge, SIGUSR1, test_forge_message, NULL);
+	signal_add(&ev_forge, NULL);
+#endif
 	event_dispatch();
 	exit(0);
 }
