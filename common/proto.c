@@ -279,6 +279,20 @@ audit_record_valid(const struct imsg *imsg)
 	    imsg_string_ok(a->upstream, sizeof(a->upstream));
 }
 
+/*
+ * authproc decides only refusals, protocol errors, time-outs and aborts,
+ * before any upstream is chosen: a record of a login that went through,
+ * or that names an upstream, can only be forged.
+ */
+int
+audit_record_valid_from_authproc(const struct imsg *imsg)
+{
+	const struct audit_record *a = imsg->data;
+
+	return audit_record_valid(imsg) && a->result != AUDIT_OK &&
+	    a->result != AUDIT_BAD_CREDENTIALS && a->upstream[0] == '\0';
+}
+
 int
 counter_op_valid(const struct imsg *imsg)
 {

@@ -363,6 +363,7 @@ int login_result_valid(const struct imsg *, char *, size_t);
 int tls_facts_valid(const struct tls_facts *);
 int conf_blob_valid(const struct imsg *);
 int audit_record_valid(const struct imsg *);
+int audit_record_valid_from_authproc(const struct imsg *);
 int counter_op_valid(const struct imsg *);
 const char *audit_result_name(enum audit_result);
 const char *login_mech_name(enum login_mech);

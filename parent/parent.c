@@ -534,8 +534,9 @@ child_handle(struct child *c, struct imsg *imsg)
 		goto bad;
 	switch (imsg->hdr.type) {
 	case IMSG_AUDIT:
-		if ((c->role != PROC_AUTHPROC && c->role != PROC_RELAY) ||
-		    !audit_record_valid(imsg)) {
+		if (c->role == PROC_AUTHPROC ?
+			!audit_record_valid_from_authproc(imsg) :
+			(c->role != PROC_RELAY || !audit_record_valid(imsg))) {
 			snprintf(err, sizeof(err), "bad audit record");
 			goto bad;
 		}

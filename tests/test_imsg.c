@@ -1230,6 +1230,52 @@ test_login_request_roundtrip(void **state)
 	assert_int_equal(count_fds(), nfds);
 }
 
+/* What the parent accepts as an audit record, from relay and authproc. */
+static void
+test_audit_records(void **state)
+{
+	struct audit_record a;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&a.client;
+	struct imsg m;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	memset(&m, 0, sizeof(m));
+	m.data = &a;
+	m.datalen = sizeof(a);
+	sin->sin_family = AF_INET;
+	a.proto = PROTO_IMAP;
+	a.result = AUDIT_THROTTLED_IP;
+	snprintf(a.user, sizeof(a.user), "bob@example.com");
+	assert_true(audit_record_valid(&m));
+	assert_true(audit_record_valid_from_authproc(&m));
+	/* authproc never sees a login go through, nor an upstream */
+	a.result = AUDIT_OK;
+	assert_true(audit_record_valid(&m));
+	assert_false(audit_record_valid_from_authproc(&m));
+	a.result = AUDIT_BAD_CREDENTIALS;
+	assert_false(audit_record_valid_from_authproc(&m));
+	a.result = AUDIT_TIMEOUT;
+	assert_true(audit_record_valid_from_authproc(&m));
+	snprintf(a.upstream, sizeof(a.upstream), "mailbox1");
+	assert_true(audit_record_valid(&m));
+	assert_false(audit_record_valid_from_authproc(&m));
+	a.upstream[0] = '\0';
+	/* and neither takes what is malformed */
+	a.result = AUDIT_RESULT_MAX;
+	assert_false(audit_record_valid(&m));
+	assert_false(audit_record_valid_from_authproc(&m));
+	a.result = AUDIT_ABORTED;
+	memset(a.user, 'x', sizeof(a.user));
+	assert_false(audit_record_valid(&m));
+	assert_false(audit_record_valid_from_authproc(&m));
+	a.user[0] = '\0';
+	m.datalen = sizeof(a) - 1;
+	assert_false(audit_record_valid(&m));
+	m.datalen = sizeof(a);
+	assert_true(audit_record_valid_from_authproc(&m));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -1275,6 +1321,7 @@ main(void)
 	    cmocka_unit_test(test_login_request_idfields),
 	    cmocka_unit_test(test_login_request_addresses),
 	    cmocka_unit_test(test_login_result),
+	    cmocka_unit_test(test_audit_records),
 	    T(test_login_request_roundtrip),
 	};
 
