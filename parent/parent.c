@@ -616,6 +616,10 @@ child_log_line(struct child *c, char *line)
 	char *end;
 	long pri = LOG_ERR;
 
+	const char *role = proc_role_name(c->role);
+	size_t rlen = strlen(role);
+	char tagged[LOGBUF_SIZE + 32];
+
 	if (line[0] == '<') {
 		pri = strtol(line + 1, &end, 10);
 		if (*end == '>' && end != line + 1 && pri >= 0 &&
@@ -623,18 +627,19 @@ child_log_line(struct child *c, char *line)
 			line = end + 1;
 		else
 			pri = LOG_ERR;
-	} else {
-		/* not ours (a sanitizer report, say): keep who said it */
-		char tagged[LOGBUF_SIZE + 32];
-
-		snprintf(tagged, sizeof(tagged), "%s: %s",
-		    proc_role_name(c->role), line);
-		log_emit_as(LOG_ERR, NULL, tagged);
-		return;
 	}
 	if (pri == LOG_DEBUG && !opt_verbose)
 		return;
-	log_emit_as(pri, NULL, line);
+	if (strncmp(line, role, rlen) == 0 && line[rlen] == ':') {
+		log_emit_as(pri, NULL, line);
+		return;
+	}
+	/*
+	 * Not in the child's own name (a sanitizer report, say, or a child
+	 * posing as another process): say who really wrote it.
+	 */
+	snprintf(tagged, sizeof(tagged), "%s: %s", role, line);
+	log_emit_as(pri, NULL, tagged);
 }
 
 static void

@@ -424,6 +424,12 @@ def _():
           "the report was not logged")
     check(env.hooks.children()["relay"] == kids["relay"],
           "relay was restarted")
+    # a child cannot log in another process's name either
+    lines = env.hooks.log_text().splitlines()
+    check("relay: parent: line forged by relay" in lines,
+          "the forged line was not tagged with relay's name")
+    check("parent: line forged by relay" not in lines,
+          "relay logged as the parent")
     # the session relay holds lives on
     check(m.noop()[0] == "OK", "relayed session lost")
     m.logout()

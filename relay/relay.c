@@ -1185,6 +1185,7 @@ static void
 test_forge_message(int sig, short event, void *arg)
 {
 	char junk[3] = "no";
+	static const char forged[] = "<4>parent: line forged by relay\n";
 
 	(void)sig;
 	(void)event;
@@ -1192,6 +1193,9 @@ test_forge_message(int sig, short event, void *arg)
 	if (authproc_iev != NULL)
 		imsgev_compose(authproc_iev, IMSG_LOGIN_RESULT, 0, -1, junk,
 		    sizeof(junk));
+	/* and a log line in another process's name */
+	if (write(STDERR_FILENO, forged, sizeof(forged) - 1) == -1)
+		log_warn("write");
 }
 #endif
 
