@@ -47,6 +47,7 @@ HPIMAPS = 31149                        # test-hooks postern, PROXY + TLS
 HIMAP, HPOP3 = 28143, 28110            # test-hooks postern
 HIMAPS = 28993                         # test-hooks postern, TLS
 TIMAP, TPOP3 = 29143, 29110            # throttling postern
+TIMAPS = 29993                         # throttling postern, TLS
 # every port a test binds stays below 32768, the start of the kernel's
 # range for outgoing connections: one of those can hold a port a moment
 LOOSE_LIMITS = ("throttle ip 1000000 per 60\nthrottle user 1000000 per 60\n"
@@ -284,7 +285,9 @@ def setup(args):
     env.hooks.start()
 
     env.tconf = os.path.join(work, "postern-throttle.conf")
-    write_config(env.tconf, [(HOST, TIMAP, "imap"), (HOST, TPOP3, "pop3")],
+    write_config(env.tconf, [(HOST, TIMAP, "imap"), (HOST, TPOP3, "pop3"),
+                             (HOST, TIMAPS, "imap",
+                              'tls keypair "mail.example.org"')],
                  upstreams, [("domain", "example.org", "one")],
                  extra=f'node "throttle"\naudit file "{work}/throttle.log"\n'
                        'throttle ip 10 per 600 message "Slow down, address"\n'
@@ -295,10 +298,11 @@ def setup(args):
                        'throttle allow "::1"\n'
                        "throttle delay 200 max 800\n"
                        "limit connections-per-ip 3\n"
-                       "limit attempts 3\n")
+                       "limit attempts 3\n",
+                 keypairs={"mail.example.org": env.certs["mail.example.org"]})
     env.throttle = Postern(args.postern, env.tconf,
                            os.path.join(work, "postern-throttle.log"),
-                           [TIMAP, TPOP3])
+                           [TIMAP, TPOP3, TIMAPS])
     env.throttle.start()
 
 
@@ -2117,6 +2121,50 @@ def _():
     for h in held:
         h.close()
     other.close()
+
+
+@case("throttle-concurrent-tls-handshakes-per-address")
+def _():
+    # connections that never start TLS hold tlsproc, not authproc: the
+    # same per-address limit (3) bounds them before any handshake
+    def raw_from(source):
+        return socket.create_connection((HOST, TIMAPS), timeout=10,
+                                        source_address=(source, 0))
+
+    def imaps_greeting(source):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with ctx.wrap_socket(raw_from(source)) as t:
+            return t.recv(4096)
+
+    held = [raw_from("127.0.0.9") for _ in range(3)]
+    time.sleep(0.3)
+    extra = raw_from("127.0.0.9")
+    extra.settimeout(3)                 # timeout handshake is 10 s
+    try:
+        got = extra.recv(4096)
+    except ConnectionResetError:
+        got = b""
+    except socket.timeout:
+        got = None
+    check(got == b"", f"4th handshake from one address: {got!r}, "
+          "not closed at once")
+    extra.close()
+    line = re.compile(r"tlsproc: refused 127\.0\.0\.9:\d+: too many TLS "
+                      r"handshakes from it at once")
+    deadline = time.monotonic() + 5     # info lines wait up to 100 ms
+    while not line.search(env.throttle.log_text()) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(line.search(env.throttle.log_text()), "refusal not logged")
+    check(imaps_greeting("127.0.0.10").startswith(b"* OK"),
+          "another address was refused")
+    for h in held:
+        h.close()
+    time.sleep(0.3)
+    check(imaps_greeting("127.0.0.9").startswith(b"* OK"),
+          "the address was still refused once its handshakes were gone")
 
 
 @case("throttle-attempts-per-connection-and-growing-delay")

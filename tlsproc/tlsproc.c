@@ -65,7 +65,7 @@ static struct imsgev *authproc_iev;
 static struct conf_global global_conf;
 static struct conf_tls_global tls_conf;
 static struct conf_sandbox sandbox_conf;
-static struct conf_policy policy_conf; /* for its proxy-protocol trusted */
+static struct conf_policy policy_conf; /* proxy-protocol trusted, per-address limit */
 static struct tls_keypair_list keypairs = TAILQ_HEAD_INITIALIZER(keypairs);
 static TAILQ_HEAD(, tls_listener) listeners = TAILQ_HEAD_INITIALIZER(listeners);
 static TAILQ_HEAD(, tconn) tconns = TAILQ_HEAD_INITIALIZER(tconns);
@@ -265,6 +265,47 @@ proxy_trusted(const struct sockaddr_storage *ss)
 	return 0;
 }
 
+/*
+ * A handshake costs this process a connection slot and its buffers for
+ * up to the handshake time-out before authproc, which counts clients'
+ * connections, ever sees it: so one address gets no more handshakes at
+ * once than it may hold pre-auth connections.
+ */
+static int
+handshakes_over_limit(const struct tconn *self)
+{
+	const struct tconn *t;
+	uint32_t i, n = 0;
+
+	if (policy_conf.max_conn_per_ip == 0 ||
+	    self->client.ss_family == AF_UNSPEC)
+		return 0;
+	for (i = 0; i < policy_conf.nallow; i++)
+		if (cidr_match(&policy_conf.allow[i], &self->client))
+			return 0;
+	TAILQ_FOREACH(t, &tconns, entry)
+	if (t != self && !t->bridging && !t->starttls &&
+	    t->proxybuf == NULL &&
+	    sockaddr_same_host(&t->client, &self->client) &&
+	    ++n >= policy_conf.max_conn_per_ip)
+		return 1;
+	return 0;
+}
+
+/* Before its handshake: no alert, no goodbye, the socket just closes. */
+static int
+handshake_refused(struct tconn *t)
+{
+	char addr[128];
+
+	if (!handshakes_over_limit(t))
+		return 0;
+	log_info("refused %s: too many TLS handshakes from it at once",
+	    sockaddr_str(&t->client, addr, sizeof(addr)));
+	tconn_free(t);
+	return 1;
+}
+
 /* No TLS alert: the peer has not started TLS, and may not be TLS at all. */
 static void
 proxy_failed(struct tconn *t, const char *why)
@@ -316,6 +357,8 @@ proxy_done(struct tconn *t, const struct proxy_result *r)
 	t->proxybuf = NULL;
 	t->proxylen = 0;
 	event_del(&t->ev);
+	if (handshake_refused(t))
+		return;
 	event_set(&t->ev, t->fd, EV_READ, handshake_step, t);
 	handshake_begin(t);
 }
@@ -451,7 +494,7 @@ tconn_start(struct tls_listener *l, int fd, uint32_t session_id, int starttls)
 	/* after STARTTLS authproc has read the header already */
 	if (!starttls && (l->conf.flags & LISTEN_PROXY))
 		proxy_begin(t);
-	else
+	else if (starttls || !handshake_refused(t))
 		handshake_begin(t);
 }
 
