@@ -211,7 +211,6 @@ class Memcached:
         self.port = port
         self.log_path = log_path
         self.proc = None
-        self.environ = environ or {}
 
     def start(self, timeout=10.0):
         self.logf = open(self.log_path, "ab")
