@@ -63,6 +63,8 @@ HANDLER1, HANDLER2 = 24780, 24781       # handler 1 is never started
 MULTI_IMAP = 24246                      # two relay processes
 TLSW_IMAP, TLSW_IMAPS = 23143, 23193    # two tlsproc workers
 POOL_IMAP = 24245                       # static routes to pools
+NOPLAIN_IMAP = 24247                    # a pool whose member lacks PLAIN
+NOPLAIN_PORT = 27994                    # greets without AUTH=PLAIN
 DVP1, DVP2 = (24153, 24120), (24154, 24121)
 DVP2_HAPROXY = 24155
 MEMCACHED = 24211  # below the ephemeral port range: bound mid-run
@@ -2245,8 +2247,10 @@ def _():
 
 @case("no-unexpected-child-deaths-or-sanitizer-reports")
 def _():
+    # hooks: the forbidden call, the forged request, and relay's forged
+    # result that restarts authproc
     for p, allowed, n in ((env.postern, "relay", 1),
-                          (env.hooks, "authproc", 2)):
+                          (env.hooks, "authproc", 3)):
         log = p.log_text()
         for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer",
                     "UndefinedBehaviorSanitizer"):
@@ -2725,6 +2729,54 @@ def _():
             node.stop()
         d1.stop()
         d2.stop()
+
+
+@case("client-login-the-upstream-cannot-take-marks-no-member-down")
+def _():
+    # an upstream that offers neither LOGIN nor AUTH=PLAIN cannot take
+    # any login: that is the client's bad luck, not the member's fault,
+    # or any client could mark a pool's members down at will
+    conns = []
+
+    def greet(c):
+        conns.append(c)
+        c.sendall(b"* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] no plain\r\n")
+    srv = listen_in_thread(NOPLAIN_PORT, greet)
+    conf = os.path.join(env.work, "noplain.conf")
+    node = None
+    try:
+        write_config(conf, [(HOST, NOPLAIN_IMAP, "imap")],
+                     {"noplain": (HOST, NOPLAIN_PORT, 0)},
+                     [("domain", "np.example", "np")],
+                     extra='node "noplain"\n' + LOOSE_LIMITS)
+        with open(conf) as f:
+            text = f.read()
+        text = text.replace("route domain", 'pool "np" {\n'
+                            '\tupstream "noplain"\n'
+                            "\tmax-fails 1\n\tfail-timeout 60\n}\n"
+                            "route domain", 1)
+        with open(conf, "w") as f:
+            f.write(text)
+        node = Postern(env.binary, conf,
+                       os.path.join(env.work, "noplain.log"),
+                       [NOPLAIN_IMAP])
+        node.start()
+        for i in range(3):
+            c = imap_raw(NOPLAIN_IMAP)
+            line = tlogin(c, b"a", f"np{i}@np.example", PASSWORD)
+            c.close()
+            check(line.startswith(b"a NO [UNAVAILABLE]"), f"got {line!r}")
+        time.sleep(0.3)                 # info lines wait up to 100 ms
+        log = node.log_text()
+        check("upstream offers no usable login method" in log,
+              "the case did not happen: " + log[-500:])
+        check("marked down" not in log, "a member was marked down")
+    finally:
+        if node is not None:
+            node.stop()
+        srv.close()
+        for c in conns:
+            c.close()
 
 
 @case("lookup-relooks-after-cached-route-refused-and-all-down-tempfails")

@@ -66,6 +66,7 @@ rsession_try_elsewhere(struct rsession *rs, uint32_t status, const char *text)
 	char addr[128];
 
 	if (status == LOGIN_TEMPFAIL && rs->lg->pool != NULL &&
+	    !rs->lg->unsendable &&
 	    (rs->state == R_CONNECTING || rs->state == R_TLS_HANDSHAKE ||
 		rs->state == R_GREETING)) {
 		pool_failed(rs->lg->pool, rs->lg->member, wallclock_ms());
@@ -158,6 +159,18 @@ rsession_audit(struct rsession *rs, uint32_t status, const char *text)
  * The upstream login is over.  On success relay keeps the session and
  * starts moving bytes; otherwise the client goes back to authproc.
  */
+/*
+ * The login is the client's problem, not the upstream's (a method it
+ * does not offer, fields too long to send): no pool member is to blame,
+ * or any client could mark members down.
+ */
+void
+rsession_login_unsendable(struct rsession *rs, const char *text)
+{
+	rs->lg->unsendable = 1;
+	rsession_login_done(rs, LOGIN_TEMPFAIL, text);
+}
+
 void
 rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 {

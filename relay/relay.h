@@ -108,6 +108,7 @@ struct rlogin {
 	uint32_t handlers_tried;
 	enum route_source route_src;
 	int relooked; /* a cached route failed: looked up once more */
+	int unsendable; /* the client's login cannot be put to this upstream */
 	struct upstream_ctx dyn;
 	struct sockaddr_storage failed_addr;
 	char account[USER_MAX_LEN + 1]; /* the name we log in with */
@@ -150,6 +151,7 @@ extern struct conf_policy relay_policy;
 
 void relay_main(void) __attribute__((noreturn));
 void rsession_login_done(struct rsession *, uint32_t status, const char *text);
+void rsession_login_unsendable(struct rsession *, const char *);
 void rsession_send(struct rsession *, const char *, size_t);
 void rsession_cork(struct rsession *);
 void rsession_uncork(struct rsession *);

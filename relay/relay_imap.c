@@ -113,7 +113,7 @@ imap_send_login(struct rsession *rs)
 
 	if (rs->lg->caps & CAP_AUTH_PLAIN) {
 		if (plain_b64(rs, b64, sizeof(b64)) == -1) {
-			rsession_login_done(rs, LOGIN_TEMPFAIL, "encoding");
+			rsession_login_unsendable(rs, "encoding");
 			return 0;
 		}
 		if (rs->lg->caps & CAP_SASL_IR) {
@@ -133,7 +133,7 @@ imap_send_login(struct rsession *rs)
 		    qpass);
 		rs->state = R_LOGIN;
 	} else {
-		rsession_login_done(rs, LOGIN_TEMPFAIL,
+		rsession_login_unsendable(rs,
 		    "upstream offers no usable login method");
 		rv = 0;
 	}
@@ -196,7 +196,7 @@ imap_send_id(struct rsession *rs)
 			ok |= id_append(buf, sizeof(buf), &off, name, value);
 	}
 	if (ok != 0) {
-		rsession_login_done(rs, LOGIN_TEMPFAIL, "ID too long");
+		rsession_login_unsendable(rs, "ID too long");
 		return 0;
 	}
 	rsession_printf(rs, UTAG_ID " ID (%s)\r\n", buf);

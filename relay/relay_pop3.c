@@ -40,7 +40,7 @@ pop3_send_login(struct rsession *rs)
 	n = b64_ntop(raw, zl + ul + pl + 2, b64, sizeof(b64));
 	explicit_bzero(raw, sizeof(raw));
 	if (n < 0) {
-		rsession_login_done(rs, LOGIN_TEMPFAIL, "encoding");
+		rsession_login_unsendable(rs, "encoding");
 		return 0;
 	}
 	rsession_printf(rs, "AUTH PLAIN %s\r\n", b64);
