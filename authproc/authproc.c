@@ -874,7 +874,7 @@ conn_limit_reached_except(const struct sockaddr_storage *ss,
 		return 0;
 	TAILQ_FOREACH(s, &sessions, entry)
 	if (s != self && s->state != S_PROXY &&
-	    sockaddr_same_host(&s->client, ss) &&
+	    sockaddr_same_client(&s->client, ss) &&
 	    ++n >= authproc_policy.max_conn_per_ip)
 		return 1;
 	return 0;

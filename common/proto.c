@@ -136,6 +136,20 @@ sockaddr_same_host(const struct sockaddr_storage *a,
 	    ((const struct sockaddr_in *)b)->sin_addr.s_addr;
 }
 
+/*
+ * The same client, for limits per client: one IPv4 address, or one IPv6
+ * /64, which is what one client gets (as the throttle counters see it).
+ */
+int
+sockaddr_same_client(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b)
+{
+	if (a->ss_family != AF_INET6 || b->ss_family != AF_INET6)
+		return sockaddr_same_host(a, b);
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		   &((const struct sockaddr_in6 *)b)->sin6_addr, 8) == 0;
+}
+
 const char *
 sockaddr_host(const struct sockaddr_storage *ss, char *buf, size_t len)
 {

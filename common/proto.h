@@ -379,6 +379,8 @@ in_port_t sockaddr_port(const struct sockaddr_storage *);
 const char *sockaddr_host(const struct sockaddr_storage *, char *, size_t);
 int sockaddr_same_host(const struct sockaddr_storage *,
     const struct sockaddr_storage *);
+int sockaddr_same_client(const struct sockaddr_storage *,
+    const struct sockaddr_storage *);
 const char *sockaddr_str(const struct sockaddr_storage *, char *, size_t);
 
 #endif

@@ -630,6 +630,9 @@ child_log_line(struct child *c, char *line)
 	}
 	if (pri == LOG_DEBUG && !opt_verbose)
 		return;
+	/* emergencies and alerts are the parent's to raise (syslog may wall) */
+	if (pri < LOG_CRIT)
+		pri = LOG_CRIT;
 	if (strncmp(line, role, rlen) == 0 && line[rlen] == ':') {
 		log_emit_as(pri, NULL, line);
 		return;

@@ -294,10 +294,30 @@ rsession_bridge_done(struct tlsbridge *b, void *arg)
  * once: write right away and watch for writability only if something
  * is left, which spares two epoll_ctl calls each way per command.
  */
+static void
+secret_free(const void *data, size_t len, void *arg)
+{
+	(void)arg;
+	explicit_bzero((void *)data, len);
+	free((void *)data);
+}
+
 void
 rsession_send(struct rsession *rs, const char *data, size_t len)
 {
-	evbuffer_add(rs->lg->uout, data, len);
+	char *copy;
+
+	/*
+	 * What goes upstream during a login carries the credentials: each
+	 * line is a block of ours that is wiped once sent or dropped, where
+	 * the buffer's own memory would be freed as it was.
+	 */
+	if ((copy = malloc(len)) == NULL)
+		fatal("malloc");
+	memcpy(copy, data, len);
+	if (evbuffer_add_reference(rs->lg->uout, copy, len, secret_free,
+		NULL) == -1)
+		fatalx("evbuffer_add_reference");
 	if (rs->lg->corked)
 		return;
 	rsession_flush(rs);
@@ -689,8 +709,8 @@ upstream_read(struct rsession *rs)
 static int
 upstream_write(struct rsession *rs)
 {
-	ssize_t n;
-	size_t len;
+	char tbuf[16384];
+	ssize_t n, len;
 
 	if (rs->utls == NULL) {
 		if (evbuffer_write(rs->lg->uout, rs->ufd) == -1 &&
@@ -698,8 +718,11 @@ upstream_write(struct rsession *rs)
 			return -1;
 		return 0;
 	}
-	while ((len = evbuffer_get_length(rs->lg->uout)) > 0) {
-		n = tls_write(rs->utls, evbuffer_pullup(rs->lg->uout, -1), len);
+	/* a copy of ours, wiped, where a pullup would leave one unwiped */
+	while ((len = evbuffer_copyout(rs->lg->uout, tbuf, sizeof(tbuf))) >
+	    0) {
+		n = tls_write(rs->utls, tbuf, len);
+		explicit_bzero(tbuf, len);
 		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT)
 			return 0;
 		if (n == -1)

@@ -132,9 +132,16 @@ imap_send_login(struct rsession *rs)
 		rsession_printf(rs, UTAG_LOGIN " LOGIN %s %s\r\n", quser,
 		    qpass);
 		rs->state = R_LOGIN;
-	} else {
-		rsession_login_unsendable(rs,
+	} else if (rs->lg->caps & CAP_LOGINDISABLED) {
+		/* the upstream's own doing (plain text where it wants TLS?) */
+		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    "upstream offers no usable login method");
+		rv = 0;
+	} else {
+		/* an authzid, or bytes LOGIN cannot quote */
+		rsession_login_unsendable(rs,
+		    "this login needs AUTH=PLAIN, which the upstream does "
+		    "not offer");
 		rv = 0;
 	}
 	explicit_bzero(b64, sizeof(b64));

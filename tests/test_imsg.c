@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -1276,6 +1277,44 @@ test_audit_records(void **state)
 	assert_true(audit_record_valid_from_authproc(&m));
 }
 
+/* Limits per client: an IPv4 address, or an IPv6 /64. */
+static void
+test_same_client(void **state)
+{
+	struct sockaddr_storage a, b;
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&a;
+	struct sockaddr_in *b4 = (struct sockaddr_in *)&b;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&a;
+	struct sockaddr_in6 *b6 = (struct sockaddr_in6 *)&b;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a4->sin_family = b4->sin_family = AF_INET;
+	assert_int_equal(inet_pton(AF_INET, "192.0.2.1", &a4->sin_addr), 1);
+	assert_int_equal(inet_pton(AF_INET, "192.0.2.1", &b4->sin_addr), 1);
+	b4->sin_port = htons(4000); /* ports do not matter */
+	assert_true(sockaddr_same_client(&a, &b));
+	assert_int_equal(inet_pton(AF_INET, "192.0.2.2", &b4->sin_addr), 1);
+	assert_false(sockaddr_same_client(&a, &b));
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a6->sin6_family = b6->sin6_family = AF_INET6;
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8:1:2::1", &a6->sin6_addr),
+	    1);
+	assert_int_equal(
+	    inet_pton(AF_INET6, "2001:db8:1:2:ffff::9", &b6->sin6_addr), 1);
+	assert_true(sockaddr_same_client(&a, &b));
+	assert_false(sockaddr_same_host(&a, &b));
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8:1:3::1", &b6->sin6_addr),
+	    1);
+	assert_false(sockaddr_same_client(&a, &b));
+	/* another family is another client */
+	b4->sin_family = AF_INET;
+	assert_false(sockaddr_same_client(&a, &b));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -1322,6 +1361,7 @@ main(void)
 	    cmocka_unit_test(test_login_request_addresses),
 	    cmocka_unit_test(test_login_result),
 	    cmocka_unit_test(test_audit_records),
+	    cmocka_unit_test(test_same_client),
 	    T(test_login_request_roundtrip),
 	};
 

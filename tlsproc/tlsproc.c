@@ -286,7 +286,7 @@ handshakes_over_limit(const struct tconn *self)
 	TAILQ_FOREACH(t, &tconns, entry)
 	if (t != self && !t->bridging && !t->starttls &&
 	    t->proxybuf == NULL &&
-	    sockaddr_same_host(&t->client, &self->client) &&
+	    sockaddr_same_client(&t->client, &self->client) &&
 	    ++n >= policy_conf.max_conn_per_ip)
 		return 1;
 	return 0;
@@ -694,7 +694,8 @@ parent_handle(struct imsg *imsg)
 		break;
 	case IMSG_CONF_POLICY:
 		memcpy(&policy_conf, imsg->data, sizeof(policy_conf));
-		if (policy_conf.nproxy > POLICY_MAX_ALLOW)
+		if (policy_conf.nproxy > POLICY_MAX_ALLOW ||
+		    policy_conf.nallow > POLICY_MAX_ALLOW)
 			fatalx("bad policy message");
 		break;
 	case IMSG_CONF_TLS_GLOBAL:
