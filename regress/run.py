@@ -2687,6 +2687,17 @@ def _():
         check("cmd_flush 0" in stats, "flush reached memcached")
 
 
+def write_pool_config(conf, listeners, upstreams, pools, routes, extra):
+    """write_config, with pool blocks (text) before the first route,
+    which may name them."""
+    write_config(conf, listeners, upstreams, routes, extra=extra)
+    with open(conf) as f:
+        text = f.read()
+    at = text.index("\nroute ") + 1
+    with open(conf, "w") as f:
+        f.write(text[:at] + pools + text[at:])
+
+
 @case("pool-with-one-dovecot-stopped-serves-every-user")
 def _():
     pusers = [f"puser{i}@pool.example" for i in range(1, 5)]
@@ -2703,24 +2714,18 @@ def _():
     try:
         d1.start()
         d2.start()
-        with open(conf, "w"):
-            pass
-        write_config(conf, [(HOST, POOL_IMAP, "imap")],
-                     {"p1": (HOST, DVP1[0], DVP1[1]),
-                      "p2": (HOST, DVP2[0], DVP2[1]),
-                      "p2h": (HOST, DVP2_HAPROXY, 0)},
-                     [("user", pusers[3], "proxied"),
-                      ("domain", "pool.example", "stores")],
-                     extra='node "pool"\n' + LOOSE_LIMITS)
-        with open(conf) as f:
-            text = f.read()
-        text = text.replace('route user', 'pool "stores" {\n'
-                            '\tupstream "p1"\n\tupstream "p2"\n'
-                            "\tmax-fails 1\n\tfail-timeout 60\n}\n"
-                            'pool "proxied" {\n\tupstream "p2h"\n'
-                            "\tproxy-protocol\n}\nroute user", 1)
-        with open(conf, "w") as f:
-            f.write(text)
+        write_pool_config(conf, [(HOST, POOL_IMAP, "imap")],
+                          {"p1": (HOST, DVP1[0], DVP1[1]),
+                           "p2": (HOST, DVP2[0], DVP2[1]),
+                           "p2h": (HOST, DVP2_HAPROXY, 0)},
+                          'pool "stores" {\n'
+                          '\tupstream "p1"\n\tupstream "p2"\n'
+                          "\tmax-fails 1\n\tfail-timeout 60\n}\n"
+                          'pool "proxied" {\n\tupstream "p2h"\n'
+                          "\tproxy-protocol\n}\n",
+                          [("user", pusers[3], "proxied"),
+                           ("domain", "pool.example", "stores")],
+                          extra='node "pool"\n' + LOOSE_LIMITS)
         node = Postern(env.binary, conf, os.path.join(env.work, "pool.log"),
                        [POOL_IMAP])
         node.start()
@@ -2763,22 +2768,16 @@ def _():
     conf = os.path.join(env.work, "noplain.conf")
     node = None
     try:
-        write_config(conf, [(HOST, NOPLAIN_IMAP, "imap")],
-                     {"loginonly": (HOST, NOPLAIN_PORT, 0),
-                      "nomethod": (HOST, NOMETHOD_PORT, 0)},
-                     [("domain", "np.example", "np"),
-                      ("domain", "nm.example", "nm")],
-                     extra='node "noplain"\n' + LOOSE_LIMITS)
-        with open(conf) as f:
-            text = f.read()
-        text = text.replace("route domain", 'pool "np" {\n'
-                            '\tupstream "loginonly"\n'
-                            "\tmax-fails 1\n\tfail-timeout 60\n}\n"
-                            'pool "nm" {\n\tupstream "nomethod"\n'
-                            "\tmax-fails 1\n\tfail-timeout 60\n}\n"
-                            "route domain", 1)
-        with open(conf, "w") as f:
-            f.write(text)
+        write_pool_config(conf, [(HOST, NOPLAIN_IMAP, "imap")],
+                          {"loginonly": (HOST, NOPLAIN_PORT, 0),
+                           "nomethod": (HOST, NOMETHOD_PORT, 0)},
+                          'pool "np" {\n\tupstream "loginonly"\n'
+                          "\tmax-fails 1\n\tfail-timeout 60\n}\n"
+                          'pool "nm" {\n\tupstream "nomethod"\n'
+                          "\tmax-fails 1\n\tfail-timeout 60\n}\n",
+                          [("domain", "np.example", "np"),
+                           ("domain", "nm.example", "nm")],
+                          extra='node "noplain"\n' + LOOSE_LIMITS)
         node = Postern(env.binary, conf,
                        os.path.join(env.work, "noplain.log"),
                        [NOPLAIN_IMAP])
