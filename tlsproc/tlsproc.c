@@ -57,7 +57,8 @@ struct tconn {
 	struct event ev;
 	struct event timer;
 	int bridging;
-	struct tlsbridge bridge;
+	/* its 32 KiB of buffers only once the handshake is done */
+	struct tlsbridge *bridge;
 };
 
 static struct imsgev parent_iev;
@@ -108,7 +109,7 @@ tconn_free(struct tconn *t)
 {
 	TAILQ_REMOVE(&tconns, t, entry);
 	if (t->bridging)
-		tlsbridge_stop(&t->bridge);
+		tlsbridge_stop(t->bridge);
 	else {
 		event_del(&t->ev);
 		if (t->tls != NULL)
@@ -118,6 +119,7 @@ tconn_free(struct tconn *t)
 	}
 	evtimer_del(&t->timer);
 	free(t->proxybuf);
+	free(t->bridge);
 	free(t);
 	ntconns--;
 	listeners_update();
@@ -138,8 +140,8 @@ tconn_bridge_done(struct tlsbridge *b, void *arg)
 		    global_conf.timeout_stall);
 	}
 	log_debug("tls connection closed: %llu bytes in, %llu bytes out",
-	    (unsigned long long)t->bridge.bytes_in,
-	    (unsigned long long)t->bridge.bytes_out);
+	    (unsigned long long)b->bytes_in,
+	    (unsigned long long)b->bytes_out);
 	t->bridging = 0;
 	t->tls = NULL;
 	t->fd = -1;
@@ -189,6 +191,11 @@ handshake_done(struct tconn *t)
 		handshake_failed(t, "authproc not available");
 		return;
 	}
+	if ((t->bridge = calloc(1, sizeof(*t->bridge))) == NULL) {
+		log_warn("calloc");
+		handshake_failed(t, "out of resources");
+		return;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 		sp) == -1) {
 		log_warn("socketpair");
@@ -211,8 +218,8 @@ handshake_done(struct tconn *t)
 		    sizeof(ts));
 	}
 	t->bridging = 1;
-	t->bridge.stall_sec = global_conf.timeout_stall;
-	tlsbridge_start(&t->bridge, t->tls, t->fd, sp[0], NULL, 0, NULL, 0,
+	t->bridge->stall_sec = global_conf.timeout_stall;
+	tlsbridge_start(t->bridge, t->tls, t->fd, sp[0], NULL, 0, NULL, 0,
 	    tconn_bridge_done, t);
 }
 
@@ -238,6 +245,26 @@ handshake_step(int fd, short event, void *arg)
 	}
 }
 
+/* The client has said something: now it gets TLS state. */
+static void
+handshake_first(int fd, short event, void *arg)
+{
+	struct tconn *t = arg;
+	struct tls_listener *l = t->listener;
+
+	(void)event;
+	if (tls_accept_socket(l->ctx, &t->tls, t->fd) == -1) {
+		handshake_failed(t, tls_error(l->ctx));
+		return;
+	}
+	handshake_step(fd, EV_READ, t);
+}
+
+/*
+ * No TLS state (tens of KiB in the TLS library) until the client's first
+ * bytes arrive: a connection that never sends any costs only its tconn
+ * until the handshake time-out.
+ */
 static void
 handshake_begin(struct tconn *t)
 {
@@ -247,11 +274,9 @@ handshake_begin(struct tconn *t)
 		handshake_failed(t, "no usable keypair on this listener");
 		return;
 	}
-	if (tls_accept_socket(l->ctx, &t->tls, t->fd) == -1) {
-		handshake_failed(t, tls_error(l->ctx));
-		return;
-	}
-	handshake_step(t->fd, EV_READ, t);
+	event_del(&t->ev);
+	event_set(&t->ev, t->fd, EV_READ, handshake_first, t);
+	event_add(&t->ev, NULL);
 }
 
 static int
