@@ -184,7 +184,7 @@ handshake_done(struct tconn *t)
 {
 	struct tls_session ts;
 	struct starttls_done done;
-	int sp[2];
+	int sp[2], sent;
 
 	evtimer_del(&t->timer);
 	if (authproc_iev == NULL) {
@@ -206,16 +206,23 @@ handshake_done(struct tconn *t)
 		memset(&done, 0, sizeof(done));
 		done.ok = 1;
 		facts_fill(t->tls, &done.facts);
-		imsgev_compose(authproc_iev, IMSG_STARTTLS_DONE, t->session_id,
-		    sp[1], &done, sizeof(done));
+		sent = imsgev_compose(authproc_iev, IMSG_STARTTLS_DONE,
+		    t->session_id, sp[1], &done, sizeof(done));
 	} else {
 		memset(&ts, 0, sizeof(ts));
 		ts.listener_id = t->listener->conf.id;
 		ts.client = t->client;
 		ts.local = t->local;
 		facts_fill(t->tls, &ts.facts);
-		imsgev_compose(authproc_iev, IMSG_TLS_SESSION, 0, sp[1], &ts,
-		    sizeof(ts));
+		sent = imsgev_compose(authproc_iev, IMSG_TLS_SESSION, 0, sp[1],
+		    &ts, sizeof(ts));
+	}
+	if (sent == -1) {
+		/* the compose has closed sp[1] */
+		log_warn("cannot hand a TLS session to authproc");
+		close(sp[0]);
+		handshake_failed(t, "out of resources");
+		return;
 	}
 	t->bridging = 1;
 	t->bridge->stall_sec = global_conf.timeout_stall;
@@ -291,10 +298,11 @@ proxy_trusted(const struct sockaddr_storage *ss)
 }
 
 /*
- * A handshake costs this process a connection slot and its buffers for
- * up to the handshake time-out before authproc, which counts clients'
- * connections, ever sees it: so one address gets no more handshakes at
- * once than it may hold pre-auth connections.
+ * A handshake costs this process a connection slot, and once the client
+ * has sent something the TLS library's state, for up to the handshake
+ * time-out before authproc, which counts clients' connections, ever sees
+ * it: so one address gets no more handshakes at once than it may hold
+ * pre-auth connections.
  */
 static int
 handshakes_over_limit(const struct tconn *self)
@@ -384,7 +392,6 @@ proxy_done(struct tconn *t, const struct proxy_result *r)
 	event_del(&t->ev);
 	if (handshake_refused(t))
 		return;
-	event_set(&t->ev, t->fd, EV_READ, handshake_step, t);
 	handshake_begin(t);
 }
 
@@ -511,7 +518,8 @@ tconn_start(struct tls_listener *l, int fd, uint32_t session_id, int starttls)
 	TAILQ_INSERT_TAIL(&tconns, t, entry);
 	ntconns++;
 	listeners_update();
-	event_set(&t->ev, fd, EV_READ, handshake_step, t);
+	/* set before any path may free the tconn, which deletes it */
+	event_set(&t->ev, fd, EV_READ, handshake_first, t);
 	evtimer_set(&t->timer, handshake_timeout, t);
 	tv.tv_sec = tls_conf.timeout_handshake;
 	tv.tv_usec = 0;
