@@ -729,8 +729,8 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 	s->client = *ss;
 #ifdef POSTERN_TEST_HOOKS
 	if (test_client_sndbuf > 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF,
-		    &test_client_sndbuf, sizeof(test_client_sndbuf));
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &test_client_sndbuf,
+		    sizeof(test_client_sndbuf));
 #endif
 	if (facts != NULL) {
 		s->tls = 1;

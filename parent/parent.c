@@ -527,16 +527,18 @@ child_handle(struct child *c, struct imsg *imsg)
 {
 	struct peer_channel *pc = imsg->data;
 	char err[128];
-	int i;
+	int i, ok;
 
 	if (imsg_check(child_to_parent_rules, child_to_parent_nrules, imsg, err,
 		sizeof(err)) == -1)
 		goto bad;
 	switch (imsg->hdr.type) {
 	case IMSG_AUDIT:
-		if (c->role == PROC_AUTHPROC ?
-			!audit_record_valid_from_authproc(imsg) :
-			(c->role != PROC_RELAY || !audit_record_valid(imsg))) {
+		if (c->role == PROC_AUTHPROC)
+			ok = audit_record_valid_from_authproc(imsg);
+		else
+			ok = c->role == PROC_RELAY && audit_record_valid(imsg);
+		if (!ok) {
 			snprintf(err, sizeof(err), "bad audit record");
 			goto bad;
 		}

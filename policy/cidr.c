@@ -56,6 +56,19 @@ prefix_equal(const uint8_t *a, const uint8_t *b, unsigned int bits)
 	return (a[bytes] & mask) == (b[bytes] & mask);
 }
 
+/* In any of n prefixes (an allow-list, the trusted PROXY senders)? */
+int
+cidr_match_any(const struct cidr *list, uint32_t n,
+    const struct sockaddr_storage *ss)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		if (cidr_match(&list[i], ss))
+			return 1;
+	return 0;
+}
+
 int
 cidr_match(const struct cidr *c, const struct sockaddr_storage *ss)
 {

@@ -197,23 +197,13 @@ counter_bump(enum counter_kind kind, const struct sockaddr_storage *ss,
 int
 policy_allowlisted(const struct sockaddr_storage *ss)
 {
-	uint32_t i;
-
-	for (i = 0; i < pol.nallow; i++)
-		if (cidr_match(&pol.allow[i], ss))
-			return 1;
-	return 0;
+	return cidr_match_any(pol.allow, pol.nallow, ss);
 }
 
 int
 policy_proxy_trusted(const struct sockaddr_storage *ss)
 {
-	uint32_t i;
-
-	for (i = 0; i < pol.nproxy; i++)
-		if (cidr_match(&pol.proxy[i], ss))
-			return 1;
-	return 0;
+	return cidr_match_any(pol.proxy, pol.nproxy, ss);
 }
 
 /*

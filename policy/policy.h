@@ -71,6 +71,8 @@ void window_add(struct window_counter *, uint64_t now_ms, uint32_t window_s,
 /* cidr.c */
 int cidr_parse(const char *, struct cidr *);
 int cidr_match(const struct cidr *, const struct sockaddr_storage *);
+int cidr_match_any(const struct cidr *, uint32_t,
+    const struct sockaddr_storage *);
 
 /* policy.c */
 enum policy_verdict {

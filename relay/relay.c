@@ -719,8 +719,7 @@ upstream_write(struct rsession *rs)
 		return 0;
 	}
 	/* a copy of ours, wiped, where a pullup would leave one unwiped */
-	while ((len = evbuffer_copyout(rs->lg->uout, tbuf, sizeof(tbuf))) >
-	    0) {
+	while ((len = evbuffer_copyout(rs->lg->uout, tbuf, sizeof(tbuf))) > 0) {
 		n = tls_write(rs->utls, tbuf, len);
 		explicit_bzero(tbuf, len);
 		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT)

@@ -107,7 +107,7 @@ struct rlogin {
 	uint32_t tried; /* pool members */
 	uint32_t handlers_tried;
 	enum route_source route_src;
-	int relooked; /* a cached route failed: looked up once more */
+	int relooked;	/* a cached route failed: looked up once more */
 	int unsendable; /* the client's login cannot be put to this upstream */
 	struct upstream_ctx dyn;
 	struct sockaddr_storage failed_addr;

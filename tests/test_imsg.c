@@ -1303,8 +1303,9 @@ test_same_client(void **state)
 	a6->sin6_family = b6->sin6_family = AF_INET6;
 	assert_int_equal(inet_pton(AF_INET6, "2001:db8:1:2::1", &a6->sin6_addr),
 	    1);
-	assert_int_equal(
-	    inet_pton(AF_INET6, "2001:db8:1:2:ffff::9", &b6->sin6_addr), 1);
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8:1:2:ffff::9",
+			     &b6->sin6_addr),
+	    1);
 	assert_true(sockaddr_same_client(&a, &b));
 	assert_false(sockaddr_same_host(&a, &b));
 	assert_int_equal(inet_pton(AF_INET6, "2001:db8:1:3::1", &b6->sin6_addr),

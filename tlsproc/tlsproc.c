@@ -66,7 +66,8 @@ static struct imsgev *authproc_iev;
 static struct conf_global global_conf;
 static struct conf_tls_global tls_conf;
 static struct conf_sandbox sandbox_conf;
-static struct conf_policy policy_conf; /* proxy-protocol trusted, per-address limit */
+/* proxy-protocol trusted, the allow-list, the per-address limit */
+static struct conf_policy policy_conf;
 static struct tls_keypair_list keypairs = TAILQ_HEAD_INITIALIZER(keypairs);
 static TAILQ_HEAD(, tls_listener) listeners = TAILQ_HEAD_INITIALIZER(listeners);
 static TAILQ_HEAD(, tconn) tconns = TAILQ_HEAD_INITIALIZER(tconns);
@@ -140,8 +141,7 @@ tconn_bridge_done(struct tlsbridge *b, void *arg)
 		    global_conf.timeout_stall);
 	}
 	log_debug("tls connection closed: %llu bytes in, %llu bytes out",
-	    (unsigned long long)b->bytes_in,
-	    (unsigned long long)b->bytes_out);
+	    (unsigned long long)b->bytes_in, (unsigned long long)b->bytes_out);
 	t->bridging = 0;
 	t->tls = NULL;
 	t->fd = -1;
@@ -289,12 +289,7 @@ handshake_begin(struct tconn *t)
 static int
 proxy_trusted(const struct sockaddr_storage *ss)
 {
-	uint32_t i;
-
-	for (i = 0; i < policy_conf.nproxy; i++)
-		if (cidr_match(&policy_conf.proxy[i], ss))
-			return 1;
-	return 0;
+	return cidr_match_any(policy_conf.proxy, policy_conf.nproxy, ss);
 }
 
 /*
@@ -308,17 +303,15 @@ static int
 handshakes_over_limit(const struct tconn *self)
 {
 	const struct tconn *t;
-	uint32_t i, n = 0;
+	uint32_t n = 0;
 
 	if (policy_conf.max_conn_per_ip == 0 ||
-	    self->client.ss_family == AF_UNSPEC)
+	    self->client.ss_family == AF_UNSPEC ||
+	    cidr_match_any(policy_conf.allow, policy_conf.nallow,
+		&self->client))
 		return 0;
-	for (i = 0; i < policy_conf.nallow; i++)
-		if (cidr_match(&policy_conf.allow[i], &self->client))
-			return 0;
 	TAILQ_FOREACH(t, &tconns, entry)
-	if (t != self && !t->bridging && !t->starttls &&
-	    t->proxybuf == NULL &&
+	if (t != self && !t->bridging && !t->starttls && t->proxybuf == NULL &&
 	    sockaddr_same_client(&t->client, &self->client) &&
 	    ++n >= policy_conf.max_conn_per_ip)
 		return 1;
