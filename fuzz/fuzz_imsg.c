@@ -129,6 +129,23 @@ check_result(const struct imsg *m)
 }
 
 static void
+check_audit(const struct imsg *m)
+{
+	const struct audit_record *a = m->data;
+
+	if (!audit_record_valid(m)) {
+		CHECK(!audit_record_valid_from_authproc(m));
+		return;
+	}
+	/* what the parent relies on before writing the record out */
+	CHECK(strlen(a->user) < sizeof(a->user));
+	CHECK(strlen(a->reason) < sizeof(a->reason));
+	CHECK(strlen(a->upstream) < sizeof(a->upstream));
+	if (audit_record_valid_from_authproc(m))
+		CHECK(a->result != AUDIT_OK && a->upstream[0] == '\0');
+}
+
+static void
 check_message(struct imsg *m, ssize_t n)
 {
 	int fd;
@@ -148,6 +165,7 @@ check_message(struct imsg *m, ssize_t n)
 	check_rules(relay_to_authproc_rules, relay_to_authproc_nrules, m);
 	check_request(m);
 	check_result(m);
+	check_audit(m);
 
 	/* half the time the receiver keeps the fd, as relay does */
 	if (m->fd != -1 && (m->hdr.peerid & 1)) {

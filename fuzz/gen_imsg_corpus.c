@@ -219,10 +219,35 @@ framing_seeds(void)
 	save("too-many-fds");
 }
 
+/* A record authproc may send, and one only a forger would. */
+static void
+audit_seeds(void)
+{
+	struct audit_record a;
+
+	memset(&a, 0, sizeof(a));
+	a.proto = PROTO_IMAP;
+	a.result = AUDIT_THROTTLED_IP;
+	a.client.ss_family = AF_INET;
+	strcpy(a.user, "bob@example.com");
+	strcpy(a.mech, "LOGIN");
+	strcpy(a.reason, "address over its limit");
+	begin(CTL_PEERPID, 0);
+	frame(IMSG_AUDIT, 0, 0, PEERPID, &a, sizeof(a), 0);
+	save("audit-authproc");
+
+	a.result = AUDIT_OK;
+	strcpy(a.upstream, "mailbox1");
+	begin(CTL_PEERPID, 3);
+	frame(IMSG_AUDIT, 0, 0, PEERPID, &a, sizeof(a), 0);
+	save("audit-forged-ok");
+}
+
 int
 main(void)
 {
 	login_seeds();
+	audit_seeds();
 	config_seeds();
 	framing_seeds();
 	return 0;
