@@ -82,6 +82,22 @@ static void listeners_pause(int);
 static int test_client_sndbuf;
 #endif
 
+static const struct proto_engine *const engines[] = {
+    &imap_engine,
+    &pop3_engine,
+};
+
+static const struct proto_engine *
+proto_engine_find(uint32_t proto)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(engines) / sizeof(engines[0]); i++)
+		if (engines[i]->proto == proto)
+			return engines[i];
+	return NULL;
+}
+
 static struct session *
 session_find(uint32_t id)
 {
@@ -212,10 +228,7 @@ session_bad_command(struct session *s)
 	if (++s->bad_commands < authproc_conf.max_bad_commands)
 		return;
 	session_audit(s, AUDIT_PROTOCOL_ERROR, "too many bad commands");
-	if (s->listener->conf.proto == PROTO_IMAP)
-		imap_too_many_bad(s);
-	else
-		pop3_too_many_bad(s);
+	s->engine->too_many_bad(s);
 }
 
 static void
@@ -251,10 +264,7 @@ login_fail_local(struct session *s, uint32_t status, const char *text)
 	memset(&res, 0, sizeof(res));
 	res.status = status;
 	snprintf(res.text, sizeof(res.text), "%s", text);
-	if (s->listener->conf.proto == PROTO_IMAP)
-		imap_login_result(s, &res);
-	else
-		pop3_login_result(s, &res);
+	s->engine->login_result(s, &res);
 }
 
 /* The next connected channel of several, in turn; NULL if none is. */
@@ -453,20 +463,14 @@ login_refuse(struct session *s, enum audit_result result, const char *why,
 	memset(&res, 0, sizeof(res));
 	res.status = LOGIN_TEMPFAIL;
 	snprintf(res.text, sizeof(res.text), "%s", message);
-	if (s->listener->conf.proto == PROTO_IMAP)
-		imap_throttled(s, &res);
-	else
-		pop3_throttled(s, &res);
+	s->engine->throttled(s, &res);
 }
 
 /* The protocol engine reads what the client sent. */
 static void
 session_run_engine(struct session *s)
 {
-	if (s->listener->conf.proto == PROTO_IMAP)
-		imap_input(s);
-	else
-		pop3_input(s);
+	s->engine->input(s);
 	session_maybe_free(s);
 }
 
@@ -573,15 +577,7 @@ session_login(struct session *s)
 		/* the connection has had its chances: it ends here */
 		session_audit(s, AUDIT_PROTOCOL_ERROR,
 		    "too many login attempts on one connection");
-		if (s->listener->conf.proto == PROTO_IMAP)
-			session_printf(s,
-			    "%s NO [LIMIT] Too many login "
-			    "attempts\r\n* BYE Too many login attempts\r\n",
-			    s->req.tag[0] ? s->req.tag : "*");
-		else
-			session_printf(s,
-			    "-ERR [SYS/TEMP] Too many login "
-			    "attempts\r\n");
+		s->engine->too_many_attempts(s);
 		session_reset_attempt(s);
 		session_close_after_write(s);
 		return;
@@ -639,10 +635,7 @@ session_total_timeout(int fd, short event, void *arg)
 		return;
 	}
 	session_audit(s, AUDIT_TIMEOUT, "pre-auth time limit");
-	if (s->listener->conf.proto == PROTO_IMAP)
-		imap_timeout(s);
-	else
-		pop3_timeout(s);
+	s->engine->timeout(s);
 	session_maybe_free(s);
 }
 
@@ -695,10 +688,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_audit(s, AUDIT_TIMEOUT,
 		    s->state == S_SASL ? "no SASL response"
 				       : "pre-auth idle timeout");
-		if (s->listener->conf.proto == PROTO_IMAP)
-			imap_timeout(s);
-		else
-			pop3_timeout(s);
+		s->engine->timeout(s);
 		bufferevent_enable(s->bev, EV_WRITE);
 		session_maybe_free(s);
 		return;
@@ -726,6 +716,7 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 	s->sid = (uint64_t)sid_base << 32 | s->id;
 	s->fd = fd;
 	s->listener = l;
+	s->engine = l->engine;
 	s->client = *ss;
 #ifdef POSTERN_TEST_HOOKS
 	if (test_client_sndbuf > 0)
@@ -780,10 +771,7 @@ session_greet(struct session *s)
 
 	/* the greeting is written at once: a new socket has room for it */
 	s->greeting = 1;
-	if (s->listener->conf.proto == PROTO_IMAP)
-		imap_greet(s);
-	else
-		pop3_greet(s);
+	s->engine->greet(s);
 	s->greeting = 0;
 	/* the bufferevent keeps its output's start frozen; we write for it */
 	evbuffer_unfreeze(out, 1);
@@ -831,12 +819,7 @@ session_proxy_input(struct session *s)
 	if (conn_limit_reached_except(&s->client, s)) {
 		session_audit(s, AUDIT_PROTOCOL_ERROR,
 		    "too many connections from the client's address");
-		session_printf(s, "%s",
-		    s->listener->conf.proto == PROTO_IMAP
-			? "* BYE [UNAVAILABLE] Too many connections from your "
-			  "address\r\n"
-			: "-ERR [SYS/TEMP] Too many connections "
-			  "from your address\r\n");
+		session_printf(s, "%s", s->engine->busy);
 		session_close_after_write(s);
 		return;
 	}
@@ -889,20 +872,13 @@ conn_limit_reached(const struct sockaddr_storage *ss)
 static void
 conn_refuse(struct listener_ctx *l, int fd, struct sockaddr_storage *ss)
 {
-	static const char imap[] = "* BYE [UNAVAILABLE] Too many connections "
-				   "from your address\r\n";
-	static const char pop3[] = "-ERR [SYS/TEMP] Too many connections from "
-				   "your address\r\n";
 	char addr[128];
 	ssize_t n;
 
 	log_info("refused %s: too many pre-auth connections",
 	    sockaddr_str(ss, addr, sizeof(addr)));
 	/* a best-effort goodbye; the socket is non-blocking */
-	if (l->conf.proto == PROTO_IMAP)
-		n = write(fd, imap, sizeof(imap) - 1);
-	else
-		n = write(fd, pop3, sizeof(pop3) - 1);
+	n = write(fd, l->engine->busy, strlen(l->engine->busy));
 	(void)n;
 	close(fd);
 }
@@ -1121,10 +1097,7 @@ session_delay_done(int fd, short event, void *arg)
 	if (s->state != S_DELAY)
 		return;
 	s->state = S_LOGIN_SENT;
-	if (s->listener->conf.proto == PROTO_IMAP)
-		imap_login_result(s, &s->delayed);
-	else
-		pop3_login_result(s, &s->delayed);
+	s->engine->login_result(s, &s->delayed);
 	explicit_bzero(&s->delayed, sizeof(s->delayed));
 	session_maybe_free(s);
 }
@@ -1169,10 +1142,7 @@ relay_handle_result(struct imsg *imsg, struct imsgev *from)
 			return;
 		}
 	}
-	if (s->listener->conf.proto == PROTO_IMAP)
-		imap_login_result(s, res);
-	else
-		pop3_login_result(s, res);
+	s->engine->login_result(s, res);
 	session_maybe_free(s);
 }
 
@@ -1259,8 +1229,7 @@ parent_handle(struct imsg *imsg)
 			fatal("calloc");
 		memcpy(&l->conf, imsg->data, sizeof(l->conf));
 		if (!imsg_string_ok(l->conf.name, sizeof(l->conf.name)) ||
-		    (l->conf.proto != PROTO_IMAP &&
-			l->conf.proto != PROTO_POP3))
+		    (l->engine = proto_engine_find(l->conf.proto)) == NULL)
 			fatalx("bad listener message");
 		/* implicit-TLS listeners come without a socket: tlsproc
 		 * accepts there and passes us the plaintext */

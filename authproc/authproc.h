@@ -108,6 +108,7 @@ enum session_state {
 struct listener_ctx {
 	TAILQ_ENTRY(listener_ctx) entry;
 	struct conf_listener conf;
+	const struct proto_engine *engine;
 	int fd;
 	struct event ev;
 };
@@ -119,6 +120,7 @@ struct session {
 	int fd;
 	struct bufferevent *bev;
 	struct listener_ctx *listener;
+	const struct proto_engine *engine; /* the listener's */
 	enum session_state state;
 	struct sockaddr_storage client;
 	struct sockaddr_storage local;
@@ -165,20 +167,26 @@ int session_output_full(struct session *);
 int session_can_starttls(const struct session *);
 int session_login_allowed(const struct session *);
 
-/* imap.c */
-void imap_greet(struct session *);
-void imap_input(struct session *);
-void imap_login_result(struct session *, const struct login_result *);
-void imap_timeout(struct session *);
-void imap_throttled(struct session *, const struct login_result *);
-void imap_too_many_bad(struct session *);
+/*
+ * What a protocol does before login.  One table per protocol: a new
+ * protocol is a file and an entry in engines[] (authproc.c), not a
+ * branch in every function.
+ */
+struct proto_engine {
+	enum mail_proto proto;
+	void (*greet)(struct session *);
+	void (*input)(struct session *);
+	/* relay's answer (or a local failure) to the attempt sent */
+	void (*login_result)(struct session *, const struct login_result *);
+	void (*timeout)(struct session *);
+	/* the policy refused the attempt; it never left authproc */
+	void (*throttled)(struct session *, const struct login_result *);
+	void (*too_many_bad)(struct session *);
+	void (*too_many_attempts)(struct session *);
+	const char *busy; /* to a client over the connection limit */
+};
 
-/* pop3.c */
-void pop3_greet(struct session *);
-void pop3_input(struct session *);
-void pop3_login_result(struct session *, const struct login_result *);
-void pop3_timeout(struct session *);
-void pop3_throttled(struct session *, const struct login_result *);
-void pop3_too_many_bad(struct session *);
+extern const struct proto_engine imap_engine;
+extern const struct proto_engine pop3_engine;
 
 #endif

@@ -17,6 +17,8 @@
 #define ID_MAX_PAIRS   30
 
 static struct imap_command cmd; /* one at a time; large */
+
+static void imap_input(struct session *);
 static char sasl_line[PIPELINE_MAX];
 
 static void
@@ -38,21 +40,21 @@ imap_capabilities(const struct session *s)
 	return caps;
 }
 
-void
+static void
 imap_greet(struct session *s)
 {
 	session_printf(s, "* OK [CAPABILITY %s] %s\r\n", imap_capabilities(s),
 	    authproc_conf.greeting);
 }
 
-void
+static void
 imap_timeout(struct session *s)
 {
 	session_printf(s, "* BYE Timeout, closing connection\r\n");
 	session_close_after_write(s);
 }
 
-void
+static void
 imap_too_many_bad(struct session *s)
 {
 	session_printf(s, "* BYE Too many invalid commands\r\n");
@@ -292,7 +294,7 @@ imap_input_sasl(struct session *s, struct evbuffer *in)
 	return 1;
 }
 
-void
+static void
 imap_input(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -363,7 +365,7 @@ imap_input(struct session *s)
 }
 
 /* Refused by the throttling policy: a temporary failure, in our words. */
-void
+static void
 imap_throttled(struct session *s, const struct login_result *res)
 {
 	session_printf(s, "%s NO [UNAVAILABLE] %s\r\n",
@@ -372,7 +374,7 @@ imap_throttled(struct session *s, const struct login_result *res)
 	bufferevent_enable(s->bev, EV_READ);
 }
 
-void
+static void
 imap_login_result(struct session *s, const struct login_result *res)
 {
 	const char *tag = s->req.tag[0] ? s->req.tag : "*";
@@ -399,3 +401,25 @@ imap_login_result(struct session *s, const struct login_result *res)
 	/* commands pipelined behind the failed login are ours again */
 	imap_input(s);
 }
+
+static void
+imap_too_many_attempts(struct session *s)
+{
+	session_printf(s,
+	    "%s NO [LIMIT] Too many login attempts\r\n"
+	    "* BYE Too many login attempts\r\n",
+	    s->req.tag[0] ? s->req.tag : "*");
+}
+
+const struct proto_engine imap_engine = {
+    .proto = PROTO_IMAP,
+    .greet = imap_greet,
+    .input = imap_input,
+    .login_result = imap_login_result,
+    .timeout = imap_timeout,
+    .throttled = imap_throttled,
+    .too_many_bad = imap_too_many_bad,
+    .too_many_attempts = imap_too_many_attempts,
+    .busy = "* BYE [UNAVAILABLE] Too many connections from your "
+	    "address\r\n",
+};

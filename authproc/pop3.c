@@ -14,20 +14,22 @@
 
 static char sasl_line[PIPELINE_MAX];
 
-void
+static void pop3_input(struct session *);
+
+static void
 pop3_greet(struct session *s)
 {
 	session_printf(s, "+OK %s\r\n", authproc_conf.greeting);
 }
 
-void
+static void
 pop3_timeout(struct session *s)
 {
 	session_printf(s, "-ERR Timeout, closing connection\r\n");
 	session_close_after_write(s);
 }
 
-void
+static void
 pop3_too_many_bad(struct session *s)
 {
 	session_printf(s,
@@ -167,7 +169,7 @@ pop3_command(struct session *s, const struct pop3_command *c)
 		pop3_err(s, "Command unknown or not allowed before login");
 }
 
-void
+static void
 pop3_input(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -229,7 +231,7 @@ pop3_input(struct session *s)
 	}
 }
 
-void
+static void
 pop3_throttled(struct session *s, const struct login_result *res)
 {
 	session_printf(s, "-ERR [SYS/TEMP] %s\r\n", res->text);
@@ -237,7 +239,7 @@ pop3_throttled(struct session *s, const struct login_result *res)
 	bufferevent_enable(s->bev, EV_READ);
 }
 
-void
+static void
 pop3_login_result(struct session *s, const struct login_result *res)
 {
 	switch (res->status) {
@@ -258,3 +260,21 @@ pop3_login_result(struct session *s, const struct login_result *res)
 	bufferevent_enable(s->bev, EV_READ);
 	pop3_input(s);
 }
+
+static void
+pop3_too_many_attempts(struct session *s)
+{
+	session_printf(s, "-ERR [SYS/TEMP] Too many login attempts\r\n");
+}
+
+const struct proto_engine pop3_engine = {
+    .proto = PROTO_POP3,
+    .greet = pop3_greet,
+    .input = pop3_input,
+    .login_result = pop3_login_result,
+    .timeout = pop3_timeout,
+    .throttled = pop3_throttled,
+    .too_many_bad = pop3_too_many_bad,
+    .too_many_attempts = pop3_too_many_attempts,
+    .busy = "-ERR [SYS/TEMP] Too many connections from your address\r\n",
+};

@@ -375,7 +375,7 @@ lookup_send(struct rsession *rs, int h)
 	    (lk.pass_password &&
 		evhttp_add_header(out, "Auth-Pass", pass) == -1) ||
 	    evhttp_add_header(out, "Auth-Protocol",
-		rs->lg->req.proto == PROTO_IMAP ? "imap" : "pop3") == -1 ||
+		mail_proto_name(rs->lg->req.proto)) == -1 ||
 	    evhttp_add_header(out, "Auth-Login-Attempt", attempt) == -1 ||
 	    evhttp_add_header(out, "Client-IP", client) == -1 ||
 	    evhttp_add_header(out, "Client-Host", "[UNAVAILABLE]") == -1) {

@@ -54,6 +54,22 @@ static void upstream_set_events(struct rsession *, short);
 static int upstream_write(struct rsession *);
 static void rsession_reset_upstream(struct rsession *);
 
+static const struct relay_engine *const engines[] = {
+    &relay_imap_engine,
+    &relay_pop3_engine,
+};
+
+const struct relay_engine *
+relay_engine_find(uint32_t proto)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(engines) / sizeof(engines[0]); i++)
+		if (engines[i]->proto == proto)
+			return engines[i];
+	return NULL;
+}
+
 /*
  * Before the credentials went out, a pool's next member may still get
  * the login; after a refusal on a cached route, the cache entry goes
@@ -542,10 +558,7 @@ upstream_lines(struct rsession *rs)
 			    "upstream line too long");
 			return;
 		}
-		if (rs->lg->req.proto == PROTO_IMAP)
-			more = imap_upstream_line(rs, line, len);
-		else
-			more = pop3_upstream_line(rs, line, len);
+		more = rs->lg->engine->upstream_line(rs, line, len);
 		explicit_bzero(line, len);
 		free(line);
 		if (!more)
@@ -897,13 +910,7 @@ rsession_route_to(struct rsession *rs, const struct sockaddr_storage *ss,
 	/* an address with its port fits; the name is for logs and audit */
 	memcpy(rs->lg->dyn.conf.name, addr, sizeof(rs->lg->dyn.conf.name) - 1);
 	rs->lg->dyn.conf.name[sizeof(rs->lg->dyn.conf.name) - 1] = '\0';
-	if (rs->lg->req.proto == PROTO_IMAP) {
-		rs->lg->dyn.conf.has_imap = 1;
-		rs->lg->dyn.conf.imap = *ss;
-	} else {
-		rs->lg->dyn.conf.has_pop3 = 1;
-		rs->lg->dyn.conf.pop3 = *ss;
-	}
+	upstream_set_addr(&rs->lg->dyn, rs->lg->req.proto, ss);
 	rs->lg->upstream = &rs->lg->dyn;
 	rs->lg->uaddr = *ss;
 	if (src == ROUTE_SRC_HANDLER)
@@ -1010,6 +1017,7 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 	rs->client = req->client;
 	rs->lg->id = imsg->hdr.peerid;
 	rs->lg->chan = iev;
+	rs->lg->engine = relay_engine_find(req->proto);
 	rs->cfd = imsg_take_fd(imsg);
 	rs->ufd = -1;
 	memcpy(&rs->lg->req, req, sizeof(rs->lg->req));

@@ -97,6 +97,7 @@ struct lookup_http;
 struct rlogin {
 	uint32_t id;	     /* authproc's session id */
 	struct imsgev *chan; /* channel it came on */
+	const struct relay_engine *engine;
 	struct login_request req;
 	unsigned char *pipelined;
 	size_t pipelen;
@@ -194,10 +195,24 @@ void pool_failed(struct pool_ctx *, int, uint64_t now);
 void pool_succeeded(struct pool_ctx *, int);
 const struct sockaddr_storage *upstream_addr(const struct upstream_ctx *,
     enum mail_proto);
+int upstream_has(const struct upstream_ctx *, enum mail_proto);
+void upstream_set_addr(struct upstream_ctx *, enum mail_proto,
+    const struct sockaddr_storage *);
 
-/* relay_imap.c, relay_pop3.c: one upstream line at a time */
-int imap_upstream_line(struct rsession *, char *, size_t);
-int pop3_upstream_line(struct rsession *, char *, size_t);
+/*
+ * What a protocol does in relay: one table per protocol (relay_imap.c,
+ * relay_pop3.c), found by relay_engine_find(), so a new protocol is a
+ * file and an entry rather than a branch in every function.
+ */
+struct relay_engine {
+	enum mail_proto proto;
+	/* one upstream line during login; 0 once the login is decided */
+	int (*upstream_line)(struct rsession *, char *, size_t);
+};
+
+extern const struct relay_engine relay_imap_engine;
+extern const struct relay_engine relay_pop3_engine;
+const struct relay_engine *relay_engine_find(uint32_t proto);
 void upstream_text(char *dst, size_t dstsz, const char *src, size_t len);
 
 /* splice.c */

@@ -289,7 +289,7 @@ imap_login_answer(struct rsession *rs, const char *line, size_t len)
 	return 0;
 }
 
-int
+static int
 imap_upstream_line(struct rsession *rs, char *line, size_t len)
 {
 	char b64[((USER_MAX_LEN * 2 + PASS_MAX_LEN + 3) / 3 + 1) * 4 + 1];
@@ -342,3 +342,8 @@ imap_upstream_line(struct rsession *rs, char *line, size_t len)
 		return 0;
 	}
 }
+
+const struct relay_engine relay_imap_engine = {
+    .proto = PROTO_IMAP,
+    .upstream_line = imap_upstream_line,
+};

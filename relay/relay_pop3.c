@@ -49,7 +49,7 @@ pop3_send_login(struct rsession *rs)
 	return 1;
 }
 
-int
+static int
 pop3_upstream_line(struct rsession *rs, char *line, size_t len)
 {
 	int ok = len >= 3 && strncmp(line, "+OK", 3) == 0;
@@ -112,3 +112,8 @@ pop3_upstream_line(struct rsession *rs, char *line, size_t len)
 		return 0;
 	}
 }
+
+const struct relay_engine relay_pop3_engine = {
+    .proto = PROTO_POP3,
+    .upstream_line = pop3_upstream_line,
+};

@@ -157,8 +157,7 @@ member_usable(const struct pool_ctx *p, int i, uint32_t tried,
 
 	if (tried & (1u << i))
 		return 0;
-	if ((proto != PROTO_IMAP || !u->conf.has_imap) &&
-	    (proto != PROTO_POP3 || !u->conf.has_pop3))
+	if (!upstream_has(u, proto))
 		return 0;
 	return p->members[i].down_until <= now;
 }
@@ -229,10 +228,59 @@ pool_succeeded(struct pool_ctx *p, int i)
 	p->members[i].down_until = 0;
 }
 
+/* Where an upstream keeps each protocol's address and its flag. */
+static const struct {
+	enum mail_proto proto;
+	size_t has;
+	size_t addr;
+} upstream_slots[] = {
+    {PROTO_IMAP, offsetof(struct conf_upstream, has_imap),
+	offsetof(struct conf_upstream, imap)},
+    {PROTO_POP3, offsetof(struct conf_upstream, has_pop3),
+	offsetof(struct conf_upstream, pop3)},
+};
+
+static int
+upstream_slot(enum mail_proto proto)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(upstream_slots) / sizeof(upstream_slots[0]); i++)
+		if (upstream_slots[i].proto == proto)
+			return i;
+	return -1;
+}
+
+int
+upstream_has(const struct upstream_ctx *u, enum mail_proto proto)
+{
+	int i = upstream_slot(proto);
+
+	return i != -1 &&
+	    *(const uint32_t *)((const char *)&u->conf + upstream_slots[i].has);
+}
+
 const struct sockaddr_storage *
 upstream_addr(const struct upstream_ctx *u, enum mail_proto proto)
 {
-	return proto == PROTO_IMAP ? &u->conf.imap : &u->conf.pop3;
+	int i = upstream_slot(proto);
+
+	if (i == -1)
+		return NULL;
+	return (const struct sockaddr_storage *)((const char *)&u->conf +
+	    upstream_slots[i].addr);
+}
+
+void
+upstream_set_addr(struct upstream_ctx *u, enum mail_proto proto,
+    const struct sockaddr_storage *ss)
+{
+	int i = upstream_slot(proto);
+
+	if (i == -1)
+		return;
+	memcpy((char *)&u->conf + upstream_slots[i].addr, ss, sizeof(*ss));
+	*(uint32_t *)((char *)&u->conf + upstream_slots[i].has) = 1;
 }
 
 struct upstream_ctx *
