@@ -21,12 +21,16 @@ LIBS		 = $(PKG_LIBS) -lresolv -lpthread
 
 COMMON_SRCS	 = common/log.c common/imsg.c common/proto.c common/sandbox.c \
 		   common/proc.c common/proxyproto.c \
-		   common/blob.c common/tlsbridge.c common/json.c
+		   common/blob.c common/tlsbridge.c common/json.c \
+		   common/http.c common/http_chunked.c
 AUTHPROC_SRCS	 = authproc/authproc.c authproc/imap.c authproc/pop3.c \
-		   authproc/imap_parser.c authproc/pop3_parser.c authproc/sasl.c
+		   authproc/http.c \
+		   authproc/imap_parser.c authproc/pop3_parser.c authproc/sasl.c \
+		   authproc/http_parser.c authproc/http_route.c
 RELAY_SRCS	 = relay/relay.c relay/relay_imap.c relay/relay_pop3.c \
 		   relay/route.c relay/splice.c relay/mcache.c relay/mckey.c \
-		   relay/counters.c relay/lookup.c relay/authhttp.c
+		   relay/counters.c relay/lookup.c relay/authhttp.c \
+		   relay/http_response.c relay/relay_http.c
 TLSPROC_SRCS	 = tlsproc/tlsproc.c tlsproc/sni.c
 POLICY_SRCS	 = policy/policy.c policy/window.c policy/cidr.c
 PARENT_SRCS	 = parent/parent.c parent/audit.c
@@ -36,6 +40,9 @@ OBJS		 = $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/parent/parse.o
 DEPS		 = $(OBJS:.o=.d)
 
 PROG		 = $(BUILD)/postern
+# Debian's python3: the web regress cases use its caldav and websockets
+PYTHON		:= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || \
+		   echo python3)
 
 .PHONY: all clean test unit regress deps sanitize test-sanitize fuzz \
 	fuzz-smoke demo install format tests bench bench-tools
@@ -63,7 +70,7 @@ $(BUILD)/%.o: %.c
 
 # ---- unit tests (cmocka), one file per module ----
 UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni json mckey \
-		   authhttp \
+		   authhttp http_request http_route http_chunked http_response \
 		   policy proxyproto tlsbridge
 UNIT_BINS	 = $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 LIB_OBJS	 = $(filter-out $(BUILD)/parent/parent.o,$(OBJS))
@@ -89,7 +96,7 @@ $(BUILD)/postern-testhooks: $(SRCS) parent/parse.y
 	cp $(BUILD)/testhooks/postern $@
 
 regress: $(PROG) $(BUILD)/postern-testhooks bench-tools
-	python3 regress/run.py --postern $(PROG) \
+	$(PYTHON) regress/run.py --postern $(PROG) \
 	    --postern-testhooks $(BUILD)/postern-testhooks $(REGRESS_ARGS)
 
 deps:
@@ -113,12 +120,15 @@ test-sanitize: deps
 	    EXTRA_LDFLAGS="$(SAN_FLAGS)" unit regress
 
 # ---- fuzzing (clang libFuzzer) ----
-FUZZ_TARGETS	 = imap_parser pop3_parser sasl imsg proxyproto authhttp
+FUZZ_TARGETS	 = imap_parser pop3_parser sasl imsg proxyproto authhttp \
+		   http_request http_route http_chunked http_response
 FUZZ_BINS	 = $(FUZZ_TARGETS:%=fuzz/%-fuzz)
 FUZZ_CFLAGS	 = -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
 		   -Icommon -Iauthproc -Irelay -Ipolicy $(PKG_CFLAGS)
 FUZZ_SRCS	 = $(COMMON_SRCS) authproc/imap_parser.c \
-		   authproc/pop3_parser.c authproc/sasl.c relay/authhttp.c
+		   authproc/pop3_parser.c authproc/sasl.c relay/authhttp.c \
+		   authproc/http_parser.c authproc/http_route.c \
+		   relay/http_response.c
 FUZZ_SECONDS	?= 20
 
 fuzz/%-fuzz: fuzz/fuzz_%.c $(FUZZ_SRCS)

@@ -34,6 +34,7 @@
 #define OUTPUT_HIWAT	  (64 * 1024) /* stop reading above */
 #define POLICY_WAIT_MAX	  2	      /* s for the shared counters */
 #define POLICY_EXPIRE_SEC 30
+#define DRAIN_SEC	  2 /* an HTTP client's rest, after our last word */
 
 struct conf_global authproc_conf;
 struct conf_policy authproc_policy;
@@ -56,6 +57,7 @@ static struct event_base *evbase;
 
 static void session_free(struct session *);
 static void session_maybe_free(struct session *);
+static void session_drain(struct session *);
 static void session_setup_bev(struct session *);
 static void session_total_timeout(int, short, void *);
 static void session_policy_result(struct session *, int);
@@ -85,6 +87,7 @@ static int test_client_sndbuf;
 static const struct proto_engine *const engines[] = {
     &imap_engine,
     &pop3_engine,
+    &http_engine,
 };
 
 static const struct proto_engine *
@@ -217,9 +220,34 @@ session_close_after_write(struct session *s)
 static void
 session_maybe_free(struct session *s)
 {
-	if (s->state == S_CLOSING &&
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	if (s->state != S_CLOSING ||
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+		return;
+	if (s->engine->drain_on_close)
+		session_drain(s);
+	else
 		session_free(s);
+}
+
+/*
+ * An HTTP client may have sent more than we read (a body, the next
+ * request): closing now would answer it with a reset that can destroy
+ * our last reply on its way.  Shut our side, read and drop the rest for
+ * a moment, then close.
+ */
+static void
+session_drain(struct session *s)
+{
+	struct timeval tv = {DRAIN_SEC, 0};
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	session_deadline(s, 0);
+	shutdown(s->fd, SHUT_WR);
+	s->state = S_DRAIN;
+	evbuffer_drain(in, evbuffer_get_length(in));
+	bufferevent_set_timeouts(s->bev, &tv, NULL);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
+	bufferevent_enable(s->bev, EV_READ);
 }
 
 void
@@ -603,6 +631,12 @@ session_output_full(struct session *s)
 static void
 session_dispatch_input(struct session *s)
 {
+	if (s->state == S_DRAIN) {
+		struct evbuffer *in = bufferevent_get_input(s->bev);
+
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	if (s->state == S_PROXY) {
 		session_proxy_input(s);
 		if (s->state != S_PREAUTH) {
@@ -634,7 +668,8 @@ session_total_timeout(int fd, short event, void *arg)
 		evtimer_add(&s->total_ev, &tv);
 		return;
 	}
-	session_audit(s, AUDIT_TIMEOUT, "pre-auth time limit");
+	if (s->engine->audit_timeouts)
+		session_audit(s, AUDIT_TIMEOUT, "pre-auth time limit");
 	s->engine->timeout(s);
 	session_maybe_free(s);
 }
@@ -670,6 +705,10 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct session *s = arg;
 
 	(void)bev;
+	if (s->state == S_DRAIN) {
+		session_free(s);
+		return;
+	}
 	if ((what & BEV_EVENT_TIMEOUT) && s->state == S_CLOSING) {
 		/* it would not even take our goodbye */
 		session_free(s);
@@ -685,9 +724,10 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		session_audit(s, AUDIT_TIMEOUT,
-		    s->state == S_SASL ? "no SASL response"
-				       : "pre-auth idle timeout");
+		if (s->engine->audit_timeouts)
+			session_audit(s, AUDIT_TIMEOUT,
+			    s->state == S_SASL ? "no SASL response"
+					       : "pre-auth idle timeout");
 		s->engine->timeout(s);
 		bufferevent_enable(s->bev, EV_WRITE);
 		session_maybe_free(s);
@@ -962,6 +1002,66 @@ listener_accept(int fd, short event, void *arg)
 	session_new(l, cfd, &ss, NULL, NULL);
 }
 
+/* relay owns the client now; our copy closes silently. */
+void
+session_handed_off(struct session *s)
+{
+	log_debug("session %016llx: handed to relay",
+	    (unsigned long long)s->sid);
+	session_reset_attempt(s);
+	session_free(s);
+}
+
+/*
+ * The deadline for the whole of what the client is about to say: the
+ * pre-auth total for mail, a request head for HTTP.  0 disarms it.
+ */
+void
+session_deadline(struct session *s, unsigned int secs)
+{
+	struct timeval tv = {secs, 0};
+
+	if (evtimer_initialized(&s->total_ev))
+		evtimer_del(&s->total_ev);
+	if (secs == 0)
+		return;
+	evtimer_set(&s->total_ev, session_total_timeout, s);
+	evtimer_add(&s->total_ev, &tv);
+}
+
+int
+session_deadline_armed(struct session *s)
+{
+	return evtimer_initialized(&s->total_ev) &&
+	    evtimer_pending(&s->total_ev, NULL);
+}
+
+/*
+ * Give relay the client for one exchange: a message of the engine's
+ * making, with a duplicate of the socket.  We read nothing meanwhile.
+ */
+int
+session_send_relay(struct session *s, uint32_t type, const void *data,
+    size_t len)
+{
+	int fd;
+
+	if ((s->relay = relay_pick()) == NULL)
+		return -1;
+	if ((fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		log_warn("session %016llx: dup", (unsigned long long)s->sid);
+		return -1;
+	}
+	if (imsgev_compose(s->relay, type, s->id, fd, data, len) == -1) {
+		log_warn("session %016llx: cannot queue for relay",
+		    (unsigned long long)s->sid);
+		return -1;
+	}
+	bufferevent_disable(s->bev, EV_READ);
+	s->state = S_LOGIN_SENT;
+	return 0;
+}
+
 /* tlsproc workers take STARTTLS upgrades in turn. */
 static struct imsgev *
 tlsproc_pick(void)
@@ -1116,11 +1216,7 @@ relay_handle_result(struct imsg *imsg, struct imsgev *from)
 		return;
 	}
 	if (res->status == LOGIN_OK) {
-		/* relay owns the client now; close our copy silently */
-		log_debug("session %016llx: handed to relay",
-		    (unsigned long long)s->sid);
-		session_reset_attempt(s);
-		session_free(s);
+		session_handed_off(s);
 		return;
 	}
 	if (res->status == LOGIN_CLIENT_GONE) {
@@ -1146,6 +1242,26 @@ relay_handle_result(struct imsg *imsg, struct imsgev *from)
 	session_maybe_free(s);
 }
 
+/* An HTTP exchange is over; a message that is not one drops relay. */
+static int
+relay_handle_http_done(struct imsg *imsg, struct imsgev *from)
+{
+	const struct http_done *d = imsg->data;
+	struct session *s;
+
+	if (!http_done_valid(imsg)) {
+		log_warnx("relay: bad http exchange result");
+		return -1;
+	}
+	if ((s = session_find(imsg->hdr.peerid)) == NULL ||
+	    s->state != S_LOGIN_SENT || s->relay != from ||
+	    s->engine->exchange_done == NULL)
+		return 0; /* gone meanwhile */
+	s->engine->exchange_done(s, d, (const unsigned char *)(d + 1));
+	session_maybe_free(s);
+	return 0;
+}
+
 static int
 relay_handle(struct imsg *imsg, void *arg)
 {
@@ -1155,6 +1271,8 @@ relay_handle(struct imsg *imsg, void *arg)
 		relay_handle_counters(imsg, arg);
 		return 0;
 	}
+	if (imsg->hdr.type == IMSG_HTTP_DONE)
+		return relay_handle_http_done(imsg, arg);
 	if (login_result_valid(imsg, err, sizeof(err)) == -1) {
 		log_warnx("relay: %s", err);
 		return -1;
@@ -1209,6 +1327,14 @@ parent_handle(struct imsg *imsg)
 		break;
 	case IMSG_CONF_GLOBAL:
 		memcpy(&authproc_conf, imsg->data, sizeof(authproc_conf));
+		break;
+	case IMSG_CONF_HTTP:
+		memcpy(&authproc_http, imsg->data, sizeof(authproc_http));
+		if (authproc_http.max_head > HTTP_HEAD_MAX ||
+		    authproc_http.route.nprefixes > HTTP_MAX_PREFIXES ||
+		    authproc_http.timeout_header == 0 ||
+		    authproc_http.timeout_idle == 0)
+			fatalx("bad http message");
 		break;
 	case IMSG_CONF_POLICY:
 		memcpy(&authproc_policy, imsg->data, sizeof(authproc_policy));

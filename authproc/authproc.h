@@ -102,7 +102,8 @@ enum session_state {
 	S_STARTTLS_PENDING, /* flushing "OK, begin TLS" */
 	S_STARTTLS_SENT,    /* tlsproc is handshaking */
 	S_DELAY,	    /* holding back a failure's answer */
-	S_CLOSING	    /* flushing a final reply */
+	S_CLOSING,	    /* flushing a final reply */
+	S_DRAIN		    /* written and shut: reading the client's rest */
 };
 
 struct listener_ctx {
@@ -183,10 +184,22 @@ struct proto_engine {
 	void (*throttled)(struct session *, const struct login_result *);
 	void (*too_many_bad)(struct session *);
 	void (*too_many_attempts)(struct session *);
-	const char *busy; /* to a client over the connection limit */
+	/* HTTP: relay is done with one exchange */
+	void (*exchange_done)(struct session *, const struct http_done *,
+	    const unsigned char *leftover);
+	const char *busy;   /* to a client over the connection limit */
+	int audit_timeouts; /* a time-out ends a login attempt */
+	int drain_on_close; /* read what the client still sends, then close */
 };
 
 extern const struct proto_engine imap_engine;
 extern const struct proto_engine pop3_engine;
+extern const struct proto_engine http_engine;
+extern struct conf_http authproc_http;
+
+void session_deadline(struct session *, unsigned int);
+int session_deadline_armed(struct session *);
+int session_send_relay(struct session *, uint32_t, const void *, size_t);
+void session_handed_off(struct session *);
 
 #endif

@@ -422,4 +422,5 @@ const struct proto_engine imap_engine = {
     .too_many_attempts = imap_too_many_attempts,
     .busy = "* BYE [UNAVAILABLE] Too many connections from your "
 	    "address\r\n",
+    .audit_timeouts = 1,
 };

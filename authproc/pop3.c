@@ -277,4 +277,5 @@ const struct proto_engine pop3_engine = {
     .too_many_bad = pop3_too_many_bad,
     .too_many_attempts = pop3_too_many_attempts,
     .busy = "-ERR [SYS/TEMP] Too many connections from your address\r\n",
+    .audit_timeouts = 1,
 };

@@ -28,6 +28,7 @@ const struct imsg_rule parent_to_child_rules[] = {
     {IMSG_CONF_MEMCACHE, FIXED(struct conf_memcache), IMSG_FD_NONE},
     {IMSG_CONF_POOL, FIXED(struct conf_pool), IMSG_FD_NONE},
     {IMSG_CONF_LOOKUP, FIXED(struct conf_lookup), IMSG_FD_NONE},
+    {IMSG_CONF_HTTP, FIXED(struct conf_http), IMSG_FD_NONE},
 };
 const size_t parent_to_child_nrules =
     sizeof(parent_to_child_rules) / sizeof(parent_to_child_rules[0]);
@@ -44,6 +45,8 @@ const struct imsg_rule authproc_to_relay_rules[] = {
     {IMSG_LOGIN_REQUEST, sizeof(struct login_request),
 	sizeof(struct login_request) + PIPELINE_MAX, IMSG_FD_REQUIRED},
     {IMSG_COUNTER_QUERY, FIXED(struct counter_op), IMSG_FD_NONE},
+    {IMSG_HTTP_REQUEST, sizeof(struct http_request_rec),
+	IMSG_MAX_SIZE - sizeof(struct imsg_hdr), IMSG_FD_REQUIRED},
 };
 const size_t authproc_to_relay_nrules =
     sizeof(authproc_to_relay_rules) / sizeof(authproc_to_relay_rules[0]);
@@ -64,6 +67,8 @@ const size_t authproc_to_tlsproc_nrules =
 const struct imsg_rule relay_to_authproc_rules[] = {
     {IMSG_LOGIN_RESULT, FIXED(struct login_result), IMSG_FD_NONE},
     {IMSG_COUNTER_VALUES, FIXED(struct counter_values), IMSG_FD_NONE},
+    {IMSG_HTTP_DONE, sizeof(struct http_done),
+	sizeof(struct http_done) + HTTP_LEFTOVER_MAX, IMSG_FD_NONE},
 };
 const size_t relay_to_authproc_nrules =
     sizeof(relay_to_authproc_rules) / sizeof(relay_to_authproc_rules[0]);
@@ -88,14 +93,16 @@ proc_role_name(enum proc_role role)
 const char *
 mail_proto_name(enum mail_proto proto)
 {
-	switch (proto) {
-	case PROTO_IMAP:
-		return "imap";
-	case PROTO_POP3:
-		return "pop3";
-	default:
+	static const char *const names[] = {
+	    [PROTO_IMAP] = "imap",
+	    [PROTO_POP3] = "pop3",
+	    [PROTO_HTTP] = "http",
+	};
+
+	if ((size_t)proto >= sizeof(names) / sizeof(names[0]) ||
+	    names[proto] == NULL)
 		return "unknown";
-	}
+	return names[proto];
 }
 
 int
@@ -285,8 +292,10 @@ audit_record_valid(const struct imsg *imsg)
 
 	return imsg->datalen == sizeof(*a) && a->result >= AUDIT_OK &&
 	    a->result < AUDIT_RESULT_MAX &&
-	    (a->proto == PROTO_IMAP || a->proto == PROTO_POP3) && a->tls <= 1 &&
-	    tls_facts_valid(&a->facts) && sockaddr_valid(&a->client) &&
+	    (a->proto == PROTO_IMAP || a->proto == PROTO_POP3 ||
+		a->proto == PROTO_HTTP) &&
+	    a->tls <= 1 && tls_facts_valid(&a->facts) &&
+	    sockaddr_valid(&a->client) &&
 	    imsg_string_ok(a->user, sizeof(a->user)) &&
 	    imsg_string_ok(a->mech, sizeof(a->mech)) &&
 	    imsg_string_ok(a->reason, sizeof(a->reason)) &&
@@ -317,6 +326,68 @@ counter_op_valid(const struct imsg *imsg)
 	return imsg->datalen == sizeof(*op) && op->kinds != 0 &&
 	    (op->kinds & ~known) == 0 && sockaddr_valid(&op->client) &&
 	    imsg_string_ok(op->user, sizeof(op->user));
+}
+
+/*
+ * A request record from authproc: the lengths add up, the strings end,
+ * and the head is one head: it ends with its empty line and holds no
+ * NUL and no bare CR or LF, so relay can forward it as it is.
+ */
+int
+http_request_rec_valid(const struct imsg *imsg, char *err, size_t errlen)
+{
+	const struct http_request_rec *r = imsg->data;
+	const char *head = (const char *)(r + 1);
+	size_t i;
+
+	if (imsg->datalen < sizeof(*r) || r->headlen < 4 ||
+	    r->headlen > HTTP_HEAD_MAX + 2048 || r->bodylen > imsg->datalen ||
+	    imsg->datalen != sizeof(*r) + (size_t)r->headlen + r->bodylen) {
+		snprintf(err, errlen, "http request: bad length");
+		return -1;
+	}
+	if (r->key_kind > HTTP_KEY_ACCOUNT_ID ||
+	    r->framing > HTTP_BODY_CHUNKED || r->tls > 1 ||
+	    (r->framing != HTTP_BODY_LENGTH && r->content_length != 0) ||
+	    (r->framing == HTTP_BODY_NONE && r->bodylen != 0) ||
+	    (r->framing == HTTP_BODY_LENGTH &&
+		r->bodylen > r->content_length) ||
+	    !sockaddr_valid(&r->client) || !sockaddr_valid(&r->local) ||
+	    !tls_facts_valid(&r->facts) ||
+	    !imsg_string_ok(r->key, sizeof(r->key)) ||
+	    (r->key_kind != HTTP_KEY_NONE && r->key[0] == '\0') ||
+	    !imsg_string_ok(r->host, sizeof(r->host)) ||
+	    !imsg_string_ok(r->method, sizeof(r->method)) ||
+	    !imsg_string_ok(r->path, sizeof(r->path))) {
+		snprintf(err, errlen, "http request: bad fields");
+		return -1;
+	}
+	if (memcmp(head + r->headlen - 4, "\r\n\r\n", 4) != 0) {
+		snprintf(err, errlen, "http request: head not ended");
+		return -1;
+	}
+	for (i = 0; i < r->headlen; i++)
+		if (head[i] == '\0' ||
+		    (head[i] == '\r') !=
+			(i + 1 < r->headlen && head[i + 1] == '\n') ||
+		    (head[i] == '\n' && (i == 0 || head[i - 1] != '\r'))) {
+			snprintf(err, errlen, "http request: bad head");
+			return -1;
+		}
+	return 0;
+}
+
+int
+http_done_valid(const struct imsg *imsg)
+{
+	const struct http_done *d = imsg->data;
+
+	return imsg->datalen >= sizeof(*d) &&
+	    d->leftover <= HTTP_LEFTOVER_MAX &&
+	    imsg->datalen == sizeof(*d) + d->leftover &&
+	    d->result >= HTTP_DONE_KEEPALIVE &&
+	    d->result <= HTTP_DONE_CLIENT_GONE && d->status <= 999 &&
+	    (d->leftover == 0 || d->result == HTTP_DONE_KEEPALIVE);
 }
 
 const char *

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "http.h"
 #include "imsg.h"
 
 #define NAME_MAX_LEN 63
@@ -31,12 +32,14 @@ enum proc_role {
 	PROC_MAX
 };
 
-enum mail_proto { PROTO_IMAP = 1, PROTO_POP3 = 2 };
+enum mail_proto { PROTO_IMAP = 1, PROTO_POP3 = 2, PROTO_HTTP = 3 };
 
 enum login_mech {
-	MECH_LOGIN = 1,	  /* IMAP LOGIN */
-	MECH_PLAIN = 2,	  /* SASL PLAIN (IMAP or POP3 AUTH) */
-	MECH_USERPASS = 3 /* POP3 USER/PASS */
+	MECH_LOGIN = 1,	   /* IMAP LOGIN */
+	MECH_PLAIN = 2,	   /* SASL PLAIN (IMAP or POP3 AUTH) */
+	MECH_USERPASS = 3, /* POP3 USER/PASS */
+	MECH_NAME = 4,	   /* HTTP: routed by an account name */
+	MECH_ID = 5	   /* HTTP: routed by an account id (token) */
 };
 
 enum login_status {
@@ -79,6 +82,12 @@ enum imsg_type {
 	IMSG_COUNTER_QUERY,
 	/* relay -> authproc */
 	IMSG_COUNTER_VALUES,
+	/* parent -> authproc, relay */
+	IMSG_CONF_HTTP,
+	/* authproc -> relay, with the client socket: one HTTP exchange */
+	IMSG_HTTP_REQUEST,
+	/* relay -> authproc: the exchange is over */
+	IMSG_HTTP_DONE,
 	IMSG_TYPE_MAX
 };
 
@@ -109,12 +118,23 @@ struct conf_global {
 #define LISTEN_STARTTLS	    0x02 /* keypairs: offer STARTTLS/STLS */
 #define LISTEN_TLS_REQUIRED 0x04 /* no login before TLS */
 #define LISTEN_PROXY	    0x08 /* a PROXY protocol header first */
+#define LISTEN_HSTS	    0x10 /* http tls: Strict-Transport-Security */
 #define LISTEN_MAX_KEYPAIRS 8
+
+/* What a plain HTTP listener does (Zimbra's zimbraReverseProxyMailMode). */
+enum http_mode {
+	HTTP_MODE_HTTP = 0, /* serve (the default on a plain listener) */
+	HTTP_MODE_BOTH,	    /* serve, with an https listener beside it */
+	HTTP_MODE_HTTPS,    /* answer an error page: use https */
+	HTTP_MODE_REDIRECT  /* answer 301 to the same URL over https */
+};
 
 struct conf_listener {
 	uint32_t id;
 	uint32_t proto;
 	uint32_t flags;
+	uint32_t http_mode;
+	uint32_t redirect_port; /* redirect: the https port, 443 unsaid */
 	uint32_t nkeypairs;
 	uint32_t keypairs[LISTEN_MAX_KEYPAIRS]; /* first: default */
 	struct sockaddr_storage addr;
@@ -176,11 +196,13 @@ struct conf_upstream {
 	uint32_t id;
 	uint32_t has_imap;
 	uint32_t has_pop3;
+	uint32_t has_http;
 	uint32_t tls; /* implicit TLS to the upstream */
 	uint32_t noverify;
 	char servername[256];
 	struct sockaddr_storage imap;
 	struct sockaddr_storage pop3;
+	struct sockaddr_storage http;
 	char name[NAME_MAX_LEN + 1];
 };
 
@@ -266,6 +288,70 @@ struct counter_values {
 	uint32_t ok;
 	uint32_t seq;
 	uint32_t values[COUNTER_KINDS];
+};
+
+/* parent -> authproc and relay: the web side. */
+struct conf_http {
+	uint32_t max_head;	   /* request head, bytes: 431 beyond */
+	uint32_t max_target;	   /* request target, bytes: 414 beyond */
+	uint64_t max_body;	   /* request body, bytes: 413 beyond; 0 no */
+	uint32_t timeout_header;   /* s to read a request head */
+	uint32_t timeout_idle;	   /* s a keep-alive client may be silent */
+	uint32_t timeout_response; /* s an upstream may take to answer */
+	uint32_t hsts_max_age;	   /* s, for LISTEN_HSTS */
+	uint32_t fallback_id;	   /* pool or upstream for the IP hash; 0 */
+	uint32_t lookup_fail_503;  /* a failed lookup answers 503 */
+	uint32_t upstream_idle;	   /* s an idle upstream connection is kept */
+	uint32_t upstream_keep;	   /* idle upstream connections, per relay */
+	struct http_route_conf route;
+};
+
+#define HTTP_HEAD_MAX	  11264 /* the largest limit http-header */
+#define HTTP_LEFTOVER_MAX 8192	/* bytes relay read past a body */
+#define HTTP_HOST_MAX	  255
+#define HTTP_PATH_LOG_MAX 255
+
+enum http_done_result {
+	HTTP_DONE_KEEPALIVE = 1, /* the client may send its next request */
+	HTTP_DONE_CLOSE,	 /* the connection ends here */
+	HTTP_DONE_TAKEN,	 /* relay keeps it (WebSocket) */
+	HTTP_DONE_CLIENT_GONE
+};
+
+/*
+ * authproc -> relay, with the client socket.  Followed by headlen bytes
+ * of the head as authproc serialised it (never the client's bytes),
+ * then bodylen bytes of the body that authproc had read with the head,
+ * still in the client's framing.
+ */
+struct http_request_rec {
+	uint32_t listener_id;
+	uint32_t key_kind; /* enum http_key_kind */
+	uint32_t key_source;
+	uint32_t framing; /* enum http_framing of the request body */
+	uint32_t flags;	  /* HTTP_REQ_* */
+	uint32_t headlen;
+	uint32_t bodylen;
+	uint32_t tls;
+	uint64_t content_length;
+	uint64_t sid;
+	uint64_t start_ms;
+	struct sockaddr_storage client;
+	struct sockaddr_storage local;
+	struct tls_facts facts;
+	char key[USER_MAX_LEN + 1];
+	char host[HTTP_HOST_MAX + 1]; /* the Host the client used */
+	char method[16];
+	char path[HTTP_PATH_LOG_MAX + 1]; /* for logs, query dropped */
+};
+
+/* relay -> authproc; followed by leftover bytes read past the body. */
+struct http_done {
+	uint32_t result; /* enum http_done_result */
+	uint32_t status; /* what the client was answered */
+	uint32_t leftover;
+	uint64_t bytes_up;
+	uint64_t bytes_down;
 };
 
 #define MAX_RELAYS   8
@@ -365,6 +451,8 @@ int conf_blob_valid(const struct imsg *);
 int audit_record_valid(const struct imsg *);
 int audit_record_valid_from_authproc(const struct imsg *);
 int counter_op_valid(const struct imsg *);
+int http_request_rec_valid(const struct imsg *, char *, size_t);
+int http_done_valid(const struct imsg *);
 const char *audit_result_name(enum audit_result);
 const char *login_mech_name(enum login_mech);
 uint64_t wallclock_ms(void);

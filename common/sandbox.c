@@ -279,6 +279,10 @@ sandbox_seccomp(enum proc_role role)
 		allow(ctx, SCMP_SYS(getsockopt));
 		allow(ctx, SCMP_SYS(pipe2));
 		allow(ctx, SCMP_SYS(splice));
+		/* HTTP to a TLS upstream: the bridge's plaintext pair */
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair),
+			1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0)) != 0)
+			fatalx("seccomp: socketpair");
 		/* larger splice pipes */
 		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
 			SCMP_A1(SCMP_CMP_EQ, F_SETPIPE_SZ, 0)) != 0)

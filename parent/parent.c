@@ -392,6 +392,8 @@ child_send_config(struct child *c)
 	case PROC_AUTHPROC:
 		imsgev_compose(iev, IMSG_CONF_POLICY, 0, -1, &env_conf->policy,
 		    sizeof(env_conf->policy));
+		imsgev_compose(iev, IMSG_CONF_HTTP, 0, -1, &env_conf->http,
+		    sizeof(env_conf->http));
 		send_listeners(c);
 		break;
 	case PROC_TLSPROC:
@@ -442,6 +444,8 @@ child_send_config(struct child *c)
 		    sizeof(r->conf));
 		imsgev_compose(iev, IMSG_CONF_LOOKUP, 0, -1, &env_conf->lookup,
 		    sizeof(env_conf->lookup));
+		imsgev_compose(iev, IMSG_CONF_HTTP, 0, -1, &env_conf->http,
+		    sizeof(env_conf->http));
 		break;
 	default:
 		break;

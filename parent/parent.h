@@ -38,6 +38,7 @@ struct upstream {
 	char host[256];
 	int imap_port;
 	int pop3_port;
+	int http_port;
 };
 TAILQ_HEAD(upstreamlist, upstream);
 
@@ -64,6 +65,8 @@ struct postern_conf {
 	struct conf_policy policy;
 	struct conf_memcache memcache;
 	struct conf_lookup lookup;
+	struct conf_http http;
+	char http_fallback[NAME_MAX_LEN + 1]; /* resolved after parsing */
 	struct poollist pools;
 	struct keypairlist keypairs;
 	struct listenerlist listeners;

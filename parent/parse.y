@@ -60,6 +60,9 @@ static int	 set_path(char *, size_t, const char *);
 static int	 set_limit(struct policy_limit *, long long, long long);
 static void	 set_message(struct policy_limit *);
 static int	 resolve(const char *, int, struct sockaddr_storage *, int);
+static int	 add_path_prefix(const char *);
+static void	 check_http(const char *, struct postern_conf *);
+static int	 prefixes_given;
 
 typedef struct {
 	union {
@@ -82,10 +85,14 @@ typedef struct {
 %token	LOOKUP HANDLER RETRY PASSPASSWORD CACHE NETWORK POOL BALANCE
 %token	ROUNDROBIN CLIENTIP MAXFAILS FAILTIMEOUT RELAY PROCESSES
 %token	LINGER STALL
+%token	HTTP MODE HTTPS REDIRECT BOTH HSTS HSTSMAXAGE FALLBACK
+%token	HTTPHEADER HTTPTARGET HTTPBODY HTTPIDLE HTTPRESPONSE
+%token	LOOKUPFAILURE ROUTEBY PATH BASIC COOKIE AUTHCOOKIE PATHPREFIX
+%token	UPSTREAMIDLE UPSTREAMKEEP
 %type	<v.number>	window
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
-%type	<v.number>	proto seconds count mcport netport
+%type	<v.number>	proto seconds count mcport netport httpmode
 %type	<v.string>	string
 
 /* strings dropped by error recovery would otherwise leak */
@@ -96,6 +103,7 @@ typedef struct {
 grammar		: /* empty */
 		| grammar '\n'
 		| grammar main '\n'
+		| grammar httpmain '\n'
 		| grammar upstream '\n'
 		| grammar pool '\n'
 		| grammar error '\n'		{ file.errors++; }
@@ -128,6 +136,125 @@ count		: NUMBER {
 
 proto		: IMAP		{ $$ = PROTO_IMAP; }
 		| POP3		{ $$ = PROTO_POP3; }
+		| HTTP		{ $$ = PROTO_HTTP; }
+		;
+
+routesrcs	: routesrc
+		| routesrcs routesrc
+		;
+
+routesrc	: PATH		{ conf->http.route.use_path = 1; }
+		| BASIC		{ conf->http.route.use_basic = 1; }
+		| COOKIE	{ conf->http.route.use_cookie = 1; }
+		;
+
+httpmode	: HTTP		{ $$ = HTTP_MODE_HTTP; }
+		| HTTPS		{ $$ = HTTP_MODE_HTTPS; }
+		| BOTH		{ $$ = HTTP_MODE_BOTH; }
+		| REDIRECT	{ $$ = HTTP_MODE_REDIRECT; }
+		;
+
+httpmain	: HTTP FALLBACK TO string {
+			if (strlen($4) > NAME_MAX_LEN) {
+				yyerror("name too long");
+				free($4);
+				$4 = NULL;
+				YYERROR;
+			}
+			snprintf(conf->http_fallback,
+			    sizeof(conf->http_fallback), "%s", $4);
+			free($4);
+			$4 = NULL;
+		}
+		| HTTP LOOKUPFAILURE FALLBACK {
+			conf->http.lookup_fail_503 = 0;
+		}
+		| HTTP LOOKUPFAILURE ERROR {
+			conf->http.lookup_fail_503 = 1;
+		}
+		| HTTP HSTSMAXAGE NUMBER {
+			if ($3 < 0 || $3 > 63072000) {
+				yyerror("hsts-max-age out of range "
+				    "(0-63072000)");
+				YYERROR;
+			}
+			conf->http.hsts_max_age = $3;
+		}
+		| HTTP ROUTEBY {
+			conf->http.route.use_path = 0;
+			conf->http.route.use_basic = 0;
+			conf->http.route.use_cookie = 0;
+		} routesrcs
+		| HTTP AUTHCOOKIE string {
+			size_t	i;
+
+			for (i = 0; $3[i] != '\0'; i++)
+				if (!isalnum((unsigned char)$3[i]) &&
+				    strchr("_-.", $3[i]) == NULL)
+					break;
+			if ($3[i] != '\0' || i == 0 ||
+			    i >= sizeof(conf->http.route.cookie)) {
+				yyerror("invalid cookie name");
+				free($3);
+				$3 = NULL;
+				YYERROR;
+			}
+			snprintf(conf->http.route.cookie,
+			    sizeof(conf->http.route.cookie), "%s", $3);
+			free($3);
+			$3 = NULL;
+		}
+		| HTTP PATHPREFIX string {
+			int	r = add_path_prefix($3);
+
+			free($3);
+			$3 = NULL;
+			if (r == -1)
+				YYERROR;
+		}
+		| HTTP UPSTREAMKEEP NUMBER {
+			if ($3 < 0 || $3 > 10000) {
+				yyerror("upstream-keep out of range (0-10000)");
+				YYERROR;
+			}
+			conf->http.upstream_keep = $3;
+		}
+		| TIMEOUT HTTPHEADER seconds {
+			conf->http.timeout_header = $3;
+		}
+		| TIMEOUT HTTPIDLE seconds {
+			conf->http.timeout_idle = $3;
+		}
+		| TIMEOUT HTTPRESPONSE seconds {
+			conf->http.timeout_response = $3;
+		}
+		| TIMEOUT UPSTREAMIDLE seconds {
+			conf->http.upstream_idle = $3;
+		}
+		| LIMIT HTTPHEADER NUMBER {
+			if ($3 < 1024 || $3 > HTTP_HEAD_MAX) {
+				yyerror("http-header limit out of range "
+				    "(1024-%d)", HTTP_HEAD_MAX);
+				YYERROR;
+			}
+			conf->http.max_head = $3;
+		}
+		| LIMIT HTTPTARGET NUMBER {
+			if ($3 < 256 || $3 > HTTP_HEAD_MAX - 64) {
+				yyerror("http-target limit out of range "
+				    "(256-%d)", HTTP_HEAD_MAX - 64);
+				YYERROR;
+			}
+			conf->http.max_target = $3;
+		}
+		| LIMIT HTTPBODY NUMBER {
+			if ($3 < 0 || $3 > (1LL << 42)) {
+				yyerror("http-body limit out of range "
+				    "(0-%lld)", 1LL << 42);
+				YYERROR;
+			}
+			conf->http.max_body = $3;
+		}
 		;
 
 main		: USER string {
@@ -562,8 +689,9 @@ upstream	: UPSTREAM string {
 				YYERROR;
 			}
 			if (!cur_upstream->imap_port &&
-			    !cur_upstream->pop3_port) {
-				yyerror("upstream %s: no imap or pop3 port",
+			    !cur_upstream->pop3_port &&
+			    !cur_upstream->http_port) {
+				yyerror("upstream %s: no imap, pop3 or http port",
 				    cur_upstream->conf.name);
 				free(cur_upstream);
 				cur_upstream = NULL;
@@ -574,7 +702,10 @@ upstream	: UPSTREAM string {
 			    &cur_upstream->conf.imap, 0) == -1 ||
 			    resolve(cur_upstream->host,
 			    cur_upstream->pop3_port,
-			    &cur_upstream->conf.pop3, 0) == -1) {
+			    &cur_upstream->conf.pop3, 0) == -1 ||
+			    resolve(cur_upstream->host,
+			    cur_upstream->http_port,
+			    &cur_upstream->conf.http, 0) == -1) {
 				free(cur_upstream);
 				cur_upstream = NULL;
 				YYERROR;
@@ -586,6 +717,8 @@ upstream	: UPSTREAM string {
 				    sizeof(cur_upstream->conf.servername), "%s",
 				    cur_upstream->host);
 			cur_upstream->conf.has_imap = cur_upstream->imap_port
+			    != 0;
+			cur_upstream->conf.has_http = cur_upstream->http_port
 			    != 0;
 			cur_upstream->conf.has_pop3 = cur_upstream->pop3_port
 			    != 0;
@@ -741,6 +874,20 @@ listenopt	: TLS {
 		| TLS REQUIRED {
 			cur_listener->conf.flags |= LISTEN_TLS_REQUIRED;
 		}
+		| MODE httpmode {
+			cur_listener->conf.http_mode = $2;
+		}
+		| MODE REDIRECT PORT NUMBER {
+			if ($4 <= 0 || $4 > 65535) {
+				yyerror("port out of range");
+				YYERROR;
+			}
+			cur_listener->conf.http_mode = HTTP_MODE_REDIRECT;
+			cur_listener->conf.redirect_port = $4;
+		}
+		| HSTS {
+			cur_listener->conf.flags |= LISTEN_HSTS;
+		}
 		| KEYPAIR string {
 			struct keypair	*k;
 
@@ -844,8 +991,10 @@ upstreamopt	: HOST string {
 			}
 			if ($1 == PROTO_IMAP)
 				cur_upstream->imap_port = $3;
-			else
+			else if ($1 == PROTO_POP3)
 				cur_upstream->pop3_port = $3;
+			else
+				cur_upstream->http_port = $3;
 		}
 		;
 
@@ -891,13 +1040,17 @@ lookup(const char *s)
 		{ "allow",		ALLOW },
 		{ "attempts",		ATTEMPTS },
 		{ "audit",		AUDIT },
+		{ "auth-cookie",	AUTHCOOKIE },
 		{ "backoff",		BACKOFF },
 		{ "bad-commands",	BADCOMMANDS },
 		{ "balance",		BALANCE },
+		{ "basic",		BASIC },
+		{ "both",		BOTH },
 		{ "ca",			CA },
 		{ "cache",		CACHE },
 		{ "certificate",	CERTIFICATE },
 		{ "chroot",		CHROOT },
+		{ "cookie",		COOKIE },
 		{ "ciphers",		CIPHERS },
 		{ "client-ip",		CLIENTIP },
 		{ "connect",		CONNECT },
@@ -905,13 +1058,24 @@ lookup(const char *s)
 		{ "default",		DEFAULT },
 		{ "delay",		DELAY },
 		{ "domain",		DOMAIN },
+		{ "error",		ERROR },
 		{ "fail-timeout",	FAILTIMEOUT },
 		{ "failures",		FAILURES },
+		{ "fallback",		FALLBACK },
 		{ "file",		FILENAME },
 		{ "greeting",		GREETING },
 		{ "handler",		HANDLER },
 		{ "handshake",		HANDSHAKE },
 		{ "host",		HOST },
+		{ "hsts",		HSTS },
+		{ "hsts-max-age",	HSTSMAXAGE },
+		{ "http",		HTTP },
+		{ "http-body",		HTTPBODY },
+		{ "http-header",	HTTPHEADER },
+		{ "http-idle",		HTTPIDLE },
+		{ "http-response",	HTTPRESPONSE },
+		{ "http-target",	HTTPTARGET },
+		{ "https",		HTTPS },
 		{ "imap",		IMAP },
 		{ "ip",			IP },
 		{ "ip-user",		IPUSER },
@@ -925,10 +1089,12 @@ lookup(const char *s)
 		{ "local",		LOCAL },
 		{ "login",		LOGIN },
 		{ "lookup",		LOOKUP },
+		{ "lookup-failure",	LOOKUPFAILURE },
 		{ "max",		MAX },
 		{ "max-fails",		MAXFAILS },
 		{ "memcache",		MEMCACHE },
 		{ "message",		MESSAGE },
+		{ "mode",		MODE },
 		{ "name",		NAME },
 		{ "network",		NETWORK },
 		{ "no-verify",		NOVERIFY },
@@ -936,6 +1102,8 @@ lookup(const char *s)
 		{ "ocsp",		OCSP },
 		{ "on",			ON },
 		{ "pass-password",	PASSPASSWORD },
+		{ "path",		PATH },
+		{ "path-prefix",	PATHPREFIX },
 		{ "per",		PER },
 		{ "pool",		POOL },
 		{ "pop3",		POP3 },
@@ -945,11 +1113,13 @@ lookup(const char *s)
 		{ "processes",		PROCESSES },
 		{ "protocols",		PROTOCOLS },
 		{ "proxy-protocol",	PROXYPROTOCOL },
+		{ "redirect",		REDIRECT },
 		{ "relay",		RELAY },
 		{ "required",		REQUIRED },
 		{ "retry",		RETRY },
 		{ "round-robin",	ROUNDROBIN },
 		{ "route",		ROUTE },
+		{ "route-by",		ROUTEBY },
 		{ "server",		SERVER },
 		{ "session-lifetime",	SESSIONLIFETIME },
 		{ "sessions",		SESSIONS },
@@ -962,6 +1132,8 @@ lookup(const char *s)
 		{ "to",			TO },
 		{ "trusted",		TRUSTED },
 		{ "upstream",		UPSTREAM },
+		{ "upstream-idle",	UPSTREAMIDLE },
+		{ "upstream-keep",	UPSTREAMKEEP },
 		{ "user",		USER },
 	};
 	const struct keywords	*p;
@@ -1169,6 +1341,53 @@ add_listener(const char *addr, long long port, int proto)
 	return 0;
 }
 
+/* The first prefix given replaces the defaults. */
+static int
+add_path_prefix(const char *prefix)
+{
+	struct http_route_conf	*r = &conf->http.route;
+
+	if (prefix[0] != '/' || prefix[strlen(prefix) - 1] != '/' ||
+	    strlen(prefix) >= sizeof(r->prefixes[0]) ||
+	    strpbrk(prefix, " \t?#%") != NULL) {
+		yyerror("a path prefix starts and ends with '/'");
+		return -1;
+	}
+	if (!prefixes_given++)
+		r->nprefixes = 0;
+	if (r->nprefixes >= HTTP_MAX_PREFIXES) {
+		yyerror("too many path prefixes (max %d)", HTTP_MAX_PREFIXES);
+		return -1;
+	}
+	snprintf(r->prefixes[r->nprefixes++], sizeof(r->prefixes[0]), "%s",
+	    prefix);
+	return 0;
+}
+
+/* The web side refers to names defined anywhere in the file. */
+static void
+check_http(const char *path, struct postern_conf *c)
+{
+	struct upstream	*u;
+	struct pool	*p;
+
+	if (c->http_fallback[0] == '\0')
+		return;
+	TAILQ_FOREACH(u, &c->upstreams, entry)
+		if (strcmp(u->conf.name, c->http_fallback) == 0) {
+			c->http.fallback_id = u->conf.id;
+			return;
+		}
+	TAILQ_FOREACH(p, &c->pools, entry)
+		if (strcmp(p->conf.name, c->http_fallback) == 0) {
+			c->http.fallback_id = p->conf.id;
+			return;
+		}
+	log_warnx("%s: http fallback %s is not a defined upstream or pool",
+	    path, c->http_fallback);
+	file.errors++;
+}
+
 static int
 set_limit(struct policy_limit *lim, long long max, long long window)
 {
@@ -1219,6 +1438,21 @@ finish_listener(void)
 	struct conf_listener	*lc = &cur_listener->conf;
 
 	cur_listener = NULL;
+	if (lc->proto != PROTO_HTTP &&
+	    (lc->http_mode != HTTP_MODE_HTTP || (lc->flags & LISTEN_HSTS))) {
+		yyerror("mode and hsts are for http listeners");
+		return -1;
+	}
+	if (lc->proto == PROTO_HTTP && !(lc->flags & LISTEN_TLS) &&
+	    (lc->nkeypairs > 0 || (lc->flags & LISTEN_TLS_REQUIRED))) {
+		yyerror("a plain http listener takes no keypair: use tls");
+		return -1;
+	}
+	if (lc->proto == PROTO_HTTP && (lc->flags & LISTEN_TLS) &&
+	    lc->http_mode != HTTP_MODE_HTTP) {
+		yyerror("mode is for plain http listeners");
+		return -1;
+	}
 	if ((lc->flags & LISTEN_TLS) && lc->nkeypairs == 0) {
 		yyerror("tls listener needs a keypair");
 		return -1;
@@ -1447,6 +1681,17 @@ conf_defaults(struct postern_conf *c)
 	c->lookup.retry_s = 30;
 	c->lookup.cache_ttl = 3600;
 	c->memcache.timeout_ms = 250;
+	c->http.max_head = 8192;
+	c->http.max_target = 4096;
+	c->http.max_body = 0;
+	c->http.timeout_header = 30;
+	c->http.timeout_idle = 60;
+	/* ActiveSync Ping and long polls: Zimbra's polling time-out */
+	c->http.timeout_response = 3600;
+	c->http.hsts_max_age = 31536000;
+	c->http.upstream_idle = 30;
+	c->http.upstream_keep = 64;
+	http_route_conf_default(&c->http.route);
 	c->memcache.backoff_s = 30;
 	snprintf(c->global.greeting, sizeof(c->global.greeting),
 	    "postern ready");
@@ -1468,6 +1713,7 @@ parse_config(const char *path)
 	lastc = '\n';
 	cur_upstream = NULL;
 	tlsprocs_given = 0;
+	prefixes_given = 0;
 	if ((file.stream = fopen(path, "r")) == NULL) {
 		log_warn("%s", path);
 		free_config(c);
@@ -1504,6 +1750,8 @@ parse_config(const char *path)
 		    "network\": routes they give are checked against it", path);
 		file.errors++;
 	}
+	if (file.errors == 0)
+		check_http(path, c);
 	if (file.errors == 0 && TAILQ_EMPTY(&c->listeners)) {
 		log_warnx("%s: no listeners defined", path);
 		file.errors++;

@@ -29,6 +29,7 @@ import base64
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from backends import Dovecot  # noqa: E402
 from lookup import LookupHandler  # noqa: E402
+from cases import CASES, TEARDOWNS, case, check, env  # noqa: E402
 from harness import (Memcached, Postern, Raw, fingerprint,  # noqa: E402
                      make_cert, message, proc_status, write_config,
                      wait_port)
@@ -82,30 +83,8 @@ TRICKLE_ROWS, TRICKLE_GAP = 24, 0.5    # 12 s: twice timeout stall (hooks)
 NUSERS = 20
 PASSWORD = "secret"
 
-CASES = []
-
-
-def case(name):
-    def register(fn):
-        CASES.append((name, fn))
-        return fn
-    return register
-
-
 def user(n):
     return f"user{n}@example.org"
-
-
-class Env:
-    pass
-
-
-env = Env()
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 # ---------------------------------------------------------------- setup
@@ -310,6 +289,11 @@ def setup(args):
 
 
 def teardown():
+    for fn in TEARDOWNS:
+        try:
+            fn()
+        except Exception:   # noqa: BLE001
+            traceback.print_exc()
     for name in ("throttle", "hooks", "postern"):
         p = getattr(env, name, None)
         if p is not None:
@@ -3015,6 +2999,9 @@ def _():
         logout_all(held)
         node.stop()
 
+
+# the cases of each topic module register themselves, after the above
+import web  # noqa: E402,F401
 
 CASE_TIMEOUT = 180      # a hung case fails instead of hanging the run
 

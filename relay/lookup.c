@@ -104,7 +104,9 @@ route_key(const struct rsession *rs, char *key, size_t keysz)
 	unsigned char raw[1 + USER_MAX_LEN];
 	size_t i, len = 0;
 
-	raw[len++] = rs->lg->req.proto;
+	/* an account id and a name never share a key */
+	raw[len++] =
+	    rs->lg->req.proto | (rs->lg->req.mech == MECH_ID ? 0x80 : 0);
 	for (i = 0; rs->lg->req.user[i] != '\0' && i < USER_MAX_LEN; i++)
 		raw[len++] = tolower((unsigned char)rs->lg->req.user[i]);
 	return mckey_derive(key, keysz, 'r', raw, len);
@@ -336,9 +338,13 @@ lookup_send(struct rsession *rs, int h)
 	struct evkeyvalq *out;
 	struct timeval tv;
 	char host[64], user[3 * USER_MAX_LEN + 1], pass[3 * PASS_MAX_LEN + 1];
-	char client[64], attempt[16];
+	char client[64], attempt[16], proxy_ip[64];
 
 	pass[0] = '\0';
+	sockaddr_host(&rs->lg->req.local, proxy_ip, sizeof(proxy_ip));
+	/* the web never has a password to give: Zimbra's placeholder */
+	if (rs->lg->auth_method != NULL)
+		snprintf(pass, sizeof(pass), "_password_");
 	if (authhttp_escape(user, sizeof(user), rs->lg->req.user) == 0 ||
 	    (lk.pass_password && rs->lg->req.pass[0] != '\0' &&
 		authhttp_escape(pass, sizeof(pass), rs->lg->req.pass) == 0) ||
@@ -370,12 +376,19 @@ lookup_send(struct rsession *rs, int h)
 	    rs->lg->req.attempt ? rs->lg->req.attempt : 1);
 	sockaddr_host(&rs->lg->req.client, client, sizeof(client));
 	if (evhttp_add_header(out, "Host", hd->host) == -1 ||
-	    evhttp_add_header(out, "Auth-Method", "plain") == -1 ||
+	    evhttp_add_header(out, "Auth-Method",
+		rs->lg->auth_method ? rs->lg->auth_method : "plain") == -1 ||
 	    evhttp_add_header(out, "Auth-User", user) == -1 ||
-	    (lk.pass_password &&
+	    ((lk.pass_password || rs->lg->auth_method != NULL) &&
 		evhttp_add_header(out, "Auth-Pass", pass) == -1) ||
 	    evhttp_add_header(out, "Auth-Protocol",
-		mail_proto_name(rs->lg->req.proto)) == -1 ||
+		rs->lg->auth_protocol
+		    ? rs->lg->auth_protocol
+		    : mail_proto_name(rs->lg->req.proto)) == -1 ||
+	    (rs->lg->proxy_host != NULL &&
+		(evhttp_add_header(out, "X-Proxy-IP", proxy_ip) == -1 ||
+		    evhttp_add_header(out, "X-Proxy-Host",
+			rs->lg->proxy_host) == -1)) ||
 	    evhttp_add_header(out, "Auth-Login-Attempt", attempt) == -1 ||
 	    evhttp_add_header(out, "Client-IP", client) == -1 ||
 	    evhttp_add_header(out, "Client-Host", "[UNAVAILABLE]") == -1) {

@@ -42,14 +42,12 @@ static struct conf_tls_global tls_conf;
 static struct conf_memcache memcache_conf;
 static struct event_base *relay_base;
 
-static void rsession_free(struct rsession *);
 static void rlogin_free(struct rsession *);
 static void rsession_flush(struct rsession *);
 static void upstream_io(int, short, void *);
 static void rsession_bridge_done(struct tlsbridge *, void *);
 
 static void rsession_connect_next(struct rsession *);
-static void rsession_arm_login_timer(struct rsession *);
 static void upstream_set_events(struct rsession *, short);
 static int upstream_write(struct rsession *);
 static void rsession_reset_upstream(struct rsession *);
@@ -57,6 +55,7 @@ static void rsession_reset_upstream(struct rsession *);
 static const struct relay_engine *const engines[] = {
     &relay_imap_engine,
     &relay_pop3_engine,
+    &relay_http_engine,
 };
 
 const struct relay_engine *
@@ -195,6 +194,12 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 
 	if (rsession_try_elsewhere(rs, status, text))
 		return;
+	if (rs->lg->engine->failed != NULL) {
+		/* no login here: the protocol answers the client itself */
+		evtimer_del(&rs->lg->timer);
+		rs->lg->engine->failed(rs, status, text);
+		return;
+	}
 	if (rs->lg->pool != NULL && status == LOGIN_OK)
 		pool_succeeded(rs->lg->pool, rs->lg->member);
 	if (status == LOGIN_FAILED && relay_policy.shared)
@@ -419,10 +424,12 @@ rlogin_free(struct rsession *rs)
 	rs->lg = NULL;
 }
 
-static void
+void
 rsession_free(struct rsession *rs)
 {
 	TAILQ_REMOVE(&rsessions, rs, entry);
+	if (rs->hx != NULL)
+		relay_http_free(rs);
 	rlogin_free(rs);
 	if (rs->bridging) {
 		tlsbridge_stop(rs->bridge);
@@ -597,6 +604,12 @@ upstream_handshake(struct rsession *rs)
 		log_debug("session %016llx: upstream TLS %s %s",
 		    (unsigned long long)rs->sid, tls_conn_version(rs->utls),
 		    tls_conn_cipher(rs->utls));
+		if (rs->lg->engine->upstream_ready != NULL) {
+			upstream_set_events(rs, 0);
+			evtimer_del(&rs->lg->timer);
+			rs->lg->engine->upstream_ready(rs);
+			break;
+		}
 		rs->state = R_GREETING;
 		upstream_set_events(rs, EV_READ);
 		break;
@@ -652,6 +665,12 @@ upstream_connected(struct rsession *rs)
 		return 0;
 	}
 	if (!rs->lg->upstream->conf.tls) {
+		if (rs->lg->engine->upstream_ready != NULL) {
+			upstream_set_events(rs, 0);
+			evtimer_del(&rs->lg->timer);
+			rs->lg->engine->upstream_ready(rs);
+			return 0;
+		}
 		rs->state = R_GREETING;
 		upstream_set_events(rs, EV_READ);
 		return 1;
@@ -804,6 +823,8 @@ rsession_connect(struct rsession *rs)
 	struct timeval tv;
 	int on = 1;
 
+	if (rs->lg->engine->reuse != NULL && rs->lg->engine->reuse(rs))
+		return;
 	rs->ufd = socket(rs->lg->uaddr.ss_family,
 	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (rs->ufd == -1) {
@@ -830,7 +851,7 @@ rsession_connect(struct rsession *rs)
 	 */
 	tv.tv_sec = relay_conf.timeout_connect;
 	tv.tv_usec = 0;
-	if (rs->lg->upstream->conf.tls ||
+	if (rs->lg->upstream->conf.tls || rs->lg->engine->client_first ||
 	    (rs->lg->pool != NULL && rs->lg->pool->conf.proxy_v2))
 		upstream_set_events(rs, EV_WRITE);
 	else {
@@ -841,6 +862,29 @@ rsession_connect(struct rsession *rs)
 	rs->lg->waited = tv.tv_sec;
 	evtimer_del(&rs->lg->timer);
 	evtimer_add(&rs->lg->timer, &tv);
+}
+
+/* Connect again to the server chosen (a kept connection was dead). */
+void
+rsession_reconnect(struct rsession *rs)
+{
+	rsession_connect(rs);
+}
+
+void
+rsession_login_free(struct rsession *rs)
+{
+	rlogin_free(rs);
+}
+
+/* A route chosen elsewhere (the HTTP fallback pool): its next member. */
+void
+rsession_connect_pool(struct rsession *rs, struct pool_ctx *pool,
+    enum route_source src)
+{
+	rs->lg->route_src = src;
+	rs->lg->pool = pool;
+	rsession_connect_next(rs);
 }
 
 /* The pool's next member, or a temporary failure if none is left. */
@@ -895,6 +939,7 @@ rsession_route_to(struct rsession *rs, const struct sockaddr_storage *ss,
 		    src == ROUTE_SRC_CACHE ? "cached" : "handler's", addr);
 		if (src == ROUTE_SRC_CACHE)
 			lookup_forget(rs);
+		rs->lg->route_refused = 1;
 		rsession_login_done(rs, LOGIN_TEMPFAIL,
 		    "route outside the upstream networks");
 		return;
@@ -947,7 +992,7 @@ rsession_refused(struct rsession *rs, const char *text, uint32_t wait)
 }
 
 /* The route lookup too must end: the login time-out bounds it. */
-static void
+void
 rsession_arm_login_timer(struct rsession *rs)
 {
 	struct timeval tv = {relay_conf.timeout_login, 0};
@@ -990,6 +1035,57 @@ client_fd_ok(int fd)
 		fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1))
 		return 0;
 	return 1;
+}
+
+/*
+ * A session for one attempt or exchange, with the client socket: the
+ * caller fills in the request and starts it.  NULL if the socket is not
+ * one relay can use.
+ */
+struct rsession *
+rsession_new(struct imsgev *iev, struct imsg *imsg, uint32_t proto)
+{
+	struct rsession *rs;
+
+	if (!client_fd_ok(imsg->fd))
+		return NULL;
+	if ((rs = calloc(1, sizeof(*rs))) == NULL ||
+	    (rs->lg = calloc(1, sizeof(*rs->lg))) == NULL)
+		fatal("calloc");
+	rs->lg->id = imsg->hdr.peerid;
+	rs->lg->chan = iev;
+	rs->lg->engine = relay_engine_find(proto);
+	rs->lg->req.proto = proto;
+	rs->cfd = imsg_take_fd(imsg);
+	rs->ufd = -1;
+	if ((rs->lg->uin = evbuffer_new()) == NULL ||
+	    (rs->lg->uout = evbuffer_new()) == NULL)
+		fatal("evbuffer_new");
+	evtimer_set(&rs->lg->timer, upstream_timeout, rs);
+	TAILQ_INSERT_TAIL(&rsessions, rs, entry);
+	return rs;
+}
+
+/* To authproc about this session, unless authproc has been replaced. */
+int
+rsession_tell_authproc(struct rsession *rs, uint32_t type, const void *data,
+    size_t len)
+{
+	if (rs->lg == NULL || rs->lg->chan == NULL ||
+	    rs->lg->chan != authproc_iev)
+		return -1;
+	return imsgev_compose(rs->lg->chan, type, rs->lg->id, -1, data, len);
+}
+
+/* Route one attempt: lookup handlers (and the cache), or the table. */
+void
+rsession_route(struct rsession *rs)
+{
+	rsession_arm_login_timer(rs);
+	if (lookup_configured())
+		lookup_route(rs);
+	else
+		rsession_route_static(rs, NULL);
 }
 
 static void
@@ -1075,6 +1171,14 @@ authproc_handle(struct imsg *imsg, void *arg)
 		}
 		authproc_handle_login(arg, imsg);
 		return 0;
+	case IMSG_HTTP_REQUEST:
+		if (http_request_rec_valid(imsg, err, sizeof(err)) == -1 ||
+		    !relay_http_configured()) {
+			log_warnx("authproc: %s", err);
+			return -1;
+		}
+		relay_http_request(arg, imsg);
+		return 0;
 	case IMSG_COUNTER_QUERY:
 		if (!counter_op_valid(imsg) || !relay_policy.shared) {
 			log_warnx("authproc: bad counter operation");
@@ -1122,6 +1226,9 @@ parent_handle(struct imsg *imsg)
 		break;
 	case IMSG_CONF_GLOBAL:
 		memcpy(&relay_conf, imsg->data, sizeof(relay_conf));
+		break;
+	case IMSG_CONF_HTTP:
+		relay_http_init(imsg->data, relay_base);
 		break;
 	case IMSG_CONF_TLS_GLOBAL:
 		memcpy(&tls_conf, imsg->data, sizeof(tls_conf));

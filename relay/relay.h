@@ -110,6 +110,7 @@ struct rlogin {
 	enum route_source route_src;
 	int relooked;	/* a cached route failed: looked up once more */
 	int unsendable; /* the client's login cannot be put to this upstream */
+	int route_refused; /* a handler's or the cache's route was refused */
 	struct upstream_ctx dyn;
 	struct sockaddr_storage failed_addr;
 	char account[USER_MAX_LEN + 1]; /* the name we log in with */
@@ -118,6 +119,9 @@ struct rlogin {
 	struct lookup_http *http;
 	struct event wait_ev; /* Auth-Wait */
 	char refusal[TEXT_MAX_LEN + 1];
+	const char *auth_method;   /* for lookup handlers; NULL: "plain" */
+	const char *auth_protocol; /* NULL: the protocol's name */
+	const char *proxy_host;	   /* X-Proxy-Host, if any */
 	const struct upstream_ctx *upstream;
 	struct sockaddr_storage uaddr;
 	struct event uev;  /* reading */
@@ -143,6 +147,7 @@ struct rsession {
 	int bridging;
 	int splicing;
 	struct tlsbridge *bridge; /* TLS upstreams only: 32 KiB of buffers */
+	struct hexchange *hx;	  /* HTTP: the exchange in progress */
 	struct splice_dir c2u;
 	struct splice_dir u2c;
 };
@@ -151,6 +156,15 @@ extern struct conf_global relay_conf;
 extern struct conf_policy relay_policy;
 
 void relay_main(void) __attribute__((noreturn));
+struct rsession *rsession_new(struct imsgev *, struct imsg *, uint32_t);
+void rsession_free(struct rsession *);
+void rsession_route(struct rsession *);
+void rsession_reconnect(struct rsession *);
+void rsession_login_free(struct rsession *);
+void rsession_arm_login_timer(struct rsession *);
+int rsession_tell_authproc(struct rsession *, uint32_t, const void *, size_t);
+void rsession_connect_pool(struct rsession *, struct pool_ctx *,
+    enum route_source);
 void rsession_login_done(struct rsession *, uint32_t status, const char *text);
 void rsession_login_unsendable(struct rsession *, const char *);
 void rsession_send(struct rsession *, const char *, size_t);
@@ -206,14 +220,30 @@ void upstream_set_addr(struct upstream_ctx *, enum mail_proto,
  */
 struct relay_engine {
 	enum mail_proto proto;
+	int client_first; /* the upstream waits for us to speak */
 	/* one upstream line during login; 0 once the login is decided */
 	int (*upstream_line)(struct rsession *, char *, size_t);
+	/* the upstream is connected (and its TLS done): take over */
+	void (*upstream_ready)(struct rsession *);
+	/* no upstream could be used: answer the client */
+	void (*failed)(struct rsession *, uint32_t status, const char *);
+	/* 1 if an idle connection to the chosen upstream was taken */
+	int (*reuse)(struct rsession *);
 };
 
 extern const struct relay_engine relay_imap_engine;
 extern const struct relay_engine relay_pop3_engine;
+extern const struct relay_engine relay_http_engine;
 const struct relay_engine *relay_engine_find(uint32_t proto);
 void upstream_text(char *dst, size_t dstsz, const char *src, size_t len);
+
+/* relay_http.c */
+struct hexchange;
+void relay_http_init(const struct conf_http *, struct event_base *);
+int relay_http_configured(void);
+void relay_http_request(struct imsgev *, struct imsg *);
+void relay_http_free(struct rsession *);
+struct pool_ctx *route_pool_by_id(uint32_t);
 
 /* splice.c */
 int splice_start(struct rsession *, const void *to_client, size_t,

@@ -71,6 +71,19 @@ pool_of_one(struct upstream_ctx *u)
 	return p;
 }
 
+/* A pool, or an upstream as a pool of one, by its configured id. */
+struct pool_ctx *
+route_pool_by_id(uint32_t id)
+{
+	struct upstream_ctx *u;
+
+	if (id == 0)
+		return NULL;
+	if ((u = route_find_upstream(id)) != NULL)
+		return pool_of_one(u);
+	return pool_find(id);
+}
+
 void
 route_add_upstream(const struct conf_upstream *conf)
 {
@@ -238,6 +251,8 @@ static const struct {
 	offsetof(struct conf_upstream, imap)},
     {PROTO_POP3, offsetof(struct conf_upstream, has_pop3),
 	offsetof(struct conf_upstream, pop3)},
+    {PROTO_HTTP, offsetof(struct conf_upstream, has_http),
+	offsetof(struct conf_upstream, http)},
 };
 
 static int

@@ -1,0 +1,317 @@
+/*
+ * HTTP in authproc: read one request head at a time, parse it strictly,
+ * find its routing key and hand relay the head as postern serialises it,
+ * with the client socket, for one exchange.  relay answers when the
+ * exchange is over and the connection comes back here for the next
+ * request (keep-alive), unless it became a WebSocket.
+ */
+#include <sys/socket.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "authproc.h"
+#include "log.h"
+
+struct conf_http authproc_http;
+
+static struct http_request req; /* one at a time; large */
+static struct http_route_key key;
+static unsigned char msg[IMSG_MAX_SIZE];
+
+static void http_input(struct session *);
+
+/* A page of our own, and the connection ends after it. */
+static void
+http_answer_close(struct session *s, int status, const char *why,
+    const char *extra)
+{
+	char page[1024];
+	int n;
+
+	log_info("session %016llx: http %d: %s", (unsigned long long)s->sid,
+	    status, why);
+	if ((n = http_error_page(page, sizeof(page), status, 1, extra)) > 0)
+		session_write(s, page, n);
+	session_close_after_write(s);
+}
+
+static void
+http_greet(struct session *s)
+{
+	struct timeval tv = {authproc_http.timeout_idle, 0};
+
+	/* the client speaks first; the head has its own deadline */
+	session_deadline(s, 0);
+	bufferevent_set_timeouts(s->bev, &tv, NULL);
+}
+
+/* The host part of a Host value, without its port. */
+static size_t
+http_host_name(const char *host, size_t len)
+{
+	size_t i;
+
+	if (len > 0 && host[0] == '[') {
+		for (i = 0; i < len && host[i] != ']'; i++)
+			;
+		return i < len ? i + 1 : len;
+	}
+	for (i = 0; i < len && host[i] != ':'; i++)
+		;
+	return i;
+}
+
+/* mode redirect: the same host and target, over https. */
+static void
+http_redirect(struct session *s)
+{
+	char loc[HTTP_HEAD_MAX + 512], port[16] = "";
+	size_t hl = http_host_name(req.host, req.hostlen);
+	uint32_t p = s->listener->conf.redirect_port;
+	int n;
+
+	if (p != 0 && p != 443)
+		snprintf(port, sizeof(port), ":%u", p);
+	n = snprintf(loc, sizeof(loc), "Location: https://%.*s%s%.*s\r\n",
+	    (int)hl, req.host, port, (int)req.targetlen, req.target);
+	if (n < 0 || (size_t)n >= sizeof(loc)) {
+		http_answer_close(s, 414, "redirect target too long", NULL);
+		return;
+	}
+	http_answer_close(s, 301, "redirected to https", loc);
+}
+
+/* Only the path, for logs: the query may carry tokens. */
+static void
+http_log_path(char *dst, size_t dstsz)
+{
+	size_t n;
+
+	for (n = 0; n < req.targetlen && req.target[n] != '?'; n++)
+		;
+	snprintf(dst, dstsz, "%.*s", (int)n, req.target);
+}
+
+static size_t
+http_body_read(size_t buffered)
+{
+	switch (req.framing) {
+	case HTTP_BODY_LENGTH:
+		return buffered < req.content_length ? buffered
+						     : req.content_length;
+	case HTTP_BODY_CHUNKED:
+		/* relay de-frames; what it reads past the end comes back */
+		return buffered;
+	default:
+		return 0;
+	}
+}
+
+/* The record, the head as we serialise it, and the body read so far. */
+static int
+http_forward(struct session *s, const unsigned char *in, size_t len)
+{
+	struct http_request_rec *rec = (struct http_request_rec *)msg;
+	char *head = (char *)(rec + 1);
+	struct http_forward fwd;
+	char addr[INET6_ADDRSTRLEN];
+	size_t room, body;
+	ssize_t hl;
+
+	memset(rec, 0, sizeof(*rec));
+	memset(&fwd, 0, sizeof(fwd));
+	fwd.client_addr = sockaddr_host(&s->client, addr, sizeof(addr));
+	fwd.scheme = s->tls ? "https" : "http";
+	fwd.trust_forwarded = policy_proxy_trusted(&s->client);
+	room = sizeof(msg) - sizeof(struct imsg_hdr) - sizeof(*rec);
+	if ((hl = http_request_serialize(&req, &fwd, head, room)) < 0)
+		return 431;
+	/*
+	 * The read watermark keeps head and body within one message; if
+	 * they ever did not fit, body bytes would be left behind here.
+	 */
+	if ((body = http_body_read(len - req.headlen)) > room - hl)
+		return 431;
+	memcpy(head + hl, in + req.headlen, body);
+	rec->listener_id = s->listener->conf.id;
+	rec->key_kind = key.kind;
+	rec->key_source = key.source;
+	rec->framing = req.framing;
+	rec->flags = req.flags;
+	if (s->listener->conf.flags & LISTEN_HSTS)
+		rec->flags |= HTTP_REQ_HSTS;
+	rec->headlen = hl;
+	rec->bodylen = body;
+	rec->tls = s->tls;
+	rec->content_length =
+	    req.framing == HTTP_BODY_LENGTH ? req.content_length : 0;
+	rec->sid = s->sid;
+	rec->start_ms = wallclock_ms();
+	rec->client = s->client;
+	rec->local = s->local;
+	rec->facts = s->facts;
+	memcpy(rec->key, key.key, sizeof(rec->key));
+	snprintf(rec->host, sizeof(rec->host), "%.*s", (int)req.hostlen,
+	    req.host);
+	snprintf(rec->method, sizeof(rec->method), "%.*s", (int)req.methodlen,
+	    req.method);
+	http_log_path(rec->path, sizeof(rec->path));
+	if (session_send_relay(s, IMSG_HTTP_REQUEST, msg,
+		sizeof(*rec) + hl + body) == -1)
+		return 503;
+	/* what relay now has is no longer ours to read */
+	evbuffer_drain(bufferevent_get_input(s->bev), req.headlen + body);
+	explicit_bzero(msg, sizeof(*rec) + hl + body);
+	return 0;
+}
+
+/* A whole head: answer it ourselves or give it to relay. */
+static void
+http_request_ready(struct session *s, const unsigned char *in, size_t len)
+{
+	uint32_t mode = s->listener->conf.http_mode;
+	int status;
+
+	if (!s->tls && mode == HTTP_MODE_HTTPS) {
+		http_answer_close(s, 403, "plain http refused", NULL);
+		return;
+	}
+	if (!s->tls && mode == HTTP_MODE_REDIRECT) {
+		http_redirect(s);
+		return;
+	}
+	if (http_route_key(&req, &authproc_http.route, &key) == -1) {
+		http_answer_close(s, 400, "malformed credentials or path",
+		    NULL);
+		return;
+	}
+	session_deadline(s, 0);
+	if ((status = http_forward(s, in, len)) != 0)
+		http_answer_close(s, status,
+		    status == 431 ? "head too large to forward"
+				  : "relay not available",
+		    NULL);
+	explicit_bzero(&key, sizeof(key));
+}
+
+static void
+http_input(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct http_limits lim;
+	size_t len;
+	unsigned char *p;
+
+	if (s->state != S_PREAUTH || (len = evbuffer_get_length(in)) == 0)
+		return;
+	/* from the first byte of a head, the head has its deadline */
+	if (!session_deadline_armed(s))
+		session_deadline(s, authproc_http.timeout_header);
+	lim.max_head = authproc_http.max_head;
+	lim.max_target = authproc_http.max_target;
+	lim.max_body = authproc_http.max_body;
+	p = evbuffer_pullup(in, -1);
+	switch (http_request_parse((const char *)p, len, &lim, &req)) {
+	case HTTP_PARSE_INCOMPLETE:
+		return;
+	case HTTP_PARSE_ERROR:
+		http_answer_close(s, req.status, req.reason, NULL);
+		return;
+	case HTTP_PARSE_OK:
+		http_request_ready(s, p, len);
+		return;
+	}
+}
+
+/*
+ * relay is done with one exchange.  The bytes it read past the end of a
+ * chunked body are the start of the next request: they go back in front
+ * of whatever is still buffered here.
+ */
+static void
+http_exchange_done(struct session *s, const struct http_done *d,
+    const unsigned char *leftover)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	switch (d->result) {
+	case HTTP_DONE_TAKEN:
+		session_handed_off(s);
+		return;
+	case HTTP_DONE_KEEPALIVE:
+		break;
+	default:
+		session_close_after_write(s);
+		return;
+	}
+	if (d->leftover > 0 &&
+	    evbuffer_prepend(in, leftover, d->leftover) == -1) {
+		session_close_after_write(s);
+		return;
+	}
+	s->state = S_PREAUTH;
+	bufferevent_enable(s->bev, EV_READ);
+	http_input(s);
+}
+
+/* Idle too long, or a head too slow. */
+static void
+http_timeout(struct session *s)
+{
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0 &&
+	    s->state == S_PREAUTH)
+		http_answer_close(s, 408, "request head too slow", NULL);
+	else
+		session_close_after_write(s);
+}
+
+/*
+ * Before relay had the request (no relay to take it) a page says so;
+ * after, relay may have answered part of it already, so the
+ * connection just ends.
+ */
+static void
+http_login_result(struct session *s, const struct login_result *res)
+{
+	if (s->state == S_LOGIN_SENT) {
+		log_info("session %016llx: http exchange lost: %s",
+		    (unsigned long long)s->sid, res->text);
+		session_close_after_write(s);
+		return;
+	}
+	http_answer_close(s, 503, res->text, NULL);
+}
+
+static void
+http_throttled(struct session *s, const struct login_result *res)
+{
+	http_answer_close(s, 429, res->text, "Retry-After: 60\r\n");
+}
+
+static void
+http_too_many(struct session *s)
+{
+	http_answer_close(s, 429, "too many requests", "Retry-After: 60\r\n");
+}
+
+const struct proto_engine http_engine = {
+    .proto = PROTO_HTTP,
+    .greet = http_greet,
+    .input = http_input,
+    .login_result = http_login_result,
+    .timeout = http_timeout,
+    .throttled = http_throttled,
+    .too_many_bad = http_too_many,
+    .too_many_attempts = http_too_many,
+    .drain_on_close = 1,
+    .exchange_done = http_exchange_done,
+    .busy = "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Type: text/plain\r\nContent-Length: 20\r\n"
+	    "Connection: close\r\n\r\nToo many connections",
+};

@@ -1,0 +1,1055 @@
+/*
+ * HTTP in relay: one exchange for each request authproc hands over.
+ * The route is found as for a mail login (cache, lookup handlers, the
+ * static table), or by the client-IP hash over the fallback pool when
+ * the request names nobody.  relay writes the head authproc serialised,
+ * streams the body by the framing authproc decided (re-chunking what it
+ * de-frames, so only postern's own framing reaches the upstream), parses
+ * the upstream's response head, rewrites what names the upstream, and
+ * streams the response back.  Then the client goes back to authproc for
+ * its next request and the upstream connection, if it may, waits in an
+ * idle list for the next exchange to the same server.  A 101 answer to a
+ * WebSocket upgrade turns the exchange into a spliced byte relay.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "log.h"
+#include "relay.h"
+
+#define HX_OUT_HIWAT	 (256 * 1024) /* the other side waits above */
+#define HX_RESP_HEAD_MAX (16 * 1024)
+#define HX_PAGE_MAX	 1024
+#define HX_AUTH_MAX	 (INET6_ADDRSTRLEN + 16)
+
+struct hexchange {
+	struct rsession *rs;
+	struct http_request_rec rec;
+	char *head; /* as authproc serialised it; kept for one retry */
+	size_t headlen;
+	unsigned char *early; /* body bytes authproc had read */
+	size_t earlylen;
+	struct bufferevent *cbev;
+	struct bufferevent *ubev;
+	struct tlsbridge *bridge; /* a TLS upstream, through a socketpair */
+	int bridge_ended;
+	/* the request body, client to upstream */
+	uint64_t req_left;
+	struct http_chunked req_chunk;
+	int req_done;
+	int req_consumed; /* client bytes beyond the early ones were read */
+	/* the response, upstream to client */
+	int resp_started;
+	int head_done;
+	enum http_framing resp_in;
+	enum http_framing resp_out;
+	uint64_t resp_left;
+	struct http_chunked resp_chunk;
+	int resp_done;
+	int resp_close; /* the upstream will not keep the connection */
+	int status;
+	int client_close;
+	int client_eof;
+	int reused;    /* the upstream connection came from the idle list */
+	int retried;   /* once, when a reused connection was found dead */
+	int fell_back; /* on the client-IP hash after a failed lookup */
+	int finishing; /* waiting for the client to take the last bytes */
+	int ended;     /* the exchange is over; nothing may touch it */
+	uint64_t up;
+	uint64_t down;
+	char internal[2][HX_AUTH_MAX];
+	const char *internal_ptr[2];
+	size_t ninternal;
+};
+
+struct idle_conn {
+	TAILQ_ENTRY(idle_conn) entry;
+	int fd;
+	struct sockaddr_storage addr;
+	struct event ev;
+};
+
+static struct conf_http http_conf;
+static int http_configured;
+static struct event_base *http_base;
+static TAILQ_HEAD(idle_list_head, idle_conn) idle = TAILQ_HEAD_INITIALIZER(
+    idle);
+static unsigned int nidle;
+static struct http_response resp; /* one parse at a time; large */
+
+static void hx_finish(struct rsession *);
+static void hx_maybe_finish(struct rsession *);
+static void hx_upstream_read(struct bufferevent *, void *);
+static void hx_client_read(struct bufferevent *, void *);
+
+void
+relay_http_init(const struct conf_http *conf, struct event_base *base)
+{
+	http_conf = *conf;
+	http_base = base;
+	http_configured = 1;
+}
+
+int
+relay_http_configured(void)
+{
+	return http_configured;
+}
+
+/* ---- idle upstream connections ---- */
+
+static void
+idle_drop(struct idle_conn *ic)
+{
+	event_del(&ic->ev);
+	close(ic->fd);
+	TAILQ_REMOVE(&idle, ic, entry);
+	nidle--;
+	free(ic);
+}
+
+/* An idle connection that becomes readable was closed, or misbehaves. */
+static void
+idle_event(int fd, short event, void *arg)
+{
+	(void)fd;
+	(void)event;
+	idle_drop(arg);
+}
+
+static void
+idle_put(int fd, const struct sockaddr_storage *addr)
+{
+	struct timeval tv = {http_conf.upstream_idle, 0};
+	struct idle_conn *ic;
+
+	if (http_conf.upstream_keep == 0 ||
+	    (ic = calloc(1, sizeof(*ic))) == NULL) {
+		close(fd);
+		return;
+	}
+	while (nidle >= http_conf.upstream_keep)
+		idle_drop(TAILQ_LAST(&idle, idle_list_head));
+	ic->fd = fd;
+	ic->addr = *addr;
+	event_set(&ic->ev, fd, EV_READ, idle_event, ic);
+	event_add(&ic->ev, &tv);
+	TAILQ_INSERT_HEAD(&idle, ic, entry);
+	nidle++;
+}
+
+static int
+idle_take(const struct sockaddr_storage *addr)
+{
+	struct idle_conn *ic;
+	int fd;
+
+	TAILQ_FOREACH(ic, &idle, entry)
+	if (sockaddr_same_host(&ic->addr, addr) &&
+	    sockaddr_port(&ic->addr) == sockaddr_port(addr)) {
+		fd = ic->fd;
+		event_del(&ic->ev);
+		TAILQ_REMOVE(&idle, ic, entry);
+		nidle--;
+		free(ic);
+		return fd;
+	}
+	return -1;
+}
+
+/* ---- ending an exchange ---- */
+
+static void
+hx_log(struct rsession *rs, const char *what)
+{
+	struct hexchange *hx = rs->hx;
+	char addr[128];
+
+	log_info("session %016llx: http %s %s from %s -> %s: %s %d, %llu up, "
+		 "%llu down",
+	    (unsigned long long)rs->sid, hx->rec.method, hx->rec.path,
+	    sockaddr_str(&rs->client, addr, sizeof(addr)),
+	    rs->lg->upstream != NULL ? rs->lg->upstream->conf.name : "-", what,
+	    hx->status, (unsigned long long)hx->up,
+	    (unsigned long long)hx->down);
+}
+
+static void
+hx_report(struct rsession *rs, uint32_t result)
+{
+	struct hexchange *hx = rs->hx;
+	struct {
+		struct http_done d;
+		unsigned char left[HTTP_LEFTOVER_MAX];
+	} m;
+	struct evbuffer *in;
+	size_t n = 0;
+
+	memset(&m.d, 0, sizeof(m.d));
+	if (result == HTTP_DONE_KEEPALIVE && hx->cbev != NULL) {
+		in = bufferevent_get_input(hx->cbev);
+		if ((n = evbuffer_get_length(in)) > sizeof(m.left))
+			result = HTTP_DONE_CLOSE, n = 0;
+		else
+			evbuffer_remove(in, m.left, n);
+	}
+	m.d.result = result;
+	m.d.status = hx->status;
+	m.d.leftover = n;
+	m.d.bytes_up = hx->up;
+	m.d.bytes_down = hx->down;
+	rsession_tell_authproc(rs, IMSG_HTTP_DONE, &m, sizeof(m.d) + n);
+}
+
+/* The exchange ends without a whole answer: the client is cut off. */
+static void
+hx_abort(struct rsession *rs, uint32_t result, const char *why)
+{
+	struct hexchange *hx = rs->hx;
+
+	hx->ended = 1;
+	hx_log(rs, why);
+	if (rs->cfd != -1)
+		shutdown(rs->cfd, SHUT_RDWR);
+	hx_report(rs, result);
+	rsession_free(rs);
+}
+
+/*
+ * A page of postern's own, when the upstream has said nothing to the
+ * client yet.  The connection ends after it: a body may be unread.
+ */
+static void
+hx_page(struct rsession *rs, int status, const char *why)
+{
+	struct hexchange *hx = rs->hx;
+	char page[HX_PAGE_MAX];
+	int n;
+
+	if (hx->head_done) {
+		hx_abort(rs, HTTP_DONE_CLOSE, why);
+		return;
+	}
+	if (hx->ubev != NULL) {
+		/* nothing more of this request may reach the upstream */
+		evbuffer_drain(bufferevent_get_output(hx->ubev),
+		    evbuffer_get_length(bufferevent_get_output(hx->ubev)));
+		bufferevent_disable(hx->ubev, EV_READ | EV_WRITE);
+	}
+	hx->status = status;
+	hx->head_done = hx->resp_done = 1;
+	hx->client_close = 1;
+	hx->resp_close = 1;
+	hx_log(rs, why);
+	if ((n = http_error_page(page, sizeof(page), status, 1, NULL)) > 0)
+		bufferevent_write(hx->cbev, page, n);
+	hx_maybe_finish(rs);
+}
+
+/* Once the response is out and the request in, or on an early answer. */
+static void
+hx_maybe_finish(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+
+	if (hx->ended || !hx->resp_done)
+		return;
+	if (!hx->req_done)
+		hx->client_close = 1; /* its body is unread: no next request */
+	hx->finishing = 1;
+	if (hx->ubev != NULL)
+		bufferevent_disable(hx->ubev, EV_READ);
+	/* the client's own bytes after this one wait in its buffer */
+	bufferevent_setwatermark(hx->cbev, EV_WRITE, 0, 0);
+	if (evbuffer_get_length(bufferevent_get_output(hx->cbev)) == 0)
+		hx_finish(rs);
+	else
+		bufferevent_enable(hx->cbev, EV_WRITE);
+}
+
+static int
+hx_upstream_reusable(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+
+	return hx->ubev != NULL && hx->bridge == NULL && !hx->resp_close &&
+	    hx->resp_in != HTTP_BODY_CLOSE && hx->req_done &&
+	    evbuffer_get_length(bufferevent_get_input(hx->ubev)) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(hx->ubev)) == 0 &&
+	    rs->ufd != -1 && rs->lg->upstream != NULL &&
+	    (rs->lg->pool == NULL || !rs->lg->pool->conf.proxy_v2);
+}
+
+static void
+hx_finish(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	int keep = !hx->client_close && !hx->client_eof;
+
+	hx->ended = 1;
+	if (hx_upstream_reusable(rs)) {
+		bufferevent_free(hx->ubev);
+		hx->ubev = NULL;
+		idle_put(rs->ufd, &rs->lg->uaddr);
+		rs->ufd = -1;
+	}
+	hx_log(rs, "done");
+	if (!keep)
+		shutdown(rs->cfd, SHUT_WR);
+	hx_report(rs, keep ? HTTP_DONE_KEEPALIVE : HTTP_DONE_CLOSE);
+	rsession_free(rs);
+}
+
+void
+relay_http_free(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+
+	if (hx->cbev != NULL)
+		bufferevent_free(hx->cbev);
+	if (hx->ubev != NULL)
+		bufferevent_free(hx->ubev);
+	if (hx->bridge != NULL) {
+		/* it owns the upstream socket and our pair's other end */
+		if (!hx->bridge_ended)
+			tlsbridge_stop(hx->bridge);
+		free(hx->bridge);
+	}
+	free(hx->head);
+	free(hx->early);
+	explicit_bzero(hx, sizeof(*hx));
+	free(hx);
+	rs->hx = NULL;
+}
+
+/* ---- the request body, client to upstream ---- */
+
+static void
+hx_add_chunk(struct evbuffer *out, const char *data, size_t len)
+{
+	char hdr[32];
+	size_t n;
+
+	n = http_chunk_header(hdr, sizeof(hdr), len);
+	evbuffer_add(out, hdr, n);
+	evbuffer_add(out, data, len);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/*
+ * Body bytes in the client's framing, to the upstream in ours.  Returns
+ * how many were taken (the rest is the client's next request), or -1
+ * for a malformed chunked body.
+ */
+static ssize_t
+hx_body_in(struct rsession *rs, const char *p, size_t len)
+{
+	struct hexchange *hx = rs->hx;
+	struct evbuffer *out = bufferevent_get_output(hx->ubev);
+	size_t off = 0, used;
+
+	if (hx->rec.framing == HTTP_BODY_LENGTH) {
+		used = len < hx->req_left ? len : hx->req_left;
+		evbuffer_add(out, p, used);
+		hx->req_left -= used;
+		hx->up += used;
+		if (hx->req_left == 0)
+			hx->req_done = 1;
+		return used;
+	}
+	while (off < len && !hx->req_done) {
+		switch (http_chunked_step(&hx->req_chunk, p + off, len - off,
+		    &used)) {
+		case HTTP_CHUNK_DATA:
+			hx_add_chunk(out, p + off, used);
+			hx->up += used;
+			break;
+		case HTTP_CHUNK_MORE:
+			if (used == 0)
+				return off;
+			break;
+		case HTTP_CHUNK_DONE:
+			evbuffer_add(out, "0\r\n\r\n", 5);
+			hx->req_done = 1;
+			break;
+		case HTTP_CHUNK_ERROR:
+			log_info("session %016llx: bad chunked body: %s",
+			    (unsigned long long)rs->sid, hx->req_chunk.reason);
+			return -1;
+		}
+		off += used;
+	}
+	return off;
+}
+
+static void
+hx_client_timeouts(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	struct timeval stall = {relay_conf.timeout_stall, 0};
+
+	/* a body must keep coming; after it, silence is the client's right */
+	bufferevent_set_timeouts(hx->cbev, hx->req_done ? NULL : &stall,
+	    &stall);
+}
+
+/* Feed what the client sent to the body, chunk of buffer by chunk. */
+static int
+hx_client_body(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	struct evbuffer *in = bufferevent_get_input(hx->cbev);
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	while (!hx->req_done && evbuffer_peek(in, -1, NULL, &v, 1) > 0 &&
+	    v.iov_len > 0) {
+		if ((n = hx_body_in(rs, v.iov_base, v.iov_len)) == -1)
+			return -1;
+		evbuffer_drain(in, n);
+		hx->req_consumed = 1;
+		if ((size_t)n < v.iov_len)
+			break;
+	}
+	if (hx->req_done)
+		hx_client_timeouts(rs);
+	if (!hx->req_done &&
+	    evbuffer_get_length(bufferevent_get_output(hx->ubev)) >
+		HX_OUT_HIWAT)
+		bufferevent_disable(hx->cbev, EV_READ);
+	return 0;
+}
+
+static void
+hx_client_read(struct bufferevent *bev, void *arg)
+{
+	struct rsession *rs = arg;
+	struct hexchange *hx = rs->hx;
+
+	(void)bev;
+	if (hx->ended || hx->req_done || hx->ubev == NULL)
+		return; /* the next request's bytes wait as leftover */
+	if (hx_client_body(rs) == -1) {
+		hx_page(rs, 400, "malformed request body");
+		return;
+	}
+	if (hx->req_done)
+		hx_maybe_finish(rs);
+}
+
+static void
+hx_client_write(struct bufferevent *bev, void *arg)
+{
+	struct rsession *rs = arg;
+	struct hexchange *hx = rs->hx;
+
+	(void)bev;
+	if (hx->ended)
+		return;
+	if (hx->finishing) {
+		if (evbuffer_get_length(bufferevent_get_output(hx->cbev)) == 0)
+			hx_finish(rs);
+		return;
+	}
+	/* the client took enough: read the upstream again */
+	if (hx->ubev != NULL && !hx->resp_done)
+		bufferevent_enable(hx->ubev, EV_READ);
+}
+
+static void
+hx_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct rsession *rs = arg;
+	struct hexchange *hx = rs->hx;
+
+	(void)bev;
+	if (hx->ended)
+		return;
+	if ((what & BEV_EVENT_EOF) && hx->req_done && !hx->finishing) {
+		/* a half-close: it still gets its answer, then the end */
+		hx->client_eof = 1;
+		bufferevent_disable(hx->cbev, EV_READ);
+		return;
+	}
+	hx_abort(rs, HTTP_DONE_CLIENT_GONE,
+	    what & BEV_EVENT_TIMEOUT ? "client stalled" : "client gone");
+}
+
+/* ---- the response, upstream to client ---- */
+
+static void
+hx_response_framing(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	int http10 = (hx->rec.flags & HTTP_REQ_HTTP10) != 0;
+
+	hx->resp_in = resp.framing;
+	hx->resp_left = resp.content_length;
+	hx->resp_close = resp.close;
+	http_chunked_init(&hx->resp_chunk);
+	switch (resp.framing) {
+	case HTTP_BODY_NONE:
+	case HTTP_BODY_LENGTH:
+		hx->resp_out = resp.framing;
+		break;
+	case HTTP_BODY_CHUNKED:
+	case HTTP_BODY_CLOSE:
+		/* an HTTP/1.1 client keeps its connection through chunks */
+		hx->resp_out = http10 ? HTTP_BODY_CLOSE : HTTP_BODY_CHUNKED;
+		break;
+	}
+	if (hx->resp_out == HTTP_BODY_CLOSE ||
+	    (hx->rec.flags & HTTP_REQ_CLOSE) || hx->client_eof)
+		hx->client_close = 1;
+}
+
+static int
+hx_send_head(struct rsession *rs, int websocket)
+{
+	struct hexchange *hx = rs->hx;
+	char hsts[64];
+	struct http_rewrite rw;
+	char out[HX_RESP_HEAD_MAX + 1024];
+	ssize_t n;
+
+	memset(&rw, 0, sizeof(rw));
+	rw.public_scheme = hx->rec.tls ? "https" : "http";
+	rw.public_host = hx->rec.host;
+	rw.internal = hx->internal_ptr;
+	rw.ninternal = hx->ninternal;
+	rw.close = hx->client_close;
+	rw.out_framing = hx->resp_out;
+	rw.out_length = hx->resp_left;
+	rw.websocket = websocket;
+	if (hx->rec.tls && (hx->rec.flags & HTTP_REQ_HSTS)) {
+		snprintf(hsts, sizeof(hsts), "max-age=%u",
+		    http_conf.hsts_max_age);
+		rw.hsts = hsts;
+	}
+	if ((n = http_response_serialize(&resp, &rw, out, sizeof(out))) < 0)
+		return -1;
+	bufferevent_write(hx->cbev, out, n);
+	return 0;
+}
+
+/* The upstream agreed to a WebSocket: bytes both ways from now on. */
+static void
+hx_websocket(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	struct evbuffer *uin = bufferevent_get_input(hx->ubev);
+	struct evbuffer *cin = bufferevent_get_input(hx->cbev);
+	struct evbuffer *cout = bufferevent_get_output(hx->cbev);
+	unsigned char *toc, *tou;
+	size_t nc, nu;
+
+	if (hx->bridge != NULL || !(hx->rec.flags & HTTP_REQ_WEBSOCKET)) {
+		hx_page(rs, 502, "unexpected 101 from the upstream");
+		return;
+	}
+	hx->status = 101;
+	hx->client_close = 0;
+	hx->resp_out = HTTP_BODY_NONE;
+	evbuffer_drain(uin, resp.headlen);
+	if (hx_send_head(rs, 1) == -1) {
+		hx_page(rs, 502, "upstream head too large");
+		return;
+	}
+	/* what is buffered either way goes first, then splice takes over */
+	evbuffer_add_buffer(cout, uin);
+	nc = evbuffer_get_length(cout);
+	nu = evbuffer_get_length(cin);
+	toc = evbuffer_pullup(cout, -1);
+	tou = evbuffer_pullup(cin, -1);
+	hx->ended = 1;
+	hx_log(rs, "websocket");
+	hx_report(rs, HTTP_DONE_TAKEN);
+	if (splice_start(rs, toc, nc, tou, nu) == -1) {
+		rsession_free(rs);
+		return;
+	}
+	rs->splicing = 1;
+	rs->state = R_RELAYING;
+	relay_http_free(rs);
+	rsession_login_free(rs);
+}
+
+/* A head from the upstream: 1xx pass, 101 may upgrade, then the one. */
+static int
+hx_response_head(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	struct evbuffer *in = bufferevent_get_input(hx->ubev);
+	size_t len = evbuffer_get_length(in);
+	size_t take = len < HX_RESP_HEAD_MAX ? len : HX_RESP_HEAD_MAX;
+	const char *p = (const char *)evbuffer_pullup(in, take);
+
+	switch (http_response_parse(p, take, HX_RESP_HEAD_MAX,
+	    (hx->rec.flags & HTTP_REQ_HEAD) != 0, &resp)) {
+	case HTTP_PARSE_INCOMPLETE:
+		if (len >= HX_RESP_HEAD_MAX) {
+			hx_page(rs, 502, "upstream head too large");
+			return -1;
+		}
+		return 0;
+	case HTTP_PARSE_ERROR:
+		log_info("session %016llx: bad response head: %s",
+		    (unsigned long long)rs->sid, resp.reason);
+		hx_page(rs, 502, "bad upstream response");
+		return -1;
+	case HTTP_PARSE_OK:
+		break;
+	}
+	if (resp.status == 101) {
+		hx_websocket(rs);
+		return -1;
+	}
+	if (resp.status < 200) {
+		/* Continue and friends, for HTTP/1.1 clients only */
+		hx->resp_out = HTTP_BODY_NONE;
+		if (!(hx->rec.flags & HTTP_REQ_HTTP10) &&
+		    hx_send_head(rs, 0) == -1) {
+			hx_page(rs, 502, "upstream head too large");
+			return -1;
+		}
+		evbuffer_drain(in, resp.headlen);
+		return 1;
+	}
+	hx->status = resp.status;
+	hx_response_framing(rs);
+	if (hx_send_head(rs, 0) == -1) {
+		hx_page(rs, 502, "upstream head too large");
+		return -1;
+	}
+	evbuffer_drain(in, resp.headlen);
+	hx->head_done = 1;
+	if (hx->resp_in == HTTP_BODY_NONE ||
+	    (hx->resp_in == HTTP_BODY_LENGTH && hx->resp_left == 0))
+		hx->resp_done = 1;
+	return 1;
+}
+
+static void
+hx_body_out(struct rsession *rs, const char *data, size_t len)
+{
+	struct hexchange *hx = rs->hx;
+	struct evbuffer *out = bufferevent_get_output(hx->cbev);
+
+	if (hx->resp_out == HTTP_BODY_CHUNKED)
+		hx_add_chunk(out, data, len);
+	else
+		evbuffer_add(out, data, len);
+	hx->down += len;
+}
+
+static void
+hx_body_end(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+
+	if (hx->resp_out == HTTP_BODY_CHUNKED)
+		evbuffer_add(bufferevent_get_output(hx->cbev), "0\r\n\r\n", 5);
+	hx->resp_done = 1;
+}
+
+/* Response body bytes, de-framed as the upstream framed them. */
+static int
+hx_response_body(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	struct evbuffer *in = bufferevent_get_input(hx->ubev);
+	struct evbuffer_iovec v;
+	size_t n, used;
+
+	while (!hx->resp_done && evbuffer_peek(in, -1, NULL, &v, 1) > 0 &&
+	    v.iov_len > 0) {
+		n = v.iov_len;
+		switch (hx->resp_in) {
+		case HTTP_BODY_LENGTH:
+			if (n > hx->resp_left)
+				n = hx->resp_left;
+			hx_body_out(rs, v.iov_base, n);
+			if ((hx->resp_left -= n) == 0)
+				hx->resp_done = 1;
+			break;
+		case HTTP_BODY_CLOSE:
+			hx_body_out(rs, v.iov_base, n);
+			break;
+		case HTTP_BODY_CHUNKED:
+			switch (http_chunked_step(&hx->resp_chunk, v.iov_base,
+			    v.iov_len, &used)) {
+			case HTTP_CHUNK_DATA:
+				hx_body_out(rs, v.iov_base, used);
+				break;
+			case HTTP_CHUNK_MORE:
+				break;
+			case HTTP_CHUNK_DONE:
+				hx_body_end(rs);
+				break;
+			case HTTP_CHUNK_ERROR:
+				log_info("session %016llx: bad chunked "
+					 "response: %s",
+				    (unsigned long long)rs->sid,
+				    hx->resp_chunk.reason);
+				return -1;
+			}
+			n = used;
+			break;
+		default:
+			return -1;
+		}
+		evbuffer_drain(in, n);
+		if (n == 0)
+			break;
+	}
+	return 0;
+}
+
+static void
+hx_upstream_read(struct bufferevent *bev, void *arg)
+{
+	struct rsession *rs = arg;
+	struct hexchange *hx = rs->hx;
+	int r;
+
+	(void)bev;
+	if (hx->ended)
+		return;
+	hx->resp_started = 1;
+	while (!hx->head_done) {
+		if ((r = hx_response_head(rs)) <= 0)
+			return; /* more to come, or the exchange ended */
+	}
+	if (hx_response_body(rs) == -1) {
+		hx_abort(rs, HTTP_DONE_CLOSE, "bad upstream body");
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(hx->cbev)) >
+	    HX_OUT_HIWAT)
+		bufferevent_disable(hx->ubev, EV_READ);
+	hx_maybe_finish(rs);
+}
+
+static void
+hx_upstream_write(struct bufferevent *bev, void *arg)
+{
+	struct rsession *rs = arg;
+	struct hexchange *hx = rs->hx;
+
+	(void)bev;
+	/* the upstream took enough: read the client's body again */
+	if (!hx->ended && !hx->req_done)
+		bufferevent_enable(hx->cbev, EV_READ);
+}
+
+static void hx_start_upstream(struct rsession *, int);
+
+/*
+ * An idle connection may have been closed by the upstream just as it
+ * was taken: if nothing of the exchange was lost yet, try a fresh one.
+ */
+static int
+hx_retry(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+
+	if (!hx->reused || hx->retried || hx->resp_started || hx->req_consumed)
+		return 0;
+	hx->retried = 1;
+	hx->reused = 0;
+	bufferevent_free(hx->ubev);
+	hx->ubev = NULL;
+	close(rs->ufd);
+	rs->ufd = -1;
+	log_debug("session %016llx: idle upstream connection was closed; "
+		  "reconnecting",
+	    (unsigned long long)rs->sid);
+	rsession_reconnect(rs);
+	return 1;
+}
+
+static void
+hx_upstream_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct rsession *rs = arg;
+	struct hexchange *hx = rs->hx;
+
+	(void)bev;
+	if (hx->ended)
+		return;
+	if (what & BEV_EVENT_TIMEOUT) {
+		hx_page(rs, 504, "upstream response timeout");
+		return;
+	}
+	if (hx_retry(rs))
+		return;
+	/* read what came with the close first */
+	hx_upstream_read(hx->ubev, rs);
+	if (hx->ended)
+		return;
+	if (!hx->head_done) {
+		hx_page(rs, 502, "upstream closed without an answer");
+		return;
+	}
+	if (hx->resp_in == HTTP_BODY_CLOSE && !hx->resp_done) {
+		hx->resp_close = 1;
+		hx_body_end(rs);
+		hx_maybe_finish(rs);
+		return;
+	}
+	if (!hx->resp_done)
+		hx_abort(rs, HTTP_DONE_CLOSE, "upstream closed mid-response");
+	else
+		hx->resp_close = 1; /* it is not coming back */
+}
+
+/* ---- starting an exchange ---- */
+
+static void
+hx_bridge_done(struct tlsbridge *b, void *arg)
+{
+	struct rsession *rs = arg;
+
+	(void)b;
+	rs->hx->bridge_ended = 1;
+}
+
+/* A TLS upstream: the bridge encrypts, we speak plain to a socketpair. */
+static int
+hx_bridge_upstream(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	int sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		sp) == -1)
+		return -1;
+	if ((hx->bridge = calloc(1, sizeof(*hx->bridge))) == NULL)
+		fatal("calloc");
+	hx->bridge->upstream_net = 1;
+	hx->bridge->linger_sec = relay_conf.timeout_linger;
+	hx->bridge->stall_sec = relay_conf.timeout_stall;
+	if (tlsbridge_start(hx->bridge, rs->utls, rs->ufd, sp[0], NULL, 0, NULL,
+		0, hx_bridge_done, rs) == -1) {
+		close(sp[1]);
+		return -1;
+	}
+	rs->utls = NULL;
+	rs->ufd = sp[1];
+	return 0;
+}
+
+static void
+hx_internal_names(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	char host[INET6_ADDRSTRLEN];
+	const struct sockaddr_storage *ua = &rs->lg->uaddr;
+	int v6 = ua->ss_family == AF_INET6;
+
+	sockaddr_host(ua, host, sizeof(host));
+	snprintf(hx->internal[0], sizeof(hx->internal[0]),
+	    v6 ? "[%s]:%u" : "%s:%u", host, sockaddr_port(ua));
+	snprintf(hx->internal[1], sizeof(hx->internal[1]), v6 ? "[%s]" : "%s",
+	    host);
+	hx->internal_ptr[0] = hx->internal[0];
+	hx->internal_ptr[1] = hx->internal[1];
+	hx->ninternal = 2;
+}
+
+/* Head and the body bytes authproc had, then whatever else comes. */
+static void
+hx_start_upstream(struct rsession *rs, int fd)
+{
+	struct hexchange *hx = rs->hx;
+	struct timeval resp_tv = {http_conf.timeout_response, 0};
+	struct timeval stall = {relay_conf.timeout_stall, 0};
+
+	/* a reused connection comes here with the route's timer running */
+	evtimer_del(&rs->lg->timer);
+	if ((hx->ubev = bufferevent_socket_new(http_base, fd, 0)) == NULL)
+		fatalx("bufferevent_socket_new failed");
+	bufferevent_setcb(hx->ubev, hx_upstream_read, hx_upstream_write,
+	    hx_upstream_event, rs);
+	bufferevent_setwatermark(hx->ubev, EV_WRITE, HX_OUT_HIWAT / 2, 0);
+	bufferevent_set_timeouts(hx->ubev, &resp_tv, &stall);
+	hx->req_left = hx->rec.content_length;
+	hx->req_done = hx->rec.framing == HTTP_BODY_NONE ||
+	    (hx->rec.framing == HTTP_BODY_LENGTH && hx->req_left == 0);
+	http_chunked_init(&hx->req_chunk);
+	hx->up = 0;
+	hx_internal_names(rs);
+	rs->state = R_RELAYING;
+	bufferevent_write(hx->ubev, hx->head, hx->headlen);
+	if (hx->earlylen > 0 && !hx->req_done) {
+		ssize_t n =
+		    hx_body_in(rs, (const char *)hx->early, hx->earlylen);
+
+		if (n == -1) {
+			hx_page(rs, 400, "malformed request body");
+			return;
+		}
+		/* past a chunked body's end: the client's next request */
+		if ((size_t)n < hx->earlylen)
+			evbuffer_prepend(bufferevent_get_input(hx->cbev),
+			    hx->early + n, hx->earlylen - n);
+	}
+	bufferevent_enable(hx->ubev, EV_READ | EV_WRITE);
+	hx_client_timeouts(rs);
+	bufferevent_enable(hx->cbev, EV_READ | EV_WRITE);
+	if (!hx->req_done &&
+	    evbuffer_get_length(bufferevent_get_input(hx->cbev)) > 0)
+		hx_client_read(hx->cbev, rs);
+}
+
+static void
+http_upstream_ready(struct rsession *rs)
+{
+	if (rs->utls != NULL && hx_bridge_upstream(rs) == -1) {
+		hx_page(rs, 502, "cannot bridge the upstream's TLS");
+		return;
+	}
+	hx_start_upstream(rs, rs->ufd);
+}
+
+static int
+http_reuse(struct rsession *rs)
+{
+	int fd;
+
+	if (rs->hx->retried || rs->lg->upstream->conf.tls ||
+	    (rs->lg->pool != NULL && rs->lg->pool->conf.proxy_v2) ||
+	    (fd = idle_take(&rs->lg->uaddr)) == -1)
+		return 0;
+	rs->ufd = fd;
+	rs->hx->reused = 1;
+	hx_start_upstream(rs, fd);
+	return 1;
+}
+
+static int
+http_failure_status(const char *text)
+{
+	if (strstr(text, "timeout") != NULL)
+		return 504;
+	if (strstr(text, "no route") != NULL)
+		return 404;
+	return 503;
+}
+
+/* No upstream could be had for this request. */
+static void
+http_failed(struct rsession *rs, uint32_t status, const char *text)
+{
+	struct hexchange *hx = rs->hx;
+	struct pool_ctx *fb;
+
+	(void)status;
+	/* a lookup that found nothing: any server can serve (Zimbra) */
+	if (rs->lg->upstream == NULL && !rs->lg->route_refused &&
+	    !hx->fell_back && !http_conf.lookup_fail_503 &&
+	    hx->rec.key_kind != HTTP_KEY_NONE &&
+	    (fb = route_pool_by_id(http_conf.fallback_id)) != NULL) {
+		log_info("session %016llx: no route for the request's user "
+			 "(%s); using the client-IP hash",
+		    (unsigned long long)rs->sid, text);
+		hx->fell_back = 1;
+		rsession_connect_pool(rs, fb, ROUTE_SRC_STATIC);
+		return;
+	}
+	hx_page(rs, http_failure_status(text), text);
+}
+
+/* What authproc sent: the record, the head, the early body bytes. */
+static void
+hx_copy_request(struct rsession *rs, const struct http_request_rec *rec)
+{
+	struct hexchange *hx;
+	struct login_request *req = &rs->lg->req;
+
+	if ((hx = calloc(1, sizeof(*hx))) == NULL)
+		fatal("calloc");
+	hx->rs = rs;
+	hx->rec = *rec;
+	hx->headlen = rec->headlen;
+	hx->earlylen = rec->bodylen;
+	if ((hx->head = malloc(hx->headlen)) == NULL ||
+	    (hx->early = malloc(hx->earlylen + 1)) == NULL)
+		fatal("malloc");
+	memcpy(hx->head, rec + 1, hx->headlen);
+	memcpy(hx->early, (const char *)(rec + 1) + hx->headlen, hx->earlylen);
+	rs->hx = hx;
+	rs->sid = rec->sid;
+	rs->client = rec->client;
+	req->listener_id = rec->listener_id;
+	req->attempt = 1;
+	req->mech = rec->key_kind == HTTP_KEY_ACCOUNT_ID ? MECH_ID : MECH_NAME;
+	req->client = rec->client;
+	req->local = rec->local;
+	req->tls = rec->tls;
+	req->facts = rec->facts;
+	req->sid = rec->sid;
+	req->start_ms = rec->start_ms;
+	memcpy(req->user, rec->key, sizeof(req->user));
+	rs->lg->auth_method =
+	    rec->key_kind == HTTP_KEY_ACCOUNT_ID ? "zimbraId" : "username";
+	rs->lg->auth_protocol = rec->tls ? "httpssl" : "http";
+	rs->lg->proxy_host = hx->rec.host;
+}
+
+void
+relay_http_request(struct imsgev *iev, struct imsg *imsg)
+{
+	const struct http_request_rec *rec = imsg->data;
+	struct http_done d;
+	struct rsession *rs;
+	struct pool_ctx *fb;
+
+	if ((rs = rsession_new(iev, imsg, PROTO_HTTP)) == NULL) {
+		log_warnx("session %016llx: unusable client socket",
+		    (unsigned long long)rec->sid);
+		memset(&d, 0, sizeof(d));
+		d.result = HTTP_DONE_CLOSE;
+		imsgev_compose(iev, IMSG_HTTP_DONE, imsg->hdr.peerid, -1, &d,
+		    sizeof(d));
+		return;
+	}
+	hx_copy_request(rs, rec);
+	if ((rs->hx->cbev = bufferevent_socket_new(http_base, rs->cfd, 0)) ==
+	    NULL)
+		fatalx("bufferevent_socket_new failed");
+	bufferevent_setcb(rs->hx->cbev, hx_client_read, hx_client_write,
+	    hx_client_event, rs);
+	/* beyond the body: the next request, for authproc, bounded */
+	bufferevent_setwatermark(rs->hx->cbev, EV_READ, 0, HTTP_LEFTOVER_MAX);
+	bufferevent_setwatermark(rs->hx->cbev, EV_WRITE, HX_OUT_HIWAT / 2, 0);
+	if (rec->key_kind != HTTP_KEY_NONE) {
+		rsession_route(rs);
+		return;
+	}
+	if ((fb = route_pool_by_id(http_conf.fallback_id)) == NULL) {
+		hx_page(rs, 404, "no route for a request without a user");
+		return;
+	}
+	rsession_arm_login_timer(rs);
+	rsession_connect_pool(rs, fb, ROUTE_SRC_STATIC);
+}
+
+const struct relay_engine relay_http_engine = {
+    .proto = PROTO_HTTP,
+    .client_first = 1,
+    .upstream_ready = http_upstream_ready,
+    .failed = http_failed,
+    .reuse = http_reuse,
+};
