@@ -187,6 +187,14 @@ session_policy_result(struct session *s, int failed)
 	s->counted = 0;
 }
 
+/* An attempt that relay decided: counted as it went, then wiped. */
+void
+session_attempt_done(struct session *s, int failed)
+{
+	session_policy_result(s, failed);
+	session_reset_attempt(s);
+}
+
 /* Forget everything about a login attempt, successful or not. */
 void
 session_reset_attempt(struct session *s)
@@ -241,7 +249,8 @@ session_drain(struct session *s)
 	struct timeval tv = {DRAIN_SEC, 0};
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
-	session_deadline(s, 0);
+	/* a client that keeps sending gets the same few seconds */
+	session_deadline(s, DRAIN_SEC);
 	shutdown(s->fd, SHUT_WR);
 	s->state = S_DRAIN;
 	evbuffer_drain(in, evbuffer_get_length(in));
@@ -328,7 +337,7 @@ relay_available(void)
 }
 
 /* Send the attempt to relay, with a duplicate of the client socket. */
-static void
+void
 session_send_login(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -540,7 +549,7 @@ session_login_checked(struct session *s, const uint32_t *shared)
 	s->counted = 1;
 	s->state = S_LOGIN_PENDING;
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		session_send_login(s);
+		s->engine->send_login(s);
 }
 
 static void
@@ -600,7 +609,7 @@ void
 session_login(struct session *s)
 {
 	s->req.start_ms = wallclock_ms();
-	if (authproc_policy.max_attempts &&
+	if (authproc_policy.max_attempts && s->engine->attempts_limited &&
 	    ++s->attempts > authproc_policy.max_attempts) {
 		/* the connection has had its chances: it ends here */
 		session_audit(s, AUDIT_PROTOCOL_ERROR,
@@ -661,6 +670,10 @@ session_total_timeout(int fd, short event, void *arg)
 
 	(void)fd;
 	(void)event;
+	if (s->state == S_DRAIN) {
+		session_free(s);
+		return;
+	}
 	if (s->state != S_PREAUTH && s->state != S_SASL) {
 		/* busy with a login or TLS: look again in a second */
 		struct timeval tv = {1, 0};
@@ -685,7 +698,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 	    s->state != S_PREAUTH && s->state != S_SASL)
 		return;
 	if (s->state == S_LOGIN_PENDING)
-		session_send_login(s);
+		s->engine->send_login(s);
 	else if (s->state == S_STARTTLS_PENDING)
 		session_send_starttls(s);
 	else if (s->output_full &&

@@ -129,10 +129,11 @@ struct session {
 	unsigned int acked_literals;
 	/* the login attempt in progress, wiped after every attempt */
 	struct login_request req;
-	int has_user;	       /* POP3 USER seen */
-	int tls;	       /* the client side is TLS */
-	int output_full;       /* reading paused for output */
-	int greeting;	       /* being written at once */
+	int has_user;	  /* POP3 USER seen */
+	int http_checked; /* HTTP: this request's login passed the policy */
+	int tls;	  /* the client side is TLS */
+	int output_full;  /* reading paused for output */
+	int greeting;	  /* being written at once */
 	unsigned int attempts; /* logins on this connection */
 	unsigned int logins;   /* of them, handed to relay */
 	struct imsgev *relay;  /* the relay asked last for this session */
@@ -184,12 +185,15 @@ struct proto_engine {
 	void (*throttled)(struct session *, const struct login_result *);
 	void (*too_many_bad)(struct session *);
 	void (*too_many_attempts)(struct session *);
+	/* the policy let the attempt through: on to relay */
+	void (*send_login)(struct session *);
 	/* HTTP: relay is done with one exchange */
 	void (*exchange_done)(struct session *, const struct http_done *,
 	    const unsigned char *leftover);
-	const char *busy;   /* to a client over the connection limit */
-	int audit_timeouts; /* a time-out ends a login attempt */
-	int drain_on_close; /* read what the client still sends, then close */
+	const char *busy;     /* to a client over the connection limit */
+	int audit_timeouts;   /* a time-out ends a login attempt */
+	int drain_on_close;   /* read what the client still sends, then close */
+	int attempts_limited; /* limit attempts counts per connection */
 };
 
 extern const struct proto_engine imap_engine;
@@ -200,6 +204,8 @@ extern struct conf_http authproc_http;
 void session_deadline(struct session *, unsigned int);
 int session_deadline_armed(struct session *);
 int session_send_relay(struct session *, uint32_t, const void *, size_t);
+void session_send_login(struct session *);
+void session_attempt_done(struct session *, int failed);
 void session_handed_off(struct session *);
 
 #endif

@@ -87,30 +87,53 @@ http_redirect(struct session *s)
 	http_answer_close(s, 301, "redirected to https", loc);
 }
 
-/* Only the path, for logs: the query may carry tokens. */
+/*
+ * What kind of client a path belongs to, for the audit log: the attacks
+ * on mail systems go to ActiveSync, EWS and DAV with Basic credentials.
+ */
+static const char *
+http_path_class(void)
+{
+	static const struct {
+		const char *prefix;
+		const char *class;
+	} classes[] = {
+	    {"/microsoft-server-activesync", "activesync"},
+	    {"/ews/", "ews"},
+	    {"/dav/", "dav"},
+	    {"/principals/", "dav"},
+	    {"/calendars/", "dav"},
+	    {"/addressbooks/", "dav"},
+	    {"/.well-known/cal", "dav"},
+	    {"/.well-known/card", "dav"},
+	    {"/service/soap", "webmail"},
+	    {"/service/home/", "webmail"},
+	    {"/home/", "webmail"},
+	};
+	size_t i, n;
+
+	for (i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+		n = strlen(classes[i].prefix);
+		if (req.targetlen >= n &&
+		    strncasecmp(req.target, classes[i].prefix, n) == 0)
+			return classes[i].class;
+	}
+	return "other";
+}
+
+/*
+ * The path for the access log: the query may carry tokens, so it is
+ * dropped unless "access log query".
+ */
 static void
 http_log_path(char *dst, size_t dstsz)
 {
-	size_t n;
+	size_t n = req.targetlen;
 
-	for (n = 0; n < req.targetlen && req.target[n] != '?'; n++)
-		;
+	if (!authproc_http.access_query)
+		for (n = 0; n < req.targetlen && req.target[n] != '?'; n++)
+			;
 	snprintf(dst, dstsz, "%.*s", (int)n, req.target);
-}
-
-static size_t
-http_body_read(size_t buffered)
-{
-	switch (req.framing) {
-	case HTTP_BODY_LENGTH:
-		return buffered < req.content_length ? buffered
-						     : req.content_length;
-	case HTTP_BODY_CHUNKED:
-		/* relay de-frames; what it reads past the end comes back */
-		return buffered;
-	default:
-		return 0;
-	}
 }
 
 /* The record, the head as we serialise it, and the body read so far. */
@@ -136,7 +159,11 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	 * The read watermark keeps head and body within one message; if
 	 * they ever did not fit, body bytes would be left behind here.
 	 */
-	if ((body = http_body_read(len - req.headlen)) > room - hl)
+	/*
+	 * Everything read goes: the body, and past it the client's next
+	 * requests, which relay reads on from and gives back in order.
+	 */
+	if ((body = len - req.headlen) > room - hl)
 		return 431;
 	memcpy(head + hl, in + req.headlen, body);
 	rec->listener_id = s->listener->conf.id;
@@ -162,6 +189,12 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	snprintf(rec->method, sizeof(rec->method), "%.*s", (int)req.methodlen,
 	    req.method);
 	http_log_path(rec->path, sizeof(rec->path));
+	snprintf(rec->path_class, sizeof(rec->path_class), "%s",
+	    http_path_class());
+	if (s->http_checked) {
+		rec->attempt = 1;
+		memcpy(rec->login_user, s->req.user, sizeof(rec->login_user));
+	}
 	if (session_send_relay(s, IMSG_HTTP_REQUEST, msg,
 		sizeof(*rec) + hl + body) == -1)
 		return 503;
@@ -189,6 +222,19 @@ http_request_ready(struct session *s, const unsigned char *in, size_t len)
 	if (http_route_key(&req, &authproc_http.route, &key) == -1) {
 		http_answer_close(s, 400, "malformed credentials or path",
 		    NULL);
+		return;
+	}
+	if (key.has_basic && key.basic_user[0] != '\0' && !s->http_checked) {
+		/*
+		 * Basic credentials make the request a login attempt, under
+		 * the policy mail logins answer to; http_send_login() goes
+		 * on once it lets the attempt through.
+		 */
+		snprintf(s->req.user, sizeof(s->req.user), "%s",
+		    key.basic_user);
+		s->req.mech = MECH_BASIC;
+		explicit_bzero(&key, sizeof(key));
+		session_login(s);
 		return;
 	}
 	session_deadline(s, 0);
@@ -230,6 +276,29 @@ http_input(struct session *s)
 }
 
 /*
+ * The policy let the request's login through (maybe after asking the
+ * shared counters): parse the head again, as nothing of it was drained,
+ * and forward it.
+ */
+static void
+http_send_login(struct session *s)
+{
+	s->http_checked = 1;
+	s->state = S_PREAUTH;
+	http_input(s);
+}
+
+/* The upstream's answer decides a Basic login: 401 and 403 are failures. */
+static void
+http_attempt_over(struct session *s, uint32_t status)
+{
+	if (!s->http_checked)
+		return;
+	s->http_checked = 0;
+	session_attempt_done(s, status == 401 || status == 403);
+}
+
+/*
  * relay is done with one exchange.  The bytes it read past the end of a
  * chunked body are the start of the next request: they go back in front
  * of whatever is still buffered here.
@@ -240,6 +309,7 @@ http_exchange_done(struct session *s, const struct http_done *d,
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
+	http_attempt_over(s, d->status);
 	switch (d->result) {
 	case HTTP_DONE_TAKEN:
 		session_handed_off(s);
@@ -279,6 +349,8 @@ http_timeout(struct session *s)
 static void
 http_login_result(struct session *s, const struct login_result *res)
 {
+	/* no answer from an upstream: not the client's failure */
+	http_attempt_over(s, 0);
 	if (s->state == S_LOGIN_SENT) {
 		log_info("session %016llx: http exchange lost: %s",
 		    (unsigned long long)s->sid, res->text);
@@ -291,6 +363,7 @@ http_login_result(struct session *s, const struct login_result *res)
 static void
 http_throttled(struct session *s, const struct login_result *res)
 {
+	s->http_checked = 0;
 	http_answer_close(s, 429, res->text, "Retry-After: 60\r\n");
 }
 
@@ -309,6 +382,7 @@ const struct proto_engine http_engine = {
     .throttled = http_throttled,
     .too_many_bad = http_too_many,
     .too_many_attempts = http_too_many,
+    .send_login = http_send_login,
     .drain_on_close = 1,
     .exchange_done = http_exchange_done,
     .busy = "HTTP/1.1 503 Service Unavailable\r\n"

@@ -62,15 +62,6 @@ more(const struct scan *sc, struct http_request *req, size_t need)
 }
 
 static int
-is_tchar(unsigned char c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	    (c >= 'A' && c <= 'Z'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static int
 is_vchar(unsigned char c)
 {
 	return c > 0x20 && c < 0x7f;
@@ -195,7 +186,7 @@ parse_method(struct scan *sc, struct http_request *req)
 {
 	size_t start = sc->pos;
 
-	while (sc->pos < sc->end && is_tchar(sc->buf[sc->pos])) {
+	while (sc->pos < sc->end && http_is_tchar(sc->buf[sc->pos])) {
 		sc->pos++;
 		if (sc->pos - start > METHOD_MAX)
 			return fail(req, 400, "method too long");
@@ -408,7 +399,7 @@ parse_field(struct scan *sc, struct http_request *req)
 		return fail(req, 400, "obs-fold");
 	if (req->nfields == HTTP_MAX_FIELDS)
 		return fail(req, 431, "too many fields");
-	while (sc->pos < sc->end && is_tchar(sc->buf[sc->pos]))
+	while (sc->pos < sc->end && http_is_tchar(sc->buf[sc->pos]))
 		sc->pos++;
 	if (sc->pos == sc->end)
 		return more(sc, req, NEED_LINE);

@@ -423,4 +423,6 @@ const struct proto_engine imap_engine = {
     .busy = "* BYE [UNAVAILABLE] Too many connections from your "
 	    "address\r\n",
     .audit_timeouts = 1,
+    .send_login = session_send_login,
+    .attempts_limited = 1,
 };

@@ -278,4 +278,6 @@ const struct proto_engine pop3_engine = {
     .too_many_attempts = pop3_too_many_attempts,
     .busy = "-ERR [SYS/TEMP] Too many connections from your address\r\n",
     .audit_timeouts = 1,
+    .send_login = session_send_login,
+    .attempts_limited = 1,
 };

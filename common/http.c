@@ -9,6 +9,21 @@
 #include "http.h"
 
 int
+http_is_tchar(unsigned char ch)
+{
+	if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+	    (ch >= 'A' && ch <= 'Z'))
+		return 1;
+	return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+int
+http_is_ws(unsigned char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+int
 http_field_is(const struct http_field *f, const char *name)
 {
 	return f->namelen == strlen(name) &&

@@ -83,6 +83,10 @@ struct http_request {
 enum http_parse_status http_request_parse(const char *, size_t,
     const struct http_limits *, struct http_request *);
 
+/* Character classes of RFC 9110: token characters, optional space. */
+int http_is_tchar(unsigned char);
+int http_is_ws(unsigned char);
+
 /* Field helpers: names compare case-insensitively. */
 int http_field_is(const struct http_field *, const char *name);
 const struct http_field *http_request_field(const struct http_request *,

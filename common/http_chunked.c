@@ -40,20 +40,7 @@ enum {
 /* A chunk is at most 2^60 - 1 bytes: 15 significant hex digits. */
 #define CHUNK_SIZE_BITS 60
 
-static int
-is_tchar(unsigned char ch)
-{
-	if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= 'A' && ch <= 'Z'))
-		return 1;
-	return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
-}
 
-static int
-is_ws(unsigned char ch)
-{
-	return ch == ' ' || ch == '\t';
-}
 
 static int
 hex_value(unsigned char ch)
@@ -136,7 +123,7 @@ size_byte(struct http_chunked *c, unsigned char ch)
 {
 	if (c->seen_digit && ch == ';')
 		c->state = CS_EXT_NAME0;
-	else if (c->seen_digit && is_ws(ch))
+	else if (c->seen_digit && http_is_ws(ch))
 		c->state = CS_SIZE_WS;
 	else
 		return size_digit(c, ch);
@@ -151,13 +138,13 @@ ext_byte(struct http_chunked *c, unsigned char ch)
 	case CS_SIZE_WS:
 		if (ch == ';')
 			c->state = CS_EXT_NAME0;
-		else if (!is_ws(ch))
+		else if (!http_is_ws(ch))
 			return fail(c, "whitespace in chunk size line");
 		return 0;
 	case CS_EXT_NAME0:
-		if (is_tchar(ch))
+		if (http_is_tchar(ch))
 			c->state = CS_EXT_NAME;
-		else if (!is_ws(ch))
+		else if (!http_is_ws(ch))
 			return fail(c, "bad chunk extension name");
 		return 0;
 	case CS_EXT_NAME:
@@ -166,9 +153,9 @@ ext_byte(struct http_chunked *c, unsigned char ch)
 			c->state = CS_EXT_NAME0;
 		else if (ch == '=')
 			c->state = CS_EXT_VAL0;
-		else if (is_ws(ch))
+		else if (http_is_ws(ch))
 			c->state = CS_EXT_NAME_WS;
-		else if (c->state != CS_EXT_NAME || !is_tchar(ch))
+		else if (c->state != CS_EXT_NAME || !http_is_tchar(ch))
 			return fail(c, "bad chunk extension name");
 		return 0;
 	}
@@ -182,18 +169,18 @@ ext_value_byte(struct http_chunked *c, unsigned char ch)
 	case CS_EXT_VAL0:
 		if (ch == '"')
 			c->state = CS_EXT_QUOTED;
-		else if (is_tchar(ch))
+		else if (http_is_tchar(ch))
 			c->state = CS_EXT_TOKEN;
-		else if (!is_ws(ch))
+		else if (!http_is_ws(ch))
 			return fail(c, "bad chunk extension value");
 		return 0;
 	case CS_EXT_TOKEN:
 	case CS_EXT_VAL_END:
 		if (ch == ';')
 			c->state = CS_EXT_NAME0;
-		else if (is_ws(ch))
+		else if (http_is_ws(ch))
 			c->state = CS_EXT_VAL_WS;
-		else if (c->state != CS_EXT_TOKEN || !is_tchar(ch))
+		else if (c->state != CS_EXT_TOKEN || !http_is_tchar(ch))
 			return fail(c, "bad chunk extension value");
 		return 0;
 	case CS_EXT_QUOTED:
@@ -212,7 +199,7 @@ ext_value_byte(struct http_chunked *c, unsigned char ch)
 	case CS_EXT_VAL_WS:
 		if (ch == ';')
 			c->state = CS_EXT_NAME0;
-		else if (!is_ws(ch))
+		else if (!http_is_ws(ch))
 			return fail(c, "whitespace in chunk size line");
 		return 0;
 	}
@@ -224,16 +211,16 @@ trailer_byte(struct http_chunked *c, unsigned char ch)
 {
 	switch (c->state) {
 	case CS_TRAILER0:
-		if (is_ws(ch))
+		if (http_is_ws(ch))
 			return fail(c, "obs-fold in trailer");
-		if (!is_tchar(ch))
+		if (!http_is_tchar(ch))
 			return fail(c, "bad trailer field name");
 		c->state = CS_TRAILER_NAME;
 		return 0;
 	case CS_TRAILER_NAME:
 		if (ch == ':')
 			c->state = CS_TRAILER_VALUE;
-		else if (!is_tchar(ch))
+		else if (!http_is_tchar(ch))
 			return fail(c, "bad trailer field name");
 		return 0;
 	case CS_TRAILER_VALUE:

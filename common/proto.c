@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "policy.h"
@@ -37,6 +38,7 @@ const size_t parent_to_child_nrules =
 const struct imsg_rule child_to_parent_rules[] = {
     {IMSG_PEER_MISBEHAVED, FIXED(struct peer_channel), IMSG_FD_NONE},
     {IMSG_AUDIT, FIXED(struct audit_record), IMSG_FD_NONE},
+    {IMSG_ACCESS, FIXED(struct access_record), IMSG_FD_NONE},
 };
 const size_t child_to_parent_nrules =
     sizeof(child_to_parent_rules) / sizeof(child_to_parent_rules[0]);
@@ -299,7 +301,9 @@ audit_record_valid(const struct imsg *imsg)
 	    imsg_string_ok(a->user, sizeof(a->user)) &&
 	    imsg_string_ok(a->mech, sizeof(a->mech)) &&
 	    imsg_string_ok(a->reason, sizeof(a->reason)) &&
-	    imsg_string_ok(a->upstream, sizeof(a->upstream));
+	    imsg_string_ok(a->upstream, sizeof(a->upstream)) &&
+	    a->http_status <= 999 &&
+	    imsg_string_ok(a->path_class, sizeof(a->path_class));
 }
 
 /*
@@ -329,6 +333,54 @@ counter_op_valid(const struct imsg *imsg)
 }
 
 /*
+ * The head's own framing fields must say what the record says, or a
+ * head could carry a second request, or a body the record does not
+ * count, to a kept upstream connection.
+ */
+static int
+http_head_framing_ok(const char *head, size_t len,
+    const struct http_request_rec *r)
+{
+	size_t i = 0, eol, ncl = 0, nte = 0;
+	char num[32];
+	const char *v;
+
+	while (i < len && head[i] != '\n')
+		i++;
+	for (i++; i < len; i = eol + 1) {
+		for (eol = i; eol < len && head[eol] != '\n'; eol++)
+			;
+		if (eol - i < 2)
+			break; /* the empty line */
+		if (eol - i > 15 &&
+		    strncasecmp(head + i, "Content-Length:", 15) == 0) {
+			for (v = head + i + 15; *v == ' '; v++)
+				;
+			snprintf(num, sizeof(num), "%llu\r",
+			    (unsigned long long)r->content_length);
+			if (strncmp(v, num, strlen(num)) != 0)
+				return 0;
+			ncl++;
+		} else if (eol - i > 18 &&
+		    strncasecmp(head + i, "Transfer-Encoding:", 18) == 0) {
+			for (v = head + i + 18; *v == ' '; v++)
+				;
+			if (strncmp(v, "chunked\r", 8) != 0)
+				return 0;
+			nte++;
+		}
+	}
+	switch (r->framing) {
+	case HTTP_BODY_LENGTH:
+		return ncl == 1 && nte == 0;
+	case HTTP_BODY_CHUNKED:
+		return ncl == 0 && nte == 1;
+	default:
+		return ncl == 0 && nte == 0;
+	}
+}
+
+/*
  * A request record from authproc: the lengths add up, the strings end,
  * and the head is one head: it ends with its empty line and holds no
  * NUL and no bare CR or LF, so relay can forward it as it is.
@@ -349,21 +401,22 @@ http_request_rec_valid(const struct imsg *imsg, char *err, size_t errlen)
 	if (r->key_kind > HTTP_KEY_ACCOUNT_ID ||
 	    r->framing > HTTP_BODY_CHUNKED || r->tls > 1 ||
 	    (r->framing != HTTP_BODY_LENGTH && r->content_length != 0) ||
-	    (r->framing == HTTP_BODY_NONE && r->bodylen != 0) ||
-	    (r->framing == HTTP_BODY_LENGTH &&
-		r->bodylen > r->content_length) ||
 	    !sockaddr_valid(&r->client) || !sockaddr_valid(&r->local) ||
 	    !tls_facts_valid(&r->facts) ||
 	    !imsg_string_ok(r->key, sizeof(r->key)) ||
 	    (r->key_kind != HTTP_KEY_NONE && r->key[0] == '\0') ||
 	    !imsg_string_ok(r->host, sizeof(r->host)) ||
 	    !imsg_string_ok(r->method, sizeof(r->method)) ||
-	    !imsg_string_ok(r->path, sizeof(r->path))) {
+	    !imsg_string_ok(r->path, sizeof(r->path)) || r->attempt > 1 ||
+	    !imsg_string_ok(r->login_user, sizeof(r->login_user)) ||
+	    (r->attempt && r->login_user[0] == '\0') ||
+	    !imsg_string_ok(r->path_class, sizeof(r->path_class))) {
 		snprintf(err, errlen, "http request: bad fields");
 		return -1;
 	}
-	if (memcmp(head + r->headlen - 4, "\r\n\r\n", 4) != 0) {
-		snprintf(err, errlen, "http request: head not ended");
+	if (memcmp(head + r->headlen - 4, "\r\n\r\n", 4) != 0 ||
+	    memmem(head, r->headlen, "\r\n\r\n", 4) != head + r->headlen - 4) {
+		snprintf(err, errlen, "http request: not one head");
 		return -1;
 	}
 	for (i = 0; i < r->headlen; i++)
@@ -374,7 +427,24 @@ http_request_rec_valid(const struct imsg *imsg, char *err, size_t errlen)
 			snprintf(err, errlen, "http request: bad head");
 			return -1;
 		}
+	if (!http_head_framing_ok(head, r->headlen, r)) {
+		snprintf(err, errlen, "http request: framing disagrees");
+		return -1;
+	}
 	return 0;
+}
+
+int
+access_record_valid(const struct imsg *imsg)
+{
+	const struct access_record *a = imsg->data;
+
+	return imsg->datalen == sizeof(*a) && a->status <= 999 &&
+	    sockaddr_valid(&a->client) &&
+	    imsg_string_ok(a->method, sizeof(a->method)) &&
+	    imsg_string_ok(a->path, sizeof(a->path)) &&
+	    imsg_string_ok(a->upstream, sizeof(a->upstream)) &&
+	    imsg_string_ok(a->user, sizeof(a->user));
 }
 
 int
@@ -402,6 +472,7 @@ audit_result_name(enum audit_result r)
 	    [AUDIT_PROTOCOL_ERROR] = "protocol-error",
 	    [AUDIT_TIMEOUT] = "timeout",
 	    [AUDIT_ABORTED] = "aborted",
+	    [AUDIT_NO_ROUTE] = "no-route",
 	};
 
 	if (r < AUDIT_OK || r >= AUDIT_RESULT_MAX)
@@ -419,6 +490,8 @@ login_mech_name(enum login_mech m)
 		return "plain";
 	case MECH_USERPASS:
 		return "user-pass";
+	case MECH_BASIC:
+		return "basic";
 	default:
 		return "";
 	}

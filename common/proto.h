@@ -39,7 +39,8 @@ enum login_mech {
 	MECH_PLAIN = 2,	   /* SASL PLAIN (IMAP or POP3 AUTH) */
 	MECH_USERPASS = 3, /* POP3 USER/PASS */
 	MECH_NAME = 4,	   /* HTTP: routed by an account name */
-	MECH_ID = 5	   /* HTTP: routed by an account id (token) */
+	MECH_ID = 5,	   /* HTTP: routed by an account id (token) */
+	MECH_BASIC = 6	   /* HTTP: Basic credentials, a login attempt */
 };
 
 enum login_status {
@@ -88,6 +89,8 @@ enum imsg_type {
 	IMSG_HTTP_REQUEST,
 	/* relay -> authproc: the exchange is over */
 	IMSG_HTTP_DONE,
+	/* relay -> parent: one line of the HTTP access log */
+	IMSG_ACCESS,
 	IMSG_TYPE_MAX
 };
 
@@ -234,10 +237,19 @@ struct conf_pool {
 #define LOOKUP_MAX_HANDLERS 8
 #define LOOKUP_MAX_NETWORKS 32
 
+/*
+ * An https:// handler's CA bundle travels as a BLOB_CA whose owner is
+ * LOOKUP_BLOB_OWNER plus the handler's index, far above upstream ids.
+ */
+#define LOOKUP_BLOB_OWNER 0x80000000u
+
 struct conf_lookup_handler {
 	struct sockaddr_storage addr;
 	char host[128]; /* the Host header */
 	char path[256];
+	uint32_t tls;	      /* https:// */
+	char servername[256]; /* https: the name its certificate must carry */
+	char ca[256];	      /* https: CA file (parent); "": the system's */
 };
 
 struct conf_upstream_network {
@@ -303,13 +315,16 @@ struct conf_http {
 	uint32_t lookup_fail_503;  /* a failed lookup answers 503 */
 	uint32_t upstream_idle;	   /* s an idle upstream connection is kept */
 	uint32_t upstream_keep;	   /* idle upstream connections, per relay */
+	uint32_t access_log;	   /* relay sends access records */
+	uint32_t access_query;	   /* with the query in the path */
 	struct http_route_conf route;
 };
 
-#define HTTP_HEAD_MAX	  11264 /* the largest limit http-header */
-#define HTTP_LEFTOVER_MAX 8192	/* bytes relay read past a body */
+#define HTTP_HEAD_MAX	  11264	       /* the largest limit http-header */
+#define HTTP_LEFTOVER_MAX PIPELINE_MAX /* bytes relay read past a body */
 #define HTTP_HOST_MAX	  255
 #define HTTP_PATH_LOG_MAX 255
+#define HTTP_CLASS_MAX	  16
 
 enum http_done_result {
 	HTTP_DONE_KEEPALIVE = 1, /* the client may send its next request */
@@ -343,6 +358,25 @@ struct http_request_rec {
 	char host[HTTP_HOST_MAX + 1]; /* the Host the client used */
 	char method[16];
 	char path[HTTP_PATH_LOG_MAX + 1]; /* for logs, query dropped */
+	/* a login attempt (Basic credentials) that passed the policy */
+	uint32_t attempt;
+	char login_user[USER_MAX_LEN + 1];
+	char path_class[HTTP_CLASS_MAX];
+};
+
+/* relay -> parent: one HTTP request, for the access log. */
+struct access_record {
+	uint64_t time_ms;
+	uint64_t sid;
+	uint64_t bytes_up;
+	uint64_t bytes_down;
+	uint32_t duration_ms;
+	uint32_t status;
+	struct sockaddr_storage client;
+	char method[16];
+	char path[HTTP_PATH_LOG_MAX + 1];
+	char upstream[NAME_MAX_LEN + 1];
+	char user[USER_MAX_LEN + 1];
 };
 
 /* relay -> authproc; followed by leftover bytes read past the body. */
@@ -398,6 +432,7 @@ enum audit_result {
 	AUDIT_PROTOCOL_ERROR,
 	AUDIT_TIMEOUT,
 	AUDIT_ABORTED,
+	AUDIT_NO_ROUTE,
 	AUDIT_RESULT_MAX
 };
 
@@ -421,6 +456,8 @@ struct audit_record {
 	char mech[16];
 	char reason[256];
 	char upstream[NAME_MAX_LEN + 1];
+	uint32_t http_status; /* HTTP: what the client was answered */
+	char path_class[HTTP_CLASS_MAX]; /* HTTP: activesync, dav, ... */
 };
 
 /* relay -> authproc: how the login went; text is the upstream's words. */
@@ -453,6 +490,7 @@ int audit_record_valid_from_authproc(const struct imsg *);
 int counter_op_valid(const struct imsg *);
 int http_request_rec_valid(const struct imsg *, char *, size_t);
 int http_done_valid(const struct imsg *);
+int access_record_valid(const struct imsg *);
 const char *audit_result_name(enum audit_result);
 const char *login_mech_name(enum login_mech);
 uint64_t wallclock_ms(void);

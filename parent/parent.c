@@ -348,6 +348,26 @@ send_blob(struct imsgev *iev, uint32_t owner, enum blob_kind kind,
 	return 0;
 }
 
+/*
+ * The CA bundle of each https:// lookup handler, after the lookup
+ * configuration: relay verifies handlers with it from memory.
+ */
+static void
+send_handler_cas(struct imsgev *iev)
+{
+	const struct conf_lookup_handler *h;
+	uint32_t i;
+
+	for (i = 0; i < env_conf->lookup.nhandlers; i++) {
+		h = &env_conf->lookup.handlers[i];
+		if (h->tls &&
+		    send_blob(iev, LOOKUP_BLOB_OWNER + i, BLOB_CA,
+			h->ca[0] ? h->ca : tls_default_ca_cert_file()) == -1)
+			log_warnx("lookup handler %s%s: CA not sent to relay",
+			    h->host, h->path);
+	}
+}
+
 static void
 send_listeners(struct child *c)
 {
@@ -444,6 +464,7 @@ child_send_config(struct child *c)
 		    sizeof(r->conf));
 		imsgev_compose(iev, IMSG_CONF_LOOKUP, 0, -1, &env_conf->lookup,
 		    sizeof(env_conf->lookup));
+		send_handler_cas(iev);
 		imsgev_compose(iev, IMSG_CONF_HTTP, 0, -1, &env_conf->http,
 		    sizeof(env_conf->http));
 		break;
@@ -549,6 +570,13 @@ child_handle(struct child *c, struct imsg *imsg)
 		audit_write(imsg->data,
 		    listener_name(
 			((struct audit_record *)imsg->data)->listener_id));
+		return;
+	case IMSG_ACCESS:
+		if (c->role != PROC_RELAY || !access_record_valid(imsg)) {
+			snprintf(err, sizeof(err), "bad access record");
+			goto bad;
+		}
+		access_write(imsg->data);
 		return;
 	case IMSG_PEER_MISBEHAVED:
 		/* only a peer it has a channel with: authproc talks to both */
@@ -872,8 +900,9 @@ parent_sig(int sig, short event, void *arg)
 		log_warnx("reload is not implemented yet; ignoring SIGHUP");
 		break;
 	case SIGUSR1:
-		log_info("reopening the audit log");
+		log_info("reopening the audit and access logs");
 		audit_reopen();
+		access_reopen();
 		break;
 	}
 }
@@ -994,6 +1023,8 @@ main(int argc, char *argv[])
 	signal_add(&ev_sigusr1, NULL);
 	audit_init(env_conf->audit_path, env_conf->audit_syslog,
 	    env_conf->node);
+	access_init(env_conf->access_path);
+	env_conf->http.access_log = env_conf->access_path[0] != '\0';
 	/* with nowhere to write them, children need not send records */
 	env_conf->global.audit =
 	    env_conf->audit_path[0] != '\0' || env_conf->audit_syslog;

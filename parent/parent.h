@@ -58,6 +58,7 @@ struct postern_conf {
 	char user[64];
 	char node[64];
 	char audit_path[256];
+	char access_path[256];
 	int audit_syslog;
 	struct conf_sandbox sandbox;
 	struct conf_global global;
@@ -79,6 +80,10 @@ struct postern_conf {
 void audit_init(const char *path, int use_syslog, const char *node);
 void audit_reopen(void);
 void audit_write(const struct audit_record *, const char *listener);
+void access_init(const char *path);
+void access_reopen(void);
+void access_write(const struct access_record *);
+ssize_t access_format(char *, size_t, const struct access_record *);
 ssize_t audit_format(char *, size_t, const struct audit_record *,
     const char *node, const char *listener);
 

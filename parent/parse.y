@@ -37,6 +37,7 @@ static struct upstream		*cur_upstream;
 static struct listener		*cur_listener;
 static struct keypair		*cur_keypair;
 static struct pool		*cur_pool;
+static struct conf_lookup_handler *cur_handler;	/* its tls options follow */
 static char			 cur_message[POLICY_MSG_MAX];
 static int			 tlsprocs_given;	/* "tls processes" seen */
 
@@ -54,6 +55,9 @@ static struct upstream	*find_upstream(const char *);
 static struct keypair	*find_keypair(const char *);
 static struct pool	*find_pool(const char *);
 static int		 add_handler(const char *);
+static int		 finish_handler(void);
+static int		 handler_tls_opt(char *, size_t, const char *,
+			    const char *);
 static int		 add_network(const char *, long long);
 static int	 finish_listener(void);
 static int	 set_path(char *, size_t, const char *);
@@ -88,7 +92,7 @@ typedef struct {
 %token	HTTP MODE HTTPS REDIRECT BOTH HSTS HSTSMAXAGE FALLBACK
 %token	HTTPHEADER HTTPTARGET HTTPBODY HTTPIDLE HTTPRESPONSE
 %token	LOOKUPFAILURE ROUTEBY PATH BASIC COOKIE AUTHCOOKIE PATHPREFIX
-%token	UPSTREAMIDLE UPSTREAMKEEP
+%token	UPSTREAMIDLE UPSTREAMKEEP ACCESS LOG QUERY
 %type	<v.number>	window
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -211,6 +215,18 @@ httpmain	: HTTP FALLBACK TO string {
 			$3 = NULL;
 			if (r == -1)
 				YYERROR;
+		}
+		| ACCESS LOG FILENAME string {
+			int r = set_path(conf->access_path,
+			    sizeof(conf->access_path), $4);
+
+			free($4);
+			$4 = NULL;
+			if (r == -1)
+				YYERROR;
+		}
+		| ACCESS LOG QUERY {
+			conf->http.access_query = 1;
 		}
 		| HTTP UPSTREAMKEEP NUMBER {
 			if ($3 < 0 || $3 > 10000) {
@@ -467,6 +483,9 @@ main		: USER string {
 			free($3);
 			$3 = NULL;
 			if (r == -1)
+				YYERROR;
+		} handleropts {
+			if (finish_handler() == -1)
 				YYERROR;
 		}
 		| LOOKUP TIMEOUT NUMBER {
@@ -938,6 +957,30 @@ keypairopt	: CERTIFICATE string {
 		}
 		;
 
+handleropts	: /* empty */
+		| handleropts handleropt
+		;
+
+handleropt	: TLS CA string {
+			int r = handler_tls_opt(cur_handler->ca,
+			    sizeof(cur_handler->ca), "ca", $3);
+
+			free($3);
+			$3 = NULL;
+			if (r == -1)
+				YYERROR;
+		}
+		| TLS NAME string {
+			int r = handler_tls_opt(cur_handler->servername,
+			    sizeof(cur_handler->servername), "name", $3);
+
+			free($3);
+			$3 = NULL;
+			if (r == -1)
+				YYERROR;
+		}
+		;
+
 upstreamopts	: /* empty */
 		| upstreamopts upstreamopt nl
 		;
@@ -1037,6 +1080,7 @@ lookup(const char *s)
 {
 	/* sorted, for bsearch */
 	static const struct keywords keywords[] = {
+		{ "access",		ACCESS },
 		{ "allow",		ALLOW },
 		{ "attempts",		ATTEMPTS },
 		{ "audit",		AUDIT },
@@ -1050,11 +1094,11 @@ lookup(const char *s)
 		{ "cache",		CACHE },
 		{ "certificate",	CERTIFICATE },
 		{ "chroot",		CHROOT },
-		{ "cookie",		COOKIE },
 		{ "ciphers",		CIPHERS },
 		{ "client-ip",		CLIENTIP },
 		{ "connect",		CONNECT },
 		{ "connections-per-ip",	CONNECTIONSPERIP },
+		{ "cookie",		COOKIE },
 		{ "default",		DEFAULT },
 		{ "delay",		DELAY },
 		{ "domain",		DOMAIN },
@@ -1087,6 +1131,7 @@ lookup(const char *s)
 		{ "listen",		LISTEN },
 		{ "literal",		LITERAL },
 		{ "local",		LOCAL },
+		{ "log",		LOG },
 		{ "login",		LOGIN },
 		{ "lookup",		LOOKUP },
 		{ "lookup-failure",	LOOKUPFAILURE },
@@ -1113,6 +1158,7 @@ lookup(const char *s)
 		{ "processes",		PROCESSES },
 		{ "protocols",		PROTOCOLS },
 		{ "proxy-protocol",	PROXYPROTOCOL },
+		{ "query",		QUERY },
 		{ "redirect",		REDIRECT },
 		{ "relay",		RELAY },
 		{ "required",		REQUIRED },
@@ -1491,15 +1537,20 @@ find_pool(const char *name)
 	return NULL;
 }
 
-/* "http://host[:port][/path]": the handler's address is fixed now. */
+/*
+ * "http://host[:port][/path]" or "https://...": the handler's address is
+ * fixed now; an https:// handler's certificate must carry the host as
+ * written unless "tls name" follows.
+ */
 static int
 add_handler(const char *url)
 {
 	struct conf_lookup_handler	*h;
 	char				 host[100];
 	const char			*p, *end, *path;
-	long				 port = 80;
+	long				 port, defport;
 	char				*ep;
+	int				 tls;
 
 	if (conf->lookup.nhandlers >= LOOKUP_MAX_HANDLERS) {
 		yyerror("too many lookup handlers (max %d)",
@@ -1507,11 +1558,19 @@ add_handler(const char *url)
 		return -1;
 	}
 	h = &conf->lookup.handlers[conf->lookup.nhandlers];
-	if (strncmp(url, "http://", 7) != 0) {
-		yyerror("lookup handler must be an http:// URL");
+	if (strncmp(url, "http://", 7) == 0) {
+		tls = 0;
+		defport = 80;
+		p = url + 7;
+	} else if (strncmp(url, "https://", 8) == 0) {
+		tls = 1;
+		defport = 443;
+		p = url + 8;
+	} else {
+		yyerror("lookup handler must be an http:// or https:// URL");
 		return -1;
 	}
-	p = url + 7;
+	port = defport;
 	if (*p == '[') {
 		if ((end = strchr(p, ']')) == NULL)
 			goto bad;
@@ -1525,9 +1584,13 @@ add_handler(const char *url)
 		goto bad;
 	memcpy(host, p, end - p);
 	host[end - p] = '\0';
+	if (strcspn(host, " \t\r\n@?#") != strlen(host))
+		goto bad;
 	if (*path == ':') {
+		if (!isdigit((unsigned char)path[1]))
+			goto bad;
 		port = strtol(path + 1, &ep, 10);
-		if (ep == path + 1 || port <= 0 || port > 65535)
+		if (port <= 0 || port > 65535)
 			goto bad;
 		path = ep;
 	}
@@ -1536,6 +1599,7 @@ add_handler(const char *url)
 	if (*path != '/' || strlen(path) >= sizeof(h->path) ||
 	    strcspn(path, " \t\r\n") != strlen(path))
 		goto bad;
+	memset(h, 0, sizeof(*h));
 	if (resolve(host, port, &h->addr, 0) == -1)
 		return -1;
 	snprintf(h->path, sizeof(h->path), "%s", path);
@@ -1543,7 +1607,7 @@ add_handler(const char *url)
 		int	 v6 = strchr(host, ':') != NULL;
 		int	 n;
 
-		if (port == 80)
+		if (port == defport)
 			n = snprintf(h->host, sizeof(h->host), "%s%s%s",
 			    v6 ? "[" : "", host, v6 ? "]" : "");
 		else
@@ -1552,11 +1616,57 @@ add_handler(const char *url)
 		if (n < 0 || (size_t)n >= sizeof(h->host))
 			goto bad;
 	}
+	h->tls = tls;
+	if (tls)
+		snprintf(h->servername, sizeof(h->servername), "%s", host);
+	cur_handler = h;
 	conf->lookup.nhandlers++;
 	return 0;
  bad:
 	yyerror("invalid lookup handler URL");
 	return -1;
+}
+
+/* "tls ca FILE" and "tls name NAME" after an https:// handler's URL. */
+static int
+handler_tls_opt(char *dst, size_t dstsz, const char *what, const char *value)
+{
+	if (!cur_handler->tls) {
+		yyerror("tls %s is for https:// lookup handlers", what);
+		return -1;
+	}
+	if (strcmp(what, "ca") == 0)
+		return set_path(dst, dstsz, value);
+	if (value[0] == '\0' || strlen(value) >= dstsz ||
+	    strcspn(value, " \t\r\n") != strlen(value)) {
+		yyerror("invalid tls name for a lookup handler");
+		return -1;
+	}
+	snprintf(dst, dstsz, "%s", value);
+	return 0;
+}
+
+/*
+ * The handler's line is complete: an https:// handler's CA file (its own
+ * or the system's) must be readable now, as the parent reads it again
+ * for each relay it starts.
+ */
+static int
+finish_handler(void)
+{
+	const char	*ca;
+
+	if (cur_handler == NULL || !cur_handler->tls) {
+		cur_handler = NULL;
+		return 0;
+	}
+	ca = cur_handler->ca[0] ? cur_handler->ca : tls_default_ca_cert_file();
+	cur_handler = NULL;
+	if (access(ca, R_OK) == -1) {
+		yyerror("lookup handler CA file %s: %s", ca, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -1712,6 +1822,7 @@ parse_config(const char *path)
 	pushback = EOF;
 	lastc = '\n';
 	cur_upstream = NULL;
+	cur_handler = NULL;
 	tlsprocs_given = 0;
 	prefixes_given = 0;
 	if ((file.stream = fopen(path, "r")) == NULL) {

@@ -886,3 +886,71 @@ if __name__ == "__main__":
         sys.stderr.write("usage: %s selftest\n" % sys.argv[0])
         sys.exit(2)
     sys.exit(_selftest())
+
+
+RADICALE_PYTHON = "/usr/bin/python3"   # Debian's, which has radicale
+
+
+class Radicale:
+    """A real CalDAV/CardDAV server (Debian's radicale) on loopback, with
+    plain-text htpasswd users, each owning only its own collections.
+    Requests are logged at info level, so a test can see what reached
+    it."""
+
+    def __init__(self, name, workdir, port, users, address="127.0.0.1"):
+        self.name = name
+        self.workdir = workdir
+        self.port = port
+        self.users = users          # [(user, password)]
+        self.address = address
+        self.log_path = os.path.join(workdir, "radicale.log")
+        self._proc = None
+
+    def start(self, timeout=20.0):
+        os.makedirs(os.path.join(self.workdir, "collections"), exist_ok=True)
+        users = os.path.join(self.workdir, "users")
+        with open(users, "w") as f:
+            f.write("".join("%s:%s\n" % u for u in self.users))
+        self._log = open(self.log_path, "ab")
+        self._proc = subprocess.Popen(
+            [RADICALE_PYTHON, "-m", "radicale",
+             "--server-hosts", "%s:%d" % (self.address, self.port),
+             "--storage-filesystem-folder",
+             os.path.join(self.workdir, "collections"),
+             "--auth-type", "htpasswd", "--auth-htpasswd-filename", users,
+             "--auth-htpasswd-encryption", "plain",
+             "--rights-type", "owner_only", "--logging-level", "info"],
+            stdin=subprocess.DEVNULL, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError("%s: radicale exited" % self.name)
+            try:
+                socket.create_connection((self.address, self.port),
+                                         timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("%s: radicale did not listen" % self.name)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._log.close()

@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""`make demo`: two Dovecot back-ends and postern on loopback.
+"""`make demo`: two mailbox servers (each a Dovecot and a Radicale) and
+postern on loopback.
 
 The ports and users are a fixed contract other tools rely on:
-IMAP 127.0.0.1:10143, POP3 127.0.0.1:10110, users user1..user20@example.org
-with password "secret", odd-numbered users on the first Dovecot and
-even-numbered on the second.  Everything it writes is under run/demo/.
+IMAP 127.0.0.1:10143, POP3 127.0.0.1:10110, HTTP 127.0.0.1:10080 (redirects
+to HTTPS), HTTPS 127.0.0.1:10443, users user1..user20@example.org with
+password "secret", odd-numbered users on the first server and
+even-numbered on the second, for mail and the web alike.  Everything it
+writes is under run/demo/.
 """
 
 import argparse
+import base64
+import http.client
 import imaplib
 import os
 import poplib
@@ -19,13 +24,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from backends import Dovecot  # noqa: E402
+from backends import Dovecot, Radicale  # noqa: E402
 from harness import Postern, make_cert, write_config  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = "127.0.0.1"
 IMAP, POP3 = 10143, 10110
 IMAPS, POP3S = 10993, 10995
+HTTP, HTTPS = 10080, 10443
+WEB_BACKENDS = (11080, 12080)                      # Radicale 1 and 2
 NAMES = ("mail.example.org", "mail.example.net")   # the first is default
 BACKENDS = ((11143, 11110), (12143, 12110))
 USERS = [f"user{i}@example.org" for i in range(1, 21)]
@@ -65,6 +72,34 @@ def scripted_logins(certs):
     print(f"  IMAPS {NAMES[1]} -> {tls.version()}, certificate for "
           f"{tls.getpeercert()['subject'][0][0][1]}: {greeting[:20]}...")
     tls.close()
+    for user in USERS[2], USERS[3]:
+        conn = http.client.HTTPSConnection(
+            HOST, HTTPS, context=ssl.create_default_context(
+                cafile=certs[NAMES[0]][0]))
+        auth = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
+        conn.sock = ctx_socket(certs, NAMES[0])
+        conn.request("PROPFIND", f"/{user}/", headers={
+            "Host": NAMES[0], "Depth": "0", "Authorization": f"Basic {auth}"})
+        r = conn.getresponse()
+        r.read()
+        where = 1 if USERS.index(user) % 2 == 0 else 2
+        print(f"  HTTPS PROPFIND /{user}/ -> {r.status} {r.reason} "
+              f"(Radicale {where})")
+        conn.close()
+    s = socket.create_connection((HOST, HTTP))
+    s.sendall(f"GET /{USERS[0]}/ HTTP/1.1\r\nHost: {NAMES[0]}\r\n"
+              "Connection: close\r\n\r\n".encode())
+    head = s.recv(4096).decode(errors="replace").split("\r\n")
+    s.close()
+    loc = [h for h in head if h.lower().startswith("location:")]
+    print(f"  HTTP  GET /{USERS[0]}/ -> {head[0][9:]}, "
+          f"{loc[0] if loc else 'no Location'}")
+
+
+def ctx_socket(certs, name):
+    ctx = ssl.create_default_context(cafile=certs[name][0])
+    return ctx.wrap_socket(socket.create_connection((HOST, HTTPS)),
+                           server_hostname=name)
 
 
 def main():
@@ -74,8 +109,8 @@ def main():
                     help="stop after the scripted logins (for tests)")
     args = ap.parse_args()
 
-    busy = [p for p in (IMAP, POP3, IMAPS, POP3S) + BACKENDS[0] + BACKENDS[1]
-            if not port_free(p)]
+    busy = [p for p in (IMAP, POP3, IMAPS, POP3S, HTTP, HTTPS) + BACKENDS[0]
+            + BACKENDS[1] + WEB_BACKENDS if not port_free(p)]
     if busy:
         sys.exit(f"demo: ports already in use on {HOST}: {busy} "
                  "(is another demo running?)")
@@ -89,22 +124,40 @@ def main():
         Dovecot("demo2", os.path.join(work, "dovecot2"), *BACKENDS[1],
                 USERS[1::2], password=PASSWORD),
     ]
+    radicales = [
+        Radicale("demo-web1", os.path.join(work, "radicale1"),
+                 WEB_BACKENDS[0], [(u, PASSWORD) for u in USERS[0::2]]),
+        Radicale("demo-web2", os.path.join(work, "radicale2"),
+                 WEB_BACKENDS[1], [(u, PASSWORD) for u in USERS[1::2]]),
+    ]
     certdir = os.path.join(work, "certs")
     os.makedirs(certdir)
     certs = {n: make_cert(certdir, n) for n in NAMES}
     kp = " ".join(f'keypair "{n}"' for n in NAMES)
     conf = os.path.join(work, "postern.conf")
+    # one upstream per mailbox server, its IMAP, POP3 and web ports
     write_config(conf, [(HOST, IMAP, "imap", kp), (HOST, POP3, "pop3", kp),
                         (HOST, IMAPS, "imap", "tls " + kp),
-                        (HOST, POP3S, "pop3", "tls " + kp)],
-                 {"mailstore1": (HOST, *BACKENDS[0]),
-                  "mailstore2": (HOST, *BACKENDS[1])},
+                        (HOST, POP3S, "pop3", "tls " + kp),
+                        (HOST, HTTP, "http", f"mode redirect port {HTTPS}"),
+                        (HOST, HTTPS, "http", "tls " + kp + " hsts")],
+                 {"mailstore1": (HOST, *BACKENDS[0],
+                                 f"http port {WEB_BACKENDS[0]}"),
+                  "mailstore2": (HOST, *BACKENDS[1],
+                                 f"http port {WEB_BACKENDS[1]}")},
                  [("user", u, "mailstore2") for u in USERS[1::2]] +
                  [("domain", "example.org", "mailstore1")],
                  keypairs=certs,
-                 extra=f'node "demo"\naudit file "{work}/audit.log"\n')
+                 extra=f'node "demo"\naudit file "{work}/audit.log"\n'
+                       # Radicale's paths start with the user
+                       'http path-prefix "/"\n'
+                       'http fallback to "web"\n')
+    # the web's fallback for requests that name nobody: either server
+    with open(conf, "a") as f:
+        f.write('pool "web" {\n\tbalance client-ip\n'
+                '\tupstream "mailstore1"\n\tupstream "mailstore2"\n}\n')
     postern = Postern(args.postern, conf, os.path.join(work, "postern.log"),
-                      [IMAP, POP3, IMAPS, POP3S])
+                      [IMAP, POP3, IMAPS, POP3S, HTTP, HTTPS])
     stop = []
 
     def on_signal(sig, frame):
@@ -114,17 +167,21 @@ def main():
     try:
         for d in dovecots:
             d.start()
+        for r in radicales:
+            r.start()
         postern.start()
         print("postern demo is running:")
         print(f"  IMAP  {HOST}:{IMAP}    POP3  {HOST}:{POP3}   "
               "(STARTTLS / STLS offered)")
         print(f"  IMAPS {HOST}:{IMAPS}    POP3S {HOST}:{POP3S}")
+        print(f"  HTTP  {HOST}:{HTTP} (redirects to HTTPS)   "
+              f"HTTPS {HOST}:{HTTPS} (CalDAV/CardDAV, Radicale behind)")
         print(f"  TLS names {NAMES[0]} (default) and {NAMES[1]}, "
               f"self-signed: {certdir}/")
         print("  users user1@example.org .. user20@example.org, "
               f"password '{PASSWORD}'")
-        print("  odd users live on Dovecot 1 (127.0.0.1:11143), even on "
-              "Dovecot 2 (127.0.0.1:12143)")
+        print("  odd users live on server 1 (Dovecot 127.0.0.1:11143, "
+              "Radicale :11080), even on server 2 (:12143, :12080)")
         print("scripted logins through postern:")
         scripted_logins(certs)
         print("try it yourself:")
@@ -141,6 +198,15 @@ def main():
               f"imap://{NAMES[0]}:{IMAP}/INBOX")
         print(f"  openssl s_client -connect {HOST}:{IMAPS} -servername "
               f"{NAMES[1]}")
+        print(f"  curl --cacert {ca} --resolve {NAMES[0]}:{HTTPS}:{HOST} "
+              f"--user user7@example.org:{PASSWORD} -X PROPFIND -H 'Depth: 1' "
+              f"https://{NAMES[0]}:{HTTPS}/user7@example.org/")
+        print("  /usr/bin/python3 -c \"import caldav; c=caldav.DAVClient("
+              f"'https://{NAMES[0]}:{HTTPS}/user8@example.org/', "
+              f"username='user8@example.org', password='{PASSWORD}', "
+              f"ssl_verify_cert='{ca}'); "
+              "print(c.principal().make_calendar(name='demo'))\"  "
+              f"(with {NAMES[0]} resolving to {HOST}, e.g. in /etc/hosts)")
         print(f"  python3 -c \"import imaplib; m=imaplib.IMAP4('{HOST}',"
               f"{IMAP}); print(m.login('user5@example.org','{PASSWORD}'))\"")
         print("  or point a mail client at 127.0.0.1: IMAP 10143 or POP3 "
@@ -162,6 +228,8 @@ def main():
         postern.stop()
         for d in dovecots:
             d.stop()
+        for r in radicales:
+            r.stop()
 
 
 if __name__ == "__main__":

@@ -61,6 +61,11 @@ NOOPS = 2500
 ROUTE_IMAP, ROUTE_POP3 = 24243, 24210   # routed by lookup handlers
 NGINX_IMAP = 24244                      # stock nginx, same handler
 HANDLER1, HANDLER2 = 24780, 24781       # handler 1 is never started
+HTTPS_HANDLER, HTTPS_BADNAME = 24782, 24783  # https:// lookup handlers
+HTTPS_IMAP, HTTPS_WEB, HTTPS_WEBBACK = 24248, 24249, 24250
+HTTPS_GONE_IMAP = 24254                 # sessions end mid-lookup
+NAMED_HANDLER = 24784                   # answers upstream and pool names
+NAMED_IMAP, NAMED_WEB, NAMED_WEBBACK = 24251, 24252, 24253
 MULTI_IMAP = 24246                      # two relay processes
 TLSW_IMAP, TLSW_IMAPS = 23143, 23193    # two tlsproc workers
 POOL_IMAP = 24245                       # static routes to pools
@@ -236,6 +241,7 @@ def setup(args):
                  extra=f'node "regress"\naudit file "{work}/audit.log"\n'
                  'proxy-protocol trusted "127.0.0.1/32"\n' + LOOSE_LIMITS)
     env.audit = os.path.join(work, "audit.log")
+    env.dv1_imap = DV1[0]
     env.binary = args.postern
     env.postern = Postern(args.postern, env.conf,
                           os.path.join(work, "postern.log"),
@@ -2825,6 +2831,303 @@ def _():
         check(answer.startswith(b"a NO [UNAVAILABLE]"), f"answer {answer}")
 
 
+def tls_lookup_handler(port, routes):
+    """A LookupHandler speaking https with the imap.internal certificate
+    (the one Dovecot 1 uses for IMAPS)."""
+    h = LookupHandler(port, routes)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*env.certs["imap.internal"])
+    h.server.socket = ctx.wrap_socket(h.server.socket, server_side=True)
+    return h
+
+
+class WebBack:
+    """A web server that answers every GET with its own name."""
+
+    def __init__(self, port):
+        import http.server
+        self.paths = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                outer.paths.append(self.path)
+                body = b"webback %d" % port
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((HOST, port), Handler)
+        threading.Thread(target=self.server.serve_forever,
+                         daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def web_get(port, path):
+    """(status, body) of one GET through postern's web listener."""
+    import http.client
+    c = http.client.HTTPConnection(HOST, port, timeout=15)
+    try:
+        c.request("GET", path, headers={"Host": "mail.example.org"})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def log_has(node, text, timeout=5.0):
+    """Whether postern logs text soon (info lines wait a little)."""
+    deadline = time.monotonic() + timeout
+    while text not in node.log_text():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def route_cache_key(proto, u):
+    """relay's memcached key for a user's route (mckey_derive)."""
+    return "postern:r:" + hashlib.sha256(bytes([proto]) +
+                                         u.lower().encode()).hexdigest()
+
+
+@case("lookup-handler-over-https-verifies-certificate-mail-and-web")
+def _():
+    # three https handlers in turn: one accepts and never speaks TLS,
+    # one has a certificate for another name, one is right
+    routes = {}
+    for i in range(1, 9):
+        dv = DV1 if i % 2 else DV2
+        routes[user(i)] = (HOST, {"imap": dv[0], "pop3": dv[1],
+                                  "http": HTTPS_WEBBACK}, None)
+    good = tls_lookup_handler(HTTPS_HANDLER, routes)
+    bad = tls_lookup_handler(HTTPS_BADNAME, routes)
+    back = WebBack(HTTPS_WEBBACK)
+    ca = env.certs["imap.internal"][0]
+    conf = os.path.join(env.work, "https-lookup.conf")
+    write_config(
+        conf, [(HOST, HTTPS_IMAP, "imap"), (HOST, HTTPS_WEB, "http")],
+        {}, [], extra='node "https-lookup"\n' + LOOSE_LIMITS +
+        f'lookup handler "https://127.0.0.1:{SILENT_PORT}/lookup" '
+        f'tls ca "{ca}" tls name "imap.internal"\n'
+        f'lookup handler "https://127.0.0.1:{HTTPS_BADNAME}/lookup" '
+        f'tls ca "{ca}"\n'
+        f'lookup handler "https://127.0.0.1:{HTTPS_HANDLER}/lookup" '
+        f'tls ca "{ca}" tls name "imap.internal"\n'
+        "lookup timeout 1500\nlookup retry 60\n"
+        'upstream network "127.0.0.1/32"\n')
+    node = Postern(env.binary, conf, os.path.join(env.work,
+                                                  "https-lookup.log"),
+                   [HTTPS_IMAP, HTTPS_WEB])
+    good.start()
+    bad.start()
+    try:
+        node.start()
+        # the round robin starts each login at the next handler: the
+        # first three meet every handler once
+        for i in range(1, 5):
+            check(imap_login_ok(HTTPS_IMAP, user(i)), f"{user(i)} failed")
+        check(log_has(node, f"lookup handler 127.0.0.1:{HTTPS_BADNAME}"
+                      "/lookup: TLS handshake failed: name `127.0.0.1' "
+                      "not present"),
+              "wrong certificate name not refused: " +
+              node.log_text()[-800:])
+        check(log_has(node, f"lookup handler 127.0.0.1:{SILENT_PORT}"
+                      "/lookup: no answer in time"),
+              "silent handler not noticed: " + node.log_text()[-800:])
+        check(bad.requests == [], f"request sent to the wrong name: "
+              f"{bad.requests}")
+        check(all(good.count(user(i)) == 1 for i in range(1, 5)),
+              f"handler requests {good.requests}")
+        check(all(h["Auth-Protocol"] == "imap" and
+                  h["Host"] == f"127.0.0.1:{HTTPS_HANDLER}" and
+                  "Auth-Pass" not in h for h in good.requests),
+              f"request headers {good.requests}")
+        # the web asks the same handler, over the same TLS
+        status, body = web_get(HTTPS_WEB, f"/home/{user(5)}/inbox")
+        check(status == 200 and body == b"webback %d" % HTTPS_WEBBACK,
+              f"web answer {status} {body!r}")
+        check(back.paths == [f"/home/{user(5)}/inbox"],
+              f"backend saw {back.paths}")
+        web = [h for h in good.requests if h["Auth-Protocol"] == "http"]
+        check(len(web) == 1 and web[0]["Auth-Method"] == "username" and
+              web[0]["Auth-Pass"] == "_password_", f"web request {web}")
+        # a refusal over https reaches the client
+        check(not imap_login_ok(HTTPS_IMAP, "nobody@example.org"),
+              "unknown user logged in")
+        # nothing is left behind: the relay's descriptors stay put
+        relay = node.pids_of("relay")[0]
+        before = nfds(relay)
+        for i in range(1, 9):
+            check(imap_login_ok(HTTPS_IMAP, user(i)), f"{user(i)} failed")
+            imap_login_ok(HTTPS_IMAP, f"nobody{i}@example.org")
+        deadline = time.monotonic() + 5
+        while nfds(relay) != before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        check(nfds(relay) == before,
+              f"relay descriptors {before} -> {nfds(relay)}")
+        # the last handler gone: a temporary failure, not a hang
+        good.stop()
+        c = Raw(HTTPS_IMAP)
+        c.line()
+        c.send(b"a LOGIN %s %s\r\n" % (user(1).encode(), b"secret"))
+        answer = c.until_tag(b"a")[-1]
+        c.close()
+        check(answer.startswith(b"a NO [UNAVAILABLE]"), f"answer {answer}")
+        check(PASSWORD not in node.log_text(), "password in log")
+    finally:
+        node.stop()
+        for part in (good, bad, back):
+            part.stop()     # twice for good: returns at once
+
+
+@case("lookup-handler-https-outlived-by-its-session-frees-everything")
+def _():
+    # the handler accepts and never speaks TLS; the login time-out (1 s)
+    # ends the sessions long before the lookup's (3 s), one client hangs
+    # up meanwhile: the lookups, left alone, still end and free it all
+    ca = env.certs["imap.internal"][0]
+    conf = os.path.join(env.work, "https-gone.conf")
+    write_config(
+        conf, [(HOST, HTTPS_GONE_IMAP, "imap")], {}, [],
+        extra='node "https-gone"\ntimeout login 1\n' + LOOSE_LIMITS +
+        f'lookup handler "https://127.0.0.1:{SILENT_PORT}/lookup" '
+        f'tls ca "{ca}" tls name "imap.internal"\n'
+        "lookup timeout 3000\nlookup retry 60\n"
+        'upstream network "127.0.0.1/32"\n')
+    node = Postern(env.binary, conf, os.path.join(env.work,
+                                                  "https-gone.log"),
+                   [HTTPS_GONE_IMAP])
+    try:
+        node.start()
+        relay = node.pids_of("relay")[0]
+        before = nfds(relay)
+        a, b = Raw(HTTPS_GONE_IMAP), Raw(HTTPS_GONE_IMAP)
+        a.line()
+        b.line()
+        b.send(b"b LOGIN %s %s\r\n" % (user(2).encode(), b"secret"))
+        a.send(b"a LOGIN %s %s\r\n" % (user(1).encode(), b"secret"))
+        time.sleep(0.2)
+        b.close()
+        answer = a.until_tag(b"a")[-1]
+        a.close()
+        check(answer.startswith(b"a NO [UNAVAILABLE]"), f"answer {answer}")
+        check(log_has(node, "route lookup timeout"), "no login time-out")
+        check(log_has(node, f"lookup handler 127.0.0.1:{SILENT_PORT}"
+                      "/lookup: no answer in time"), "lookup never ended")
+        deadline = time.monotonic() + 5
+        while nfds(relay) != before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        check(nfds(relay) == before,
+              f"relay descriptors {before} -> {nfds(relay)}")
+        check(node.pids_of("relay") == [relay], "relay restarted")
+        log = node.log_text()
+        check("terminated by signal" not in log and
+              "exited with status" not in log, "a child died: " + log[-600:])
+    finally:
+        node.stop()
+
+
+@case("lookup-handler-names-pool-or-tls-upstream-and-cache-keeps-it")
+def _():
+    ca = env.certs["imap.internal"][0]
+    routes = {
+        # a pool whose first member is dead: failover as for a route
+        user(1): ("odd", {"imap": 143, "pop3": 110}, None),
+        # an upstream that wants TLS, by its name
+        user(3): ("onetls", {"imap": 993, "pop3": 995}, None),
+        user(2): ("two", {"imap": 143, "pop3": 110}, None),
+        # an address, as before
+        user(5): (HOST, {"imap": DV1[0], "pop3": DV1[1]}, None),
+        # first the wrong server, cached; then the right one
+        user(7): ("two", {"imap": 143, "pop3": 110}, None),
+        user(9): ("odd", {"imap": 143, "pop3": 110}, None),
+        user(11): ("odd", {"imap": 143, "pop3": 110}, None),
+        "webuser@example.org": ("webback", {"http": 1}, None),
+        "ghost@example.org": ("nosuch", {"imap": 143}, None),
+    }
+    mc = Memcached(MEMCACHED, os.path.join(env.work, "memcached-n.log"))
+    handler = LookupHandler(NAMED_HANDLER, routes)
+    back = WebBack(NAMED_WEBBACK)
+    conf = os.path.join(env.work, "named.conf")
+    write_pool_config(
+        conf, [(HOST, NAMED_IMAP, "imap"), (HOST, NAMED_WEB, "http")],
+        {"one": (HOST, DV1[0], DV1[1]), "two": (HOST, DV2[0], DV2[1]),
+         "dead": (HOST, DEAD_PORT, DEAD_PORT),
+         "onetls": (HOST, DV1_IMAPS, 0, f'tls ca "{ca}"',
+                    'tls name "imap.internal"'),
+         "webback": (HOST, 0, 0, f"http port {NAMED_WEBBACK}")},
+        'pool "odd" {\n\tupstream "dead"\n\tupstream "one"\n'
+        "\tmax-fails 1\n\tfail-timeout 60\n}\n",
+        [("user", "static@example.org", "two")],
+        extra='node "named"\n' + LOOSE_LIMITS +
+        f'lookup handler "http://127.0.0.1:{NAMED_HANDLER}/lookup"\n'
+        "lookup timeout 2000\nlookup retry 60\n"
+        # no network holds the upstreams: names need none
+        'upstream network "192.0.2.0/24"\n'
+        'upstream network "127.0.0.1/32" port 25143\n'
+        f'memcache server "127.0.0.1" port {MEMCACHED}\n')
+    node = Postern(env.binary, conf, os.path.join(env.work, "named.log"),
+                   [NAMED_IMAP, NAMED_WEB])
+    handler.start()
+    try:
+        mc.start()
+        node.start()
+        check(imap_login_ok(NAMED_IMAP, user(1)), "pool route failed")
+        check(imap_login_ok(NAMED_IMAP, user(1)), "cached pool route failed")
+        check(handler.count(user(1)) == 1,
+              f"handler asked {handler.count(user(1))} times, not once")
+        check(log_has(node, "pool odd: upstream dead marked down"),
+              "no failover in the pool: " + node.log_text()[-600:])
+        key = route_cache_key(1, user(1))
+        value = mc.command(f"get {key}\r\n".encode())
+        want = f"2 {key[len('postern:r:'):][:16]} odd {user(1)}".encode()
+        check(want in value, f"cached value {value!r}")
+        check(imap_login_ok(NAMED_IMAP, user(3)), "TLS upstream by name")
+        check(log_has(node, "relayed to onetls (127.0.0.1:%d)" % DV1_IMAPS),
+              "not over TLS")
+        check(imap_login_ok(NAMED_IMAP, user(2)), "upstream by name")
+        check(imap_login_ok(NAMED_IMAP, user(5)), "address route failed")
+        # a cached name relay does not know, or for another key: a miss
+        k9, k11 = route_cache_key(1, user(9)), route_cache_key(1, user(11))
+        for k, v in ((k9, f"2 {k9[len('postern:r:'):][:16]} nosuch x"),
+                     (k11, "2 0000000000000000 two x")):
+            mc.command(b"set %s 0 0 %d\r\n%s\r\n" %
+                       (k.encode(), len(v), v.encode()))
+        for u in (user(9), user(11)):
+            check(imap_login_ok(NAMED_IMAP, u), f"bad cache entry for {u}")
+            check(handler.count(u) == 1, f"handler not asked for {u}")
+        # a cached named route the upstream refuses: forgotten, asked again
+        check(not imap_login_ok(NAMED_IMAP, user(7)), "wrong server let in")
+        handler.routes[user(7)] = ("odd", {"imap": 143, "pop3": 110}, None)
+        check(imap_login_ok(NAMED_IMAP, user(7)), "relook did not happen")
+        check(handler.count(user(7)) == 2,
+              f"handler asked {handler.count(user(7))} times for user7")
+        # the web alike
+        status, body = web_get(NAMED_WEB, "/home/webuser@example.org/x")
+        check(status == 200 and body == b"webback %d" % NAMED_WEBBACK,
+              f"web answer {status} {body!r}")
+        # a name that is configured nowhere: the answer is unusable
+        check(not imap_login_ok(NAMED_IMAP, "ghost@example.org"),
+              "unknown name used")
+        check(log_has(node, f"lookup handler 127.0.0.1:{NAMED_HANDLER}"
+                      "/lookup: unusable answer"), "unknown name not refused")
+    finally:
+        node.stop()
+        handler.stop()
+        back.stop()
+        mc.stop()
+
+
 @case("two-relay-processes-share-the-sessions")
 def _():
     conf = os.path.join(env.work, "multi.conf")
@@ -3002,6 +3305,7 @@ def _():
 
 # the cases of each topic module register themselves, after the above
 import web  # noqa: E402,F401
+import weblogin  # noqa: E402,F401
 
 CASE_TIMEOUT = 180      # a hung case fails instead of hanging the run
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import select
+import signal
 import socket
 import ssl
 import subprocess
@@ -19,18 +20,21 @@ import threading
 import time
 
 from cases import TEARDOWNS, case, check, env
+from backends import Radicale
 from harness import Postern, terminate, wait_port
 
 HOST = "127.0.0.1"
 WEB, WEB_REDIRECT, WEBS = 22080, 22081, 22443   # postern, web side
 BACK1, BACK2 = 22101, 22102                     # recording backends
 WSBACK = 22103                                  # WebSocket echo
+FLAKY = 22104                   # drops a kept connection; floods 1xx
 DEAD = 22199                                    # nothing listens
 CAL, CALS = 22280, 22443 + 100                  # postern for Radicale
 RAD1, RAD2 = 22111, 22112                       # Radicale instances
 DEBIAN_PY = "/usr/bin/python3"   # Debian's modules: caldav, websockets
 BODY_LIMIT = 300 << 20
 ACCOUNT_ID = "4f6c2a9e-0b1d-4c3e-9a55-2f0e6d7b8c91"   # routes to BACK2
+BAD_PASSWORD = "Wr0ng-pa55-7f3e"        # the recorder refuses it (401)
 
 
 class Recorder:
@@ -93,8 +97,25 @@ class Recorder:
                     left -= len(b)
                 return n, h.hexdigest()
 
+            def refused(self):
+                """Basic credentials with the password "bad" are wrong."""
+                auth = self.headers.get("Authorization", "")
+                if not auth.lower().startswith("basic "):
+                    return False
+                try:
+                    cred = base64.b64decode(auth[6:]).decode()
+                except ValueError:
+                    return False
+                if not cred.endswith(":" + BAD_PASSWORD):
+                    return False
+                self.reply(401, b"no", [("WWW-Authenticate",
+                                         'Basic realm="x"')])
+                return True
+
             def do_GET(self):
                 self.record()
+                if self.refused():
+                    return
                 m = re.search(r"/big/(\d+)", self.path)
                 if m:
                     return self.big(int(m.group(1)))
@@ -168,6 +189,75 @@ class Recorder:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class Flaky:
+    """A backend with two faults.  /warm answers and keeps the
+    connection; the next request on that connection is read and the
+    connection closed without an answer (an upstream's keep-alive
+    time-out racing a request); on a new connection it is answered.
+    /flood answers with 100 Continue for ever."""
+
+    def __init__(self, port):
+        self.seen = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, port))
+        self.sock.listen(16)
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,),
+                             daemon=True).start()
+
+    def read_request(self, f):
+        line = f.readline()
+        if not line:
+            return None
+        n = 0
+        while True:
+            h = f.readline()
+            if h in (b"\r\n", b""):
+                break
+            if h.lower().startswith(b"content-length:"):
+                n = int(h.split(b":")[1])
+        f.read(n)
+        with self.lock:
+            self.seen.append(line.split()[0:2])
+        return line
+
+    def serve(self, c):
+        f = c.makefile("rb")
+        warm = False
+        try:
+            while True:
+                line = self.read_request(f)
+                if line is None:
+                    return
+                if b"/flood" in line:
+                    while True:
+                        c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" * 64)
+                if warm:
+                    return      # read it, then close without a word
+                warm = b"/warm" in line
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def count(self, method):
+        with self.lock:
+            return sum(1 for m, _ in self.seen if m == method)
+
+    def stop(self):
+        self.sock.close()
 
 
 def big_sha(n):
@@ -247,22 +337,10 @@ def web_config(path, listeners, upstreams, routes, extra, keypairs=None):
 
 
 def radicale(name, port, users):
-    work = os.path.join(env.web, name)
-    os.makedirs(os.path.join(work, "collections"), exist_ok=True)
-    with open(os.path.join(work, "users"), "w") as f:
-        f.write("".join(f"{u}:{p}\n" for u, p in users))
-    log = open(os.path.join(work, "radicale.log"), "wb")
-    proc = subprocess.Popen(
-        [DEBIAN_PY, "-m", "radicale", "--server-hosts", f"{HOST}:{port}",
-         "--storage-filesystem-folder", os.path.join(work, "collections"),
-         "--auth-type", "htpasswd", "--auth-htpasswd-filename",
-         os.path.join(work, "users"), "--auth-htpasswd-encryption", "plain",
-         "--rights-type", "owner_only", "--logging-level", "info"],
-        stdout=log, stderr=subprocess.STDOUT)
-    TEARDOWNS.append(lambda: terminate(proc))
-    if not wait_port(HOST, port, 20):
-        raise RuntimeError(f"radicale {name} did not start")
-    return proc, os.path.join(work, "radicale.log")
+    r = Radicale(name, os.path.join(env.web, name), port, users)
+    TEARDOWNS.append(r.stop)
+    r.start()
+    return r, r.log_path
 
 
 def start_web():
@@ -286,17 +364,21 @@ def start_web():
     web_config(conf, [(WEB, ""), (WEB_REDIRECT, f"mode redirect port {WEBS}"),
                       (WEBS, "tls " + kp + " hsts")],
                {"w1": (BACK1, []), "w2": (BACK2, []), "ws": (WSBACK, []),
-                "dead": (DEAD, [])},
+                "dead": (DEAD, []), "flaky": (FLAKY, [])},
                ['route user "bob@example.org" to "w2"',
                 f'route user "{ACCOUNT_ID}" to "w2"',
                 'route user "ws@example.org" to "ws"',
                 'route user "down@example.org" to "dead"',
+                'route user "flaky@example.org" to "flaky"',
                 'route domain "example.org" to "w1"'],
                'pool "web" {\n\tbalance client-ip\n\tupstream "w1"\n'
                '\tupstream "w2"\n}\nhttp fallback to "web"\n'
                "timeout http-header 3\ntimeout http-idle 20\n"
+               f'access log file "{env.web}/access.log"\n'
                f"limit http-body {BODY_LIMIT}\n"
                'proxy-protocol trusted "127.0.0.2/32"\n', keypairs)
+    env.flaky = Flaky(FLAKY)
+    TEARDOWNS.append(env.flaky.stop)
     env.webp = Postern(env.binary, conf, os.path.join(env.web, "web.log"),
                        [WEB, WEB_REDIRECT, WEBS])
     env.webp.start()
@@ -674,3 +756,134 @@ def _():
                             "-H", "Depth: 1", f"http://{HOST}:{CAL}/{user}/")
         check(rc == 0 and b"multistatus" in out and b"work" in out.lower(),
               f"PROPFIND {user}: {out[:200]!r} {err!r}")
+
+
+def kept_pair(first, second):
+    """Two requests on one client connection, the second after the first's
+    answer: (status of the second, its body)."""
+    s = socket.create_connection((HOST, WEB), timeout=10)
+    f = s.makefile("rb")
+    try:
+        s.sendall(first)
+        read_response(f)
+        s.sendall(second)
+        try:
+            status, _, body = read_response(f)
+        except AssertionError:
+            return None, b""
+        return status, body
+    finally:
+        s.close()
+
+
+@case("http-dead-kept-upstream-connection-retried-only-for-safe-requests")
+def _():
+    start_web()
+    warm = (b"GET /home/flaky@example.org/warm HTTP/1.1\r\nHost: h\r\n"
+            b"\r\n")
+    gets = env.flaky.count(b"GET")
+    status, body = kept_pair(warm, b"GET /home/flaky@example.org/again "
+                             b"HTTP/1.1\r\nHost: h\r\n\r\n")
+    check(status == 200 and body == b"ok", f"GET not retried: {status}")
+    check(env.flaky.count(b"GET") == gets + 3, "GET sent other than twice")
+    posts = env.flaky.count(b"POST")
+    status, _ = kept_pair(warm, b"POST /home/flaky@example.org/send "
+                          b"HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n"
+                          b"\r\nabc")
+    check(status == 502, f"POST after a dead connection: {status}")
+    time.sleep(0.2)
+    check(env.flaky.count(b"POST") == posts + 1,
+          f"POST replayed: {env.flaky.count(b'POST') - posts} times")
+
+
+@case("http-pipelined-requests-answered-in-order")
+def _():
+    start_web()
+    s = socket.create_connection((HOST, WEB), timeout=10)
+    f = s.makefile("rb")
+    s.sendall(b"GET /home/bob@example.org/p1 HTTP/1.1\r\nHost: h\r\n\r\n"
+              b"GET /home/alice@example.org/p2 HTTP/1.1\r\nHost: h\r\n\r\n")
+    time.sleep(0.05)
+    s.sendall(b"GET /home/bob@example.org/p3 HTTP/1.1\r\nHost: h\r\n\r\n")
+    paths = []
+    for _ in range(3):
+        status, _, body = read_response(f)
+        check(status == 200, f"status {status}")
+        paths.append(json.loads(body)["path"].rsplit("/", 1)[1])
+    s.close()
+    check(paths == ["p1", "p2", "p3"], f"answered in order {paths}")
+
+
+@case("http-interim-answer-flood-ends-in-502")
+def _():
+    start_web()
+    t0 = time.monotonic()
+    out = raw_exchange(b"GET /home/flaky@example.org/flood HTTP/1.1\r\n"
+                       b"Host: h\r\nConnection: close\r\n\r\n", timeout=10)
+    check(b"HTTP/1.1 502 " in out, f"answer {out[-120:]!r}")
+    check(out.count(b"100 Continue") <= 16, "interim answers not bounded")
+    check(time.monotonic() - t0 < 8, "flood not cut short")
+
+
+@case("http-drain-after-refusal-has-a-deadline")
+def _():
+    # after its 400 the client keeps sending: postern shuts its side at
+    # once (the page is not lost to a reset), drains for a moment, then
+    # closes whatever the client still sends
+    start_web()
+    s = socket.create_connection((HOST, WEB), timeout=10)
+    s.sendall(b"GET / HTTP/1.1\nHost: h\n\n")       # bare LF: refused
+    t0 = time.monotonic()
+    got, closed_at = b"", None
+    try:
+        while time.monotonic() - t0 < 12:
+            s.sendall(b"x" * 1000)
+            if select.select([s], [], [], 0.3)[0]:
+                got += s.recv(65536)
+    except OSError:
+        closed_at = time.monotonic() - t0
+    s.close()
+    check(got.startswith(b"HTTP/1.1 400 "), f"page {got[:40]!r}")
+    check(closed_at is not None and closed_at < 8,
+          f"still draining after {time.monotonic() - t0:.1f} s")
+
+
+@case("http-access-log-one-line-per-request-reopened-on-sigusr1")
+def _():
+    start_web()
+    log = os.path.join(env.web, "access.log")
+    s = socket.create_connection((HOST, WEB), timeout=10)
+    f = s.makefile("rb")
+    s.sendall(b"GET /home/bob@example.org/acc?zauthtoken=Secret-Tok HTTP/1.1"
+              b"\r\nHost: h\r\nCookie: ZM_AUTH_TOKEN=Cookie-Secret\r\n\r\n")
+    check(read_response(f)[0] == 200, "first request")
+    s.sendall(b"GET /static/x.js HTTP/1.1\r\nHost: h\r\n\r\n")
+    check(read_response(f)[0] == 200, "second request")
+    s.close()
+    time.sleep(0.3)
+    with open(log) as fh:
+        lines = [json.loads(x) for x in fh]
+    mine = [x for x in lines if x["path"] in ("/home/bob@example.org/acc",
+                                               "/static/x.js")]
+    check(len(mine) == 2, f"access lines {mine}")
+    a, b = mine
+    check(a["method"] == "GET" and a["status"] == 200 and
+          a["upstream"] == "w2" and a["user"] == "bob@example.org" and
+          a["bytes_out"] > 0 and a["session"] == b["session"],
+          f"access line {a}")
+    check(b["user"] is None, f"user for a request without one: {b}")
+    with open(log) as fh:
+        text = fh.read()
+    check("Secret-Tok" not in text and "Cookie-Secret" not in text,
+          "query or cookie in the access log")
+    os.rename(log, log + ".1")
+    os.kill(env.webp.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not os.path.exists(log):
+        time.sleep(0.05)
+    out = raw_exchange(b"GET /home/bob@example.org/after-rotate HTTP/1.1\r\n"
+                       b"Host: h\r\nConnection: close\r\n\r\n")
+    check(out.startswith(b"HTTP/1.1 200"), "after rotation")
+    time.sleep(0.3)
+    with open(log) as fh:
+        check("after-rotate" in fh.read(), "not written to the new file")

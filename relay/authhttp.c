@@ -6,11 +6,16 @@
  *
  *   Auth-Status: OK               route follows
  *   Auth-Status: <text>           login refused, <text> for the client
- *   Auth-Server: <IP address>     where (an address, never a name)
- *   Auth-Port: <port>
+ *   Auth-Server: <IP address>     where (an address, never a host name
+ *                                 to resolve), or the exact name of a
+ *                                 configured upstream or pool
+ *   Auth-Port: <port>             with an address; ignored with a name
  *   Auth-User: <account>          the canonical account for an alias
  *   Auth-Wait: <seconds>          hold the refusal back this long
  *   Auth-Error-Code: <code>       SMTP code; kept, unused for IMAP/POP3
+ *
+ * The route cache's value is here too (authhttp_cache_format/parse): a
+ * route written down for memcached, and read back as untrusted text.
  */
 #include <sys/socket.h>
 
@@ -111,6 +116,28 @@ authhttp_reply_header(struct authhttp_reply *r, const char *name,
 	/* other headers (Date, Server, Auth-Pass, ...) are not ours */
 }
 
+void
+authhttp_reply_field(struct authhttp_reply *r, const char *name, size_t namelen,
+    const char *value, size_t valuelen)
+{
+	char n[64], v[AUTHHTTP_VALUE_MAX + 1];
+
+	/* a NUL would cut the copy short: the header would read otherwise */
+	if (memchr(name, '\0', namelen) != NULL ||
+	    memchr(value, '\0', valuelen) != NULL ||
+	    valuelen > AUTHHTTP_VALUE_MAX) {
+		r->bad = 1;
+		return;
+	}
+	if (namelen >= sizeof(n))
+		return; /* longer than any name of ours */
+	memcpy(n, name, namelen);
+	n[namelen] = '\0';
+	memcpy(v, value, valuelen);
+	v[valuelen] = '\0';
+	authhttp_reply_header(r, n, v);
+}
+
 static int
 server_address(struct authhttp_reply *r)
 {
@@ -135,10 +162,17 @@ enum authhttp_status
 authhttp_reply_finish(struct authhttp_reply *r)
 {
 	r->status = AUTHHTTP_INVALID;
+	r->named = 0;
 	if (r->bad || !r->seen_status)
 		return r->status;
 	if (strcmp(r->text, "OK") == 0) {
-		if (!r->seen_server || !r->seen_port || server_address(r) == -1)
+		if (!r->seen_server)
+			return r->status;
+		/* a configured name first: its own ports, TLS and pool */
+		if (r->server_text[0] != '\0' && r->name_known != NULL &&
+		    r->name_known(r->server_text))
+			r->named = 1;
+		else if (!r->seen_port || server_address(r) == -1)
 			return r->status;
 		r->text[0] = '\0';
 		r->status = AUTHHTTP_OK;
@@ -178,4 +212,125 @@ authhttp_escape(char *dst, size_t dstsz, const char *src)
 		return 0;
 	dst[o] = '\0';
 	return o;
+}
+
+/* One field of a cached route: 1 to max bytes, none a space or control. */
+static int
+cache_token(const char *s, size_t len, size_t max, int ascii)
+{
+	size_t i;
+
+	if (len == 0 || len > max)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = s[i];
+
+		if (c <= 0x20 || c == 0x7f || (ascii && c > 0x7e))
+			return 0;
+	}
+	return 1;
+}
+
+int
+authhttp_cache_format(char *out, size_t outsz, const char *check,
+    const struct authhttp_route *rt)
+{
+	const struct sockaddr_in *sin = (const void *)&rt->addr;
+	const struct sockaddr_in6 *sin6 = (const void *)&rt->addr;
+	char host[INET6_ADDRSTRLEN];
+	unsigned int port;
+	int n;
+
+	if (strlen(check) < AUTHHTTP_CHECK_LEN ||
+	    !cache_token(rt->account, strlen(rt->account), AUTHHTTP_USER_MAX,
+		0))
+		return -1;
+	if (rt->named) {
+		if (!cache_token(rt->name, strlen(rt->name), AUTHHTTP_NAME_MAX,
+			1))
+			return -1;
+		n = snprintf(out, outsz, "2 %.16s %s %s", check, rt->name,
+		    rt->account);
+	} else {
+		if (rt->addr.ss_family == AF_INET) {
+			inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+			port = ntohs(sin->sin_port);
+		} else if (rt->addr.ss_family == AF_INET6) {
+			inet_ntop(AF_INET6, &sin6->sin6_addr, host,
+			    sizeof(host));
+			port = ntohs(sin6->sin6_port);
+		} else
+			return -1;
+		if (port == 0)
+			return -1;
+		n = snprintf(out, outsz, "1 %.16s %s %u %s", check, host, port,
+		    rt->account);
+	}
+	if (n < 0 || (size_t)n >= outsz)
+		return -1;
+	return n;
+}
+
+int
+authhttp_cache_parse(const char *v, size_t len, const char *check,
+    struct authhttp_route *rt)
+{
+	const char *f[5];
+	size_t flen[5], nf = 0, i, start = 0;
+	char host[INET6_ADDRSTRLEN];
+	struct sockaddr_in *sin = (struct sockaddr_in *)&rt->addr;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&rt->addr;
+	uint32_t port;
+
+	memset(rt, 0, sizeof(*rt));
+	if (memchr(v, '\0', len) != NULL || strlen(check) < AUTHHTTP_CHECK_LEN)
+		return -1;
+	/* fields apart by one space each, none empty */
+	for (i = 0; i <= len; i++) {
+		if (i < len && v[i] != ' ')
+			continue;
+		if (i == start || nf == sizeof(f) / sizeof(f[0]))
+			return -1;
+		f[nf] = v + start;
+		flen[nf++] = i - start;
+		start = i + 1;
+	}
+	if (nf < 4 || flen[0] != 1 || flen[1] != AUTHHTTP_CHECK_LEN ||
+	    memcmp(f[1], check, AUTHHTTP_CHECK_LEN) != 0)
+		return -1;
+	if (f[0][0] == '1' && nf == 5) {
+		if (flen[2] >= sizeof(host) || flen[3] > 5 ||
+		    (flen[3] > 1 && f[3][0] == '0'))
+			return -1;
+		memcpy(host, f[2], flen[2]);
+		host[flen[2]] = '\0';
+		for (i = 0, port = 0; i < flen[3]; i++) {
+			if (f[3][i] < '0' || f[3][i] > '9')
+				return -1;
+			port = port * 10 + (f[3][i] - '0');
+		}
+		if (port == 0 || port > 65535 ||
+		    !cache_token(f[4], flen[4], AUTHHTTP_USER_MAX, 0))
+			return -1;
+		if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+			sin->sin_family = AF_INET;
+			sin->sin_port = htons(port);
+		} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_port = htons(port);
+		} else
+			return -1;
+		memcpy(rt->account, f[4], flen[4]);
+		return 0;
+	}
+	if (f[0][0] == '2' && nf == 4) {
+		if (!cache_token(f[2], flen[2], AUTHHTTP_NAME_MAX, 1) ||
+		    !cache_token(f[3], flen[3], AUTHHTTP_USER_MAX, 0))
+			return -1;
+		rt->named = 1;
+		memcpy(rt->name, f[2], flen[2]);
+		memcpy(rt->account, f[3], flen[3]);
+		return 0;
+	}
+	return -1;
 }

@@ -38,20 +38,7 @@ struct framing_scan {
 	int keep_alive;
 };
 
-static int
-is_tchar(unsigned char ch)
-{
-	if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= 'A' && ch <= 'Z'))
-		return 1;
-	return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
-}
 
-static int
-is_ws(unsigned char ch)
-{
-	return ch == ' ' || ch == '\t';
-}
 
 static int
 bad(struct http_response *r, const char *reason)
@@ -148,11 +135,11 @@ scan_status_line(struct cursor *c, struct http_response *r)
 static void
 trim_ows(const char **v, size_t *len)
 {
-	while (*len > 0 && is_ws((*v)[0])) {
+	while (*len > 0 && http_is_ws((*v)[0])) {
 		(*v)++;
 		(*len)--;
 	}
-	while (*len > 0 && is_ws((*v)[*len - 1]))
+	while (*len > 0 && http_is_ws((*v)[*len - 1]))
 		(*len)--;
 }
 
@@ -163,7 +150,7 @@ scan_field_name(struct cursor *c, struct http_response *r, struct http_field *f)
 	unsigned char ch;
 
 	f->name = c->p + c->off;
-	while (c->off < c->len && is_tchar(c->p[c->off]))
+	while (c->off < c->len && http_is_tchar(c->p[c->off]))
 		c->off++;
 	if (c->off >= c->len)
 		return SCAN_MORE;
@@ -173,7 +160,7 @@ scan_field_name(struct cursor *c, struct http_response *r, struct http_field *f)
 		c->off++;
 		return 1;
 	}
-	if (is_ws(ch) && f->namelen > 0)
+	if (http_is_ws(ch) && f->namelen > 0)
 		return bad(r, "whitespace before colon");
 	if (ch == '\n')
 		return bad(r, "bare LF");
@@ -192,7 +179,7 @@ scan_field(struct cursor *c, struct http_response *r)
 	if (c->p[c->off] == '\r' || c->p[c->off] == '\n')
 		return (rv = scan_crlf(c, r)) == 1 ? SCAN_END : rv;
 	/* obs-fold, or whitespace before the first field: both refused */
-	if (is_ws(c->p[c->off]))
+	if (http_is_ws(c->p[c->off]))
 		return bad(r, "line starts with whitespace");
 	if (r->nfields == HTTP_MAX_FIELDS)
 		return bad(r, "too many fields");
@@ -242,7 +229,7 @@ all_tchar(const char *s, size_t len)
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		if (!is_tchar(s[i]))
+		if (!http_is_tchar(s[i]))
 			return 0;
 	return len > 0;
 }
@@ -426,7 +413,7 @@ http_response_parse(const char *in, size_t len, size_t max_head,
 static void
 skip_ows(const char *v, size_t len, size_t *i)
 {
-	while (*i < len && is_ws(v[*i]))
+	while (*i < len && http_is_ws(v[*i]))
 		(*i)++;
 }
 

@@ -127,6 +127,19 @@ rsession_report(struct rsession *rs, uint32_t status, const char *text)
 	    sizeof(res));
 }
 
+/* To the parent, which writes the audit log. */
+void
+relay_send_audit(const struct audit_record *a)
+{
+	imsgev_compose(&parent_iev, IMSG_AUDIT, 0, -1, a, sizeof(*a));
+}
+
+void
+relay_send_access(const struct access_record *a)
+{
+	imsgev_compose(&parent_iev, IMSG_ACCESS, 0, -1, a, sizeof(*a));
+}
+
 /* The audit record for an attempt that reached relay. */
 static void
 rsession_audit(struct rsession *rs, uint32_t status, const char *text)
@@ -1251,8 +1264,14 @@ parent_handle(struct imsg *imsg)
 		break;
 	case IMSG_CONF_BLOB:
 		b = imsg->data;
-		if (!conf_blob_valid(imsg) || b->kind != BLOB_CA ||
-		    (uc = route_find_upstream(b->owner_id)) == NULL ||
+		if (!conf_blob_valid(imsg) || b->kind != BLOB_CA)
+			fatalx("bad CA blob");
+		/* an https:// lookup handler's, or an upstream's */
+		if (b->owner_id >= LOOKUP_BLOB_OWNER) {
+			if (lookup_handler_ca(b, (unsigned char *)(b + 1),
+				&tls_conf) == -1)
+				fatalx("bad CA blob");
+		} else if ((uc = route_find_upstream(b->owner_id)) == NULL ||
 		    blob_store(&uc->ca, &uc->calen, &uc->cagot, b,
 			(unsigned char *)(b + 1)) == -1)
 			fatalx("bad CA blob");
@@ -1281,7 +1300,14 @@ parent_handle(struct imsg *imsg)
 			    !imsg_string_ok(lk->handlers[i].host,
 				sizeof(lk->handlers[i].host)) ||
 			    !imsg_string_ok(lk->handlers[i].path,
-				sizeof(lk->handlers[i].path)))
+				sizeof(lk->handlers[i].path)) ||
+			    lk->handlers[i].tls > 1 ||
+			    !imsg_string_ok(lk->handlers[i].servername,
+				sizeof(lk->handlers[i].servername)) ||
+			    (lk->handlers[i].tls &&
+				lk->handlers[i].servername[0] == '\0') ||
+			    !imsg_string_ok(lk->handlers[i].ca,
+				sizeof(lk->handlers[i].ca)))
 				fatalx("bad lookup message");
 		lookup_init(lk, relay_base);
 		break;

@@ -159,6 +159,8 @@ void relay_main(void) __attribute__((noreturn));
 struct rsession *rsession_new(struct imsgev *, struct imsg *, uint32_t);
 void rsession_free(struct rsession *);
 void rsession_route(struct rsession *);
+void relay_send_audit(const struct audit_record *);
+void relay_send_access(const struct access_record *);
 void rsession_reconnect(struct rsession *);
 void rsession_login_free(struct rsession *);
 void rsession_arm_login_timer(struct rsession *);
@@ -194,6 +196,8 @@ void lookup_route(struct rsession *);
 void lookup_forget(struct rsession *);
 void lookup_cache_store(struct rsession *);
 void lookup_cancel(struct rsession *);
+int lookup_handler_ca(const struct conf_blob *, const unsigned char *,
+    const struct conf_tls_global *);
 
 /* route.c */
 void route_add_upstream(const struct conf_upstream *);
@@ -202,6 +206,7 @@ void route_upstreams_tls(const struct conf_tls_global *);
 int route_add(const struct conf_route *);
 int route_add_pool(const struct conf_pool *);
 struct pool_ctx *route_lookup(const char *user);
+struct pool_ctx *route_pool_by_name(const char *);
 int pool_pick(struct pool_ctx *, const struct sockaddr_storage *,
     enum mail_proto, uint32_t tried, uint64_t now);
 int pool_has_untried(const struct pool_ctx *, enum mail_proto, uint32_t);
@@ -244,6 +249,8 @@ int relay_http_configured(void);
 void relay_http_request(struct imsgev *, struct imsg *);
 void relay_http_free(struct rsession *);
 struct pool_ctx *route_pool_by_id(uint32_t);
+void route_foreach_upstream(void (*)(const struct upstream_ctx *, void *),
+    void *);
 
 /* splice.c */
 int splice_start(struct rsession *, const void *to_client, size_t,

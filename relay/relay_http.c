@@ -31,7 +31,9 @@
 #define HX_OUT_HIWAT	 (256 * 1024) /* the other side waits above */
 #define HX_RESP_HEAD_MAX (16 * 1024)
 #define HX_PAGE_MAX	 1024
-#define HX_AUTH_MAX	 (INET6_ADDRSTRLEN + 16)
+#define HX_AUTH_MAX	 264 /* a TLS name, or an address and port */
+#define HX_INTERIM_MAX	 16  /* 1xx answers to one request */
+#define HX_KNOWN_MAX	 128 /* configured upstream names, for rewriting */
 
 struct hexchange {
 	struct rsession *rs;
@@ -48,7 +50,10 @@ struct hexchange {
 	uint64_t req_left;
 	struct http_chunked req_chunk;
 	int req_done;
-	int req_consumed; /* client bytes beyond the early ones were read */
+	int req_consumed;     /* client bytes beyond the early ones were read */
+	uint64_t body_seen;   /* de-framed request body bytes, for the limit */
+	int early_placed;     /* early bytes past the body went back in line */
+	unsigned int interim; /* 1xx answers so far */
 	/* the response, upstream to client */
 	int resp_started;
 	int head_done;
@@ -66,10 +71,12 @@ struct hexchange {
 	int fell_back; /* on the client-IP hash after a failed lookup */
 	int finishing; /* waiting for the client to take the last bytes */
 	int ended;     /* the exchange is over; nothing may touch it */
+	int audited;   /* a login attempt's record went out */
+	int own_page;  /* the answer is postern's, not an upstream's */
 	uint64_t up;
 	uint64_t down;
 	char internal[2][HX_AUTH_MAX];
-	const char *internal_ptr[2];
+	const char *internal_ptr[2 + HX_KNOWN_MAX];
 	size_t ninternal;
 };
 
@@ -87,6 +94,10 @@ static TAILQ_HEAD(idle_list_head, idle_conn) idle = TAILQ_HEAD_INITIALIZER(
     idle);
 static unsigned int nidle;
 static struct http_response resp; /* one parse at a time; large */
+/* every configured upstream's address and TLS name: none may leak */
+static char known[HX_KNOWN_MAX][HX_AUTH_MAX];
+static size_t nknown;
+static int known_made;
 
 static void hx_finish(struct rsession *);
 static void hx_maybe_finish(struct rsession *);
@@ -170,15 +181,103 @@ idle_take(const struct sockaddr_storage *addr)
 
 /* ---- ending an exchange ---- */
 
+/*
+ * A request with Basic credentials was a login attempt: the upstream's
+ * answer decides it (401 and 403 are failures), or postern's own page
+ * says why no upstream answered.  Never the password or the header.
+ */
+static void
+hx_audit(struct rsession *rs, uint32_t result, const char *why)
+{
+	struct hexchange *hx = rs->hx;
+	struct audit_record a;
+	struct login_request creq;
+	uint64_t now = wallclock_ms();
+
+	if (!hx->rec.attempt || hx->audited)
+		return;
+	hx->audited = 1;
+	if (result == AUDIT_BAD_CREDENTIALS && relay_policy.shared) {
+		creq = rs->lg->req;
+		memcpy(creq.user, hx->rec.login_user, sizeof(creq.user));
+		counter_failure(&creq);
+		explicit_bzero(&creq, sizeof(creq));
+	}
+	if (!relay_conf.audit)
+		return;
+	memset(&a, 0, sizeof(a));
+	a.time_ms = now;
+	a.sid = rs->sid;
+	a.duration_ms = hx->rec.start_ms && now > hx->rec.start_ms
+	    ? now - hx->rec.start_ms
+	    : 0;
+	a.listener_id = hx->rec.listener_id;
+	a.proto = PROTO_HTTP;
+	a.result = result;
+	a.tls = hx->rec.tls;
+	a.facts = hx->rec.facts;
+	a.client = hx->rec.client;
+	memcpy(a.user, hx->rec.login_user, sizeof(a.user));
+	snprintf(a.mech, sizeof(a.mech), "%s", login_mech_name(MECH_BASIC));
+	snprintf(a.reason, sizeof(a.reason), "%s", why);
+	if (rs->lg->upstream != NULL && !hx->own_page)
+		snprintf(a.upstream, sizeof(a.upstream), "%s",
+		    rs->lg->upstream->conf.name);
+	a.http_status = hx->status;
+	memcpy(a.path_class, hx->rec.path_class, sizeof(a.path_class));
+	relay_send_audit(&a);
+}
+
+/* One line of the access log, if there is one: never a credential. */
+static void
+hx_access(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	struct access_record a;
+	uint64_t now = wallclock_ms();
+
+	if (!http_conf.access_log)
+		return;
+	memset(&a, 0, sizeof(a));
+	a.time_ms = now;
+	a.sid = rs->sid;
+	a.bytes_up = hx->up;
+	a.bytes_down = hx->down;
+	a.duration_ms = hx->rec.start_ms && now > hx->rec.start_ms
+	    ? now - hx->rec.start_ms
+	    : 0;
+	a.status = hx->status;
+	a.client = hx->rec.client;
+	memcpy(a.method, hx->rec.method, sizeof(a.method));
+	memcpy(a.path, hx->rec.path, sizeof(a.path));
+	if (rs->lg != NULL && rs->lg->upstream != NULL && !hx->own_page)
+		snprintf(a.upstream, sizeof(a.upstream), "%s",
+		    rs->lg->upstream->conf.name);
+	if (hx->rec.attempt)
+		memcpy(a.user, hx->rec.login_user, sizeof(a.user));
+	else if (hx->rec.key_kind == HTTP_KEY_USER)
+		memcpy(a.user, hx->rec.key, sizeof(a.user));
+	relay_send_access(&a);
+}
+
+/* The upstream's status, as a login's result. */
+static uint32_t
+hx_status_result(int status)
+{
+	return status == 401 || status == 403 ? AUDIT_BAD_CREDENTIALS
+					      : AUDIT_OK;
+}
+
 static void
 hx_log(struct rsession *rs, const char *what)
 {
 	struct hexchange *hx = rs->hx;
 	char addr[128];
 
-	log_info("session %016llx: http %s %s from %s -> %s: %s %d, %llu up, "
+	/* not the path: it may name the user, and logs name no users */
+	log_info("session %016llx: http %s from %s -> %s: %s %d, %llu up, "
 		 "%llu down",
-	    (unsigned long long)rs->sid, hx->rec.method, hx->rec.path,
+	    (unsigned long long)rs->sid, hx->rec.method,
 	    sockaddr_str(&rs->client, addr, sizeof(addr)),
 	    rs->lg->upstream != NULL ? rs->lg->upstream->conf.name : "-", what,
 	    hx->status, (unsigned long long)hx->up,
@@ -220,6 +319,12 @@ hx_abort(struct rsession *rs, uint32_t result, const char *why)
 
 	hx->ended = 1;
 	hx_log(rs, why);
+	hx_access(rs);
+	hx_audit(rs,
+	    result == HTTP_DONE_CLIENT_GONE	 ? AUDIT_ABORTED
+		: hx->head_done && !hx->own_page ? hx_status_result(hx->status)
+						 : AUDIT_UPSTREAM_UNAVAILABLE,
+	    why);
 	if (rs->cfd != -1)
 		shutdown(rs->cfd, SHUT_RDWR);
 	hx_report(rs, result);
@@ -248,6 +353,9 @@ hx_page(struct rsession *rs, int status, const char *why)
 		bufferevent_disable(hx->ubev, EV_READ | EV_WRITE);
 	}
 	hx->status = status;
+	hx->own_page = 1;
+	hx_audit(rs,
+	    status == 404 ? AUDIT_NO_ROUTE : AUDIT_UPSTREAM_UNAVAILABLE, why);
 	hx->head_done = hx->resp_done = 1;
 	hx->client_close = 1;
 	hx->resp_close = 1;
@@ -305,6 +413,8 @@ hx_finish(struct rsession *rs)
 		rs->ufd = -1;
 	}
 	hx_log(rs, "done");
+	hx_access(rs);
+	hx_audit(rs, hx_status_result(hx->status), "");
 	if (!keep)
 		shutdown(rs->cfd, SHUT_WR);
 	hx_report(rs, keep ? HTTP_DONE_KEEPALIVE : HTTP_DONE_CLOSE);
@@ -372,6 +482,11 @@ hx_body_in(struct rsession *rs, const char *p, size_t len)
 		switch (http_chunked_step(&hx->req_chunk, p + off, len - off,
 		    &used)) {
 		case HTTP_CHUNK_DATA:
+			/* authproc held a Content-Length to the limit */
+			hx->body_seen += used;
+			if (http_conf.max_body != 0 &&
+			    hx->body_seen > http_conf.max_body)
+				return -2;
 			hx_add_chunk(out, p + off, used);
 			hx->up += used;
 			break;
@@ -393,15 +508,23 @@ hx_body_in(struct rsession *rs, const char *p, size_t len)
 	return off;
 }
 
+/*
+ * While the body comes, it must keep coming and the upstream must keep
+ * taking it; once it is in, the client may be silent and the upstream
+ * has timeout http-response to answer (an upload may take longer).
+ */
 static void
-hx_client_timeouts(struct rsession *rs)
+hx_timeouts(struct rsession *rs)
 {
 	struct hexchange *hx = rs->hx;
 	struct timeval stall = {relay_conf.timeout_stall, 0};
+	struct timeval answer = {http_conf.timeout_response, 0};
 
-	/* a body must keep coming; after it, silence is the client's right */
 	bufferevent_set_timeouts(hx->cbev, hx->req_done ? NULL : &stall,
 	    &stall);
+	if (hx->ubev != NULL)
+		bufferevent_set_timeouts(hx->ubev,
+		    hx->req_done ? &answer : NULL, &stall);
 }
 
 /* Feed what the client sent to the body, chunk of buffer by chunk. */
@@ -415,15 +538,15 @@ hx_client_body(struct rsession *rs)
 
 	while (!hx->req_done && evbuffer_peek(in, -1, NULL, &v, 1) > 0 &&
 	    v.iov_len > 0) {
-		if ((n = hx_body_in(rs, v.iov_base, v.iov_len)) == -1)
-			return -1;
+		if ((n = hx_body_in(rs, v.iov_base, v.iov_len)) < 0)
+			return n;
 		evbuffer_drain(in, n);
 		hx->req_consumed = 1;
 		if ((size_t)n < v.iov_len)
 			break;
 	}
 	if (hx->req_done)
-		hx_client_timeouts(rs);
+		hx_timeouts(rs);
 	if (!hx->req_done &&
 	    evbuffer_get_length(bufferevent_get_output(hx->ubev)) >
 		HX_OUT_HIWAT)
@@ -440,8 +563,12 @@ hx_client_read(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (hx->ended || hx->req_done || hx->ubev == NULL)
 		return; /* the next request's bytes wait as leftover */
-	if (hx_client_body(rs) == -1) {
+	switch (hx_client_body(rs)) {
+	case -1:
 		hx_page(rs, 400, "malformed request body");
+		return;
+	case -2:
+		hx_page(rs, 413, "request body over the limit");
 		return;
 	}
 	if (hx->req_done)
@@ -476,7 +603,7 @@ hx_client_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (hx->ended)
 		return;
-	if ((what & BEV_EVENT_EOF) && hx->req_done && !hx->finishing) {
+	if ((what & BEV_EVENT_EOF) && hx->req_done) {
 		/* a half-close: it still gets its answer, then the end */
 		hx->client_eof = 1;
 		bufferevent_disable(hx->cbev, EV_READ);
@@ -487,6 +614,18 @@ hx_client_event(struct bufferevent *bev, short what, void *arg)
 }
 
 /* ---- the response, upstream to client ---- */
+
+/* Is a field of this name in the response head? */
+static int
+hx_has_field(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < resp.nfields; i++)
+		if (http_field_is(&resp.fields[i], name))
+			return 1;
+	return 0;
+}
 
 static void
 hx_response_framing(struct rsession *rs)
@@ -574,6 +713,8 @@ hx_websocket(struct rsession *rs)
 	tou = evbuffer_pullup(cin, -1);
 	hx->ended = 1;
 	hx_log(rs, "websocket");
+	hx_access(rs);
+	hx_audit(rs, AUDIT_OK, "");
 	hx_report(rs, HTTP_DONE_TAKEN);
 	if (splice_start(rs, toc, nc, tou, nu) == -1) {
 		rsession_free(rs);
@@ -616,6 +757,11 @@ hx_response_head(struct rsession *rs)
 		return -1;
 	}
 	if (resp.status < 200) {
+		/* a few are normal; a stream of them is an attack on memory */
+		if (++hx->interim > HX_INTERIM_MAX) {
+			hx_page(rs, 502, "too many interim answers");
+			return -1;
+		}
 		/* Continue and friends, for HTTP/1.1 clients only */
 		hx->resp_out = HTTP_BODY_NONE;
 		if (!(hx->rec.flags & HTTP_REQ_HTTP10) &&
@@ -625,6 +771,12 @@ hx_response_head(struct rsession *rs)
 		}
 		evbuffer_drain(in, resp.headlen);
 		return 1;
+	}
+	if (resp.framing == HTTP_BODY_CLOSE &&
+	    hx_has_field("Transfer-Encoding")) {
+		/* a coding we would pass on unlabelled */
+		hx_page(rs, 502, "upstream transfer coding not chunked");
+		return -1;
 	}
 	hx->status = resp.status;
 	hx_response_framing(rs);
@@ -755,6 +907,14 @@ hx_upstream_write(struct bufferevent *bev, void *arg)
 
 static void hx_start_upstream(struct rsession *, int);
 
+static int
+hx_safe_method(const char *m)
+{
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 ||
+	    strcmp(m, "OPTIONS") == 0 || strcmp(m, "PROPFIND") == 0 ||
+	    strcmp(m, "REPORT") == 0;
+}
+
 /*
  * An idle connection may have been closed by the upstream just as it
  * was taken: if nothing of the exchange was lost yet, try a fresh one.
@@ -764,7 +924,13 @@ hx_retry(struct rsession *rs)
 {
 	struct hexchange *hx = rs->hx;
 
-	if (!hx->reused || hx->retried || hx->resp_started || hx->req_consumed)
+	/*
+	 * Only a request without a body whose method is safe: the upstream
+	 * may have read and acted on it before it closed.
+	 */
+	if (!hx->reused || hx->retried || hx->resp_started ||
+	    hx->req_consumed || hx->rec.framing != HTTP_BODY_NONE ||
+	    !hx_safe_method(hx->rec.method))
 		return 0;
 	hx->retried = 1;
 	hx->reused = 0;
@@ -794,10 +960,12 @@ hx_upstream_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (hx_retry(rs))
 		return;
-	/* read what came with the close first */
-	hx_upstream_read(hx->ubev, rs);
-	if (hx->ended)
-		return;
+	/*
+	 * Every byte read before the close has been through
+	 * hx_upstream_read() already; what it left is an unfinished head
+	 * or chunk.  (Calling it again here could free the session under
+	 * us.)
+	 */
 	if (!hx->head_done) {
 		hx_page(rs, 502, "upstream closed without an answer");
 		return;
@@ -850,22 +1018,52 @@ hx_bridge_upstream(struct rsession *rs)
 	return 0;
 }
 
+/* "host:port" and "host" of an address, as URIs write them. */
+static void
+authority(const struct sockaddr_storage *ss, char *withport, char *bare)
+{
+	char host[INET6_ADDRSTRLEN];
+	int v6 = ss->ss_family == AF_INET6;
+
+	sockaddr_host(ss, host, sizeof(host));
+	snprintf(withport, HX_AUTH_MAX, v6 ? "[%s]:%u" : "%s:%u", host,
+	    sockaddr_port(ss));
+	snprintf(bare, HX_AUTH_MAX, v6 ? "[%s]" : "%s", host);
+}
+
+static void
+known_add(const struct upstream_ctx *u, void *arg)
+{
+	(void)arg;
+	if (u->conf.has_http && nknown + 2 <= HX_KNOWN_MAX) {
+		authority(&u->conf.http, known[nknown], known[nknown + 1]);
+		nknown += 2;
+	}
+	if (u->conf.servername[0] != '\0' && nknown < HX_KNOWN_MAX)
+		snprintf(known[nknown++], HX_AUTH_MAX, "%s",
+		    u->conf.servername);
+}
+
+/*
+ * What the client must never see: the address this exchange went to
+ * (a handler's route may name any server) and every configured one.
+ */
 static void
 hx_internal_names(struct rsession *rs)
 {
 	struct hexchange *hx = rs->hx;
-	char host[INET6_ADDRSTRLEN];
-	const struct sockaddr_storage *ua = &rs->lg->uaddr;
-	int v6 = ua->ss_family == AF_INET6;
+	size_t i;
 
-	sockaddr_host(ua, host, sizeof(host));
-	snprintf(hx->internal[0], sizeof(hx->internal[0]),
-	    v6 ? "[%s]:%u" : "%s:%u", host, sockaddr_port(ua));
-	snprintf(hx->internal[1], sizeof(hx->internal[1]), v6 ? "[%s]" : "%s",
-	    host);
+	if (!known_made) {
+		route_foreach_upstream(known_add, NULL);
+		known_made = 1;
+	}
+	authority(&rs->lg->uaddr, hx->internal[0], hx->internal[1]);
 	hx->internal_ptr[0] = hx->internal[0];
 	hx->internal_ptr[1] = hx->internal[1];
-	hx->ninternal = 2;
+	for (i = 0; i < nknown; i++)
+		hx->internal_ptr[2 + i] = known[i];
+	hx->ninternal = 2 + nknown;
 }
 
 /* Head and the body bytes authproc had, then whatever else comes. */
@@ -873,8 +1071,7 @@ static void
 hx_start_upstream(struct rsession *rs, int fd)
 {
 	struct hexchange *hx = rs->hx;
-	struct timeval resp_tv = {http_conf.timeout_response, 0};
-	struct timeval stall = {relay_conf.timeout_stall, 0};
+	ssize_t n = 0;
 
 	/* a reused connection comes here with the route's timer running */
 	evtimer_del(&rs->lg->timer);
@@ -883,7 +1080,6 @@ hx_start_upstream(struct rsession *rs, int fd)
 	bufferevent_setcb(hx->ubev, hx_upstream_read, hx_upstream_write,
 	    hx_upstream_event, rs);
 	bufferevent_setwatermark(hx->ubev, EV_WRITE, HX_OUT_HIWAT / 2, 0);
-	bufferevent_set_timeouts(hx->ubev, &resp_tv, &stall);
 	hx->req_left = hx->rec.content_length;
 	hx->req_done = hx->rec.framing == HTTP_BODY_NONE ||
 	    (hx->rec.framing == HTTP_BODY_LENGTH && hx->req_left == 0);
@@ -892,21 +1088,24 @@ hx_start_upstream(struct rsession *rs, int fd)
 	hx_internal_names(rs);
 	rs->state = R_RELAYING;
 	bufferevent_write(hx->ubev, hx->head, hx->headlen);
-	if (hx->earlylen > 0 && !hx->req_done) {
-		ssize_t n =
-		    hx_body_in(rs, (const char *)hx->early, hx->earlylen);
-
-		if (n == -1) {
-			hx_page(rs, 400, "malformed request body");
-			return;
-		}
-		/* past a chunked body's end: the client's next request */
-		if ((size_t)n < hx->earlylen)
-			evbuffer_prepend(bufferevent_get_input(hx->cbev),
-			    hx->early + n, hx->earlylen - n);
+	if (hx->earlylen > 0 && !hx->req_done &&
+	    (n = hx_body_in(rs, (const char *)hx->early, hx->earlylen)) < 0) {
+		hx_page(rs, n == -1 ? 400 : 413,
+		    n == -1 ? "malformed request body"
+			    : "request body over the limit");
+		return;
 	}
+	/*
+	 * authproc sent all it had read: past the body is the client's
+	 * next request, in front of anything read since.  Once only: a
+	 * retry starts here again.
+	 */
+	if ((size_t)n < hx->earlylen && !hx->early_placed)
+		evbuffer_prepend(bufferevent_get_input(hx->cbev), hx->early + n,
+		    hx->earlylen - n);
+	hx->early_placed = 1;
 	bufferevent_enable(hx->ubev, EV_READ | EV_WRITE);
-	hx_client_timeouts(rs);
+	hx_timeouts(rs);
 	bufferevent_enable(hx->cbev, EV_READ | EV_WRITE);
 	if (!hx->req_done &&
 	    evbuffer_get_length(bufferevent_get_input(hx->cbev)) > 0)
@@ -968,6 +1167,11 @@ http_failed(struct rsession *rs, uint32_t status, const char *text)
 		rsession_connect_pool(rs, fb, ROUTE_SRC_STATIC);
 		return;
 	}
+	if (rs->lg->upstream == NULL && !rs->lg->route_refused &&
+	    hx->rec.key_kind != HTTP_KEY_NONE && http_conf.lookup_fail_503) {
+		hx_page(rs, 503, text);
+		return;
+	}
 	hx_page(rs, http_failure_status(text), text);
 }
 
@@ -1026,6 +1230,14 @@ relay_http_request(struct imsgev *iev, struct imsg *imsg)
 		return;
 	}
 	hx_copy_request(rs, rec);
+	if (rec->attempt && relay_policy.shared) {
+		/* the shared counters count the attempt when relay takes it */
+		struct login_request creq = rs->lg->req;
+
+		memcpy(creq.user, rec->login_user, sizeof(creq.user));
+		counter_attempt(&creq);
+		explicit_bzero(&creq, sizeof(creq));
+	}
 	if ((rs->hx->cbev = bufferevent_socket_new(http_base, rs->cfd, 0)) ==
 	    NULL)
 		fatalx("bufferevent_socket_new failed");

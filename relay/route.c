@@ -71,6 +71,16 @@ pool_of_one(struct upstream_ctx *u)
 	return p;
 }
 
+void
+route_foreach_upstream(void (*fn)(const struct upstream_ctx *, void *),
+    void *arg)
+{
+	const struct upstream_ctx *u;
+
+	TAILQ_FOREACH(u, &upstreams, entry)
+	fn(u, arg);
+}
+
 /* A pool, or an upstream as a pool of one, by its configured id. */
 struct pool_ctx *
 route_pool_by_id(uint32_t id)
@@ -82,6 +92,28 @@ route_pool_by_id(uint32_t id)
 	if ((u = route_find_upstream(id)) != NULL)
 		return pool_of_one(u);
 	return pool_find(id);
+}
+
+/*
+ * A pool, or an upstream as a pool of one, by its configured name
+ * (exact; upstreams and pools share one name space), or NULL.
+ */
+struct pool_ctx *
+route_pool_by_name(const char *name)
+{
+	struct upstream_ctx *u;
+	struct pool_ctx *p;
+
+	if (name[0] == '\0')
+		return NULL;
+	TAILQ_FOREACH(u, &upstreams, entry)
+	if (strcmp(u->conf.name, name) == 0)
+		return pool_of_one(u);
+	/* an implicit pool carries its upstream's name: found above */
+	TAILQ_FOREACH(p, &pools, entry)
+	if (!p->implicit && strcmp(p->conf.name, name) == 0)
+		return p;
+	return NULL;
 }
 
 void

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <tls.h>
+
 #include "parent.h"
 
 #define EXAMPLE_CONF "etc/postern.conf"
@@ -539,7 +541,7 @@ test_routing(void **state)
 	expect_error(text);
 	snprintf(text, sizeof(text), "%spool \"p\" {\n}\n", base);
 	expect_error(text);
-	snprintf(text, sizeof(text), "%slookup handler \"https://x/\"\n", base);
+	snprintf(text, sizeof(text), "%slookup handler \"ftp://x/\"\n", base);
 	expect_error(text);
 	snprintf(text, sizeof(text),
 	    "%slookup handler \"http://127.0.0.1:0/\"\n", base);
@@ -550,6 +552,145 @@ test_routing(void **state)
 	expect_error(text);
 	snprintf(text, sizeof(text), "%sroute default to \"nowhere\"\n", base);
 	expect_error(text);
+}
+
+/* https:// lookup handlers, with their "tls ca" and "tls name". */
+static void
+test_lookup_https(void **state)
+{
+	struct postern_conf *c;
+	const char *base = "listen on 127.0.0.1 port 143 imap\n"
+			   "upstream network \"10.0.0.0/8\"\n";
+	char text[2048], ca[] = "/tmp/postern-test-ca.XXXXXX";
+	const struct conf_lookup_handler *h;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(ca);
+	assert_true(fd != -1);
+	assert_int_equal(close(fd), 0);
+	snprintf(text, sizeof(text),
+	    "%slookup handler "
+	    "\"https://127.0.0.1:7072/service/extension/nginx-lookup\" "
+	    "tls ca \"%s\"\n"
+	    "lookup handler \"http://127.0.0.1:443/plain\"\n"
+	    "lookup handler \"https://127.0.0.1:443/\" tls name "
+	    "\"lookup.example.org\" tls ca \"%s\"\n"
+	    "lookup handler \"https://[::1]:8443\" tls ca \"%s\" "
+	    "tls name lookup.internal\n",
+	    base, ca, ca, ca);
+	c = parse_text(text);
+	assert_non_null(c);
+	assert_int_equal(c->lookup.nhandlers, 4);
+	h = &c->lookup.handlers[0];
+	assert_int_equal(h->tls, 1);
+	assert_in(&h->addr, "127.0.0.1", 7072);
+	assert_string_equal(h->host, "127.0.0.1:7072");
+	assert_string_equal(h->path, "/service/extension/nginx-lookup");
+	assert_string_equal(h->servername, "127.0.0.1"); /* the URL's host */
+	assert_string_equal(h->ca, ca);
+	/* 443 is only the default port of https */
+	h = &c->lookup.handlers[1];
+	assert_int_equal(h->tls, 0);
+	assert_string_equal(h->host, "127.0.0.1:443");
+	assert_string_equal(h->servername, "");
+	assert_string_equal(h->ca, "");
+	h = &c->lookup.handlers[2];
+	assert_int_equal(h->tls, 1);
+	assert_in(&h->addr, "127.0.0.1", 443);
+	assert_string_equal(h->host, "127.0.0.1");
+	assert_string_equal(h->path, "/");
+	assert_string_equal(h->servername, "lookup.example.org");
+	h = &c->lookup.handlers[3];
+	assert_in6(&h->addr, "::1", 8443);
+	assert_string_equal(h->host, "[::1]:8443");
+	assert_string_equal(h->servername, "lookup.internal");
+	free_config(c);
+
+	/* no "tls ca": the system's bundle, if this system has one */
+	snprintf(text, sizeof(text), "%slookup handler \"https://[::1]/x\"\n",
+	    base);
+	if (access(tls_default_ca_cert_file(), R_OK) == 0) {
+		c = parse_text(text);
+		assert_non_null(c);
+		h = &c->lookup.handlers[0];
+		assert_int_equal(h->tls, 1);
+		assert_in6(&h->addr, "::1", 443);
+		assert_string_equal(h->host, "[::1]");
+		assert_string_equal(h->servername, "::1");
+		assert_string_equal(h->ca, "");
+		free_config(c);
+	}
+
+	/* tls options are for https:// handlers, and must make sense */
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"http://127.0.0.1/\" tls ca \"%s\"\n", base, ca);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"http://127.0.0.1/\" tls name x\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://127.0.0.1/\" tls ca relative.pem\n",
+	    base);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://127.0.0.1/\" tls ca "
+	    "\"/nonexistent/ca.pem\"\n",
+	    base);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://127.0.0.1/\" tls ca \"%s\" "
+	    "tls name \"\"\n",
+	    base, ca);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://127.0.0.1/\" tls ca \"%s\" "
+	    "tls name \"a b\"\n",
+	    base, ca);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://127.0.0.1/\" tls no-verify\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://127.0.0.1/\" tls ca \"%s\" tls\n", base,
+	    ca);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://127.0.0.1/\" tls ca \"%s\" "
+	    "timeout 5\n",
+	    base, ca);
+	expect_error(text);
+	/* malformed URLs */
+	snprintf(text, sizeof(text), "%slookup handler \"https://\"\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text), "%slookup handler \"https:/127.0.0.1/\"\n",
+	    base);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://127.0.0.1:/\"\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://127.0.0.1:+443/\"\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://127.0.0.1:65536/\"\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://u@127.0.0.1/\"\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://127.0.0.1/a b\"\n", base);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"HTTPS://127.0.0.1/\"\n", base);
+	expect_error(text);
+	/* the next line's options belong to no handler */
+	snprintf(text, sizeof(text),
+	    "%slookup handler \"https://127.0.0.1/\" tls ca \"%s\"\n"
+	    "tls name x\n",
+	    base, ca);
+	expect_error(text);
+	assert_int_equal(unlink(ca), 0);
 }
 
 /* "tls processes": 1 by default, 1 to MAX_TLSPROCS, given once. */
@@ -596,6 +737,79 @@ test_tls_processes(void **state)
 	free_config(c);
 }
 
+/* The web side's grammar: listeners, modes, limits, routing, logs. */
+static void
+test_http(void **state)
+{
+	struct postern_conf *c;
+	struct listener *l;
+	struct upstream *u;
+	const char *base = "upstream w1 {\n\thost 192.0.2.10\n\thttp port "
+			   "8080\n}\n"
+			   "pool web {\n\tupstream w1\n}\n";
+	char text[2048];
+
+	(void)state;
+	snprintf(text, sizeof(text),
+	    "%slisten on 127.0.0.1 port 80 http mode redirect port 8443\n"
+	    "listen on 127.0.0.1 port 81 http mode https\n"
+	    "http fallback to web\nhttp lookup-failure error\n"
+	    "http route-by basic cookie\nhttp path-prefix \"/u/\"\n"
+	    "http auth-cookie ZM_ADMIN_AUTH_TOKEN\nhttp upstream-keep 8\n"
+	    "timeout http-header 5\ntimeout http-idle 7\n"
+	    "timeout http-response 900\nlimit http-header 2048\n"
+	    "limit http-body 1000\naccess log file \"/tmp/a.log\"\n"
+	    "access log query\ntls ciphers secure\n",
+	    base);
+	c = parse_text(text);
+	assert_non_null(c);
+	l = TAILQ_FIRST(&c->listeners);
+	assert_int_equal(l->conf.proto, PROTO_HTTP);
+	assert_int_equal(l->conf.http_mode, HTTP_MODE_REDIRECT);
+	assert_int_equal(l->conf.redirect_port, 8443);
+	assert_int_equal(TAILQ_NEXT(l, entry)->conf.http_mode, HTTP_MODE_HTTPS);
+	u = TAILQ_FIRST(&c->upstreams);
+	assert_int_equal(u->conf.has_http, 1);
+	assert_in(&u->conf.http, "192.0.2.10", 8080);
+	assert_int_equal(c->http.fallback_id, TAILQ_FIRST(&c->pools)->conf.id);
+	assert_int_equal(c->http.lookup_fail_503, 1);
+	assert_int_equal(c->http.route.use_path, 0);
+	assert_int_equal(c->http.route.use_basic, 1);
+	assert_int_equal(c->http.route.use_cookie, 1);
+	assert_int_equal(c->http.route.nprefixes, 1);
+	assert_string_equal(c->http.route.prefixes[0], "/u/");
+	assert_string_equal(c->http.route.cookie, "ZM_ADMIN_AUTH_TOKEN");
+	assert_int_equal(c->http.upstream_keep, 8);
+	assert_int_equal(c->http.timeout_header, 5);
+	assert_int_equal(c->http.timeout_idle, 7);
+	assert_int_equal(c->http.timeout_response, 900);
+	assert_int_equal(c->http.max_head, 2048);
+	assert_int_equal(c->http.max_body, 1000);
+	assert_string_equal(c->access_path, "/tmp/a.log");
+	assert_int_equal(c->http.access_query, 1);
+	assert_string_equal(c->tls.ciphers, "secure");
+	free_config(c);
+	/* defaults */
+	c = parse_text("listen on 127.0.0.1 port 80 http\n");
+	assert_non_null(c);
+	assert_int_equal(c->http.max_head, 8192);
+	assert_int_equal(c->http.timeout_response, 3600);
+	assert_int_equal(c->http.route.nprefixes, 6);
+	assert_int_equal(c->http.route.use_path, 1);
+	free_config(c);
+	/* refused */
+	expect_error("listen on 127.0.0.1 port 80 http keypair x\n");
+	expect_error("listen on 127.0.0.1 port 143 imap mode redirect\n");
+	expect_error("listen on 127.0.0.1 port 143 imap hsts\n");
+	expect_error("listen on 127.0.0.1 port 80 http\nhttp fallback to "
+		     "nope\n");
+	expect_error("listen on 127.0.0.1 port 80 http\nlimit http-header "
+		     "99\n");
+	expect_error("listen on 127.0.0.1 port 80 http\nhttp path-prefix x\n");
+	expect_error("listen on 127.0.0.1 port 80 http\n"
+		     "http auth-cookie \"a b\"\n");
+}
+
 int
 main(void)
 {
@@ -620,6 +834,8 @@ main(void)
 	    cmocka_unit_test(test_memcache),
 	    cmocka_unit_test(test_routing),
 	    cmocka_unit_test(test_tls_processes),
+	    cmocka_unit_test(test_lookup_https),
+	    cmocka_unit_test(test_http),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

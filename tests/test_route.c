@@ -327,6 +327,44 @@ test_pool_client_ip_hash(void **state)
 	assert_int_equal(pool_pick(p, &client, PROTO_IMAP, 0, 1), first);
 }
 
+/*
+ * A lookup handler or the cache may name an upstream or a pool: the name
+ * matches exactly, an upstream comes as its pool of one, an unknown name
+ * (or none) is no route.
+ */
+static void
+test_pool_by_name(void **state)
+{
+	struct pool_ctx *p, *q;
+	char name[32];
+
+	(void)state;
+	p = route_pool_by_name("alpha");
+	assert_non_null(p);
+	assert_true(p->implicit);
+	assert_int_equal(p->conf.nmembers, 1);
+	assert_ptr_equal(p->members[0].u, route_find_upstream(UP_A));
+	/* the same pool of one each time, the one a static route uses */
+	assert_ptr_equal(route_pool_by_name("alpha"), p);
+	assert_ptr_equal(route_pool_by_id(UP_A), p);
+	snprintf(name, sizeof(name), "pool%u", POOL_RR);
+	q = route_pool_by_name(name);
+	assert_non_null(q);
+	assert_false(q->implicit);
+	assert_int_equal(q->conf.id, POOL_RR);
+	assert_int_equal(q->conf.nmembers, 3);
+	assert_ptr_equal(route_pool_by_id(POOL_RR), q);
+	/* exact: no case folding, no prefix, no trailing bytes */
+	assert_null(route_pool_by_name("Alpha"));
+	assert_null(route_pool_by_name("alph"));
+	assert_null(route_pool_by_name("alpha "));
+	assert_null(route_pool_by_name("POOL50"));
+	assert_null(route_pool_by_name("nowhere"));
+	assert_null(route_pool_by_name(""));
+	/* an address is not a name */
+	assert_null(route_pool_by_name("192.0.2.1"));
+}
+
 int
 main(void)
 {
@@ -344,6 +382,7 @@ main(void)
 	    cmocka_unit_test(test_bad_proto),
 	    cmocka_unit_test(test_pool_round_robin_and_failover),
 	    cmocka_unit_test(test_pool_client_ip_hash),
+	    cmocka_unit_test(test_pool_by_name),
 	};
 
 	return cmocka_run_group_tests_name("route", tests, NULL, NULL);

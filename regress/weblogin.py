@@ -1,0 +1,254 @@
+"""Web logins under the throttling policy and the audit log: Basic
+credentials are login attempts, counted per address and per user with
+the mail logins, answered 429 over a limit before any upstream sees
+them, and audited as one JSON line each with no secret in any log."""
+
+import base64
+import imaplib
+import json
+import os
+import socket
+import time
+
+import web
+from cases import TEARDOWNS, case, check, env
+from harness import Memcached, Postern
+
+HOST = "127.0.0.1"
+TWEB, TIMAP = 22090, 22190              # the throttling web postern
+WRONG = web.BAD_PASSWORD
+FAIL_LIMIT = 3                          # throttle failures ip-user
+
+
+def basic(user, password):
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def request(path, user=None, password=None, src=HOST, port=TWEB,
+            method="GET", extra=""):
+    """One request on its own connection: (status, head text)."""
+    auth = f"Authorization: Basic {basic(user, password)}\r\n" if user else ""
+    req = (f"{method} {path} HTTP/1.1\r\nHost: mail.example.org\r\n{auth}"
+           f"{extra}Connection: close\r\n\r\n").encode()
+    out = web.raw_exchange(req, port=port, src=src)
+    head = out.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+    check(head.startswith("HTTP/1.1 "), f"no answer to {path}: {out[:80]!r}")
+    return int(head.split()[1]), head
+
+
+def start_throttle():
+    if getattr(env, "tweb_started", False):
+        return
+    web.start_cal()
+    env.tweb_started = True
+    conf = os.path.join(env.web, "tweb.conf")
+    env.taudit = os.path.join(env.web, "tweb-audit.log")
+    with open(conf, "w") as f:
+        f.write(f'''user "_postern"
+chroot "/var/empty"
+node "tweb"
+audit file "{env.taudit}"
+listen on {HOST} port {TWEB} http
+listen on {HOST} port {TIMAP} imap
+upstream "one" {{
+\thost {HOST}
+\timap port {env.dv1_imap}
+\thttp port {web.BACK1}
+}}
+upstream "rad1" {{
+\thost {HOST}
+\thttp port {web.RAD1}
+}}
+route user "cal1@example.com" to "rad1"
+route domain "example.org" to "one"
+throttle ip 1000 per 600
+throttle user 1000 per 600
+throttle failures ip 1000 per 600
+throttle failures ip-user {FAIL_LIMIT} per 600 message "Too many failures"
+throttle allow "127.0.0.3/32"
+limit connections-per-ip 0
+limit http-body 100000
+''')
+    env.tweb = Postern(env.binary, conf, os.path.join(env.web, "tweb.log"),
+                       [TWEB, TIMAP])
+    env.tweb.start()
+    TEARDOWNS.append(env.tweb.stop)
+
+
+def audit_lines():
+    with open(env.taudit) as f:
+        return [json.loads(line) for line in f]
+
+
+@case("web-login-basic-burst-activesync-throttled-429")
+def _():
+    start_throttle()
+    u = "victim@example.org"
+    path = f"/Microsoft-Server-ActiveSync?Cmd=Sync&User={u}&DeviceId=d1"
+    before = env.back1.count()
+    answers = [request(path, u, WRONG) for _ in range(FAIL_LIMIT + 3)]
+    codes = [c for c, _ in answers]
+    check(codes == [401] * FAIL_LIMIT + [429] * 3, f"answers {codes}")
+    check(all("Retry-After:" in h for c, h in answers if c == 429),
+          "429 without Retry-After")
+    check(env.back1.count() == before + FAIL_LIMIT,
+          f"backend saw {env.back1.count() - before} attempts, "
+          f"not {FAIL_LIMIT}")
+    # the right password from another address still gets through
+    code, _ = request(path, u, "right", src="127.0.0.2")
+    check(code == 200, f"other address: {code}")
+    # the allow-listed address is not held to the address limits
+    codes = [request(path, u, WRONG, src="127.0.0.3")[0]
+             for _ in range(FAIL_LIMIT + 2)]
+    check(codes == [401] * (FAIL_LIMIT + 2), f"allow-listed: {codes}")
+    # requests without credentials are never throttled by these limits
+    code, _ = request("/static/app.js")
+    check(code in (200, 404), f"plain request: {code}")
+
+
+@case("web-login-basic-burst-radicale-throttled-429")
+def _():
+    start_throttle()
+    u = "cal1@example.com"
+
+    def failed_logins():
+        with open(env.rad1_log, errors="replace") as f:
+            return f.read().count("Failed login attempt")
+
+    before = failed_logins()
+    codes = [request(f"/{u}/", u, WRONG, method="PROPFIND",
+                     extra="Depth: 0\r\n")[0]
+             for _ in range(FAIL_LIMIT + 3)]
+    check(codes == [401] * FAIL_LIMIT + [429] * 3, f"answers {codes}")
+    time.sleep(0.3)
+    check(failed_logins() - before == FAIL_LIMIT,
+          f"Radicale saw {failed_logins() - before} failed logins")
+    code, _ = request(f"/{u}/", u, "pw1", method="PROPFIND",
+                      extra="Depth: 0\r\n", src="127.0.0.2")
+    check(code == 207, f"right password from another address: {code}")
+
+
+@case("web-login-imap-and-http-failures-share-one-limit")
+def _():
+    start_throttle()
+    u = "user3@example.org"          # lives on Dovecot 1
+    for _ in range(FAIL_LIMIT - 1):
+        m = imaplib.IMAP4(HOST, TIMAP)
+        try:
+            m.login(u, "wrong")
+            check(False, "wrong IMAP password accepted")
+        except imaplib.IMAP4.error as e:
+            check(b"AUTHENTICATIONFAILED" in str(e).encode() or
+                  "Authentication failed" in str(e), f"IMAP: {e}")
+        m.logout()
+    code, _ = request(f"/dav/{u}/", u, WRONG)
+    check(code == 401, f"third failure over HTTP: {code}")
+    code, _ = request(f"/dav/{u}/", u, WRONG)
+    check(code == 429, f"fourth failure over HTTP: {code}")
+    m = imaplib.IMAP4(HOST, TIMAP)
+    try:
+        m.login(u, "secret")
+        check(False, "IMAP login allowed over the shared limit")
+    except imaplib.IMAP4.error as e:
+        check("Too many failures" in str(e), f"IMAP over the limit: {e}")
+    m.logout()
+
+
+@case("web-login-audit-one-json-line-per-attempt-no-secrets")
+def _():
+    start_throttle()
+    time.sleep(0.5)
+    recs = [r for r in audit_lines() if r["protocol"] == "http"]
+    by = {}
+    for r in recs:
+        by.setdefault((r["user"], r["result"]), []).append(r)
+    check(len(by.get(("victim@example.org", "bad-credentials"), [])) ==
+          FAIL_LIMIT + FAIL_LIMIT + 2,
+          f"victim failures audited: "
+          f"{len(by.get(('victim@example.org', 'bad-credentials'), []))}")
+    throttled = [r for r in recs if r["result"].startswith("throttled")]
+    check(len(throttled) >= 3 + 3 + 1, f"throttled records {len(throttled)}")
+    ok = by.get(("victim@example.org", "ok"), [])
+    check(len(ok) == 1 and ok[0]["upstream"] == "one" and
+          ok[0]["http_status"] == 200 and
+          ok[0]["path_class"] == "activesync" and
+          ok[0]["mechanism"] == "basic", f"ok record {ok}")
+    rad = by.get(("cal1@example.com", "bad-credentials"), [])
+    check(len(rad) == FAIL_LIMIT and rad[0]["upstream"] == "rad1" and
+          rad[0]["http_status"] == 401, f"radicale records {rad[:1]}")
+    for r in throttled:
+        check(r["upstream"] is None and r.get("http_status") is None,
+              f"throttled record names an upstream: {r}")
+    texts = []
+    for name in ("tweb-audit.log", "tweb.log", "web.log", "cal.log"):
+        with open(os.path.join(env.web, name), errors="replace") as f:
+            texts.append(f.read())
+    blob = "\n".join(texts)
+    for secret in (WRONG, "pw1", basic("victim@example.org", WRONG),
+                   "ZM_AUTH_TOKEN=", web.ACCOUNT_ID):
+        check(secret not in blob, f"{secret!r} in a log")
+
+
+@case("web-body-limit-holds-for-chunked-bodies-too")
+def _():
+    start_throttle()
+    for framing in ("Content-Length: 200000\r\n",
+                    "Transfer-Encoding: chunked\r\n"):
+        head = (f"POST /home/user5@example.org/up HTTP/1.1\r\nHost: h\r\n"
+                f"{framing}Connection: close\r\n\r\n").encode()
+        body = b"x" * 200000
+        if "chunked" in framing:
+            body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        before = web.env.back1.count()
+        out = web.raw_exchange(head + body, port=TWEB)
+        check(out.startswith(b"HTTP/1.1 413 "), f"{framing}: {out[:60]!r}")
+        time.sleep(0.2)
+        check(web.env.back1.count() == before,
+              f"{framing}: the backend got the body")
+
+
+WEB_A, WEB_B, WEB_MC = 22091, 22092, 22211      # two nodes, one memcached
+
+
+@case("web-login-two-nodes-sharing-memcached-one-limit")
+def _():
+    start_throttle()
+    mc = Memcached(WEB_MC, os.path.join(env.web, "memcached.log"))
+    mc.start()
+    nodes = []
+    try:
+        for i, port in enumerate((WEB_A, WEB_B)):
+            conf = os.path.join(env.web, f"shared{i}.conf")
+            with open(conf, "w") as f:
+                f.write(f'''user "_postern"
+chroot "/var/empty"
+node "webshared{i}"
+listen on {HOST} port {port} http
+upstream "one" {{
+\thost {HOST}
+\thttp port {web.BACK1}
+}}
+route domain "example.org" to "one"
+throttle failures ip-user {FAIL_LIMIT} per 600
+throttle store memcache
+memcache server "127.0.0.1" port {WEB_MC}
+memcache backoff 2
+''')
+            node = Postern(env.binary, conf,
+                           os.path.join(env.web, f"shared{i}.log"), [port])
+            node.start()
+            nodes.append(node)
+        u = "spray@example.org"
+        before = env.back1.count()
+        codes = [request(f"/dav/{u}/", u, WRONG, port=(WEB_A, WEB_B)[i % 2])[0]
+                 for i in range(FAIL_LIMIT + 3)]
+        check(codes == [401] * FAIL_LIMIT + [429] * 3,
+              f"answers across two nodes {codes}")
+        check(env.back1.count() - before == FAIL_LIMIT,
+              f"backend saw {env.back1.count() - before} attempts")
+        keys = mc.command(b"lru_crawler metadump all\r\n")
+        check(b"spray" not in keys, "user name in memcached keys")
+    finally:
+        for node in nodes:
+            node.stop()
+        mc.stop()
