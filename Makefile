@@ -26,7 +26,8 @@ COMMON_SRCS	 = common/log.c common/imsg.c common/proto.c common/sandbox.c \
 AUTHPROC_SRCS	 = authproc/authproc.c authproc/imap.c authproc/pop3.c \
 		   authproc/http.c \
 		   authproc/imap_parser.c authproc/pop3_parser.c authproc/sasl.c \
-		   authproc/http_parser.c authproc/http_route.c
+		   authproc/http_parser.c authproc/http_route.c \
+		   authproc/http_form.c
 RELAY_SRCS	 = relay/relay.c relay/relay_imap.c relay/relay_pop3.c \
 		   relay/route.c relay/splice.c relay/mcache.c relay/mckey.c \
 		   relay/counters.c relay/lookup.c relay/authhttp.c \
@@ -71,6 +72,7 @@ $(BUILD)/%.o: %.c
 # ---- unit tests (cmocka), one file per module ----
 UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni json mckey \
 		   authhttp http_request http_route http_chunked http_response \
+		   http_form \
 		   policy proxyproto tlsbridge
 UNIT_BINS	 = $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 LIB_OBJS	 = $(filter-out $(BUILD)/parent/parent.o,$(OBJS))
@@ -121,14 +123,14 @@ test-sanitize: deps
 
 # ---- fuzzing (clang libFuzzer) ----
 FUZZ_TARGETS	 = imap_parser pop3_parser sasl imsg proxyproto authhttp \
-		   http_request http_route http_chunked http_response
+		   http_request http_route http_chunked http_response http_form
 FUZZ_BINS	 = $(FUZZ_TARGETS:%=fuzz/%-fuzz)
 FUZZ_CFLAGS	 = -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
 		   -Icommon -Iauthproc -Irelay -Ipolicy $(PKG_CFLAGS)
 FUZZ_SRCS	 = $(COMMON_SRCS) authproc/imap_parser.c \
 		   authproc/pop3_parser.c authproc/sasl.c relay/authhttp.c \
 		   authproc/http_parser.c authproc/http_route.c \
-		   relay/http_response.c
+		   authproc/http_form.c relay/http_response.c
 FUZZ_SECONDS	?= 20
 
 fuzz/%-fuzz: fuzz/fuzz_%.c $(FUZZ_SRCS)

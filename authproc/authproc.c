@@ -174,6 +174,7 @@ session_audit(struct session *s, enum audit_result result, const char *reason)
 	memcpy(a.user, s->req.user, sizeof(a.user));
 	snprintf(a.mech, sizeof(a.mech), "%s", login_mech_name(s->req.mech));
 	snprintf(a.reason, sizeof(a.reason), "%s", reason);
+	memcpy(a.path_class, s->http_class, sizeof(a.path_class));
 	imsgev_compose(&parent_iev, IMSG_AUDIT, 0, -1, &a, sizeof(a));
 }
 
@@ -284,6 +285,8 @@ session_free(struct session *s)
 		evtimer_del(&s->delay_ev);
 	if (evtimer_initialized(&s->total_ev))
 		evtimer_del(&s->total_ev);
+	/* dropped from epoll now, not after the close below */
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 	bufferevent_free(s->bev);
 	if (s->fd != -1)
 		close(s->fd);
@@ -472,6 +475,8 @@ session_starttls_done(struct session *s, const struct starttls_done *done,
 		session_free(s);
 		return;
 	}
+	/* dropped from epoll now, not after the close below */
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 	bufferevent_free(s->bev);
 	close(s->fd);
 	s->fd = fd;
@@ -1270,8 +1275,8 @@ relay_handle_http_done(struct imsg *imsg, struct imsgev *from)
 	    s->state != S_LOGIN_SENT || s->relay != from ||
 	    s->engine->exchange_done == NULL)
 		return 0; /* gone meanwhile */
-	s->engine->exchange_done(s, d, (const unsigned char *)(d + 1));
-	session_maybe_free(s);
+	if (s->engine->exchange_done(s, d, (const unsigned char *)(d + 1)) == 0)
+		session_maybe_free(s);
 	return 0;
 }
 
@@ -1325,6 +1330,7 @@ parent_handle(struct imsg *imsg)
 {
 	struct listener_ctx *l;
 	struct peer_channel *pc;
+	uint32_t i;
 
 	if (!sandboxed && imsg->hdr.type != IMSG_CONF_SANDBOX)
 		fatalx("configuration before the sandbox");
@@ -1346,8 +1352,17 @@ parent_handle(struct imsg *imsg)
 		if (authproc_http.max_head > HTTP_HEAD_MAX ||
 		    authproc_http.route.nprefixes > HTTP_MAX_PREFIXES ||
 		    authproc_http.timeout_header == 0 ||
-		    authproc_http.timeout_idle == 0)
+		    authproc_http.timeout_idle == 0 ||
+		    authproc_http.nforms > HTTP_MAX_FORMS)
 			fatalx("bad http message");
+		for (i = 0; i < authproc_http.nforms; i++)
+			if (!imsg_string_ok(authproc_http.forms[i].method,
+				sizeof(authproc_http.forms[i].method)) ||
+			    !imsg_string_ok(authproc_http.forms[i].path,
+				sizeof(authproc_http.forms[i].path)) ||
+			    !imsg_string_ok(authproc_http.forms[i].field,
+				sizeof(authproc_http.forms[i].field)))
+				fatalx("bad http message");
 		break;
 	case IMSG_CONF_POLICY:
 		memcpy(&authproc_policy, imsg->data, sizeof(authproc_policy));
@@ -1358,6 +1373,8 @@ parent_handle(struct imsg *imsg)
 			!authproc_policy.ip_fail.window) ||
 		    (authproc_policy.ipuser_fail.max &&
 			!authproc_policy.ipuser_fail.window) ||
+		    (authproc_policy.requests.max &&
+			!authproc_policy.requests.window) ||
 		    authproc_policy.nallow > POLICY_MAX_ALLOW ||
 		    authproc_policy.nproxy > POLICY_MAX_ALLOW)
 			fatalx("bad policy message");

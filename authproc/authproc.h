@@ -131,14 +131,17 @@ struct session {
 	struct login_request req;
 	int has_user;	  /* POP3 USER seen */
 	int http_checked; /* HTTP: this request's login passed the policy */
-	int tls;	  /* the client side is TLS */
-	int output_full;  /* reading paused for output */
-	int greeting;	  /* being written at once */
-	unsigned int attempts; /* logins on this connection */
-	unsigned int logins;   /* of them, handed to relay */
-	struct imsgev *relay;  /* the relay asked last for this session */
-	uint32_t query_seq;    /* of the last shared counter query */
-	int counted;	       /* attempt pending in policy */
+	int http_counted; /* HTTP: this request counted in its rate */
+	int http_form;	  /* HTTP: this request is a form login */
+	char http_class[HTTP_CLASS_MAX]; /* HTTP: the attempt's path class */
+	int tls;			 /* the client side is TLS */
+	int output_full;		 /* reading paused for output */
+	int greeting;			 /* being written at once */
+	unsigned int attempts;		 /* logins on this connection */
+	unsigned int logins;		 /* of them, handed to relay */
+	struct imsgev *relay; /* the relay asked last for this session */
+	uint32_t query_seq;   /* of the last shared counter query */
+	int counted;	      /* attempt pending in policy */
 	unsigned int failures;
 	struct event delay_ev;
 	struct login_result delayed;
@@ -187,8 +190,8 @@ struct proto_engine {
 	void (*too_many_attempts)(struct session *);
 	/* the policy let the attempt through: on to relay */
 	void (*send_login)(struct session *);
-	/* HTTP: relay is done with one exchange */
-	void (*exchange_done)(struct session *, const struct http_done *,
+	/* HTTP: relay is done with one exchange; -1: the session is gone */
+	int (*exchange_done)(struct session *, const struct http_done *,
 	    const unsigned char *leftover);
 	const char *busy;     /* to a client over the connection limit */
 	int audit_timeouts;   /* a time-out ends a login attempt */

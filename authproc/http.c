@@ -189,10 +189,11 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	snprintf(rec->method, sizeof(rec->method), "%.*s", (int)req.methodlen,
 	    req.method);
 	http_log_path(rec->path, sizeof(rec->path));
+	/* a form login is webmail wherever its form posts */
 	snprintf(rec->path_class, sizeof(rec->path_class), "%s",
-	    http_path_class());
+	    s->http_form ? "webmail" : http_path_class());
 	if (s->http_checked) {
-		rec->attempt = 1;
+		rec->attempt = s->http_form ? 2 : 1;
 		memcpy(rec->login_user, s->req.user, sizeof(rec->login_user));
 	}
 	if (session_send_relay(s, IMSG_HTTP_REQUEST, msg,
@@ -204,6 +205,61 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	return 0;
 }
 
+/* Is this request one of the configured form logins? */
+static const struct http_form_login *
+http_form_match(void)
+{
+	const struct http_form_login *f;
+	size_t plen, i;
+
+	for (plen = 0; plen < req.targetlen && req.target[plen] != '?'; plen++)
+		;
+	for (i = 0; i < authproc_http.nforms; i++) {
+		f = &authproc_http.forms[i];
+		if (req.methodlen == strlen(f->method) &&
+		    memcmp(req.method, f->method, req.methodlen) == 0 &&
+		    plen == strlen(f->path) &&
+		    memcmp(req.target, f->path, plen) == 0)
+			return f;
+	}
+	return NULL;
+}
+
+/*
+ * A form login is an attempt for the user its body names: the body is
+ * read whole (it is small) and the policy asked, as for Basic.  One
+ * whose user cannot be told is refused: it could not be counted.
+ */
+static void
+http_form_login(struct session *s, const unsigned char *in, size_t len)
+{
+	const struct http_form_login *f = http_form_match();
+	const struct http_field *ct;
+	char user[USER_MAX_LEN + 1];
+	int r;
+
+	if (req.framing != HTTP_BODY_LENGTH ||
+	    req.content_length > HTTP_FORM_BODY_MAX) {
+		http_answer_close(s, 413, "form login body too large", NULL);
+		return;
+	}
+	if (len - req.headlen < req.content_length)
+		return; /* the rest of the body, within the head's deadline */
+	ct = http_request_field(&req, "Content-Type");
+	r = http_form_user(ct != NULL ? ct->value : "",
+	    ct != NULL ? ct->valuelen : 0, (const char *)in + req.headlen,
+	    req.content_length, f->field, user, sizeof(user));
+	if (r <= 0) {
+		http_answer_close(s, 400, "form login without a user", NULL);
+		return;
+	}
+	memcpy(s->req.user, user, sizeof(s->req.user));
+	s->req.mech = MECH_FORM;
+	s->http_form = 1;
+	snprintf(s->http_class, sizeof(s->http_class), "webmail");
+	session_login(s);
+}
+
 /* A whole head: answer it ourselves or give it to relay. */
 static void
 http_request_ready(struct session *s, const unsigned char *in, size_t len)
@@ -211,6 +267,16 @@ http_request_ready(struct session *s, const unsigned char *in, size_t len)
 	uint32_t mode = s->listener->conf.http_mode;
 	int status;
 
+	/* counted once, however often its head is parsed again */
+	if (!s->http_counted) {
+		if (policy_request(&s->client, wallclock_ms())) {
+			http_answer_close(s, 429,
+			    "address over its request rate",
+			    "Retry-After: 10\r\n");
+			return;
+		}
+		s->http_counted = 1;
+	}
 	if (!s->tls && mode == HTTP_MODE_HTTPS) {
 		http_answer_close(s, 403, "plain http refused", NULL);
 		return;
@@ -233,8 +299,15 @@ http_request_ready(struct session *s, const unsigned char *in, size_t len)
 		snprintf(s->req.user, sizeof(s->req.user), "%s",
 		    key.basic_user);
 		s->req.mech = MECH_BASIC;
+		snprintf(s->http_class, sizeof(s->http_class), "%s",
+		    http_path_class());
 		explicit_bzero(&key, sizeof(key));
 		session_login(s);
+		return;
+	}
+	if (!s->http_checked && http_form_match() != NULL) {
+		explicit_bzero(&key, sizeof(key));
+		http_form_login(s, in, len);
 		return;
 	}
 	session_deadline(s, 0);
@@ -288,14 +361,16 @@ http_send_login(struct session *s)
 	http_input(s);
 }
 
-/* The upstream's answer decides a Basic login: 401 and 403 are failures. */
+/* relay's verdict on the login, from the upstream's answer. */
 static void
-http_attempt_over(struct session *s, uint32_t status)
+http_attempt_over(struct session *s, uint32_t login)
 {
+	s->http_counted = 0;
+	s->http_class[0] = '\0';
 	if (!s->http_checked)
 		return;
-	s->http_checked = 0;
-	session_attempt_done(s, status == 401 || status == 403);
+	s->http_checked = s->http_form = 0;
+	session_attempt_done(s, login == 2);
 }
 
 /*
@@ -303,31 +378,32 @@ http_attempt_over(struct session *s, uint32_t status)
  * chunked body are the start of the next request: they go back in front
  * of whatever is still buffered here.
  */
-static void
+static int
 http_exchange_done(struct session *s, const struct http_done *d,
     const unsigned char *leftover)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
-	http_attempt_over(s, d->status);
+	http_attempt_over(s, d->login);
 	switch (d->result) {
 	case HTTP_DONE_TAKEN:
 		session_handed_off(s);
-		return;
+		return -1;
 	case HTTP_DONE_KEEPALIVE:
 		break;
 	default:
 		session_close_after_write(s);
-		return;
+		return 0;
 	}
 	if (d->leftover > 0 &&
 	    evbuffer_prepend(in, leftover, d->leftover) == -1) {
 		session_close_after_write(s);
-		return;
+		return 0;
 	}
 	s->state = S_PREAUTH;
 	bufferevent_enable(s->bev, EV_READ);
 	http_input(s);
+	return 0;
 }
 
 /* Idle too long, or a head too slow. */
@@ -363,8 +439,9 @@ http_login_result(struct session *s, const struct login_result *res)
 static void
 http_throttled(struct session *s, const struct login_result *res)
 {
-	s->http_checked = 0;
+	s->http_checked = s->http_form = 0;
 	http_answer_close(s, 429, res->text, "Retry-After: 60\r\n");
+	s->http_class[0] = '\0';
 }
 
 static void

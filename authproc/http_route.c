@@ -55,15 +55,18 @@ hexval(unsigned char c)
  * DECODE_MALFORMED (checked over all of the input, so that the answer
  * does not depend on outsz) or DECODE_TOO_LONG.
  */
-static ssize_t
-pct_decode(const char *in, size_t len, char *out, size_t outsz)
+ssize_t
+http_pct_decode(const char *in, size_t len, char *out, size_t outsz,
+    int plus_is_space)
 {
 	size_t i, n = 0;
 	int hi, lo, c;
 
 	for (i = 0; i < len; i++, n++) {
 		c = (unsigned char)in[i];
-		if (c == '%') {
+		if (c == '+' && plus_is_space)
+			c = ' ';
+		else if (c == '%') {
 			if (len - i < 3 || (hi = hexval(in[i + 1])) == -1 ||
 			    (lo = hexval(in[i + 2])) == -1)
 				return DECODE_MALFORMED;
@@ -80,8 +83,8 @@ pct_decode(const char *in, size_t len, char *out, size_t outsz)
 }
 
 /* A name to route by: no controls, spaces or '/', not a dot segment. */
-static int
-usable_name(const char *s, size_t n)
+int
+http_usable_name(const char *s, size_t n)
 {
 	size_t i;
 	unsigned char c;
@@ -166,7 +169,7 @@ http_query_arg(const char *target, size_t len, const char *name, char *out,
 		out[0] = '\0';
 	if (!query_find(target, len, name, &v, &vlen))
 		return 0;
-	if (outsz == 0 || (n = pct_decode(v, vlen, out, outsz)) < 0 ||
+	if (outsz == 0 || (n = http_pct_decode(v, vlen, out, outsz, 0)) < 0 ||
 	    memchr(out, '\0', (size_t)n) != NULL) {
 		if (outsz > 0)
 			out[0] = '\0';
@@ -187,7 +190,7 @@ name_key(const char *raw, size_t rawlen, enum http_key_source src,
 	const char *s = name;
 	ssize_t n;
 
-	n = pct_decode(raw, rawlen, name, sizeof(name));
+	n = http_pct_decode(raw, rawlen, name, sizeof(name), 0);
 	if (n == DECODE_MALFORMED)
 		return -1;
 	if (n < 0)
@@ -196,7 +199,7 @@ name_key(const char *raw, size_t rawlen, enum http_key_source src,
 		s++;
 		n--;
 	}
-	if (!usable_name(s, (size_t)n))
+	if (!http_usable_name(s, (size_t)n))
 		return 0;
 	set_key(key, HTTP_KEY_USER, src, s, (size_t)n);
 	return 1;
@@ -283,7 +286,7 @@ windows_name(const char *u, size_t ulen, char *user, size_t usersz)
 		name[nlen] = '@';
 		memcpy(name + nlen + 1, u, dlen);
 	}
-	if (usable_name(name, n)) {
+	if (http_usable_name(name, n)) {
 		memcpy(user, name, n);
 		user[n] = '\0';
 	}
@@ -587,7 +590,7 @@ token_arg_key(const struct http_request *req, struct http_route_key *key)
 
 	if (!query_find(req->target, req->targetlen, "zauthtoken", &v, &vlen))
 		return 0;
-	if ((n = pct_decode(v, vlen, tok, sizeof(tok))) < 0 ||
+	if ((n = http_pct_decode(v, vlen, tok, sizeof(tok), 0)) < 0 ||
 	    http_zm_token_id(tok, (size_t)n, key->key, sizeof(key->key)) == -1)
 		return 0;
 	key->kind = HTTP_KEY_ACCOUNT_ID;

@@ -13,8 +13,16 @@
  * request's X-Auth-Port header (set per server block in nginx with
  * auth_http_header), else the -P default.
  *
+ * With -w it is also a web server for HTTP proxies: HTTP/1.1, keep-alive
+ * and pipelining; a request for any path answers 200 with a fixed
+ * 100-byte body, except a path containing /big/N, which answers N bytes
+ * (the message body, repeated as often as needed); every answer names the
+ * web port in X-Backend.  A request body announced by
+ * Content-Length is read and dropped; chunked request bodies are not
+ * supported.  HTTP/1.0 or Connection: close closes after the answer.
+ *
  *	fakebackend [-b addr] [-i imap-port] [-p pop3-port] [-H http-port]
- *	    [-P auth-port] [-s message-bytes] [-q]
+ *	    [-P auth-port] [-w web-port] [-s message-bytes] [-q]
  */
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -43,7 +51,7 @@
 
 #define IMAP_CAPS "IMAP4rev1 ID SASL-IR AUTH=PLAIN LITERAL+ IDLE ENABLE UIDPLUS"
 
-enum kind { K_LISTEN, K_IMAP, K_POP3, K_HTTP };
+enum kind { K_LISTEN, K_IMAP, K_POP3, K_HTTP, K_WEB };
 
 enum cstate {
 	C_CMD,	  /* reading command lines */
@@ -63,12 +71,12 @@ struct conn {
 	char cmdtag[64]; /* IMAP: tag of the command being read */
 	char cmd[32];	 /* IMAP: its name, upper case */
 	char arg1[32];	 /* IMAP: its first argument, upper case */
-	size_t skip;	 /* IMAP: literal bytes still to skip */
+	size_t skip;	 /* IMAP: literal bytes still to skip; web: body */
 	char in[INBUF_SIZE];
 	size_t inlen;
 	char *out; /* small replies, then the big body, then tail */
 	size_t outlen, outoff, outcap;
-	const char *big;
+	const char *big; /* the message body, repeated up to biglen */
 	size_t biglen, bigoff;
 	char *tail;
 	size_t taillen, tailoff, tailcap;
@@ -82,6 +90,7 @@ static size_t bodylen;
 static unsigned int auth_default_port;
 static volatile sig_atomic_t stop;
 static unsigned long long n_logins, n_fetches, n_conns, n_open;
+static unsigned long long n_requests;
 static struct conn *listeners[4];
 static int nlisteners, listeners_paused;
 
@@ -94,7 +103,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: fakebackend [-b addr] [-i imap-port] [-p pop3-port] "
 	    "[-H http-port]\n"
-	    "                   [-P auth-port] [-s message-bytes] [-q]\n");
+	    "                   [-P auth-port] [-w web-port]\n"
+	    "                   [-s message-bytes] [-q]\n");
 	exit(2);
 }
 
@@ -278,10 +288,18 @@ flush_out(struct conn *c)
 			iov[cnt++].iov_len = c->outlen - c->outoff;
 		}
 		if (c->bigoff < c->biglen) {
-			iov[cnt].iov_base = (char *)c->big + c->bigoff;
-			iov[cnt++].iov_len = c->biglen - c->bigoff;
+			/* from the body, wrapping round for a longer answer */
+			size_t at = c->bigoff % bodylen, m = bodylen - at;
+
+			if (m > c->biglen - c->bigoff)
+				m = c->biglen - c->bigoff;
+			iov[cnt].iov_base = (char *)c->big + at;
+			iov[cnt++].iov_len = m;
 		}
-		if (c->tailoff < c->taillen) {
+		/* the tail only once the body's last piece is in this write */
+		if (c->tailoff < c->taillen &&
+		    (c->bigoff >= c->biglen ||
+			iov[cnt - 1].iov_len == c->biglen - c->bigoff)) {
 			iov[cnt].iov_base = c->tail + c->tailoff;
 			iov[cnt++].iov_len = c->taillen - c->tailoff;
 		}
@@ -576,6 +594,136 @@ http_request(struct conn *c)
 	c->inlen = 0;
 }
 
+/* Queue len bytes before the big body, without formatting. */
+static void
+append(struct conn *c, const char *buf, size_t len)
+{
+	grow(&c->out, &c->outcap, c->outlen + len);
+	memcpy(c->out + c->outlen, buf, len);
+	c->outlen += len;
+}
+
+#define WEB_SMALL                                                   \
+	"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU" \
+	"VWXYZ0123456789abcdefghijklmnopqrstuvwxyz.\n"
+#define WEB_HEAD                                     \
+	"HTTP/1.1 200 OK\r\nServer: fakebackend\r\n" \
+	"X-Backend: %u\r\nContent-Type: text/plain\r\n"
+#define WEB_CLOSE "Connection: close\r\n"
+#define WEB_ERROR(status) \
+	"HTTP/1.1 " status "\r\nContent-Length: 0\r\n" WEB_CLOSE "\r\n"
+
+/* The answers to GET /x, with the -w port in X-Backend, made once. */
+static char web_small_ka[384], web_small_close[384];
+static size_t web_small_ka_len, web_small_close_len;
+static unsigned int web_port;
+
+static void
+web_init(void)
+{
+	web_small_ka_len = snprintf(web_small_ka, sizeof(web_small_ka),
+	    WEB_HEAD "Content-Length: 100\r\n\r\n" WEB_SMALL, web_port);
+	web_small_close_len = snprintf(web_small_close, sizeof(web_small_close),
+	    WEB_HEAD "Content-Length: 100\r\n" WEB_CLOSE "\r\n" WEB_SMALL,
+	    web_port);
+}
+
+/* Does a field value (up to its CR) name the token, comma-separated? */
+static int
+has_token(const char *v, const char *token)
+{
+	size_t tl = strlen(token);
+
+	while (*v != '\0' && *v != '\r' && *v != '\n') {
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		if (strncasecmp(v, token, tl) == 0 &&
+		    strchr(" \t,\r\n", v[tl]) != NULL)
+			return 1;
+		while (*v != '\0' && *v != ',' && *v != '\r' && *v != '\n')
+			v++;
+	}
+	return 0;
+}
+
+/*
+ * The web server: one request head (or a piece of a request body to
+ * drop) from the input.  Returns 0 when the input holds nothing
+ * complete.
+ */
+static int
+web_take(struct conn *c)
+{
+	static const char too_large[] = WEB_ERROR("431 Too Large");
+	static const char no_chunks[] = WEB_ERROR("501 No Chunks");
+	const char *end, *eol, *v, *sp, *big;
+	size_t used, len;
+	int close_after;
+
+	if (c->inlen == 0)
+		return 0;
+	if (c->skip > 0) {
+		used = c->skip < c->inlen ? c->skip : c->inlen;
+		c->skip -= used;
+		goto consume;
+	}
+	if ((end = memmem(c->in, c->inlen, "\r\n\r\n", 4)) == NULL) {
+		if (c->inlen < sizeof(c->in))
+			return 0;
+		append(c, too_large, sizeof(too_large) - 1);
+		c->state = C_CLOSING;
+		return 1;
+	}
+	used = end + 4 - c->in;
+	c->in[used - 2] = '\0'; /* the head's fields, each after an LF */
+	n_requests++;
+	/* request line: method SP target SP HTTP/1.x */
+	eol = strstr(c->in, "\r\n");
+	if (eol == NULL)
+		eol = c->in + strlen(c->in);
+	sp = memchr(c->in, ' ', eol - c->in);
+	close_after = sp == NULL || eol - c->in < 9 ||
+	    memcmp(eol - 9, " HTTP/1.0", 9) == 0;
+	if ((v = header_value(c->in, "Connection")) != NULL) {
+		if (has_token(v, "close"))
+			close_after = 1;
+		else if (has_token(v, "keep-alive"))
+			close_after = 0;
+	}
+	if (header_value(c->in, "Transfer-Encoding") != NULL) {
+		append(c, no_chunks, sizeof(no_chunks) - 1);
+		c->state = C_CLOSING;
+		return 1;
+	}
+	if ((v = header_value(c->in, "Content-Length")) != NULL)
+		c->skip = (size_t)strtoull(v, NULL, 10);
+	big = NULL;
+	if (sp != NULL && (big = strstr(sp + 1, "/big/")) != NULL &&
+	    ((v = memchr(sp + 1, ' ', eol - sp - 1)) == NULL || big > v))
+		big = NULL; /* not in the target */
+	if (big != NULL) {
+		len = (size_t)strtoull(big + 5, NULL, 10);
+		n_fetches++;
+		reply(c, WEB_HEAD "Content-Length: %zu\r\n%s\r\n", web_port,
+		    len, close_after ? WEB_CLOSE : "");
+		if (len > 0) {
+			c->big = body;
+			c->biglen = len;
+			c->bigoff = 0;
+		}
+	} else if (close_after) {
+		append(c, web_small_close, web_small_close_len);
+	} else {
+		append(c, web_small_ka, web_small_ka_len);
+	}
+	if (close_after)
+		c->state = C_CLOSING;
+consume:
+	memmove(c->in, c->in + used, c->inlen - used);
+	c->inlen -= used;
+	return 1;
+}
+
 /*
  * Take one command (or a piece of a literal) from the input.  Returns 0
  * when the input holds nothing complete.
@@ -586,6 +734,8 @@ take_one(struct conn *c)
 	char *nl;
 	size_t used, len;
 
+	if (c->kind == K_WEB)
+		return web_take(c);
 	if (c->kind == K_HTTP) {
 		if (memmem(c->in, c->inlen, "\r\n\r\n", 4) != NULL ||
 		    memmem(c->in, c->inlen, "\n\n", 2) != NULL) {
@@ -749,7 +899,7 @@ main(int argc, char *argv[])
 	size_t size = 16 << 20;
 	int ch, i, n;
 
-	while ((ch = getopt(argc, argv, "b:H:i:p:P:qs:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:H:i:p:P:qs:w:")) != -1) {
 		switch (ch) {
 		case 'b':
 			addr = optarg;
@@ -773,11 +923,14 @@ main(int argc, char *argv[])
 		case 's':
 			size = (size_t)strtoull(optarg, NULL, 10);
 			break;
+		case 'w':
+			web_port = (unsigned int)strtoul(optarg, NULL, 10);
+			break;
 		default:
 			usage();
 		}
 	}
-	if (imap_port == 0 && pop3_port == 0 && http_port == 0)
+	if (imap_port == 0 && pop3_port == 0 && http_port == 0 && web_port == 0)
 		usage();
 	raise_nofile();
 	make_body(size);
@@ -795,6 +948,10 @@ main(int argc, char *argv[])
 		listen_on(addr, pop3_port, K_POP3);
 	if (http_port)
 		listen_on(addr, http_port, K_HTTP);
+	if (web_port) {
+		web_init();
+		listen_on(addr, web_port, K_WEB);
+	}
 	if (!quiet)
 		fprintf(stderr, "fakebackend: ready (message %zu bytes)\n",
 		    bodylen);
@@ -820,7 +977,7 @@ main(int argc, char *argv[])
 	if (!quiet)
 		fprintf(stderr,
 		    "fakebackend: %llu connections, %llu logins, %llu "
-		    "fetches, %llu open at exit\n",
-		    n_conns, n_logins, n_fetches, n_open);
+		    "fetches, %llu web requests, %llu open at exit\n",
+		    n_conns, n_logins, n_fetches, n_requests, n_open);
 	return 0;
 }

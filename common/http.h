@@ -138,6 +138,19 @@ struct http_route_conf {
 	char cookie[HTTP_COOKIE_MAX];			   /* ZM_AUTH_TOKEN */
 };
 
+/* A webmail form login: method and path (query ignored), the user's field. */
+#define HTTP_MAX_FORMS	   4
+#define HTTP_FORM_BODY_MAX 4096 /* a login body read whole, at most */
+
+struct http_form_login {
+	char method[16];
+	char path[HTTP_PREFIX_MAX];
+	char field[32];
+};
+
+int http_form_user(const char *ctype, size_t ctlen, const char *body,
+    size_t len, const char *field, char *user, size_t usersz);
+
 /* The Zimbra-compatible defaults. */
 void http_route_conf_default(struct http_route_conf *);
 
@@ -160,6 +173,9 @@ int http_route_key(const struct http_request *, const struct http_route_conf *,
     struct http_route_key *);
 
 /* Pieces, exported for tests and fuzzing. */
+ssize_t http_pct_decode(const char *, size_t, char *out, size_t outsz,
+    int plus_is_space);
+int http_usable_name(const char *, size_t);
 int http_basic_user(const char *value, size_t len, char *user, size_t usersz);
 int http_zm_token_id(const char *token, size_t len, char *id, size_t idsz);
 int http_cookie_value(const char *header, size_t len, const char *name,

@@ -407,7 +407,7 @@ http_request_rec_valid(const struct imsg *imsg, char *err, size_t errlen)
 	    (r->key_kind != HTTP_KEY_NONE && r->key[0] == '\0') ||
 	    !imsg_string_ok(r->host, sizeof(r->host)) ||
 	    !imsg_string_ok(r->method, sizeof(r->method)) ||
-	    !imsg_string_ok(r->path, sizeof(r->path)) || r->attempt > 1 ||
+	    !imsg_string_ok(r->path, sizeof(r->path)) || r->attempt > 2 ||
 	    !imsg_string_ok(r->login_user, sizeof(r->login_user)) ||
 	    (r->attempt && r->login_user[0] == '\0') ||
 	    !imsg_string_ok(r->path_class, sizeof(r->path_class))) {
@@ -457,6 +457,7 @@ http_done_valid(const struct imsg *imsg)
 	    imsg->datalen == sizeof(*d) + d->leftover &&
 	    d->result >= HTTP_DONE_KEEPALIVE &&
 	    d->result <= HTTP_DONE_CLIENT_GONE && d->status <= 999 &&
+	    d->login <= 2 &&
 	    (d->leftover == 0 || d->result == HTTP_DONE_KEEPALIVE);
 }
 
@@ -492,6 +493,8 @@ login_mech_name(enum login_mech m)
 		return "user-pass";
 	case MECH_BASIC:
 		return "basic";
+	case MECH_FORM:
+		return "form";
 	default:
 		return "";
 	}

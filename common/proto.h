@@ -40,7 +40,8 @@ enum login_mech {
 	MECH_USERPASS = 3, /* POP3 USER/PASS */
 	MECH_NAME = 4,	   /* HTTP: routed by an account name */
 	MECH_ID = 5,	   /* HTTP: routed by an account id (token) */
-	MECH_BASIC = 6	   /* HTTP: Basic credentials, a login attempt */
+	MECH_BASIC = 6,	   /* HTTP: Basic credentials, a login attempt */
+	MECH_FORM = 7	   /* HTTP: a webmail form login */
 };
 
 enum login_status {
@@ -200,7 +201,8 @@ struct conf_upstream {
 	uint32_t has_imap;
 	uint32_t has_pop3;
 	uint32_t has_http;
-	uint32_t tls; /* implicit TLS to the upstream */
+	uint32_t tls;	/* implicit TLS to the upstream, every port */
+	uint32_t https; /* TLS on the http port only */
 	uint32_t noverify;
 	char servername[256];
 	struct sockaddr_storage imap;
@@ -316,7 +318,9 @@ struct conf_http {
 	uint32_t upstream_idle;	   /* s an idle upstream connection is kept */
 	uint32_t upstream_keep;	   /* idle upstream connections, per relay */
 	uint32_t access_log;	   /* relay sends access records */
-	uint32_t access_query;	   /* with the query in the path */
+	uint32_t nforms;
+	struct http_form_login forms[HTTP_MAX_FORMS];
+	uint32_t access_query; /* with the query in the path */
 	struct http_route_conf route;
 };
 
@@ -358,7 +362,7 @@ struct http_request_rec {
 	char host[HTTP_HOST_MAX + 1]; /* the Host the client used */
 	char method[16];
 	char path[HTTP_PATH_LOG_MAX + 1]; /* for logs, query dropped */
-	/* a login attempt (Basic credentials) that passed the policy */
+	/* a login attempt that passed the policy: 1 Basic, 2 a form */
 	uint32_t attempt;
 	char login_user[USER_MAX_LEN + 1];
 	char path_class[HTTP_CLASS_MAX];
@@ -382,6 +386,7 @@ struct access_record {
 /* relay -> authproc; followed by leftover bytes read past the body. */
 struct http_done {
 	uint32_t result; /* enum http_done_result */
+	uint32_t login;	 /* an attempt's verdict: 0 none, 1 ok, 2 failed */
 	uint32_t status; /* what the client was answered */
 	uint32_t leftover;
 	uint64_t bytes_up;

@@ -229,7 +229,7 @@ keypairs_check(struct postern_conf *conf)
 
 	TAILQ_FOREACH(u, &conf->upstreams, entry)
 	{
-		if (!u->conf.tls || u->conf.noverify)
+		if ((!u->conf.tls && !u->conf.https) || u->conf.noverify)
 			continue;
 		if ((ca = read_file(u->ca[0] ? u->ca
 					     : tls_default_ca_cert_file(),
@@ -449,7 +449,8 @@ child_send_config(struct child *c)
 		{
 			imsgev_compose(iev, IMSG_CONF_UPSTREAM, 0, -1, &u->conf,
 			    sizeof(u->conf));
-			if (u->conf.tls && !u->conf.noverify &&
+			if ((u->conf.tls || u->conf.https) &&
+			    !u->conf.noverify &&
 			    send_blob(iev, u->conf.id, BLOB_CA,
 				u->ca[0] ? u->ca
 					 : tls_default_ca_cert_file()) == -1)

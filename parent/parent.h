@@ -39,6 +39,7 @@ struct upstream {
 	int imap_port;
 	int pop3_port;
 	int http_port;
+	int tls_opts; /* tls ca, name or no-verify given */
 };
 TAILQ_HEAD(upstreamlist, upstream);
 

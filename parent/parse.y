@@ -67,6 +67,8 @@ static int	 resolve(const char *, int, struct sockaddr_storage *, int);
 static int	 add_path_prefix(const char *);
 static void	 check_http(const char *, struct postern_conf *);
 static int	 prefixes_given;
+static int	 forms_given;
+static int	 add_form_login(const char *, const char *, const char *);
 
 typedef struct {
 	union {
@@ -92,7 +94,8 @@ typedef struct {
 %token	HTTP MODE HTTPS REDIRECT BOTH HSTS HSTSMAXAGE FALLBACK
 %token	HTTPHEADER HTTPTARGET HTTPBODY HTTPIDLE HTTPRESPONSE
 %token	LOOKUPFAILURE ROUTEBY PATH BASIC COOKIE AUTHCOOKIE PATHPREFIX
-%token	UPSTREAMIDLE UPSTREAMKEEP ACCESS LOG QUERY
+%token	UPSTREAMIDLE UPSTREAMKEEP ACCESS LOG QUERY HTTPREQUESTS
+%token	FORMLOGIN FIELD NONE
 %type	<v.number>	window
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -228,6 +231,22 @@ httpmain	: HTTP FALLBACK TO string {
 		| ACCESS LOG QUERY {
 			conf->http.access_query = 1;
 		}
+		| HTTP FORMLOGIN string string FIELD string {
+			int	r = add_form_login($3, $4, $6);
+
+			free($3);
+			$3 = NULL;
+			free($4);
+			$4 = NULL;
+			free($6);
+			$6 = NULL;
+			if (r == -1)
+				YYERROR;
+		}
+		| HTTP FORMLOGIN NONE {
+			conf->http.nforms = 0;
+			forms_given = 1;
+		}
 		| HTTP UPSTREAMKEEP NUMBER {
 			if ($3 < 0 || $3 > 10000) {
 				yyerror("upstream-keep out of range (0-10000)");
@@ -262,6 +281,10 @@ httpmain	: HTTP FALLBACK TO string {
 				YYERROR;
 			}
 			conf->http.max_target = $3;
+		}
+		| LIMIT HTTPREQUESTS NUMBER PER window {
+			if (set_limit(&conf->policy.requests, $3, $5) == -1)
+				YYERROR;
 		}
 		| LIMIT HTTPBODY NUMBER {
 			if ($3 < 0 || $3 > (1LL << 42)) {
@@ -729,8 +752,14 @@ upstream	: UPSTREAM string {
 				cur_upstream = NULL;
 				YYERROR;
 			}
+			/*
+			 * tls options alone mean TLS on every port, as
+			 * before "https port"; beside it, they are its own
+			 */
+			if (cur_upstream->tls_opts && !cur_upstream->conf.https)
+				cur_upstream->conf.tls = 1;
 			/* verify the upstream's certificate against its host */
-			if (cur_upstream->conf.tls &&
+			if ((cur_upstream->conf.tls || cur_upstream->conf.https) &&
 			    cur_upstream->conf.servername[0] == '\0')
 				snprintf(cur_upstream->conf.servername,
 				    sizeof(cur_upstream->conf.servername), "%s",
@@ -1003,7 +1032,7 @@ upstreamopt	: HOST string {
 		| TLS CA string {
 			int r;
 
-			cur_upstream->conf.tls = 1;
+			cur_upstream->tls_opts = 1;
 			r = set_path(cur_upstream->ca, sizeof(cur_upstream->ca), $3);
 			free($3);
 			$3 = NULL;
@@ -1011,7 +1040,7 @@ upstreamopt	: HOST string {
 				YYERROR;
 		}
 		| TLS NAME string {
-			cur_upstream->conf.tls = 1;
+			cur_upstream->tls_opts = 1;
 			if (strlen($3) >= sizeof(cur_upstream->conf.servername)) {
 				yyerror("server name too long");
 				free($3);
@@ -1024,8 +1053,16 @@ upstreamopt	: HOST string {
 			$3 = NULL;
 		}
 		| TLS NOVERIFY {
-			cur_upstream->conf.tls = 1;
+			cur_upstream->tls_opts = 1;
 			cur_upstream->conf.noverify = 1;
+		}
+		| HTTPS PORT NUMBER {
+			if ($3 <= 0 || $3 > 65535) {
+				yyerror("port out of range");
+				YYERROR;
+			}
+			cur_upstream->http_port = $3;
+			cur_upstream->conf.https = 1;
 		}
 		| proto PORT NUMBER {
 			if ($3 <= 0 || $3 > 65535) {
@@ -1106,7 +1143,9 @@ lookup(const char *s)
 		{ "fail-timeout",	FAILTIMEOUT },
 		{ "failures",		FAILURES },
 		{ "fallback",		FALLBACK },
+		{ "field",		FIELD },
 		{ "file",		FILENAME },
+		{ "form-login",		FORMLOGIN },
 		{ "greeting",		GREETING },
 		{ "handler",		HANDLER },
 		{ "handshake",		HANDSHAKE },
@@ -1117,6 +1156,7 @@ lookup(const char *s)
 		{ "http-body",		HTTPBODY },
 		{ "http-header",	HTTPHEADER },
 		{ "http-idle",		HTTPIDLE },
+		{ "http-requests",	HTTPREQUESTS },
 		{ "http-response",	HTTPRESPONSE },
 		{ "http-target",	HTTPTARGET },
 		{ "https",		HTTPS },
@@ -1144,6 +1184,7 @@ lookup(const char *s)
 		{ "network",		NETWORK },
 		{ "no-verify",		NOVERIFY },
 		{ "node",		NODE },
+		{ "none",		NONE },
 		{ "ocsp",		OCSP },
 		{ "on",			ON },
 		{ "pass-password",	PASSPASSWORD },
@@ -1384,6 +1425,47 @@ add_listener(const char *addr, long long port, int proto)
 	snprintf(l->conf.name, sizeof(l->conf.name), "%s:%lld",
 	    mail_proto_name(proto), port);
 	TAILQ_INSERT_TAIL(&conf->listeners, l, entry);
+	return 0;
+}
+
+/* The first form login given replaces the Zimbra defaults. */
+static int
+add_form_login(const char *method, const char *path, const char *field)
+{
+	struct http_form_login	*f;
+	size_t			 i;
+
+	for (i = 0; method[i] != '\0'; i++)
+		if (!http_is_tchar(method[i]))
+			break;
+	if (method[i] != '\0' || i == 0 ||
+	    i >= sizeof(conf->http.forms[0].method)) {
+		yyerror("invalid form login method");
+		return -1;
+	}
+	if (path[0] != '/' || strlen(path) >= sizeof(f->path) ||
+	    strpbrk(path, " \t?#") != NULL) {
+		yyerror("a form login path starts with '/', without a query");
+		return -1;
+	}
+	for (i = 0; field[i] != '\0'; i++)
+		if (!isalnum((unsigned char)field[i]) &&
+		    strchr("_-.", field[i]) == NULL)
+			break;
+	if (field[i] != '\0' || i == 0 || i >= sizeof(f->field)) {
+		yyerror("invalid form login field");
+		return -1;
+	}
+	if (!forms_given++)
+		conf->http.nforms = 0;
+	if (conf->http.nforms >= HTTP_MAX_FORMS) {
+		yyerror("too many form logins (max %d)", HTTP_MAX_FORMS);
+		return -1;
+	}
+	f = &conf->http.forms[conf->http.nforms++];
+	snprintf(f->method, sizeof(f->method), "%s", method);
+	snprintf(f->path, sizeof(f->path), "%s", path);
+	snprintf(f->field, sizeof(f->field), "%s", field);
 	return 0;
 }
 
@@ -1802,6 +1884,19 @@ conf_defaults(struct postern_conf *c)
 	c->http.upstream_idle = 30;
 	c->http.upstream_keep = 64;
 	http_route_conf_default(&c->http.route);
+	/* Zimbra and Carbonio: the SOAP AuthRequest and the login page */
+	c->http.nforms = 2;
+	snprintf(c->http.forms[0].method, sizeof(c->http.forms[0].method),
+	    "POST");
+	snprintf(c->http.forms[0].path, sizeof(c->http.forms[0].path),
+	    "/service/soap/AuthRequest");
+	snprintf(c->http.forms[0].field, sizeof(c->http.forms[0].field),
+	    "account");
+	snprintf(c->http.forms[1].method, sizeof(c->http.forms[1].method),
+	    "POST");
+	snprintf(c->http.forms[1].path, sizeof(c->http.forms[1].path), "/");
+	snprintf(c->http.forms[1].field, sizeof(c->http.forms[1].field),
+	    "username");
 	c->memcache.backoff_s = 30;
 	snprintf(c->global.greeting, sizeof(c->global.greeting),
 	    "postern ready");
@@ -1825,6 +1920,7 @@ parse_config(const char *path)
 	cur_handler = NULL;
 	tlsprocs_given = 0;
 	prefixes_given = 0;
+	forms_given = 0;
 	if ((file.stream = fopen(path, "r")) == NULL) {
 		log_warn("%s", path);
 		free_config(c);

@@ -194,6 +194,23 @@ counter_bump(enum counter_kind kind, const struct sockaddr_storage *ss,
 	c->last_ms = now;
 }
 
+/*
+ * One HTTP request from this address: 1 if the address is over its
+ * rate (then not counted), else counted and 0.  Logins have their own
+ * limits; this one bounds what any client may ask of the upstreams.
+ */
+int
+policy_request(const struct sockaddr_storage *ss, uint64_t now)
+{
+	if (pol.requests.max == 0 || policy_allowlisted(ss))
+		return 0;
+	if (counter_value(COUNT_REQUEST, ss, "", &pol.requests, now, NULL) >=
+	    pol.requests.max)
+		return 1;
+	counter_bump(COUNT_REQUEST, ss, "", &pol.requests, now);
+	return 0;
+}
+
 int
 policy_allowlisted(const struct sockaddr_storage *ss)
 {
@@ -370,6 +387,8 @@ policy_limit(enum counter_kind kind)
 		return &pol.ip_fail;
 	case COUNT_IPUSER_FAIL:
 		return &pol.ipuser_fail;
+	case COUNT_REQUEST:
+		return &pol.requests;
 	}
 	return NULL;
 }

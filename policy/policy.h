@@ -54,6 +54,7 @@ struct conf_policy {
 	/* load balancers whose PROXY protocol headers are believed */
 	uint32_t nproxy;
 	struct cidr proxy[POLICY_MAX_ALLOW];
+	struct policy_limit requests; /* HTTP requests per address */
 };
 
 /* window.c: a two-bucket sliding window counter */
@@ -85,7 +86,8 @@ enum counter_kind {
 	COUNT_IP = 1,
 	COUNT_USER,
 	COUNT_IP_FAIL,
-	COUNT_IPUSER_FAIL
+	COUNT_IPUSER_FAIL,
+	COUNT_REQUEST /* HTTP requests per address: local, never shared */
 };
 
 void policy_init(const struct conf_policy *);
@@ -111,5 +113,6 @@ void policy_result(const struct sockaddr_storage *, const char *user,
 void policy_expire(uint64_t now_ms);
 size_t policy_nkeys(void);
 uint32_t policy_failure_delay(unsigned int failures);
+int policy_request(const struct sockaddr_storage *, uint64_t now_ms);
 
 #endif

@@ -2223,7 +2223,10 @@ def _():
 BENCH_RATIOS = ("fetch_vs_direct", "fetch_vs_nginx_tuned",
                 "login_rate_vs_nginx", "cpu_per_login_vs_nginx",
                 "rss_per_session_vs_nginx",
-                "tls2_vs_1_imaps_login_rate", "fetch_cpu_bound_vs_direct")
+                "tls2_vs_1_imaps_login_rate", "fetch_cpu_bound_vs_direct",
+                "http_rps_vs_nginx", "http_cpu_per_request_vs_nginx",
+                "http_download_vs_nginx_tuned", "http_cpu_per_gb_vs_nginx",
+                "https_conn_rate_vs_nginx", "https_cpu_per_conn_vs_nginx")
 
 
 @case("bench-harness-runs-end-to-end")

@@ -18,6 +18,7 @@ HOST = "127.0.0.1"
 TWEB, TIMAP = 22090, 22190              # the throttling web postern
 WRONG = web.BAD_PASSWORD
 FAIL_LIMIT = 3                          # throttle failures ip-user
+REQ_LIMIT = 40                          # limit http-requests, per address
 
 
 def basic(user, password):
@@ -60,6 +61,7 @@ upstream "rad1" {{
 \thttp port {web.RAD1}
 }}
 route user "cal1@example.com" to "rad1"
+http fallback to "one"
 route domain "example.org" to "one"
 throttle ip 1000 per 600
 throttle user 1000 per 600
@@ -68,6 +70,7 @@ throttle failures ip-user {FAIL_LIMIT} per 600 message "Too many failures"
 throttle allow "127.0.0.3/32"
 limit connections-per-ip 0
 limit http-body 100000
+limit http-requests {REQ_LIMIT} per 600
 ''')
     env.tweb = Postern(env.binary, conf, os.path.join(env.web, "tweb.log"),
                        [TWEB, TIMAP])
@@ -252,3 +255,72 @@ memcache backoff 2
         for node in nodes:
             node.stop()
         mc.stop()
+
+
+@case("web-request-rate-per-address-429")
+def _():
+    start_throttle()
+    codes = [request("/static/x.js", src="127.0.0.4")[0]
+             for _ in range(REQ_LIMIT + 2)]
+    check(codes[:REQ_LIMIT] == [200] * REQ_LIMIT and
+          codes[REQ_LIMIT:] == [429, 429], f"answers {codes[-5:]}")
+    # another address is not held to this one's rate
+    code, _ = request("/static/x.js", src="127.0.0.5")
+    check(code == 200, f"other address: {code}")
+
+
+def form_login(body, ctype, path="/service/soap/AuthRequest", src=HOST):
+    head = (f"POST {path} HTTP/1.1\r\nHost: mail.example.org\r\n"
+            f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    out = web.raw_exchange(head + body.encode(), port=TWEB, src=src)
+    head = out.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+    check(head.startswith("HTTP/1.1 "), f"no answer: {out[:60]!r}")
+    return int(head.split()[1]), head
+
+
+def soap_json(user, password):
+    return json.dumps({"Body": {"AuthRequest": {
+        "_jsns": "urn:zimbraAccount",
+        "account": {"by": "name", "_content": user},
+        "password": {"_content": password}}}})
+
+
+@case("web-form-login-zimbra-style-audited-and-throttled")
+def _():
+    start_throttle()
+    u = "former@example.org"
+    before = env.back1.count()
+    codes = [form_login(soap_json(u, WRONG), "application/soap+json")[0]
+             for _ in range(FAIL_LIMIT + 2)]
+    check(codes == [500] * FAIL_LIMIT + [429] * 2, f"answers {codes}")
+    check(env.back1.count() - before == FAIL_LIMIT,
+          f"backend saw {env.back1.count() - before} logins")
+    code, head = form_login(soap_json(u, "right"), "application/soap+json",
+                            src="127.0.0.2")
+    check(code == 200 and "ZM_AUTH_TOKEN=" in head, f"right password {code}")
+    xml = ("<soap:Envelope><soap:Body><AuthRequest><account by=\"name\">"
+           "xmlform@example.org</account><password>right</password>"
+           "</AuthRequest></soap:Body></soap:Envelope>")
+    code, _ = form_login(xml, "application/soap+xml")
+    check(code == 200, f"XML AuthRequest {code}")
+    code, _ = form_login(f"loginOp=login&username=page%40example.org&"
+                         f"password={WRONG}",
+                         "application/x-www-form-urlencoded", path="/")
+    check(code == 200, f"login page {code}")
+    code, _ = form_login("loginOp=login&password=x",
+                         "application/x-www-form-urlencoded", path="/")
+    check(code == 400, f"form login without a user: {code}")
+    time.sleep(0.3)
+    recs = [r for r in audit_lines() if r["mechanism"] == "form"]
+    res = [(r["user"], r["result"]) for r in recs]
+    check(res.count((u, "bad-credentials")) == FAIL_LIMIT,
+          f"form failures audited: {res}")
+    check(res.count((u, "throttled-ip")) + res.count((u, "throttled-user"))
+          == 2, f"form refusals audited: {res}")
+    check((u, "ok") in res and ("xmlform@example.org", "ok") in res and
+          ("page@example.org", "bad-credentials") in res,
+          f"form results: {res}")
+    check(all(r["path_class"] == "webmail" for r in recs), "path class")
+    with open(os.path.join(env.web, "tweb.log"), errors="replace") as f:
+        check(WRONG not in f.read(), "password in the log")

@@ -208,9 +208,17 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 	if (rsession_try_elsewhere(rs, status, text))
 		return;
 	if (rs->lg->engine->failed != NULL) {
-		/* no login here: the protocol answers the client itself */
-		evtimer_del(&rs->lg->timer);
-		rs->lg->engine->failed(rs, status, text);
+		/*
+		 * No login here: the protocol answers the client itself, and
+		 * the session lives on meanwhile, so the failed upstream's
+		 * events must not fire again.
+		 */
+		char why[TEXT_MAX_LEN + 1];
+
+		/* text may be the TLS context's, which the reset frees */
+		snprintf(why, sizeof(why), "%s", text);
+		rsession_reset_upstream(rs);
+		rs->lg->engine->failed(rs, status, why);
 		return;
 	}
 	if (rs->lg->pool != NULL && status == LOGIN_OK)
@@ -677,7 +685,7 @@ upstream_connected(struct rsession *rs)
 		    "cannot send the PROXY header");
 		return 0;
 	}
-	if (!rs->lg->upstream->conf.tls) {
+	if (!upstream_tls(rs->lg->upstream, rs->lg->req.proto)) {
 		if (rs->lg->engine->upstream_ready != NULL) {
 			upstream_set_events(rs, 0);
 			evtimer_del(&rs->lg->timer);
@@ -864,7 +872,8 @@ rsession_connect(struct rsession *rs)
 	 */
 	tv.tv_sec = relay_conf.timeout_connect;
 	tv.tv_usec = 0;
-	if (rs->lg->upstream->conf.tls || rs->lg->engine->client_first ||
+	if (upstream_tls(rs->lg->upstream, rs->lg->req.proto) ||
+	    rs->lg->engine->client_first ||
 	    (rs->lg->pool != NULL && rs->lg->pool->conf.proxy_v2))
 		upstream_set_events(rs, EV_WRITE);
 	else {

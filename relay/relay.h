@@ -215,6 +215,7 @@ void pool_succeeded(struct pool_ctx *, int);
 const struct sockaddr_storage *upstream_addr(const struct upstream_ctx *,
     enum mail_proto);
 int upstream_has(const struct upstream_ctx *, enum mail_proto);
+int upstream_tls(const struct upstream_ctx *, enum mail_proto);
 void upstream_set_addr(struct upstream_ctx *, enum mail_proto,
     const struct sockaddr_storage *);
 

@@ -66,13 +66,15 @@ struct hexchange {
 	int status;
 	int client_close;
 	int client_eof;
-	int reused;    /* the upstream connection came from the idle list */
-	int retried;   /* once, when a reused connection was found dead */
-	int fell_back; /* on the client-IP hash after a failed lookup */
-	int finishing; /* waiting for the client to take the last bytes */
-	int ended;     /* the exchange is over; nothing may touch it */
-	int audited;   /* a login attempt's record went out */
-	int own_page;  /* the answer is postern's, not an upstream's */
+	int reused;	  /* the upstream connection came from the idle list */
+	int retried;	  /* once, when a reused connection was found dead */
+	int fell_back;	  /* on the client-IP hash after a failed lookup */
+	int finishing;	  /* waiting for the client to take the last bytes */
+	int ended;	  /* the exchange is over; nothing may touch it */
+	int audited;	  /* a login attempt's record went out */
+	int own_page;	  /* the answer is postern's, not an upstream's */
+	int login_cookie; /* the answer set the auth cookie */
+	uint32_t verdict; /* the login's audit result */
 	uint64_t up;
 	uint64_t down;
 	char internal[2][HX_AUTH_MAX];
@@ -100,6 +102,7 @@ static size_t nknown;
 static int known_made;
 
 static void hx_finish(struct rsession *);
+static void bev_free(struct bufferevent *);
 static void hx_maybe_finish(struct rsession *);
 static void hx_upstream_read(struct bufferevent *, void *);
 static void hx_client_read(struct bufferevent *, void *);
@@ -116,6 +119,20 @@ int
 relay_http_configured(void)
 {
 	return http_configured;
+}
+
+/*
+ * Freed from inside one of its own callbacks, a bufferevent leaves its
+ * epoll registration to be dropped later, after we have closed the
+ * descriptor; authproc still holds the socket, so the stale registration
+ * would wake relay for nothing, again and again.  Disabled first, it is
+ * dropped now.
+ */
+static void
+bev_free(struct bufferevent *bev)
+{
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	bufferevent_free(bev);
 }
 
 /* ---- idle upstream connections ---- */
@@ -197,6 +214,7 @@ hx_audit(struct rsession *rs, uint32_t result, const char *why)
 	if (!hx->rec.attempt || hx->audited)
 		return;
 	hx->audited = 1;
+	hx->verdict = result;
 	if (result == AUDIT_BAD_CREDENTIALS && relay_policy.shared) {
 		creq = rs->lg->req;
 		memcpy(creq.user, hx->rec.login_user, sizeof(creq.user));
@@ -218,7 +236,8 @@ hx_audit(struct rsession *rs, uint32_t result, const char *why)
 	a.facts = hx->rec.facts;
 	a.client = hx->rec.client;
 	memcpy(a.user, hx->rec.login_user, sizeof(a.user));
-	snprintf(a.mech, sizeof(a.mech), "%s", login_mech_name(MECH_BASIC));
+	snprintf(a.mech, sizeof(a.mech), "%s",
+	    login_mech_name(hx->rec.attempt == 2 ? MECH_FORM : MECH_BASIC));
 	snprintf(a.reason, sizeof(a.reason), "%s", why);
 	if (rs->lg->upstream != NULL && !hx->own_page)
 		snprintf(a.upstream, sizeof(a.upstream), "%s",
@@ -260,12 +279,25 @@ hx_access(struct rsession *rs)
 	relay_send_access(&a);
 }
 
-/* The upstream's status, as a login's result. */
+/*
+ * A login's result from the upstream's answer: for Basic, 401 and 403
+ * are failures; for a form, only the auth cookie set means success, and
+ * an upstream that could not answer (502, 503, 504) is no failure.
+ */
 static uint32_t
-hx_status_result(int status)
+hx_verdict(struct rsession *rs)
 {
-	return status == 401 || status == 403 ? AUDIT_BAD_CREDENTIALS
-					      : AUDIT_OK;
+	struct hexchange *hx = rs->hx;
+
+	if (hx->rec.attempt == 2) {
+		if (hx->login_cookie)
+			return AUDIT_OK;
+		return hx->status >= 502 && hx->status <= 504
+		    ? AUDIT_UPSTREAM_UNAVAILABLE
+		    : AUDIT_BAD_CREDENTIALS;
+	}
+	return hx->status == 401 || hx->status == 403 ? AUDIT_BAD_CREDENTIALS
+						      : AUDIT_OK;
 }
 
 static void
@@ -305,6 +337,9 @@ hx_report(struct rsession *rs, uint32_t result)
 	}
 	m.d.result = result;
 	m.d.status = hx->status;
+	m.d.login = hx->verdict == AUDIT_OK	   ? 1
+	    : hx->verdict == AUDIT_BAD_CREDENTIALS ? 2
+						   : 0;
 	m.d.leftover = n;
 	m.d.bytes_up = hx->up;
 	m.d.bytes_down = hx->down;
@@ -322,7 +357,7 @@ hx_abort(struct rsession *rs, uint32_t result, const char *why)
 	hx_access(rs);
 	hx_audit(rs,
 	    result == HTTP_DONE_CLIENT_GONE	 ? AUDIT_ABORTED
-		: hx->head_done && !hx->own_page ? hx_status_result(hx->status)
+		: hx->head_done && !hx->own_page ? hx_verdict(rs)
 						 : AUDIT_UPSTREAM_UNAVAILABLE,
 	    why);
 	if (rs->cfd != -1)
@@ -407,14 +442,14 @@ hx_finish(struct rsession *rs)
 
 	hx->ended = 1;
 	if (hx_upstream_reusable(rs)) {
-		bufferevent_free(hx->ubev);
+		bev_free(hx->ubev);
 		hx->ubev = NULL;
 		idle_put(rs->ufd, &rs->lg->uaddr);
 		rs->ufd = -1;
 	}
 	hx_log(rs, "done");
 	hx_access(rs);
-	hx_audit(rs, hx_status_result(hx->status), "");
+	hx_audit(rs, hx_verdict(rs), "");
 	if (!keep)
 		shutdown(rs->cfd, SHUT_WR);
 	hx_report(rs, keep ? HTTP_DONE_KEEPALIVE : HTTP_DONE_CLOSE);
@@ -427,9 +462,9 @@ relay_http_free(struct rsession *rs)
 	struct hexchange *hx = rs->hx;
 
 	if (hx->cbev != NULL)
-		bufferevent_free(hx->cbev);
+		bev_free(hx->cbev);
 	if (hx->ubev != NULL)
-		bufferevent_free(hx->ubev);
+		bev_free(hx->ubev);
 	if (hx->bridge != NULL) {
 		/* it owns the upstream socket and our pair's other end */
 		if (!hx->bridge_ended)
@@ -615,6 +650,25 @@ hx_client_event(struct bufferevent *bev, short what, void *arg)
 
 /* ---- the response, upstream to client ---- */
 
+/* Does the answer set the auth cookie (a form login's success)? */
+static int
+hx_sets_auth_cookie(void)
+{
+	const struct http_field *f;
+	size_t i, n = strlen(http_conf.route.cookie);
+
+	for (i = 0; i < resp.nfields; i++) {
+		f = &resp.fields[i];
+		if (http_field_is(f, "Set-Cookie") && n > 0 &&
+		    f->valuelen > n + 1 &&
+		    memcmp(f->value, http_conf.route.cookie, n) == 0 &&
+		    f->value[n] == '=' && f->value[n + 1] != ';' &&
+		    f->value[n + 1] != '"')
+			return 1;
+	}
+	return 0;
+}
+
 /* Is a field of this name in the response head? */
 static int
 hx_has_field(const char *name)
@@ -700,11 +754,12 @@ hx_websocket(struct rsession *rs)
 	hx->status = 101;
 	hx->client_close = 0;
 	hx->resp_out = HTTP_BODY_NONE;
-	evbuffer_drain(uin, resp.headlen);
+	/* the parsed head points into uin: serialise, then drain */
 	if (hx_send_head(rs, 1) == -1) {
 		hx_page(rs, 502, "upstream head too large");
 		return;
 	}
+	evbuffer_drain(uin, resp.headlen);
 	/* what is buffered either way goes first, then splice takes over */
 	evbuffer_add_buffer(cout, uin);
 	nc = evbuffer_get_length(cout);
@@ -779,6 +834,7 @@ hx_response_head(struct rsession *rs)
 		return -1;
 	}
 	hx->status = resp.status;
+	hx->login_cookie = hx_sets_auth_cookie();
 	hx_response_framing(rs);
 	if (hx_send_head(rs, 0) == -1) {
 		hx_page(rs, 502, "upstream head too large");
@@ -934,7 +990,7 @@ hx_retry(struct rsession *rs)
 		return 0;
 	hx->retried = 1;
 	hx->reused = 0;
-	bufferevent_free(hx->ubev);
+	bev_free(hx->ubev);
 	hx->ubev = NULL;
 	close(rs->ufd);
 	rs->ufd = -1;
@@ -1127,7 +1183,7 @@ http_reuse(struct rsession *rs)
 {
 	int fd;
 
-	if (rs->hx->retried || rs->lg->upstream->conf.tls ||
+	if (rs->hx->retried || upstream_tls(rs->lg->upstream, PROTO_HTTP) ||
 	    (rs->lg->pool != NULL && rs->lg->pool->conf.proxy_v2) ||
 	    (fd = idle_take(&rs->lg->uaddr)) == -1)
 		return 0;

@@ -81,6 +81,13 @@ route_foreach_upstream(void (*fn)(const struct upstream_ctx *, void *),
 	fn(u, arg);
 }
 
+/* Does relay speak TLS to this upstream for this protocol? */
+int
+upstream_tls(const struct upstream_ctx *u, enum mail_proto proto)
+{
+	return u->conf.tls || (proto == PROTO_HTTP && u->conf.https);
+}
+
 /* A pool, or an upstream as a pool of one, by its configured id. */
 struct pool_ctx *
 route_pool_by_id(uint32_t id)
@@ -354,7 +361,7 @@ route_upstreams_tls(const struct conf_tls_global *g)
 
 	TAILQ_FOREACH(u, &upstreams, entry)
 	{
-		if (!u->conf.tls)
+		if (!u->conf.tls && !u->conf.https)
 			continue;
 		if ((cfg = tls_config_new()) == NULL)
 			fatalx("tls_config_new failed");
