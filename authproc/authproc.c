@@ -56,7 +56,6 @@ static int accept_paused;
 static struct event_base *evbase;
 
 static void session_free(struct session *);
-static void session_maybe_free(struct session *);
 static void session_drain(struct session *);
 static void session_setup_bev(struct session *);
 static void session_total_timeout(int, short, void *);
@@ -226,7 +225,7 @@ session_close_after_write(struct session *s)
  * Engines never free a session themselves; each event entry point calls
  * this last, so no engine code can touch a freed session.
  */
-static void
+void
 session_maybe_free(struct session *s)
 {
 	if (s->state != S_CLOSING ||

@@ -208,6 +208,7 @@ void session_deadline(struct session *, unsigned int);
 int session_deadline_armed(struct session *);
 int session_send_relay(struct session *, uint32_t, const void *, size_t);
 void session_send_login(struct session *);
+void session_maybe_free(struct session *);
 void session_attempt_done(struct session *, int failed);
 void session_handed_off(struct session *);
 

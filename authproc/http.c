@@ -205,6 +205,27 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	return 0;
 }
 
+/*
+ * Basic credentials are a login attempt whether or not they route the
+ * request ("http route-by" without basic): find them anyway.
+ */
+static int
+http_basic_anyway(struct http_route_key *k)
+{
+	const struct http_field *f;
+	int r;
+
+	if (k->has_basic || authproc_http.route.use_basic ||
+	    (f = http_request_field(&req, "Authorization")) == NULL)
+		return 0;
+	r = http_basic_user(f->value, f->valuelen, k->basic_user,
+	    sizeof(k->basic_user));
+	if (r == -1)
+		return -1;
+	k->has_basic = r == 1;
+	return 0;
+}
+
 /* Is this request one of the configured form logins? */
 static const struct http_form_login *
 http_form_match(void)
@@ -216,10 +237,11 @@ http_form_match(void)
 		;
 	for (i = 0; i < authproc_http.nforms; i++) {
 		f = &authproc_http.forms[i];
+		/* case aside: the servers behind may not care either */
 		if (req.methodlen == strlen(f->method) &&
 		    memcmp(req.method, f->method, req.methodlen) == 0 &&
 		    plen == strlen(f->path) &&
-		    memcmp(req.target, f->path, plen) == 0)
+		    strncasecmp(req.target, f->path, plen) == 0)
 			return f;
 	}
 	return NULL;
@@ -245,6 +267,13 @@ http_form_login(struct session *s, const unsigned char *in, size_t len)
 	}
 	if (len - req.headlen < req.content_length)
 		return; /* the rest of the body, within the head's deadline */
+	/* a server may read the query's value before the body's */
+	if (http_query_arg(req.target, req.targetlen, f->field, user,
+		sizeof(user)) != 0) {
+		http_answer_close(s, 400, "form login field in the query",
+		    NULL);
+		return;
+	}
 	ct = http_request_field(&req, "Content-Type");
 	r = http_form_user(ct != NULL ? ct->value : "",
 	    ct != NULL ? ct->valuelen : 0, (const char *)in + req.headlen,
@@ -285,12 +314,28 @@ http_request_ready(struct session *s, const unsigned char *in, size_t len)
 		http_redirect(s);
 		return;
 	}
-	if (http_route_key(&req, &authproc_http.route, &key) == -1) {
+	if (http_route_key(&req, &authproc_http.route, &key) == -1 ||
+	    http_basic_anyway(&key) == -1) {
 		http_answer_close(s, 400, "malformed credentials or path",
 		    NULL);
 		return;
 	}
-	if (key.has_basic && key.basic_user[0] != '\0' && !s->http_checked) {
+	/* a form login is judged as one, whatever else it carries */
+	if (!s->http_checked && http_form_match() != NULL) {
+		explicit_bzero(&key, sizeof(key));
+		http_form_login(s, in, len);
+		return;
+	}
+	if (key.has_basic && key.basic_user[0] == '\0') {
+		/* credentials for a name we could not count: no try at all */
+		explicit_bzero(&key, sizeof(key));
+		http_answer_close(s, 400,
+		    "Basic credentials without a usable "
+		    "name",
+		    NULL);
+		return;
+	}
+	if (key.has_basic && !s->http_checked) {
 		/*
 		 * Basic credentials make the request a login attempt, under
 		 * the policy mail logins answer to; http_send_login() goes
@@ -303,11 +348,6 @@ http_request_ready(struct session *s, const unsigned char *in, size_t len)
 		    http_path_class());
 		explicit_bzero(&key, sizeof(key));
 		session_login(s);
-		return;
-	}
-	if (!s->http_checked && http_form_match() != NULL) {
-		explicit_bzero(&key, sizeof(key));
-		http_form_login(s, in, len);
 		return;
 	}
 	session_deadline(s, 0);
@@ -354,11 +394,47 @@ http_input(struct session *s)
  * and forward it.
  */
 static void
-http_send_login(struct session *s)
+http_send_now(struct session *s)
 {
 	s->http_checked = 1;
 	s->state = S_PREAUTH;
 	http_input(s);
+}
+
+static void
+http_delay_done(int fd, short event, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)event;
+	if (s->state != S_DELAY)
+		return;
+	http_send_now(s);
+	session_maybe_free(s);
+}
+
+/*
+ * After failed logins on this connection the next one waits, growing
+ * as for mail (throttle delay); relay answers the client directly, so
+ * the wait comes before the attempt rather than after its failure.
+ */
+static void
+http_send_login(struct session *s)
+{
+	uint32_t delay;
+	struct timeval tv;
+
+	if (s->failures == 0 ||
+	    (delay = policy_failure_delay(s->failures)) == 0) {
+		http_send_now(s);
+		return;
+	}
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	s->state = S_DELAY;
+	evtimer_set(&s->delay_ev, http_delay_done, s);
+	evtimer_add(&s->delay_ev, &tv);
 }
 
 /* relay's verdict on the login, from the upstream's answer. */
@@ -370,6 +446,8 @@ http_attempt_over(struct session *s, uint32_t login)
 	if (!s->http_checked)
 		return;
 	s->http_checked = s->http_form = 0;
+	if (login == 2)
+		s->failures++;
 	session_attempt_done(s, login == 2);
 }
 

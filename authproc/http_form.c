@@ -34,31 +34,40 @@ set_user(const char *s, size_t n, char *user, size_t usersz)
 	return 1;
 }
 
-/* name=value&...: the first field with this exact name. */
+/*
+ * name=value&...: the field of this name, its name decoded as a server
+ * decodes it; a second one (which would the server take?) is refused.
+ */
 static int
 form_user(const char *b, size_t len, const char *field, char *user,
     size_t usersz)
 {
-	char name[FORM_NAME_BUFSZ];
-	size_t flen = strlen(field), i = 0, end, eq;
-	ssize_t n;
+	char name[FORM_NAME_BUFSZ], value[FORM_NAME_BUFSZ];
+	size_t i = 0, end, eq;
+	ssize_t n, vn = 0;
+	int found = 0;
 
 	while (i < len) {
 		for (end = i; end < len && b[end] != '&'; end++)
 			;
 		for (eq = i; eq < end && b[eq] != '='; eq++)
 			;
-		if (eq < end && eq - i == flen &&
-		    memcmp(b + i, field, flen) == 0) {
-			n = http_pct_decode(b + eq + 1, end - eq - 1, name,
-			    sizeof(name), 1);
-			if (n == -1)
+		n = http_pct_decode(b + i, eq - i, name, sizeof(name), 1);
+		if (n == -1)
+			return -1;
+		if (n >= 0 && strcmp(name, field) == 0) {
+			if (found++)
 				return -1;
-			return n > 0 && set_user(name, n, user, usersz);
+			vn = eq < end
+			    ? http_pct_decode(b + eq + 1, end - eq - 1, value,
+				  sizeof(value), 1)
+			    : 0;
+			if (vn == -1)
+				return -1;
 		}
 		i = end + 1;
 	}
-	return 0;
+	return found && vn > 0 && set_user(value, vn, user, usersz);
 }
 
 static size_t
@@ -92,15 +101,16 @@ json_string(const char *b, size_t len, size_t i, size_t *start, size_t *end)
  * JSON SOAP writes an account.  Only flat objects are followed.
  */
 static int
-json_user(const char *b, size_t len, const char *field, char *user,
-    size_t usersz)
+json_user_at(const char *b, size_t len, const char *field, size_t from,
+    char *user, size_t usersz, size_t *at)
 {
 	size_t flen = strlen(field), i, s, e, ks, ke;
 
-	for (i = 0; i + flen + 2 <= len; i++) {
+	for (i = from; i + flen + 2 <= len; i++) {
 		if (b[i] != '"' || memcmp(b + i + 1, field, flen) != 0 ||
 		    b[i + 1 + flen] != '"')
 			continue;
+		*at = i + 1;
 		i = skip_ws(b, len, i + flen + 2);
 		if (i >= len || b[i] != ':')
 			continue;
@@ -130,14 +140,37 @@ json_user(const char *b, size_t len, const char *field, char *user,
 	return 0;
 }
 
+/*
+ * The key's only occurrence: a second one (in a SOAP header, say) could
+ * be the one the server reads.
+ */
+static int
+json_user(const char *b, size_t len, const char *field, char *user,
+    size_t usersz)
+{
+	char other[FORM_NAME_BUFSZ];
+	size_t at = 0, again = 0;
+	int r;
+
+	if ((r = json_user_at(b, len, field, 0, user, usersz, &at)) != 1)
+		return r;
+	if (json_user_at(b, len, field, at, other, sizeof(other), &again) !=
+		0 ||
+	    again != 0) {
+		user[0] = '\0';
+		return -1;
+	}
+	return 1;
+}
+
 /* <field ...>user</field>, with an optional namespace prefix. */
 static int
-xml_user(const char *b, size_t len, const char *field, char *user,
-    size_t usersz)
+xml_user_at(const char *b, size_t len, const char *field, size_t from,
+    char *user, size_t usersz, size_t *at)
 {
 	size_t flen = strlen(field), i, j, k, name;
 
-	for (i = 0; i < len; i++) {
+	for (i = from; i < len; i++) {
 		if (b[i] != '<')
 			continue;
 		/* a prefix such as "zimbra:" may stand before the name */
@@ -148,6 +181,7 @@ xml_user(const char *b, size_t len, const char *field, char *user,
 		if (j - name != flen || memcmp(b + name, field, flen) != 0 ||
 		    j >= len)
 			continue;
+		*at = i + 1;
 		while (j < len && b[j] != '>')
 			j++;
 		if (j >= len || b[j - 1] == '/')
@@ -160,6 +194,27 @@ xml_user(const char *b, size_t len, const char *field, char *user,
 		return set_user(b + j + 1, k - j - 1, user, usersz);
 	}
 	return 0;
+}
+
+/* The element's only occurrence, outside any comment or CDATA. */
+static int
+xml_user(const char *b, size_t len, const char *field, char *user,
+    size_t usersz)
+{
+	char other[FORM_NAME_BUFSZ];
+	size_t at = 0, again = 0;
+	int r;
+
+	if (memmem(b, len, "<!", 2) != NULL)
+		return -1; /* comments, CDATA, declarations: not followed */
+	if ((r = xml_user_at(b, len, field, 0, user, usersz, &at)) != 1)
+		return r;
+	if (xml_user_at(b, len, field, at, other, sizeof(other), &again) != 0 ||
+	    again != 0) {
+		user[0] = '\0';
+		return -1;
+	}
+	return 1;
 }
 
 /*

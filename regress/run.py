@@ -84,6 +84,7 @@ BIGCLOSE_PORT = 27997                  # answers BIG with 1 MB, then closes
 BIGCLOSE_BYTES = 192 << 10            # fits relay's pipe: read at once
 TRICKLE_PORT = 27996                   # streams slowly, reading nothing
 TRICKLE_TLS_PORT = 27995               # the same over TLS
+BULK_TLS_PORT = 27992                  # TLS: FETCH answers 8 MB, then BYE
 TRICKLE_ROWS, TRICKLE_GAP = 24, 0.5    # 12 s: twice timeout stall (hooks)
 NUSERS = 20
 PASSWORD = "secret"
@@ -176,6 +177,38 @@ def trickle_upstream(port, tls_ctx=None):
         target=serve, args=(c,), daemon=True).start())
 
 
+def bulk_upstream(port, tls_ctx):
+    """A TLS IMAP server that answers FETCH with an 8 MB literal and
+    LOGOUT with BYE and OK, then closes cleanly: unlike Dovecot, which
+    may drop the end of its reply over TLS when its client is slow (seen
+    one session in twenty without postern), it always sends all of it,
+    so a test can require every byte."""
+    def serve(c):
+        try:
+            c = tls_ctx.wrap_socket(c, server_side=True)
+            with c:
+                c.sendall(b"* OK [CAPABILITY IMAP4rev1 ID] bulk\r\n")
+                for line in c.makefile("rb"):
+                    tag = line.split(b" ", 1)[0]
+                    if b" FETCH" in line.upper():
+                        body = message(8 * 1024 * 1024, seed=19)
+                        c.sendall(b"* 1 FETCH (BODY[] {%d}\r\n" % len(body)
+                                  + body + b")\r\n" + tag +
+                                  b" OK Fetch completed\r\n")
+                    elif b" LOGOUT" in line.upper():
+                        c.sendall(b"* BYE Logging out\r\n" + tag +
+                                  b" OK Logout completed\r\n")
+                        c.unwrap()
+                        return
+                    else:
+                        c.sendall(tag + b" OK done\r\n")
+        except (OSError, ValueError):
+            return
+
+    return listen_in_thread(port, lambda c: threading.Thread(
+        target=serve, args=(c,), daemon=True).start())
+
+
 def setup(args):
     work = os.path.join(ROOT, "run", "regress")
     shutil.rmtree(work, ignore_errors=True)
@@ -205,7 +238,8 @@ def setup(args):
     tctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tctx.load_cert_chain(dv_cert, dv_key)
     env.trickle = [trickle_upstream(TRICKLE_PORT),
-                   trickle_upstream(TRICKLE_TLS_PORT, tctx)]
+                   trickle_upstream(TRICKLE_TLS_PORT, tctx),
+                   bulk_upstream(BULK_TLS_PORT, tctx)]
 
     upstreams = {"one": (HOST, DV1[0], DV1[1]),
                  "onetls": (HOST, DV1_IMAPS, 0, f'tls ca "{dv_cert}"',
@@ -217,7 +251,9 @@ def setup(args):
                  "trickle": (HOST, TRICKLE_PORT, 0),
                  "trickletls": (HOST, TRICKLE_TLS_PORT, 0,
                                 f'tls ca "{dv_cert}"',
-                                'tls name "imap.internal"')}
+                                'tls name "imap.internal"'),
+                 "bulktls": (HOST, BULK_TLS_PORT, 0, f'tls ca "{dv_cert}"',
+                             'tls name "imap.internal"')}
     routes = [("user", user(i), "two") for i in range(2, NUSERS + 1, 2)]
     routes += [("user", user(19), "onetls"),
                ("user", "down@example.org", "dead"),
@@ -260,6 +296,7 @@ def setup(args):
                              ("user", "trickle@example.org", "trickle"),
                              ("user", "trickletls@example.org",
                               "trickletls"),
+                             ("user", "bulk@example.org", "bulktls"),
                              ("domain", "example.org", "one")],
                  extra="timeout pre-auth 2\ntimeout login 3\n"
                        "timeout handshake 2\nlimit bad-commands 3\n"
@@ -1601,9 +1638,10 @@ def _():
     # reads nothing for twice timeout linger (but less than timeout
     # stall, 6): the upstream's replies still flow once it reads (a slow
     # reader is not cut off by linger)
-    u = user(19)
+    # the upstream is a fake that always sends all of its reply (see
+    # bulk_upstream); relay reaches it through its TLS bridge
+    u = "bulk@example.org"
     body = message(8 * 1024 * 1024, seed=19)
-    env.dv1.deliver(u, body)
     sock, port = raw_imap_session(HIMAP, u, rcvbuf=4096)
     sock.sendall(b"s SELECT INBOX\r\nf FETCH * BODY[]\r\nz LOGOUT\r\n")
     sock.shutdown(socket.SHUT_WR)

@@ -355,10 +355,15 @@ hx_abort(struct rsession *rs, uint32_t result, const char *why)
 	hx->ended = 1;
 	hx_log(rs, why);
 	hx_access(rs);
+	/*
+	 * Once the upstream has answered, its answer is the verdict, even
+	 * if the client leaves before the end of it: leaving must not
+	 * cancel a failure.
+	 */
 	hx_audit(rs,
-	    result == HTTP_DONE_CLIENT_GONE	 ? AUDIT_ABORTED
-		: hx->head_done && !hx->own_page ? hx_verdict(rs)
-						 : AUDIT_UPSTREAM_UNAVAILABLE,
+	    hx->head_done && !hx->own_page	  ? hx_verdict(rs)
+		: result == HTTP_DONE_CLIENT_GONE ? AUDIT_ABORTED
+						  : AUDIT_UPSTREAM_UNAVAILABLE,
 	    why);
 	if (rs->cfd != -1)
 		shutdown(rs->cfd, SHUT_RDWR);

@@ -126,6 +126,40 @@ test_xml(void **state)
 	    0);
 }
 
+/* Two of the field: which would the server read?  Refused. */
+static void
+test_decoys(void **state)
+{
+	char u[HTTP_USER_MAX + 1];
+
+	(void)state;
+	assert_int_equal(user_of("application/x-www-form-urlencoded",
+			     "username=decoy&username=kate%40x", "username", u),
+	    -1);
+	/* a name encoded is the same name to a servlet */
+	assert_int_equal(user_of("application/x-www-form-urlencoded",
+			     "user%6Eame=kate%40x&username=decoy", "username",
+			     u),
+	    -1);
+	assert_int_equal(user_of("application/json",
+			     "{\"Header\":{\"context\":{\"account\":"
+			     "\"decoy\"}},\"Body\":{\"AuthRequest\":{"
+			     "\"account\":\"kate@x\"}}}",
+			     "account", u),
+	    -1);
+	assert_int_equal(user_of("text/xml",
+			     "<soap:Header><!-- <account>decoy</account> -->"
+			     "</soap:Header><account>kate@x</account>",
+			     "account", u),
+	    -1);
+	assert_int_equal(user_of("text/xml",
+			     "<account>decoy</account><account>kate@x"
+			     "</account>",
+			     "account", u),
+	    -1);
+	assert_string_equal(u, "");
+}
+
 static void
 test_other_types(void **state)
 {
@@ -159,6 +193,7 @@ main(void)
 	    cmocka_unit_test(test_form),
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_xml),
+	    cmocka_unit_test(test_decoys),
 	    cmocka_unit_test(test_other_types),
 	};
 
