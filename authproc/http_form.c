@@ -140,29 +140,6 @@ json_user_at(const char *b, size_t len, const char *field, size_t from,
 	return 0;
 }
 
-/*
- * The key's only occurrence: a second one (in a SOAP header, say) could
- * be the one the server reads.
- */
-static int
-json_user(const char *b, size_t len, const char *field, char *user,
-    size_t usersz)
-{
-	char other[FORM_NAME_BUFSZ];
-	size_t at = 0, again = 0;
-	int r;
-
-	if ((r = json_user_at(b, len, field, 0, user, usersz, &at)) != 1)
-		return r;
-	if (json_user_at(b, len, field, at, other, sizeof(other), &again) !=
-		0 ||
-	    again != 0) {
-		user[0] = '\0';
-		return -1;
-	}
-	return 1;
-}
-
 /* <field ...>user</field>, with an optional namespace prefix. */
 static int
 xml_user_at(const char *b, size_t len, const char *field, size_t from,
@@ -196,25 +173,39 @@ xml_user_at(const char *b, size_t len, const char *field, size_t from,
 	return 0;
 }
 
-/* The element's only occurrence, outside any comment or CDATA. */
+typedef int (*finder)(const char *, size_t, const char *, size_t, char *,
+    size_t, size_t *);
+
+/*
+ * The field's only occurrence: a second one (in a SOAP header, say)
+ * could be the one the server reads.
+ */
 static int
-xml_user(const char *b, size_t len, const char *field, char *user,
+only_one(finder find, const char *b, size_t len, const char *field, char *user,
     size_t usersz)
 {
 	char other[FORM_NAME_BUFSZ];
 	size_t at = 0, again = 0;
 	int r;
 
-	if (memmem(b, len, "<!", 2) != NULL)
-		return -1; /* comments, CDATA, declarations: not followed */
-	if ((r = xml_user_at(b, len, field, 0, user, usersz, &at)) != 1)
+	if ((r = find(b, len, field, 0, user, usersz, &at)) != 1)
 		return r;
-	if (xml_user_at(b, len, field, at, other, sizeof(other), &again) != 0 ||
+	if (find(b, len, field, at, other, sizeof(other), &again) != 0 ||
 	    again != 0) {
 		user[0] = '\0';
 		return -1;
 	}
 	return 1;
+}
+
+static int
+xml_user(const char *b, size_t len, const char *field, char *user,
+    size_t usersz)
+{
+	/* comments, CDATA, declarations: not followed */
+	if (memmem(b, len, "<!", 2) != NULL)
+		return -1;
+	return only_one(xml_user_at, b, len, field, user, usersz);
 }
 
 /*
@@ -233,7 +224,7 @@ http_form_user(const char *ctype, size_t ctlen, const char *body, size_t len,
 		return form_user(body, len, field, user, usersz);
 	if (ctype_is(ctype, ctlen, "application/json") ||
 	    ctype_is(ctype, ctlen, "application/soap+json"))
-		return json_user(body, len, field, user, usersz);
+		return only_one(json_user_at, body, len, field, user, usersz);
 	if (ctype_is(ctype, ctlen, "application/soap+xml") ||
 	    ctype_is(ctype, ctlen, "text/xml") ||
 	    ctype_is(ctype, ctlen, "application/xml"))
