@@ -121,6 +121,17 @@ http_path_class(void)
 	return "other";
 }
 
+/* The target's length without its query. */
+static size_t
+http_path_len(void)
+{
+	size_t n;
+
+	for (n = 0; n < req.targetlen && req.target[n] != '?'; n++)
+		;
+	return n;
+}
+
 /*
  * The path for the access log: the query may carry tokens, so it is
  * dropped unless "access log query".
@@ -128,11 +139,8 @@ http_path_class(void)
 static void
 http_log_path(char *dst, size_t dstsz)
 {
-	size_t n = req.targetlen;
+	size_t n = authproc_http.access_query ? req.targetlen : http_path_len();
 
-	if (!authproc_http.access_query)
-		for (n = 0; n < req.targetlen && req.target[n] != '?'; n++)
-			;
 	snprintf(dst, dstsz, "%.*s", (int)n, req.target);
 }
 
@@ -156,12 +164,9 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	if ((hl = http_request_serialize(&req, &fwd, head, room)) < 0)
 		return 431;
 	/*
-	 * The read watermark keeps head and body within one message; if
-	 * they ever did not fit, body bytes would be left behind here.
-	 */
-	/*
 	 * Everything read goes: the body, and past it the client's next
-	 * requests, which relay reads on from and gives back in order.
+	 * requests, which relay reads on from and gives back in order.  The
+	 * read watermark keeps it all within one message.
 	 */
 	if ((body = len - req.headlen) > room - hl)
 		return 431;
@@ -231,10 +236,8 @@ static const struct http_form_login *
 http_form_match(void)
 {
 	const struct http_form_login *f;
-	size_t plen, i;
+	size_t plen = http_path_len(), i;
 
-	for (plen = 0; plen < req.targetlen && req.target[plen] != '?'; plen++)
-		;
 	for (i = 0; i < authproc_http.nforms; i++) {
 		f = &authproc_http.forms[i];
 		/* case aside: the servers behind may not care either */
@@ -253,9 +256,9 @@ http_form_match(void)
  * whose user cannot be told is refused: it could not be counted.
  */
 static void
-http_form_login(struct session *s, const unsigned char *in, size_t len)
+http_form_login(struct session *s, const struct http_form_login *f,
+    const unsigned char *in, size_t len)
 {
-	const struct http_form_login *f = http_form_match();
 	const struct http_field *ct;
 	char user[USER_MAX_LEN + 1];
 	int r;
@@ -294,6 +297,7 @@ static void
 http_request_ready(struct session *s, const unsigned char *in, size_t len)
 {
 	uint32_t mode = s->listener->conf.http_mode;
+	const struct http_form_login *form;
 	int status;
 
 	/* counted once, however often its head is parsed again */
@@ -321,18 +325,16 @@ http_request_ready(struct session *s, const unsigned char *in, size_t len)
 		return;
 	}
 	/* a form login is judged as one, whatever else it carries */
-	if (!s->http_checked && http_form_match() != NULL) {
+	if (!s->http_checked && (form = http_form_match()) != NULL) {
 		explicit_bzero(&key, sizeof(key));
-		http_form_login(s, in, len);
+		http_form_login(s, form, in, len);
 		return;
 	}
 	if (key.has_basic && key.basic_user[0] == '\0') {
 		/* credentials for a name we could not count: no try at all */
 		explicit_bzero(&key, sizeof(key));
 		http_answer_close(s, 400,
-		    "Basic credentials without a usable "
-		    "name",
-		    NULL);
+		    "Basic credentials without a usable name", NULL);
 		return;
 	}
 	if (key.has_basic && !s->http_checked) {
@@ -452,9 +454,9 @@ http_attempt_over(struct session *s, uint32_t login)
 }
 
 /*
- * relay is done with one exchange.  The bytes it read past the end of a
- * chunked body are the start of the next request: they go back in front
- * of whatever is still buffered here.
+ * relay is done with one exchange.  The bytes it read past the end of
+ * the body are the start of the next request: they go back into our
+ * buffer, empty since the hand-over.
  */
 static int
 http_exchange_done(struct session *s, const struct http_done *d,

@@ -40,8 +40,6 @@ enum {
 /* A chunk is at most 2^60 - 1 bytes: 15 significant hex digits. */
 #define CHUNK_SIZE_BITS 60
 
-
-
 static int
 hex_value(unsigned char ch)
 {

@@ -67,6 +67,11 @@ static int	 resolve(const char *, int, struct sockaddr_storage *, int);
 static int	 add_path_prefix(const char *);
 static void	 check_http(const char *, struct postern_conf *);
 static int	 prefixes_given;
+/* Zimbra and Carbonio: the SOAP AuthRequest and the login page */
+static const struct http_form_login zimbra_forms[] = {
+	{ "POST", "/service/soap/AuthRequest", "account" },
+	{ "POST", "/", "username" },
+};
 static int	 forms_given;
 static int	 add_form_login(const char *, const char *, const char *);
 
@@ -1884,19 +1889,8 @@ conf_defaults(struct postern_conf *c)
 	c->http.upstream_idle = 30;
 	c->http.upstream_keep = 64;
 	http_route_conf_default(&c->http.route);
-	/* Zimbra and Carbonio: the SOAP AuthRequest and the login page */
-	c->http.nforms = 2;
-	snprintf(c->http.forms[0].method, sizeof(c->http.forms[0].method),
-	    "POST");
-	snprintf(c->http.forms[0].path, sizeof(c->http.forms[0].path),
-	    "/service/soap/AuthRequest");
-	snprintf(c->http.forms[0].field, sizeof(c->http.forms[0].field),
-	    "account");
-	snprintf(c->http.forms[1].method, sizeof(c->http.forms[1].method),
-	    "POST");
-	snprintf(c->http.forms[1].path, sizeof(c->http.forms[1].path), "/");
-	snprintf(c->http.forms[1].field, sizeof(c->http.forms[1].field),
-	    "username");
+	memcpy(c->http.forms, zimbra_forms, sizeof(zimbra_forms));
+	c->http.nforms = sizeof(zimbra_forms) / sizeof(zimbra_forms[0]);
 	c->memcache.backoff_s = 30;
 	snprintf(c->global.greeting, sizeof(c->global.greeting),
 	    "postern ready");

@@ -38,8 +38,6 @@ struct framing_scan {
 	int keep_alive;
 };
 
-
-
 static int
 bad(struct http_response *r, const char *reason)
 {

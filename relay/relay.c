@@ -118,13 +118,10 @@ rsession_report(struct rsession *rs, uint32_t status, const char *text)
 {
 	struct login_result res;
 
-	if (rs->lg->chan == NULL || rs->lg->chan != authproc_iev)
-		return; /* that authproc is gone; nobody to tell */
 	memset(&res, 0, sizeof(res));
 	res.status = status;
 	upstream_text(res.text, sizeof(res.text), text, strlen(text));
-	imsgev_compose(rs->lg->chan, IMSG_LOGIN_RESULT, rs->lg->id, -1, &res,
-	    sizeof(res));
+	rsession_tell_authproc(rs, IMSG_LOGIN_RESULT, &res, sizeof(res));
 }
 
 /* To the parent, which writes the audit log. */
@@ -615,6 +612,21 @@ upstream_set_events(struct rsession *rs, short events)
 	lg->uevents = events;
 }
 
+/*
+ * A protocol without a login dialogue (HTTP) takes the connected
+ * upstream over from here; 1 if it did.
+ */
+static int
+upstream_hand_over(struct rsession *rs)
+{
+	if (rs->lg->engine->upstream_ready == NULL)
+		return 0;
+	upstream_set_events(rs, 0);
+	evtimer_del(&rs->lg->timer);
+	rs->lg->engine->upstream_ready(rs);
+	return 1;
+}
+
 static void
 upstream_handshake(struct rsession *rs)
 {
@@ -625,12 +637,8 @@ upstream_handshake(struct rsession *rs)
 		log_debug("session %016llx: upstream TLS %s %s",
 		    (unsigned long long)rs->sid, tls_conn_version(rs->utls),
 		    tls_conn_cipher(rs->utls));
-		if (rs->lg->engine->upstream_ready != NULL) {
-			upstream_set_events(rs, 0);
-			evtimer_del(&rs->lg->timer);
-			rs->lg->engine->upstream_ready(rs);
+		if (upstream_hand_over(rs))
 			break;
-		}
 		rs->state = R_GREETING;
 		upstream_set_events(rs, EV_READ);
 		break;
@@ -686,12 +694,8 @@ upstream_connected(struct rsession *rs)
 		return 0;
 	}
 	if (!upstream_tls(rs->lg->upstream, rs->lg->req.proto)) {
-		if (rs->lg->engine->upstream_ready != NULL) {
-			upstream_set_events(rs, 0);
-			evtimer_del(&rs->lg->timer);
-			rs->lg->engine->upstream_ready(rs);
+		if (upstream_hand_over(rs))
 			return 0;
-		}
 		rs->state = R_GREETING;
 		upstream_set_events(rs, EV_READ);
 		return 1;
@@ -1026,16 +1030,11 @@ rsession_arm_login_timer(struct rsession *rs)
 static void
 rsession_start(struct rsession *rs)
 {
-	evtimer_set(&rs->lg->timer, upstream_timeout, rs);
-	rsession_arm_login_timer(rs);
 	snprintf(rs->lg->account, sizeof(rs->lg->account), "%s",
 	    rs->lg->req.user);
 	if (relay_policy.shared)
 		counter_attempt(&rs->lg->req);
-	if (lookup_configured())
-		lookup_route(rs);
-	else
-		rsession_route_static(rs, NULL);
+	rsession_route(rs);
 }
 
 static int
@@ -1116,7 +1115,7 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 	struct rsession *rs;
 	struct login_request *req = imsg->data;
 
-	if (!client_fd_ok(imsg->fd)) {
+	if ((rs = rsession_new(iev, imsg, req->proto)) == NULL) {
 		struct login_result res;
 
 		log_warnx("session %u: unusable client socket",
@@ -1128,16 +1127,8 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 		    &res, sizeof(res));
 		return; /* imsg_free closes it */
 	}
-	if ((rs = calloc(1, sizeof(*rs))) == NULL ||
-	    (rs->lg = calloc(1, sizeof(*rs->lg))) == NULL)
-		fatal("calloc");
 	rs->sid = req->sid;
 	rs->client = req->client;
-	rs->lg->id = imsg->hdr.peerid;
-	rs->lg->chan = iev;
-	rs->lg->engine = relay_engine_find(req->proto);
-	rs->cfd = imsg_take_fd(imsg);
-	rs->ufd = -1;
 	memcpy(&rs->lg->req, req, sizeof(rs->lg->req));
 	rs->lg->pipelen = req->pipelen;
 	if (rs->lg->pipelen > 0) {
@@ -1148,10 +1139,6 @@ authproc_handle_login(struct imsgev *iev, struct imsg *imsg)
 		    rs->lg->pipelen);
 	}
 	/* SO_KEEPALIVE came from the listener */
-	if ((rs->lg->uin = evbuffer_new()) == NULL ||
-	    (rs->lg->uout = evbuffer_new()) == NULL)
-		fatal("evbuffer_new");
-	TAILQ_INSERT_TAIL(&rsessions, rs, entry);
 	rsession_start(rs);
 }
 

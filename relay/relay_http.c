@@ -40,7 +40,7 @@ struct hexchange {
 	struct http_request_rec rec;
 	char *head; /* as authproc serialised it; kept for one retry */
 	size_t headlen;
-	unsigned char *early; /* body bytes authproc had read */
+	unsigned char *early; /* what authproc had read past the head */
 	size_t earlylen;
 	struct bufferevent *cbev;
 	struct bufferevent *ubev;
@@ -198,6 +198,15 @@ idle_take(const struct sockaddr_storage *addr)
 
 /* ---- ending an exchange ---- */
 
+/* Milliseconds since authproc had the whole request head. */
+static uint32_t
+hx_elapsed_ms(const struct hexchange *hx, uint64_t now)
+{
+	return hx->rec.start_ms && now > hx->rec.start_ms
+	    ? now - hx->rec.start_ms
+	    : 0;
+}
+
 /*
  * A request with Basic credentials was a login attempt: the upstream's
  * answer decides it (401 and 403 are failures), or postern's own page
@@ -226,9 +235,7 @@ hx_audit(struct rsession *rs, uint32_t result, const char *why)
 	memset(&a, 0, sizeof(a));
 	a.time_ms = now;
 	a.sid = rs->sid;
-	a.duration_ms = hx->rec.start_ms && now > hx->rec.start_ms
-	    ? now - hx->rec.start_ms
-	    : 0;
+	a.duration_ms = hx_elapsed_ms(hx, now);
 	a.listener_id = hx->rec.listener_id;
 	a.proto = PROTO_HTTP;
 	a.result = result;
@@ -262,9 +269,7 @@ hx_access(struct rsession *rs)
 	a.sid = rs->sid;
 	a.bytes_up = hx->up;
 	a.bytes_down = hx->down;
-	a.duration_ms = hx->rec.start_ms && now > hx->rec.start_ms
-	    ? now - hx->rec.start_ms
-	    : 0;
+	a.duration_ms = hx_elapsed_ms(hx, now);
 	a.status = hx->status;
 	a.client = hx->rec.client;
 	memcpy(a.method, hx->rec.method, sizeof(a.method));
@@ -499,8 +504,8 @@ hx_add_chunk(struct evbuffer *out, const char *data, size_t len)
 
 /*
  * Body bytes in the client's framing, to the upstream in ours.  Returns
- * how many were taken (the rest is the client's next request), or -1
- * for a malformed chunked body.
+ * how many were taken (the rest is the client's next request), -1 for
+ * a malformed chunked body, -2 for one over limit http-body.
  */
 static ssize_t
 hx_body_in(struct rsession *rs, const char *p, size_t len)
