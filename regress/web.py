@@ -120,6 +120,11 @@ class Recorder:
                 m = re.search(r"/big/(\d+)", self.path)
                 if m:
                     return self.big(int(m.group(1)))
+                m = re.search(r"/short/(\d+)", self.path)
+                if m:
+                    # promises n bytes, sends half, and hangs up
+                    self.close_connection = True
+                    return self.big(int(m.group(1)), int(m.group(1)) // 2)
                 if "/chunked" in self.path:
                     return self.chunked()
                 if "/redirect" in self.path:
@@ -172,10 +177,12 @@ class Recorder:
 
             do_PUT = do_POST
 
-            def big(self, n):
+            def big(self, n, send=None):
                 self.send_response(200)
                 self.send_header("Content-Length", str(n))
                 self.end_headers()
+                if send is not None:
+                    n = send
                 block = bytes(range(256)) * 4096
                 while n:
                     k = min(n, len(block))
@@ -670,6 +677,58 @@ def _():
     check(peak - base < 32 * 1024 or sanitized(env.binary),
           f"relay's peak RSS grew {peak - base} KiB for 1 GiB down and "
           "200 MiB up")
+
+
+@case("http-large-body-to-a-slow-reader-then-the-next-request")
+def _():
+    # a body this size is spliced: the client stalls it, then takes it
+    # all, and the connection serves its next request
+    start_web()
+    n = 8 << 20
+    s = socket.create_connection((HOST, WEB), timeout=20)
+    f = s.makefile("rb")
+    try:
+        s.sendall(b"GET /home/bob@example.org/big/%d HTTP/1.1\r\n"
+                  b"Host: h\r\n\r\n" % n)
+        time.sleep(1.5)
+        got = hashlib.sha256()
+        line = f.readline()
+        check(line.startswith(b"HTTP/1.1 200"), f"status {line!r}")
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        left = n
+        while left:
+            piece = f.read(min(left, 1 << 20))
+            check(piece, f"body ended {left} bytes short")
+            got.update(piece)
+            left -= len(piece)
+            time.sleep(0.05)
+        check(got.hexdigest() == big_sha(n), "slow-read body differs")
+        s.sendall(b"GET /home/alice@example.org/after HTTP/1.1\r\n"
+                  b"Host: h\r\n\r\n")
+        status, _, body = read_response(f)
+        check(status == 200 and b"/after" in body,
+              f"next request on the connection: {status} {body[:80]!r}")
+    finally:
+        s.close()
+
+
+@case("http-upstream-cut-mid-body-closes-the-client-no-hang")
+def _():
+    start_web()
+    n = 4 << 20
+    t0 = time.monotonic()
+    out = raw_exchange(b"GET /home/bob@example.org/short/%d HTTP/1.1\r\n"
+                       b"Host: h\r\n\r\n" % n, timeout=20)
+    head, _, body = out.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 200"), f"answer {out[:60]!r}")
+    check(len(body) == n // 2, f"{len(body)} body bytes, not {n // 2}")
+    check(time.monotonic() - t0 < 15, "the cut was not passed on")
+    status, body = kept_pair(b"GET /home/bob@example.org/a HTTP/1.1\r\n"
+                             b"Host: h\r\n\r\n",
+                             b"GET /home/bob@example.org/b HTTP/1.1\r\n"
+                             b"Host: h\r\n\r\n")
+    check(status == 200, f"relay after the cut: {status}")
 
 
 @case("http-upstream-down-503-names-nothing-internal")

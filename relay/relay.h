@@ -257,6 +257,8 @@ void route_foreach_upstream(void (*)(const struct upstream_ctx *, void *),
 int splice_start(struct rsession *, const void *to_client, size_t,
     const void *to_upstream, size_t);
 void splice_stop(struct rsession *);
+int splice_pipe_get(int[2]);
+void splice_pipe_put(int[2], size_t);
 void relay_session_closed(struct rsession *);
 /* Why a relayed session ends early: the same words for splice and TLS. */
 void relay_log_stall(struct rsession *, int client);

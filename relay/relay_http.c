@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <fcntl.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,8 @@
 #define HX_AUTH_MAX	 264 /* a TLS name, or an address and port */
 #define HX_INTERIM_MAX	 16  /* 1xx answers to one request */
 #define HX_KNOWN_MAX	 128 /* configured upstream names, for rewriting */
+#define HX_SPLICE_MIN	 (64 * 1024) /* smaller bodies are not worth it */
+#define HX_SPLICE_CHUNK	 (1 << 20)
 
 struct hexchange {
 	struct rsession *rs;
@@ -77,6 +81,14 @@ struct hexchange {
 	uint32_t verdict; /* the login's audit result */
 	uint64_t up;
 	uint64_t down;
+	/* a large Content-Length body, upstream to client, spliced */
+	int splice_wait; /* for the client to take the head first */
+	int splicing;
+	int spipe[2];
+	size_t sinpipe;
+	uint64_t sunread; /* body bytes still in the upstream socket */
+	struct event srev;
+	struct event swev;
 	char internal[2][HX_AUTH_MAX];
 	const char *internal_ptr[2 + HX_KNOWN_MAX];
 	size_t ninternal;
@@ -106,6 +118,7 @@ static void bev_free(struct bufferevent *);
 static void hx_maybe_finish(struct rsession *);
 static void hx_upstream_read(struct bufferevent *, void *);
 static void hx_client_read(struct bufferevent *, void *);
+static void hx_splice_begin(struct rsession *);
 
 void
 relay_http_init(const struct conf_http *conf, struct event_base *base)
@@ -471,6 +484,11 @@ relay_http_free(struct rsession *rs)
 {
 	struct hexchange *hx = rs->hx;
 
+	if (hx->splicing) {
+		event_del(&hx->srev);
+		event_del(&hx->swev);
+		splice_pipe_put(hx->spipe, hx->sinpipe);
+	}
 	if (hx->cbev != NULL)
 		bev_free(hx->cbev);
 	if (hx->ubev != NULL)
@@ -634,6 +652,13 @@ hx_client_write(struct bufferevent *bev, void *arg)
 			hx_finish(rs);
 		return;
 	}
+	if (hx->splice_wait) {
+		if (evbuffer_get_length(bufferevent_get_output(hx->cbev)) == 0)
+			hx_splice_begin(rs);
+		return;
+	}
+	if (hx->splicing)
+		return;
 	/* the client took enough: read the upstream again */
 	if (hx->ubev != NULL && !hx->resp_done)
 		bufferevent_enable(hx->ubev, EV_READ);
@@ -934,6 +959,135 @@ hx_response_body(struct rsession *rs)
 	return 0;
 }
 
+/* ---- a large response body, spliced ---- */
+
+/*
+ * A body of known length that only has to be copied: splice(2) moves it
+ * socket to pipe to socket and it never enters user space.  Chunked and
+ * read-to-close bodies, and anything through the TLS bridge, stay on the
+ * buffered path, which re-frames.
+ */
+static int
+hx_splice_eligible(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+
+	return hx->head_done && !hx->resp_done && hx->req_done &&
+	    hx->resp_in == HTTP_BODY_LENGTH &&
+	    hx->resp_out == HTTP_BODY_LENGTH && hx->bridge == NULL &&
+	    hx->resp_left >= HX_SPLICE_MIN && rs->ufd != -1 &&
+	    evbuffer_get_length(bufferevent_get_input(hx->ubev)) == 0;
+}
+
+static void hx_splice_event(int, short, void *);
+
+/* Both descriptors as far as they go; then wait for the one that hung. */
+static void
+hx_splice_run(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	struct timeval answer = {http_conf.timeout_response, 0};
+	struct timeval stall = {relay_conf.timeout_stall, 0};
+	ssize_t n;
+	int moved;
+
+	do {
+		moved = 0;
+		if (hx->sunread > 0) {
+			n = splice(rs->ufd, NULL, hx->spipe[1], NULL,
+			    hx->sunread < HX_SPLICE_CHUNK ? hx->sunread
+							  : HX_SPLICE_CHUNK,
+			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n == 0 || (n == -1 && errno != EAGAIN)) {
+				hx_abort(rs, HTTP_DONE_CLOSE,
+				    "upstream closed mid-response");
+				return;
+			}
+			if (n > 0) {
+				hx->sunread -= n;
+				hx->sinpipe += n;
+				moved = 1;
+			}
+		}
+		if (hx->sinpipe > 0) {
+			n = splice(hx->spipe[0], NULL, rs->cfd, NULL,
+			    hx->sinpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n == -1 && errno != EAGAIN) {
+				hx_abort(rs, HTTP_DONE_CLIENT_GONE,
+				    "client gone");
+				return;
+			}
+			if (n > 0) {
+				hx->sinpipe -= n;
+				hx->resp_left -= n;
+				hx->down += n;
+				moved = 1;
+			}
+		}
+	} while (moved);
+	if (hx->resp_left == 0) {
+		hx->splicing = 0;
+		splice_pipe_put(hx->spipe, 0);
+		hx->resp_done = 1;
+		hx_maybe_finish(rs);
+		return;
+	}
+	/* a pipe with bytes in it makes a read's EAGAIN ambiguous */
+	if (hx->sinpipe > 0)
+		event_add(&hx->swev, &stall);
+	else
+		event_add(&hx->srev, &answer);
+}
+
+static void
+hx_splice_event(int fd, short event, void *arg)
+{
+	struct rsession *rs = arg;
+
+	if (event & EV_TIMEOUT) {
+		if (fd == rs->cfd)
+			hx_abort(rs, HTTP_DONE_CLIENT_GONE, "client stalled");
+		else
+			hx_abort(rs, HTTP_DONE_CLOSE, "upstream stalled");
+		return;
+	}
+	hx_splice_run(rs);
+}
+
+static void
+hx_splice_begin(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+
+	hx->splice_wait = 0;
+	if (splice_pipe_get(hx->spipe) == -1) {
+		bufferevent_enable(hx->ubev, EV_READ);
+		return;
+	}
+	hx->splicing = 1;
+	hx->sinpipe = 0;
+	hx->sunread = hx->resp_left;
+	bufferevent_disable(hx->ubev, EV_READ | EV_WRITE);
+	event_set(&hx->srev, rs->ufd, EV_READ, hx_splice_event, rs);
+	event_set(&hx->swev, rs->cfd, EV_WRITE, hx_splice_event, rs);
+	hx_splice_run(rs);
+}
+
+/* The head and what came with it go out first, through the buffer. */
+static void
+hx_splice_offer(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+
+	bufferevent_disable(hx->ubev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(hx->cbev)) == 0) {
+		hx_splice_begin(rs);
+		return;
+	}
+	hx->splice_wait = 1;
+	bufferevent_setwatermark(hx->cbev, EV_WRITE, 0, 0);
+}
+
 static void
 hx_upstream_read(struct bufferevent *bev, void *arg)
 {
@@ -951,6 +1105,10 @@ hx_upstream_read(struct bufferevent *bev, void *arg)
 	}
 	if (hx_response_body(rs) == -1) {
 		hx_abort(rs, HTTP_DONE_CLOSE, "bad upstream body");
+		return;
+	}
+	if (hx_splice_eligible(rs)) {
+		hx_splice_offer(rs);
 		return;
 	}
 	if (evbuffer_get_length(bufferevent_get_output(hx->cbev)) >

@@ -45,18 +45,18 @@ struct spare_pipe {
 static struct spare_pipe pipe_pool[PIPE_POOL_MAX];
 static int pipe_pool_len;
 
-static int
-pipe_get(struct splice_dir *d)
+int
+splice_pipe_get(int fd[2])
 {
 	if (pipe_pool_len > 0) {
 		pipe_pool_len--;
-		d->pipefd[0] = pipe_pool[pipe_pool_len].fd[0];
-		d->pipefd[1] = pipe_pool[pipe_pool_len].fd[1];
+		fd[0] = pipe_pool[pipe_pool_len].fd[0];
+		fd[1] = pipe_pool[pipe_pool_len].fd[1];
 		return 0;
 	}
-	if (pipe2(d->pipefd, O_NONBLOCK | O_CLOEXEC) == -1) {
+	if (pipe2(fd, O_NONBLOCK | O_CLOEXEC) == -1) {
 		log_warn("pipe2");
-		d->pipefd[0] = d->pipefd[1] = -1;
+		fd[0] = fd[1] = -1;
 		return -1;
 	}
 	/*
@@ -64,25 +64,37 @@ pipe_get(struct splice_dir *d)
 	 * pair of splice calls per 64 KiB.  A larger one is only asked
 	 * for; the kernel's per-user limits may refuse it.
 	 */
-	(void)fcntl(d->pipefd[1], F_SETPIPE_SZ, PIPE_SIZE);
+	(void)fcntl(fd[1], F_SETPIPE_SZ, PIPE_SIZE);
 	return 0;
 }
 
 /* Only an empty pipe may be shared again. */
+void
+splice_pipe_put(int fd[2], size_t inpipe)
+{
+	if (fd[0] == -1)
+		return;
+	if (inpipe == 0 && pipe_pool_len < PIPE_POOL_MAX) {
+		pipe_pool[pipe_pool_len].fd[0] = fd[0];
+		pipe_pool[pipe_pool_len].fd[1] = fd[1];
+		pipe_pool_len++;
+	} else {
+		close(fd[0]);
+		close(fd[1]);
+	}
+	fd[0] = fd[1] = -1;
+}
+
+static int
+pipe_get(struct splice_dir *d)
+{
+	return splice_pipe_get(d->pipefd);
+}
+
 static void
 pipe_put(struct splice_dir *d)
 {
-	if (d->pipefd[0] == -1)
-		return;
-	if (d->inpipe == 0 && pipe_pool_len < PIPE_POOL_MAX) {
-		pipe_pool[pipe_pool_len].fd[0] = d->pipefd[0];
-		pipe_pool[pipe_pool_len].fd[1] = d->pipefd[1];
-		pipe_pool_len++;
-	} else {
-		close(d->pipefd[0]);
-		close(d->pipefd[1]);
-	}
-	d->pipefd[0] = d->pipefd[1] = -1;
+	splice_pipe_put(d->pipefd, d->inpipe);
 }
 
 static void splice_read(int, short, void *);
