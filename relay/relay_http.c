@@ -94,11 +94,16 @@ struct hexchange {
 	size_t ninternal;
 };
 
+/*
+ * An idle upstream connection keeps its bufferevent, reading, so that
+ * taking it for the next exchange and putting it back touch no epoll
+ * registration.
+ */
 struct idle_conn {
 	TAILQ_ENTRY(idle_conn) entry;
 	int fd;
+	struct bufferevent *bev;
 	struct sockaddr_storage addr;
-	struct event ev;
 };
 
 static struct conf_http http_conf;
@@ -153,45 +158,57 @@ bev_free(struct bufferevent *bev)
 static void
 idle_drop(struct idle_conn *ic)
 {
-	event_del(&ic->ev);
+	bev_free(ic->bev);
 	close(ic->fd);
 	TAILQ_REMOVE(&idle, ic, entry);
 	nidle--;
 	free(ic);
 }
 
-/* An idle connection that becomes readable was closed, or misbehaves. */
+/* An idle connection that says anything was closed, or misbehaves. */
 static void
-idle_event(int fd, short event, void *arg)
+idle_read(struct bufferevent *bev, void *arg)
 {
-	(void)fd;
-	(void)event;
+	(void)bev;
 	idle_drop(arg);
 }
 
 static void
-idle_put(int fd, const struct sockaddr_storage *addr)
+idle_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	idle_drop(arg);
+}
+
+static void
+idle_put(int fd, struct bufferevent *bev, const struct sockaddr_storage *addr)
 {
 	struct timeval tv = {http_conf.upstream_idle, 0};
 	struct idle_conn *ic;
 
 	if (http_conf.upstream_keep == 0 ||
 	    (ic = calloc(1, sizeof(*ic))) == NULL) {
+		bev_free(bev);
 		close(fd);
 		return;
 	}
 	while (nidle >= http_conf.upstream_keep)
 		idle_drop(TAILQ_LAST(&idle, idle_list_head));
 	ic->fd = fd;
+	ic->bev = bev;
 	ic->addr = *addr;
-	event_set(&ic->ev, fd, EV_READ, idle_event, ic);
-	event_add(&ic->ev, &tv);
+	bufferevent_setcb(bev, idle_read, NULL, idle_event, ic);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(bev, &tv, NULL);
+	bufferevent_enable(bev, EV_READ);
 	TAILQ_INSERT_HEAD(&idle, ic, entry);
 	nidle++;
 }
 
+/* The connection's descriptor, its bufferevent in *bev, or -1. */
 static int
-idle_take(const struct sockaddr_storage *addr)
+idle_take(const struct sockaddr_storage *addr, struct bufferevent **bev)
 {
 	struct idle_conn *ic;
 	int fd;
@@ -200,7 +217,7 @@ idle_take(const struct sockaddr_storage *addr)
 	if (sockaddr_same_host(&ic->addr, addr) &&
 	    sockaddr_port(&ic->addr) == sockaddr_port(addr)) {
 		fd = ic->fd;
-		event_del(&ic->ev);
+		*bev = ic->bev;
 		TAILQ_REMOVE(&idle, ic, entry);
 		nidle--;
 		free(ic);
@@ -423,6 +440,38 @@ hx_page(struct rsession *rs, int status, const char *why)
 	hx_maybe_finish(rs);
 }
 
+/*
+ * Writes what is queued at once and arms the write event only for what
+ * the socket would not take: a small answer then costs one writev and
+ * no epoll_ctl.  A bufferevent whose write event is armed already is
+ * left to it; so is an error, which its callback reports.
+ */
+static void
+hx_flush(struct bufferevent *bev)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+	int n;
+
+	if (evbuffer_get_length(out) == 0 ||
+	    (bufferevent_get_enabled(bev) & EV_WRITE))
+		return;
+	/* a bufferevent's output is frozen at its start to all but it */
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, bufferevent_getfd(bev));
+	evbuffer_freeze(out, 1);
+	if ((n == -1 && errno != EAGAIN && errno != EINTR) ||
+	    evbuffer_get_length(out) > 0)
+		bufferevent_enable(bev, EV_WRITE);
+}
+
+/* A drained output disarms, so that the next answer is flushed first. */
+static void
+hx_drained(struct bufferevent *bev)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);
+}
+
 /* Once the response is out and the request in, or on an early answer. */
 static void
 hx_maybe_finish(struct rsession *rs)
@@ -434,14 +483,15 @@ hx_maybe_finish(struct rsession *rs)
 	if (!hx->req_done)
 		hx->client_close = 1; /* its body is unread: no next request */
 	hx->finishing = 1;
-	if (hx->ubev != NULL)
-		bufferevent_disable(hx->ubev, EV_READ);
-	/* the client's own bytes after this one wait in its buffer */
+	/*
+	 * The upstream stays read: what it says now makes its connection
+	 * unfit for reuse, and a kept connection is watched while idle.
+	 * The client's own bytes after this request wait in its buffer.
+	 */
 	bufferevent_setwatermark(hx->cbev, EV_WRITE, 0, 0);
+	hx_flush(hx->cbev);
 	if (evbuffer_get_length(bufferevent_get_output(hx->cbev)) == 0)
 		hx_finish(rs);
-	else
-		bufferevent_enable(hx->cbev, EV_WRITE);
 }
 
 static int
@@ -465,12 +515,14 @@ hx_finish(struct rsession *rs)
 
 	hx->ended = 1;
 	if (hx_upstream_reusable(rs)) {
-		bev_free(hx->ubev);
+		idle_put(rs->ufd, hx->ubev, &rs->lg->uaddr);
 		hx->ubev = NULL;
-		idle_put(rs->ufd, &rs->lg->uaddr);
 		rs->ufd = -1;
 	}
-	hx_log(rs, "done");
+	/* one line per request is the access log's job; the log has them
+	 * at -v */
+	if (log_getverbose() > 0)
+		hx_log(rs, "done");
 	hx_access(rs);
 	hx_audit(rs, hx_verdict(rs), "");
 	if (!keep)
@@ -610,6 +662,7 @@ hx_client_body(struct rsession *rs)
 	}
 	if (hx->req_done)
 		hx_timeouts(rs);
+	hx_flush(hx->ubev);
 	if (!hx->req_done &&
 	    evbuffer_get_length(bufferevent_get_output(hx->ubev)) >
 		HX_OUT_HIWAT)
@@ -652,6 +705,7 @@ hx_client_write(struct bufferevent *bev, void *arg)
 			hx_finish(rs);
 		return;
 	}
+	hx_drained(hx->cbev);
 	if (hx->splice_wait) {
 		if (evbuffer_get_length(bufferevent_get_output(hx->cbev)) == 0)
 			hx_splice_begin(rs);
@@ -1100,13 +1154,18 @@ hx_upstream_read(struct bufferevent *bev, void *arg)
 		return;
 	hx->resp_started = 1;
 	while (!hx->head_done) {
-		if ((r = hx_response_head(rs)) <= 0)
-			return; /* more to come, or the exchange ended */
+		if ((r = hx_response_head(rs)) < 0)
+			return; /* the exchange ended */
+		if (r == 0) {
+			hx_flush(hx->cbev); /* a 100 Continue, say */
+			return;
+		}
 	}
 	if (hx_response_body(rs) == -1) {
 		hx_abort(rs, HTTP_DONE_CLOSE, "bad upstream body");
 		return;
 	}
+	hx_flush(hx->cbev);
 	if (hx_splice_eligible(rs)) {
 		hx_splice_offer(rs);
 		return;
@@ -1123,13 +1182,13 @@ hx_upstream_write(struct bufferevent *bev, void *arg)
 	struct rsession *rs = arg;
 	struct hexchange *hx = rs->hx;
 
-	(void)bev;
+	hx_drained(bev);
 	/* the upstream took enough: read the client's body again */
 	if (!hx->ended && !hx->req_done)
 		bufferevent_enable(hx->cbev, EV_READ);
 }
 
-static void hx_start_upstream(struct rsession *, int);
+static void hx_start_upstream(struct rsession *, struct bufferevent *);
 
 static int
 hx_safe_method(const char *m)
@@ -1292,15 +1351,18 @@ hx_internal_names(struct rsession *rs)
 
 /* Head and the body bytes authproc had, then whatever else comes. */
 static void
-hx_start_upstream(struct rsession *rs, int fd)
+hx_start_upstream(struct rsession *rs, struct bufferevent *kept)
 {
 	struct hexchange *hx = rs->hx;
 	ssize_t n = 0;
 
 	/* a reused connection comes here with the route's timer running */
 	evtimer_del(&rs->lg->timer);
-	if ((hx->ubev = bufferevent_socket_new(http_base, fd, 0)) == NULL)
+	if ((hx->ubev = kept) == NULL &&
+	    (hx->ubev = bufferevent_socket_new(http_base, rs->ufd, 0)) == NULL)
 		fatalx("bufferevent_socket_new failed");
+	/* born with writing enabled; hx_flush() arms it when needed */
+	bufferevent_disable(hx->ubev, EV_WRITE);
 	bufferevent_setcb(hx->ubev, hx_upstream_read, hx_upstream_write,
 	    hx_upstream_event, rs);
 	bufferevent_setwatermark(hx->ubev, EV_WRITE, HX_OUT_HIWAT / 2, 0);
@@ -1328,9 +1390,10 @@ hx_start_upstream(struct rsession *rs, int fd)
 		evbuffer_prepend(bufferevent_get_input(hx->cbev), hx->early + n,
 		    hx->earlylen - n);
 	hx->early_placed = 1;
-	bufferevent_enable(hx->ubev, EV_READ | EV_WRITE);
+	bufferevent_enable(hx->ubev, EV_READ);
 	hx_timeouts(rs);
-	bufferevent_enable(hx->cbev, EV_READ | EV_WRITE);
+	bufferevent_enable(hx->cbev, EV_READ);
+	hx_flush(hx->ubev);
 	if (!hx->req_done &&
 	    evbuffer_get_length(bufferevent_get_input(hx->cbev)) > 0)
 		hx_client_read(hx->cbev, rs);
@@ -1343,21 +1406,22 @@ http_upstream_ready(struct rsession *rs)
 		hx_page(rs, 502, "cannot bridge the upstream's TLS");
 		return;
 	}
-	hx_start_upstream(rs, rs->ufd);
+	hx_start_upstream(rs, NULL);
 }
 
 static int
 http_reuse(struct rsession *rs)
 {
+	struct bufferevent *bev;
 	int fd;
 
 	if (rs->hx->retried || upstream_tls(rs->lg->upstream, PROTO_HTTP) ||
 	    (rs->lg->pool != NULL && rs->lg->pool->conf.proxy_v2) ||
-	    (fd = idle_take(&rs->lg->uaddr)) == -1)
+	    (fd = idle_take(&rs->lg->uaddr, &bev)) == -1)
 		return 0;
 	rs->ufd = fd;
 	rs->hx->reused = 1;
-	hx_start_upstream(rs, fd);
+	hx_start_upstream(rs, bev);
 	return 1;
 }
 
@@ -1467,6 +1531,7 @@ relay_http_request(struct imsgev *iev, struct imsg *imsg)
 		fatalx("bufferevent_socket_new failed");
 	bufferevent_setcb(rs->hx->cbev, hx_client_read, hx_client_write,
 	    hx_client_event, rs);
+	bufferevent_disable(rs->hx->cbev, EV_WRITE);
 	/* beyond the body: the next request, for authproc, bounded */
 	bufferevent_setwatermark(rs->hx->cbev, EV_READ, 0, HTTP_LEFTOVER_MAX);
 	bufferevent_setwatermark(rs->hx->cbev, EV_WRITE, HX_OUT_HIWAT / 2, 0);
