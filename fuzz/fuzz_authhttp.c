@@ -1,6 +1,8 @@
 /*
  * libFuzzer target for the lookup handler answer reader: the input is
  * split into "Name: value" lines, as libevent would hand them over.
+ * The same bytes are read as a route cache value from memcached, and
+ * a route read back must write out again.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -15,12 +17,17 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct authhttp_reply r;
-	char *buf, *line, *next, *colon, esc[64];
+	struct authhttp_route rt;
+	char *buf, *line, *next, *colon, esc[64], again[600];
 
 	if ((buf = malloc(size + 1)) == NULL)
 		return 0;
 	memcpy(buf, data, size);
 	buf[size] = '\0';
+	if (authhttp_cache_parse(buf, size, "0123456789abcdef", &rt) == 0 &&
+	    authhttp_cache_format(again, sizeof(again), "0123456789abcdef",
+		&rt) == -1)
+		abort();
 	authhttp_reply_init(&r);
 	for (line = buf; line != NULL; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)

@@ -2943,9 +2943,10 @@ def log_has(node, text, timeout=5.0):
     return True
 
 
-def route_cache_key(proto, u):
-    """relay's memcached key for a user's route (mckey_derive)."""
-    return "postern:r:" + hashlib.sha256(bytes([proto]) +
+def route_cache_key(u):
+    """relay's memcached key for a user's route (mckey_derive): one for
+    every protocol."""
+    return "postern:r:" + hashlib.sha256(bytes([0]) +
                                          u.lower().encode()).hexdigest()
 
 
@@ -3102,6 +3103,12 @@ def _():
         user(9): ("odd", {"imap": 143, "pop3": 110}, None),
         user(11): ("odd", {"imap": 143, "pop3": 110}, None),
         "webuser@example.org": ("webback", {"http": 1}, None),
+        # one cached route for mail and web: by name, by an address that
+        # is a configured upstream's, and found by the web first
+        user(13): ("one", {"imap": 143, "pop3": 110, "http": 1}, None),
+        user(15): (HOST, {"imap": DV1[0], "pop3": DV1[1], "http": 1},
+                   None),
+        user(17): ("one", {"imap": 143, "pop3": 110, "http": 1}, None),
         "ghost@example.org": ("nosuch", {"imap": 143}, None),
     }
     mc = Memcached(MEMCACHED, os.path.join(env.work, "memcached-n.log"))
@@ -3110,7 +3117,8 @@ def _():
     conf = os.path.join(env.work, "named.conf")
     write_pool_config(
         conf, [(HOST, NAMED_IMAP, "imap"), (HOST, NAMED_WEB, "http")],
-        {"one": (HOST, DV1[0], DV1[1]), "two": (HOST, DV2[0], DV2[1]),
+        {"one": (HOST, DV1[0], DV1[1], f"http port {NAMED_WEBBACK}"),
+         "two": (HOST, DV2[0], DV2[1]),
          "dead": (HOST, DEAD_PORT, DEAD_PORT),
          "onetls": (HOST, DV1_IMAPS, 0, f'tls ca "{ca}"',
                     'tls name "imap.internal"'),
@@ -3137,7 +3145,7 @@ def _():
               f"handler asked {handler.count(user(1))} times, not once")
         check(log_has(node, "pool odd: upstream dead marked down"),
               "no failover in the pool: " + node.log_text()[-600:])
-        key = route_cache_key(1, user(1))
+        key = route_cache_key(user(1))
         value = mc.command(f"get {key}\r\n".encode())
         want = f"2 {key[len('postern:r:'):][:16]} odd {user(1)}".encode()
         check(want in value, f"cached value {value!r}")
@@ -3147,7 +3155,7 @@ def _():
         check(imap_login_ok(NAMED_IMAP, user(2)), "upstream by name")
         check(imap_login_ok(NAMED_IMAP, user(5)), "address route failed")
         # a cached name relay does not know, or for another key: a miss
-        k9, k11 = route_cache_key(1, user(9)), route_cache_key(1, user(11))
+        k9, k11 = route_cache_key(user(9)), route_cache_key(user(11))
         for k, v in ((k9, f"2 {k9[len('postern:r:'):][:16]} nosuch x"),
                      (k11, "2 0000000000000000 two x")):
             mc.command(b"set %s 0 0 %d\r\n%s\r\n" %
@@ -3165,6 +3173,22 @@ def _():
         status, body = web_get(NAMED_WEB, "/home/webuser@example.org/x")
         check(status == 200 and body == b"webback %d" % NAMED_WEBBACK,
               f"web answer {status} {body!r}")
+        # one route per user, whichever protocol found it
+        for u, order in ((user(13), ("imap", "web")),
+                         (user(15), ("imap", "web")),
+                         (user(17), ("web", "imap"))):
+            for proto in order:
+                if proto == "imap":
+                    check(imap_login_ok(NAMED_IMAP, u), f"{u}: IMAP")
+                    continue
+                status, body = web_get(NAMED_WEB, f"/home/{u}/x")
+                check(status == 200 and body == b"webback %d" % NAMED_WEBBACK,
+                      f"{u}: web answer {status} {body!r}")
+            check(handler.count(u) == 1,
+                  f"{u}: handler asked {handler.count(u)} times, not once")
+        value = mc.command(f"get {route_cache_key(user(15))}\r\n".encode())
+        check(f" one {user(15)}".encode() in value,
+              f"address route not kept as its upstream's name: {value!r}")
         # a name that is configured nowhere: the answer is unusable
         check(not imap_login_ok(NAMED_IMAP, "ghost@example.org"),
               "unknown name used")

@@ -231,6 +231,10 @@ cache_token(const char *s, size_t len, size_t max, int ascii)
 	return 1;
 }
 
+/* enum mail_proto's values, as the cache writes them */
+static const char *const cache_protos[] = {NULL, "imap", "pop3", "http"};
+#define CACHE_NPROTOS (sizeof(cache_protos) / sizeof(cache_protos[0]))
+
 int
 authhttp_cache_format(char *out, size_t outsz, const char *check,
     const struct authhttp_route *rt)
@@ -261,10 +265,10 @@ authhttp_cache_format(char *out, size_t outsz, const char *check,
 			port = ntohs(sin6->sin6_port);
 		} else
 			return -1;
-		if (port == 0)
+		if (port == 0 || rt->proto == 0 || rt->proto >= CACHE_NPROTOS)
 			return -1;
-		n = snprintf(out, outsz, "1 %.16s %s %u %s", check, host, port,
-		    rt->account);
+		n = snprintf(out, outsz, "3 %.16s %s %s %u %s", check,
+		    cache_protos[rt->proto], host, port, rt->account);
 	}
 	if (n < 0 || (size_t)n >= outsz)
 		return -1;
@@ -275,8 +279,8 @@ int
 authhttp_cache_parse(const char *v, size_t len, const char *check,
     struct authhttp_route *rt)
 {
-	const char *f[5];
-	size_t flen[5], nf = 0, i, start = 0;
+	const char *f[6];
+	size_t flen[6], nf = 0, i, start = 0;
 	char host[INET6_ADDRSTRLEN];
 	struct sockaddr_in *sin = (struct sockaddr_in *)&rt->addr;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&rt->addr;
@@ -298,7 +302,18 @@ authhttp_cache_parse(const char *v, size_t len, const char *check,
 	if (nf < 4 || flen[0] != 1 || flen[1] != AUTHHTTP_CHECK_LEN ||
 	    memcmp(f[1], check, AUTHHTTP_CHECK_LEN) != 0)
 		return -1;
-	if (f[0][0] == '1' && nf == 5) {
+	if (f[0][0] == '3' && nf == 6) {
+		for (i = 1; i < CACHE_NPROTOS; i++)
+			if (strlen(cache_protos[i]) == flen[2] &&
+			    memcmp(f[2], cache_protos[i], flen[2]) == 0)
+				rt->proto = i;
+		if (rt->proto == 0)
+			return -1;
+		/* the rest as an address route's fields, one to the left */
+		for (i = 2; i < 5; i++) {
+			f[i] = f[i + 1];
+			flen[i] = flen[i + 1];
+		}
 		if (flen[2] >= sizeof(host) || flen[3] > 5 ||
 		    (flen[3] > 1 && f[3][0] == '0'))
 			return -1;

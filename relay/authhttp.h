@@ -63,8 +63,14 @@ size_t authhttp_escape(char *, size_t, const char *);
  * which ties the value to its key.  A reader that knows only version 1
  * takes a version 2 value for a miss.
  */
+/*
+ * One route per user serves every protocol: a name (a pool or upstream,
+ * whose members have a port for each) does; an address is one port, of
+ * the protocol it was found for, and only that protocol may use it.
+ */
 struct authhttp_route {
 	int named;
+	uint32_t proto;			     /* !named: enum mail_proto */
 	struct sockaddr_storage addr;	     /* !named: address and port */
 	char name[AUTHHTTP_NAME_MAX + 1];    /* named */
 	char account[AUTHHTTP_USER_MAX + 1]; /* the name to log in with */

@@ -170,7 +170,11 @@ lookup_upstream_allowed(const struct sockaddr_storage *ss)
 	return 0;
 }
 
-/* The cache key: protocol and lower-cased user, hashed. */
+/*
+ * The cache key: the lower-cased user, hashed; one for every protocol,
+ * so that a route found for an IMAP login serves the user's web
+ * requests and the other way round.
+ */
 static int
 route_key(const struct rsession *rs, char *key, size_t keysz)
 {
@@ -178,8 +182,7 @@ route_key(const struct rsession *rs, char *key, size_t keysz)
 	size_t i, len = 0;
 
 	/* an account id and a name never share a key */
-	raw[len++] =
-	    rs->lg->req.proto | (rs->lg->req.mech == MECH_ID ? 0x80 : 0);
+	raw[len++] = rs->lg->req.mech == MECH_ID ? 0x80 : 0;
 	for (i = 0; rs->lg->req.user[i] != '\0' && i < USER_MAX_LEN; i++)
 		raw[len++] = tolower((unsigned char)rs->lg->req.user[i]);
 	return mckey_derive(key, keysz, 'r', raw, len);
@@ -221,14 +224,47 @@ cache_store(struct rsession *rs, const struct authhttp_route *rt)
 	(void)mcache_submit(job);
 }
 
-/* The route to one server, rs->lg->uaddr, for rs->lg->account. */
+struct upstream_match {
+	const struct sockaddr_storage *addr;
+	uint32_t proto;
+	const char *name;
+};
+
+static void
+upstream_match(const struct upstream_ctx *u, void *arg)
+{
+	struct upstream_match *m = arg;
+	const struct sockaddr_storage *ua;
+
+	if (m->name != NULL || !upstream_has(u, m->proto))
+		return;
+	ua = upstream_addr(u, m->proto);
+	if (sockaddr_same_host(ua, m->addr) &&
+	    sockaddr_port(ua) == sockaddr_port(m->addr))
+		m->name = u->conf.name;
+}
+
+/*
+ * The route to one server, rs->lg->uaddr, for rs->lg->account.  An
+ * address that is a configured upstream's port for this protocol is
+ * kept as that upstream's name, which every protocol can use; any
+ * other address serves this protocol only.
+ */
 void
 lookup_cache_store(struct rsession *rs)
 {
 	struct authhttp_route rt;
+	struct upstream_match m = {&rs->lg->uaddr, rs->lg->req.proto, NULL};
 
 	memset(&rt, 0, sizeof(rt));
-	rt.addr = rs->lg->uaddr;
+	route_foreach_upstream(upstream_match, &m);
+	if (m.name != NULL && route_pool_by_name(m.name) != NULL) {
+		rt.named = 1;
+		snprintf(rt.name, sizeof(rt.name), "%s", m.name);
+	} else {
+		rt.proto = rs->lg->req.proto;
+		rt.addr = rs->lg->uaddr;
+	}
 	snprintf(rt.account, sizeof(rt.account), "%s", rs->lg->account);
 	cache_store(rs, &rt);
 }
@@ -252,6 +288,24 @@ static int
 name_known(const char *name)
 {
 	return route_pool_by_name(name) != NULL;
+}
+
+/*
+ * A cached name serves this protocol if one of its members has a port
+ * for it; else the handlers are asked, as for a miss.
+ */
+static int
+name_serves(const char *name, uint32_t proto)
+{
+	const struct pool_ctx *p;
+	uint32_t i;
+
+	if ((p = route_pool_by_name(name)) == NULL)
+		return 0;
+	for (i = 0; i < p->conf.nmembers; i++)
+		if (upstream_has(p->members[i].u, proto))
+			return 1;
+	return 0;
 }
 
 /*
@@ -316,12 +370,12 @@ cache_done(struct mc_job *job)
 	    authhttp_cache_parse(job->value, job->valuelen,
 		key_check(rs->lg->cachekey), &rt) == 0 &&
 	    strlen(rt.account) < sizeof(rs->lg->account)) {
-		if (!rt.named) {
+		if (!rt.named && rt.proto == rs->lg->req.proto) {
 			rsession_route_to(rs, &rt.addr, rt.account,
 			    ROUTE_SRC_CACHE);
 			return;
 		}
-		if (name_known(rt.name)) {
+		if (rt.named && name_serves(rt.name, rs->lg->req.proto)) {
 			route_named(rs, rt.name, rt.account, ROUTE_SRC_CACHE);
 			return;
 		}

@@ -296,11 +296,14 @@ test_cache_values(void **state)
 	sin->sin_port = htons(7143);
 	inet_pton(AF_INET, "10.0.0.5", &sin->sin_addr);
 	snprintf(rt.account, sizeof(rt.account), "user@example.org");
+	rt.proto = 1;
 	n = authhttp_cache_format(buf, sizeof(buf), CHECK "ffff", &rt);
 	assert_int_equal(n, (int)strlen(buf));
-	assert_string_equal(buf, "1 " CHECK " 10.0.0.5 7143 user@example.org");
+	assert_string_equal(buf,
+	    "3 " CHECK " imap 10.0.0.5 7143 user@example.org");
 	assert_int_equal(parse(buf, &back), 0);
 	assert_false(back.named);
+	assert_int_equal(back.proto, 1);
 	assert_int_equal(back.addr.ss_family, AF_INET);
 	assert_int_equal(ntohs(((struct sockaddr_in *)&back.addr)->sin_port),
 	    7143);
@@ -311,11 +314,20 @@ test_cache_values(void **state)
 	sin6->sin6_port = htons(993);
 	inet_pton(AF_INET6, "2001:db8::5", &sin6->sin6_addr);
 	snprintf(rt.account, sizeof(rt.account), "j\xc3\xb6rg@example.org");
+	rt.proto = 3;
 	assert_true(authhttp_cache_format(buf, sizeof(buf), CHECK, &rt) > 0);
 	assert_string_equal(buf,
-	    "1 " CHECK " 2001:db8::5 993 j\xc3\xb6rg@example.org");
+	    "3 " CHECK " http 2001:db8::5 993 j\xc3\xb6rg@example.org");
 	assert_int_equal(parse(buf, &back), 0);
 	assert_int_equal(back.addr.ss_family, AF_INET6);
+	assert_int_equal(back.proto, 3);
+	/* an address without its protocol is not written */
+	rt.proto = 0;
+	assert_int_equal(authhttp_cache_format(buf, sizeof(buf), CHECK, &rt),
+	    -1);
+	rt.proto = 4;
+	assert_int_equal(authhttp_cache_format(buf, sizeof(buf), CHECK, &rt),
+	    -1);
 
 	memset(&rt, 0, sizeof(rt));
 	rt.named = 1;
@@ -355,35 +367,41 @@ test_cache_malformed(void **state)
 	    "",
 	    "1",
 	    "2 " CHECK " stores",
-	    "1 " CHECK " 10.0.0.5 143",
+	    "3 " CHECK " imap 10.0.0.5 143",
 	    /* another key's check, or a short one */
-	    "1 0123456789abcdee 10.0.0.5 143 u",
+	    "3 0123456789abcdee imap 10.0.0.5 143 u",
 	    "2 0123456789ABCDEF stores u",
-	    "1 0123456789abcde 10.0.0.5 143 u",
-	    "1 0123456789abcdef0 10.0.0.5 143 u",
+	    "3 0123456789abcde imap 10.0.0.5 143 u",
+	    "3 0123456789abcdef0 imap 10.0.0.5 143 u",
 	    /* spacing */
-	    " 1 " CHECK " 10.0.0.5 143 u",
-	    "1 " CHECK " 10.0.0.5 143 u ",
-	    "1  " CHECK " 10.0.0.5 143 u",
-	    "1 " CHECK "  10.0.0.5 143 u",
+	    " 3 " CHECK " imap 10.0.0.5 143 u",
+	    "3 " CHECK " imap 10.0.0.5 143 u ",
+	    "3  " CHECK " imap 10.0.0.5 143 u",
+	    "3 " CHECK "  imap 10.0.0.5 143 u",
 	    "1\t" CHECK " 10.0.0.5 143 u",
-	    "1 " CHECK " 10.0.0.5 143 u\r\n",
+	    "3 " CHECK " imap 10.0.0.5 143 u\r\n",
 	    /* fields too many, or of the other version */
-	    "1 " CHECK " 10.0.0.5 143 u extra",
+	    "3 " CHECK " imap 10.0.0.5 143 u extra",
 	    "2 " CHECK " stores u extra",
 	    "2 " CHECK " 10.0.0.5 143 u",
 	    "1 " CHECK " stores u",
 	    "3 " CHECK " stores u",
 	    "11 " CHECK " stores u",
 	    /* addresses and ports */
-	    "1 " CHECK " mail.example.org 143 u",
-	    "1 " CHECK " 10.0.0.256 143 u",
-	    "1 " CHECK " 10.0.0.5 0 u",
-	    "1 " CHECK " 10.0.0.5 65536 u",
-	    "1 " CHECK " 10.0.0.5 0143 u",
-	    "1 " CHECK " 10.0.0.5 +143 u",
-	    "1 " CHECK " 10.0.0.5 14x u",
-	    "1 " CHECK " 10.0.0.5 999999 u",
+	    "3 " CHECK " imap mail.example.org 143 u",
+	    "3 " CHECK " imap 10.0.0.256 143 u",
+	    "3 " CHECK " imap 10.0.0.5 0 u",
+	    "3 " CHECK " imap 10.0.0.5 65536 u",
+	    "3 " CHECK " imap 10.0.0.5 0143 u",
+	    "3 " CHECK " imap 10.0.0.5 +143 u",
+	    "3 " CHECK " imap 10.0.0.5 14x u",
+	    "3 " CHECK " imap 10.0.0.5 999999 u",
+	    /* the protocol of an address route */
+	    "1 " CHECK " 10.0.0.5 143 u",
+	    "3 " CHECK " 10.0.0.5 143 u",
+	    "3 " CHECK " smtp 10.0.0.5 143 u",
+	    "3 " CHECK " IMAP 10.0.0.5 143 u",
+	    "3 " CHECK " imap4 10.0.0.5 143 u",
 	    /* names and accounts with control bytes */
 	    "2 " CHECK " sto\x01res u",
 	    "2 " CHECK " stores u\x7f",
@@ -412,8 +430,8 @@ test_cache_malformed(void **state)
 	snprintf(v, sizeof(v), "2 " CHECK " s %0*d", AUTHHTTP_USER_MAX, 0);
 	assert_int_equal(parse(v, &rt), 0);
 	/* the extremes that are fine */
-	assert_int_equal(parse("1 " CHECK " 10.0.0.5 65535 u", &rt), 0);
-	assert_int_equal(parse("1 " CHECK " 10.0.0.5 1 u", &rt), 0);
+	assert_int_equal(parse("3 " CHECK " pop3 10.0.0.5 65535 u", &rt), 0);
+	assert_int_equal(parse("3 " CHECK " http 10.0.0.5 1 u", &rt), 0);
 }
 
 int
