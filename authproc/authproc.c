@@ -177,13 +177,21 @@ session_audit(struct session *s, enum audit_result result, const char *reason)
 	imsgev_compose(&parent_iev, IMSG_AUDIT, 0, -1, &a, sizeof(a));
 }
 
+/* The user's attempt budget this session spends (throttle http separate) */
+static int
+session_budget(const struct session *s)
+{
+	return policy_budget(s->listener->conf.proto);
+}
+
 /* The pending attempt's outcome, for the failure limits; once only. */
 static void
 session_policy_result(struct session *s, int failed)
 {
 	if (!s->counted)
 		return;
-	policy_result(&s->client, s->req.user, wallclock_ms(), failed);
+	policy_result(&s->client, s->req.user, session_budget(s),
+	    wallclock_ms(), failed);
 	s->counted = 0;
 }
 
@@ -537,7 +545,8 @@ session_login_checked(struct session *s, const uint32_t *shared)
 	uint64_t now = wallclock_ms();
 
 	/* throttled attempts never reach relay or the upstream */
-	v = policy_check_shared(&s->client, s->req.user, now, shared, &msg);
+	v = policy_check_shared(&s->client, s->req.user, session_budget(s), now,
+	    shared, &msg);
 	if (v != POLICY_ALLOW) {
 		bufferevent_enable(s->bev, EV_READ);
 		login_refuse(s,
@@ -549,7 +558,7 @@ session_login_checked(struct session *s, const uint32_t *shared)
 		return;
 	}
 	/* relay counts it in the shared store when it takes it */
-	policy_attempt(&s->client, s->req.user, now);
+	policy_attempt(&s->client, s->req.user, session_budget(s), now);
 	s->counted = 1;
 	s->state = S_LOGIN_PENDING;
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
@@ -583,6 +592,7 @@ session_query_counters(struct session *s)
 		return -1;
 	op.client = s->client;
 	op.seq = ++s->query_seq;
+	op.budget = session_budget(s);
 	snprintf(op.user, sizeof(op.user), "%s", s->req.user);
 	if ((s->relay = relay_pick()) == NULL ||
 	    imsgev_compose(s->relay, IMSG_COUNTER_QUERY, s->id, -1, &op,

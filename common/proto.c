@@ -329,6 +329,7 @@ counter_op_valid(const struct imsg *imsg)
 
 	return imsg->datalen == sizeof(*op) && op->kinds != 0 &&
 	    (op->kinds & ~known) == 0 && sockaddr_valid(&op->client) &&
+	    op->budget <= 1 &&
 	    imsg_string_ok(op->user, sizeof(op->user));
 }
 

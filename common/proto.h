@@ -293,6 +293,7 @@ struct counter_op {
 	uint32_t seq;	/* echoed, so a late answer is not taken */
 	struct sockaddr_storage client;
 	char user[USER_MAX_LEN + 1];
+	uint32_t budget; /* POLICY_BUDGET_* */
 };
 
 #define COUNTER_KINDS 5 /* indexed by COUNT_*, 0 unused */

@@ -100,7 +100,7 @@ typedef struct {
 %token	HTTPHEADER HTTPTARGET HTTPBODY HTTPIDLE HTTPRESPONSE
 %token	LOOKUPFAILURE ROUTEBY PATH BASIC COOKIE AUTHCOOKIE PATHPREFIX
 %token	UPSTREAMIDLE UPSTREAMKEEP ACCESS LOG QUERY HTTPREQUESTS
-%token	FORMLOGIN FIELD NONE
+%token	FORMLOGIN FIELD NONE SEPARATE
 %type	<v.number>	window
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -547,6 +547,9 @@ main		: USER string {
 		}
 		| THROTTLE STORE LOCAL {
 			conf->policy.shared = 0;
+		}
+		| THROTTLE HTTP SEPARATE {
+			conf->policy.http_separate = 1;
 		}
 		| THROTTLE STORE MEMCACHE {
 			conf->policy.shared = 1;
@@ -1212,6 +1215,7 @@ lookup(const char *s)
 		{ "round-robin",	ROUNDROBIN },
 		{ "route",		ROUTE },
 		{ "route-by",		ROUTEBY },
+		{ "separate",		SEPARATE },
 		{ "server",		SERVER },
 		{ "session-lifetime",	SESSIONLIFETIME },
 		{ "sessions",		SESSIONS },

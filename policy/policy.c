@@ -60,13 +60,17 @@ key_hash(const unsigned char *key, size_t len)
 
 size_t
 policy_key(unsigned char *key, enum counter_kind kind,
-    const struct sockaddr_storage *ss, const char *user)
+    const struct sockaddr_storage *ss, const char *user, int budget)
 {
 	const struct sockaddr_in *sin = (const void *)ss;
 	const struct sockaddr_in6 *sin6 = (const void *)ss;
 	size_t len = 0, i;
 
 	key[len++] = kind;
+	/* a separate web budget is one of the user's, not the address's */
+	if (budget == POLICY_BUDGET_WEB &&
+	    (kind == COUNT_USER || kind == COUNT_IPUSER_FAIL))
+		key[0] |= 0x80;
 	if (kind != COUNT_USER) {
 		key[len++] = ss->ss_family;
 		if (ss->ss_family == AF_INET6) {
@@ -89,10 +93,10 @@ policy_key(unsigned char *key, enum counter_kind kind,
 
 static struct counter *
 counter_get(enum counter_kind kind, const struct sockaddr_storage *ss,
-    const char *user, uint32_t window, int create)
+    const char *user, int budget, uint32_t window, int create)
 {
 	unsigned char key[KEY_MAX];
-	size_t len = policy_key(key, kind, ss, user);
+	size_t len = policy_key(key, kind, ss, user, budget);
 	struct counter *c;
 	uint32_t b = key_hash(key, len) % TABLE_BUCKETS;
 
@@ -129,7 +133,7 @@ counter_get(enum counter_kind kind, const struct sockaddr_storage *ss,
  */
 static uint32_t
 counter_value(enum counter_kind kind, const struct sockaddr_storage *ss,
-    const char *user, const struct policy_limit *lim, uint64_t now,
+    const char *user, int budget, const struct policy_limit *lim, uint64_t now,
     const uint32_t *shared)
 {
 	struct counter *c;
@@ -137,7 +141,7 @@ counter_value(enum counter_kind kind, const struct sockaddr_storage *ss,
 
 	if (lim->max == 0)
 		return 0;
-	c = counter_get(kind, ss, user, lim->window, 0);
+	c = counter_get(kind, ss, user, budget, lim->window, 0);
 	n = c != NULL ? window_estimate(&c->w, now, lim->window) : 0;
 	/* what this node counted still holds if the store lost it */
 	if (shared != NULL && shared[kind] > n)
@@ -149,12 +153,13 @@ counter_value(enum counter_kind kind, const struct sockaddr_storage *ss,
 
 static void
 counter_pending(enum counter_kind kind, const struct sockaddr_storage *ss,
-    const char *user, const struct policy_limit *lim, uint64_t now, int add)
+    const char *user, int budget, const struct policy_limit *lim, uint64_t now,
+    int add)
 {
 	struct counter *c;
 
 	if (lim->max == 0 ||
-	    (c = counter_get(kind, ss, user, lim->window, add)) == NULL)
+	    (c = counter_get(kind, ss, user, budget, lim->window, add)) == NULL)
 		return;
 	if (add)
 		c->pending++;
@@ -169,26 +174,28 @@ counter_pending(enum counter_kind kind, const struct sockaddr_storage *ss,
  * addresses switch throttling off for everyone else.
  */
 static int
-unknown_while_full(const struct sockaddr_storage *ss, const char *user)
+unknown_while_full(const struct sockaddr_storage *ss, const char *user,
+    int budget)
 {
 	if (!table_full)
 		return 0;
 	/* the allow-list has no address counters to be known by */
 	if (pol.ip.max && !policy_allowlisted(ss) &&
-	    counter_get(COUNT_IP, ss, user, pol.ip.window, 0) == NULL)
+	    counter_get(COUNT_IP, ss, user, budget, pol.ip.window, 0) == NULL)
 		return 1;
 	return pol.user.max &&
-	    counter_get(COUNT_USER, ss, user, pol.user.window, 0) == NULL;
+	    counter_get(COUNT_USER, ss, user, budget, pol.user.window, 0) ==
+	    NULL;
 }
 
 static void
 counter_bump(enum counter_kind kind, const struct sockaddr_storage *ss,
-    const char *user, const struct policy_limit *lim, uint64_t now)
+    const char *user, int budget, const struct policy_limit *lim, uint64_t now)
 {
 	struct counter *c;
 
 	if (lim->max == 0 ||
-	    (c = counter_get(kind, ss, user, lim->window, 1)) == NULL)
+	    (c = counter_get(kind, ss, user, budget, lim->window, 1)) == NULL)
 		return;
 	window_add(&c->w, now, lim->window, 1);
 	c->last_ms = now;
@@ -204,11 +211,23 @@ policy_request(const struct sockaddr_storage *ss, uint64_t now)
 {
 	if (pol.requests.max == 0 || policy_allowlisted(ss))
 		return 0;
-	if (counter_value(COUNT_REQUEST, ss, "", &pol.requests, now, NULL) >=
-	    pol.requests.max)
+	if (counter_value(COUNT_REQUEST, ss, "", POLICY_BUDGET_MAIL,
+		&pol.requests, now, NULL) >= pol.requests.max)
 		return 1;
-	counter_bump(COUNT_REQUEST, ss, "", &pol.requests, now);
+	counter_bump(COUNT_REQUEST, ss, "", POLICY_BUDGET_MAIL, &pol.requests,
+	    now);
 	return 0;
+}
+
+/*
+ * Whose budget an attempt of this protocol spends: the user's one, or
+ * with `throttle http separate' a web budget of the user's own.
+ */
+int
+policy_budget(uint32_t proto)
+{
+	return pol.http_separate && proto == PROTO_HTTP ? POLICY_BUDGET_WEB
+							: POLICY_BUDGET_MAIL;
 }
 
 int
@@ -229,44 +248,44 @@ policy_proxy_trusted(const struct sockaddr_storage *ss)
  * window has moved past its earlier attempts.
  */
 enum policy_verdict
-policy_check(const struct sockaddr_storage *ss, const char *user, uint64_t now,
-    const char **message)
+policy_check(const struct sockaddr_storage *ss, const char *user, int budget,
+    uint64_t now, const char **message)
 {
-	return policy_check_shared(ss, user, now, NULL, message);
+	return policy_check_shared(ss, user, budget, now, NULL, message);
 }
 
 /* The same, with the shared store's counts (indexed by COUNT_*). */
 enum policy_verdict
 policy_check_shared(const struct sockaddr_storage *ss, const char *user,
-    uint64_t now, const uint32_t *shared, const char **message)
+    int budget, uint64_t now, const uint32_t *shared, const char **message)
 {
-	if (unknown_while_full(ss, user)) {
+	if (unknown_while_full(ss, user, budget)) {
 		*message = pol.ip.message;
 		return POLICY_THROTTLED_IP;
 	}
 	if (!policy_allowlisted(ss)) {
 		if (pol.ip.max &&
-		    counter_value(COUNT_IP, ss, user, &pol.ip, now, shared) >=
-			pol.ip.max) {
+		    counter_value(COUNT_IP, ss, user, budget, &pol.ip, now,
+			shared) >= pol.ip.max) {
 			*message = pol.ip.message;
 			return POLICY_THROTTLED_IP;
 		}
 		if (pol.ip_fail.max &&
-		    counter_value(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now,
-			shared) >= pol.ip_fail.max) {
+		    counter_value(COUNT_IP_FAIL, ss, user, budget, &pol.ip_fail,
+			now, shared) >= pol.ip_fail.max) {
 			*message = pol.ip_fail.message;
 			return POLICY_THROTTLED_IP;
 		}
 		if (pol.ipuser_fail.max &&
-		    counter_value(COUNT_IPUSER_FAIL, ss, user, &pol.ipuser_fail,
-			now, shared) >= pol.ipuser_fail.max) {
+		    counter_value(COUNT_IPUSER_FAIL, ss, user, budget,
+			&pol.ipuser_fail, now, shared) >= pol.ipuser_fail.max) {
 			*message = pol.ipuser_fail.message;
 			return POLICY_THROTTLED_USER;
 		}
 	}
 	if (pol.user.max &&
-	    counter_value(COUNT_USER, ss, user, &pol.user, now, shared) >=
-		pol.user.max) {
+	    counter_value(COUNT_USER, ss, user, budget, &pol.user, now,
+		shared) >= pol.user.max) {
 		*message = pol.user.message;
 		return POLICY_THROTTLED_USER;
 	}
@@ -279,38 +298,41 @@ policy_check_shared(const struct sockaddr_storage *ss, const char *user,
  * a password before the first failure is counted.
  */
 void
-policy_attempt(const struct sockaddr_storage *ss, const char *user,
+policy_attempt(const struct sockaddr_storage *ss, const char *user, int budget,
     uint64_t now)
 {
-	counter_bump(COUNT_USER, ss, user, &pol.user, now);
+	counter_bump(COUNT_USER, ss, user, budget, &pol.user, now);
 	if (policy_allowlisted(ss))
 		return;
-	counter_bump(COUNT_IP, ss, user, &pol.ip, now);
-	counter_pending(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now, 1);
-	counter_pending(COUNT_IPUSER_FAIL, ss, user, &pol.ipuser_fail, now, 1);
+	counter_bump(COUNT_IP, ss, user, budget, &pol.ip, now);
+	counter_pending(COUNT_IP_FAIL, ss, user, budget, &pol.ip_fail, now, 1);
+	counter_pending(COUNT_IPUSER_FAIL, ss, user, budget, &pol.ipuser_fail,
+	    now, 1);
 }
 
 /* The attempt's result: it is no longer pending; a failure counts. */
 void
-policy_result(const struct sockaddr_storage *ss, const char *user, uint64_t now,
-    int failed)
+policy_result(const struct sockaddr_storage *ss, const char *user, int budget,
+    uint64_t now, int failed)
 {
 	if (policy_allowlisted(ss))
 		return;
-	counter_pending(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now, 0);
-	counter_pending(COUNT_IPUSER_FAIL, ss, user, &pol.ipuser_fail, now, 0);
+	counter_pending(COUNT_IP_FAIL, ss, user, budget, &pol.ip_fail, now, 0);
+	counter_pending(COUNT_IPUSER_FAIL, ss, user, budget, &pol.ipuser_fail,
+	    now, 0);
 	if (failed) {
-		counter_bump(COUNT_IP_FAIL, ss, user, &pol.ip_fail, now);
-		counter_bump(COUNT_IPUSER_FAIL, ss, user, &pol.ipuser_fail,
+		counter_bump(COUNT_IP_FAIL, ss, user, budget, &pol.ip_fail,
 		    now);
+		counter_bump(COUNT_IPUSER_FAIL, ss, user, budget,
+		    &pol.ipuser_fail, now);
 	}
 }
 
 void
-policy_failure(const struct sockaddr_storage *ss, const char *user,
+policy_failure(const struct sockaddr_storage *ss, const char *user, int budget,
     uint64_t now)
 {
-	policy_result(ss, user, now, 1);
+	policy_result(ss, user, budget, now, 1);
 }
 
 /* Drop counters whose windows have long passed. */

@@ -55,7 +55,12 @@ struct conf_policy {
 	uint32_t nproxy;
 	struct cidr proxy[POLICY_MAX_ALLOW];
 	struct policy_limit requests; /* HTTP requests per address */
+	uint32_t http_separate;	      /* web attempts: a user budget apart */
 };
+
+/* Which of a user's attempt budgets: one for all, or web apart. */
+#define POLICY_BUDGET_MAIL 0
+#define POLICY_BUDGET_WEB  1
 
 /* window.c: a two-bucket sliding window counter */
 struct window_counter {
@@ -94,22 +99,23 @@ void policy_init(const struct conf_policy *);
 int policy_allowlisted(const struct sockaddr_storage *);
 int policy_proxy_trusted(const struct sockaddr_storage *);
 enum policy_verdict policy_check(const struct sockaddr_storage *,
-    const char *user, uint64_t now_ms, const char **message);
+    const char *user, int budget, uint64_t now_ms, const char **message);
 enum policy_verdict policy_check_shared(const struct sockaddr_storage *,
-    const char *user, uint64_t now_ms, const uint32_t *shared,
+    const char *user, int budget, uint64_t now_ms, const uint32_t *shared,
     const char **message);
+int policy_budget(uint32_t proto);
 uint32_t policy_kinds_checked(const struct sockaddr_storage *);
 uint32_t policy_kinds_attempted(const struct sockaddr_storage *);
 uint32_t policy_kinds_failed(const struct sockaddr_storage *);
 const struct policy_limit *policy_limit(enum counter_kind);
 size_t policy_key(unsigned char *, enum counter_kind,
-    const struct sockaddr_storage *, const char *user);
+    const struct sockaddr_storage *, const char *user, int budget);
 void policy_attempt(const struct sockaddr_storage *, const char *user,
-    uint64_t now_ms);
+    int budget, uint64_t now_ms);
 void policy_failure(const struct sockaddr_storage *, const char *user,
-    uint64_t now_ms);
+    int budget, uint64_t now_ms);
 void policy_result(const struct sockaddr_storage *, const char *user,
-    uint64_t now_ms, int failed);
+    int budget, uint64_t now_ms, int failed);
 void policy_expire(uint64_t now_ms);
 size_t policy_nkeys(void);
 uint32_t policy_failure_delay(unsigned int failures);

@@ -159,6 +159,67 @@ def _():
     m.logout()
 
 
+SEP_WEB, SEP_IMAP = 22093, 22193       # the node with web budgets apart
+
+
+def imap_refusal(port, u, password):
+    """The IMAP server's refusal text, or None if the login worked."""
+    m = imaplib.IMAP4(HOST, port)
+    try:
+        m.login(u, password)
+        return None
+    except imaplib.IMAP4.error as e:
+        return str(e)
+    finally:
+        m.logout()
+
+
+@case("web-login-separate-budget-keeps-mail-open-address-limit-shared")
+def _():
+    start_throttle()
+    conf = os.path.join(env.web, "separate.conf")
+    with open(conf, "w") as f:
+        f.write(f'''user "_postern"
+chroot "/var/empty"
+node "separate"
+listen on {HOST} port {SEP_WEB} http
+listen on {HOST} port {SEP_IMAP} imap
+upstream "one" {{
+\thost {HOST}
+\timap port {env.dv1_imap}
+\thttp port {web.BACK1}
+}}
+route domain "example.org" to "one"
+throttle failures ip 5 per 600 message "Address failures"
+throttle failures ip-user {FAIL_LIMIT} per 600 message "User failures"
+throttle http separate
+limit connections-per-ip 0
+throttle delay 0 max 0
+''')
+    node = Postern(env.binary, conf, os.path.join(env.web, "separate.log"),
+                   [SEP_WEB, SEP_IMAP])
+    node.start()
+    try:
+        u = "user5@example.org"          # lives on Dovecot 1
+        codes = [request(f"/dav/{u}/", u, WRONG, port=SEP_WEB)[0]
+                 for _ in range(FAIL_LIMIT + 1)]
+        check(codes == [401] * FAIL_LIMIT + [429],
+              f"web failures on the web budget: {codes}")
+        # the same user's mail budget is untouched
+        why = imap_refusal(SEP_IMAP, u, "secret")
+        check(why is None, f"IMAP refused after web failures only: {why}")
+        # per address the failures still add up: 3 web + 2 IMAP = 5
+        for v in ("user7@example.org", "user9@example.org"):
+            why = imap_refusal(SEP_IMAP, v, "wrong")
+            check(why is not None and "Address failures" not in why,
+                  f"IMAP failure {v}: {why}")
+        why = imap_refusal(SEP_IMAP, "user11@example.org", "secret")
+        check(why is not None and "Address failures" in why,
+              f"address limit not shared between protocols: {why}")
+    finally:
+        node.stop()
+
+
 @case("web-login-audit-one-json-line-per-attempt-no-secrets")
 def _():
     start_throttle()

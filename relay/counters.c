@@ -40,7 +40,7 @@ counter_keys(struct mc_job *job, const struct counter_op *op, uint64_t now,
 		if (lim->max == 0 || lim->window == 0)
 			continue;
 		bucket = now / ((uint64_t)lim->window * 1000);
-		len = policy_key(key, kind, &op->client, op->user);
+		len = policy_key(key, kind, &op->client, op->user, op->budget);
 		if (job->nkeys + 2 > MC_MAX_KEYS ||
 		    mckey_counter(job->keys[job->nkeys], MC_KEY_MAX, key, len,
 			bucket) == -1)
@@ -161,6 +161,7 @@ counter_bump(const struct login_request *req, uint32_t kinds)
 
 	memset(&op, 0, sizeof(op));
 	op.kinds = kinds;
+	op.budget = policy_budget(req->proto);
 	op.client = req->client;
 	memcpy(op.user, req->user, sizeof(op.user));
 	op.user[sizeof(op.user) - 1] = '\0';

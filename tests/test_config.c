@@ -215,9 +215,16 @@ test_defaults(void **state)
 	assert_int_equal(c->global.max_bad_commands, 10);
 	assert_int_equal(c->global.max_sessions, 10000);
 	assert_string_equal(c->global.greeting, "postern ready");
+	/* mail and web attempts spend one budget per user */
+	assert_int_equal(c->policy.http_separate, 0);
 	assert_true(TAILQ_EMPTY(&c->upstreams));
 	assert_true(TAILQ_EMPTY(&c->routes));
 	assert_in(&TAILQ_FIRST(&c->listeners)->conf.addr, "0.0.0.0", 143);
+	free_config(c);
+	c = parse_text("listen on 0.0.0.0 port 143 imap\n"
+		       "throttle http separate\n");
+	assert_non_null(c);
+	assert_int_equal(c->policy.http_separate, 1);
 	free_config(c);
 }
 

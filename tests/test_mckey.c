@@ -100,14 +100,16 @@ test_counter_keys_per_bucket(void **state)
 	memset(&ss, 0, sizeof(ss));
 	sin->sin_family = AF_INET;
 	sin->sin_addr.s_addr = htonl(0xc0000201);
-	len = policy_key(raw, COUNT_IPUSER_FAIL, &ss, "Eve\r\n");
+	len = policy_key(raw, COUNT_IPUSER_FAIL, &ss, "Eve\r\n",
+	    POLICY_BUDGET_MAIL);
 	assert_int_equal(mckey_counter(k1, sizeof(k1), raw, len, 41), 0);
 	assert_int_equal(mckey_counter(k2, sizeof(k2), raw, len, 42), 0);
 	assert_string_not_equal(k1, k2);
 	assert_safe_key(k1);
 	assert_true(strlen(k1) > 3 && strcmp(k1 + strlen(k1) - 3, ":41") == 0);
 	/* user names count case-insensitively, as in the local table */
-	len = policy_key(raw, COUNT_IPUSER_FAIL, &ss, "eve\r\n");
+	len = policy_key(raw, COUNT_IPUSER_FAIL, &ss, "eve\r\n",
+	    POLICY_BUDGET_MAIL);
 	assert_int_equal(mckey_counter(k2, sizeof(k2), raw, len, 41), 0);
 	assert_string_equal(k1, k2);
 	/* a key that does not fit is refused, never cut short */

@@ -185,38 +185,45 @@ test_policy_verdicts(void **state)
 	(void)state;
 	policy_setup(&p);
 	for (i = 0; i < 3; i++) {
-		assert_int_equal(policy_check(&a, "x@example.org", now, &msg),
+		assert_int_equal(policy_check(&a, "x@example.org",
+				     POLICY_BUDGET_MAIL, now, &msg),
 		    POLICY_ALLOW);
-		policy_attempt(&a, "x@example.org", now);
-		policy_result(&a, "x@example.org", now, 0);
+		policy_attempt(&a, "x@example.org", POLICY_BUDGET_MAIL, now);
+		policy_result(&a, "x@example.org", POLICY_BUDGET_MAIL, now, 0);
 	}
-	assert_int_equal(policy_check(&a, "y@example.org", now, &msg),
+	assert_int_equal(policy_check(&a, "y@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
 	    POLICY_THROTTLED_IP);
 	assert_string_equal(msg, "ip");
 	/* another address is not affected */
-	assert_int_equal(policy_check(&b, "y@example.org", now, &msg),
+	assert_int_equal(policy_check(&b, "y@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
 	    POLICY_ALLOW);
 	/* the allow-list is exempt from address limits, not user limits */
 	for (i = 0; i < 5; i++) {
-		assert_int_equal(policy_check(&allowed, "z@example.org", now,
-				     &msg),
+		assert_int_equal(policy_check(&allowed, "z@example.org",
+				     POLICY_BUDGET_MAIL, now, &msg),
 		    POLICY_ALLOW);
-		policy_attempt(&allowed, "z@example.org", now);
+		policy_attempt(&allowed, "z@example.org", POLICY_BUDGET_MAIL,
+		    now);
 	}
-	assert_int_equal(policy_check(&allowed, "Z@EXAMPLE.org", now, &msg),
+	assert_int_equal(policy_check(&allowed, "Z@EXAMPLE.org",
+			     POLICY_BUDGET_MAIL, now, &msg),
 	    POLICY_THROTTLED_USER);
 	assert_string_equal(msg, "user");
 	/* failures per address+user */
-	policy_failure(&b, "w@example.org", now);
-	policy_failure(&b, "w@example.org", now);
-	assert_int_equal(policy_check(&b, "w@example.org", now, &msg),
+	policy_failure(&b, "w@example.org", POLICY_BUDGET_MAIL, now);
+	policy_failure(&b, "w@example.org", POLICY_BUDGET_MAIL, now);
+	assert_int_equal(policy_check(&b, "w@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
 	    POLICY_THROTTLED_USER);
 	assert_string_equal(msg, "ipuser");
-	assert_int_equal(policy_check(&b, "v@example.org", now, &msg),
+	assert_int_equal(policy_check(&b, "v@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
 	    POLICY_ALLOW);
 	/* windows expire, and so do their table entries */
-	assert_int_equal(policy_check(&a, "y@example.org", now + 130 * SEC,
-			     &msg),
+	assert_int_equal(policy_check(&a, "y@example.org", POLICY_BUDGET_MAIL,
+			     now + 130 * SEC, &msg),
 	    POLICY_ALLOW);
 	assert_true(policy_nkeys() > 0);
 	policy_expire(now + 1000 * SEC);
@@ -237,25 +244,29 @@ test_policy_pending_attempts(void **state)
 	p.ip.max = 0; /* only the failure limits here */
 	policy_init(&p);
 	/* two logins sent in parallel, no answer yet: ip-user max is 2 */
-	policy_attempt(&a, "p@example.org", now);
-	policy_attempt(&a, "p@example.org", now);
-	assert_int_equal(policy_check(&a, "p@example.org", now, &msg),
+	policy_attempt(&a, "p@example.org", POLICY_BUDGET_MAIL, now);
+	policy_attempt(&a, "p@example.org", POLICY_BUDGET_MAIL, now);
+	assert_int_equal(policy_check(&a, "p@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
 	    POLICY_THROTTLED_USER);
 	/* both succeed: nothing is pending or failed any more */
-	policy_result(&a, "p@example.org", now, 0);
-	policy_result(&a, "p@example.org", now, 0);
-	assert_int_equal(policy_check(&a, "p@example.org", now, &msg),
+	policy_result(&a, "p@example.org", POLICY_BUDGET_MAIL, now, 0);
+	policy_result(&a, "p@example.org", POLICY_BUDGET_MAIL, now, 0);
+	assert_int_equal(policy_check(&a, "p@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
 	    POLICY_ALLOW);
 	/* an extra result (a bug elsewhere) must not go below zero */
-	policy_result(&a, "p@example.org", now, 0);
-	policy_attempt(&a, "p@example.org", now);
-	assert_int_equal(policy_check(&a, "p@example.org", now, &msg),
+	policy_result(&a, "p@example.org", POLICY_BUDGET_MAIL, now, 0);
+	policy_attempt(&a, "p@example.org", POLICY_BUDGET_MAIL, now);
+	assert_int_equal(policy_check(&a, "p@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
 	    POLICY_ALLOW);
-	policy_result(&a, "p@example.org", now, 1);
-	policy_attempt(&a, "p@example.org", now);
-	assert_int_equal(policy_check(&a, "p@example.org", now, &msg),
+	policy_result(&a, "p@example.org", POLICY_BUDGET_MAIL, now, 1);
+	policy_attempt(&a, "p@example.org", POLICY_BUDGET_MAIL, now);
+	assert_int_equal(policy_check(&a, "p@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
 	    POLICY_THROTTLED_USER);
-	policy_result(&a, "p@example.org", now, 0);
+	policy_result(&a, "p@example.org", POLICY_BUDGET_MAIL, now, 0);
 }
 
 static void
@@ -272,13 +283,17 @@ test_ipv6_counted_per_64(void **state)
 	(void)state;
 	policy_setup(&p);
 	for (i = 0; i < 3; i++) {
-		policy_attempt(i % 2 ? &a : &b, "v6@example.org", now);
-		policy_result(i % 2 ? &a : &b, "v6@example.org", now, 0);
+		policy_attempt(i % 2 ? &a : &b, "v6@example.org",
+		    POLICY_BUDGET_MAIL, now);
+		policy_result(i % 2 ? &a : &b, "v6@example.org",
+		    POLICY_BUDGET_MAIL, now, 0);
 	}
 	/* another address in the same /64 is the same client */
-	assert_int_equal(policy_check(&b, "w6@example.org", now, &msg),
+	assert_int_equal(policy_check(&b, "w6@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
 	    POLICY_THROTTLED_IP);
-	assert_int_equal(policy_check(&c, "w6@example.org", now, &msg),
+	assert_int_equal(policy_check(&c, "w6@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
 	    POLICY_ALLOW);
 }
 
@@ -297,12 +312,69 @@ test_policy_user_names_are_bytes(void **state)
 	policy_init(&p);
 	/* a name with CR/LF and spaces counts only for itself */
 	for (i = 0; i < 5; i++)
-		policy_attempt(&a, "evil\r\nset x 0 0 1\r\n", now);
-	assert_int_equal(policy_check(&a, "evil\r\nset x 0 0 1\r\n", now, &msg),
+		policy_attempt(&a, "evil\r\nset x 0 0 1\r\n",
+		    POLICY_BUDGET_MAIL, now);
+	assert_int_equal(policy_check(&a, "evil\r\nset x 0 0 1\r\n",
+			     POLICY_BUDGET_MAIL, now, &msg),
 	    POLICY_THROTTLED_USER);
-	assert_int_equal(policy_check(&a, "evil", now, &msg), POLICY_ALLOW);
-	assert_int_equal(policy_check(&a, "set x 0 0 1", now, &msg),
+	assert_int_equal(policy_check(&a, "evil", POLICY_BUDGET_MAIL, now,
+			     &msg),
 	    POLICY_ALLOW);
+	assert_int_equal(policy_check(&a, "set x 0 0 1", POLICY_BUDGET_MAIL,
+			     now, &msg),
+	    POLICY_ALLOW);
+}
+
+/*
+ * One budget per user by default, whatever the protocol; with `throttle
+ * http separate' the web has its own user budgets, while the address's
+ * limits stay one.
+ */
+static void
+test_policy_web_budget(void **state)
+{
+	struct conf_policy p;
+	struct sockaddr_storage a = addr("203.0.113.60");
+	struct sockaddr_storage b = addr("203.0.113.61");
+	const char *msg;
+	uint64_t now = 9000 * SEC;
+	int i, web;
+
+	(void)state;
+	policy_setup(&p);
+	p.ip.max = 0;
+	policy_init(&p);
+	assert_int_equal(policy_budget(PROTO_HTTP), POLICY_BUDGET_MAIL);
+	assert_int_equal(policy_budget(PROTO_IMAP), POLICY_BUDGET_MAIL);
+
+	p.http_separate = 1;
+	p.ip_fail.max = 5;
+	p.ip_fail.window = 60;
+	policy_init(&p);
+	assert_int_equal(policy_budget(PROTO_HTTP), POLICY_BUDGET_WEB);
+	assert_int_equal(policy_budget(PROTO_POP3), POLICY_BUDGET_MAIL);
+	web = policy_budget(PROTO_HTTP);
+	/* the web spends its user budget: mail's is untouched */
+	for (i = 0; i < 5; i++) {
+		policy_attempt(&b, "w@example.org", web, now);
+		policy_result(&b, "w@example.org", web, now, 0);
+	}
+	assert_int_equal(policy_check(&b, "w@example.org", web, now, &msg),
+	    POLICY_THROTTLED_USER);
+	assert_int_equal(policy_check(&b, "w@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
+	    POLICY_ALLOW);
+	/* failures per address+user too; per address they add up */
+	for (i = 0; i < 3; i++)
+		policy_failure(&a, "f@example.org", web, now);
+	assert_int_equal(policy_check(&a, "f@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
+	    POLICY_ALLOW);
+	for (i = 0; i < 3; i++)
+		policy_failure(&a, "g@example.org", POLICY_BUDGET_MAIL, now);
+	assert_int_equal(policy_check(&a, "h@example.org", POLICY_BUDGET_MAIL,
+			     now, &msg),
+	    POLICY_THROTTLED_IP);
 }
 
 static void
@@ -342,37 +414,44 @@ test_policy_shared_counts_decide(void **state)
 	policy_setup(&p);
 	/* local table empty, store full: refused */
 	shared[COUNT_IP] = 3;
-	assert_int_equal(policy_check_shared(&a, "u", now, shared, &msg),
+	assert_int_equal(policy_check_shared(&a, "u", POLICY_BUDGET_MAIL, now,
+			     shared, &msg),
 	    POLICY_THROTTLED_IP);
 	assert_string_equal(msg, "ip");
 	/* the store lost what this node counted: the local count holds */
-	policy_attempt(&a, "u", now);
-	policy_result(&a, "u", now, 0);
-	policy_attempt(&a, "u", now);
-	policy_result(&a, "u", now, 0);
+	policy_attempt(&a, "u", POLICY_BUDGET_MAIL, now);
+	policy_result(&a, "u", POLICY_BUDGET_MAIL, now, 0);
+	policy_attempt(&a, "u", POLICY_BUDGET_MAIL, now);
+	policy_result(&a, "u", POLICY_BUDGET_MAIL, now, 0);
 	shared[COUNT_IP] = 0;
-	assert_int_equal(policy_check_shared(&a, "v", now, shared, &msg),
+	assert_int_equal(policy_check_shared(&a, "v", POLICY_BUDGET_MAIL, now,
+			     shared, &msg),
 	    POLICY_ALLOW);
-	policy_attempt(&a, "u", now);
-	policy_result(&a, "u", now, 0);
-	assert_int_equal(policy_check_shared(&a, "v", now, shared, &msg),
+	policy_attempt(&a, "u", POLICY_BUDGET_MAIL, now);
+	policy_result(&a, "u", POLICY_BUDGET_MAIL, now, 0);
+	assert_int_equal(policy_check_shared(&a, "v", POLICY_BUDGET_MAIL, now,
+			     shared, &msg),
 	    POLICY_THROTTLED_IP);
-	assert_int_equal(policy_check(&a, "v", now, &msg), POLICY_THROTTLED_IP);
+	assert_int_equal(policy_check(&a, "v", POLICY_BUDGET_MAIL, now, &msg),
+	    POLICY_THROTTLED_IP);
 	/* other nodes' attempts count too, for an address new here */
 	shared[COUNT_IP] = 2;
-	assert_int_equal(policy_check_shared(&b, "v", now, shared, &msg),
+	assert_int_equal(policy_check_shared(&b, "v", POLICY_BUDGET_MAIL, now,
+			     shared, &msg),
 	    POLICY_ALLOW);
 	shared[COUNT_IP] = 3;
-	assert_int_equal(policy_check_shared(&b, "v", now, shared, &msg),
+	assert_int_equal(policy_check_shared(&b, "v", POLICY_BUDGET_MAIL, now,
+			     shared, &msg),
 	    POLICY_THROTTLED_IP);
 	shared[COUNT_IP] = 0;
 	/* one failure in the store plus one in flight here reach 2 */
 	shared[COUNT_IPUSER_FAIL] = 1;
-	policy_attempt(&b, "w", now);
-	assert_int_equal(policy_check_shared(&b, "w", now, shared, &msg),
+	policy_attempt(&b, "w", POLICY_BUDGET_MAIL, now);
+	assert_int_equal(policy_check_shared(&b, "w", POLICY_BUDGET_MAIL, now,
+			     shared, &msg),
 	    POLICY_THROTTLED_USER);
 	assert_string_equal(msg, "ipuser");
-	policy_result(&b, "w", now, 0);
+	policy_result(&b, "w", POLICY_BUDGET_MAIL, now, 0);
 	/* which counters an attempt reads and bumps */
 	assert_int_equal(policy_kinds_checked(&a),
 	    1 << COUNT_IP | 1 << COUNT_USER | 1 << COUNT_IPUSER_FAIL);
@@ -405,30 +484,35 @@ test_policy_full_table(void **state)
 	policy_setup(&p);
 	/* earlier cases' attempts still pending may stay */
 	policy_expire(now + 100000 * SEC);
-	policy_attempt(&allowed, "webmail-user", now);
-	policy_attempt(&known, "webmail-user", now);
+	policy_attempt(&allowed, "webmail-user", POLICY_BUDGET_MAIL, now);
+	policy_attempt(&known, "webmail-user", POLICY_BUDGET_MAIL, now);
 	filler = addr("10.0.0.0");
 	for (i = 1;; i++) {
 		before = policy_nkeys();
 		sin->sin_addr.s_addr = htonl(0x0a000000u + i);
-		policy_attempt(&filler, "filler", now);
+		policy_attempt(&filler, "filler", POLICY_BUDGET_MAIL, now);
 		if (policy_nkeys() == before)
 			break; /* nothing more fits */
 	}
 	assert_true(policy_nkeys() >= 262144);
 	/* whom the table cannot count is refused */
-	assert_int_equal(policy_check(&stranger, "webmail-user", now, &msg),
+	assert_int_equal(policy_check(&stranger, "webmail-user",
+			     POLICY_BUDGET_MAIL, now, &msg),
 	    POLICY_THROTTLED_IP);
-	assert_int_not_equal(policy_check(&allowed, "new-user", now, &msg),
+	assert_int_not_equal(policy_check(&allowed, "new-user",
+				 POLICY_BUDGET_MAIL, now, &msg),
 	    POLICY_ALLOW);
 	/* whom it knows is not */
-	assert_int_equal(policy_check(&known, "webmail-user", now, &msg),
+	assert_int_equal(policy_check(&known, "webmail-user",
+			     POLICY_BUDGET_MAIL, now, &msg),
 	    POLICY_ALLOW);
-	assert_int_equal(policy_check(&allowed, "webmail-user", now, &msg),
+	assert_int_equal(policy_check(&allowed, "webmail-user",
+			     POLICY_BUDGET_MAIL, now, &msg),
 	    POLICY_ALLOW);
 	/* once old entries expire, strangers are counted again */
 	policy_expire(now + 100000 * SEC);
-	assert_int_equal(policy_check(&stranger, "new-user", now, &msg),
+	assert_int_equal(policy_check(&stranger, "new-user", POLICY_BUDGET_MAIL,
+			     now, &msg),
 	    POLICY_ALLOW);
 }
 
@@ -446,6 +530,7 @@ main(void)
 	    cmocka_unit_test(test_policy_pending_attempts),
 	    cmocka_unit_test(test_ipv6_counted_per_64),
 	    cmocka_unit_test(test_policy_user_names_are_bytes),
+	    cmocka_unit_test(test_policy_web_budget),
 	    cmocka_unit_test(test_failure_delay_grows_and_caps),
 	    cmocka_unit_test(test_policy_shared_counts_decide),
 	    cmocka_unit_test(test_policy_full_table),
