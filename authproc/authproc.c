@@ -1065,11 +1065,14 @@ session_deadline_armed(struct session *s)
 
 /*
  * Give relay the client for one exchange: a message of the engine's
- * making, with a duplicate of the socket.  We read nothing meanwhile.
+ * making, with a duplicate of the socket.  We read nothing meanwhile,
+ * unless the engine says relay will not read either (keep_reading):
+ * then what comes in waits in our buffer for the exchange's end, with
+ * no idle time-out while relay is busy.
  */
 int
 session_send_relay(struct session *s, uint32_t type, const void *data,
-    size_t len)
+    size_t len, int keep_reading)
 {
 	int fd;
 
@@ -1084,7 +1087,10 @@ session_send_relay(struct session *s, uint32_t type, const void *data,
 		    (unsigned long long)s->sid);
 		return -1;
 	}
-	bufferevent_disable(s->bev, EV_READ);
+	if (keep_reading)
+		bufferevent_set_timeouts(s->bev, NULL, NULL);
+	else
+		bufferevent_disable(s->bev, EV_READ);
 	s->state = S_LOGIN_SENT;
 	return 0;
 }

@@ -206,7 +206,8 @@ extern struct conf_http authproc_http;
 
 void session_deadline(struct session *, unsigned int);
 int session_deadline_armed(struct session *);
-int session_send_relay(struct session *, uint32_t, const void *, size_t);
+int session_send_relay(struct session *, uint32_t, const void *, size_t,
+    int);
 void session_send_login(struct session *);
 void session_maybe_free(struct session *);
 void session_attempt_done(struct session *, int failed);

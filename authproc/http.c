@@ -154,6 +154,7 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	char addr[INET6_ADDRSTRLEN];
 	size_t room, body;
 	ssize_t hl;
+	int keep_reading;
 
 	memset(rec, 0, sizeof(*rec));
 	memset(&fwd, 0, sizeof(fwd));
@@ -164,12 +165,21 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	if ((hl = http_request_serialize(&req, &fwd, head, room)) < 0)
 		return 431;
 	/*
-	 * Everything read goes: the body, and past it the client's next
-	 * requests, which relay reads on from and gives back in order.  The
-	 * read watermark keeps it all within one message.
+	 * A request with a body, or a WebSocket upgrade, hands relay the
+	 * reading: everything read goes, the body and past it the client's
+	 * next requests, which relay reads on from and gives back in order
+	 * (the read watermark keeps it all within one message).  Without
+	 * one, relay reads nothing of the client: what follows the head
+	 * stays here, and unless the request is a login attempt (whose
+	 * pending result must not be settled by the client leaving) we go
+	 * on reading, which spares a pair of epoll_ctl calls per request.
 	 */
-	if ((body = len - req.headlen) > room - hl)
+	keep_reading = req.framing == HTTP_BODY_NONE &&
+	    !(req.flags & HTTP_REQ_WEBSOCKET);
+	body = keep_reading ? 0 : len - req.headlen;
+	if (body > room - hl)
 		return 431;
+	keep_reading = keep_reading && !s->http_checked;
 	memcpy(head + hl, in + req.headlen, body);
 	rec->listener_id = s->listener->conf.id;
 	rec->key_kind = key.kind;
@@ -202,7 +212,7 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 		memcpy(rec->login_user, s->req.user, sizeof(rec->login_user));
 	}
 	if (session_send_relay(s, IMSG_HTTP_REQUEST, msg,
-		sizeof(*rec) + hl + body) == -1)
+		sizeof(*rec) + hl + body, keep_reading) == -1)
 		return 503;
 	/* what relay now has is no longer ours to read */
 	evbuffer_drain(bufferevent_get_input(s->bev), req.headlen + body);
@@ -481,6 +491,7 @@ http_exchange_done(struct session *s, const struct http_done *d,
 		return 0;
 	}
 	s->state = S_PREAUTH;
+	http_greet(s);
 	bufferevent_enable(s->bev, EV_READ);
 	http_input(s);
 	return 0;

@@ -75,7 +75,13 @@ class Recorder:
                     h = hashlib.sha256()
                     n = 0
                     while True:
-                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        line = self.rfile.readline()
+                        if not line:
+                            # the proxy gave up on the upload (413 and
+                            # the like): the request ends here
+                            self.close_connection = True
+                            return n, None
+                        size = int(line.split(b";")[0], 16)
                         if size == 0:
                             while self.rfile.readline() not in (b"\r\n", b""):
                                 pass
@@ -171,6 +177,8 @@ class Recorder:
                         "method": "POST", "path": self.path,
                         "headers": [(k, v) for k, v in self.headers.items()],
                         "len": n, "sha": sha})
+                if sha is None:
+                    return
                 body = json.dumps({"port": outer.port, "len": n,
                                    "sha": sha}).encode()
                 self.reply(200, body)
@@ -211,6 +219,13 @@ class Recorder:
     def count(self):
         with self.lock:
             return len(self.requests)
+
+    def complete(self):
+        """Requests whose body arrived whole (an upload postern cut
+        off at its limit arrives as a head and a part, never whole)."""
+        with self.lock:
+            return sum(1 for r in self.requests if r.get("sha", "") is not
+                       None)
 
     def last(self):
         with self.lock:

@@ -265,12 +265,15 @@ def _():
         body = b"x" * 200000
         if "chunked" in framing:
             body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
-        before = web.env.back1.count()
+        before = web.env.back1.complete()
         out = web.raw_exchange(head + body, port=TWEB)
         check(out.startswith(b"HTTP/1.1 413 "), f"{framing}: {out[:60]!r}")
         time.sleep(0.2)
-        check(web.env.back1.count() == before,
-              f"{framing}: the backend got the body")
+        # a Content-Length over the limit is refused before relay; a
+        # chunked body streams until it passes the limit, then the
+        # upstream's connection is cut: it never gets the whole body
+        check(web.env.back1.complete() == before,
+              f"{framing}: the backend got the whole body")
 
 
 WEB_A, WEB_B, WEB_MC = 22091, 22092, 22211      # two nodes, one memcached

@@ -1392,7 +1392,12 @@ hx_start_upstream(struct rsession *rs, struct bufferevent *kept)
 	hx->early_placed = 1;
 	bufferevent_enable(hx->ubev, EV_READ);
 	hx_timeouts(rs);
-	bufferevent_enable(hx->cbev, EV_READ);
+	/*
+	 * The client is ours to read only for a body or a WebSocket; past a
+	 * bodiless head authproc keeps what comes (http_forward()).
+	 */
+	if (!hx->req_done || (hx->rec.flags & HTTP_REQ_WEBSOCKET))
+		bufferevent_enable(hx->cbev, EV_READ);
 	hx_flush(hx->ubev);
 	if (!hx->req_done &&
 	    evbuffer_get_length(bufferevent_get_input(hx->cbev)) > 0)
