@@ -287,6 +287,9 @@ session_free(struct session *s)
 		session_audit(s, AUDIT_ABORTED,
 		    "client left before its login was sent");
 	session_policy_result(s, 0);
+	/* relay's copy of the socket would keep the connection open */
+	if (s->relay_has_fd && s->relay != NULL)
+		imsgev_compose(s->relay, IMSG_HTTP_RELEASE, s->id, -1, NULL, 0);
 	TAILQ_REMOVE(&sessions, s, entry);
 	if (evtimer_initialized(&s->delay_ev))
 		evtimer_del(&s->delay_ev);
@@ -1074,19 +1077,25 @@ int
 session_send_relay(struct session *s, uint32_t type, const void *data,
     size_t len, int keep_reading)
 {
-	int fd;
+	int fd = -1;
 
-	if ((s->relay = relay_pick()) == NULL)
-		return -1;
-	if ((fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-		log_warn("session %016llx: dup", (unsigned long long)s->sid);
-		return -1;
+	/* the socket goes once; relay keeps it for the next requests */
+	if (!s->relay_has_fd || s->relay == NULL) {
+		s->relay_has_fd = 0;
+		if ((s->relay = relay_pick()) == NULL)
+			return -1;
+		if ((fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+			log_warn("session %016llx: dup",
+			    (unsigned long long)s->sid);
+			return -1;
+		}
 	}
 	if (imsgev_compose(s->relay, type, s->id, fd, data, len) == -1) {
 		log_warn("session %016llx: cannot queue for relay",
 		    (unsigned long long)s->sid);
 		return -1;
 	}
+	s->relay_has_fd = 1;
 	if (keep_reading)
 		bufferevent_set_timeouts(s->bev, NULL, NULL);
 	else
@@ -1209,6 +1218,7 @@ relay_lost(struct imsgev *iev)
 		if (s->relay != iev)
 			continue;
 		s->relay = NULL;
+		s->relay_has_fd = 0;
 		if (s->state == S_LOGIN_SENT) {
 			session_audit(s, AUDIT_UPSTREAM_UNAVAILABLE,
 			    "relay restarted");

@@ -119,6 +119,7 @@ struct session {
 	uint32_t id;  /* key between processes */
 	uint64_t sid; /* in logs and the audit */
 	int fd;
+	int relay_has_fd; /* HTTP: s->relay keeps a copy of the socket */
 	struct bufferevent *bev;
 	struct listener_ctx *listener;
 	const struct proto_engine *engine; /* the listener's */

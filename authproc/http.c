@@ -475,6 +475,8 @@ http_exchange_done(struct session *s, const struct http_done *d,
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
 	http_attempt_over(s, d->login);
+	if (d->result != HTTP_DONE_KEEPALIVE)
+		s->relay_has_fd = 0; /* relay closed it, or splices it */
 	switch (d->result) {
 	case HTTP_DONE_TAKEN:
 		session_handed_off(s);

@@ -47,8 +47,10 @@ const struct imsg_rule authproc_to_relay_rules[] = {
     {IMSG_LOGIN_REQUEST, sizeof(struct login_request),
 	sizeof(struct login_request) + PIPELINE_MAX, IMSG_FD_REQUIRED},
     {IMSG_COUNTER_QUERY, FIXED(struct counter_op), IMSG_FD_NONE},
+    /* the socket comes with a connection's first request only */
     {IMSG_HTTP_REQUEST, sizeof(struct http_request_rec),
-	IMSG_MAX_SIZE - sizeof(struct imsg_hdr), IMSG_FD_REQUIRED},
+	IMSG_MAX_SIZE - sizeof(struct imsg_hdr), IMSG_FD_OPTIONAL},
+    {IMSG_HTTP_RELEASE, 0, 0, IMSG_FD_NONE},
 };
 const size_t authproc_to_relay_nrules =
     sizeof(authproc_to_relay_rules) / sizeof(authproc_to_relay_rules[0]);

@@ -92,6 +92,8 @@ enum imsg_type {
 	IMSG_HTTP_DONE,
 	/* relay -> parent: one line of the HTTP access log */
 	IMSG_ACCESS,
+	/* authproc -> relay: a client whose socket relay keeps is gone */
+	IMSG_HTTP_RELEASE,
 	IMSG_TYPE_MAX
 };
 
@@ -205,6 +207,7 @@ struct conf_upstream {
 	uint32_t https; /* TLS on the http port only */
 	uint32_t noverify;
 	char servername[256];
+	char hostname[256]; /* `host' when a name: redirects may use it */
 	struct sockaddr_storage imap;
 	struct sockaddr_storage pop3;
 	struct sockaddr_storage http;

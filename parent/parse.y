@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -64,6 +65,7 @@ static int	 set_path(char *, size_t, const char *);
 static int	 set_limit(struct policy_limit *, long long, long long);
 static void	 set_message(struct policy_limit *);
 static int	 resolve(const char *, int, struct sockaddr_storage *, int);
+static int	 host_is_address(const char *);
 static int	 add_path_prefix(const char *);
 static void	 check_http(const char *, struct postern_conf *);
 static int	 prefixes_given;
@@ -772,6 +774,10 @@ upstream	: UPSTREAM string {
 				snprintf(cur_upstream->conf.servername,
 				    sizeof(cur_upstream->conf.servername), "%s",
 				    cur_upstream->host);
+			if (!host_is_address(cur_upstream->host))
+				snprintf(cur_upstream->conf.hostname,
+				    sizeof(cur_upstream->conf.hostname), "%s",
+				    cur_upstream->host);
 			cur_upstream->conf.has_imap = cur_upstream->imap_port
 			    != 0;
 			cur_upstream->conf.has_http = cur_upstream->http_port
@@ -1376,6 +1382,17 @@ top:
 		return c;
 	yyerror("unexpected character 0x%02x", c);
 	goto top;
+}
+
+/* An IPv4 or IPv6 literal, as opposed to a name to look up. */
+static int
+host_is_address(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, host, &a4) == 1 ||
+	    inet_pton(AF_INET6, host, &a6) == 1;
 }
 
 static int

@@ -630,6 +630,64 @@ def _():
     check(str(BACK2) not in head, "upstream port in the answer")
 
 
+NAMED_WEB, NAMED_BACK = 22094, 22106   # an upstream known by host name
+
+
+@case("http-redirects-naming-the-upstream-by-its-host-name-rewritten")
+def _():
+    # `host localhost': the upstream names itself so in its redirects;
+    # it listens where postern will connect (the first address found)
+    start_web()
+    fam, _, _, _, sa = socket.getaddrinfo("localhost", NAMED_BACK, 0,
+                                          socket.SOCK_STREAM)[0]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location",
+                             f"http://localhost:{NAMED_BACK}/t?q=1")
+            self.send_header("Refresh", "0; url=http://localhost/r")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = fam
+    back = Server(sa[:2], Handler)
+    back.daemon_threads = True
+    threading.Thread(target=back.serve_forever, daemon=True).start()
+    conf = os.path.join(env.web, "byname.conf")
+    with open(conf, "w") as f:
+        f.write(f'''user "_postern"
+chroot "/var/empty"
+listen on {HOST} port {NAMED_WEB} http
+upstream "byname" {{
+\thost localhost
+\thttp port {NAMED_BACK}
+}}
+http fallback to "byname"
+''')
+    node = Postern(env.binary, conf, os.path.join(env.web, "byname.log"),
+                   [NAMED_WEB])
+    node.start()
+    try:
+        out = raw_exchange(b"GET /x HTTP/1.1\r\nHost: pub.example.org\r\n"
+                           b"Connection: close\r\n\r\n", port=NAMED_WEB)
+        head = out.split(b"\r\n\r\n", 1)[0].decode()
+        check(" 302 " in head.splitlines()[0], head)
+        check("Location: http://pub.example.org/t?q=1" in head, head)
+        check("url=http://pub.example.org/r" in head, head)
+        check("localhost" not in head, f"upstream's name in {head!r}")
+    finally:
+        node.stop()
+        back.shutdown()
+        back.server_close()
+
+
 @case("http-chunked-both-ways-and-100-continue")
 def _():
     start_web()
@@ -726,6 +784,58 @@ def _():
               f"next request on the connection: {status} {body[:80]!r}")
     finally:
         s.close()
+
+
+@case("http-kept-client-sockets-released-when-clients-go")
+def _():
+    # relay keeps a client's socket from its first request to its last;
+    # a client that leaves, even in the middle of an answer, takes it
+    start_web()
+    pid = relay_pid()
+
+    def nfds():
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    time.sleep(0.3)
+    base = nfds()
+    conns = []
+    for i in range(20):
+        s = socket.create_connection((HOST, WEB), timeout=10)
+        f = s.makefile("rb")
+        for path in (b"/home/alice@example.org/a%d" % i,
+                     b"/home/bob@example.org/b%d" % i):
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % path)
+            status, _, body = read_response(f)
+            check(status == 200 and path in body,
+                  f"request {path!r} on a kept connection: {status}")
+        conns.append((s, f))
+    held = nfds()
+    check(held >= base + 15,
+          f"relay holds {held - base} sockets for 20 kept connections")
+    for s, f in conns:
+        f.close()
+        s.close()
+    # a half-close in the middle of an answer: it still arrives whole
+    n = 4 << 20
+    s = socket.create_connection((HOST, WEB), timeout=20)
+    s.sendall(b"GET /home/bob@example.org/big/%d HTTP/1.1\r\nHost: h\r\n"
+              b"\r\n" % n)
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while True:
+        piece = s.recv(1 << 20)
+        if not piece:
+            break
+        data += piece
+    s.close()
+    body = data.partition(b"\r\n\r\n")[2]
+    check(len(body) == n and hashlib.sha256(body).hexdigest() == big_sha(n),
+          f"answer to a half-closed client: {len(body)} of {n} bytes")
+    deadline = time.monotonic() + 5
+    while nfds() > base + 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(nfds() <= base + 4,
+          f"relay still holds {nfds() - base} more sockets after the "
+          "clients left")
 
 
 @case("http-upstream-cut-mid-body-closes-the-client-no-hang")

@@ -1066,10 +1066,17 @@ client_fd_ok(int fd)
 struct rsession *
 rsession_new(struct imsgev *iev, struct imsg *imsg, uint32_t proto)
 {
-	struct rsession *rs;
-
 	if (!client_fd_ok(imsg->fd))
 		return NULL;
+	return rsession_new_fd(iev, imsg, proto, imsg_take_fd(imsg));
+}
+
+/* The same, with a client socket relay has checked and kept before. */
+struct rsession *
+rsession_new_fd(struct imsgev *iev, struct imsg *imsg, uint32_t proto, int fd)
+{
+	struct rsession *rs;
+
 	if ((rs = calloc(1, sizeof(*rs))) == NULL ||
 	    (rs->lg = calloc(1, sizeof(*rs->lg))) == NULL)
 		fatal("calloc");
@@ -1077,7 +1084,7 @@ rsession_new(struct imsgev *iev, struct imsg *imsg, uint32_t proto)
 	rs->lg->chan = iev;
 	rs->lg->engine = relay_engine_find(proto);
 	rs->lg->req.proto = proto;
-	rs->cfd = imsg_take_fd(imsg);
+	rs->cfd = fd;
 	rs->ufd = -1;
 	if ((rs->lg->uin = evbuffer_new()) == NULL ||
 	    (rs->lg->uout = evbuffer_new()) == NULL)
@@ -1154,6 +1161,7 @@ authproc_lost(struct imsgev *iev)
 			continue;
 		rsession_free(rs);
 	}
+	relay_http_channel_lost(iev);
 	imsgev_clear(iev);
 	if (authproc_iev == iev)
 		authproc_iev = NULL;
@@ -1187,6 +1195,11 @@ authproc_handle(struct imsg *imsg, void *arg)
 			return -1;
 		}
 		relay_http_request(arg, imsg);
+		return 0;
+	case IMSG_HTTP_RELEASE:
+		if (!relay_http_configured())
+			return -1;
+		relay_http_release(arg, imsg->hdr.peerid);
 		return 0;
 	case IMSG_COUNTER_QUERY:
 		if (!counter_op_valid(imsg) || !relay_policy.shared) {

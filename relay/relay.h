@@ -157,6 +157,7 @@ extern struct conf_policy relay_policy;
 
 void relay_main(void) __attribute__((noreturn));
 struct rsession *rsession_new(struct imsgev *, struct imsg *, uint32_t);
+struct rsession *rsession_new_fd(struct imsgev *, struct imsg *, uint32_t, int);
 void rsession_free(struct rsession *);
 void rsession_route(struct rsession *);
 void relay_send_audit(const struct audit_record *);
@@ -248,6 +249,8 @@ struct hexchange;
 void relay_http_init(const struct conf_http *, struct event_base *);
 int relay_http_configured(void);
 void relay_http_request(struct imsgev *, struct imsg *);
+void relay_http_release(struct imsgev *, uint32_t);
+void relay_http_channel_lost(struct imsgev *);
 void relay_http_free(struct rsession *);
 struct pool_ctx *route_pool_by_id(uint32_t);
 void route_foreach_upstream(void (*)(const struct upstream_ctx *, void *),

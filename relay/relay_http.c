@@ -39,8 +39,11 @@
 #define HX_SPLICE_MIN	 (64 * 1024) /* smaller bodies are not worth it */
 #define HX_SPLICE_CHUNK	 (1 << 20)
 
+struct hconn;
+
 struct hexchange {
 	struct rsession *rs;
+	struct hconn *hc; /* the kept client connection it runs on */
 	struct http_request_rec rec;
 	char *head; /* as authproc serialised it; kept for one retry */
 	size_t headlen;
@@ -106,6 +109,29 @@ struct idle_conn {
 	struct sockaddr_storage addr;
 };
 
+/*
+ * A client connection whose socket authproc handed over with its first
+ * request: relay keeps the socket, and its bufferevent, between
+ * requests, so the next ones come without a descriptor to pass, check
+ * and close.  authproc says when the client is gone (IMSG_HTTP_RELEASE);
+ * an exchange that ends the connection drops it.
+ */
+struct hconn {
+	TAILQ_ENTRY(hconn) entry;
+	struct imsgev *chan;
+	uint32_t id; /* authproc's session id */
+	int fd;
+	struct bufferevent *bev;
+	struct rsession *rs; /* the exchange on it, or NULL between */
+	int released;	     /* authproc is done with it */
+};
+
+#define HCONN_BUCKETS 4096
+TAILQ_HEAD(hconn_list, hconn);
+
+static struct hconn_list hconns[HCONN_BUCKETS];
+static int hconns_made;
+
 static struct conf_http http_conf;
 static int http_configured;
 static struct event_base *http_base;
@@ -151,6 +177,109 @@ bev_free(struct bufferevent *bev)
 {
 	bufferevent_disable(bev, EV_READ | EV_WRITE);
 	bufferevent_free(bev);
+}
+
+/* ---- kept client connections ---- */
+
+static struct hconn_list *
+hconn_bucket(uint32_t id)
+{
+	uint32_t i;
+
+	if (!hconns_made) {
+		for (i = 0; i < HCONN_BUCKETS; i++)
+			TAILQ_INIT(&hconns[i]);
+		hconns_made = 1;
+	}
+	return &hconns[id % HCONN_BUCKETS];
+}
+
+static struct hconn *
+hconn_find(struct imsgev *chan, uint32_t id)
+{
+	struct hconn *hc;
+
+	TAILQ_FOREACH(hc, hconn_bucket(id), entry)
+	if (hc->id == id && hc->chan == chan)
+		return hc;
+	return NULL;
+}
+
+static struct hconn *
+hconn_new(struct imsgev *chan, uint32_t id, int fd, struct bufferevent *bev)
+{
+	struct hconn *hc;
+
+	if ((hc = calloc(1, sizeof(*hc))) == NULL)
+		fatal("calloc");
+	hc->chan = chan;
+	hc->id = id;
+	hc->fd = fd;
+	hc->bev = bev;
+	TAILQ_INSERT_TAIL(hconn_bucket(id), hc, entry);
+	return hc;
+}
+
+/* Forgotten; its socket and bufferevent stay with whoever has them. */
+static void
+hconn_drop(struct hconn *hc)
+{
+	TAILQ_REMOVE(hconn_bucket(hc->id), hc, entry);
+	free(hc);
+}
+
+/* Forgotten with its socket: nobody else has it. */
+static void
+hconn_close(struct hconn *hc)
+{
+	bev_free(hc->bev);
+	close(hc->fd);
+	hconn_drop(hc);
+}
+
+/* The exchange is over and the connection stays for the next one. */
+static void
+hconn_keep(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	struct hconn *hc = hx->hc;
+
+	bufferevent_setcb(hc->bev, NULL, NULL, NULL, NULL);
+	bufferevent_disable(hc->bev, EV_READ | EV_WRITE);
+	bufferevent_set_timeouts(hc->bev, NULL, NULL);
+	bufferevent_setwatermark(hc->bev, EV_WRITE, HX_OUT_HIWAT / 2, 0);
+	hc->rs = NULL;
+	hx->hc = NULL;
+	hx->cbev = NULL;
+	rs->cfd = -1;
+}
+
+void
+relay_http_release(struct imsgev *chan, uint32_t id)
+{
+	struct hconn *hc;
+
+	if ((hc = hconn_find(chan, id)) == NULL)
+		return;
+	if (hc->rs != NULL)
+		hc->released = 1; /* its exchange ends the connection */
+	else
+		hconn_close(hc);
+}
+
+/* authproc is gone: so are its clients (their exchanges went first). */
+void
+relay_http_channel_lost(struct imsgev *chan)
+{
+	struct hconn *hc, *next;
+	uint32_t i;
+
+	for (i = 0; hconns_made && i < HCONN_BUCKETS; i++)
+		for (hc = TAILQ_FIRST(&hconns[i]); hc != NULL; hc = next) {
+			next = TAILQ_NEXT(hc, entry);
+			if (hc->chan == chan)
+				hconn_close(hc);
+		}
 }
 
 /* ---- idle upstream connections ---- */
@@ -514,6 +643,8 @@ hx_finish(struct rsession *rs)
 	int keep = !hx->client_close && !hx->client_eof;
 
 	hx->ended = 1;
+	if (hx->hc != NULL && hx->hc->released)
+		keep = 0;
 	if (hx_upstream_reusable(rs)) {
 		idle_put(rs->ufd, hx->ubev, &rs->lg->uaddr);
 		hx->ubev = NULL;
@@ -528,6 +659,8 @@ hx_finish(struct rsession *rs)
 	if (!keep)
 		shutdown(rs->cfd, SHUT_WR);
 	hx_report(rs, keep ? HTTP_DONE_KEEPALIVE : HTTP_DONE_CLOSE);
+	if (keep && hx->hc != NULL)
+		hconn_keep(rs);
 	rsession_free(rs);
 }
 
@@ -541,6 +674,9 @@ relay_http_free(struct rsession *rs)
 		event_del(&hx->swev);
 		splice_pipe_put(hx->spipe, hx->sinpipe);
 	}
+	/* an exchange that did not keep its connection ends it */
+	if (hx->hc != NULL)
+		hconn_drop(hx->hc);
 	if (hx->cbev != NULL)
 		bev_free(hx->cbev);
 	if (hx->ubev != NULL)
@@ -1325,6 +1461,13 @@ known_add(const struct upstream_ctx *u, void *arg)
 	if (u->conf.servername[0] != '\0' && nknown < HX_KNOWN_MAX)
 		snprintf(known[nknown++], HX_AUTH_MAX, "%s",
 		    u->conf.servername);
+	/* the name `host' gave, with the web port and without */
+	if (u->conf.hostname[0] != '\0' && u->conf.has_http &&
+	    nknown + 2 <= HX_KNOWN_MAX) {
+		snprintf(known[nknown++], HX_AUTH_MAX, "%s:%u",
+		    u->conf.hostname, sockaddr_port(&u->conf.http));
+		snprintf(known[nknown++], HX_AUTH_MAX, "%s", u->conf.hostname);
+	}
 }
 
 /*
@@ -1510,12 +1653,26 @@ relay_http_request(struct imsgev *iev, struct imsg *imsg)
 {
 	const struct http_request_rec *rec = imsg->data;
 	struct http_done d;
-	struct rsession *rs;
+	struct rsession *rs = NULL;
 	struct pool_ctx *fb;
+	struct hconn *hc;
 
-	if ((rs = rsession_new(iev, imsg, PROTO_HTTP)) == NULL) {
-		log_warnx("session %016llx: unusable client socket",
-		    (unsigned long long)rec->sid);
+	hc = hconn_find(iev, imsg->hdr.peerid);
+	if (imsg->fd == -1) {
+		/* a later request on a connection whose socket we keep */
+		if (hc != NULL && hc->rs == NULL && !hc->released)
+			rs = rsession_new_fd(iev, imsg, PROTO_HTTP, hc->fd);
+	} else if (hc == NULL || hc->rs == NULL) {
+		/* a first request; what we kept under its id is stale */
+		if (hc != NULL)
+			hconn_close(hc);
+		hc = NULL;
+		rs = rsession_new(iev, imsg, PROTO_HTTP);
+	}
+	if (rs == NULL) {
+		log_warnx("session %016llx: %s", (unsigned long long)rec->sid,
+		    imsg->fd == -1 ? "no client socket kept for it"
+				   : "unusable client socket");
 		memset(&d, 0, sizeof(d));
 		d.result = HTTP_DONE_CLOSE;
 		imsgev_compose(iev, IMSG_HTTP_DONE, imsg->hdr.peerid, -1, &d,
@@ -1531,15 +1688,24 @@ relay_http_request(struct imsgev *iev, struct imsg *imsg)
 		counter_attempt(&creq);
 		explicit_bzero(&creq, sizeof(creq));
 	}
-	if ((rs->hx->cbev = bufferevent_socket_new(http_base, rs->cfd, 0)) ==
-	    NULL)
-		fatalx("bufferevent_socket_new failed");
+	if (hc == NULL) {
+		if ((rs->hx->cbev = bufferevent_socket_new(http_base, rs->cfd,
+			 0)) == NULL)
+			fatalx("bufferevent_socket_new failed");
+		/* born with writing enabled; hx_flush() arms it when needed */
+		bufferevent_disable(rs->hx->cbev, EV_WRITE);
+		/* beyond the body: the next request, for authproc, bounded */
+		bufferevent_setwatermark(rs->hx->cbev, EV_READ, 0,
+		    HTTP_LEFTOVER_MAX);
+		bufferevent_setwatermark(rs->hx->cbev, EV_WRITE,
+		    HX_OUT_HIWAT / 2, 0);
+		hc = hconn_new(iev, imsg->hdr.peerid, rs->cfd, rs->hx->cbev);
+	} else
+		rs->hx->cbev = hc->bev;
+	hc->rs = rs;
+	rs->hx->hc = hc;
 	bufferevent_setcb(rs->hx->cbev, hx_client_read, hx_client_write,
 	    hx_client_event, rs);
-	bufferevent_disable(rs->hx->cbev, EV_WRITE);
-	/* beyond the body: the next request, for authproc, bounded */
-	bufferevent_setwatermark(rs->hx->cbev, EV_READ, 0, HTTP_LEFTOVER_MAX);
-	bufferevent_setwatermark(rs->hx->cbev, EV_WRITE, HX_OUT_HIWAT / 2, 0);
 	if (rec->key_kind != HTTP_KEY_NONE) {
 		rsession_route(rs);
 		return;
