@@ -1305,6 +1305,25 @@ relay_handle_http_done(struct imsg *imsg, struct imsgev *from)
 	return 0;
 }
 
+/* A web login's verdict ahead of its exchange's end. */
+static int
+relay_handle_http_verdict(struct imsg *imsg, struct imsgev *from)
+{
+	const struct http_verdict *v = imsg->data;
+	struct session *s;
+
+	if (!http_verdict_valid(imsg)) {
+		log_warnx("relay: bad http login verdict");
+		return -1;
+	}
+	if ((s = session_find(imsg->hdr.peerid)) == NULL ||
+	    s->state != S_LOGIN_SENT || s->relay != from ||
+	    s->engine->exchange_verdict == NULL)
+		return 0; /* gone meanwhile */
+	s->engine->exchange_verdict(s, v->login);
+	return 0;
+}
+
 static int
 relay_handle(struct imsg *imsg, void *arg)
 {
@@ -1316,6 +1335,8 @@ relay_handle(struct imsg *imsg, void *arg)
 	}
 	if (imsg->hdr.type == IMSG_HTTP_DONE)
 		return relay_handle_http_done(imsg, arg);
+	if (imsg->hdr.type == IMSG_HTTP_VERDICT)
+		return relay_handle_http_verdict(imsg, arg);
 	if (login_result_valid(imsg, err, sizeof(err)) == -1) {
 		log_warnx("relay: %s", err);
 		return -1;

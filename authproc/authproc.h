@@ -194,6 +194,8 @@ struct proto_engine {
 	/* HTTP: relay is done with one exchange; -1: the session is gone */
 	int (*exchange_done)(struct session *, const struct http_done *,
 	    const unsigned char *leftover);
+	/* HTTP: a login's verdict, before its exchange is done */
+	void (*exchange_verdict)(struct session *, uint32_t login);
 	const char *busy;     /* to a client over the connection limit */
 	int audit_timeouts;   /* a time-out ends a login attempt */
 	int drain_on_close;   /* read what the client still sends, then close */

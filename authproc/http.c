@@ -464,6 +464,18 @@ http_attempt_over(struct session *s, uint32_t login)
 }
 
 /*
+ * The verdict ahead of the exchange's end: the attempt is settled, the
+ * exchange goes on (settling it would otherwise say we are waiting for
+ * the next request already).
+ */
+static void
+http_exchange_verdict(struct session *s, uint32_t login)
+{
+	http_attempt_over(s, login);
+	s->state = S_LOGIN_SENT;
+}
+
+/*
  * relay is done with one exchange.  The bytes it read past the end of
  * the body are the start of the next request: they go back into our
  * buffer, empty since the hand-over.
@@ -555,6 +567,7 @@ const struct proto_engine http_engine = {
     .send_login = http_send_login,
     .drain_on_close = 1,
     .exchange_done = http_exchange_done,
+    .exchange_verdict = http_exchange_verdict,
     .busy = "HTTP/1.1 503 Service Unavailable\r\n"
 	    "Content-Type: text/plain\r\nContent-Length: 20\r\n"
 	    "Connection: close\r\n\r\nToo many connections",

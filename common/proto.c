@@ -73,6 +73,7 @@ const struct imsg_rule relay_to_authproc_rules[] = {
     {IMSG_COUNTER_VALUES, FIXED(struct counter_values), IMSG_FD_NONE},
     {IMSG_HTTP_DONE, sizeof(struct http_done),
 	sizeof(struct http_done) + HTTP_LEFTOVER_MAX, IMSG_FD_NONE},
+    {IMSG_HTTP_VERDICT, FIXED(struct http_verdict), IMSG_FD_NONE},
 };
 const size_t relay_to_authproc_nrules =
     sizeof(relay_to_authproc_rules) / sizeof(relay_to_authproc_rules[0]);
@@ -462,6 +463,14 @@ http_done_valid(const struct imsg *imsg)
 	    d->result <= HTTP_DONE_CLIENT_GONE && d->status <= 999 &&
 	    d->login <= 2 &&
 	    (d->leftover == 0 || d->result == HTTP_DONE_KEEPALIVE);
+}
+
+int
+http_verdict_valid(const struct imsg *imsg)
+{
+	const struct http_verdict *v = imsg->data;
+
+	return imsg->datalen == sizeof(*v) && (v->login == 1 || v->login == 2);
 }
 
 const char *

@@ -94,6 +94,8 @@ enum imsg_type {
 	IMSG_ACCESS,
 	/* authproc -> relay: a client whose socket relay keeps is gone */
 	IMSG_HTTP_RELEASE,
+	/* relay -> authproc: a web login's verdict, as soon as it is known */
+	IMSG_HTTP_VERDICT,
 	IMSG_TYPE_MAX
 };
 
@@ -397,6 +399,15 @@ struct http_done {
 	uint64_t bytes_down;
 };
 
+/*
+ * A web login's verdict from the upstream's answer head, sent before the
+ * exchange ends: a long poll must not hold its attempt pending (and
+ * counted against the failure limits) for an hour.
+ */
+struct http_verdict {
+	uint32_t login; /* 1 ok, 2 failed */
+};
+
 #define MAX_RELAYS   8
 #define MAX_TLSPROCS 8
 
@@ -499,6 +510,7 @@ int audit_record_valid_from_authproc(const struct imsg *);
 int counter_op_valid(const struct imsg *);
 int http_request_rec_valid(const struct imsg *, char *, size_t);
 int http_done_valid(const struct imsg *);
+int http_verdict_valid(const struct imsg *);
 int access_record_valid(const struct imsg *);
 const char *audit_result_name(enum audit_result);
 const char *login_mech_name(enum login_mech);

@@ -133,6 +133,15 @@ class Recorder:
                     return self.big(int(m.group(1)), int(m.group(1)) // 2)
                 if "/chunked" in self.path:
                     return self.chunked()
+                if "poll=slow" in self.path:
+                    # a long poll: the head now, the body seconds later
+                    self.send_response(200)
+                    self.send_header("Content-Length", "5")
+                    self.end_headers()
+                    self.wfile.flush()
+                    time.sleep(3)
+                    self.wfile.write(b"slow!")
+                    return
                 if "/redirect" in self.path:
                     me = f"http://{HOST}:{outer.port}"
                     return self.reply(302, b"moved", [

@@ -220,6 +220,60 @@ throttle delay 0 max 0
         node.stop()
 
 
+POLL_WEB = 22095                       # failures per address: 2
+
+
+@case("web-login-long-poll-settles-its-attempt-at-the-answer-head")
+def _():
+    # two long polls with Basic credentials in flight: their attempts
+    # are settled by their answers' heads, not held pending (and counted
+    # against the failure limits) until their bodies end
+    start_throttle()
+    conf = os.path.join(env.web, "poll.conf")
+    with open(conf, "w") as f:
+        f.write(f'''user "_postern"
+chroot "/var/empty"
+node "poll"
+listen on {HOST} port {POLL_WEB} http
+upstream "one" {{
+\thost {HOST}
+\thttp port {web.BACK1}
+}}
+route domain "example.org" to "one"
+throttle failures ip 2 per 600 message "Address failures"
+limit connections-per-ip 0
+''')
+    node = Postern(env.binary, conf, os.path.join(env.web, "poll.log"),
+                   [POLL_WEB])
+    node.start()
+    polls = []
+    try:
+        u = "phone@example.org"
+        for i in range(2):
+            s = socket.create_connection((HOST, POLL_WEB), timeout=10)
+            s.sendall((f"GET /Microsoft-Server-ActiveSync?Cmd=Ping&User={u}"
+                       f"&n={i}&poll=slow HTTP/1.1\r\nHost: h\r\n"
+                       f"Authorization: Basic {basic(u, 'right')}\r\n"
+                       "\r\n").encode())
+            f = s.makefile("rb")
+            line = f.readline()
+            check(line.startswith(b"HTTP/1.1 200"), f"poll {i}: {line!r}")
+            polls.append((s, f))
+        time.sleep(0.3)
+        code, head = request(f"/dav/{u}/", u, "right", port=POLL_WEB)
+        check(code == 200,
+              f"third attempt while two polls run: {code} {head[:80]!r}")
+        for s, f in polls:
+            while f.readline() not in (b"\r\n", b""):
+                pass
+            check(f.read(5) == b"slow!", "a poll's body was lost")
+    finally:
+        for s, f in polls:
+            f.close()
+            s.close()
+        node.stop()
+
+
 @case("web-login-audit-one-json-line-per-attempt-no-secrets")
 def _():
     start_throttle()

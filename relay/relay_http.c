@@ -79,6 +79,7 @@ struct hexchange {
 	int finishing;	  /* waiting for the client to take the last bytes */
 	int ended;	  /* the exchange is over; nothing may touch it */
 	int audited;	  /* a login attempt's record went out */
+	int verdict_told; /* authproc has the login's verdict already */
 	int own_page;	  /* the answer is postern's, not an upstream's */
 	int login_cookie; /* the answer set the auth cookie */
 	uint32_t verdict; /* the login's audit result */
@@ -462,6 +463,27 @@ hx_verdict(struct rsession *rs)
 	}
 	return hx->status == 401 || hx->status == 403 ? AUDIT_BAD_CREDENTIALS
 						      : AUDIT_OK;
+}
+
+/*
+ * The answer's head decides a login: authproc settles the attempt now,
+ * not when the body ends (an ActiveSync Ping holds its answer for up to
+ * an hour, and a pending attempt counts against the failure limits).
+ */
+static void
+hx_tell_verdict(struct rsession *rs)
+{
+	struct hexchange *hx = rs->hx;
+	struct http_verdict v;
+	uint32_t r;
+
+	if (!hx->rec.attempt || hx->verdict_told)
+		return;
+	hx->verdict_told = 1;
+	if ((r = hx_verdict(rs)) != AUDIT_OK && r != AUDIT_BAD_CREDENTIALS)
+		return; /* no answer from the upstream: at the end, as none */
+	v.login = r == AUDIT_OK ? 1 : 2;
+	rsession_tell_authproc(rs, IMSG_HTTP_VERDICT, &v, sizeof(v));
 }
 
 static void
@@ -1060,6 +1082,7 @@ hx_response_head(struct rsession *rs)
 	}
 	hx->status = resp.status;
 	hx->login_cookie = hx_sets_auth_cookie();
+	hx_tell_verdict(rs);
 	hx_response_framing(rs);
 	if (hx_send_head(rs, 0) == -1) {
 		hx_page(rs, 502, "upstream head too large");
