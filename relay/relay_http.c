@@ -93,9 +93,6 @@ struct hexchange {
 	uint64_t sunread; /* body bytes still in the upstream socket */
 	struct event srev;
 	struct event swev;
-	char internal[2][HX_AUTH_MAX];
-	const char *internal_ptr[2 + HX_KNOWN_MAX];
-	size_t ninternal;
 };
 
 /*
@@ -140,6 +137,10 @@ static TAILQ_HEAD(idle_list_head, idle_conn) idle = TAILQ_HEAD_INITIALIZER(
     idle);
 static unsigned int nidle;
 static struct http_response resp; /* one parse at a time; large */
+/* what a head being rewritten must not name; one head at a time too */
+static char internal[2][HX_AUTH_MAX];
+static const char *internal_ptr[2 + HX_KNOWN_MAX];
+static size_t ninternal;
 /* every configured upstream's address and TLS name: none may leak */
 static char known[HX_KNOWN_MAX][HX_AUTH_MAX];
 static size_t nknown;
@@ -151,6 +152,7 @@ static void hx_maybe_finish(struct rsession *);
 static void hx_upstream_read(struct bufferevent *, void *);
 static void hx_client_read(struct bufferevent *, void *);
 static void hx_splice_begin(struct rsession *);
+static void hx_internal_names(struct rsession *);
 
 void
 relay_http_init(const struct conf_http *conf, struct event_base *base)
@@ -966,8 +968,13 @@ hx_send_head(struct rsession *rs, int websocket)
 	memset(&rw, 0, sizeof(rw));
 	rw.public_scheme = hx->rec.tls ? "https" : "http";
 	rw.public_host = hx->rec.host;
-	rw.internal = hx->internal_ptr;
-	rw.ninternal = hx->ninternal;
+	/* only Location, Content-Location and Refresh are rewritten */
+	ninternal = 0;
+	if (hx_has_field("Location") || hx_has_field("Content-Location") ||
+	    hx_has_field("Refresh"))
+		hx_internal_names(rs);
+	rw.internal = internal_ptr;
+	rw.ninternal = ninternal;
 	rw.close = hx->client_close;
 	rw.out_framing = hx->resp_out;
 	rw.out_length = hx->resp_left;
@@ -1081,7 +1088,7 @@ hx_response_head(struct rsession *rs)
 		return -1;
 	}
 	hx->status = resp.status;
-	hx->login_cookie = hx_sets_auth_cookie();
+	hx->login_cookie = hx->rec.attempt == 2 && hx_sets_auth_cookie();
 	hx_tell_verdict(rs);
 	hx_response_framing(rs);
 	if (hx_send_head(rs, 0) == -1) {
@@ -1500,19 +1507,18 @@ known_add(const struct upstream_ctx *u, void *arg)
 static void
 hx_internal_names(struct rsession *rs)
 {
-	struct hexchange *hx = rs->hx;
 	size_t i;
 
 	if (!known_made) {
 		route_foreach_upstream(known_add, NULL);
 		known_made = 1;
 	}
-	authority(&rs->lg->uaddr, hx->internal[0], hx->internal[1]);
-	hx->internal_ptr[0] = hx->internal[0];
-	hx->internal_ptr[1] = hx->internal[1];
+	authority(&rs->lg->uaddr, internal[0], internal[1]);
+	internal_ptr[0] = internal[0];
+	internal_ptr[1] = internal[1];
 	for (i = 0; i < nknown; i++)
-		hx->internal_ptr[2 + i] = known[i];
-	hx->ninternal = 2 + nknown;
+		internal_ptr[2 + i] = known[i];
+	ninternal = 2 + nknown;
 }
 
 /* Head and the body bytes authproc had, then whatever else comes. */
@@ -1537,7 +1543,6 @@ hx_start_upstream(struct rsession *rs, struct bufferevent *kept)
 	    (hx->rec.framing == HTTP_BODY_LENGTH && hx->req_left == 0);
 	http_chunked_init(&hx->req_chunk);
 	hx->up = 0;
-	hx_internal_names(rs);
 	rs->state = R_RELAYING;
 	bufferevent_write(hx->ubev, hx->head, hx->headlen);
 	if (hx->earlylen > 0 && !hx->req_done &&
