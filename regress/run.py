@@ -3379,6 +3379,7 @@ def _():
 # the cases of each topic module register themselves, after the above
 import web  # noqa: E402,F401
 import weblogin  # noqa: E402,F401
+import operations  # noqa: E402,F401
 
 CASE_TIMEOUT = 180      # a hung case fails instead of hanging the run
 
