@@ -31,16 +31,21 @@ AUTHPROC_SRCS	 = authproc/authproc.c authproc/imap.c authproc/pop3.c \
 RELAY_SRCS	 = relay/relay.c relay/relay_imap.c relay/relay_pop3.c \
 		   relay/route.c relay/splice.c relay/mcache.c relay/mckey.c \
 		   relay/counters.c relay/lookup.c relay/authhttp.c \
-		   relay/http_response.c relay/relay_http.c
+		   relay/http_response.c relay/relay_http.c relay/relay_ctl.c
 TLSPROC_SRCS	 = tlsproc/tlsproc.c tlsproc/sni.c
 POLICY_SRCS	 = policy/policy.c policy/window.c policy/cidr.c
-PARENT_SRCS	 = parent/parent.c parent/audit.c
+PARENT_SRCS	 = parent/parent.c parent/audit.c parent/control.c \
+		   parent/metrics.c
 SRCS		 = $(COMMON_SRCS) $(AUTHPROC_SRCS) $(RELAY_SRCS) \
 		   $(TLSPROC_SRCS) $(POLICY_SRCS) $(PARENT_SRCS)
 OBJS		 = $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/parent/parse.o
 DEPS		 = $(OBJS:.o=.d)
 
 PROG		 = $(BUILD)/postern
+CTL_PROG	 = $(BUILD)/posternctl
+CTL_OBJS	 = $(BUILD)/ctl/posternctl.o $(BUILD)/common/imsg.o \
+		   $(BUILD)/common/log.o $(BUILD)/common/proto.o \
+		   $(BUILD)/common/http.o $(BUILD)/policy/cidr.o
 # Debian's python3: the web regress cases use its caldav and websockets
 PYTHON		:= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || \
 		   echo python3)
@@ -48,10 +53,16 @@ PYTHON		:= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || \
 .PHONY: all clean test unit regress deps sanitize test-sanitize fuzz \
 	fuzz-smoke demo install format tests bench bench-tools
 
-all: $(PROG) postern
+all: $(PROG) postern $(CTL_PROG) posternctl
 
 postern: $(PROG)
 	ln -sf $(PROG) postern
+
+posternctl: $(CTL_PROG)
+	ln -sf $(CTL_PROG) posternctl
+
+$(CTL_PROG): $(CTL_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CTL_OBJS) $(LIBS)
 
 $(PROG): $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
@@ -177,7 +188,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
 	    $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)/etc/postern
 	install -m 0755 $(PROG) $(DESTDIR)$(PREFIX)/sbin/postern
+	install -m 0755 $(CTL_PROG) $(DESTDIR)$(PREFIX)/sbin/posternctl
 	install -m 0644 parent/postern.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 ctl/posternctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 0644 parent/postern.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	[ -e $(DESTDIR)/etc/postern/postern.conf ] || \
 	    install -m 0644 etc/postern.conf $(DESTDIR)/etc/postern/

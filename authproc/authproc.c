@@ -158,6 +158,9 @@ session_audit(struct session *s, enum audit_result result, const char *reason)
 
 	log_info("session %016llx: %s: %s", (unsigned long long)s->sid,
 	    audit_result_name(result), reason);
+	if (s->listener->conf.proto < CTL_PROTO_SLOTS &&
+	    result < AUDIT_RESULT_MAX)
+		proc_stats.attempts[s->listener->conf.proto][result]++;
 	if (!authproc_conf.audit)
 		return;
 	memset(&a, 0, sizeof(a));
@@ -551,6 +554,8 @@ session_login_checked(struct session *s, const uint32_t *shared)
 	v = policy_check_shared(&s->client, s->req.user, session_budget(s), now,
 	    shared, &msg);
 	if (v != POLICY_ALLOW) {
+		proc_stats.throttled[v == POLICY_THROTTLED_IP ? CTL_LIMIT_IP
+							      : CTL_LIMIT_USER]++;
 		bufferevent_enable(s->bev, EV_READ);
 		login_refuse(s,
 		    v == POLICY_THROTTLED_IP ? AUDIT_THROTTLED_IP
@@ -629,6 +634,7 @@ session_login(struct session *s)
 	if (authproc_policy.max_attempts && s->engine->attempts_limited &&
 	    ++s->attempts > authproc_policy.max_attempts) {
 		/* the connection has had its chances: it ends here */
+		proc_stats.throttled[CTL_LIMIT_ATTEMPTS]++;
 		session_audit(s, AUDIT_PROTOCOL_ERROR,
 		    "too many login attempts on one connection");
 		s->engine->too_many_attempts(s);
@@ -784,6 +790,7 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 	s->state = S_PREAUTH;
 	s->id = ++next_session_id;
 	s->sid = (uint64_t)sid_base << 32 | s->id;
+	s->started_ms = wallclock_ms();
 	s->fd = fd;
 	s->listener = l;
 	s->engine = l->engine;
@@ -928,8 +935,10 @@ conn_limit_reached_except(const struct sockaddr_storage *ss,
 	TAILQ_FOREACH(s, &sessions, entry)
 	if (s != self && s->state != S_PROXY &&
 	    sockaddr_same_client(&s->client, ss) &&
-	    ++n >= authproc_policy.max_conn_per_ip)
+	    ++n >= authproc_policy.max_conn_per_ip) {
+		proc_stats.throttled[CTL_LIMIT_CONNECTIONS]++;
 		return 1;
+	}
 	return 0;
 }
 
@@ -1371,6 +1380,141 @@ tlsproc_connect(const struct peer_channel *pc, int fd)
 	tlsprocs[pc->instance] = iev;
 }
 
+/* ---- posternctl: the sessions here, the counters, unblocking ---- */
+
+static void
+ctl_done(uint32_t query, uint32_t count)
+{
+	struct ctl_done d = {count, 1};
+
+	imsgev_compose(&parent_iev, IMSG_CTL_DONE, query, -1, &d, sizeof(d));
+}
+
+static int
+ctl_session_matches(const struct session *s, const struct ctl_query *q)
+{
+	if (q->filter == CTL_FILTER_USER)
+		return strcasecmp(s->req.user, q->user) == 0;
+	if (q->filter == CTL_FILTER_CLIENT)
+		return sockaddr_same_host(&s->client, &q->addr);
+	return 1;
+}
+
+static void
+ctl_show_sessions(uint32_t query, const struct ctl_query *q)
+{
+	struct ctl_session c;
+	struct session *s;
+	uint32_t n = 0;
+
+	TAILQ_FOREACH(s, &sessions, entry) {
+		if (!ctl_session_matches(s, q))
+			continue;
+		memset(&c, 0, sizeof(c));
+		c.sid = s->sid;
+		c.start_ms = s->started_ms;
+		c.proto = s->listener->conf.proto;
+		c.tls = s->tls;
+		c.listener_id = s->listener->conf.id;
+		c.client = s->client;
+		memcpy(c.user, s->req.user, sizeof(c.user));
+		if (s->tls)
+			memcpy(c.servername, s->facts.servername,
+			    sizeof(c.servername));
+		imsgev_compose(&parent_iev, IMSG_CTL_SESSION, query, -1, &c,
+		    sizeof(c));
+		n++;
+	}
+	ctl_done(query, n);
+}
+
+static void
+ctl_show_stats(uint32_t query)
+{
+	struct ctl_stats st = proc_stats;
+	struct session *s;
+
+	TAILQ_FOREACH(s, &sessions, entry)
+	if (s->listener->conf.proto < CTL_PROTO_SLOTS)
+		st.sessions_preauth[s->listener->conf.proto]++;
+	imsgev_compose(&parent_iev, IMSG_CTL_STATS, query, -1, &st, sizeof(st));
+	ctl_done(query, 0);
+}
+
+/* The shared store forgets what this node's table forgot, via relay. */
+static void
+ctl_forget_shared(uint32_t kinds, int budget,
+    const struct sockaddr_storage *ss, const char *user)
+{
+	struct counter_forget f;
+	struct imsgev *relay;
+
+	if (!authproc_policy.shared || (relay = relay_pick()) == NULL)
+		return;
+	memset(&f, 0, sizeof(f));
+	f.kinds = kinds;
+	f.budget = budget;
+	if (ss != NULL)
+		f.client = *ss;
+	snprintf(f.user, sizeof(f.user), "%s", user != NULL ? user : "");
+	imsgev_compose(relay, IMSG_COUNTER_FORGET, 0, -1, &f, sizeof(f));
+}
+
+static void
+ctl_forgot(enum counter_kind kind, int budget,
+    const struct sockaddr_storage *ss, const char *user, void *arg)
+{
+	(void)arg;
+	/* the address's and the user's own counters go regardless */
+	if (kind == COUNT_IPUSER_FAIL)
+		ctl_forget_shared(1u << kind, budget, ss, user);
+}
+
+static void
+ctl_unblock(uint32_t query, const struct ctl_query *q)
+{
+	size_t n;
+
+	if (q->command == CTL_UNBLOCK_IP) {
+		n = policy_unblock(&q->addr, NULL, ctl_forgot, NULL);
+		ctl_forget_shared(1u << COUNT_IP | 1u << COUNT_IP_FAIL,
+		    POLICY_BUDGET_MAIL, &q->addr, NULL);
+	} else {
+		n = policy_unblock(NULL, q->user, ctl_forgot, NULL);
+		ctl_forget_shared(1u << COUNT_USER, POLICY_BUDGET_MAIL, NULL,
+		    q->user);
+		ctl_forget_shared(1u << COUNT_USER, POLICY_BUDGET_WEB, NULL,
+		    q->user);
+	}
+	log_info("posternctl unblock %s: %zu counters reset",
+	    q->command == CTL_UNBLOCK_IP ? "address" : "user", n);
+	ctl_done(query, n);
+}
+
+static void
+ctl_query(struct imsg *imsg)
+{
+	const struct ctl_query *q = imsg->data;
+	uint32_t query = imsg->hdr.peerid;
+
+	if (!ctl_query_valid(q))
+		fatalx("bad control query");
+	switch (q->command) {
+	case CTL_SHOW_SESSIONS:
+		ctl_show_sessions(query, q);
+		break;
+	case CTL_SHOW_STATS:
+		ctl_show_stats(query);
+		break;
+	case CTL_UNBLOCK_IP:
+	case CTL_UNBLOCK_USER:
+		ctl_unblock(query, q);
+		break;
+	default:
+		ctl_done(query, 0);
+	}
+}
+
 static void
 parent_handle(struct imsg *imsg)
 {
@@ -1440,6 +1584,11 @@ parent_handle(struct imsg *imsg)
 			event_set(&l->ev, l->fd, EV_READ | EV_PERSIST,
 			    listener_accept, l);
 		TAILQ_INSERT_TAIL(&listeners, l, entry);
+		break;
+	case IMSG_CTL_QUERY:
+		if (!configured)
+			fatalx("control query before the configuration");
+		ctl_query(imsg);
 		break;
 	case IMSG_CONF_END:
 		configured = 1;

@@ -118,6 +118,7 @@ struct session {
 	TAILQ_ENTRY(session) entry;
 	uint32_t id;  /* key between processes */
 	uint64_t sid; /* in logs and the audit */
+	uint64_t started_ms; /* wall clock, for posternctl */
 	int fd;
 	int relay_has_fd; /* HTTP: s->relay keeps a copy of the socket */
 	struct bufferevent *bev;

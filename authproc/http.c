@@ -313,6 +313,7 @@ http_request_ready(struct session *s, const unsigned char *in, size_t len)
 	/* counted once, however often its head is parsed again */
 	if (!s->http_counted) {
 		if (policy_request(&s->client, wallclock_ms())) {
+			proc_stats.throttled[CTL_LIMIT_REQUESTS]++;
 			http_answer_close(s, 429,
 			    "address over its request rate",
 			    "Retry-After: 10\r\n");

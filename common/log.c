@@ -143,10 +143,26 @@ log_escape(char *dst, size_t dstsz, const void *src, size_t srclen)
 	return o;
 }
 
+static void (*tee_fn)(int, const char *, void *);
+static void *tee_arg;
+
+void
+log_tee(void (*fn)(int, const char *, void *), void *arg)
+{
+	tee_fn = fn;
+	tee_arg = arg;
+}
+
 /* Emit one already formatted message; escapes control bytes first. */
 void
 log_emit(int pri, const char *msg)
 {
+	char line[LOG_LINE_MAX * 2];
+
+	if (tee_fn != NULL && pri <= LOG_WARNING) {
+		log_escape(line, sizeof(line), msg, strlen(msg));
+		tee_fn(pri, line, tee_arg);
+	}
 	log_emit_as(pri, log_name, msg);
 }
 

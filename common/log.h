@@ -27,6 +27,8 @@ void log_emit(int, const char *);
 void log_emit_as(int, const char *, const char *);
 void log_defer(void (*soon)(void));
 void log_flush(void);
+/* while set, every warning is also handed to fn (posternctl reload) */
+void log_tee(void (*fn)(int, const char *, void *), void *);
 
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

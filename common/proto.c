@@ -30,6 +30,7 @@ const struct imsg_rule parent_to_child_rules[] = {
     {IMSG_CONF_POOL, FIXED(struct conf_pool), IMSG_FD_NONE},
     {IMSG_CONF_LOOKUP, FIXED(struct conf_lookup), IMSG_FD_NONE},
     {IMSG_CONF_HTTP, FIXED(struct conf_http), IMSG_FD_NONE},
+    {IMSG_CTL_QUERY, FIXED(struct ctl_query), IMSG_FD_NONE},
 };
 const size_t parent_to_child_nrules =
     sizeof(parent_to_child_rules) / sizeof(parent_to_child_rules[0]);
@@ -39,6 +40,12 @@ const struct imsg_rule child_to_parent_rules[] = {
     {IMSG_PEER_MISBEHAVED, FIXED(struct peer_channel), IMSG_FD_NONE},
     {IMSG_AUDIT, FIXED(struct audit_record), IMSG_FD_NONE},
     {IMSG_ACCESS, FIXED(struct access_record), IMSG_FD_NONE},
+    {IMSG_CTL_SESSION, FIXED(struct ctl_session), IMSG_FD_NONE},
+    {IMSG_CTL_STATS, FIXED(struct ctl_stats), IMSG_FD_NONE},
+    {IMSG_CTL_UPSTREAM, FIXED(struct ctl_upstream), IMSG_FD_NONE},
+    {IMSG_CTL_LISTENER, FIXED(struct ctl_listener), IMSG_FD_NONE},
+    {IMSG_CTL_HANDLER, FIXED(struct ctl_handler), IMSG_FD_NONE},
+    {IMSG_CTL_DONE, FIXED(struct ctl_done), IMSG_FD_NONE},
 };
 const size_t child_to_parent_nrules =
     sizeof(child_to_parent_rules) / sizeof(child_to_parent_rules[0]);
@@ -51,6 +58,7 @@ const struct imsg_rule authproc_to_relay_rules[] = {
     {IMSG_HTTP_REQUEST, sizeof(struct http_request_rec),
 	IMSG_MAX_SIZE - sizeof(struct imsg_hdr), IMSG_FD_OPTIONAL},
     {IMSG_HTTP_RELEASE, 0, 0, IMSG_FD_NONE},
+    {IMSG_COUNTER_FORGET, FIXED(struct counter_forget), IMSG_FD_NONE},
 };
 const size_t authproc_to_relay_nrules =
     sizeof(authproc_to_relay_rules) / sizeof(authproc_to_relay_rules[0]);
@@ -77,6 +85,129 @@ const struct imsg_rule relay_to_authproc_rules[] = {
 };
 const size_t relay_to_authproc_nrules =
     sizeof(relay_to_authproc_rules) / sizeof(relay_to_authproc_rules[0]);
+
+/* The control socket: posternctl asks, the parent answers in text. */
+const struct imsg_rule control_rules[] = {
+    {IMSG_CTL_REQUEST, FIXED(struct ctl_request), IMSG_FD_NONE},
+};
+const size_t control_nrules = sizeof(control_rules) / sizeof(control_rules[0]);
+
+const struct imsg_rule control_reply_rules[] = {
+    {IMSG_CTL_TEXT, 0, CTL_TEXT_MAX, IMSG_FD_NONE},
+    {IMSG_CTL_END, FIXED(struct ctl_end), IMSG_FD_NONE},
+};
+const size_t control_reply_nrules =
+    sizeof(control_reply_rules) / sizeof(control_reply_rules[0]);
+
+/* This process's counters, for posternctl show stats and the metrics. */
+struct ctl_stats proc_stats;
+
+/* Prometheus's usual latency bounds, from a millisecond up */
+const double ctl_hist_bounds_s[CTL_HIST_BUCKETS - 1] = {0.001, 0.0025,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5};
+
+void
+ctl_hist_observe(struct ctl_histogram *h, uint64_t us)
+{
+	size_t i;
+
+	for (i = 0; i < CTL_HIST_BUCKETS - 1; i++)
+		if ((double)us <= ctl_hist_bounds_s[i] * 1e6)
+			break;
+	h->bucket[i]++;
+	h->sum_us += us;
+}
+
+static void
+hist_add(struct ctl_histogram *to, const struct ctl_histogram *from)
+{
+	size_t i;
+
+	for (i = 0; i < CTL_HIST_BUCKETS; i++)
+		to->bucket[i] += from->bucket[i];
+	to->sum_us += from->sum_us;
+	to->errors += from->errors;
+}
+
+/* The counters are all sums across processes. */
+void
+ctl_stats_add(struct ctl_stats *to, const struct ctl_stats *from)
+{
+	size_t p, r;
+
+	for (p = 0; p < CTL_PROTO_SLOTS; p++) {
+		to->sessions_preauth[p] += from->sessions_preauth[p];
+		to->sessions_relayed[p] += from->sessions_relayed[p];
+		to->bytes_up[p] += from->bytes_up[p];
+		to->bytes_down[p] += from->bytes_down[p];
+		for (r = 0; r < AUDIT_RESULT_MAX; r++)
+			to->attempts[p][r] += from->attempts[p][r];
+	}
+	for (r = 0; r < CTL_LIMIT_MAX; r++)
+		to->throttled[r] += from->throttled[r];
+	hist_add(&to->lookup, &from->lookup);
+	hist_add(&to->memcache, &from->memcache);
+	to->http_requests += from->http_requests;
+}
+
+static int
+ctl_needs_arg(uint32_t command)
+{
+	switch (command) {
+	case CTL_KICK_SESSION:
+	case CTL_KICK_USER:
+	case CTL_ROUTE_FLUSH_USER:
+	case CTL_UNBLOCK_IP:
+	case CTL_UNBLOCK_USER:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* A request as posternctl (or anything on the socket) sent it. */
+int
+ctl_request_valid(const struct ctl_request *r, char *err, size_t errlen)
+{
+	size_t i;
+
+	if (r->command < CTL_SHOW_SESSIONS || r->command >= CTL_COMMAND_MAX) {
+		snprintf(err, errlen, "unknown command");
+		return 0;
+	}
+	if (r->filter > CTL_FILTER_CLIENT ||
+	    (r->filter != CTL_FILTER_NONE && r->command != CTL_SHOW_SESSIONS)) {
+		snprintf(err, errlen, "bad filter");
+		return 0;
+	}
+	if (!imsg_string_ok(r->arg, sizeof(r->arg))) {
+		snprintf(err, errlen, "argument not terminated");
+		return 0;
+	}
+	for (i = 0; r->arg[i] != '\0'; i++)
+		if ((unsigned char)r->arg[i] <= ' ' || r->arg[i] == 0x7f) {
+			snprintf(err, errlen, "control byte or space in the "
+					      "argument");
+			return 0;
+		}
+	if ((ctl_needs_arg(r->command) || r->filter != CTL_FILTER_NONE) !=
+	    (r->arg[0] != '\0')) {
+		snprintf(err, errlen, r->arg[0] == '\0'
+			? "argument missing"
+			: "this command takes no argument");
+		return 0;
+	}
+	return 1;
+}
+
+/* A query from the parent: strings terminated, values in range. */
+int
+ctl_query_valid(const struct ctl_query *q)
+{
+	return q->command >= CTL_SHOW_SESSIONS &&
+	    q->command < CTL_COMMAND_MAX && q->filter <= CTL_FILTER_CLIENT &&
+	    imsg_string_ok(q->user, sizeof(q->user));
+}
 
 const char *
 proc_role_name(enum proc_role role)
@@ -320,7 +451,8 @@ audit_record_valid_from_authproc(const struct imsg *imsg)
 	const struct audit_record *a = imsg->data;
 
 	return audit_record_valid(imsg) && a->result != AUDIT_OK &&
-	    a->result != AUDIT_BAD_CREDENTIALS && a->upstream[0] == '\0';
+	    a->result != AUDIT_BAD_CREDENTIALS &&
+	    a->result != AUDIT_KICKED && a->upstream[0] == '\0';
 }
 
 int
@@ -486,6 +618,7 @@ audit_result_name(enum audit_result r)
 	    [AUDIT_TIMEOUT] = "timeout",
 	    [AUDIT_ABORTED] = "aborted",
 	    [AUDIT_NO_ROUTE] = "no-route",
+	    [AUDIT_KICKED] = "kicked",
 	};
 
 	if (r < AUDIT_OK || r >= AUDIT_RESULT_MAX)
@@ -510,6 +643,16 @@ login_mech_name(enum login_mech m)
 	default:
 		return "";
 	}
+}
+
+/* For latencies: a clock no one sets. */
+uint64_t
+monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 uint64_t

@@ -96,6 +96,22 @@ enum imsg_type {
 	IMSG_HTTP_RELEASE,
 	/* relay -> authproc: a web login's verdict, as soon as it is known */
 	IMSG_HTTP_VERDICT,
+	/* posternctl -> parent: one command */
+	IMSG_CTL_REQUEST,
+	/* parent -> posternctl: lines of the answer, then its end */
+	IMSG_CTL_TEXT,
+	IMSG_CTL_END,
+	/* parent -> child: a command or question of posternctl's */
+	IMSG_CTL_QUERY,
+	/* child -> parent: the answer's records, then its end */
+	IMSG_CTL_SESSION,
+	IMSG_CTL_STATS,
+	IMSG_CTL_UPSTREAM,
+	IMSG_CTL_LISTENER,
+	IMSG_CTL_HANDLER,
+	IMSG_CTL_DONE,
+	/* authproc -> relay: forget an address's or user's shared counters */
+	IMSG_COUNTER_FORGET,
 	IMSG_TYPE_MAX
 };
 
@@ -453,6 +469,7 @@ enum audit_result {
 	AUDIT_TIMEOUT,
 	AUDIT_ABORTED,
 	AUDIT_NO_ROUTE,
+	AUDIT_KICKED, /* ended by posternctl kick */
 	AUDIT_RESULT_MAX
 };
 
@@ -486,6 +503,151 @@ struct login_result {
 	char text[TEXT_MAX_LEN + 1];
 };
 
+/*
+ * posternctl and the control socket.  The parent answers in text lines
+ * it formats itself, so the tool needs no knowledge of the records; the
+ * children answer the parent in the records below.
+ */
+enum ctl_command {
+	CTL_SHOW_SESSIONS = 1,
+	CTL_SHOW_UPSTREAMS,
+	CTL_SHOW_LOOKUP,
+	CTL_SHOW_STATS,
+	CTL_KICK_SESSION,
+	CTL_KICK_USER,
+	CTL_ROUTE_FLUSH_USER,
+	CTL_ROUTE_FLUSH_ALL,
+	CTL_UNBLOCK_IP,
+	CTL_UNBLOCK_USER,
+	CTL_RELOAD,
+	CTL_LOG_REOPEN,
+	CTL_COMMAND_MAX
+};
+
+/* what show sessions lists */
+enum ctl_filter { CTL_FILTER_NONE, CTL_FILTER_USER, CTL_FILTER_CLIENT };
+
+#define CTL_TEXT_MAX 1024
+
+/* posternctl -> parent */
+struct ctl_request {
+	uint32_t command;
+	uint32_t filter;
+	char arg[USER_MAX_LEN + 1]; /* a user, an address or a session id */
+};
+
+/* parent -> posternctl: the command's exit status, 0 for success */
+struct ctl_end {
+	int32_t status;
+};
+
+/* parent -> child; peerid: the parent's query number */
+struct ctl_query {
+	uint32_t command;
+	uint32_t filter;
+	uint64_t sid;
+	struct sockaddr_storage addr;
+	char user[USER_MAX_LEN + 1];
+};
+
+/* child -> parent: one session */
+struct ctl_session {
+	uint64_t sid;
+	uint64_t start_ms; /* wall clock */
+	uint64_t bytes_up;
+	uint64_t bytes_down;
+	uint32_t proto;
+	uint32_t relaying; /* 0: pre-auth or logging in */
+	uint32_t tls;
+	uint32_t listener_id;
+	struct sockaddr_storage client;
+	char user[USER_MAX_LEN + 1];
+	char upstream[NAME_MAX_LEN + 1];
+	char servername[256];
+};
+
+/* a latency histogram: upper bounds in ms, the last one infinite */
+#define CTL_HIST_BUCKETS 10
+extern const double ctl_hist_bounds_s[CTL_HIST_BUCKETS - 1];
+struct ctl_histogram {
+	uint64_t bucket[CTL_HIST_BUCKETS]; /* not cumulative */
+	uint64_t sum_us;
+	uint64_t errors;
+};
+
+#define CTL_PROTO_SLOTS 4 /* indexed by enum mail_proto */
+enum ctl_limit {
+	CTL_LIMIT_IP,	       /* throttle ip, throttle failures ip */
+	CTL_LIMIT_USER,	       /* throttle user, failures ip user */
+	CTL_LIMIT_CONNECTIONS, /* limit connections-per-ip */
+	CTL_LIMIT_ATTEMPTS,    /* limit attempts (per connection) */
+	CTL_LIMIT_REQUESTS,    /* limit http-requests */
+	CTL_LIMIT_MAX
+};
+
+/* child -> parent: a process's counters; each role fills its part */
+struct ctl_stats {
+	uint64_t sessions_preauth[CTL_PROTO_SLOTS]; /* open now */
+	uint64_t sessions_relayed[CTL_PROTO_SLOTS]; /* open now */
+	uint64_t attempts[CTL_PROTO_SLOTS][AUDIT_RESULT_MAX];
+	uint64_t throttled[CTL_LIMIT_MAX];
+	uint64_t bytes_up[CTL_PROTO_SLOTS];   /* client to upstream */
+	uint64_t bytes_down[CTL_PROTO_SLOTS]; /* upstream to client */
+	struct ctl_histogram lookup;
+	struct ctl_histogram memcache;
+	uint64_t http_requests;
+};
+
+/* relay -> parent: one pool member */
+struct ctl_upstream {
+	char pool[NAME_MAX_LEN + 1];
+	char upstream[NAME_MAX_LEN + 1];
+	uint32_t down; /* marked down now */
+	uint32_t fails; /* in a row */
+	uint64_t connect_failures;
+};
+
+/* tlsproc -> parent: one listener's handshakes */
+struct ctl_listener {
+	uint32_t listener_id;
+	uint32_t pad;
+	uint64_t handshakes;
+	uint64_t failures;
+};
+
+/* relay -> parent: one lookup handler */
+struct ctl_handler {
+	char url[320];
+	uint32_t down;
+	uint32_t fails;
+	uint64_t errors;
+};
+
+/* child -> parent: the answer is complete */
+struct ctl_done {
+	uint32_t count; /* sessions kicked, routes or counters forgotten */
+	uint32_t ok;	/* 0: the command could not be carried out */
+};
+
+/* authproc -> relay: shared counters to drop (posternctl unblock) */
+struct counter_forget {
+	uint32_t kinds; /* bits of 1 << enum counter_kind */
+	uint32_t budget;
+	struct sockaddr_storage client;
+	char user[USER_MAX_LEN + 1];
+};
+
+extern struct ctl_stats proc_stats;
+int ctl_request_valid(const struct ctl_request *, char *err, size_t);
+int ctl_query_valid(const struct ctl_query *);
+void ctl_stats_add(struct ctl_stats *, const struct ctl_stats *);
+void ctl_hist_observe(struct ctl_histogram *, uint64_t us);
+
+extern const struct imsg_rule control_rules[];
+extern const size_t control_nrules;
+extern const struct imsg_rule control_reply_rules[];
+extern const size_t control_reply_nrules;
+
 extern const struct imsg_rule parent_to_child_rules[];
 extern const size_t parent_to_child_nrules;
 extern const struct imsg_rule child_to_parent_rules[];
@@ -515,6 +677,7 @@ int access_record_valid(const struct imsg *);
 const char *audit_result_name(enum audit_result);
 const char *login_mech_name(enum login_mech);
 uint64_t wallclock_ms(void);
+uint64_t monotonic_us(void);
 
 /* blob.c: reassemble a file the parent sent in chunks */
 int blob_store(unsigned char **, size_t *, size_t *, const struct conf_blob *,

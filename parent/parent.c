@@ -71,6 +71,8 @@ static char self_path[PATH_MAX];
 static int opt_debug;
 static int opt_verbose;
 static int quitting;
+static uint64_t restarts[PROC_MAX];
+static const char *env_conffile;
 
 static void usage(void) __attribute__((noreturn));
 static unsigned char *read_file(const char *, size_t *);
@@ -172,7 +174,7 @@ chroot_prepare(const char *path)
 
 /* Load one keypair the way tlsproc will, to report mistakes early. */
 static int
-keypair_check(const struct keypair *k)
+keypair_check(const struct keypair *k, const struct conf_tls_global *tls)
 {
 	struct tls_config *cfg;
 	struct tls *ctx;
@@ -188,9 +190,9 @@ keypair_check(const struct keypair *k)
 		goto done;
 	if ((cfg = tls_config_new()) == NULL || (ctx = tls_server()) == NULL)
 		fatalx("tls_config_new/tls_server failed");
-	if (tls_config_set_protocols(cfg, env_conf->tls.protocols) == -1 ||
-	    tls_config_set_ciphers(cfg, env_conf->tls.ciphers) == -1)
-		log_warnx("tls ciphers \"%s\": %s", env_conf->tls.ciphers,
+	if (tls_config_set_protocols(cfg, tls->protocols) == -1 ||
+	    tls_config_set_ciphers(cfg, tls->ciphers) == -1)
+		log_warnx("tls ciphers \"%s\": %s", tls->ciphers,
 		    tls_config_error(cfg));
 	else if (tls_config_set_keypair_ocsp_mem(cfg, cert, certlen, key,
 		     keylen, ocsp, ocsplen) == -1)
@@ -247,14 +249,17 @@ keypairs_check(struct postern_conf *conf)
 		fatal("fork");
 	case 0:
 		TAILQ_FOREACH(k, &conf->keypairs, entry)
-		if (keypair_check(k) == -1)
+		if (keypair_check(k, &conf->tls) == -1)
 			errors++;
 		_exit(errors ? 1 : 0);
 	}
 	if (waitpid(pid, &status, 0) == -1)
 		fatal("waitpid");
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		/* the child's own words went to the log */
+		log_warnx("a keypair could not be loaded");
 		errors++;
+	}
 	return errors ? -1 : 0;
 }
 
@@ -579,6 +584,18 @@ child_handle(struct child *c, struct imsg *imsg)
 		}
 		access_write(imsg->data);
 		return;
+	case IMSG_CTL_SESSION:
+	case IMSG_CTL_STATS:
+	case IMSG_CTL_UPSTREAM:
+	case IMSG_CTL_LISTENER:
+	case IMSG_CTL_HANDLER:
+	case IMSG_CTL_DONE:
+		if (control_child_answer(c - children, c->instance, imsg) ==
+		    -1) {
+			snprintf(err, sizeof(err), "unasked control answer");
+			goto bad;
+		}
+		return;
 	case IMSG_PEER_MISBEHAVED:
 		/* only a peer it has a channel with: authproc talks to both */
 		if (!(c->role == PROC_AUTHPROC &&
@@ -617,6 +634,108 @@ bad:
 	log_warnx("%s sent a bad message (%s); restarting it",
 	    proc_role_name(c->role), err);
 	kill(c->pid, SIGKILL);
+}
+
+/*
+ * posternctl and the metrics: ask the running children of these roles.
+ * Returns how many were asked; asked gets their slots.
+ */
+int
+children_query(uint32_t id, const struct ctl_query *q, uint32_t roles,
+    uint64_t *asked)
+{
+	int i, n = 0;
+
+	*asked = 0;
+	for (i = 0; i < nchildren; i++) {
+		if (!child_running(&children[i]) ||
+		    (roles & (1u << children[i].role)) == 0)
+			continue;
+		if (imsgev_compose(&children[i].iev, IMSG_CTL_QUERY, id, -1, q,
+			sizeof(*q)) == -1)
+			continue;
+		*asked |= 1ull << i;
+		n++;
+		if (roles & CTL_ONE_CHILD)
+			break;
+	}
+	return n;
+}
+
+const char *
+parent_listener_name(uint32_t id)
+{
+	const char *name = listener_name(id);
+
+	return name != NULL ? name : "-";
+}
+
+uint64_t
+parent_restarts(enum proc_role role)
+{
+	return role < PROC_MAX ? restarts[role] : 0;
+}
+
+int
+parent_counters_shared(void)
+{
+	return env_conf->policy.shared;
+}
+
+void
+parent_logs_reopen(void)
+{
+	audit_reopen();
+	access_reopen();
+}
+
+struct reload_tee {
+	void (*line)(void *, const char *);
+	void *arg;
+};
+
+static void
+reload_tee_line(int pri, const char *msg, void *arg)
+{
+	struct reload_tee *t = arg;
+
+	(void)pri;
+	t->line(t->arg, msg);
+}
+
+/*
+ * SIGHUP and posternctl reload.  The configuration is read and checked
+ * as postern -n would, each error going to line() as well as to the log.
+ * Applying a valid one to running children is not built yet: say so,
+ * and change nothing.  Returns the exit status for posternctl.
+ */
+int
+parent_reload(void (*line)(void *, const char *), void *arg)
+{
+	struct reload_tee t = {line, arg};
+	struct postern_conf *conf;
+	int ok;
+
+	log_info("reload: reading %s", env_conffile);
+	log_tee(reload_tee_line, &t);
+	conf = parse_config(env_conffile);
+	ok = conf != NULL && config_check_user(conf) == 0 &&
+	    keypairs_check(conf) == 0;
+	log_tee(NULL, NULL);
+	free_config(conf);
+	if (!ok) {
+		log_warnx("reload: %s has errors; nothing changed",
+		    env_conffile);
+		line(arg, "configuration has errors; postern goes on with the "
+			  "one it runs");
+		return 1;
+	}
+	log_warnx("reload: %s is valid, but applying a configuration "
+		  "without a restart is not built yet; nothing changed",
+	    env_conffile);
+	line(arg, "configuration is valid, but applying it without a restart "
+		  "is not built yet: nothing changed");
+	return 2;
 }
 
 static void
@@ -814,6 +933,7 @@ child_gone(struct child *c, int status)
 		    proc_role_name(c->role), c->pid, WEXITSTATUS(status));
 	c->pid = 0;
 	imsgev_clear(&c->iev);
+	control_child_gone(c - children);
 	if (c->logfd != -1) {
 		/* drain what it said before dying */
 		child_log_read(c->logfd, EV_READ, c);
@@ -825,6 +945,7 @@ child_gone(struct child *c, int status)
 	}
 	if (quitting)
 		return;
+	restarts[c->role]++;
 	if (time(NULL) - c->started >= RESTART_STABLE_SEC)
 		c->backoff_ms = RESTART_MIN_MS;
 	delay_ms = c->backoff_ms;
@@ -883,6 +1004,13 @@ shutdown_children(void)
 }
 
 static void
+reload_nowhere(void *arg, const char *line)
+{
+	(void)arg;
+	(void)line;
+}
+
+static void
 parent_sig(int sig, short event, void *arg)
 {
 	(void)event;
@@ -891,6 +1019,7 @@ parent_sig(int sig, short event, void *arg)
 	case SIGTERM:
 	case SIGINT:
 		log_info("received signal %d, shutting down", sig);
+		control_cleanup();
 		shutdown_children();
 		event_loopexit(NULL);
 		break;
@@ -898,12 +1027,11 @@ parent_sig(int sig, short event, void *arg)
 		reap_children();
 		break;
 	case SIGHUP:
-		log_warnx("reload is not implemented yet; ignoring SIGHUP");
+		(void)parent_reload(reload_nowhere, NULL);
 		break;
 	case SIGUSR1:
 		log_info("reopening the audit and access logs");
-		audit_reopen();
-		access_reopen();
+		parent_logs_reopen();
 		break;
 	}
 }
@@ -983,6 +1111,7 @@ main(int argc, char *argv[])
 	}
 
 	log_init(LOG_TO_STDERR, opt_verbose, "postern");
+	env_conffile = conffile;
 	if ((env_conf = parse_config(conffile)) == NULL)
 		exit(1);
 	if (config_check_user(env_conf) == -1 || keypairs_check(env_conf) == -1)
@@ -1001,6 +1130,9 @@ main(int argc, char *argv[])
 	chroot_prepare(env_conf->sandbox.chroot);
 	raise_fd_limit();
 	listeners_bind(env_conf);
+	control_listen(env_conf->control_path, env_conf->control_group);
+	if (env_conf->metrics)
+		metrics_listen(&env_conf->metrics_addr);
 
 	if (!opt_debug) {
 		if (daemon(0, 0) == -1)
@@ -1046,6 +1178,8 @@ main(int argc, char *argv[])
 	/* all slots first: each start pairs with the others running */
 	for (r = 0; r < nchildren; r++)
 		child_spawn(&children[r]);
+	control_start();
+	metrics_start();
 	log_info("postern started");
 	event_dispatch();
 	log_info("postern stopped");

@@ -8,12 +8,15 @@
 
 #include <sys/types.h>
 
+#include <event.h>
+
 #include "policy.h"
 #include "proto.h"
 
 #define POSTERN_CONF   "/etc/postern/postern.conf"
 #define POSTERN_USER   "_postern"
 #define POSTERN_CHROOT "/var/empty"
+#define POSTERN_CONTROL "/run/postern/postern.sock"
 
 struct listener {
 	TAILQ_ENTRY(listener) entry;
@@ -60,6 +63,10 @@ struct postern_conf {
 	char node[64];
 	char audit_path[256];
 	char access_path[256];
+	char control_path[108]; /* sun_path; empty: no control socket */
+	char control_group[64]; /* may show, not change */
+	int metrics;
+	struct sockaddr_storage metrics_addr;
 	int audit_syslog;
 	struct conf_sandbox sandbox;
 	struct conf_global global;
@@ -88,11 +95,69 @@ ssize_t access_format(char *, size_t, const struct access_record *);
 ssize_t audit_format(char *, size_t, const struct audit_record *,
     const char *node, const char *listener);
 
+/* control.c: one posternctl command, or a metrics scrape, gathering */
+struct ctl_upstream_row {
+	uint32_t relay; /* instance */
+	struct ctl_upstream u;
+};
+
+struct ctl_handler_row {
+	uint32_t relay;
+	struct ctl_handler h;
+};
+
+struct ctl_gather {
+	TAILQ_ENTRY(ctl_gather) entry;
+	uint32_t id; /* the children's answers carry it as peerid */
+	struct ctl_query query;
+	uint64_t asked; /* children slots yet to answer */
+	int waiting;
+	int incomplete; /* some child did not answer in time */
+	int failed;	/* some child could not do it */
+	uint32_t count;
+	struct event timer;
+	struct ctl_stats stats;
+	struct ctl_session *sessions;
+	size_t nsessions, capsessions;
+	struct ctl_upstream_row *upstreams;
+	size_t nupstreams, capupstreams;
+	struct ctl_handler_row *handlers;
+	size_t nhandlers, caphandlers;
+	struct ctl_listener *listeners;
+	size_t nlisteners, caplisteners;
+	void (*finish)(struct ctl_gather *);
+	void *arg;
+};
+
+#define CTL_ONE_CHILD 0x80000000u /* roles: the first running one only */
+
+int control_listen(const char *path, const char *group);
+void control_start(void);
+void control_cleanup(void);
+struct ctl_gather *control_collect(const struct ctl_query *, uint32_t roles,
+    void (*)(struct ctl_gather *), void *);
+void control_gather_free(struct ctl_gather *);
+int control_child_answer(int slot, uint32_t instance, struct imsg *);
+void control_child_gone(int slot);
+void conn_text_line(void *, const char *);
+
+/* metrics.c */
+int metrics_listen(const struct sockaddr_storage *);
+void metrics_start(void);
+ssize_t metrics_render(struct evbuffer *, const struct ctl_gather *);
+
 /* parse.y */
 struct postern_conf *parse_config(const char *path);
 void free_config(struct postern_conf *);
 
 /* parent.c */
 int child_main(enum proc_role, int argc, char **argv);
+int children_query(uint32_t id, const struct ctl_query *, uint32_t roles,
+    uint64_t *asked);
+const char *parent_listener_name(uint32_t id);
+uint64_t parent_restarts(enum proc_role);
+int parent_counters_shared(void);
+void parent_logs_reopen(void);
+int parent_reload(void (*)(void *, const char *), void *);
 
 #endif

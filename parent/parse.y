@@ -103,6 +103,7 @@ typedef struct {
 %token	LOOKUPFAILURE ROUTEBY PATH BASIC COOKIE AUTHCOOKIE PATHPREFIX
 %token	UPSTREAMIDLE UPSTREAMKEEP ACCESS LOG QUERY HTTPREQUESTS
 %token	FORMLOGIN FIELD NONE SEPARATE
+%token	CONTROL SOCKET GROUP METRICS
 %type	<v.number>	window
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -593,6 +594,43 @@ main		: USER string {
 		}
 		| AUDIT SYSLOG {
 			conf->audit_syslog = 1;
+		}
+		| CONTROL SOCKET string {
+			int r = set_path(conf->control_path,
+			    sizeof(conf->control_path), $3);
+
+			free($3);
+			$3 = NULL;
+			if (r == -1)
+				YYERROR;
+		}
+		| CONTROL SOCKET NONE {
+			conf->control_path[0] = '\0';
+		}
+		| CONTROL GROUP string {
+			if (strlen($3) >= sizeof(conf->control_group)) {
+				yyerror("group name too long");
+				free($3);
+				$3 = NULL;
+				YYERROR;
+			}
+			snprintf(conf->control_group,
+			    sizeof(conf->control_group), "%s", $3);
+			free($3);
+			$3 = NULL;
+		}
+		| METRICS LISTEN ON string PORT NUMBER {
+			int	r = -1;
+
+			if ($6 <= 0 || $6 > 65535)
+				yyerror("port out of range");
+			else
+				r = resolve($4, $6, &conf->metrics_addr, 1);
+			free($4);
+			$4 = NULL;
+			if (r == -1)
+				YYERROR;
+			conf->metrics = 1;
 		}
 		| NODE string {
 			if (strlen($2) >= sizeof(conf->node) || $2[0] == '\0') {
@@ -1149,6 +1187,7 @@ lookup(const char *s)
 		{ "client-ip",		CLIENTIP },
 		{ "connect",		CONNECT },
 		{ "connections-per-ip",	CONNECTIONSPERIP },
+		{ "control",		CONTROL },
 		{ "cookie",		COOKIE },
 		{ "default",		DEFAULT },
 		{ "delay",		DELAY },
@@ -1161,6 +1200,7 @@ lookup(const char *s)
 		{ "file",		FILENAME },
 		{ "form-login",		FORMLOGIN },
 		{ "greeting",		GREETING },
+		{ "group",		GROUP },
 		{ "handler",		HANDLER },
 		{ "handshake",		HANDSHAKE },
 		{ "host",		HOST },
@@ -1193,6 +1233,7 @@ lookup(const char *s)
 		{ "max-fails",		MAXFAILS },
 		{ "memcache",		MEMCACHE },
 		{ "message",		MESSAGE },
+		{ "metrics",		METRICS },
 		{ "mode",		MODE },
 		{ "name",		NAME },
 		{ "network",		NETWORK },
@@ -1225,6 +1266,7 @@ lookup(const char *s)
 		{ "server",		SERVER },
 		{ "session-lifetime",	SESSIONLIFETIME },
 		{ "sessions",		SESSIONS },
+		{ "socket",		SOCKET },
 		{ "stall",		STALL },
 		{ "store",		STORE },
 		{ "syslog",		SYSLOG },
@@ -1876,6 +1918,8 @@ conf_defaults(struct postern_conf *c)
 	c->tls.timeout_handshake = 10;
 	snprintf(c->tls.ciphers, sizeof(c->tls.ciphers), "secure");
 	snprintf(c->user, sizeof(c->user), "%s", POSTERN_USER);
+	snprintf(c->control_path, sizeof(c->control_path), "%s",
+	    POSTERN_CONTROL);
 	if (gethostname(c->node, sizeof(c->node)) == -1 || c->node[0] == '\0')
 		snprintf(c->node, sizeof(c->node), "postern");
 	c->node[sizeof(c->node) - 1] = '\0';

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "policy.h"
@@ -333,6 +334,85 @@ policy_failure(const struct sockaddr_storage *ss, const char *user, int budget,
     uint64_t now)
 {
 	policy_result(ss, user, budget, now, 1);
+}
+
+/* The address and user a counter's key was made of (see policy_key). */
+static void
+key_parts(const struct counter *c, enum counter_kind *kind, int *budget,
+    struct sockaddr_storage *ss, char *user)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	size_t off = 1, n;
+
+	*kind = c->key[0] & 0x7f;
+	*budget = (c->key[0] & 0x80) ? POLICY_BUDGET_WEB : POLICY_BUDGET_MAIL;
+	memset(ss, 0, sizeof(*ss));
+	if (*kind != COUNT_USER && c->keylen > 1) {
+		ss->ss_family = c->key[off++];
+		n = ss->ss_family == AF_INET6 ? 8 : 4;
+		if (off + n > c->keylen)
+			n = c->keylen - off;
+		if (ss->ss_family == AF_INET6)
+			memcpy(sin6->sin6_addr.s6_addr, c->key + off, n);
+		else
+			memcpy(&sin->sin_addr, c->key + off, n);
+		off += n;
+	}
+	n = c->keylen > off ? c->keylen - off : 0;
+	memcpy(user, c->key + off, n);
+	user[n] = '\0';
+}
+
+static int
+unblock_matches(enum counter_kind kind, const struct sockaddr_storage *key_ss,
+    const char *key_user, const struct sockaddr_storage *ss, const char *user)
+{
+	unsigned char a[KEY_MAX], b[KEY_MAX];
+	size_t alen, blen;
+
+	if (ss != NULL) {
+		if (kind == COUNT_USER)
+			return 0;
+		/* the same bytes as the key's: IPv6 by its /64 */
+		alen = policy_key(a, COUNT_IP, key_ss, "", 0);
+		blen = policy_key(b, COUNT_IP, ss, "", 0);
+		return alen == blen && memcmp(a, b, alen) == 0;
+	}
+	return (kind == COUNT_USER || kind == COUNT_IPUSER_FAIL) &&
+	    strcasecmp(key_user, user) == 0;
+}
+
+/*
+ * posternctl unblock: every count of this address (ss) or this user
+ * starts again from nothing.  Attempts in flight stay counted as such.
+ * forgot() hears of each counter reset, to do the same in a shared
+ * store.  Returns how many there were.
+ */
+size_t
+policy_unblock(const struct sockaddr_storage *ss, const char *user,
+    policy_forgot_cb forgot, void *arg)
+{
+	struct sockaddr_storage key_ss;
+	char key_user[USER_MAX_LEN + 1];
+	enum counter_kind kind;
+	struct counter *c;
+	size_t b, n = 0;
+	int budget;
+
+	if (table == NULL)
+		return 0;
+	for (b = 0; b < TABLE_BUCKETS; b++)
+		LIST_FOREACH(c, &table[b], entry) {
+			key_parts(c, &kind, &budget, &key_ss, key_user);
+			if (!unblock_matches(kind, &key_ss, key_user, ss, user))
+				continue;
+			memset(&c->w, 0, sizeof(c->w));
+			n++;
+			if (forgot != NULL)
+				forgot(kind, budget, &key_ss, key_user, arg);
+		}
+	return n;
 }
 
 /* Drop counters whose windows have long passed. */

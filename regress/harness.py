@@ -117,9 +117,33 @@ class Postern:
         self.verbose = verbose
         self.proc = None
         self.environ = environ or {}
+        # each instance its own control socket, short enough for sun_path
+        self.control = f"/tmp/postern-{os.getpid()}-{ports[0]}.sock" \
+            if ports else None
+        self.ctl_binary = os.path.join(os.path.dirname(self.binary),
+                                       "posternctl")
+
+    def _add_control_socket(self):
+        with open(self.conf) as f:
+            text = f.read()
+        if "control socket" in text or self.control is None:
+            for line in text.splitlines():
+                if line.startswith("control socket \""):
+                    self.control = line.split('"')[1]
+            return
+        with open(self.conf, "a") as f:
+            f.write(f'control socket "{self.control}"\n')
+
+    def ctl(self, *words, timeout=30.0):
+        """Run posternctl against this instance: (status, output)."""
+        r = subprocess.run([self.ctl_binary, "-s", self.control, *words],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=timeout)
+        return r.returncode, r.stdout.decode("utf-8", "replace")
 
     def start(self, timeout=20.0):
         ensure_user()
+        self._add_control_socket()
         args = [self.binary, "-d", "-f", self.conf]
         if self.verbose:
             args.append("-v")

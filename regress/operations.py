@@ -2,12 +2,18 @@
 this machine, its daemon checked and run, and the package purged again,
 leaving nothing behind."""
 
+import imaplib
+import json
 import os
+import poplib
 import shutil
 import socket
+import ssl
+import struct
 import subprocess
+import time
 
-from cases import case, check, env
+from cases import TEARDOWNS, case, check, env
 from harness import Postern
 
 HOST = "127.0.0.1"
@@ -54,7 +60,9 @@ def _():
     deb = os.path.join(work, debs[0])
     rc, out = run("dpkg-deb", "-c", deb)
     for path in ("./usr/sbin/postern", "./etc/postern/postern.conf",
+                 "./usr/sbin/posternctl",
                  "./usr/share/man/man8/postern.8.gz",
+                 "./usr/share/man/man8/posternctl.8.gz",
                  "./usr/share/man/man5/postern.conf.5.gz",
                  "./lib/systemd/system/postern.service",
                  "./etc/logrotate.d/postern"):
@@ -92,6 +100,9 @@ def _():
         with socket.create_connection((HOST, PKG_IMAP), timeout=10) as s:
             greeting = s.recv(512)
         check(b"installed postern" in greeting, f"greeting {greeting!r}")
+        rc, out = node.ctl("show", "stats")
+        check(rc == 0 and "sessions imap" in out,
+              f"the installed posternctl: {rc} {out}")
     finally:
         if node is not None:
             node.stop()
@@ -103,3 +114,351 @@ def _():
                  "/etc/logrotate.d/postern", "/var/log/postern"):
         check(not os.path.exists(path), f"{path} left after purge")
 
+
+
+# ---------------------------------------------------------------- control
+
+OPS_IMAP, OPS_IMAPS, OPS_POP3 = 22600, 22601, 22602
+OPS_METRICS, OPS_PROM = 22609, 22610
+RT_IMAP, RT_HANDLER, RT_MC = 22611, 22612, 22613
+OPS_GROUP = "postern-ctl-test"
+PASSWORD = "secret"
+
+
+def user(n):
+    return f"user{n}@example.org"
+
+
+def ops_node():
+    """A node of its own: sessions here are the cases' to kick."""
+    if getattr(env, "ops", None) is not None:
+        return env.ops
+    work = os.path.join(env.work, "ops")
+    os.makedirs(work, exist_ok=True)
+    env.ops_audit = os.path.join(work, "audit.log")
+    env.ops_conf = os.path.join(work, "ops.conf")
+    cert, key = env.certs["mail.example.org"]
+    subprocess.run(["groupadd", "-f", "--system", OPS_GROUP], check=True)
+    with open(env.ops_conf, "w") as f:
+        f.write(f'''user "_postern"
+chroot "/var/empty"
+node "ops"
+audit file "{env.ops_audit}"
+control group "{OPS_GROUP}"
+metrics listen on {HOST} port {OPS_METRICS}
+tls keypair "mail.example.org" {{
+\tcertificate "{cert}"
+\tkey "{key}"
+}}
+listen on {HOST} port {OPS_IMAP} imap
+listen on {HOST} port {OPS_IMAPS} imap tls keypair "mail.example.org"
+listen on {HOST} port {OPS_POP3} pop3
+upstream "one" {{
+\thost {HOST}
+\timap port {env.dv1_imap}
+\tpop3 port {env.dv1_pop3}
+}}
+route default to "one"
+''')
+    env.ops = Postern(env.binary, env.ops_conf,
+                      os.path.join(work, "ops.log"),
+                      [OPS_IMAP, OPS_IMAPS, OPS_POP3, OPS_METRICS])
+    env.ops.start()
+
+    def stop():
+        env.ops.stop()
+        subprocess.run(["groupdel", OPS_GROUP], stderr=subprocess.DEVNULL)
+    TEARDOWNS.append(stop)
+    return env.ops
+
+
+def imap_session(port=OPS_IMAP, n=1, tls=False):
+    if tls:
+        ctx = ssl.create_default_context(
+            cafile=env.certs["mail.example.org"][0])
+        c = _imaps(port, ctx)
+    else:
+        c = imaplib.IMAP4(HOST, port, timeout=10)
+    typ, _ = c.login(user(n), PASSWORD)
+    check(typ == "OK", f"login of {user(n)} failed")
+    c.select("INBOX")
+    return c
+
+
+def _imaps(port, ctx):
+    """IMAPS to 127.0.0.1 with the SNI name the certificate carries."""
+    class SNI(imaplib.IMAP4_SSL):
+        def _create_socket(self, timeout):
+            sock = socket.create_connection((HOST, port), timeout)
+            return self.ssl_context.wrap_socket(
+                sock, server_hostname="mail.example.org")
+    return SNI(HOST, port, ssl_context=ctx, timeout=10)
+
+
+def session_rows(out):
+    """The rows of show sessions: {user: [id, proto, state, ...]}."""
+    rows = {}
+    for line in out.splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 10:
+            rows.setdefault(f[3], []).append(f)
+    return rows
+
+
+def closed_by_server(c, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            c.noop()
+        except (imaplib.IMAP4.abort, OSError, EOFError):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def audit_records(path):
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def as_nobody(groups, *cmd):
+    """Run cmd as nobody with exactly these supplementary groups."""
+    args = ["setpriv", "--reuid=65534", "--regid=65534"]
+    args += [f"--groups={','.join(groups)}"] if groups else \
+        ["--clear-groups"]
+    r = subprocess.run(args + list(cmd), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30)
+    return r.returncode, r.stdout.decode("utf-8", "replace")
+
+
+@case("posternctl-shows-sessions-kicks-them-and-checks-who-asks")
+def _():
+    node = ops_node()
+    c1 = imap_session(n=1)
+    c3 = imap_session(OPS_IMAPS, n=3, tls=True)
+    p5 = poplib.POP3(HOST, OPS_POP3, timeout=10)
+    p5.user(user(5))
+    p5.pass_(PASSWORD)
+    try:
+        rc, out = node.ctl("show", "sessions")
+        check(rc == 0, f"show sessions: {rc} {out}")
+        rows = session_rows(out)
+        for u, proto in ((user(1), "imap"), (user(3), "imap"),
+                         (user(5), "pop3")):
+            check(u in rows and rows[u][0][1] == proto and
+                  rows[u][0][2] == "relaying" and rows[u][0][5] == "one",
+                  f"{u} not shown relaying {proto} to one: {out}")
+        check(rows[user(3)][0][6] == "tls:mail.example.org",
+              f"IMAPS session without its SNI: {out}")
+        check(rows[user(1)][0][6] == "-", f"clear session shown TLS: {out}")
+        rc, out = node.ctl("show", "sessions", "user", user(3))
+        check(rc == 0 and list(session_rows(out)) == [user(3)],
+              f"show sessions user: {out}")
+        rc, out = node.ctl("show", "sessions", "client", "127.0.0.2")
+        check(rc == 0 and session_rows(out) == {},
+              f"sessions from an address nobody used: {out}")
+        rc, out = node.ctl("show", "stats")
+        check(rc == 0 and "sessions imap pre-auth 0 relaying 2" in out and
+              "sessions pop3 pre-auth 0 relaying 1" in out,
+              f"show stats: {out}")
+        # a member of the control group may look, not change
+        rc, out = as_nobody([OPS_GROUP], node.ctl_binary, "-s",
+                          node.control, "show", "sessions")
+        check(rc == 0 and user(1) in out, f"group member, show: {rc} {out}")
+        rc, out = as_nobody([OPS_GROUP], node.ctl_binary, "-s",
+                          node.control, "kick", "user", user(1))
+        check(rc != 0 and "permission denied" in out,
+              f"group member could kick: {rc} {out}")
+        rc, out = as_nobody([], node.ctl_binary, "-s",
+                          node.control, "show", "stats")
+        check(rc != 0 and "permission denied" in out.lower(),
+              f"a stranger was answered: {rc} {out}")
+        c1.noop()
+        # root kicks: the client sees the connection close
+        rc, out = node.ctl("kick", "user", user(1))
+        check(rc == 0 and "1 session ended" in out, f"kick user: {out}")
+        check(closed_by_server(c1), "kicked IMAP session still open")
+        pop_id = session_rows(node.ctl("show", "sessions")[1])[user(5)][0][0]
+        rc, out = node.ctl("kick", "session", pop_id)
+        check(rc == 0 and "1 session ended" in out, f"kick session: {out}")
+        try:
+            p5.stat()
+            check(False, "kicked POP3 session still answers")
+        except (poplib.error_proto, OSError, EOFError):
+            pass
+        rc, out = node.ctl("kick", "user", "nobody@example.org")
+        check(rc == 1 and "0 sessions ended" in out,
+              f"kicking no one succeeded: {rc} {out}")
+        c3.noop()           # the other sessions are untouched
+        kicked = [a for a in audit_records(env.ops_audit)
+                  if a.get("result") == "kicked"]
+        check(sorted(a["user"] for a in kicked) == [user(1), user(5)],
+              f"audit of the kicks: {kicked}")
+    finally:
+        for c in (c1, c3):
+            try:
+                c.logout()
+            except Exception:  # noqa: BLE001
+                pass
+        try:
+            p5.quit()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+@case("control-socket-hostile-input-answered-and-changes-nothing")
+def _():
+    node = ops_node()
+    c = imap_session(n=7)
+    try:
+        hdr = struct.Struct("=IHHII")   # type, len, flags, peerid, pid
+        bad = [b"garbage that is no frame at all\n" * 4,
+               hdr.pack(9999, 16 + 4, 0, 0, os.getpid()) + b"abcd",
+               hdr.pack(1, 16, 0, 0, os.getpid()),
+               hdr.pack(1, 0xffff, 0, 0, os.getpid()) + b"x" * 4096,
+               b"\x00" * 70000]
+        for data in bad:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(10)
+                s.connect(node.control)
+                try:
+                    s.sendall(data)
+                    got = b""
+                    while True:
+                        more = s.recv(65536)
+                        if not more:
+                            break
+                        got += more
+                except (BrokenPipeError, ConnectionResetError):
+                    got = b"(reset)"
+            check(got == b"(reset)" or b"posternctl:" in got or got == b"",
+                  f"answer to {data[:20]!r}: {got[:200]!r}")
+        # a request the tool would never build: control bytes, no argument
+        for words in (["kick", "user", "a\tb"], ["unblock", "ip", "nonsense"],
+                      ["kick", "session", "xyz"]):
+            rc, out = node.ctl(*words)
+            check(rc != 0, f"{words} accepted: {out}")
+        check(node.proc.poll() is None, "postern died")
+        c.noop()
+        rc, out = node.ctl("show", "sessions", "user", user(7))
+        check(rc == 0 and user(7) in out,
+              f"control socket unusable after hostile input: {rc} {out}")
+    finally:
+        c.logout()
+
+
+@case("posternctl-log-reopen-and-reload-keeps-running-on-a-bad-file")
+def _():
+    node = ops_node()
+    moved = env.ops_audit + ".1"
+    os.rename(env.ops_audit, moved)
+    rc, out = node.ctl("log", "reopen")
+    check(rc == 0 and "reopened" in out, f"log reopen: {rc} {out}")
+    c = imap_session(n=9)
+    c.logout()
+    check(any(a.get("user") == user(9) for a in
+              audit_records(env.ops_audit)),
+          "no record in the reopened audit file")
+    with open(env.ops_conf) as f:
+        good = f.read()
+    lines = good.splitlines()
+    try:
+        with open(env.ops_conf, "w") as f:
+            f.write("\n".join(lines[:3] + ["listen on nowhere port x imap"] +
+                              lines[3:]) + "\n")
+        rc, out = node.ctl("reload")
+        check(rc == 1 and f"{env.ops_conf}:4:" in out,
+              f"reload of a bad file: {rc} {out}")
+    finally:
+        with open(env.ops_conf, "w") as f:
+            f.write(good)
+    check(node.proc.poll() is None, "postern died on a bad reload")
+    c = imap_session(n=9)
+    c.logout()
+
+
+@case("posternctl-route-flush-and-unblock-reach-memcached")
+def _():
+    from lookup import LookupHandler
+    from harness import Memcached
+    routes = {user(n): (HOST, {"imap": env.dv1_imap}, None)
+              for n in (11, 13, 15)}
+    work = os.path.join(env.work, "ops")
+    os.makedirs(work, exist_ok=True)
+    mc = Memcached(RT_MC, os.path.join(work, "rt-memcached.log"))
+    handler = LookupHandler(RT_HANDLER, routes)
+    conf = os.path.join(work, "rt.conf")
+    with open(conf, "w") as f:
+        f.write(f'''user "_postern"
+chroot "/var/empty"
+node "rt"
+listen on {HOST} port {RT_IMAP} imap
+lookup handler "http://{HOST}:{RT_HANDLER}/lookup"
+lookup timeout 2000
+upstream network "127.0.0.1/32" port {env.dv1_imap}
+memcache server "{HOST}" port {RT_MC}
+throttle store memcache
+throttle failures ip-user 2 per 600
+throttle user 1000 per 600
+upstream "one" {{
+\thost {HOST}
+\timap port {env.dv1_imap}
+}}
+route default to "one"
+''')
+    node = Postern(env.binary, conf, os.path.join(work, "rt.log"), [RT_IMAP])
+    handler.start()
+    try:
+        mc.start()
+        node.start()
+
+        def login(n, password=PASSWORD):
+            c = imaplib.IMAP4(HOST, RT_IMAP, timeout=10)
+            try:
+                return c.login(user(n), password)[0] == "OK"
+            except imaplib.IMAP4.error:
+                return False
+            finally:
+                try:
+                    c.logout()
+                except Exception:  # noqa: BLE001
+                    pass
+
+        for n in (11, 13):
+            check(login(n) and login(n), f"{user(n)} cannot log in")
+            check(handler.count(user(n)) == 1,
+                  f"{user(n)}: handler asked {handler.count(user(n))} times"
+                  " (the cache should answer the second login)")
+        rc, out = node.ctl("route", "flush", user(11))
+        check(rc == 0 and "forgotten" in out, f"route flush user: {out}")
+        check(login(11) and handler.count(user(11)) == 2,
+              "the flushed route was not looked up again")
+        check(login(13) and handler.count(user(13)) == 1,
+              "another user's route was flushed too")
+        rc, out = node.ctl("route", "flush", "all")
+        check(rc == 0 and "every cached route" in out,
+              f"route flush all: {out}")
+        check(login(13) and handler.count(user(13)) == 2,
+              "route flush all left a cached route")
+        check(login(13) and handler.count(user(13)) == 2,
+              "routes are not cached again after route flush all")
+        # two failures lock the address+user out; unblock opens it
+        check(not login(15, "wrong") and not login(15, "wrong"),
+              "a wrong password was accepted")
+        check(not login(15), "no lock-out after the failure limit")
+        rc, out = node.ctl("unblock", "user", user(15))
+        check(rc == 0 and "reset on this node and in memcached" in out,
+              f"unblock user: {out}")
+        check(login(15), "still locked out after unblock user")
+        check(not login(15, "wrong") and not login(15, "wrong") and
+              not login(15), "no lock-out the second time")
+        rc, out = node.ctl("unblock", "ip", HOST)
+        check(rc == 0, f"unblock ip: {out}")
+        check(login(15), "still locked out after unblock ip")
+    finally:
+        node.stop()
+        handler.stop()
+        mc.stop()

@@ -278,6 +278,7 @@ def setup(args):
                  'proxy-protocol trusted "127.0.0.1/32"\n' + LOOSE_LIMITS)
     env.audit = os.path.join(work, "audit.log")
     env.dv1_imap = DV1[0]
+    env.dv1_pop3 = DV1[1]
     env.binary = args.postern
     env.postern = Postern(args.postern, env.conf,
                           os.path.join(work, "postern.log"),

@@ -126,6 +126,37 @@ counter_query(uint32_t id, uint64_t gen, const struct counter_op *op)
 	counter_reply(id, gen, &cv);
 }
 
+/*
+ * posternctl unblock, through authproc: drop the counters' keys, this
+ * bucket's and the last.  Returns -1 for a request that makes no sense.
+ */
+int
+counter_forget(const struct counter_forget *f)
+{
+	const uint32_t known = 1 << COUNT_IP | 1 << COUNT_USER |
+	    1 << COUNT_IP_FAIL | 1 << COUNT_IPUSER_FAIL;
+	struct counter_op op;
+	struct mc_job *job;
+
+	if (f->kinds == 0 || (f->kinds & ~known) != 0 || f->budget > 1 ||
+	    !imsg_string_ok(f->user, sizeof(f->user)) ||
+	    (f->kinds != 1u << COUNT_USER && !sockaddr_valid(&f->client)))
+		return -1;
+	memset(&op, 0, sizeof(op));
+	op.kinds = f->kinds;
+	op.client = f->client;
+	op.budget = f->budget;
+	memcpy(op.user, f->user, sizeof(op.user));
+	job = mcache_job(MC_DELETE, NULL, NULL);
+	job->stamp_ms = wallclock_ms();
+	if (counter_keys(job, &op, job->stamp_ms, 1) == -1 || job->nkeys == 0) {
+		free(job);
+		return 0;
+	}
+	(void)mcache_submit(job);
+	return 0;
+}
+
 static void
 counter_add(const struct counter_op *op)
 {

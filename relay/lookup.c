@@ -62,6 +62,7 @@ struct lookup_http {
 	size_t outoff;
 	char *in; /* the answer's head, LOOKUP_MAX_HEADERS at most */
 	size_t inlen;
+	uint64_t started_us;
 };
 
 /* A handler answers in headers; nothing large is ever expected. */
@@ -84,11 +85,21 @@ struct handler_tls {
 
 static struct conf_lookup lk;
 static struct handler_state hstate[LOOKUP_MAX_HANDLERS];
+static uint64_t handler_errors[LOOKUP_MAX_HANDLERS];
 static struct handler_tls htls[LOOKUP_MAX_HANDLERS];
 static uint32_t handler_rr;
 static struct event_base *lookup_base;
 
 static void lookup_handlers(struct rsession *);
+static uint64_t route_epoch; /* see epoch_poll() */
+static struct event epoch_ev;
+#define ROUTE_EPOCH_POLL_S 10
+
+static void
+flush_deleted(struct mc_job *job)
+{
+	lookup_ctl_done(job->cookie, job->ok, job->ok);
+}
 
 void
 lookup_init(const struct conf_lookup *conf, struct event_base *base)
@@ -176,16 +187,143 @@ lookup_upstream_allowed(const struct sockaddr_storage *ss)
  * requests and the other way round.
  */
 static int
-route_key(const struct rsession *rs, char *key, size_t keysz)
+user_route_key(int by_id, const char *user, char *key, size_t keysz)
 {
-	unsigned char raw[1 + USER_MAX_LEN];
+	unsigned char raw[1 + USER_MAX_LEN + sizeof(uint64_t)];
 	size_t i, len = 0;
 
 	/* an account id and a name never share a key */
-	raw[len++] = rs->lg->req.mech == MECH_ID ? 0x80 : 0;
-	for (i = 0; rs->lg->req.user[i] != '\0' && i < USER_MAX_LEN; i++)
-		raw[len++] = tolower((unsigned char)rs->lg->req.user[i]);
+	raw[len++] = by_id ? 0x80 : 0;
+	for (i = 0; user[i] != '\0' && i < USER_MAX_LEN; i++)
+		raw[len++] = tolower((unsigned char)user[i]);
+	/* after "route flush all": every earlier key is out of reach */
+	if (route_epoch != 0) {
+		memcpy(raw + len, &route_epoch, sizeof(route_epoch));
+		len += sizeof(route_epoch);
+	}
 	return mckey_derive(key, keysz, 'r', raw, len);
+}
+
+static int
+route_key(const struct rsession *rs, char *key, size_t keysz)
+{
+	return user_route_key(rs->lg->req.mech == MECH_ID, rs->lg->req.user,
+	    key, keysz);
+}
+
+/*
+ * The route cache's generation, a counter in memcached that "route
+ * flush all" increments: memcached cannot list keys, so flushing every
+ * route means deriving different keys from then on.  Each relay reads
+ * it now and then, so all nodes follow within ROUTE_EPOCH_POLL_S.
+ */
+static int
+epoch_key(char *key, size_t keysz)
+{
+	static const char name[] = "route-epoch";
+
+	return mckey_derive(key, keysz, 'e', name, sizeof(name) - 1);
+}
+
+static void
+epoch_read(struct mc_job *job)
+{
+	if (job->ok && job->values[0] != route_epoch) {
+		log_info("route cache generation %llu",
+		    (unsigned long long)job->values[0]);
+		route_epoch = job->values[0];
+	}
+}
+
+static void
+epoch_poll(int fd, short event, void *arg)
+{
+	struct timeval tv = {ROUTE_EPOCH_POLL_S, 0};
+	struct mc_job *job;
+
+	(void)fd;
+	(void)event;
+	(void)arg;
+	evtimer_add(&epoch_ev, &tv);
+	if (!mcache_configured() || lk.cache_ttl == 0)
+		return;
+	job = mcache_job(MC_COUNTER_GET, epoch_read, NULL);
+	job->stamp_ms = wallclock_ms();
+	job->nkeys = 1;
+	if (epoch_key(job->keys[0], sizeof(job->keys[0])) == -1) {
+		free(job);
+		return;
+	}
+	(void)mcache_submit(job);
+}
+
+/* After the sandbox, once memcached may be asked. */
+void
+lookup_start(void)
+{
+	evtimer_set(&epoch_ev, epoch_poll, NULL);
+	epoch_poll(-1, 0, NULL);
+}
+
+static void
+epoch_bumped(struct mc_job *job)
+{
+	if (job->ok)
+		route_epoch = job->values[0];
+	lookup_ctl_done(job->cookie, job->ok, job->ok);
+}
+
+/*
+ * posternctl route flush: one user's routes (by name and, should the
+ * name be an account id, by id), or all of them.  The answer goes to
+ * lookup_ctl_done() when memcached has taken it.  Returns -1 if there
+ * is no route cache to flush.
+ */
+int
+lookup_flush(const char *user, uint64_t query)
+{
+	struct mc_job *job;
+
+	if (!mcache_configured() || lk.cache_ttl == 0)
+		return -1;
+	if (user == NULL) {
+		job = mcache_job(MC_COUNTER_INCR, epoch_bumped, NULL);
+		job->ttl = 0;
+		job->nkeys = 1;
+		if (epoch_key(job->keys[0], sizeof(job->keys[0])) == -1) {
+			free(job);
+			return -1;
+		}
+	} else {
+		job = mcache_job(MC_DELETE, flush_deleted, NULL);
+		job->nkeys = 2;
+		if (user_route_key(0, user, job->keys[0], MC_KEY_MAX) == -1 ||
+		    user_route_key(1, user, job->keys[1], MC_KEY_MAX) == -1) {
+			free(job);
+			return -1;
+		}
+	}
+	job->cookie = query;
+	return mcache_submit(job);
+}
+
+/* posternctl show lookup */
+void
+lookup_ctl_handlers(void (*fn)(const struct ctl_handler *, void *), void *arg)
+{
+	struct ctl_handler c;
+	uint64_t now = wallclock_ms();
+	uint32_t h;
+
+	for (h = 0; h < lk.nhandlers; h++) {
+		memset(&c, 0, sizeof(c));
+		snprintf(c.url, sizeof(c.url), "%s://%s%s",
+		    lk.handlers[h].tls ? "https" : "http", lk.handlers[h].host,
+		    lk.handlers[h].path);
+		c.down = hstate[h].down_until > now;
+		c.errors = handler_errors[h];
+		fn(&c, arg);
+	}
 }
 
 static int
@@ -413,6 +551,8 @@ handler_failed(int h, const char *why)
 {
 	uint64_t now = wallclock_ms();
 
+	handler_errors[h]++;
+	proc_stats.lookup.errors++;
 	if (!hstate[h].reported)
 		log_warnx("lookup handler %s%s: %s; not asked for %u s",
 		    lk.handlers[h].host, lk.handlers[h].path, why, lk.retry_s);
@@ -515,6 +655,7 @@ lookup_http_cb(struct evhttp_request *req, void *arg)
 		lh->sync_failed = 1;
 		return;
 	}
+	ctl_hist_observe(&proc_stats.lookup, monotonic_us() - lh->started_us);
 	lookup_http_done(lh);
 	if (read_reply(req, &r) == AUTHHTTP_INVALID) {
 		lookup_answered(rs, h,
@@ -558,6 +699,7 @@ send_http(struct rsession *rs, int h, const struct lookup_fields *f)
 		return -1;
 	lh->rs = rs;
 	lh->handler = h;
+	lh->started_us = monotonic_us();
 	lh->fd = -1;
 	sockaddr_host(&hd->addr, host, sizeof(host));
 	lh->conn = evhttp_connection_base_new(lookup_base, NULL, host,
@@ -636,6 +778,7 @@ https_finish(struct lookup_http *lh, const char *why,
 	struct rsession *rs = lh->rs;
 	int h = lh->handler;
 
+	ctl_hist_observe(&proc_stats.lookup, monotonic_us() - lh->started_us);
 	https_free(lh);
 	lookup_answered(rs, h, why, r);
 }
@@ -853,6 +996,7 @@ send_https(struct rsession *rs, int h, const struct lookup_fields *f)
 		return -1;
 	lh->handler = h;
 	lh->fd = -1;
+	lh->started_us = monotonic_us();
 	if ((lh->out = https_request(hd->path, f, &lh->outlen)) == NULL) {
 		https_free(lh);
 		return -1;

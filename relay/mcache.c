@@ -243,10 +243,16 @@ static void
 mc_run_delete(struct mc_job *job)
 {
 	memcached_return_t rc;
+	int i, n = job->nkeys > 0 ? job->nkeys : 1;
 
-	rc = memcached_delete(mc, job->keys[0], strlen(job->keys[0]), 0);
-	if (mc_failed(rc))
-		mc_error(job, rc);
+	for (i = 0; i < n; i++) {
+		rc = memcached_delete(mc, job->keys[i], strlen(job->keys[i]),
+		    0);
+		if (mc_failed(rc)) {
+			mc_error(job, rc);
+			return;
+		}
+	}
 }
 
 static void
@@ -347,8 +353,13 @@ mc_collect(int fd, short event, void *arg)
 	while ((job = TAILQ_FIRST(&finished)) != NULL) {
 		TAILQ_REMOVE(&finished, job, entry);
 		mc_queued--;
-		if (!job->skipped)
+		if (!job->skipped) {
 			mc_report(job);
+			ctl_hist_observe(&proc_stats.memcache,
+			    monotonic_us() - job->submitted_us);
+			if (!job->ok)
+				proc_stats.memcache.errors++;
+		}
 		if (job->done != NULL)
 			job->done(job);
 		free(job);
@@ -403,6 +414,7 @@ mcache_submit(struct mc_job *job)
 		return -1;
 	}
 	mc_queued++;
+	job->submitted_us = monotonic_us();
 	pthread_mutex_lock(&mc_lock);
 	TAILQ_INSERT_TAIL(&mc_todo, job, entry);
 	pthread_cond_signal(&mc_cond);

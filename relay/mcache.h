@@ -40,6 +40,7 @@ struct mc_job {
 	uint64_t cookie;   /* the caller's, to find its owner again */
 	uint64_t stamp_ms; /* the caller's clock when it made the job */
 	uint32_t seq;	   /* the caller's */
+	uint64_t submitted_us; /* for the latency histogram */
 };
 
 /* mcache.c */

@@ -34,7 +34,7 @@ struct conf_global relay_conf;
 static struct imsgev parent_iev;
 static struct imsgev *authproc_iev;
 static uint64_t authproc_gen; /* counts authproc channels */
-static TAILQ_HEAD(, rsession) rsessions = TAILQ_HEAD_INITIALIZER(rsessions);
+static struct rsession_list rsessions = TAILQ_HEAD_INITIALIZER(rsessions);
 static int sandboxed;
 static int have_sandbox;
 static struct conf_sandbox sandbox_conf;
@@ -144,6 +144,12 @@ rsession_audit(struct rsession *rs, uint32_t status, const char *text)
 	struct audit_record a;
 	uint64_t now = wallclock_ms();
 
+	if (rs->lg->req.proto < CTL_PROTO_SLOTS)
+		proc_stats.attempts[rs->lg->req.proto][status == LOGIN_OK
+			? AUDIT_OK
+			: status == LOGIN_FAILED  ? AUDIT_BAD_CREDENTIALS
+			: status == LOGIN_CLIENT_GONE ? AUDIT_ABORTED
+						      : AUDIT_UPSTREAM_UNAVAILABLE]++;
 	if (!relay_conf.audit)
 		return;
 	memset(&a, 0, sizeof(a));
@@ -292,6 +298,7 @@ rsession_login_done(struct rsession *rs, uint32_t status, const char *text)
 	}
 	rs->state = R_RELAYING;
 	rsession_report(rs, LOGIN_OK, "");
+	rsession_keep_info(rs);
 	rlogin_free(rs);
 }
 
@@ -442,9 +449,16 @@ rlogin_free(struct rsession *rs)
 	rs->lg = NULL;
 }
 
+struct rsession_list *
+relay_sessions(void)
+{
+	return &rsessions;
+}
+
 void
 rsession_free(struct rsession *rs)
 {
+	rsession_drop_info(rs);
 	TAILQ_REMOVE(&rsessions, rs, entry);
 	if (rs->hx != NULL)
 		relay_http_free(rs);
@@ -1208,6 +1222,12 @@ authproc_handle(struct imsg *imsg, void *arg)
 		}
 		counter_query(imsg->hdr.peerid, authproc_gen, imsg->data);
 		return 0;
+	case IMSG_COUNTER_FORGET:
+		if (!relay_policy.shared || counter_forget(imsg->data) == -1) {
+			log_warnx("authproc: bad counter operation");
+			return -1;
+		}
+		return 0;
 	default:
 		return -1;
 	}
@@ -1336,7 +1356,13 @@ parent_handle(struct imsg *imsg)
 		sandbox_enter(PROC_RELAY, &sandbox_conf);
 		sandboxed = 1;
 		mcache_start();
+		lookup_start();
 		log_info("ready");
+		break;
+	case IMSG_CTL_QUERY:
+		if (!sandboxed)
+			fatalx("control query before the configuration");
+		relay_ctl_query(imsg);
 		break;
 	case IMSG_PEER_CHANNEL:
 		pc = imsg->data;
@@ -1391,6 +1417,7 @@ relay_main(void)
 	if (tls_init() == -1)
 		fatalx("tls_init failed");
 	proc_child_init(&parent_iev, parent_dispatch);
+	relay_ctl_init(&parent_iev);
 #ifdef POSTERN_TEST_HOOKS
 	static struct event ev_forge;
 

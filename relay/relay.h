@@ -23,6 +23,7 @@ struct upstream_ctx {
 	size_t calen;
 	size_t cagot;
 	struct tls_config *tlscfg; /* if conf.tls */
+	uint64_t connect_failures; /* for posternctl and the metrics */
 };
 TAILQ_HEAD(upstream_list, upstream_ctx);
 
@@ -135,8 +136,10 @@ struct rlogin {
 	uint32_t waited; /* s, plain upstream: connect time-out so far */
 };
 
+struct rinfo;
 struct rsession {
 	TAILQ_ENTRY(rsession) entry;
+	struct rinfo *info; /* relaying: who it is, for posternctl */
 	struct rlogin *lg; /* NULL once relaying */
 	enum rsession_state state;
 	uint64_t sid; /* for the log line at the end */
@@ -151,6 +154,8 @@ struct rsession {
 	struct splice_dir c2u;
 	struct splice_dir u2c;
 };
+
+TAILQ_HEAD(rsession_list, rsession);
 
 extern struct conf_global relay_conf;
 extern struct conf_policy relay_policy;
@@ -177,12 +182,21 @@ void rsession_printf(struct rsession *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 
 struct imsgev *relay_authproc_channel(uint64_t gen);
+struct rsession_list *relay_sessions(void);
+
+/* relay_ctl.c */
+void relay_ctl_init(struct imsgev *parent);
+void relay_ctl_query(struct imsg *);
+void rsession_keep_info(struct rsession *);
+void rsession_drop_info(struct rsession *);
+void lookup_ctl_done(uint64_t query, int ok, uint32_t count);
 
 /* counters.c */
 struct counter_op;
 void counter_query(uint32_t, uint64_t, const struct counter_op *);
 void counter_attempt(const struct login_request *);
 void counter_failure(const struct login_request *);
+int counter_forget(const struct counter_forget *);
 
 void rsession_route_to(struct rsession *, const struct sockaddr_storage *,
     const char *account, enum route_source);
@@ -191,6 +205,9 @@ void rsession_refused(struct rsession *, const char *text, uint32_t wait);
 
 /* lookup.c */
 void lookup_init(const struct conf_lookup *, struct event_base *);
+void lookup_start(void);
+int lookup_flush(const char *user, uint64_t query);
+void lookup_ctl_handlers(void (*)(const struct ctl_handler *, void *), void *);
 int lookup_configured(void);
 int lookup_upstream_allowed(const struct sockaddr_storage *);
 void lookup_route(struct rsession *);
@@ -213,6 +230,9 @@ int pool_pick(struct pool_ctx *, const struct sockaddr_storage *,
 int pool_has_untried(const struct pool_ctx *, enum mail_proto, uint32_t);
 void pool_failed(struct pool_ctx *, int, uint64_t now);
 void pool_succeeded(struct pool_ctx *, int);
+void route_foreach_member(void (*)(const struct pool_ctx *,
+			      const struct pool_member *, void *),
+    void *);
 const struct sockaddr_storage *upstream_addr(const struct upstream_ctx *,
     enum mail_proto);
 int upstream_has(const struct upstream_ctx *, enum mail_proto);

@@ -392,6 +392,8 @@ hx_audit(struct rsession *rs, uint32_t result, const char *why)
 		counter_failure(&creq);
 		explicit_bzero(&creq, sizeof(creq));
 	}
+	if (result < AUDIT_RESULT_MAX)
+		proc_stats.attempts[PROTO_HTTP][result]++;
 	if (!relay_conf.audit)
 		return;
 	memset(&a, 0, sizeof(a));
@@ -531,6 +533,9 @@ hx_report(struct rsession *rs, uint32_t result)
 	m.d.leftover = n;
 	m.d.bytes_up = hx->up;
 	m.d.bytes_down = hx->down;
+	proc_stats.bytes_up[PROTO_HTTP] += hx->up;
+	proc_stats.bytes_down[PROTO_HTTP] += hx->down;
+	proc_stats.http_requests++;
 	rsession_tell_authproc(rs, IMSG_HTTP_DONE, &m, sizeof(m.d) + n);
 }
 
@@ -1032,6 +1037,7 @@ hx_websocket(struct rsession *rs)
 	rs->splicing = 1;
 	rs->state = R_RELAYING;
 	relay_http_free(rs);
+	rsession_keep_info(rs);
 	rsession_login_free(rs);
 }
 

@@ -261,6 +261,7 @@ pool_failed(struct pool_ctx *p, int i, uint64_t now)
 {
 	struct pool_member *m = &p->members[i];
 
+	m->u->connect_failures++;
 	if (p->conf.max_fails == 0)
 		return;
 	if (++m->fails >= p->conf.max_fails) {
@@ -271,6 +272,20 @@ pool_failed(struct pool_ctx *p, int i, uint64_t now)
 		m->down_until = now + (uint64_t)p->conf.fail_timeout * 1000;
 		m->fails = 0;
 	}
+}
+
+/* posternctl show upstreams: every member of every pool */
+void
+route_foreach_member(void (*fn)(const struct pool_ctx *,
+			 const struct pool_member *, void *),
+    void *arg)
+{
+	const struct pool_ctx *p;
+	uint32_t i;
+
+	TAILQ_FOREACH(p, &pools, entry)
+	for (i = 0; i < p->conf.nmembers; i++)
+		fn(p, &p->members[i], arg);
 }
 
 void

@@ -41,6 +41,8 @@ struct tls_listener {
 	int fd;
 	struct event ev;
 	struct tls *ctx;
+	uint64_t handshakes; /* done, for posternctl and the metrics */
+	uint64_t failures;
 };
 
 struct tconn {
@@ -170,6 +172,8 @@ handshake_failed(struct tconn *t, const char *why)
 
 	log_info("tls handshake with %s failed: %s",
 	    sockaddr_str(&t->client, addr, sizeof(addr)), why);
+	if (t->listener != NULL)
+		t->listener->failures++;
 	if (t->starttls && authproc_iev != NULL) {
 		memset(&done, 0, sizeof(done));
 		imsgev_compose(authproc_iev, IMSG_STARTTLS_DONE, t->session_id,
@@ -187,6 +191,8 @@ handshake_done(struct tconn *t)
 	int sp[2], sent;
 
 	evtimer_del(&t->timer);
+	if (t->listener != NULL)
+		t->listener->handshakes++;
 	if (authproc_iev == NULL) {
 		handshake_failed(t, "authproc not available");
 		return;
@@ -700,6 +706,30 @@ keypairs_wipe(void)
 	}
 }
 
+/* posternctl and the metrics: handshakes per listener. */
+static void
+ctl_query(struct imsg *imsg)
+{
+	const struct ctl_query *q = imsg->data;
+	struct ctl_done d = {0, 1};
+	struct ctl_listener c;
+	struct tls_listener *l;
+
+	if (!ctl_query_valid(q))
+		fatalx("bad control query");
+	if (q->command == CTL_SHOW_STATS)
+		TAILQ_FOREACH(l, &listeners, entry) {
+			memset(&c, 0, sizeof(c));
+			c.listener_id = l->conf.id;
+			c.handshakes = l->handshakes;
+			c.failures = l->failures;
+			imsgev_compose(&parent_iev, IMSG_CTL_LISTENER,
+			    imsg->hdr.peerid, -1, &c, sizeof(c));
+		}
+	imsgev_compose(&parent_iev, IMSG_CTL_DONE, imsg->hdr.peerid, -1, &d,
+	    sizeof(d));
+}
+
 static void
 parent_handle(struct imsg *imsg)
 {
@@ -767,6 +797,11 @@ parent_handle(struct imsg *imsg)
 		ready = 1;
 		listeners_update();
 		log_info("ready");
+		break;
+	case IMSG_CTL_QUERY:
+		if (!ready)
+			fatalx("control query before the configuration");
+		ctl_query(imsg);
 		break;
 	case IMSG_PEER_CHANNEL:
 		pc = imsg->data;
