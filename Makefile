@@ -35,7 +35,7 @@ RELAY_SRCS	 = relay/relay.c relay/relay_imap.c relay/relay_pop3.c \
 TLSPROC_SRCS	 = tlsproc/tlsproc.c tlsproc/sni.c
 POLICY_SRCS	 = policy/policy.c policy/window.c policy/cidr.c
 PARENT_SRCS	 = parent/parent.c parent/audit.c parent/control.c \
-		   parent/metrics.c
+		   parent/metrics.c parent/scrape.c
 SRCS		 = $(COMMON_SRCS) $(AUTHPROC_SRCS) $(RELAY_SRCS) \
 		   $(TLSPROC_SRCS) $(POLICY_SRCS) $(PARENT_SRCS)
 OBJS		 = $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/parent/parse.o
@@ -83,7 +83,7 @@ $(BUILD)/%.o: %.c
 # ---- unit tests (cmocka), one file per module ----
 UNIT_TESTS	 = imsg imap_parser pop3_parser sasl config log route sni json mckey \
 		   authhttp http_request http_route http_chunked http_response \
-		   http_form \
+		   http_form control \
 		   policy proxyproto tlsbridge
 UNIT_BINS	 = $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 LIB_OBJS	 = $(filter-out $(BUILD)/parent/parent.o,$(OBJS))
@@ -134,14 +134,15 @@ test-sanitize: deps
 
 # ---- fuzzing (clang libFuzzer) ----
 FUZZ_TARGETS	 = imap_parser pop3_parser sasl imsg proxyproto authhttp \
-		   http_request http_route http_chunked http_response http_form
+		   http_request http_route http_chunked http_response http_form \
+		   control
 FUZZ_BINS	 = $(FUZZ_TARGETS:%=fuzz/%-fuzz)
 FUZZ_CFLAGS	 = -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
-		   -Icommon -Iauthproc -Irelay -Ipolicy $(PKG_CFLAGS)
+		   -Icommon -Iauthproc -Irelay -Ipolicy -Iparent $(PKG_CFLAGS)
 FUZZ_SRCS	 = $(COMMON_SRCS) authproc/imap_parser.c \
 		   authproc/pop3_parser.c authproc/sasl.c relay/authhttp.c \
 		   authproc/http_parser.c authproc/http_route.c \
-		   authproc/http_form.c relay/http_response.c
+		   authproc/http_form.c relay/http_response.c parent/scrape.c
 FUZZ_SECONDS	?= 20
 
 fuzz/%-fuzz: fuzz/fuzz_%.c $(FUZZ_SRCS)

@@ -7,7 +7,7 @@ PACKAGES="gcc make pkg-config bison clang libclang-rt-14-dev \
 libtls-dev libevent-dev libmemcached-dev libseccomp-dev libcmocka-dev \
 dovecot-imapd dovecot-pop3d memcached haproxy nginx-light libnginx-mod-mail \
 curl openssl python3 passwd radicale python3-caldav python3-websockets wrk \
-debhelper dpkg-dev"
+debhelper dpkg-dev prometheus"
 
 missing=""
 for p in $PACKAGES; do

@@ -26,7 +26,6 @@
 #include "log.h"
 #include "parent.h"
 
-#define METRICS_REQUEST_MAX 4096
 #define METRICS_TIMEOUT_SEC 10
 #define METRICS_MAX_CONNS   16
 
@@ -151,25 +150,25 @@ metrics_gathered(struct ctl_gather *g)
 	mconn_send(m);
 }
 
-/* The request line, and nothing else of the request, decides. */
 static void
-mconn_request(struct mconn *m)
+mconn_request(struct mconn *m, enum metrics_ask ask)
 {
-	static const char *paths[] = {"GET /metrics HTTP/1.", "GET /metrics?"};
 	struct ctl_query q;
-	size_t i;
 
 	event_del(&m->ev);
-	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-		if (strncmp(m->req, paths[i], strlen(paths[i])) == 0)
-			break;
-	if (i == sizeof(paths) / sizeof(paths[0])) {
-		if (strncmp(m->req, "GET ", 4) == 0)
-			mconn_answer(m, 404, "Not Found",
-			    "postern serves /metrics only\n");
-		else
-			mconn_answer(m, 405, "Method Not Allowed",
-			    "GET /metrics\n");
+	switch (ask) {
+	case METRICS_SCRAPE:
+		break;
+	case METRICS_NOT_FOUND:
+		mconn_answer(m, 404, "Not Found",
+		    "postern serves /metrics only\n");
+		return;
+	case METRICS_TOO_LARGE:
+		mconn_answer(m, 431, "Request Header Fields Too Large",
+		    "request too large\n");
+		return;
+	default:
+		mconn_answer(m, 405, "Method Not Allowed", "GET /metrics\n");
 		return;
 	}
 	memset(&q, 0, sizeof(q));
@@ -186,6 +185,7 @@ static void
 mconn_read(int fd, short event, void *arg)
 {
 	struct mconn *m = arg;
+	enum metrics_ask ask;
 	ssize_t n;
 
 	(void)event;
@@ -197,17 +197,8 @@ mconn_read(int fd, short event, void *arg)
 		return;
 	}
 	m->reqlen += n;
-	m->req[m->reqlen] = '\0';
-	if (strstr(m->req, "\r\n\r\n") != NULL ||
-	    strstr(m->req, "\n\n") != NULL) {
-		mconn_request(m);
-		return;
-	}
-	if (m->reqlen == sizeof(m->req) - 1) {
-		event_del(&m->ev);
-		mconn_answer(m, 431, "Request Header Fields Too Large",
-		    "request too large\n");
-	}
+	if ((ask = metrics_classify(m->req, m->reqlen)) != METRICS_INCOMPLETE)
+		mconn_request(m, ask);
 }
 
 static void
@@ -443,38 +434,40 @@ render_upstreams(struct evbuffer *b, const struct ctl_gather *g)
 	}
 }
 
+/* One family of per-listener TLS counters, summed over the workers. */
 static void
-render_tls(struct evbuffer *b, const struct ctl_gather *g)
+render_tls_family(struct evbuffer *b, const struct ctl_gather *g,
+    const char *name, const char *help, int failures)
 {
-	uint64_t hs, fail;
+	uint64_t n;
 	size_t i, j;
 	int seen;
 
-	family(b, "postern_tls_handshakes_total", "counter",
-	    "TLS handshakes completed, by listener.");
-	family(b, "postern_tls_handshake_failures_total", "counter",
-	    "TLS handshakes that failed, by listener.");
+	family(b, name, "counter", help);
 	for (i = 0; i < g->nlisteners; i++) {
 		for (seen = 0, j = 0; j < i && !seen; j++)
 			seen = g->listeners[j].listener_id ==
 			    g->listeners[i].listener_id;
 		if (seen)
 			continue;
-		for (hs = fail = 0, j = i; j < g->nlisteners; j++)
+		for (n = 0, j = i; j < g->nlisteners; j++)
 			if (g->listeners[j].listener_id ==
-			    g->listeners[i].listener_id) {
-				hs += g->listeners[j].handshakes;
-				fail += g->listeners[j].failures;
-			}
-		evbuffer_add_printf(b,
-		    "postern_tls_handshakes_total{listener=\"");
+			    g->listeners[i].listener_id)
+				n += failures ? g->listeners[j].failures
+					      : g->listeners[j].handshakes;
+		evbuffer_add_printf(b, "%s{listener=\"", name);
 		label(b, parent_listener_name(g->listeners[i].listener_id));
-		evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)hs);
-		evbuffer_add_printf(b,
-		    "postern_tls_handshake_failures_total{listener=\"");
-		label(b, parent_listener_name(g->listeners[i].listener_id));
-		evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)fail);
+		evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)n);
 	}
+}
+
+static void
+render_tls(struct evbuffer *b, const struct ctl_gather *g)
+{
+	render_tls_family(b, g, "postern_tls_handshakes_total",
+	    "TLS handshakes completed, by listener.", 0);
+	render_tls_family(b, g, "postern_tls_handshake_failures_total",
+	    "TLS handshakes that failed, by listener.", 1);
 }
 
 ssize_t

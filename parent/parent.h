@@ -142,6 +142,15 @@ void control_child_gone(int slot);
 void conn_text_line(void *, const char *);
 
 /* metrics.c */
+#define METRICS_REQUEST_MAX 4096
+enum metrics_ask {
+	METRICS_INCOMPLETE,
+	METRICS_SCRAPE,
+	METRICS_NOT_FOUND,
+	METRICS_BAD_METHOD,
+	METRICS_TOO_LARGE
+};
+enum metrics_ask metrics_classify(const char *, size_t);
 int metrics_listen(const struct sockaddr_storage *);
 void metrics_start(void);
 ssize_t metrics_render(struct evbuffer *, const struct ctl_gather *);

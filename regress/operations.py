@@ -12,9 +12,10 @@ import ssl
 import struct
 import subprocess
 import time
+import urllib.parse
 
 from cases import TEARDOWNS, case, check, env
-from harness import Postern
+from harness import Postern, terminate
 
 HOST = "127.0.0.1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -462,3 +463,95 @@ route default to "one"
         node.stop()
         handler.stop()
         mc.stop()
+
+
+def http_get(port, path, method="GET"):
+    with socket.create_connection((HOST, port), timeout=10) as s:
+        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            more = s.recv(65536)
+            if not more:
+                break
+            data += more
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), head.decode(), body.decode()
+
+
+def metric(text, name, **labels):
+    """The value of one series in an exposition, or None."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    series = f"{name}{{{want}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return None
+
+
+@case("metrics-promtool-accepts-them-and-prometheus-scrapes-postern")
+def _():
+    node = ops_node()
+    c = imap_session(n=17)
+    c.logout()
+    status, head, body = http_get(OPS_METRICS, "/metrics")
+    check(status == 200 and "text/plain; version=0.0.4" in head,
+          f"metrics answer: {head}")
+    r = subprocess.run(["promtool", "check", "metrics"], input=body,
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, f"promtool check metrics: {r.stdout}{r.stderr}")
+    ok = metric(body, "postern_login_attempts_total", protocol="imap",
+                result="ok")
+    check(ok is not None and ok >= 1, f"no imap login counted: {ok}")
+    check(metric(body, "postern_tls_handshakes_total",
+                 listener=f"imaps:{OPS_IMAPS}") is not None,
+          "no TLS handshake counter for the IMAPS listener")
+    check(metric(body, "postern_scrape_incomplete") == 0,
+          "a child did not answer the scrape")
+    for path, method, want in (("/", "GET", 404), ("/metrics", "POST", 405),
+                               ("/metrics/../x", "GET", 404)):
+        got = http_get(OPS_METRICS, path, method)[0]
+        check(got == want, f"{method} {path}: {got}, not {want}")
+    with socket.create_connection((HOST, OPS_METRICS), timeout=10) as s:
+        s.sendall(b"GET /" + b"a" * 5000)
+        check(b" 431 " in s.recv(4096), "an endless request was not refused")
+    # a real Prometheus on loopback scrapes postern and answers a query
+    work = os.path.join(env.work, "prometheus")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    conf = os.path.join(work, "prometheus.yml")
+    with open(conf, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                "scrape_configs:\n  - job_name: postern\n"
+                "    static_configs:\n"
+                f"      - targets: ['{HOST}:{OPS_METRICS}']\n")
+    log = open(os.path.join(work, "prometheus.log"), "wb")
+    prom = subprocess.Popen(
+        ["prometheus", f"--config.file={conf}",
+         f"--storage.tsdb.path={work}/data",
+         f"--web.listen-address={HOST}:{OPS_PROM}"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=work)
+    try:
+        query = ('postern_login_attempts_total{protocol="imap",'
+                 'result="ok"}')
+        deadline = time.monotonic() + 90
+        value = None
+        while time.monotonic() < deadline and value is None:
+            time.sleep(1)
+            check(prom.poll() is None, "prometheus exited")
+            try:
+                status, _, body = http_get(
+                    OPS_PROM, "/api/v1/query?query=" +
+                    urllib.parse.quote(query))
+            except OSError:
+                continue
+            if status != 200:
+                continue
+            result = json.loads(body)["data"]["result"]
+            if result:
+                value = float(result[0]["value"][1])
+        check(value is not None and value >= 1,
+              f"prometheus never had the series: {value}")
+    finally:
+        terminate(prom)
+        log.close()

@@ -516,6 +516,97 @@ test_policy_full_table(void **state)
 	    POLICY_ALLOW);
 }
 
+struct forgot_log {
+	int n;
+	int ipuser;
+	char users[4][32];
+};
+
+static void
+forgot(enum counter_kind kind, int budget, const struct sockaddr_storage *ss,
+    const char *user, void *arg)
+{
+	struct forgot_log *f = arg;
+
+	(void)budget;
+	(void)ss;
+	if (kind == COUNT_IPUSER_FAIL && f->ipuser < 4)
+		snprintf(f->users[f->ipuser++], sizeof(f->users[0]), "%s",
+		    user);
+	f->n++;
+}
+
+/* posternctl unblock: one address's or one user's counts, no others. */
+static void
+test_policy_unblock(void **state)
+{
+	struct conf_policy p;
+	struct sockaddr_storage a = addr("203.0.113.50");
+	struct sockaddr_storage b = addr("203.0.113.51");
+	struct sockaddr_storage v6 = addr("2001:db8:1:2::5");
+	struct sockaddr_storage v6b = addr("2001:db8:1:2::ffff");
+	struct forgot_log f;
+	const char *msg;
+	uint64_t now = 40000 * SEC;
+
+	(void)state;
+	policy_setup(&p);
+	policy_expire(now + 100000 * SEC);
+	/* a locks itself out by address; "Mallory" by user from b */
+	policy_result(&a, "alice", POLICY_BUDGET_MAIL, now, 0);
+	policy_attempt(&a, "alice", POLICY_BUDGET_MAIL, now);
+	policy_result(&a, "alice", POLICY_BUDGET_MAIL, now, 0);
+	policy_attempt(&a, "alice", POLICY_BUDGET_MAIL, now);
+	policy_result(&a, "alice", POLICY_BUDGET_MAIL, now, 0);
+	policy_attempt(&a, "bob", POLICY_BUDGET_MAIL, now);
+	policy_result(&a, "bob", POLICY_BUDGET_MAIL, now, 0);
+	assert_int_equal(policy_check(&a, "carol", POLICY_BUDGET_MAIL, now,
+			     &msg),
+	    POLICY_THROTTLED_IP);
+	policy_attempt(&b, "Mallory", POLICY_BUDGET_MAIL, now);
+	policy_failure(&b, "Mallory", POLICY_BUDGET_MAIL, now);
+	policy_attempt(&b, "Mallory", POLICY_BUDGET_MAIL, now);
+	policy_failure(&b, "Mallory", POLICY_BUDGET_MAIL, now);
+	assert_int_equal(policy_check(&b, "mallory", POLICY_BUDGET_MAIL, now,
+			     &msg),
+	    POLICY_THROTTLED_USER);
+	/* unblocking b does not unblock a */
+	memset(&f, 0, sizeof(f));
+	assert_true(policy_unblock(&b, NULL, forgot, &f) >= 1);
+	assert_int_equal(f.ipuser, 1);
+	assert_string_equal(f.users[0], "mallory");
+	assert_int_equal(policy_check(&a, "carol", POLICY_BUDGET_MAIL, now,
+			     &msg),
+	    POLICY_THROTTLED_IP);
+	assert_int_equal(policy_check(&b, "mallory", POLICY_BUDGET_MAIL, now,
+			     &msg),
+	    POLICY_ALLOW);
+	assert_true(policy_unblock(&a, NULL, NULL, NULL) >= 1);
+	assert_int_equal(policy_check(&a, "carol", POLICY_BUDGET_MAIL, now,
+			     &msg),
+	    POLICY_ALLOW);
+	/* a user, whatever the case of the name, from every address */
+	policy_attempt(&a, "Mallory", POLICY_BUDGET_MAIL, now);
+	policy_failure(&a, "Mallory", POLICY_BUDGET_MAIL, now);
+	policy_attempt(&a, "Mallory", POLICY_BUDGET_MAIL, now);
+	policy_failure(&a, "Mallory", POLICY_BUDGET_MAIL, now);
+	assert_int_equal(policy_check(&a, "mallory", POLICY_BUDGET_MAIL, now,
+			     &msg),
+	    POLICY_THROTTLED_USER);
+	memset(&f, 0, sizeof(f));
+	assert_true(policy_unblock(NULL, "MALLORY", forgot, &f) >= 2);
+	assert_int_equal(policy_check(&a, "mallory", POLICY_BUDGET_MAIL, now,
+			     &msg),
+	    POLICY_ALLOW);
+	/* nothing of anyone else's is touched */
+	assert_int_equal(policy_unblock(NULL, "nobody", NULL, NULL), 0);
+	/* IPv6: the /64 the counters use */
+	policy_attempt(&v6, "dave", POLICY_BUDGET_MAIL, now);
+	memset(&f, 0, sizeof(f));
+	assert_true(policy_unblock(&v6b, NULL, forgot, &f) >= 1);
+	assert_true(f.n >= 1);
+}
+
 int
 main(void)
 {
@@ -534,6 +625,7 @@ main(void)
 	    cmocka_unit_test(test_failure_delay_grows_and_caps),
 	    cmocka_unit_test(test_policy_shared_counts_decide),
 	    cmocka_unit_test(test_policy_full_table),
+	    cmocka_unit_test(test_policy_unblock),
 	};
 
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
