@@ -108,7 +108,7 @@ $(BUILD)/postern-testhooks: $(SRCS) parent/parse.y
 	    -DPOSTERN_TEST_HOOKS" $(BUILD)/testhooks/postern
 	cp $(BUILD)/testhooks/postern $@
 
-regress: $(PROG) $(BUILD)/postern-testhooks bench-tools
+regress: $(PROG) $(CTL_PROG) $(BUILD)/postern-testhooks bench-tools
 	$(PYTHON) regress/run.py --postern $(PROG) \
 	    --postern-testhooks $(BUILD)/postern-testhooks $(REGRESS_ARGS)
 

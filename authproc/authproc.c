@@ -35,6 +35,12 @@
 #define POLICY_WAIT_MAX	  2	      /* s for the shared counters */
 #define POLICY_EXPIRE_SEC 30
 #define DRAIN_SEC	  2 /* an HTTP client's rest, after our last word */
+/*
+ * A draining authproc (a reload started a new one) waits this long
+ * after its last session before it exits: a TLS handshake its tlsproc
+ * had under way may still bring it one.
+ */
+#define RETIRE_GRACE_SEC 10
 
 struct conf_global authproc_conf;
 struct conf_policy authproc_policy;
@@ -46,6 +52,10 @@ static uint32_t tlsproc_next;
 static TAILQ_HEAD(, listener_ctx) listeners = TAILQ_HEAD_INITIALIZER(listeners);
 static TAILQ_HEAD(, session) sessions = TAILQ_HEAD_INITIALIZER(sessions);
 static unsigned int nsessions;
+static int draining;
+static uint64_t drain_started_ms;
+static struct event retire_ev;
+static void retire_check(void);
 static uint32_t next_session_id;
 static uint32_t sid_base; /* random per process start */
 static int sandboxed;
@@ -307,6 +317,8 @@ session_free(struct session *s)
 	free(s);
 	if (nsessions-- >= authproc_conf.max_sessions)
 		listeners_pause(0);
+	if (draining && nsessions == 0)
+		retire_check();
 }
 
 static void
@@ -1380,6 +1392,89 @@ tlsproc_connect(const struct peer_channel *pc, int fd)
 	tlsprocs[pc->instance] = iev;
 }
 
+/* ---- a reload: the new generation takes the listeners ---- */
+
+int
+authproc_draining(void)
+{
+	return draining;
+}
+
+/* Out of sessions and past the grace: the channels' last words, exit. */
+static void
+retire_check(void)
+{
+	struct timeval tv = {1, 0};
+	uint32_t i;
+
+	if (nsessions > 0 ||
+	    wallclock_ms() < drain_started_ms + RETIRE_GRACE_SEC * 1000) {
+		evtimer_add(&retire_ev, &tv);
+		return;
+	}
+	log_info("drained: exiting");
+	for (i = 0; i < MAX_RELAYS; i++)
+		if (relays[i] != NULL)
+			imsgev_clear(relays[i]);
+	imsgev_clear(&parent_iev);
+	exit(0);
+}
+
+static void
+retire_timer(int fd, short event, void *arg)
+{
+	(void)fd;
+	(void)event;
+	(void)arg;
+	retire_check();
+}
+
+static void
+export_chunk(const void *data, size_t len, void *arg)
+{
+	(void)arg;
+	imsgev_compose(&parent_iev, IMSG_POLICY_STATE, 0, -1, data, len);
+}
+
+/*
+ * A new authproc accepts from now on.  This one stops accepting, hands
+ * its throttle counts over (through the parent), ends HTTP connections
+ * that wait for a next request, and lets everything else finish on the
+ * rules it started with.
+ */
+static void
+drain(void)
+{
+	struct listener_ctx *l;
+	struct session *s, *next;
+	size_t n;
+
+	if (draining)
+		return;
+	draining = 1;
+	drain_started_ms = wallclock_ms();
+	TAILQ_FOREACH(l, &listeners, entry)
+	if (l->fd != -1) {
+		event_del(&l->ev);
+		close(l->fd);
+		l->fd = -1;
+	}
+	n = policy_export(export_chunk, NULL, IMSG_MAX_SIZE - 64);
+	log_info("draining: %u sessions, %zu throttle counters handed over",
+	    nsessions, n);
+	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->listener->conf.proto == PROTO_HTTP &&
+		    s->state == S_PREAUTH &&
+		    evbuffer_get_length(bufferevent_get_input(s->bev)) == 0) {
+			session_close_after_write(s);
+			session_maybe_free(s);
+		}
+	}
+	evtimer_set(&retire_ev, retire_timer, NULL);
+	retire_check();
+}
+
 /* ---- posternctl: the sessions here, the counters, unblocking ---- */
 
 static void
@@ -1589,6 +1684,18 @@ parent_handle(struct imsg *imsg)
 		if (!configured)
 			fatalx("control query before the configuration");
 		ctl_query(imsg);
+		break;
+	case IMSG_DRAIN:
+		if (!configured)
+			fatalx("drain before the configuration");
+		drain();
+		break;
+	case IMSG_POLICY_STATE:
+		/* a predecessor's counts: a bad chunk is lost, no more */
+		if (!configured || draining ||
+		    policy_import(imsg->data, imsg->datalen, wallclock_ms()) ==
+			-1)
+			log_warnx("throttle counters handed over unusable");
 		break;
 	case IMSG_CONF_END:
 		configured = 1;

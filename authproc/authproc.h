@@ -161,6 +161,7 @@ extern struct conf_global authproc_conf;
 extern struct conf_policy authproc_policy;
 
 void authproc_main(void) __attribute__((noreturn));
+int authproc_draining(void);
 void session_write(struct session *, const char *, size_t);
 void session_printf(struct session *, const char *, ...)
     __attribute__((format(printf, 2, 3)));

@@ -495,7 +495,10 @@ http_exchange_done(struct session *s, const struct http_done *d,
 		session_handed_off(s);
 		return -1;
 	case HTTP_DONE_KEEPALIVE:
-		break;
+		/* a reload: the next request goes to the new generation */
+		if (!authproc_draining())
+			break;
+		/* FALLTHROUGH */
 	default:
 		session_close_after_write(s);
 		return 0;

@@ -31,6 +31,9 @@ const struct imsg_rule parent_to_child_rules[] = {
     {IMSG_CONF_LOOKUP, FIXED(struct conf_lookup), IMSG_FD_NONE},
     {IMSG_CONF_HTTP, FIXED(struct conf_http), IMSG_FD_NONE},
     {IMSG_CTL_QUERY, FIXED(struct ctl_query), IMSG_FD_NONE},
+    {IMSG_DRAIN, 0, 0, IMSG_FD_NONE},
+    {IMSG_POLICY_STATE, 1, IMSG_MAX_SIZE - sizeof(struct imsg_hdr),
+	IMSG_FD_NONE},
 };
 const size_t parent_to_child_nrules =
     sizeof(parent_to_child_rules) / sizeof(parent_to_child_rules[0]);
@@ -46,6 +49,8 @@ const struct imsg_rule child_to_parent_rules[] = {
     {IMSG_CTL_LISTENER, FIXED(struct ctl_listener), IMSG_FD_NONE},
     {IMSG_CTL_HANDLER, FIXED(struct ctl_handler), IMSG_FD_NONE},
     {IMSG_CTL_DONE, FIXED(struct ctl_done), IMSG_FD_NONE},
+    {IMSG_POLICY_STATE, 1, IMSG_MAX_SIZE - sizeof(struct imsg_hdr),
+	IMSG_FD_NONE},
 };
 const size_t child_to_parent_nrules =
     sizeof(child_to_parent_rules) / sizeof(child_to_parent_rules[0]);

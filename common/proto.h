@@ -112,6 +112,10 @@ enum imsg_type {
 	IMSG_CTL_DONE,
 	/* authproc -> relay: forget an address's or user's shared counters */
 	IMSG_COUNTER_FORGET,
+	/* parent -> child: a new generation has the listeners; finish, exit */
+	IMSG_DRAIN,
+	/* authproc (draining) -> parent -> authproc (new): throttle counts */
+	IMSG_POLICY_STATE,
 	IMSG_TYPE_MAX
 };
 

@@ -297,7 +297,7 @@ control_collect(const struct ctl_query *q, uint32_t roles,
 	g->query = *q;
 	g->finish = finish;
 	g->arg = arg;
-	g->waiting = children_query(g->id, q, roles, &g->asked);
+	g->waiting = children_query(g->id, q, roles, g->asked);
 	if (g->waiting == 0) {
 		free(g);
 		return NULL;
@@ -419,11 +419,11 @@ control_child_answer(int slot, uint32_t instance, struct imsg *imsg)
 		/* a late answer to a query given up on is no offence */
 		return imsg->hdr.peerid <= next_query ? 0 : -1;
 	}
-	if ((g->asked & (1ull << slot)) == 0)
+	if (slot < 0 || slot >= CTL_MAX_SLOTS || !SLOT_ISSET(g->asked, slot))
 		return -1;
 	if (imsg->hdr.type != IMSG_CTL_DONE)
 		return gather_record(g, instance, imsg);
-	g->asked &= ~(1ull << slot);
+	SLOT_CLR(g->asked, slot);
 	g->count += d->count;
 	if (!d->ok)
 		g->failed = 1;
@@ -443,9 +443,9 @@ control_child_gone(int slot)
 
 	for (g = TAILQ_FIRST(&gathers); g != NULL; g = next) {
 		next = TAILQ_NEXT(g, entry);
-		if ((g->asked & (1ull << slot)) == 0)
+		if (!SLOT_ISSET(g->asked, slot))
 			continue;
-		g->asked &= ~(1ull << slot);
+		SLOT_CLR(g->asked, slot);
 		g->incomplete = 1;
 		if (--g->waiting > 0)
 			continue;

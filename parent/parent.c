@@ -59,12 +59,16 @@ struct child {
 	struct event restart_ev;
 	int backoff_ms;
 	time_t started;
+	uint32_t gen;		    /* the configuration generation */
+	int draining;		    /* an older generation's: not restarted */
+	struct postern_conf *conf; /* the configuration it was started with */
 };
 
 static struct postern_conf *env_conf;
 #define MAX_CHILDREN (1 + MAX_RELAYS + MAX_TLSPROCS)
-static struct child children[MAX_CHILDREN];
-static int nchildren;
+static struct child children[CTL_MAX_SLOTS];
+static int nchildren; /* slots ever used */
+static uint32_t cur_gen;
 static const enum proc_role child_roles[] = {PROC_AUTHPROC, PROC_RELAY,
     PROC_TLSPROC};
 static char self_path[PATH_MAX];
@@ -79,6 +83,9 @@ static unsigned char *read_file(const char *, size_t *);
 static void child_spawn(struct child *);
 static void child_gone(struct child *, int status);
 static void child_connect_peers(struct child *);
+static void slot_release(struct child *);
+static int conf_in_use(const struct postern_conf *);
+static int generation_start(struct postern_conf *, uint32_t);
 
 static void
 usage(void)
@@ -98,61 +105,87 @@ role_from_name(const char *name)
 	return -1;
 }
 
+/* What the parent decides for the children once the file is read. */
+static void
+conf_finish(struct postern_conf *conf)
+{
+	conf->http.access_log = conf->access_path[0] != '\0';
+	/* with nowhere to write them, children need not send records */
+	conf->global.audit = conf->audit_path[0] != '\0' || conf->audit_syslog;
+}
+
 /* How many processes of a role run: relays and tlsprocs may be several. */
 static uint32_t
-role_count(enum proc_role role)
+role_count(const struct postern_conf *conf, enum proc_role role)
 {
 	switch (role) {
 	case PROC_RELAY:
-		return env_conf->global.relays;
+		return conf->global.relays;
 	case PROC_TLSPROC:
-		return env_conf->global.tlsprocs;
+		return conf->global.tlsprocs;
 	default:
 		return 1;
 	}
+}
+
+/* One listening socket; -1 (logged) if it cannot be had. */
+static int
+listener_bind(struct listener *l)
+{
+	char addr[128];
+	int on = 1;
+
+	sockaddr_str(&l->conf.addr, addr, sizeof(addr));
+	l->fd = socket(l->conf.addr.ss_family,
+	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (l->fd == -1) {
+		log_warn("socket for %s", addr);
+		return -1;
+	}
+	/*
+	 * Accepted sockets inherit TCP_NODELAY and SO_KEEPALIVE (Linux
+	 * copies the listener's options), which spares authproc, tlsproc
+	 * and relay a setsockopt(2) each per connection.  Replies are
+	 * small, so no Nagle; keepalive finds clients that vanished
+	 * without a FIN.
+	 */
+	if (setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) ==
+		-1 ||
+	    (l->conf.addr.ss_family == AF_INET6 &&
+		setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+		    sizeof(on)) == -1) ||
+	    setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) ==
+		-1 ||
+	    setsockopt(l->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) ==
+		-1) {
+		log_warn("setsockopt on %s", addr);
+		goto fail;
+	}
+	if (bind(l->fd, (struct sockaddr *)&l->conf.addr,
+		sockaddr_len(&l->conf.addr)) == -1) {
+		log_warn("cannot listen on %s", addr);
+		goto fail;
+	}
+	if (listen(l->fd, 1024) == -1) {
+		log_warn("listen %s", addr);
+		goto fail;
+	}
+	log_info("listening on %s (%s)", addr, mail_proto_name(l->conf.proto));
+	return 0;
+fail:
+	close(l->fd);
+	l->fd = -1;
+	return -1;
 }
 
 static void
 listeners_bind(struct postern_conf *conf)
 {
 	struct listener *l;
-	char addr[128];
-	int on = 1;
 
 	TAILQ_FOREACH(l, &conf->listeners, entry)
-	{
-		sockaddr_str(&l->conf.addr, addr, sizeof(addr));
-		l->fd = socket(l->conf.addr.ss_family,
-		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (l->fd == -1)
-			fatal("socket for %s", addr);
-		if (setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &on,
-			sizeof(on)) == -1)
-			fatal("setsockopt SO_REUSEADDR");
-		if (l->conf.addr.ss_family == AF_INET6 &&
-		    setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
-			sizeof(on)) == -1)
-			fatal("setsockopt IPV6_V6ONLY");
-		/*
-		 * Accepted sockets inherit both (Linux copies the
-		 * listener's options), which spares authproc, tlsproc and
-		 * relay a setsockopt(2) each per connection.  Replies are
-		 * small, so no Nagle; keepalive finds clients that vanished
-		 * without a FIN.
-		 */
-		if (setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &on,
-			sizeof(on)) == -1 ||
-		    setsockopt(l->fd, SOL_SOCKET, SO_KEEPALIVE, &on,
-			sizeof(on)) == -1)
-			fatal("setsockopt on %s", addr);
-		if (bind(l->fd, (struct sockaddr *)&l->conf.addr,
-			sockaddr_len(&l->conf.addr)) == -1)
-			fatal("cannot listen on %s", addr);
-		if (listen(l->fd, 1024) == -1)
-			fatal("listen %s", addr);
-		log_info("listening on %s (%s)", addr,
-		    mail_proto_name(l->conf.proto));
-	}
+	if (listener_bind(l) == -1)
+		exit(1);
 }
 
 /* The chroot must exist, belong to root and be writable by no one else. */
@@ -379,7 +412,7 @@ send_listeners(struct child *c)
 	struct listener *l;
 	int fd, gets_fd;
 
-	TAILQ_FOREACH(l, &env_conf->listeners, entry)
+	TAILQ_FOREACH(l, &c->conf->listeners, entry)
 	{
 		/*
 		 * implicit TLS sockets go to tlsproc, the rest to authproc;
@@ -409,25 +442,25 @@ child_send_config(struct child *c)
 	struct keypair *k;
 	struct pool *p;
 
-	imsgev_compose(iev, IMSG_CONF_SANDBOX, 0, -1, &env_conf->sandbox,
-	    sizeof(env_conf->sandbox));
-	imsgev_compose(iev, IMSG_CONF_GLOBAL, 0, -1, &env_conf->global,
-	    sizeof(env_conf->global));
+	imsgev_compose(iev, IMSG_CONF_SANDBOX, 0, -1, &c->conf->sandbox,
+	    sizeof(c->conf->sandbox));
+	imsgev_compose(iev, IMSG_CONF_GLOBAL, 0, -1, &c->conf->global,
+	    sizeof(c->conf->global));
 	switch (c->role) {
 	case PROC_AUTHPROC:
-		imsgev_compose(iev, IMSG_CONF_POLICY, 0, -1, &env_conf->policy,
-		    sizeof(env_conf->policy));
-		imsgev_compose(iev, IMSG_CONF_HTTP, 0, -1, &env_conf->http,
-		    sizeof(env_conf->http));
+		imsgev_compose(iev, IMSG_CONF_POLICY, 0, -1, &c->conf->policy,
+		    sizeof(c->conf->policy));
+		imsgev_compose(iev, IMSG_CONF_HTTP, 0, -1, &c->conf->http,
+		    sizeof(c->conf->http));
 		send_listeners(c);
 		break;
 	case PROC_TLSPROC:
-		imsgev_compose(iev, IMSG_CONF_TLS_GLOBAL, 0, -1, &env_conf->tls,
-		    sizeof(env_conf->tls));
+		imsgev_compose(iev, IMSG_CONF_TLS_GLOBAL, 0, -1, &c->conf->tls,
+		    sizeof(c->conf->tls));
 		/* the trusted balancers, for PROXY headers on tls listeners */
-		imsgev_compose(iev, IMSG_CONF_POLICY, 0, -1, &env_conf->policy,
-		    sizeof(env_conf->policy));
-		TAILQ_FOREACH(k, &env_conf->keypairs, entry)
+		imsgev_compose(iev, IMSG_CONF_POLICY, 0, -1, &c->conf->policy,
+		    sizeof(c->conf->policy));
+		TAILQ_FOREACH(k, &c->conf->keypairs, entry)
 		{
 			imsgev_compose(iev, IMSG_CONF_KEYPAIR, 0, -1, &k->conf,
 			    sizeof(k->conf));
@@ -444,13 +477,13 @@ child_send_config(struct child *c)
 		send_listeners(c);
 		break;
 	case PROC_RELAY:
-		imsgev_compose(iev, IMSG_CONF_TLS_GLOBAL, 0, -1, &env_conf->tls,
-		    sizeof(env_conf->tls));
-		imsgev_compose(iev, IMSG_CONF_POLICY, 0, -1, &env_conf->policy,
-		    sizeof(env_conf->policy));
+		imsgev_compose(iev, IMSG_CONF_TLS_GLOBAL, 0, -1, &c->conf->tls,
+		    sizeof(c->conf->tls));
+		imsgev_compose(iev, IMSG_CONF_POLICY, 0, -1, &c->conf->policy,
+		    sizeof(c->conf->policy));
 		imsgev_compose(iev, IMSG_CONF_MEMCACHE, 0, -1,
-		    &env_conf->memcache, sizeof(env_conf->memcache));
-		TAILQ_FOREACH(u, &env_conf->upstreams, entry)
+		    &c->conf->memcache, sizeof(c->conf->memcache));
+		TAILQ_FOREACH(u, &c->conf->upstreams, entry)
 		{
 			imsgev_compose(iev, IMSG_CONF_UPSTREAM, 0, -1, &u->conf,
 			    sizeof(u->conf));
@@ -462,17 +495,17 @@ child_send_config(struct child *c)
 				log_warnx("upstream %s: CA not sent to relay",
 				    u->conf.name);
 		}
-		TAILQ_FOREACH(p, &env_conf->pools, entry)
+		TAILQ_FOREACH(p, &c->conf->pools, entry)
 		imsgev_compose(iev, IMSG_CONF_POOL, 0, -1, &p->conf,
 		    sizeof(p->conf));
-		TAILQ_FOREACH(r, &env_conf->routes, entry)
+		TAILQ_FOREACH(r, &c->conf->routes, entry)
 		imsgev_compose(iev, IMSG_CONF_ROUTE, 0, -1, &r->conf,
 		    sizeof(r->conf));
-		imsgev_compose(iev, IMSG_CONF_LOOKUP, 0, -1, &env_conf->lookup,
-		    sizeof(env_conf->lookup));
+		imsgev_compose(iev, IMSG_CONF_LOOKUP, 0, -1, &c->conf->lookup,
+		    sizeof(c->conf->lookup));
 		send_handler_cas(iev);
-		imsgev_compose(iev, IMSG_CONF_HTTP, 0, -1, &env_conf->http,
-		    sizeof(env_conf->http));
+		imsgev_compose(iev, IMSG_CONF_HTTP, 0, -1, &c->conf->http,
+		    sizeof(c->conf->http));
 		break;
 	default:
 		break;
@@ -508,40 +541,45 @@ connect_pair(struct child *a, struct child *b)
 }
 
 static struct child *
-child_of_role(enum proc_role role)
+child_of_role(enum proc_role role, uint32_t gen)
 {
 	int i;
 
 	for (i = 0; i < nchildren; i++)
-		if (children[i].role == role)
+		if (children[i].role == role && children[i].gen == gen)
 			return &children[i];
 	return NULL;
 }
 
 /*
  * A (re)started child gets fresh channels to the children it talks to:
- * authproc to every relay and to every tlsproc worker.
+ * authproc to every relay and to every tlsproc worker of its own
+ * generation.
  */
 static void
 child_connect_peers(struct child *started)
 {
+	struct child *ap;
 	int i;
 
 	if (started->role != PROC_AUTHPROC) {
-		connect_pair(child_of_role(PROC_AUTHPROC), started);
+		if ((ap = child_of_role(PROC_AUTHPROC, started->gen)) != NULL)
+			connect_pair(ap, started);
 		return;
 	}
 	for (i = 0; i < nchildren; i++)
-		if (children[i].role != PROC_AUTHPROC)
+		if (children[i].role != PROC_AUTHPROC &&
+		    children[i].role != PROC_PARENT &&
+		    children[i].gen == started->gen)
 			connect_pair(started, &children[i]);
 }
 
 static const char *
-listener_name(uint32_t id)
+conf_listener_name(const struct postern_conf *conf, uint32_t id)
 {
 	struct listener *l;
 
-	TAILQ_FOREACH(l, &env_conf->listeners, entry)
+	TAILQ_FOREACH(l, &conf->listeners, entry)
 	if (l->conf.id == id)
 		return l->conf.name;
 	return NULL;
@@ -574,8 +612,15 @@ child_handle(struct child *c, struct imsg *imsg)
 			goto bad;
 		}
 		audit_write(imsg->data,
-		    listener_name(
+		    conf_listener_name(c->conf,
 			((struct audit_record *)imsg->data)->listener_id));
+		return;
+	case IMSG_POLICY_STATE:
+		if (c->role != PROC_AUTHPROC || !c->draining) {
+			snprintf(err, sizeof(err), "unasked throttle counters");
+			goto bad;
+		}
+		policy_state_forward(imsg);
 		return;
 	case IMSG_ACCESS:
 		if (c->role != PROC_RELAY || !access_record_valid(imsg)) {
@@ -646,15 +691,16 @@ children_query(uint32_t id, const struct ctl_query *q, uint32_t roles,
 {
 	int i, n = 0;
 
-	*asked = 0;
+	memset(asked, 0, SLOT_WORDS * sizeof(*asked));
 	for (i = 0; i < nchildren; i++) {
 		if (!child_running(&children[i]) ||
-		    (roles & (1u << children[i].role)) == 0)
+		    (roles & (1u << children[i].role)) == 0 ||
+		    ((roles & CTL_ONE_CHILD) && children[i].draining))
 			continue;
 		if (imsgev_compose(&children[i].iev, IMSG_CTL_QUERY, id, -1, q,
 			sizeof(*q)) == -1)
 			continue;
-		*asked |= 1ull << i;
+		SLOT_SET(asked, i);
 		n++;
 		if (roles & CTL_ONE_CHILD)
 			break;
@@ -665,7 +711,7 @@ children_query(uint32_t id, const struct ctl_query *q, uint32_t roles,
 const char *
 parent_listener_name(uint32_t id)
 {
-	const char *name = listener_name(id);
+	const char *name = conf_listener_name(env_conf, id);
 
 	return name != NULL ? name : "-";
 }
@@ -689,6 +735,122 @@ parent_logs_reopen(void)
 	access_reopen();
 }
 
+/*
+ * The listeners of a new configuration: the socket of an old listener at
+ * the same address passes to the new one (no connection waiting in its
+ * queue is lost), others are bound now.  Returns -1, having changed
+ * nothing, if one cannot be bound.
+ */
+static int
+listeners_take_over(struct postern_conf *conf, struct postern_conf *old)
+{
+	struct listener *l, *o;
+
+	TAILQ_FOREACH(l, &conf->listeners, entry)
+	{
+		l->fd = -1;
+		TAILQ_FOREACH(o, &old->listeners, entry)
+		if (o->fd != -1 &&
+		    sockaddr_len(&o->conf.addr) ==
+			sockaddr_len(&l->conf.addr) &&
+		    memcmp(&o->conf.addr, &l->conf.addr,
+			sockaddr_len(&l->conf.addr)) == 0)
+			break;
+		if (o == NULL && listener_bind(l) == -1) {
+			TAILQ_FOREACH(l, &conf->listeners, entry)
+			if (l->fd != -1) {
+				close(l->fd);
+				l->fd = -1;
+			}
+			return -1;
+		}
+	}
+	TAILQ_FOREACH(l, &conf->listeners, entry)
+	{
+		if (l->fd != -1)
+			continue;
+		TAILQ_FOREACH(o, &old->listeners, entry)
+		if (o->fd != -1 &&
+		    sockaddr_len(&o->conf.addr) ==
+			sockaddr_len(&l->conf.addr) &&
+		    memcmp(&o->conf.addr, &l->conf.addr,
+			sockaddr_len(&l->conf.addr)) == 0)
+			break;
+		l->fd = o->fd;
+		o->fd = -1;
+	}
+	/* a listener gone: closed here, and by its old children on drain */
+	TAILQ_FOREACH(o, &old->listeners, entry)
+	if (o->fd != -1) {
+		char addr[128];
+
+		log_info("no longer listening on %s",
+		    sockaddr_str(&o->conf.addr, addr, sizeof(addr)));
+		close(o->fd);
+		o->fd = -1;
+	}
+	return 0;
+}
+
+static int
+free_slots(void)
+{
+	int i, n = CTL_MAX_SLOTS - nchildren;
+
+	for (i = 0; i < nchildren; i++)
+		n += children[i].role == PROC_PARENT;
+	return n;
+}
+
+/* What a reload cannot change: said, and left as it was. */
+static void
+reload_unchanged(const struct postern_conf *conf,
+    void (*line)(void *, const char *), void *arg)
+{
+	if (strcmp(conf->control_path, env_conf->control_path) != 0 ||
+	    strcmp(conf->control_group, env_conf->control_group) != 0)
+		line(arg, "the control socket changes only with a restart");
+	if (conf->metrics != env_conf->metrics ||
+	    memcmp(&conf->metrics_addr, &env_conf->metrics_addr,
+		sizeof(conf->metrics_addr)) != 0)
+		line(arg, "the metrics listener changes only with a restart");
+}
+
+/*
+ * The old generation stops taking new work: its authproc and tlsproc
+ * workers close their listening sockets, and everything already
+ * started finishes on the rules it started with; each child exits once
+ * it has nothing left (child_gone() frees the slot).
+ */
+static void
+generation_drain(uint32_t gen)
+{
+	int i;
+
+	for (i = 0; i < nchildren; i++) {
+		struct child *c = &children[i];
+
+		if (c->role == PROC_PARENT || c->gen != gen)
+			continue;
+		c->draining = 1;
+		if (child_running(c))
+			imsgev_compose(&c->iev, IMSG_DRAIN, 0, -1, NULL, 0);
+		else
+			slot_release(c); /* was waiting to be restarted */
+	}
+}
+
+/* A draining authproc's throttle counts, for the current one. */
+void
+policy_state_forward(struct imsg *imsg)
+{
+	struct child *ap = child_of_role(PROC_AUTHPROC, cur_gen);
+
+	if (ap != NULL && child_running(ap))
+		imsgev_compose(&ap->iev, IMSG_POLICY_STATE, 0, -1, imsg->data,
+		    imsg->datalen);
+}
+
 struct reload_tee {
 	void (*line)(void *, const char *);
 	void *arg;
@@ -703,39 +865,98 @@ reload_tee_line(int pri, const char *msg, void *arg)
 	t->line(t->arg, msg);
 }
 
-/*
- * SIGHUP and posternctl reload.  The configuration is read and checked
- * as postern -n would, each error going to line() as well as to the log.
- * Applying a valid one to running children is not built yet: say so,
- * and change nothing.  Returns the exit status for posternctl.
- */
-int
-parent_reload(void (*line)(void *, const char *), void *arg)
+static struct postern_conf *
+reload_read(void (*line)(void *, const char *), void *arg)
 {
 	struct reload_tee t = {line, arg};
 	struct postern_conf *conf;
 	int ok;
 
-	log_info("reload: reading %s", env_conffile);
 	log_tee(reload_tee_line, &t);
 	conf = parse_config(env_conffile);
 	ok = conf != NULL && config_check_user(conf) == 0 &&
 	    keypairs_check(conf) == 0;
 	log_tee(NULL, NULL);
-	free_config(conf);
 	if (!ok) {
+		free_config(conf);
+		return NULL;
+	}
+	return conf;
+}
+
+/*
+ * SIGHUP and posternctl reload.  A file with errors changes nothing
+ * (each error goes to line() as well as to the log).  A good one starts
+ * a new generation of children with it, which takes every new
+ * connection, while the old generation drains: no session that has
+ * started is cut.  Returns the exit status for posternctl.
+ */
+int
+parent_reload(void (*line)(void *, const char *), void *arg)
+{
+	struct postern_conf *conf, *old = env_conf;
+	char msg[128];
+	int need;
+
+	log_info("reload: reading %s", env_conffile);
+	if ((conf = reload_read(line, arg)) == NULL) {
 		log_warnx("reload: %s has errors; nothing changed",
 		    env_conffile);
 		line(arg, "configuration has errors; postern goes on with the "
 			  "one it runs");
 		return 1;
 	}
-	log_warnx("reload: %s is valid, but applying a configuration "
-		  "without a restart is not built yet; nothing changed",
-	    env_conffile);
-	line(arg, "configuration is valid, but applying it without a restart "
-		  "is not built yet: nothing changed");
-	return 2;
+	need = 1 + conf->global.relays + conf->global.tlsprocs;
+	if (free_slots() < need) {
+		free_config(conf);
+		log_warnx("reload: too many older generations still draining");
+		line(arg, "too many older generations still have sessions; "
+			  "nothing changed");
+		return 1;
+	}
+	if (strcmp(conf->sandbox.chroot, old->sandbox.chroot) != 0) {
+		struct stat sb;
+
+		if (stat(conf->sandbox.chroot, &sb) == -1 ||
+		    !S_ISDIR(sb.st_mode) || sb.st_uid != 0 ||
+		    (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+			free_config(conf);
+			line(arg, "the new chroot must be a directory owned "
+				  "and writable only by root; nothing changed");
+			return 1;
+		}
+	}
+	if (listeners_take_over(conf, old) == -1) {
+		free_config(conf);
+		line(arg, "a new listener could not be bound (see the log); "
+			  "nothing changed");
+		return 1;
+	}
+	reload_unchanged(conf, line, arg);
+	/* what only the parent does with the file */
+	snprintf(conf->control_path, sizeof(conf->control_path), "%s",
+	    old->control_path);
+	if (strcmp(conf->audit_path, old->audit_path) != 0 ||
+	    conf->audit_syslog != old->audit_syslog ||
+	    strcmp(conf->node, old->node) != 0)
+		audit_init(conf->audit_path, conf->audit_syslog, conf->node);
+	if (strcmp(conf->access_path, old->access_path) != 0)
+		access_init(conf->access_path);
+	conf_finish(conf);
+	env_conf = conf;
+	cur_gen++;
+	/* cannot fail: the slots were counted */
+	(void)generation_start(conf, cur_gen);
+	generation_drain(cur_gen - 1);
+	if (!conf_in_use(old))
+		free_config(old);
+	snprintf(msg, sizeof(msg),
+	    "configuration reloaded: generation %u takes new connections, "
+	    "older ones finish their sessions",
+	    cur_gen);
+	log_info("reload: %s", msg);
+	line(arg, msg);
+	return 0;
 }
 
 static void
@@ -919,6 +1140,81 @@ child_spawn(struct child *c)
 	child_connect_peers(c);
 }
 
+/* Is any child still running with this configuration? */
+static int
+conf_in_use(const struct postern_conf *conf)
+{
+	int i;
+
+	for (i = 0; i < nchildren; i++)
+		if (children[i].role != PROC_PARENT && children[i].conf == conf)
+			return 1;
+	return 0;
+}
+
+/* A drained child's slot is free again, and maybe its configuration. */
+static void
+slot_release(struct child *c)
+{
+	struct postern_conf *conf = c->conf;
+
+	if (evtimer_initialized(&c->restart_ev))
+		evtimer_del(&c->restart_ev);
+	memset(c, 0, sizeof(*c));
+	c->role = PROC_PARENT; /* unused */
+	c->logfd = -1;
+	c->iev.ibuf.fd = -1;
+	if (conf != env_conf && !conf_in_use(conf))
+		free_config(conf);
+}
+
+static struct child *
+slot_alloc(void)
+{
+	int i;
+
+	for (i = 0; i < nchildren; i++)
+		if (children[i].role == PROC_PARENT)
+			return &children[i];
+	if (nchildren == CTL_MAX_SLOTS)
+		return NULL;
+	return &children[nchildren++];
+}
+
+/* The children one configuration needs: slots first, then started. */
+static int
+generation_start(struct postern_conf *conf, uint32_t gen)
+{
+	struct child *started[MAX_CHILDREN], *c;
+	uint32_t k, count;
+	int r, n = 0;
+
+	for (r = 0; r < (int)(sizeof(child_roles) / sizeof(child_roles[0]));
+	     r++) {
+		count = role_count(conf, child_roles[r]);
+		for (k = 0; k < count; k++) {
+			if ((c = slot_alloc()) == NULL) {
+				/* undo: nothing of this generation started */
+				while (n > 0)
+					started[--n]->role = PROC_PARENT;
+				return -1;
+			}
+			memset(c, 0, sizeof(*c));
+			c->role = child_roles[r];
+			c->instance = k;
+			c->logfd = -1;
+			c->backoff_ms = RESTART_MIN_MS;
+			c->gen = gen;
+			c->conf = conf;
+			started[n++] = c;
+		}
+	}
+	/* all slots first: each start pairs with the others running */
+	for (r = 0; r < n; r++)
+		child_spawn(started[r]);
+	return 0;
+}
+
 static void
 child_gone(struct child *c, int status)
 {
@@ -928,7 +1224,7 @@ child_gone(struct child *c, int status)
 		log_warnx("%s (pid %d) terminated by signal %d (%s)",
 		    proc_role_name(c->role), c->pid, WTERMSIG(status),
 		    strsignal(WTERMSIG(status)));
-	else if (!quitting || WEXITSTATUS(status) != 0)
+	else if ((!quitting && !c->draining) || WEXITSTATUS(status) != 0)
 		log_warnx("%s (pid %d) exited with status %d",
 		    proc_role_name(c->role), c->pid, WEXITSTATUS(status));
 	c->pid = 0;
@@ -945,6 +1241,12 @@ child_gone(struct child *c, int status)
 	}
 	if (quitting)
 		return;
+	if (c->draining) {
+		log_info("%s %u of generation %u drained", proc_role_name(c->role),
+		    c->instance, c->gen);
+		slot_release(c);
+		return;
+	}
 	restarts[c->role]++;
 	if (time(NULL) - c->started >= RESTART_STABLE_SEC)
 		c->backoff_ms = RESTART_MIN_MS;
@@ -1157,27 +1459,10 @@ main(int argc, char *argv[])
 	audit_init(env_conf->audit_path, env_conf->audit_syslog,
 	    env_conf->node);
 	access_init(env_conf->access_path);
-	env_conf->http.access_log = env_conf->access_path[0] != '\0';
-	/* with nowhere to write them, children need not send records */
-	env_conf->global.audit =
-	    env_conf->audit_path[0] != '\0' || env_conf->audit_syslog;
+	conf_finish(env_conf);
 
-	for (r = 0; r < (int)(sizeof(child_roles) / sizeof(child_roles[0]));
-	     r++) {
-		uint32_t k, count = role_count(child_roles[r]);
-
-		for (k = 0; k < count; k++) {
-			struct child *c = &children[nchildren++];
-
-			c->role = child_roles[r];
-			c->instance = k;
-			c->logfd = -1;
-			c->backoff_ms = RESTART_MIN_MS;
-		}
-	}
-	/* all slots first: each start pairs with the others running */
-	for (r = 0; r < nchildren; r++)
-		child_spawn(&children[r]);
+	if (generation_start(env_conf, cur_gen) == -1)
+		fatalx("no room for the children");
 	control_start();
 	metrics_start();
 	log_info("postern started");

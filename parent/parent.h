@@ -95,6 +95,18 @@ ssize_t access_format(char *, size_t, const struct access_record *);
 ssize_t audit_format(char *, size_t, const struct audit_record *,
     const char *node, const char *listener);
 
+/*
+ * Child slots: one generation is a set of children started with one
+ * configuration; after a reload older generations drain beside the new
+ * one, so there is room for several.
+ */
+#define MAX_GENERATIONS 16
+#define CTL_MAX_SLOTS	((1 + MAX_RELAYS + MAX_TLSPROCS) * MAX_GENERATIONS)
+#define SLOT_WORDS	((CTL_MAX_SLOTS + 63) / 64)
+#define SLOT_SET(a, i)	((a)[(i) / 64] |= 1ull << ((i) % 64))
+#define SLOT_CLR(a, i)	((a)[(i) / 64] &= ~(1ull << ((i) % 64)))
+#define SLOT_ISSET(a, i) (((a)[(i) / 64] >> ((i) % 64)) & 1)
+
 /* control.c: one posternctl command, or a metrics scrape, gathering */
 struct ctl_upstream_row {
 	uint32_t relay; /* instance */
@@ -110,7 +122,7 @@ struct ctl_gather {
 	TAILQ_ENTRY(ctl_gather) entry;
 	uint32_t id; /* the children's answers carry it as peerid */
 	struct ctl_query query;
-	uint64_t asked; /* children slots yet to answer */
+	uint64_t asked[SLOT_WORDS]; /* children slots yet to answer */
 	int waiting;
 	int incomplete; /* some child did not answer in time */
 	int failed;	/* some child could not do it */
@@ -163,6 +175,7 @@ void free_config(struct postern_conf *);
 int child_main(enum proc_role, int argc, char **argv);
 int children_query(uint32_t id, const struct ctl_query *, uint32_t roles,
     uint64_t *asked);
+void policy_state_forward(struct imsg *);
 const char *parent_listener_name(uint32_t id);
 uint64_t parent_restarts(enum proc_role);
 int parent_counters_shared(void);

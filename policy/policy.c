@@ -415,6 +415,150 @@ policy_unblock(const struct sockaddr_storage *ss, const char *user,
 	return n;
 }
 
+/*
+ * A reload hands the counts from the draining authproc to the new one,
+ * through the parent.  Each entry: key length (2 bytes), key, window
+ * (4), last use (8), bucket (8), this bucket's and the last one's counts
+ * (4 each), host byte order (both ends are this machine).  emit() gets
+ * whole entries, at most chunk bytes at a time.  Attempts in flight are
+ * not handed over: they finish, and count, where they started.
+ */
+#define ENTRY_FIXED (2 + 4 + 8 + 8 + 4 + 4)
+
+static size_t
+entry_put(unsigned char *p, const struct counter *c)
+{
+	uint16_t len = c->keylen;
+	size_t off = 0;
+
+	memcpy(p + off, &len, 2), off += 2;
+	memcpy(p + off, c->key, len), off += len;
+	memcpy(p + off, &c->window, 4), off += 4;
+	memcpy(p + off, &c->last_ms, 8), off += 8;
+	memcpy(p + off, &c->w.bucket, 8), off += 8;
+	memcpy(p + off, &c->w.cur, 4), off += 4;
+	memcpy(p + off, &c->w.prev, 4), off += 4;
+	return off;
+}
+
+size_t
+policy_export(void (*emit)(const void *, size_t, void *), void *arg,
+    size_t chunk)
+{
+	unsigned char buf[16384];
+	struct counter *c;
+	size_t b, used = 0, n = 0;
+
+	if (table == NULL)
+		return 0;
+	if (chunk > sizeof(buf))
+		chunk = sizeof(buf);
+	for (b = 0; b < TABLE_BUCKETS; b++)
+		LIST_FOREACH(c, &table[b], entry) {
+			if (c->w.cur == 0 && c->w.prev == 0)
+				continue;
+			if (used + ENTRY_FIXED + c->keylen > chunk) {
+				emit(buf, used, arg);
+				used = 0;
+			}
+			used += entry_put(buf + used, c);
+			n++;
+		}
+	if (used > 0)
+		emit(buf, used, arg);
+	return n;
+}
+
+static uint32_t
+sat_add(uint32_t a, uint32_t b)
+{
+	return a + b < a ? UINT32_MAX : a + b;
+}
+
+/* Counts from elsewhere for the same key: both windows, added. */
+static void
+counter_merge(struct counter *c, const struct window_counter *in,
+    uint64_t last_ms)
+{
+	if (in->bucket == c->w.bucket) {
+		c->w.cur = sat_add(c->w.cur, in->cur);
+		c->w.prev = sat_add(c->w.prev, in->prev);
+	} else if (in->bucket + 1 == c->w.bucket)
+		c->w.prev = sat_add(c->w.prev, in->cur);
+	else if (in->bucket == c->w.bucket + 1) {
+		c->w.prev = sat_add(c->w.cur, in->prev);
+		c->w.cur = in->cur;
+		c->w.bucket = in->bucket;
+	} else if (in->bucket > c->w.bucket)
+		c->w = *in;
+	if (last_ms > c->last_ms)
+		c->last_ms = last_ms;
+}
+
+static struct counter *
+counter_by_key(const unsigned char *key, size_t len, uint32_t window)
+{
+	struct counter *c;
+	uint32_t b = key_hash(key, len) % TABLE_BUCKETS;
+
+	LIST_FOREACH(c, &table[b], entry)
+	if (c->keylen == len && memcmp(c->key, key, len) == 0)
+		return c;
+	if (nkeys >= TABLE_MAX_KEYS || (c = calloc(1, sizeof(*c) + len)) == NULL)
+		return NULL;
+	c->keylen = len;
+	c->window = window;
+	memcpy(c->key, key, len);
+	LIST_INSERT_HEAD(&table[b], c, entry);
+	nkeys++;
+	return c;
+}
+
+/*
+ * Entries from policy_export(), as the parent passed them on.  Counts
+ * for a limit whose window the new configuration changed are dropped:
+ * their buckets no longer mean the same.  -1 for a malformed chunk.
+ */
+int
+policy_import(const void *data, size_t len, uint64_t now)
+{
+	const unsigned char *p = data;
+	struct window_counter w;
+	const struct policy_limit *lim;
+	struct counter *c;
+	uint64_t last_ms;
+	uint32_t window;
+	uint16_t klen;
+	size_t off = 0;
+	int kind;
+
+	if (table == NULL)
+		return -1;
+	while (off < len) {
+		if (len - off < 2)
+			return -1;
+		memcpy(&klen, p + off, 2);
+		off += 2;
+		if (klen == 0 || klen > KEY_MAX || len - off < (size_t)klen + ENTRY_FIXED - 2)
+			return -1;
+		kind = p[off] & 0x7f;
+		if (kind < COUNT_IP || kind > COUNT_REQUEST)
+			return -1;
+		memcpy(&window, p + off + klen, 4);
+		memcpy(&last_ms, p + off + klen + 4, 8);
+		memcpy(&w.bucket, p + off + klen + 12, 8);
+		memcpy(&w.cur, p + off + klen + 20, 4);
+		memcpy(&w.prev, p + off + klen + 24, 4);
+		lim = policy_limit(kind);
+		if (lim->max != 0 && window == lim->window && window > 0 &&
+		    last_ms + (uint64_t)window * 2000 >= now &&
+		    (c = counter_by_key(p + off, klen, window)) != NULL)
+			counter_merge(c, &w, last_ms);
+		off += klen + ENTRY_FIXED - 2;
+	}
+	return 0;
+}
+
 /* Drop counters whose windows have long passed. */
 void
 policy_expire(uint64_t now)

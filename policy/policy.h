@@ -122,6 +122,9 @@ uint32_t policy_failure_delay(unsigned int failures);
 int policy_request(const struct sockaddr_storage *, uint64_t now_ms);
 typedef void (*policy_forgot_cb)(enum counter_kind, int budget,
     const struct sockaddr_storage *, const char *user, void *);
+size_t policy_export(void (*emit)(const void *, size_t, void *), void *,
+    size_t chunk);
+int policy_import(const void *, size_t, uint64_t now_ms);
 size_t policy_unblock(const struct sockaddr_storage *, const char *user,
     policy_forgot_cb, void *);
 

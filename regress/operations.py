@@ -2,6 +2,7 @@
 this machine, its daemon checked and run, and the package purged again,
 leaving nothing behind."""
 
+import hashlib
 import imaplib
 import json
 import os
@@ -15,7 +16,7 @@ import time
 import urllib.parse
 
 from cases import TEARDOWNS, case, check, env
-from harness import Postern, terminate
+from harness import Postern, message, terminate
 
 HOST = "127.0.0.1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -555,3 +556,272 @@ def _():
     finally:
         terminate(prom)
         log.close()
+
+
+# ---------------------------------------------------------------- reload
+
+RL_IMAP, RL_IMAPS, RL_POP3, RL_HTTP, RL_EXTRA = 22630, 22631, 22632, 22633, \
+    22634
+RL_IDLE, RL_IDLE_TLS, RL_POP, RL_FETCH, RL_DOWN, RL_WS = 160, 12, 12, 6, 5, 5
+BIG_MSG = 3 << 20
+DOWN_BYTES = 48 << 20
+
+WS_HELD = r"""
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1], max_size=None) as ws:
+        print("connected", flush=True)
+        await asyncio.get_running_loop().run_in_executor(
+            None, sys.stdin.readline)
+        for m in ("after reloads", "y" * 100000):
+            await ws.send(m)
+            assert await ws.recv() == m
+    print("echo ok", flush=True)
+asyncio.run(main())
+"""
+
+
+def reload_conf(path, cert, key, extra_listener):
+    import web
+    lines = ['user "_postern"', 'chroot "/var/empty"', 'node "reload"',
+             f'audit file "{os.path.dirname(path)}/audit.log"',
+             "throttle failures ip-user 2 per 600",
+             "throttle user 100000 per 600", "throttle ip 100000 per 600",
+             'tls keypair "mail.example.org" {',
+             f'\tcertificate "{cert}"', f'\tkey "{key}"', "}",
+             f"listen on {HOST} port {RL_IMAP} imap",
+             f'listen on {HOST} port {RL_IMAPS} imap tls keypair '
+             '"mail.example.org"',
+             f"listen on {HOST} port {RL_POP3} pop3",
+             f"listen on {HOST} port {RL_HTTP} http"]
+    if extra_listener:
+        lines.append(f"listen on {HOST} port {RL_EXTRA} imap")
+    lines += ['upstream "one" {', f"\thost {HOST}",
+              f"\timap port {env.dv1_imap}", f"\tpop3 port {env.dv1_pop3}",
+              f"\thttp port {web.BACK1}", "}",
+              'upstream "ws" {', f"\thost {HOST}",
+              f"\thttp port {web.WSBACK}", "}",
+              'route user "ws@example.org" to "ws"',
+              'route default to "one"', 'http fallback to "one"']
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def tls_fingerprint(port):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((HOST, port), timeout=10) as s:
+        with ctx.wrap_socket(s, server_hostname="mail.example.org") as t:
+            return hashlib.sha256(t.getpeercert(binary_form=True)).digest()
+
+
+class Idler:
+    """An IMAP session in IDLE through postern, raw."""
+
+    def __init__(self, n, tls=False):
+        from harness import Raw
+        self.c = Raw(RL_IMAPS if tls else RL_IMAP, timeout=30)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self.c.sock = ctx.wrap_socket(self.c.sock,
+                                          server_hostname="mail.example.org")
+        self.c.line()
+        self.c.send(b'a LOGIN "%s" "%s"\r\n' % (user(n).encode(),
+                                                 PASSWORD.encode()))
+        check(self.c.until_tag(b"a")[-1].startswith(b"a OK"),
+              f"login of {user(n)}")
+        self.c.send(b"b SELECT INBOX\r\n")
+        self.c.until_tag(b"b")
+        self.c.send(b"c IDLE\r\n")
+        check(self.c.line().startswith(b"+"), "no IDLE continuation")
+
+    def finish(self):
+        self.c.send(b"DONE\r\n")
+        ok = self.c.until_tag(b"c")[-1].startswith(b"c OK")
+        self.c.send(b"d LOGOUT\r\n")
+        self.c.until_tag(b"d")
+        self.c.close()
+        return ok
+
+
+@case("reload-ten-times-under-load-cuts-no-session-new-cert-and-ports")
+def _():
+    import threading
+    import web
+    from harness import make_cert
+    web.start_web()
+    work = os.path.join(env.work, "reload")
+    shutil.rmtree(work, ignore_errors=True)
+    for sub in ("a", "b"):
+        os.makedirs(os.path.join(work, sub))
+    cert, key = make_cert(os.path.join(work, "a"), "mail.example.org")
+    conf = os.path.join(work, "reload.conf")
+    reload_conf(conf, cert, key, False)
+    node = Postern(env.binary, conf, os.path.join(work, "reload.log"),
+                   [RL_IMAP, RL_IMAPS, RL_POP3, RL_HTTP])
+    node.start()
+    TEARDOWNS.append(node.stop)
+    # a big message to fetch again and again, put straight into Dovecot
+    d = imaplib.IMAP4(HOST, env.dv1_imap)
+    d.login(user(17), PASSWORD)
+    big = message(BIG_MSG, seed=77)
+    d.append("INBOX", None, None, big)
+    d.logout()
+    want_big = hashlib.sha256(big).hexdigest()
+    errors = []
+    stop = threading.Event()
+    # counters handed over: two failures now, refused after the reloads
+    for _ in range(2):
+        c = imaplib.IMAP4(HOST, RL_IMAP, timeout=10)
+        try:
+            c.login(user(19), "wrong")
+        except imaplib.IMAP4.error:
+            pass
+        c.logout()
+
+    def fetch_session():
+        # logged in one at a time: attempts in flight count against
+        # "throttle failures ip-user" until they succeed
+        c = imaplib.IMAP4(HOST, RL_IMAP, timeout=60)
+        c.login(user(17), PASSWORD)
+        c.select("INBOX")
+        return c
+
+    def fetcher(c):
+        try:
+            n = 0
+            while not stop.is_set() or n == 0:
+                typ, data = c.search(None, "LARGER", str(BIG_MSG // 2))
+                num = data[0].split()[-1]
+                typ, data = c.fetch(num, "(BODY.PEEK[])")
+                got = hashlib.sha256(data[0][1]).hexdigest()
+                if typ != "OK" or got != want_big:
+                    errors.append(f"fetch {n}: {typ} {got}")
+                    return
+                n += 1
+            c.logout()
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"fetcher: {e!r}")
+
+    def downloader():
+        try:
+            with socket.create_connection((HOST, RL_HTTP), timeout=60) as s:
+                s.sendall(b"GET /home/dl@example.org/big/%d HTTP/1.1\r\n"
+                          b"Host: h\r\n\r\n" % DOWN_BYTES)
+                f = s.makefile("rb")
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    head += f.readline()
+                h = hashlib.sha256()
+                left = DOWN_BYTES
+                while left:
+                    chunk = f.read(min(left, 1 << 20))
+                    if not chunk:
+                        errors.append(f"download cut with {left} left")
+                        return
+                    h.update(chunk)
+                    left -= len(chunk)
+                    time.sleep(0.05)        # a slow reader: spans reloads
+                if h.hexdigest() != web.big_sha(DOWN_BYTES):
+                    errors.append("download corrupted")
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"downloader: {e!r}")
+
+    idlers, pops, wss, threads = [], [], [], []
+    try:
+        for i in range(RL_IDLE):
+            idlers.append(Idler(1 + 2 * (i % 9)))
+        for i in range(RL_IDLE_TLS):
+            idlers.append(Idler(1 + 2 * (i % 9), tls=True))
+        for i in range(RL_POP):
+            p = poplib.POP3(HOST, RL_POP3, timeout=30)
+            p.user(user(1 + 2 * (i % 9)))
+            p.pass_(PASSWORD)
+            pops.append(p)
+        for i in range(RL_WS):
+            w = subprocess.Popen(
+                [web.DEBIAN_PY, "-c", WS_HELD,
+                 f"ws://{HOST}:{RL_HTTP}/home/ws@example.org/"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            wss.append(w)
+            check(w.stdout.readline().strip() == "connected",
+                  "websocket did not connect")
+        threads = [threading.Thread(target=fetcher, args=(fetch_session(),))
+                   for _ in range(RL_FETCH)]
+        threads += [threading.Thread(target=downloader)
+                    for _ in range(RL_DOWN)]
+        for t in threads:
+            t.start()
+        rc, out = node.ctl("show", "stats")
+        check(rc == 0, f"show stats: {out}")
+        old_fp = tls_fingerprint(RL_IMAPS)
+        for r in range(10):
+            if r == 5:          # a renewed certificate on disk
+                new_cert, new_key = make_cert(os.path.join(work, "b"),
+                                              "mail.example.org")
+                shutil.copy(new_cert, cert)
+                shutil.copy(new_key, key)
+            reload_conf(conf, cert, key, r % 2 == 0)
+            rc, out = node.ctl("reload")
+            check(rc == 0, f"reload {r}: {rc} {out}")
+            if r == 4:          # a bad file in between changes nothing
+                with open(conf, "a") as f:
+                    f.write("listen on nowhere port x imap\n")
+                rc, out = node.ctl("reload")
+                check(rc == 1 and f"{conf}:" in out,
+                      f"bad reload: {rc} {out}")
+            if r % 2 == 0:
+                with socket.create_connection((HOST, RL_EXTRA),
+                                              timeout=10) as s:
+                    check(s.recv(64).startswith(b"* OK"),
+                          "the added listener does not answer")
+            time.sleep(0.3)
+        stop.set()
+        # the last reload removed the extra listener
+        try:
+            socket.create_connection((HOST, RL_EXTRA), timeout=5).close()
+            check(False, "the removed listener still accepts")
+        except ConnectionRefusedError:
+            pass
+        check(tls_fingerprint(RL_IMAPS) != old_fp,
+              "the renewed certificate is not served")
+        for t in threads:
+            t.join(120)
+        check(not errors, f"sessions disturbed: {errors[:5]}")
+        for w in wss:
+            w.stdin.write("go\n")
+            w.stdin.flush()
+            check(w.stdout.readline().strip() == "echo ok" and
+                  w.wait(30) == 0, "a websocket did not survive")
+        for p in pops:
+            check(p.stat()[0] >= 0, "POP3 STAT")
+            p.quit()
+        for i, c in enumerate(idlers):
+            check(c.finish(), f"IDLE session {i} did not survive")
+        idlers = []
+        # the counts of the first generation's authproc were handed on
+        c = imaplib.IMAP4(HOST, RL_IMAP, timeout=10)
+        try:
+            c.login(user(19), PASSWORD)
+            check(False, "throttle counters lost in the reloads")
+        except imaplib.IMAP4.error:
+            pass
+        # and with every session gone, the old generations exit
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(node._children()) > 3:
+            time.sleep(0.5)
+        check(len(node._children()) == 3,
+              f"old generations still running: {node._children()}")
+    finally:
+        stop.set()
+        for w in wss:
+            terminate(w)
+        for c in idlers:
+            try:
+                c.c.close()
+            except Exception:  # noqa: BLE001
+                pass
+        node.stop()

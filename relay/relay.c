@@ -36,6 +36,7 @@ static struct imsgev *authproc_iev;
 static uint64_t authproc_gen; /* counts authproc channels */
 static struct rsession_list rsessions = TAILQ_HEAD_INITIALIZER(rsessions);
 static int sandboxed;
+static int draining; /* a reload: finish, then exit */
 static int have_sandbox;
 static struct conf_sandbox sandbox_conf;
 static struct conf_tls_global tls_conf;
@@ -455,6 +456,45 @@ relay_sessions(void)
 	return &rsessions;
 }
 
+/* ---- a reload: a new generation of relays takes the new logins ---- */
+
+int
+relay_draining(void)
+{
+	return draining;
+}
+
+/*
+ * A draining relay exits once its authproc (draining too) has gone and
+ * its last session has ended: until then old pre-auth sessions may
+ * still log in through it.
+ */
+static void
+retire_check(void)
+{
+	if (!draining || !TAILQ_EMPTY(&rsessions) || authproc_iev != NULL)
+		return;
+	log_info("drained: exiting");
+	imsgev_clear(&parent_iev);
+	exit(0);
+}
+
+static void
+drain(void)
+{
+	unsigned int n = 0;
+	struct rsession *rs;
+
+	draining = 1;
+	TAILQ_FOREACH(rs, &rsessions, entry)
+	n++;
+	log_info("draining: %u sessions", n);
+	relay_http_drain();
+	retire_check();
+}
+
+static void retire_check(void);
+
 void
 rsession_free(struct rsession *rs)
 {
@@ -479,6 +519,8 @@ rsession_free(struct rsession *rs)
 		close(rs->ufd);
 	explicit_bzero(rs, sizeof(*rs));
 	free(rs);
+	if (draining && TAILQ_EMPTY(&rsessions))
+		retire_check();
 }
 
 void
@@ -1180,6 +1222,7 @@ authproc_lost(struct imsgev *iev)
 	if (authproc_iev == iev)
 		authproc_iev = NULL;
 	free(iev);
+	retire_check();
 }
 
 /* The authproc channel a reply is for, unless it has been replaced. */
@@ -1363,6 +1406,11 @@ parent_handle(struct imsg *imsg)
 		if (!sandboxed)
 			fatalx("control query before the configuration");
 		relay_ctl_query(imsg);
+		break;
+	case IMSG_DRAIN:
+		if (!sandboxed)
+			fatalx("drain before the configuration");
+		drain();
 		break;
 	case IMSG_PEER_CHANNEL:
 		pc = imsg->data;

@@ -272,6 +272,8 @@ void relay_http_request(struct imsgev *, struct imsg *);
 void relay_http_release(struct imsgev *, uint32_t);
 void relay_http_channel_lost(struct imsgev *);
 void relay_http_free(struct rsession *);
+void relay_http_drain(void);
+int relay_draining(void);
 struct pool_ctx *route_pool_by_id(uint32_t);
 void route_foreach_upstream(void (*)(const struct upstream_ctx *, void *),
     void *);

@@ -319,7 +319,7 @@ idle_put(int fd, struct bufferevent *bev, const struct sockaddr_storage *addr)
 	struct timeval tv = {http_conf.upstream_idle, 0};
 	struct idle_conn *ic;
 
-	if (http_conf.upstream_keep == 0 ||
+	if (http_conf.upstream_keep == 0 || relay_draining() ||
 	    (ic = calloc(1, sizeof(*ic))) == NULL) {
 		bev_free(bev);
 		close(fd);
@@ -336,6 +336,14 @@ idle_put(int fd, struct bufferevent *bev, const struct sockaddr_storage *addr)
 	bufferevent_enable(bev, EV_READ);
 	TAILQ_INSERT_HEAD(&idle, ic, entry);
 	nidle++;
+}
+
+/* A reload: the new generation keeps its own idle connections. */
+void
+relay_http_drain(void)
+{
+	while (!TAILQ_EMPTY(&idle))
+		idle_drop(TAILQ_FIRST(&idle));
 }
 
 /* The connection's descriptor, its bufferevent in *bev, or -1. */

@@ -5,6 +5,7 @@
  * its own: these are weak.
  */
 #include <stdint.h>
+#include <string.h>
 
 #include "parent.h"
 
@@ -15,7 +16,7 @@ children_query(uint32_t id, const struct ctl_query *q, uint32_t roles,
 	(void)id;
 	(void)q;
 	(void)roles;
-	*asked = 0;
+	memset(asked, 0, SLOT_WORDS * sizeof(*asked));
 	return 0;
 }
 

@@ -607,6 +607,83 @@ test_policy_unblock(void **state)
 	assert_true(f.n >= 1);
 }
 
+struct export_buf {
+	unsigned char data[1 << 16];
+	size_t len;
+	int chunks;
+};
+
+static void
+collect(const void *data, size_t len, void *arg)
+{
+	struct export_buf *b = arg;
+
+	assert_true(b->len + len <= sizeof(b->data));
+	assert_true(len <= 200); /* the chunk size asked for */
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->chunks++;
+}
+
+/*
+ * A reload hands the counts over: what one table exports, a fresh one
+ * imports, with the same verdicts; malformed input is refused.
+ */
+static void
+test_policy_export_import(void **state)
+{
+	static struct export_buf b;
+	struct conf_policy p;
+	struct sockaddr_storage a = addr("203.0.113.70");
+	const char *msg;
+	uint64_t now = 60000 * SEC;
+	unsigned char bad[64];
+	uint16_t klen;
+
+	(void)state;
+	policy_setup(&p);
+	policy_expire(now + 100000 * SEC);
+	policy_attempt(&a, "eve", POLICY_BUDGET_MAIL, now);
+	policy_failure(&a, "eve", POLICY_BUDGET_MAIL, now);
+	policy_attempt(&a, "eve", POLICY_BUDGET_MAIL, now);
+	policy_failure(&a, "eve", POLICY_BUDGET_MAIL, now);
+	assert_int_equal(policy_check(&a, "eve", POLICY_BUDGET_MAIL, now, &msg),
+	    POLICY_THROTTLED_USER);
+	memset(&b, 0, sizeof(b));
+	assert_true(policy_export(collect, &b, 200) >= 3);
+	assert_true(b.chunks >= 1);
+	/* the new authproc: an empty table, then the counts */
+	policy_expire(now + 100000 * SEC);
+	assert_int_equal(policy_check(&a, "eve", POLICY_BUDGET_MAIL, now, &msg),
+	    POLICY_ALLOW);
+	assert_int_equal(policy_import(b.data, b.len, now), 0);
+	assert_int_equal(policy_check(&a, "eve", POLICY_BUDGET_MAIL, now, &msg),
+	    POLICY_THROTTLED_USER);
+	/* imported twice: added (the address is over its limit now too) */
+	assert_int_equal(policy_import(b.data, b.len, now), 0);
+	assert_int_equal(policy_check(&a, "eve", POLICY_BUDGET_MAIL, now, &msg),
+	    POLICY_THROTTLED_IP);
+	/* counts too old for their window are left behind */
+	policy_expire(now + 100000 * SEC);
+	assert_int_equal(policy_import(b.data, b.len, now + 100000 * SEC), 0);
+	assert_int_equal(policy_check(&a, "eve", POLICY_BUDGET_MAIL,
+			     now + 100000 * SEC, &msg),
+	    POLICY_ALLOW);
+	/* malformed: cut short, no key, a key too long, an unknown kind */
+	assert_int_equal(policy_import(b.data, b.len - 1, now), -1);
+	assert_int_equal(policy_import(b.data, 1, now), -1);
+	memset(bad, 0, sizeof(bad));
+	assert_int_equal(policy_import(bad, 40, now), -1);
+	klen = 0xffff;
+	memcpy(bad, &klen, 2);
+	assert_int_equal(policy_import(bad, sizeof(bad), now), -1);
+	klen = 1;
+	memcpy(bad, &klen, 2);
+	bad[2] = 0x7f;
+	assert_int_equal(policy_import(bad, 2 + 1 + 28, now), -1);
+	assert_int_equal(policy_import(bad, 0, now), 0);
+}
+
 int
 main(void)
 {
@@ -626,6 +703,7 @@ main(void)
 	    cmocka_unit_test(test_policy_shared_counts_decide),
 	    cmocka_unit_test(test_policy_full_table),
 	    cmocka_unit_test(test_policy_unblock),
+	    cmocka_unit_test(test_policy_export_import),
 	};
 
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);

@@ -76,6 +76,8 @@ static TAILQ_HEAD(, tconn) tconns = TAILQ_HEAD_INITIALIZER(tconns);
 static unsigned int ntconns;
 static int have_sandbox;
 static int ready;	 /* configured and sandboxed */
+static int draining; /* a reload: no more accepts; finish, then exit */
+static void retire_check(void);
 static int accept_error; /* out of descriptors or memory: wait a second */
 static int accepting;	 /* the listeners' events are added */
 static struct event accept_pause_ev;
@@ -126,6 +128,38 @@ tconn_free(struct tconn *t)
 	free(t);
 	ntconns--;
 	listeners_update();
+	retire_check();
+}
+
+/*
+ * A draining worker's TLS connections carry sessions to their end; it
+ * exits when the last is gone and its authproc (draining too, so no
+ * more STARTTLS can come) has gone.
+ */
+static void
+retire_check(void)
+{
+	if (!draining || ntconns > 0 || authproc_iev != NULL)
+		return;
+	log_info("drained: exiting");
+	imsgev_clear(&parent_iev);
+	exit(0);
+}
+
+static void
+drain(void)
+{
+	struct tls_listener *l;
+
+	draining = 1;
+	TAILQ_FOREACH(l, &listeners, entry)
+	if (l->fd != -1) {
+		event_del(&l->ev);
+		close(l->fd);
+		l->fd = -1;
+	}
+	log_info("draining: %u connections", ntconns);
+	retire_check();
 }
 
 static void
@@ -612,6 +646,7 @@ authproc_lost(void)
 		if (t->starttls && !t->bridging)
 			tconn_free(t);
 	}
+	retire_check();
 }
 
 static int
@@ -802,6 +837,11 @@ parent_handle(struct imsg *imsg)
 		if (!ready)
 			fatalx("control query before the configuration");
 		ctl_query(imsg);
+		break;
+	case IMSG_DRAIN:
+		if (!ready)
+			fatalx("drain before the configuration");
+		drain();
 		break;
 	case IMSG_PEER_CHANNEL:
 		pc = imsg->data;
