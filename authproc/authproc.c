@@ -1495,6 +1495,14 @@ ctl_session_matches(const struct session *s, const struct ctl_query *q)
 	return 1;
 }
 
+/* A mail login relay has now: relay shows it, not both of us. */
+static int
+ctl_relay_has(const struct session *s)
+{
+	return s->state == S_LOGIN_SENT &&
+	    s->listener->conf.proto != PROTO_HTTP;
+}
+
 static void
 ctl_show_sessions(uint32_t query, const struct ctl_query *q)
 {
@@ -1503,7 +1511,7 @@ ctl_show_sessions(uint32_t query, const struct ctl_query *q)
 	uint32_t n = 0;
 
 	TAILQ_FOREACH(s, &sessions, entry) {
-		if (!ctl_session_matches(s, q))
+		if (ctl_relay_has(s) || !ctl_session_matches(s, q))
 			continue;
 		memset(&c, 0, sizeof(c));
 		c.sid = s->sid;
@@ -1530,39 +1538,32 @@ ctl_show_stats(uint32_t query)
 	struct session *s;
 
 	TAILQ_FOREACH(s, &sessions, entry)
-	if (s->listener->conf.proto < CTL_PROTO_SLOTS)
+	if (!ctl_relay_has(s) && s->listener->conf.proto < CTL_PROTO_SLOTS)
 		st.sessions_preauth[s->listener->conf.proto]++;
 	imsgev_compose(&parent_iev, IMSG_CTL_STATS, query, -1, &st, sizeof(st));
 	ctl_done(query, 0);
 }
 
-/* The shared store forgets what this node's table forgot, via relay. */
-static void
-ctl_forget_shared(uint32_t kinds, int budget,
-    const struct sockaddr_storage *ss, const char *user)
-{
-	struct counter_forget f;
-	struct imsgev *relay;
-
-	if (!authproc_policy.shared || (relay = relay_pick()) == NULL)
-		return;
-	memset(&f, 0, sizeof(f));
-	f.kinds = kinds;
-	f.budget = budget;
-	if (ss != NULL)
-		f.client = *ss;
-	snprintf(f.user, sizeof(f.user), "%s", user != NULL ? user : "");
-	imsgev_compose(relay, IMSG_COUNTER_FORGET, 0, -1, &f, sizeof(f));
-}
-
+/*
+ * With shared counters, the parent has one relay drop the address's or
+ * user's keys in memcached; the address+user pairs only this table
+ * knows are named to it, and it checks each against the request.
+ */
 static void
 ctl_forgot(enum counter_kind kind, int budget,
     const struct sockaddr_storage *ss, const char *user, void *arg)
 {
-	(void)arg;
-	/* the address's and the user's own counters go regardless */
-	if (kind == COUNT_IPUSER_FAIL)
-		ctl_forget_shared(1u << kind, budget, ss, user);
+	struct counter_forget f;
+
+	if (kind != COUNT_IPUSER_FAIL || !authproc_policy.shared)
+		return;
+	memset(&f, 0, sizeof(f));
+	f.kinds = 1u << kind;
+	f.budget = budget;
+	f.client = *ss;
+	snprintf(f.user, sizeof(f.user), "%s", user);
+	imsgev_compose(&parent_iev, IMSG_CTL_FORGET, *(uint32_t *)arg, -1, &f,
+	    sizeof(f));
 }
 
 static void
@@ -1570,17 +1571,10 @@ ctl_unblock(uint32_t query, const struct ctl_query *q)
 {
 	size_t n;
 
-	if (q->command == CTL_UNBLOCK_IP) {
-		n = policy_unblock(&q->addr, NULL, ctl_forgot, NULL);
-		ctl_forget_shared(1u << COUNT_IP | 1u << COUNT_IP_FAIL,
-		    POLICY_BUDGET_MAIL, &q->addr, NULL);
-	} else {
-		n = policy_unblock(NULL, q->user, ctl_forgot, NULL);
-		ctl_forget_shared(1u << COUNT_USER, POLICY_BUDGET_MAIL, NULL,
-		    q->user);
-		ctl_forget_shared(1u << COUNT_USER, POLICY_BUDGET_WEB, NULL,
-		    q->user);
-	}
+	if (q->command == CTL_UNBLOCK_IP)
+		n = policy_unblock(&q->addr, NULL, ctl_forgot, &query);
+	else
+		n = policy_unblock(NULL, q->user, ctl_forgot, &query);
 	log_info("posternctl unblock %s: %zu counters reset",
 	    q->command == CTL_UNBLOCK_IP ? "address" : "user", n);
 	ctl_done(query, n);

@@ -32,6 +32,7 @@ const struct imsg_rule parent_to_child_rules[] = {
     {IMSG_CONF_HTTP, FIXED(struct conf_http), IMSG_FD_NONE},
     {IMSG_CTL_QUERY, FIXED(struct ctl_query), IMSG_FD_NONE},
     {IMSG_DRAIN, 0, 0, IMSG_FD_NONE},
+    {IMSG_COUNTER_FORGET, FIXED(struct counter_forget), IMSG_FD_NONE},
     {IMSG_POLICY_STATE, 1, IMSG_MAX_SIZE - sizeof(struct imsg_hdr),
 	IMSG_FD_NONE},
 };
@@ -49,6 +50,7 @@ const struct imsg_rule child_to_parent_rules[] = {
     {IMSG_CTL_LISTENER, FIXED(struct ctl_listener), IMSG_FD_NONE},
     {IMSG_CTL_HANDLER, FIXED(struct ctl_handler), IMSG_FD_NONE},
     {IMSG_CTL_DONE, FIXED(struct ctl_done), IMSG_FD_NONE},
+    {IMSG_CTL_FORGET, FIXED(struct counter_forget), IMSG_FD_NONE},
     {IMSG_POLICY_STATE, 1, IMSG_MAX_SIZE - sizeof(struct imsg_hdr),
 	IMSG_FD_NONE},
 };
@@ -63,7 +65,6 @@ const struct imsg_rule authproc_to_relay_rules[] = {
     {IMSG_HTTP_REQUEST, sizeof(struct http_request_rec),
 	IMSG_MAX_SIZE - sizeof(struct imsg_hdr), IMSG_FD_OPTIONAL},
     {IMSG_HTTP_RELEASE, 0, 0, IMSG_FD_NONE},
-    {IMSG_COUNTER_FORGET, FIXED(struct counter_forget), IMSG_FD_NONE},
 };
 const size_t authproc_to_relay_nrules =
     sizeof(authproc_to_relay_rules) / sizeof(authproc_to_relay_rules[0]);

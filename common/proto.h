@@ -110,8 +110,10 @@ enum imsg_type {
 	IMSG_CTL_LISTENER,
 	IMSG_CTL_HANDLER,
 	IMSG_CTL_DONE,
-	/* authproc -> relay: forget an address's or user's shared counters */
+	/* parent -> relay: forget an address's or user's shared counters */
 	IMSG_COUNTER_FORGET,
+	/* authproc -> parent: an address+user pair it unblocked */
+	IMSG_CTL_FORGET,
 	/* parent -> child: a new generation has the listeners; finish, exit */
 	IMSG_DRAIN,
 	/* authproc (draining) -> parent -> authproc (new): throttle counts */
@@ -633,7 +635,8 @@ struct ctl_done {
 	uint32_t ok;	/* 0: the command could not be carried out */
 };
 
-/* authproc -> relay: shared counters to drop (posternctl unblock) */
+/* shared counters to drop (posternctl unblock): authproc names the
+ * address+user pairs it reset, the parent checks and passes them on */
 struct counter_forget {
 	uint32_t kinds; /* bits of 1 << enum counter_kind */
 	uint32_t budget;

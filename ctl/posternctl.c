@@ -118,7 +118,10 @@ print_text(const struct imsg *imsg)
 	size_t i;
 
 	for (i = 0; i < imsg->datalen; i++)
-		putchar(s[i] >= ' ' && s[i] != 0x7f ? s[i] : '?');
+		/* the parent sends ASCII; anything else is shown as '?' */
+		putchar((unsigned char)s[i] >= ' ' && (unsigned char)s[i] < 0x7f
+			? s[i]
+			: '?');
 	putchar('\n');
 }
 

@@ -30,8 +30,10 @@
 #include "parent.h"
 
 #define CTL_MAX_CONNS	  32
+#define CTL_GROUP_CONNS	  16	 /* of those, the control group's at most */
+#define CTL_IDLE_SEC	  60	 /* a connection with nothing to do goes */
+#define CTL_OUT_MAX	  150000 /* answer lines queued for one reader */
 #define CTL_ANSWER_SEC	  5 /* a child that has not answered by then */
-#define CTL_MAX_SESSIONS  1000000
 #define CTL_QUERY_ROLES(r) (1u << (r))
 
 struct ctl_conn {
@@ -39,10 +41,14 @@ struct ctl_conn {
 	struct imsgev iev;
 	int readonly;
 	int closing; /* the answer is queued: close once written */
+	int cut;     /* the answer was longer than CTL_OUT_MAX lines */
+	uid_t uid;
+	pid_t pid;
+	struct event idle_ev;
 	struct ctl_gather *busy;
 };
 static TAILQ_HEAD(, ctl_conn) conns = TAILQ_HEAD_INITIALIZER(conns);
-static int nconns;
+static int nconns, ngroupconns;
 
 static TAILQ_HEAD(, ctl_gather) gathers = TAILQ_HEAD_INITIALIZER(gathers);
 static uint32_t next_query;
@@ -54,7 +60,9 @@ static gid_t control_gid;
 static int control_has_group;
 
 static void conn_close(struct ctl_conn *);
+static void conn_touch(struct ctl_conn *);
 static void conn_dispatch(int, short, void *);
+static void *append(void *, size_t *, size_t *, const void *, size_t);
 
 /* ---- the socket ---- */
 
@@ -138,7 +146,7 @@ control_cleanup(void)
  * the peer process's own (SO_PEERGROUPS), not what /etc/group says.
  */
 static int
-peer_access(int fd, int *readonly)
+peer_access(int fd, int *readonly, struct ucred *peer)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -147,6 +155,7 @@ peer_access(int fd, int *readonly)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
 		return -1;
+	*peer = cred;
 	*readonly = 0;
 	if (cred.uid == 0)
 		return 0;
@@ -183,6 +192,11 @@ conn_text(struct ctl_conn *c, const char *fmt, ...)
 		return;
 	if ((size_t)n >= sizeof(line))
 		n = sizeof(line) - 1;
+	/* a reader that does not read must not fill the parent */
+	if (c->iev.ibuf.wqlen >= CTL_OUT_MAX) {
+		c->cut = 1;
+		return;
+	}
 	imsgev_compose(&c->iev, IMSG_CTL_TEXT, 0, -1, line, n);
 }
 
@@ -192,6 +206,11 @@ conn_end(struct ctl_conn *c, int status)
 {
 	struct ctl_end e = {status};
 
+	if (c->cut) {
+		c->cut = 0;
+		imsgev_compose(&c->iev, IMSG_CTL_TEXT, 0, -1,
+		    "posternctl: answer cut short", 28);
+	}
 	imsgev_compose(&c->iev, IMSG_CTL_END, 0, -1, &e, sizeof(e));
 }
 
@@ -216,10 +235,33 @@ conn_close_when_written(struct ctl_conn *c)
 }
 
 static void
+conn_idle(int fd, short event, void *arg)
+{
+	struct ctl_conn *c = arg;
+
+	(void)fd;
+	(void)event;
+	if (c->busy != NULL) {
+		conn_touch(c);
+		return;
+	}
+	conn_close(c);
+}
+
+static void
+conn_touch(struct ctl_conn *c)
+{
+	struct timeval tv = {CTL_IDLE_SEC, 0};
+
+	evtimer_add(&c->idle_ev, &tv);
+}
+
+static void
 control_accept(int fd, short event, void *arg)
 {
 	struct ctl_conn *c;
-	int cfd, readonly;
+	struct ucred peer;
+	int cfd, readonly, access;
 
 	(void)event;
 	(void)arg;
@@ -230,7 +272,10 @@ control_accept(int fd, short event, void *arg)
 			log_warn("control accept");
 		return;
 	}
-	if (nconns >= CTL_MAX_CONNS) {
+	access = peer_access(cfd, &readonly, &peer);
+	/* root always finds a place: the group has only part of them */
+	if (nconns >= CTL_MAX_CONNS ||
+	    (access == 0 && readonly && ngroupconns >= CTL_GROUP_CONNS)) {
 		log_warnx("control: too many connections");
 		close(cfd);
 		return;
@@ -240,9 +285,10 @@ control_accept(int fd, short event, void *arg)
 		return;
 	}
 	imsgev_init(&c->iev, cfd, "control", conn_dispatch, c);
+	evtimer_set(&c->idle_ev, conn_idle, c);
 	TAILQ_INSERT_TAIL(&conns, c, entry);
 	nconns++;
-	if (peer_access(cfd, &readonly) == -1) {
+	if (access == -1) {
 		log_warnx("control: connection refused to a peer that may "
 			  "not use it");
 		conn_refuse(c, "permission denied");
@@ -250,6 +296,10 @@ control_accept(int fd, short event, void *arg)
 		return;
 	}
 	c->readonly = readonly;
+	c->uid = peer.uid;
+	c->pid = peer.pid;
+	ngroupconns += readonly;
+	conn_touch(c);
 }
 
 void
@@ -264,6 +314,85 @@ control_start(void)
 
 /* ---- gathering the children's answers ---- */
 
+/*
+ * Each child's last counters, kept so that the sums never go down: a
+ * child that does not answer in time counts with what it said before,
+ * and one that exits (a crash, or an old generation drained) leaves its
+ * counts to the retired total.  Gauges (sessions open) retire as 0.
+ */
+static struct ctl_stats slot_stats[CTL_MAX_SLOTS];
+static uint64_t slot_has_stats[SLOT_WORDS];
+static struct ctl_stats retired;
+
+void
+control_stats_seen(int slot, const struct ctl_stats *st)
+{
+	slot_stats[slot] = *st;
+	SLOT_SET(slot_has_stats, slot);
+}
+
+static void
+stats_retire(int slot)
+{
+	struct ctl_stats *st = &slot_stats[slot];
+
+	if (!SLOT_ISSET(slot_has_stats, slot))
+		return;
+	memset(st->sessions_preauth, 0, sizeof(st->sessions_preauth));
+	memset(st->sessions_relayed, 0, sizeof(st->sessions_relayed));
+	ctl_stats_add(&retired, st);
+	memset(st, 0, sizeof(*st));
+	SLOT_CLR(slot_has_stats, slot);
+}
+
+static void
+stats_total(struct ctl_stats *sum)
+{
+	int i;
+
+	*sum = retired;
+	for (i = 0; i < CTL_MAX_SLOTS; i++)
+		if (SLOT_ISSET(slot_has_stats, i))
+			ctl_stats_add(sum, &slot_stats[i]);
+}
+
+static void
+gather_finish(struct ctl_gather *g)
+{
+	if (g->query.command == CTL_SHOW_STATS)
+		stats_total(&g->stats);
+	g->finish(g);
+}
+
+/*
+ * An address+user pair authproc reset for unblock: it must be the
+ * address or the user asked about (authproc cannot widen an unblock),
+ * and only address+user failure counts.
+ */
+static int
+gather_forget(struct ctl_gather *g, const struct counter_forget *f)
+{
+	const struct ctl_query *q = &g->query;
+	void *p;
+
+	if (f->kinds != 1u << COUNT_IPUSER_FAIL || f->budget > 1 ||
+	    !imsg_string_ok(f->user, sizeof(f->user)) ||
+	    !sockaddr_valid(&f->client))
+		return -1;
+	if (q->command == CTL_UNBLOCK_IP
+		? !sockaddr_same_client(&f->client, &q->addr)
+		: strcasecmp(f->user, q->user) != 0)
+		return -1;
+	if (g->nforget >= CTL_MAX_FORGET) {
+		g->truncated = 1;
+		return 0;
+	}
+	if ((p = append(g->forget, &g->nforget, &g->capforget, f,
+		 sizeof(*f))) != NULL)
+		g->forget = p;
+	return 0;
+}
+
 static void
 gather_timeout(int fd, short event, void *arg)
 {
@@ -276,7 +405,7 @@ gather_timeout(int fd, short event, void *arg)
 	g->incomplete = 1;
 	g->waiting = 0;
 	TAILQ_REMOVE(&gathers, g, entry);
-	g->finish(g);
+	gather_finish(g);
 }
 
 /*
@@ -318,6 +447,7 @@ control_gather_free(struct ctl_gather *g)
 	free(g->upstreams);
 	free(g->handlers);
 	free(g->listeners);
+	free(g->forget);
 	free(g);
 }
 
@@ -348,34 +478,90 @@ session_record_ok(const struct ctl_session *s)
 	    s->proto < CTL_PROTO_SLOTS;
 }
 
+/*
+ * What each role may answer to each question, and how much of it: a
+ * child that says more (a compromised one, say) is treated as breaking
+ * the protocol, so it cannot fill or stall the parent.
+ */
 static int
-gather_record(struct ctl_gather *g, uint32_t instance, struct imsg *imsg)
+record_allowed(const struct ctl_gather *g, enum proc_role role,
+    uint32_t type)
+{
+	uint32_t cmd = g->query.command;
+
+	switch (type) {
+	case IMSG_CTL_SESSION:
+		return cmd == CTL_SHOW_SESSIONS &&
+		    (role == PROC_AUTHPROC || role == PROC_RELAY);
+	case IMSG_CTL_STATS:
+		return cmd == CTL_SHOW_STATS &&
+		    (role == PROC_AUTHPROC || role == PROC_RELAY);
+	case IMSG_CTL_UPSTREAM:
+		return (cmd == CTL_SHOW_STATS || cmd == CTL_SHOW_UPSTREAMS) &&
+		    role == PROC_RELAY;
+	case IMSG_CTL_HANDLER:
+		return (cmd == CTL_SHOW_STATS || cmd == CTL_SHOW_LOOKUP) &&
+		    role == PROC_RELAY;
+	case IMSG_CTL_LISTENER:
+		return cmd == CTL_SHOW_STATS && role == PROC_TLSPROC;
+	case IMSG_CTL_FORGET:
+		return (cmd == CTL_UNBLOCK_IP || cmd == CTL_UNBLOCK_USER) &&
+		    role == PROC_AUTHPROC;
+	}
+	return 0;
+}
+
+static int
+gather_session(struct ctl_gather *g, struct imsg *imsg)
+{
+	void *p;
+
+	if (!session_record_ok(imsg->data))
+		return -1;
+	if (g->nsessions >= CTL_MAX_SESSIONS) {
+		g->truncated = 1;
+		return 0;
+	}
+	if ((p = append(g->sessions, &g->nsessions, &g->capsessions,
+		 imsg->data, sizeof(struct ctl_session))) != NULL)
+		g->sessions = p;
+	return 0;
+}
+
+static int
+gather_record(struct ctl_gather *g, int slot, enum proc_role role,
+    uint32_t instance, struct imsg *imsg)
 {
 	const struct ctl_upstream *u = imsg->data;
 	const struct ctl_handler *h = imsg->data;
+	const struct ctl_listener *l = imsg->data;
 	struct ctl_upstream_row ur;
 	struct ctl_handler_row hr;
+	struct ctl_listener_row lr;
 	void *p = NULL;
 
+	if (!record_allowed(g, role, imsg->hdr.type))
+		return -1;
+	/* rows per child: far more than any configuration makes */
+	if (++g->rows[slot] > CTL_MAX_ROWS && imsg->hdr.type != IMSG_CTL_SESSION)
+		return -1;
 	switch (imsg->hdr.type) {
 	case IMSG_CTL_STATS:
-		ctl_stats_add(&g->stats, imsg->data);
+		if (SLOT_ISSET(g->got_stats, slot))
+			return -1;
+		SLOT_SET(g->got_stats, slot);
+		control_stats_seen(slot, imsg->data);
 		return 0;
 	case IMSG_CTL_SESSION:
-		if (!session_record_ok(imsg->data))
-			return -1;
-		if (g->nsessions >= CTL_MAX_SESSIONS)
-			return 0;
-		p = append(g->sessions, &g->nsessions, &g->capsessions,
-		    imsg->data, sizeof(struct ctl_session));
-		if (p != NULL)
-			g->sessions = p;
-		return 0;
+		return gather_session(g, imsg);
+	case IMSG_CTL_FORGET:
+		return gather_forget(g, imsg->data);
 	case IMSG_CTL_UPSTREAM:
 		if (!imsg_string_ok(u->pool, sizeof(u->pool)) ||
 		    !imsg_string_ok(u->upstream, sizeof(u->upstream)))
 			return -1;
 		ur.relay = instance;
+		ur.slot = slot;
 		ur.u = *u;
 		p = append(g->upstreams, &g->nupstreams, &g->capupstreams, &ur,
 		    sizeof(ur));
@@ -393,8 +579,14 @@ gather_record(struct ctl_gather *g, uint32_t instance, struct imsg *imsg)
 			g->handlers = p;
 		return 0;
 	case IMSG_CTL_LISTENER:
-		p = append(g->listeners, &g->nlisteners, &g->caplisteners,
-		    imsg->data, sizeof(struct ctl_listener));
+		/* named now, by the configuration that child runs */
+		memset(&lr, 0, sizeof(lr));
+		snprintf(lr.name, sizeof(lr.name), "%s",
+		    child_listener_name(slot, l->listener_id));
+		lr.handshakes = l->handshakes;
+		lr.failures = l->failures;
+		p = append(g->listeners, &g->nlisteners, &g->caplisteners, &lr,
+		    sizeof(lr));
 		if (p != NULL)
 			g->listeners = p;
 		return 0;
@@ -407,7 +599,8 @@ gather_record(struct ctl_gather *g, uint32_t instance, struct imsg *imsg)
  * parent's children).  -1: the child said something it was not asked.
  */
 int
-control_child_answer(int slot, uint32_t instance, struct imsg *imsg)
+control_child_answer(int slot, enum proc_role role, uint32_t instance,
+    struct imsg *imsg)
 {
 	const struct ctl_done *d = imsg->data;
 	struct ctl_gather *g;
@@ -422,7 +615,7 @@ control_child_answer(int slot, uint32_t instance, struct imsg *imsg)
 	if (slot < 0 || slot >= CTL_MAX_SLOTS || !SLOT_ISSET(g->asked, slot))
 		return -1;
 	if (imsg->hdr.type != IMSG_CTL_DONE)
-		return gather_record(g, instance, imsg);
+		return gather_record(g, slot, role, instance, imsg);
 	SLOT_CLR(g->asked, slot);
 	g->count += d->count;
 	if (!d->ok)
@@ -431,7 +624,7 @@ control_child_answer(int slot, uint32_t instance, struct imsg *imsg)
 		return 0;
 	evtimer_del(&g->timer);
 	TAILQ_REMOVE(&gathers, g, entry);
-	g->finish(g);
+	gather_finish(g);
 	return 0;
 }
 
@@ -441,6 +634,7 @@ control_child_gone(int slot)
 {
 	struct ctl_gather *g, *next;
 
+	stats_retire(slot);
 	for (g = TAILQ_FIRST(&gathers); g != NULL; g = next) {
 		next = TAILQ_NEXT(g, entry);
 		if (!SLOT_ISSET(g->asked, slot))
@@ -451,7 +645,7 @@ control_child_gone(int slot)
 			continue;
 		evtimer_del(&g->timer);
 		TAILQ_REMOVE(&gathers, g, entry);
-		g->finish(g);
+		gather_finish(g);
 	}
 }
 
@@ -542,7 +736,7 @@ print_stats(struct ctl_conn *c, struct ctl_gather *g)
 		    (unsigned long long)st->throttled[r]);
 	for (i = 0; i < g->nlisteners; i++)
 		conn_text(c, "tls %s handshakes %llu failures %llu",
-		    parent_listener_name(g->listeners[i].listener_id),
+		    g->listeners[i].name,
 		    (unsigned long long)g->listeners[i].handshakes,
 		    (unsigned long long)g->listeners[i].failures);
 	for (r = PROC_AUTHPROC; r < PROC_MAX; r++)
@@ -554,6 +748,7 @@ static void
 print_upstreams(struct ctl_conn *c, struct ctl_gather *g)
 {
 	const struct ctl_upstream_row *u;
+	char pool[128], up[128];
 	size_t i;
 
 	for (i = 0; i < g->nupstreams; i++) {
@@ -561,7 +756,8 @@ print_upstreams(struct ctl_conn *c, struct ctl_gather *g)
 		conn_text(c,
 		    "relay %u pool %s upstream %s %s fails %u "
 		    "connect-failures %llu",
-		    u->relay, u->u.pool, u->u.upstream,
+		    u->relay, shown(u->u.pool, pool, sizeof(pool)),
+		    shown(u->u.upstream, up, sizeof(up)),
 		    u->u.down ? "down" : "up", u->u.fails,
 		    (unsigned long long)u->u.connect_failures);
 	}
@@ -571,6 +767,7 @@ static void
 print_handlers(struct ctl_conn *c, struct ctl_gather *g)
 {
 	const struct ctl_handler_row *h;
+	char url[1300];
 	size_t i;
 
 	if (g->nhandlers == 0)
@@ -579,9 +776,43 @@ print_handlers(struct ctl_conn *c, struct ctl_gather *g)
 	for (i = 0; i < g->nhandlers; i++) {
 		h = &g->handlers[i];
 		conn_text(c, "relay %u handler %s %s errors %llu", h->relay,
-		    h->h.url, h->h.down ? "down" : "up",
+		    shown(h->h.url, url, sizeof(url)),
+		    h->h.down ? "down" : "up",
 		    (unsigned long long)h->h.errors);
 	}
+}
+
+/*
+ * With shared counters, one relay deletes the memcached keys: the
+ * address's or user's own, and each address+user pair authproc reset.
+ * A pair only other nodes counted stays until its window passes.
+ */
+static void
+unblock_shared(struct ctl_conn *c, const struct ctl_gather *g)
+{
+	struct counter_forget f;
+	size_t i, sent = 0;
+	int budget;
+
+	memset(&f, 0, sizeof(f));
+	if (g->query.command == CTL_UNBLOCK_IP) {
+		f.kinds = 1u << COUNT_IP | 1u << COUNT_IP_FAIL;
+		f.client = g->query.addr;
+		sent += children_forget(&f) == 0;
+	} else
+		for (budget = POLICY_BUDGET_MAIL; budget <= POLICY_BUDGET_WEB;
+		     budget++) {
+			f.kinds = 1u << COUNT_USER;
+			f.budget = budget;
+			memcpy(f.user, g->query.user, sizeof(f.user));
+			sent += children_forget(&f) == 0;
+		}
+	for (i = 0; i < g->nforget; i++)
+		sent += children_forget(&g->forget[i]) == 0;
+	conn_text(c, "%zu shared counter set%s sent to memcached for deletion",
+	    sent, sent == 1 ? "" : "s");
+	if (sent == 0)
+		conn_text(c, "posternctl: no relay to reach memcached");
 }
 
 static void
@@ -627,11 +858,14 @@ command_finish(struct ctl_gather *g)
 		break;
 	case CTL_UNBLOCK_IP:
 	case CTL_UNBLOCK_USER:
-		conn_text(c, "%u counter%s reset on this node%s", g->count,
-		    g->count == 1 ? "" : "s",
-		    parent_counters_shared() ? " and in memcached" : "");
+		conn_text(c, "%u counter%s reset on this node", g->count,
+		    g->count == 1 ? "" : "s");
+		if (parent_counters_shared())
+			unblock_shared(c, g);
 		break;
 	}
+	if (g->truncated)
+		conn_text(c, "posternctl: more than could be shown or done");
 	if (g->incomplete)
 		conn_text(c, "posternctl: some processes did not answer");
 	conn_end(c, status);
@@ -689,8 +923,12 @@ make_query(const struct ctl_request *r, struct ctl_query *q)
 	q->filter = r->filter;
 	switch (r->command) {
 	case CTL_KICK_SESSION:
+		/* exactly the 16 hex digits the logs show */
+		if (strlen(r->arg) != 16 ||
+		    strspn(r->arg, "0123456789abcdefABCDEF") != 16)
+			return -1;
 		q->sid = strtoull(r->arg, &end, 16);
-		return *end == '\0' && end != r->arg ? 0 : -1;
+		return 0;
 	case CTL_KICK_USER:
 		q->filter = CTL_FILTER_USER;
 		/* FALLTHROUGH */
@@ -728,10 +966,17 @@ conn_request(struct ctl_conn *c, const struct ctl_request *r)
 		conn_refuse(c, err);
 		return;
 	}
-	if (c->busy != NULL) {
+	/* the last answer must be gone (read) before the next question */
+	if (c->busy != NULL || c->iev.ibuf.wqlen > 0) {
 		conn_refuse(c, "one request at a time");
 		return;
 	}
+	conn_touch(c);
+	if (command_changes(r->command))
+		log_info("control: uid %u pid %d: command %u %s%s",
+		    (unsigned)c->uid, (int)c->pid, r->command,
+		    r->arg[0] != '\0' ? "on " : "",
+		    r->arg[0] != '\0' ? r->arg : "");
 	if (c->readonly && command_changes(r->command)) {
 		conn_text(c, "posternctl: permission denied: the control "
 			     "group may only show");
@@ -781,6 +1026,8 @@ conn_close(struct ctl_conn *c)
 	}
 	TAILQ_REMOVE(&conns, c, entry);
 	nconns--;
+	ngroupconns -= c->readonly;
+	evtimer_del(&c->idle_ev);
 	imsgev_clear(&c->iev);
 	free(c);
 }

@@ -26,7 +26,8 @@
 #include "log.h"
 #include "parent.h"
 
-#define METRICS_TIMEOUT_SEC 10
+#define METRICS_TIMEOUT_SEC 5
+#define METRICS_FRESH_MS    1000 /* scrapes this close share one answer */
 #define METRICS_MAX_CONNS   16
 
 struct mconn {
@@ -43,6 +44,8 @@ static TAILQ_HEAD(, mconn) mconns = TAILQ_HEAD_INITIALIZER(mconns);
 static int nmconns;
 static int metrics_fd = -1;
 static struct event metrics_ev;
+static struct evbuffer *fresh; /* the last exposition, for a while */
+static uint64_t fresh_ms;
 
 static void mconn_write(int, short, void *);
 
@@ -71,11 +74,8 @@ metrics_listen(const struct sockaddr_storage *ss)
 static void
 mconn_free(struct mconn *m)
 {
-	if (m->gather != NULL) {
-		/* still gathering: its answer will find no one */
-		m->gather->arg = NULL;
-		m->gather = NULL;
-	}
+	/* a gathering it waits for goes on: others may wait too */
+	m->gather = NULL;
 	event_del(&m->ev);
 	evtimer_del(&m->timer);
 	if (m->out != NULL)
@@ -121,39 +121,55 @@ mconn_write(int fd, short event, void *arg)
 }
 
 static void
-metrics_gathered(struct ctl_gather *g)
+mconn_exposition(struct mconn *m)
 {
-	struct mconn *m = g->arg;
-	struct evbuffer *body;
-
-	if (m == NULL) {
-		control_gather_free(g);
-		return;
-	}
-	m->gather = NULL;
-	if ((body = evbuffer_new()) == NULL ||
-	    metrics_render(body, g) == -1) {
-		if (body != NULL)
-			evbuffer_free(body);
-		control_gather_free(g);
-		mconn_answer(m, 500, "Internal Server Error", "out of memory\n");
-		return;
-	}
-	control_gather_free(g);
 	evbuffer_add_printf(m->out,
 	    "HTTP/1.1 200 OK\r\n"
 	    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
 	    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-	    evbuffer_get_length(body));
-	evbuffer_add_buffer(m->out, body);
-	evbuffer_free(body);
+	    evbuffer_get_length(fresh));
+	/* a copy: the next scrape within METRICS_FRESH_MS shares it */
+	evbuffer_add(m->out, evbuffer_pullup(fresh, -1),
+	    evbuffer_get_length(fresh));
 	mconn_send(m);
+}
+
+/* The gathering is done: every scrape waiting for it is answered. */
+static void
+metrics_gathered(struct ctl_gather *g)
+{
+	struct mconn *m, *next;
+	struct evbuffer *body;
+
+	if ((body = evbuffer_new()) != NULL && metrics_render(body, g) == -1) {
+		evbuffer_free(body);
+		body = NULL;
+	}
+	control_gather_free(g);
+	if (body != NULL) {
+		if (fresh != NULL)
+			evbuffer_free(fresh);
+		fresh = body;
+		fresh_ms = wallclock_ms();
+	}
+	for (m = TAILQ_FIRST(&mconns); m != NULL; m = next) {
+		next = TAILQ_NEXT(m, entry);
+		if (m->gather != g)
+			continue;
+		m->gather = NULL;
+		if (body == NULL)
+			mconn_answer(m, 500, "Internal Server Error",
+			    "out of memory\n");
+		else
+			mconn_exposition(m);
+	}
 }
 
 static void
 mconn_request(struct mconn *m, enum metrics_ask ask)
 {
 	struct ctl_query q;
+	struct mconn *o;
 
 	event_del(&m->ev);
 	switch (ask) {
@@ -171,11 +187,21 @@ mconn_request(struct mconn *m, enum metrics_ask ask)
 		mconn_answer(m, 405, "Method Not Allowed", "GET /metrics\n");
 		return;
 	}
+	if (fresh != NULL && wallclock_ms() < fresh_ms + METRICS_FRESH_MS) {
+		mconn_exposition(m);
+		return;
+	}
+	/* one gathering at a time serves every scrape that waits */
+	TAILQ_FOREACH(o, &mconns, entry)
+	if (o->gather != NULL) {
+		m->gather = o->gather;
+		return;
+	}
 	memset(&q, 0, sizeof(q));
 	q.command = CTL_SHOW_STATS;
 	m->gather = control_collect(&q,
 	    1u << PROC_AUTHPROC | 1u << PROC_RELAY | 1u << PROC_TLSPROC,
-	    metrics_gathered, m);
+	    metrics_gathered, NULL);
 	if (m->gather == NULL)
 		mconn_answer(m, 503, "Service Unavailable",
 		    "no postern process is running\n");
@@ -366,108 +392,136 @@ render_bytes(struct evbuffer *b, const struct ctl_stats *st)
 	}
 }
 
-/* Is row i the first of its kind (same upstream; same pool or relay)? */
 static int
-first_row(const struct ctl_gather *g, size_t i, int by_pool)
+by_upstream_slot(const void *a, const void *b)
 {
-	const struct ctl_upstream_row *a = &g->upstreams[i], *o;
-	size_t j;
+	const struct ctl_upstream_row *x = a, *y = b;
+	int d = strcmp(x->u.upstream, y->u.upstream);
 
-	for (j = 0; j < i; j++) {
-		o = &g->upstreams[j];
-		if (strcmp(o->u.upstream, a->u.upstream) != 0)
-			continue;
-		if (by_pool < 0 || (by_pool ? strcmp(o->u.pool, a->u.pool) == 0
-					    : o->relay == a->relay))
-			return 0;
+	return d != 0 ? d : x->slot - y->slot;
+}
+
+static int
+by_upstream_pool(const void *a, const void *b)
+{
+	const struct ctl_upstream_row *x = a, *y = b;
+	int d = strcmp(x->u.upstream, y->u.upstream);
+
+	return d != 0 ? d : strcmp(x->u.pool, y->u.pool);
+}
+
+static void
+upstream_series(struct evbuffer *b, const char *name, const char *pool,
+    const char *upstream, unsigned long long value)
+{
+	evbuffer_add_printf(b, "%s{", name);
+	if (pool != NULL) {
+		evbuffer_add_printf(b, "pool=\"");
+		label(b, pool);
+		evbuffer_add_printf(b, "\",");
 	}
-	return 1;
+	evbuffer_add_printf(b, "upstream=\"");
+	label(b, upstream);
+	evbuffer_add_printf(b, "\"} %llu\n", value);
 }
 
 /*
- * Per upstream, across pools and relay processes: each relay counts its
- * own connect failures (once, whatever pools the upstream is in); an
+ * Per upstream, across pools and relay processes (sorted, so a scrape
+ * costs n log n however large the configuration): each relay counts
+ * its own connect failures, once whatever pools hold the upstream; an
  * upstream is down in a pool if any relay has it down there.
  */
-static void
+static int
 render_upstreams(struct evbuffer *b, const struct ctl_gather *g)
 {
-	const struct ctl_upstream_row *r;
-	uint64_t total;
-	size_t i, j;
-	int down;
+	struct ctl_upstream_row *rows;
+	uint64_t total = 0;
+	size_t i, n = g->nupstreams;
+	int down = 0;
 
+	if (n > 0 && (rows = calloc(n, sizeof(*rows))) == NULL)
+		return -1;
 	family(b, "postern_upstream_connect_failures_total", "counter",
 	    "Connections to an upstream that failed.");
-	for (i = 0; i < g->nupstreams; i++) {
-		if (!first_row(g, i, -1))
-			continue;
-		for (total = 0, j = i; j < g->nupstreams; j++) {
-			r = &g->upstreams[j];
-			if (strcmp(r->u.upstream, g->upstreams[i].u.upstream) ==
-				0 &&
-			    first_row(g, j, 0))
-				total += r->u.connect_failures;
+	if (n == 0)
+		rows = NULL;
+	else {
+		memcpy(rows, g->upstreams, n * sizeof(*rows));
+		qsort(rows, n, sizeof(*rows), by_upstream_slot);
+	}
+	for (i = 0; i < n; i++) {
+		if (i == 0 || rows[i].slot != rows[i - 1].slot ||
+		    strcmp(rows[i].u.upstream, rows[i - 1].u.upstream) != 0)
+			total += rows[i].u.connect_failures;
+		if (i + 1 == n ||
+		    strcmp(rows[i].u.upstream, rows[i + 1].u.upstream) != 0) {
+			upstream_series(b,
+			    "postern_upstream_connect_failures_total", NULL,
+			    rows[i].u.upstream, (unsigned long long)total);
+			total = 0;
 		}
-		evbuffer_add_printf(b,
-		    "postern_upstream_connect_failures_total{upstream=\"");
-		label(b, g->upstreams[i].u.upstream);
-		evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)total);
 	}
 	family(b, "postern_upstream_down", "gauge",
 	    "1 if the pool has the upstream marked down now.");
-	for (i = 0; i < g->nupstreams; i++) {
-		if (!first_row(g, i, 1))
-			continue;
-		for (down = 0, j = i; j < g->nupstreams; j++) {
-			r = &g->upstreams[j];
-			if (strcmp(r->u.upstream, g->upstreams[i].u.upstream) ==
-				0 &&
-			    strcmp(r->u.pool, g->upstreams[i].u.pool) == 0)
-				down |= r->u.down != 0;
+	if (n > 0)
+		qsort(rows, n, sizeof(*rows), by_upstream_pool);
+	for (i = 0; i < n; i++) {
+		down |= rows[i].u.down != 0;
+		if (i + 1 == n || by_upstream_pool(&rows[i], &rows[i + 1]) != 0) {
+			upstream_series(b, "postern_upstream_down",
+			    rows[i].u.pool, rows[i].u.upstream, down);
+			down = 0;
 		}
-		evbuffer_add_printf(b, "postern_upstream_down{pool=\"");
-		label(b, g->upstreams[i].u.pool);
-		evbuffer_add_printf(b, "\",upstream=\"");
-		label(b, g->upstreams[i].u.upstream);
-		evbuffer_add_printf(b, "\"} %d\n", down);
 	}
+	free(rows);
+	return 0;
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct ctl_listener_row *)a)->name,
+	    ((const struct ctl_listener_row *)b)->name);
 }
 
 /* One family of per-listener TLS counters, summed over the workers. */
 static void
-render_tls_family(struct evbuffer *b, const struct ctl_gather *g,
-    const char *name, const char *help, int failures)
+render_tls_family(struct evbuffer *b, const struct ctl_listener_row *rows,
+    size_t n, const char *name, const char *help, int failures)
 {
-	uint64_t n;
-	size_t i, j;
-	int seen;
+	uint64_t sum = 0;
+	size_t i;
 
 	family(b, name, "counter", help);
-	for (i = 0; i < g->nlisteners; i++) {
-		for (seen = 0, j = 0; j < i && !seen; j++)
-			seen = g->listeners[j].listener_id ==
-			    g->listeners[i].listener_id;
-		if (seen)
+	for (i = 0; i < n; i++) {
+		sum += failures ? rows[i].failures : rows[i].handshakes;
+		if (i + 1 < n && strcmp(rows[i].name, rows[i + 1].name) == 0)
 			continue;
-		for (n = 0, j = i; j < g->nlisteners; j++)
-			if (g->listeners[j].listener_id ==
-			    g->listeners[i].listener_id)
-				n += failures ? g->listeners[j].failures
-					      : g->listeners[j].handshakes;
 		evbuffer_add_printf(b, "%s{listener=\"", name);
-		label(b, parent_listener_name(g->listeners[i].listener_id));
-		evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)n);
+		label(b, rows[i].name);
+		evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)sum);
+		sum = 0;
 	}
 }
 
-static void
+static int
 render_tls(struct evbuffer *b, const struct ctl_gather *g)
 {
-	render_tls_family(b, g, "postern_tls_handshakes_total",
+	struct ctl_listener_row *rows = NULL;
+	size_t n = g->nlisteners;
+
+	if (n > 0) {
+		if ((rows = calloc(n, sizeof(*rows))) == NULL)
+			return -1;
+		memcpy(rows, g->listeners, n * sizeof(*rows));
+		qsort(rows, n, sizeof(*rows), by_name);
+	}
+	render_tls_family(b, rows, n, "postern_tls_handshakes_total",
 	    "TLS handshakes completed, by listener.", 0);
-	render_tls_family(b, g, "postern_tls_handshake_failures_total",
+	render_tls_family(b, rows, n, "postern_tls_handshake_failures_total",
 	    "TLS handshakes that failed, by listener.", 1);
+	free(rows);
+	return 0;
 }
 
 ssize_t
@@ -479,8 +533,8 @@ metrics_render(struct evbuffer *b, const struct ctl_gather *g)
 	render_sessions(b, st);
 	render_attempts(b, st);
 	render_bytes(b, st);
-	render_upstreams(b, g);
-	render_tls(b, g);
+	if (render_upstreams(b, g) == -1 || render_tls(b, g) == -1)
+		return -1;
 	histogram(b, "postern_lookup_duration_seconds",
 	    "Time lookup handlers took to answer.", &st->lookup);
 	family(b, "postern_lookup_errors_total", "counter",

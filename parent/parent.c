@@ -279,15 +279,20 @@ keypairs_check(struct postern_conf *conf)
 		return errors ? -1 : 0;
 	switch (pid = fork()) {
 	case -1:
-		fatal("fork");
+		/* at a reload, the running postern must survive this */
+		log_warn("fork to check keypairs");
+		return -1;
 	case 0:
 		TAILQ_FOREACH(k, &conf->keypairs, entry)
 		if (keypair_check(k, &conf->tls) == -1)
 			errors++;
 		_exit(errors ? 1 : 0);
 	}
-	if (waitpid(pid, &status, 0) == -1)
-		fatal("waitpid");
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			log_warn("waitpid");
+			return -1;
+		}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		/* the child's own words went to the log */
 		log_warnx("a keypair could not be loaded");
@@ -635,8 +640,9 @@ child_handle(struct child *c, struct imsg *imsg)
 	case IMSG_CTL_LISTENER:
 	case IMSG_CTL_HANDLER:
 	case IMSG_CTL_DONE:
-		if (control_child_answer(c - children, c->instance, imsg) ==
-		    -1) {
+	case IMSG_CTL_FORGET:
+		if (control_child_answer(c - children, c->role, c->instance,
+			imsg) == -1) {
 			snprintf(err, sizeof(err), "unasked control answer");
 			goto bad;
 		}
@@ -706,6 +712,29 @@ children_query(uint32_t id, const struct ctl_query *q, uint32_t roles,
 			break;
 	}
 	return n;
+}
+
+/* A listener's name as the child in that slot was configured. */
+const char *
+child_listener_name(int slot, uint32_t id)
+{
+	const char *name = NULL;
+
+	if (slot >= 0 && slot < nchildren && children[slot].conf != NULL)
+		name = conf_listener_name(children[slot].conf, id);
+	return name != NULL ? name : "-";
+}
+
+/* posternctl unblock: one current relay drops the shared keys. */
+int
+children_forget(const struct counter_forget *f)
+{
+	struct child *r = child_of_role(PROC_RELAY, cur_gen);
+
+	if (r == NULL || !child_running(r))
+		return -1;
+	return imsgev_compose(&r->iev, IMSG_COUNTER_FORGET, 0, -1, f,
+	    sizeof(*f));
 }
 
 const char *

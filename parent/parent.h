@@ -110,8 +110,19 @@ ssize_t audit_format(char *, size_t, const struct audit_record *,
 /* control.c: one posternctl command, or a metrics scrape, gathering */
 struct ctl_upstream_row {
 	uint32_t relay; /* instance */
+	int slot;
 	struct ctl_upstream u;
 };
+
+struct ctl_listener_row {
+	char name[NAME_MAX_LEN + 1];
+	uint64_t handshakes;
+	uint64_t failures;
+};
+
+#define CTL_MAX_ROWS	  4096	 /* per child and answer, sessions aside */
+#define CTL_MAX_SESSIONS  100000 /* rows of show sessions */
+#define CTL_MAX_FORGET	  1024	 /* address+user pairs one unblock drops */
 
 struct ctl_handler_row {
 	uint32_t relay;
@@ -135,8 +146,13 @@ struct ctl_gather {
 	size_t nupstreams, capupstreams;
 	struct ctl_handler_row *handlers;
 	size_t nhandlers, caphandlers;
-	struct ctl_listener *listeners;
+	struct ctl_listener_row *listeners;
 	size_t nlisteners, caplisteners;
+	struct counter_forget *forget;
+	size_t nforget, capforget;
+	uint32_t rows[CTL_MAX_SLOTS];
+	uint64_t got_stats[SLOT_WORDS];
+	int truncated; /* more sessions than shown */
 	void (*finish)(struct ctl_gather *);
 	void *arg;
 };
@@ -149,7 +165,9 @@ void control_cleanup(void);
 struct ctl_gather *control_collect(const struct ctl_query *, uint32_t roles,
     void (*)(struct ctl_gather *), void *);
 void control_gather_free(struct ctl_gather *);
-int control_child_answer(int slot, uint32_t instance, struct imsg *);
+int control_child_answer(int slot, enum proc_role, uint32_t instance,
+    struct imsg *);
+void control_stats_seen(int slot, const struct ctl_stats *);
 void control_child_gone(int slot);
 void conn_text_line(void *, const char *);
 
@@ -177,6 +195,8 @@ int children_query(uint32_t id, const struct ctl_query *, uint32_t roles,
     uint64_t *asked);
 void policy_state_forward(struct imsg *);
 const char *parent_listener_name(uint32_t id);
+const char *child_listener_name(int slot, uint32_t id);
+int children_forget(const struct counter_forget *);
 uint64_t parent_restarts(enum proc_role);
 int parent_counters_shared(void);
 void parent_logs_reopen(void);

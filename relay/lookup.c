@@ -92,6 +92,7 @@ static struct event_base *lookup_base;
 
 static void lookup_handlers(struct rsession *);
 static uint64_t route_epoch; /* see epoch_poll() */
+static int epoch_known;
 static struct event epoch_ev;
 #define ROUTE_EPOCH_POLL_S 10
 
@@ -212,10 +213,13 @@ route_key(const struct rsession *rs, char *key, size_t keysz)
 }
 
 /*
- * The route cache's generation, a counter in memcached that "route
- * flush all" increments: memcached cannot list keys, so flushing every
- * route means deriving different keys from then on.  Each relay reads
- * it now and then, so all nodes follow within ROUTE_EPOCH_POLL_S.
+ * The route cache's generation, a number in memcached that "route flush
+ * all" replaces with a random one: memcached cannot list keys, so
+ * flushing every route means deriving different keys from then on.  A
+ * random number never comes back, even if the key is lost and flushed
+ * again.  Each relay reads it now and then, so all nodes follow within
+ * ROUTE_EPOCH_POLL_S, and uses no cached route until it has read it
+ * once (a missing key means generation 0, the keys before any flush).
  */
 static int
 epoch_key(char *key, size_t keysz)
@@ -225,51 +229,77 @@ epoch_key(char *key, size_t keysz)
 	return mckey_derive(key, keysz, 'e', name, sizeof(name) - 1);
 }
 
+static int ready_said = 1;
+
 static void
 epoch_read(struct mc_job *job)
 {
-	if (job->ok && job->values[0] != route_epoch) {
-		log_info("route cache generation %llu",
-		    (unsigned long long)job->values[0]);
-		route_epoch = job->values[0];
+	/* relay is ready once it knows which cached routes to use */
+	if (!ready_said) {
+		ready_said = 1;
+		log_info("ready");
 	}
+	if (!job->ok)
+		return;
+	if (job->values[0] != route_epoch)
+		log_info("route cache generation %016llx",
+		    (unsigned long long)job->values[0]);
+	route_epoch = job->values[0];
+	epoch_known = 1;
+}
+
+/* Returns 1 if a read is under way. */
+static int
+epoch_ask(void)
+{
+	struct mc_job *job;
+
+	if (!mcache_configured() || lk.cache_ttl == 0)
+		return 0;
+	job = mcache_job(MC_COUNTER_GET, epoch_read, NULL);
+	job->stamp_ms = wallclock_ms();
+	job->nkeys = 1;
+	if (epoch_key(job->keys[0], sizeof(job->keys[0])) == -1) {
+		free(job);
+		return 0;
+	}
+	return mcache_submit(job) == 0;
 }
 
 static void
 epoch_poll(int fd, short event, void *arg)
 {
 	struct timeval tv = {ROUTE_EPOCH_POLL_S, 0};
-	struct mc_job *job;
 
 	(void)fd;
 	(void)event;
 	(void)arg;
 	evtimer_add(&epoch_ev, &tv);
-	if (!mcache_configured() || lk.cache_ttl == 0)
-		return;
-	job = mcache_job(MC_COUNTER_GET, epoch_read, NULL);
-	job->stamp_ms = wallclock_ms();
-	job->nkeys = 1;
-	if (epoch_key(job->keys[0], sizeof(job->keys[0])) == -1) {
-		free(job);
-		return;
-	}
-	(void)mcache_submit(job);
+	(void)epoch_ask();
 }
 
-/* After the sandbox, once memcached may be asked. */
-void
+/*
+ * After the sandbox, once memcached may be asked.  Returns 1 if relay
+ * says "ready" only when the first read of the generation is done.
+ */
+int
 lookup_start(void)
 {
+	struct timeval tv = {ROUTE_EPOCH_POLL_S, 0};
+
 	evtimer_set(&epoch_ev, epoch_poll, NULL);
-	epoch_poll(-1, 0, NULL);
+	evtimer_add(&epoch_ev, &tv);
+	ready_said = !epoch_ask();
+	return !ready_said;
 }
 
 static void
 epoch_bumped(struct mc_job *job)
 {
-	if (job->ok)
-		route_epoch = job->values[0];
+	if (job->ok) {
+		route_epoch = strtoull(job->value, NULL, 10);
+		epoch_known = 1;
+	}
 	lookup_ctl_done(job->cookie, job->ok, job->ok);
 }
 
@@ -287,9 +317,16 @@ lookup_flush(const char *user, uint64_t query)
 	if (!mcache_configured() || lk.cache_ttl == 0)
 		return -1;
 	if (user == NULL) {
-		job = mcache_job(MC_COUNTER_INCR, epoch_bumped, NULL);
+		uint64_t gen;
+
+		do
+			arc4random_buf(&gen, sizeof(gen));
+		while (gen == 0 || gen == route_epoch);
+		job = mcache_job(MC_SET, epoch_bumped, NULL);
 		job->ttl = 0;
 		job->nkeys = 1;
+		job->valuelen = snprintf(job->value, sizeof(job->value), "%llu",
+		    (unsigned long long)gen);
 		if (epoch_key(job->keys[0], sizeof(job->keys[0])) == -1) {
 			free(job);
 			return -1;
@@ -329,7 +366,8 @@ lookup_ctl_handlers(void (*fn)(const struct ctl_handler *, void *), void *arg)
 static int
 cache_usable(void)
 {
-	return lk.cache_ttl > 0 && mcache_configured() && mcache_available();
+	return lk.cache_ttl > 0 && mcache_configured() && mcache_available() &&
+	    epoch_known;
 }
 
 static const char *

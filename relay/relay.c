@@ -1265,12 +1265,6 @@ authproc_handle(struct imsg *imsg, void *arg)
 		}
 		counter_query(imsg->hdr.peerid, authproc_gen, imsg->data);
 		return 0;
-	case IMSG_COUNTER_FORGET:
-		if (!relay_policy.shared || counter_forget(imsg->data) == -1) {
-			log_warnx("authproc: bad counter operation");
-			return -1;
-		}
-		return 0;
 	default:
 		return -1;
 	}
@@ -1399,8 +1393,8 @@ parent_handle(struct imsg *imsg)
 		sandbox_enter(PROC_RELAY, &sandbox_conf);
 		sandboxed = 1;
 		mcache_start();
-		lookup_start();
-		log_info("ready");
+		if (!lookup_start())
+			log_info("ready");
 		break;
 	case IMSG_CTL_QUERY:
 		if (!sandboxed)
@@ -1411,6 +1405,11 @@ parent_handle(struct imsg *imsg)
 		if (!sandboxed)
 			fatalx("drain before the configuration");
 		drain();
+		break;
+	case IMSG_COUNTER_FORGET:
+		/* posternctl unblock, checked by the parent */
+		if (!sandboxed || counter_forget(imsg->data) == -1)
+			fatalx("bad counter forget message");
 		break;
 	case IMSG_PEER_CHANNEL:
 		pc = imsg->data;

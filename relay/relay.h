@@ -205,7 +205,7 @@ void rsession_refused(struct rsession *, const char *text, uint32_t wait);
 
 /* lookup.c */
 void lookup_init(const struct conf_lookup *, struct event_base *);
-void lookup_start(void);
+int lookup_start(void);
 int lookup_flush(const char *user, uint64_t query);
 void lookup_ctl_handlers(void (*)(const struct ctl_handler *, void *), void *);
 int lookup_configured(void);

@@ -70,14 +70,14 @@ rsession_keep_info(struct rsession *rs)
 static void
 rsession_bytes(const struct rsession *rs, uint64_t *up, uint64_t *down)
 {
-	*up = *down = 0;
-	if (rs->splicing) {
-		*up = rs->c2u.bytes;
-		*down = rs->u2c.bytes;
-	} else if (rs->bridging && rs->bridge != NULL) {
+	if (rs->bridging && rs->bridge != NULL) {
 		/* the network side is the upstream */
 		*up = rs->bridge->bytes_out;
 		*down = rs->bridge->bytes_in;
+	} else {
+		/* spliced, or a bridge that has ended and left its counts */
+		*up = rs->c2u.bytes;
+		*down = rs->u2c.bytes;
 	}
 }
 

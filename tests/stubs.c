@@ -52,3 +52,18 @@ parent_reload(void (*line)(void *, const char *), void *arg)
 	(void)arg;
 	return 1;
 }
+
+__attribute__((weak)) const char *
+child_listener_name(int slot, uint32_t id)
+{
+	(void)slot;
+	(void)id;
+	return "-";
+}
+
+__attribute__((weak)) int
+children_forget(const struct counter_forget *f)
+{
+	(void)f;
+	return -1;
+}

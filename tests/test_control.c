@@ -194,6 +194,7 @@ add_upstream(struct ctl_gather *g, struct ctl_upstream_row *rows,
 
 	memset(r, 0, sizeof(*r));
 	r->relay = relay;
+	r->slot = 1 + relay;
 	snprintf(r->u.pool, sizeof(r->u.pool), "%s", pool);
 	snprintf(r->u.upstream, sizeof(r->u.upstream), "%s", name);
 	r->u.down = down;
@@ -204,7 +205,7 @@ static void
 test_metrics_render(void **state)
 {
 	struct ctl_upstream_row rows[6];
-	struct ctl_listener listeners[2];
+	struct ctl_listener_row listeners[3];
 	struct ctl_gather g;
 	char *text;
 
@@ -218,18 +219,21 @@ test_metrics_render(void **state)
 	/* one upstream in two pools, seen by two relays */
 	g.upstreams = rows;
 	add_upstream(&g, rows, 0, "p1", "store1", 0, 2);
-	add_upstream(&g, rows, 0, "p2", "store1", 1, 2);
-	add_upstream(&g, rows, 1, "p1", "store1", 0, 5);
 	add_upstream(&g, rows, 1, "p2", "store1", 0, 5);
 	add_upstream(&g, rows, 0, "q\"uo\\te", "we\"ird\nname", 0, 1);
+	add_upstream(&g, rows, 0, "p2", "store1", 1, 2);
+	add_upstream(&g, rows, 1, "p1", "store1", 0, 5);
 	g.listeners = listeners;
 	memset(listeners, 0, sizeof(listeners));
-	listeners[0].listener_id = 4;
+	snprintf(listeners[0].name, sizeof(listeners[0].name), "imaps:993");
 	listeners[0].handshakes = 10;
-	listeners[1].listener_id = 4; /* a second tlsproc worker */
+	/* a second tlsproc worker, or one of an older generation */
+	snprintf(listeners[1].name, sizeof(listeners[1].name), "imaps:993");
 	listeners[1].handshakes = 5;
 	listeners[1].failures = 1;
-	g.nlisteners = 2;
+	snprintf(listeners[2].name, sizeof(listeners[2].name), "https:443");
+	listeners[2].handshakes = 2;
+	g.nlisteners = 3;
 	text = render(&g);
 	assert_non_null(strstr(text, "# TYPE postern_sessions gauge\n"));
 	assert_non_null(strstr(text,
@@ -252,9 +256,12 @@ test_metrics_render(void **state)
 	    "postern_upstream_down{pool=\"q\\\"uo\\\\te\","
 	    "upstream=\"we\\\"ird\\nname\"} 0\n"));
 	assert_non_null(strstr(text,
-	    "postern_tls_handshakes_total{listener=\"-\"} 15\n"));
+	    "postern_tls_handshakes_total{listener=\"imaps:993\"} 15\n"));
 	assert_non_null(strstr(text,
-	    "postern_tls_handshake_failures_total{listener=\"-\"} 1\n"));
+	    "postern_tls_handshakes_total{listener=\"https:443\"} 2\n"));
+	assert_non_null(strstr(text,
+	    "postern_tls_handshake_failures_total{listener=\"imaps:993\"} "
+	    "1\n"));
 	/* cumulative buckets, +Inf equal to the count */
 	assert_non_null(strstr(text,
 	    "postern_memcache_duration_seconds_bucket{le=\"0.001\"} 1\n"));
@@ -269,6 +276,152 @@ test_metrics_render(void **state)
 	free(text);
 }
 
+/* The children the gathers below ask: slots 0 (authproc), 1, 2. */
+int
+children_query(uint32_t id, const struct ctl_query *q, uint32_t roles,
+    uint64_t *asked)
+{
+	(void)id;
+	(void)q;
+	(void)roles;
+	memset(asked, 0, SLOT_WORDS * sizeof(*asked));
+	SLOT_SET(asked, 0);
+	SLOT_SET(asked, 1);
+	SLOT_SET(asked, 2);
+	return 3;
+}
+
+static int finished;
+
+static void
+finish(struct ctl_gather *g)
+{
+	finished++;
+	control_gather_free(g);
+}
+
+static int
+answer(int slot, enum proc_role role, uint32_t type, uint32_t peerid,
+    void *data, size_t len)
+{
+	struct imsg imsg;
+
+	memset(&imsg, 0, sizeof(imsg));
+	imsg.hdr.type = type;
+	imsg.hdr.peerid = peerid;
+	imsg.fd = -1;
+	imsg.data = data;
+	imsg.datalen = len;
+	return control_child_answer(slot, role, 0, &imsg);
+}
+
+/*
+ * A child may answer only what it was asked, with the records its role
+ * has, and only so many: anything else is refused (and the parent then
+ * restarts it).
+ */
+static void
+test_answers_checked(void **state)
+{
+	struct ctl_query q;
+	struct ctl_gather *g;
+	struct ctl_stats st;
+	struct ctl_upstream u;
+	struct ctl_session s;
+	struct ctl_done d = {0, 1};
+	struct counter_forget f;
+	uint32_t id, i;
+
+	(void)state;
+	event_init();
+	memset(&q, 0, sizeof(q));
+	q.command = CTL_SHOW_STATS;
+	g = control_collect(&q, 0, finish, NULL);
+	assert_non_null(g);
+	id = g->id;
+	memset(&st, 0, sizeof(st));
+	memset(&u, 0, sizeof(u));
+	memset(&s, 0, sizeof(s));
+	/* authproc has no upstreams, tlsproc no stats, no one sessions */
+	assert_int_equal(answer(0, PROC_AUTHPROC, IMSG_CTL_UPSTREAM, id, &u,
+			     sizeof(u)),
+	    -1);
+	assert_int_equal(answer(2, PROC_TLSPROC, IMSG_CTL_STATS, id, &st,
+			     sizeof(st)),
+	    -1);
+	assert_int_equal(answer(1, PROC_RELAY, IMSG_CTL_SESSION, id, &s,
+			     sizeof(s)),
+	    -1);
+	/* one set of counters each */
+	assert_int_equal(answer(0, PROC_AUTHPROC, IMSG_CTL_STATS, id, &st,
+			     sizeof(st)),
+	    0);
+	assert_int_equal(answer(0, PROC_AUTHPROC, IMSG_CTL_STATS, id, &st,
+			     sizeof(st)),
+	    -1);
+	/* no more rows than any configuration makes */
+	for (i = 0; i < CTL_MAX_ROWS; i++)
+		assert_int_equal(answer(1, PROC_RELAY, IMSG_CTL_UPSTREAM, id,
+				     &u, sizeof(u)),
+		    0);
+	assert_int_equal(answer(1, PROC_RELAY, IMSG_CTL_UPSTREAM, id, &u,
+			     sizeof(u)),
+	    -1);
+	/* unterminated names */
+	memset(u.pool, 'x', sizeof(u.pool));
+	assert_int_equal(answer(2, PROC_RELAY, IMSG_CTL_UPSTREAM, id, &u,
+			     sizeof(u)),
+	    -1);
+	/* a query never asked, and a slot not asked */
+	assert_int_equal(answer(0, PROC_AUTHPROC, IMSG_CTL_DONE, id + 100, &d,
+			     sizeof(d)),
+	    -1);
+	assert_int_equal(answer(5, PROC_RELAY, IMSG_CTL_DONE, id, &d,
+			     sizeof(d)),
+	    -1);
+	assert_int_equal(answer(0, PROC_AUTHPROC, IMSG_CTL_DONE, id, &d,
+			     sizeof(d)),
+	    0);
+	assert_int_equal(answer(1, PROC_RELAY, IMSG_CTL_DONE, id, &d,
+			     sizeof(d)),
+	    0);
+	assert_int_equal(finished, 0);
+	assert_int_equal(answer(2, PROC_TLSPROC, IMSG_CTL_DONE, id, &d,
+			     sizeof(d)),
+	    0);
+	assert_int_equal(finished, 1);
+	/* an answer after the end is ignored, not an offence */
+	assert_int_equal(answer(2, PROC_TLSPROC, IMSG_CTL_DONE, id, &d,
+			     sizeof(d)),
+	    0);
+	/* unblock: authproc may name pairs of that user only */
+	memset(&q, 0, sizeof(q));
+	q.command = CTL_UNBLOCK_USER;
+	snprintf(q.user, sizeof(q.user), "alice");
+	g = control_collect(&q, 0, finish, NULL);
+	assert_non_null(g);
+	memset(&f, 0, sizeof(f));
+	f.kinds = 1u << COUNT_IPUSER_FAIL;
+	f.client.ss_family = AF_INET;
+	snprintf(f.user, sizeof(f.user), "ALICE");
+	assert_int_equal(answer(0, PROC_AUTHPROC, IMSG_CTL_FORGET, g->id, &f,
+			     sizeof(f)),
+	    0);
+	snprintf(f.user, sizeof(f.user), "bob");
+	assert_int_equal(answer(0, PROC_AUTHPROC, IMSG_CTL_FORGET, g->id, &f,
+			     sizeof(f)),
+	    -1);
+	snprintf(f.user, sizeof(f.user), "alice");
+	f.kinds = 1u << COUNT_USER;
+	assert_int_equal(answer(0, PROC_AUTHPROC, IMSG_CTL_FORGET, g->id, &f,
+			     sizeof(f)),
+	    -1);
+	f.kinds = 1u << COUNT_IPUSER_FAIL;
+	assert_int_equal(answer(1, PROC_RELAY, IMSG_CTL_FORGET, g->id, &f,
+			     sizeof(f)),
+	    -1);
+}
+
 int
 main(void)
 {
@@ -279,6 +432,7 @@ main(void)
 	    cmocka_unit_test(test_histogram_and_sums),
 	    cmocka_unit_test(test_metrics_classify),
 	    cmocka_unit_test(test_metrics_render),
+	    cmocka_unit_test(test_answers_checked),
 	};
 
 	return cmocka_run_group_tests_name("control", tests, NULL, NULL);
