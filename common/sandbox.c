@@ -267,6 +267,10 @@ sandbox_seccomp(enum proc_role role)
 		/* accepts clients; creates, opens and connects nothing */
 		allow(ctx, SCMP_SYS(accept4));
 		allow(ctx, SCMP_SYS(accept));
+#ifdef POSTERN_SANITIZE
+		/* ASan's exit path, when a drained child exits */
+		allow(ctx, SCMP_SYS(sigaltstack));
+#endif
 		break;
 	case PROC_RELAY:
 		/* TCP only: no datagram or raw sockets */
@@ -295,6 +299,9 @@ sandbox_seccomp(enum proc_role role)
 	case PROC_TLSPROC:
 		/* accepts clients; makes plaintext socketpairs, nothing else */
 		allow(ctx, SCMP_SYS(accept4));
+#ifdef POSTERN_SANITIZE
+		allow(ctx, SCMP_SYS(sigaltstack));
+#endif
 		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair),
 			1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0)) != 0)
 			fatalx("seccomp: socketpair");

@@ -46,6 +46,7 @@
 #define LOGBUF_SIZE	   4096
 #define SHUTDOWN_WAIT_MS   3000
 #define POSTERN_NOFILE	   262144 /* descriptors we ask for */
+#define POLICY_STATE_MAX   (64u << 20) /* 262144 keys of 256 bytes */
 
 struct child {
 	enum proc_role role;
@@ -60,6 +61,7 @@ struct child {
 	int backoff_ms;
 	time_t started;
 	uint32_t gen;		    /* the configuration generation */
+	size_t state_bytes;	    /* throttle counts it handed over */
 	int draining;		    /* an older generation's: not restarted */
 	struct postern_conf *conf; /* the configuration it was started with */
 };
@@ -396,13 +398,13 @@ send_blob(struct imsgev *iev, uint32_t owner, enum blob_kind kind,
  * configuration: relay verifies handlers with it from memory.
  */
 static void
-send_handler_cas(struct imsgev *iev)
+send_handler_cas(struct imsgev *iev, const struct postern_conf *conf)
 {
 	const struct conf_lookup_handler *h;
 	uint32_t i;
 
-	for (i = 0; i < env_conf->lookup.nhandlers; i++) {
-		h = &env_conf->lookup.handlers[i];
+	for (i = 0; i < conf->lookup.nhandlers; i++) {
+		h = &conf->lookup.handlers[i];
 		if (h->tls &&
 		    send_blob(iev, LOOKUP_BLOB_OWNER + i, BLOB_CA,
 			h->ca[0] ? h->ca : tls_default_ca_cert_file()) == -1)
@@ -432,7 +434,7 @@ send_listeners(struct child *c)
 			continue;
 		fd = -1;
 		if (gets_fd && (fd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0)) == -1)
-			fatal("dup listener");
+			log_warn("listener %s not passed on", l->conf.name);
 		imsgev_compose(&c->iev, IMSG_CONF_LISTENER, 0, fd, &l->conf,
 		    sizeof(l->conf));
 	}
@@ -508,7 +510,7 @@ child_send_config(struct child *c)
 		    sizeof(r->conf));
 		imsgev_compose(iev, IMSG_CONF_LOOKUP, 0, -1, &c->conf->lookup,
 		    sizeof(c->conf->lookup));
-		send_handler_cas(iev);
+		send_handler_cas(iev, c->conf);
 		imsgev_compose(iev, IMSG_CONF_HTTP, 0, -1, &c->conf->http,
 		    sizeof(c->conf->http));
 		break;
@@ -533,8 +535,12 @@ connect_pair(struct child *a, struct child *b)
 	if (!child_running(a) || !child_running(b))
 		return;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-		sp) == -1)
-		fatal("socketpair");
+		sp) == -1) {
+		/* the pair stays apart: logins fail as if relay were down */
+		log_warn("socketpair for %s and %s", proc_role_name(a->role),
+		    proc_role_name(b->role));
+		return;
+	}
 	pc.role = b->role;
 	pc.pid = b->pid;
 	pc.instance = b->instance;
@@ -621,7 +627,9 @@ child_handle(struct child *c, struct imsg *imsg)
 			((struct audit_record *)imsg->data)->listener_id));
 		return;
 	case IMSG_POLICY_STATE:
-		if (c->role != PROC_AUTHPROC || !c->draining) {
+		/* no more than a full table could hold */
+		if (c->role != PROC_AUTHPROC || !c->draining ||
+		    (c->state_bytes += imsg->datalen) > POLICY_STATE_MAX) {
 			snprintf(err, sizeof(err), "unasked throttle counters");
 			goto bad;
 		}
@@ -666,7 +674,8 @@ child_handle(struct child *c, struct imsg *imsg)
 				  "not %s",
 			    proc_role_name(pc->role), pc->pid,
 			    proc_role_name(pc->role));
-			kill(c->pid, SIGKILL);
+			if (c->pid > 0)
+				kill(c->pid, SIGKILL);
 			return;
 		}
 		for (i = 0; i < nchildren; i++)
@@ -684,7 +693,8 @@ child_handle(struct child *c, struct imsg *imsg)
 bad:
 	log_warnx("%s sent a bad message (%s); restarting it",
 	    proc_role_name(c->role), err);
-	kill(c->pid, SIGKILL);
+	if (c->pid > 0) /* not one being reaped: kill(0) is the group */
+		kill(c->pid, SIGKILL);
 }
 
 /*
@@ -925,8 +935,10 @@ parent_reload(void (*line)(void *, const char *), void *arg)
 {
 	struct postern_conf *conf, *old = env_conf;
 	char msg[128];
-	int need;
+	int need, used;
 
+	if (quitting)
+		return 1;
 	log_info("reload: reading %s", env_conffile);
 	if ((conf = reload_read(line, arg)) == NULL) {
 		log_warnx("reload: %s has errors; nothing changed",
@@ -939,7 +951,7 @@ parent_reload(void (*line)(void *, const char *), void *arg)
 	if (free_slots() < need) {
 		free_config(conf);
 		log_warnx("reload: too many older generations still draining");
-		line(arg, "too many older generations still have sessions; "
+		line(arg, "too many older generations are still draining; "
 			  "nothing changed");
 		return 1;
 	}
@@ -974,10 +986,12 @@ parent_reload(void (*line)(void *, const char *), void *arg)
 	conf_finish(conf);
 	env_conf = conf;
 	cur_gen++;
-	/* cannot fail: the slots were counted */
+	/* the slots were counted; a start that fails is retried as a crash */
 	(void)generation_start(conf, cur_gen);
+	/* slot_release() frees old once no child uses it, maybe right now */
+	used = conf_in_use(old);
 	generation_drain(cur_gen - 1);
-	if (!conf_in_use(old))
+	if (!used)
 		free_config(old);
 	snprintf(msg, sizeof(msg),
 	    "configuration reloaded: generation %u takes new connections, "
@@ -1008,7 +1022,8 @@ child_dispatch(int fd, short event, void *arg)
 	if (n == -1) {
 		log_warnx("%s sent a malformed message; restarting it",
 		    proc_role_name(c->role));
-		kill(c->pid, SIGKILL);
+		if (c->pid > 0)
+			kill(c->pid, SIGKILL);
 		event_del(&iev->ev);
 	}
 }
@@ -1106,31 +1121,62 @@ move_fd(int fd, int target)
 		_exit(127);
 }
 
+/*
+ * No descriptors or processes to start a child with (EMFILE, EAGAIN
+ * under a tasks limit): try again in a while, as after a crash, rather
+ * than take every running session down with the parent.
+ */
+static void
+child_spawn_later(struct child *c, const char *what, int *fds, int nfds)
+{
+	struct timeval tv = {1, 0};
+	int i;
+
+	log_warn("cannot start %s (%s); trying again in 1 s",
+	    proc_role_name(c->role), what);
+	for (i = 0; i < nfds; i++)
+		if (fds[i] != -1)
+			close(fds[i]);
+	evtimer_set(&c->restart_ev, child_restart_cb, c);
+	evtimer_add(&c->restart_ev, &tv);
+}
+
 static void
 child_spawn(struct child *c)
 {
-	int sp[2], lp[2], nullfd, i, fd;
+	int sp[2] = {-1, -1}, lp[2] = {-1, -1}, nullfd, i, fd;
+	int fds[4];
 	char *argv[8];
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-		sp) == -1)
-		fatal("socketpair");
-	if (pipe2(lp, O_CLOEXEC) == -1)
-		fatal("pipe2");
+		sp) == -1) {
+		child_spawn_later(c, "socketpair", sp, 0);
+		return;
+	}
+	if (pipe2(lp, O_CLOEXEC) == -1) {
+		child_spawn_later(c, "pipe2", sp, 2);
+		return;
+	}
 	/* keep the child's end away from the fd numbers we move it to */
-	if ((fd = fcntl(sp[1], F_DUPFD_CLOEXEC, 10)) == -1)
-		fatal("fcntl");
-	close(sp[1]);
-	sp[1] = fd;
-	if ((fd = fcntl(lp[1], F_DUPFD_CLOEXEC, 10)) == -1)
-		fatal("fcntl");
-	close(lp[1]);
-	lp[1] = fd;
+	if ((fd = fcntl(sp[1], F_DUPFD_CLOEXEC, 10)) != -1) {
+		close(sp[1]);
+		sp[1] = fd;
+		if ((fd = fcntl(lp[1], F_DUPFD_CLOEXEC, 10)) != -1) {
+			close(lp[1]);
+			lp[1] = fd;
+		}
+	}
+	fds[0] = sp[0], fds[1] = sp[1], fds[2] = lp[0], fds[3] = lp[1];
+	if (fd == -1) {
+		child_spawn_later(c, "fcntl", fds, 4);
+		return;
+	}
 
 	switch (pid = fork()) {
 	case -1:
-		fatal("fork");
+		child_spawn_later(c, "fork", fds, 4);
+		return;
 	case 0:
 		if ((nullfd = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
 			_exit(127);
@@ -1257,6 +1303,9 @@ child_gone(struct child *c, int status)
 		log_warnx("%s (pid %d) exited with status %d",
 		    proc_role_name(c->role), c->pid, WEXITSTATUS(status));
 	c->pid = 0;
+	/* its last audit records may still wait in the channel */
+	if (c->iev.ibuf.fd != -1)
+		child_dispatch(c->iev.ibuf.fd, EV_READ, &c->iev);
 	imsgev_clear(&c->iev);
 	control_child_gone(c - children);
 	if (c->logfd != -1) {

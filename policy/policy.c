@@ -550,10 +550,24 @@ policy_import(const void *data, size_t len, uint64_t now)
 		memcpy(&w.cur, p + off + klen + 20, 4);
 		memcpy(&w.prev, p + off + klen + 24, 4);
 		lim = policy_limit(kind);
+		/*
+		 * What the predecessor says is believed only within what it
+		 * could have counted: recent buckets, counts up to the
+		 * limit, and never more than half the table.
+		 */
 		if (lim->max != 0 && window == lim->window && window > 0 &&
+		    last_ms <= now + 1000 &&
 		    last_ms + (uint64_t)window * 2000 >= now &&
-		    (c = counter_by_key(p + off, klen, window)) != NULL)
+		    w.bucket + 1 >= now / ((uint64_t)window * 1000) &&
+		    w.bucket <= now / ((uint64_t)window * 1000) &&
+		    nkeys < TABLE_MAX_KEYS / 2 &&
+		    (c = counter_by_key(p + off, klen, window)) != NULL) {
+			if (w.cur > lim->max)
+				w.cur = lim->max;
+			if (w.prev > lim->max)
+				w.prev = lim->max;
 			counter_merge(c, &w, last_ms);
+		}
 		off += klen + ENTRY_FIXED - 2;
 	}
 	return 0;

@@ -758,6 +758,12 @@ def _():
         rc, out = node.ctl("show", "stats")
         check(rc == 0, f"show stats: {out}")
         old_fp = tls_fingerprint(RL_IMAPS)
+        # a keep-alive exchange under way at the first reload: its answer
+        # tells the client to come back on a new connection
+        late = socket.create_connection((HOST, RL_HTTP), timeout=30)
+        late.sendall(b"GET /home/late@example.org/x?poll=late HTTP/1.1\r\n"
+                     b"Host: h\r\n\r\n")
+        time.sleep(0.5)
         for r in range(10):
             if r == 5:          # a renewed certificate on disk
                 new_cert, new_key = make_cert(os.path.join(work, "b"),
@@ -773,6 +779,15 @@ def _():
                 rc, out = node.ctl("reload")
                 check(rc == 1 and f"{conf}:" in out,
                       f"bad reload: {rc} {out}")
+            if r == 0:
+                answer = b""
+                while b"late!" not in answer:
+                    more = late.recv(4096)
+                    check(more, f"the late answer was cut: {answer!r}")
+                    answer += more
+                check(b"\r\nConnection: close\r\n" in answer,
+                      f"no Connection: close while draining: {answer!r}")
+                late.close()
             if r % 2 == 0:
                 with socket.create_connection((HOST, RL_EXTRA),
                                               timeout=10) as s:
@@ -786,8 +801,10 @@ def _():
             check(False, "the removed listener still accepts")
         except ConnectionRefusedError:
             pass
-        check(tls_fingerprint(RL_IMAPS) != old_fp,
-              "the renewed certificate is not served")
+        # every worker accepting there serves the new one
+        for _ in range(12):
+            check(tls_fingerprint(RL_IMAPS) != old_fp,
+                  "the renewed certificate is not served")
         for t in threads:
             t.join(120)
         check(not errors, f"sessions disturbed: {errors[:5]}")
@@ -809,12 +826,25 @@ def _():
             check(False, "throttle counters lost in the reloads")
         except imaplib.IMAP4.error:
             pass
+        last = [a for a in audit_records(os.path.join(work, "audit.log"))
+                if a.get("user") == user(19)][-1]
+        check(last["result"] == "throttled-user",
+              f"user19 refused for another reason: {last}")
+        c = imaplib.IMAP4(HOST, RL_IMAP, timeout=10)
+        check(c.login(user(1), PASSWORD)[0] == "OK", "user1 refused")
+        c.logout()
         # and with every session gone, the old generations exit
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(node._children()) > 3:
             time.sleep(0.5)
         check(len(node._children()) == 3,
               f"old generations still running: {node._children()}")
+        log = node.log_text()
+        check(log.count("drained") >= 30 and
+              "terminated by signal" not in log,
+              "old generations did not exit cleanly: " +
+              "\n".join(ln for ln in log.splitlines()
+                        if "signal" in ln or "drained" in ln)[-1500:])
     finally:
         stop.set()
         for w in wss:

@@ -133,6 +133,10 @@ class Recorder:
                     return self.big(int(m.group(1)), int(m.group(1)) // 2)
                 if "/chunked" in self.path:
                     return self.chunked()
+                if "poll=late" in self.path:
+                    # the whole answer seconds later (a reload meanwhile)
+                    time.sleep(2)
+                    return self.reply(200, b"late!")
                 if "poll=slow" in self.path:
                     # a long poll: the head now, the body seconds later
                     self.send_response(200)

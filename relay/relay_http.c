@@ -964,8 +964,11 @@ hx_response_framing(struct rsession *rs)
 		hx->resp_out = http10 ? HTTP_BODY_CLOSE : HTTP_BODY_CHUNKED;
 		break;
 	}
+	/* draining (a reload): the client's next request is for the new
+	 * generation, and it must know to open a new connection */
 	if (hx->resp_out == HTTP_BODY_CLOSE ||
-	    (hx->rec.flags & HTTP_REQ_CLOSE) || hx->client_eof)
+	    (hx->rec.flags & HTTP_REQ_CLOSE) || hx->client_eof ||
+	    relay_draining())
 		hx->client_close = 1;
 }
 

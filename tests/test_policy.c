@@ -701,9 +701,10 @@ main(void)
 	    cmocka_unit_test(test_policy_web_budget),
 	    cmocka_unit_test(test_failure_delay_grows_and_caps),
 	    cmocka_unit_test(test_policy_shared_counts_decide),
+	    /* before the full table, whose pending entries never expire */
+	    cmocka_unit_test(test_policy_export_import),
 	    cmocka_unit_test(test_policy_full_table),
 	    cmocka_unit_test(test_policy_unblock),
-	    cmocka_unit_test(test_policy_export_import),
 	};
 
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
