@@ -774,6 +774,19 @@ parent_logs_reopen(void)
 	access_reopen();
 }
 
+/* The old configuration's listener still open at this address. */
+static struct listener *
+listener_at(struct postern_conf *conf, const struct sockaddr_storage *ss)
+{
+	struct listener *o;
+
+	TAILQ_FOREACH(o, &conf->listeners, entry)
+	if (o->fd != -1 && sockaddr_len(&o->conf.addr) == sockaddr_len(ss) &&
+	    memcmp(&o->conf.addr, ss, sockaddr_len(ss)) == 0)
+		return o;
+	return NULL;
+}
+
 /*
  * The listeners of a new configuration: the socket of an old listener at
  * the same address passes to the new one (no connection waiting in its
@@ -788,14 +801,8 @@ listeners_take_over(struct postern_conf *conf, struct postern_conf *old)
 	TAILQ_FOREACH(l, &conf->listeners, entry)
 	{
 		l->fd = -1;
-		TAILQ_FOREACH(o, &old->listeners, entry)
-		if (o->fd != -1 &&
-		    sockaddr_len(&o->conf.addr) ==
-			sockaddr_len(&l->conf.addr) &&
-		    memcmp(&o->conf.addr, &l->conf.addr,
-			sockaddr_len(&l->conf.addr)) == 0)
-			break;
-		if (o == NULL && listener_bind(l) == -1) {
+		if (listener_at(old, &l->conf.addr) == NULL &&
+		    listener_bind(l) == -1) {
 			TAILQ_FOREACH(l, &conf->listeners, entry)
 			if (l->fd != -1) {
 				close(l->fd);
@@ -808,13 +815,7 @@ listeners_take_over(struct postern_conf *conf, struct postern_conf *old)
 	{
 		if (l->fd != -1)
 			continue;
-		TAILQ_FOREACH(o, &old->listeners, entry)
-		if (o->fd != -1 &&
-		    sockaddr_len(&o->conf.addr) ==
-			sockaddr_len(&l->conf.addr) &&
-		    memcmp(&o->conf.addr, &l->conf.addr,
-			sockaddr_len(&l->conf.addr)) == 0)
-			break;
+		o = listener_at(old, &l->conf.addr);
 		l->fd = o->fd;
 		o->fd = -1;
 	}

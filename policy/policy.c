@@ -93,11 +93,9 @@ policy_key(unsigned char *key, enum counter_kind kind,
 }
 
 static struct counter *
-counter_get(enum counter_kind kind, const struct sockaddr_storage *ss,
-    const char *user, int budget, uint32_t window, int create)
+counter_by_key(const unsigned char *key, size_t len, uint32_t window,
+    int create)
 {
-	unsigned char key[KEY_MAX];
-	size_t len = policy_key(key, kind, ss, user, budget);
 	struct counter *c;
 	uint32_t b = key_hash(key, len) % TABLE_BUCKETS;
 
@@ -124,6 +122,16 @@ counter_get(enum counter_kind kind, const struct sockaddr_storage *ss,
 	LIST_INSERT_HEAD(&table[b], c, entry);
 	nkeys++;
 	return c;
+}
+
+static struct counter *
+counter_get(enum counter_kind kind, const struct sockaddr_storage *ss,
+    const char *user, int budget, uint32_t window, int create)
+{
+	unsigned char key[KEY_MAX];
+	size_t len = policy_key(key, kind, ss, user, budget);
+
+	return counter_by_key(key, len, window, create);
 }
 
 /*
@@ -495,25 +503,6 @@ counter_merge(struct counter *c, const struct window_counter *in,
 		c->last_ms = last_ms;
 }
 
-static struct counter *
-counter_by_key(const unsigned char *key, size_t len, uint32_t window)
-{
-	struct counter *c;
-	uint32_t b = key_hash(key, len) % TABLE_BUCKETS;
-
-	LIST_FOREACH(c, &table[b], entry)
-	if (c->keylen == len && memcmp(c->key, key, len) == 0)
-		return c;
-	if (nkeys >= TABLE_MAX_KEYS || (c = calloc(1, sizeof(*c) + len)) == NULL)
-		return NULL;
-	c->keylen = len;
-	c->window = window;
-	memcpy(c->key, key, len);
-	LIST_INSERT_HEAD(&table[b], c, entry);
-	nkeys++;
-	return c;
-}
-
 /*
  * Entries from policy_export(), as the parent passed them on.  Counts
  * for a limit whose window the new configuration changed are dropped:
@@ -561,7 +550,7 @@ policy_import(const void *data, size_t len, uint64_t now)
 		    w.bucket + 1 >= now / ((uint64_t)window * 1000) &&
 		    w.bucket <= now / ((uint64_t)window * 1000) &&
 		    nkeys < TABLE_MAX_KEYS / 2 &&
-		    (c = counter_by_key(p + off, klen, window)) != NULL) {
+		    (c = counter_by_key(p + off, klen, window, 1)) != NULL) {
 			if (w.cur > lim->max)
 				w.cur = lim->max;
 			if (w.prev > lim->max)

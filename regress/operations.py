@@ -855,3 +855,58 @@ def _():
             except Exception:  # noqa: BLE001
                 pass
         node.stop()
+
+
+RB_IMAP = 22640
+
+
+@case("reload-while-children-restart-and-back-to-back")
+def _():
+    work = os.path.join(env.work, "reload2")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    conf = os.path.join(work, "rb.conf")
+    with open(conf, "w") as f:
+        f.write(f'''user "_postern"
+chroot "/var/empty"
+listen on {HOST} port {RB_IMAP} imap
+upstream "one" {{
+\thost {HOST}
+\timap port {env.dv1_imap}
+}}
+route default to "one"
+''')
+    node = Postern(env.binary, conf, os.path.join(work, "rb.log"),
+                   [RB_IMAP])
+    node.start()
+    try:
+        c = imaplib.IMAP4(HOST, RB_IMAP, timeout=10)
+        check(c.login(user(1), PASSWORD)[0] == "OK", "login")
+        # every child dead and waiting to be restarted, then a reload
+        for pid, _ in node._children():
+            os.kill(pid, 9)
+        rc, out = node.ctl("reload")
+        check(rc == 0, f"reload with children restarting: {rc} {out}")
+        for i in range(6):
+            rc, out = node.ctl("reload")
+            check(rc == 0, f"back-to-back reload {i}: {rc} {out}")
+        check(node.proc.poll() is None, "the parent died")
+        deadline = time.monotonic() + 30
+        ok = False
+        while time.monotonic() < deadline and not ok:
+            try:
+                d = imaplib.IMAP4(HOST, RB_IMAP, timeout=10)
+                ok = d.login(user(3), PASSWORD)[0] == "OK"
+                d.logout()
+            except (imaplib.IMAP4.error, OSError):
+                time.sleep(0.3)
+        check(ok, "no login after the reloads")
+        try:
+            c.logout()
+        except (imaplib.IMAP4.abort, OSError):
+            pass    # killed with its relay, as a crash does
+        log = node.log_text()
+        check("double free" not in log and "AddressSanitizer" not in log,
+              "the parent's memory: " + log[-1500:])
+    finally:
+        node.stop()
