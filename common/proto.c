@@ -632,6 +632,23 @@ audit_result_name(enum audit_result r)
 	return names[r];
 }
 
+/*
+ * The result as the audit log writes it: web records use the words of
+ * web operators (one "throttled", with the limit in a field of its own,
+ * and "upstream-error"); mail records keep the finer mail names.
+ */
+const char *
+audit_result_word(uint32_t proto, enum audit_result r)
+{
+	if (proto == PROTO_HTTP) {
+		if (r == AUDIT_THROTTLED_IP || r == AUDIT_THROTTLED_USER)
+			return "throttled";
+		if (r == AUDIT_UPSTREAM_UNAVAILABLE)
+			return "upstream-error";
+	}
+	return audit_result_name(r);
+}
+
 const char *
 login_mech_name(enum login_mech m)
 {

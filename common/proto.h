@@ -682,6 +682,7 @@ int http_done_valid(const struct imsg *);
 int http_verdict_valid(const struct imsg *);
 int access_record_valid(const struct imsg *);
 const char *audit_result_name(enum audit_result);
+const char *audit_result_word(uint32_t, enum audit_result);
 const char *login_mech_name(enum login_mech);
 uint64_t wallclock_ms(void);
 uint64_t monotonic_us(void);

@@ -147,13 +147,18 @@ audit_format(char *buf, size_t len, const struct audit_record *a,
 	if (json_append_raw(buf, len, &off, num) == -1 ||
 	    field(buf, len, &off, "user", a->user) == -1 ||
 	    field(buf, len, &off, "mechanism", a->mech) == -1 ||
-	    field(buf, len, &off, "result", audit_result_name(a->result)) ==
-		-1 ||
+	    field(buf, len, &off, "result",
+		audit_result_word(a->proto, a->result)) == -1 ||
 	    field(buf, len, &off, "reason", a->reason) == -1 ||
 	    field(buf, len, &off, "upstream", a->upstream) == -1)
 		return -1;
 	if (a->proto == PROTO_HTTP) {
 		if (field(buf, len, &off, "path_class", a->path_class) == -1)
+			return -1;
+		if ((a->result == AUDIT_THROTTLED_IP ||
+			a->result == AUDIT_THROTTLED_USER) &&
+		    field(buf, len, &off, "limit",
+			a->result == AUDIT_THROTTLED_IP ? "ip" : "user") == -1)
 			return -1;
 		if (a->http_status != 0) {
 			snprintf(num, sizeof(num), ",\"http_status\":%u",

@@ -418,7 +418,8 @@ hx_audit(struct rsession *rs, uint32_t result, const char *why)
 	snprintf(a.mech, sizeof(a.mech), "%s",
 	    login_mech_name(hx->rec.attempt == 2 ? MECH_FORM : MECH_BASIC));
 	snprintf(a.reason, sizeof(a.reason), "%s", why);
-	if (rs->lg->upstream != NULL && !hx->own_page)
+	/* the operator's record names the upstream that failed, too */
+	if (rs->lg->upstream != NULL)
 		snprintf(a.upstream, sizeof(a.upstream), "%s",
 		    rs->lg->upstream->conf.name);
 	a.http_status = hx->status;
@@ -446,7 +447,7 @@ hx_access(struct rsession *rs)
 	a.client = hx->rec.client;
 	memcpy(a.method, hx->rec.method, sizeof(a.method));
 	memcpy(a.path, hx->rec.path, sizeof(a.path));
-	if (rs->lg != NULL && rs->lg->upstream != NULL && !hx->own_page)
+	if (rs->lg != NULL && rs->lg->upstream != NULL)
 		snprintf(a.upstream, sizeof(a.upstream), "%s",
 		    rs->lg->upstream->conf.name);
 	if (hx->rec.attempt)
