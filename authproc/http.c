@@ -241,23 +241,30 @@ http_basic_anyway(struct http_route_key *k)
 	return 0;
 }
 
-/* Is this request one of the configured form logins? */
-static const struct http_form_login *
-http_form_match(void)
+/* Is a normalised path the form's path, or under it for a prefix? */
+static int
+http_form_path_matches(const struct http_form_login *f, const char *path,
+    size_t plen)
 {
-	const struct http_form_login *f;
-	size_t plen = http_path_len(), i;
+	size_t n = strlen(f->path);
 
-	for (i = 0; i < authproc_http.nforms; i++) {
-		f = &authproc_http.forms[i];
-		/* case aside: the servers behind may not care either */
-		if (req.methodlen == strlen(f->method) &&
-		    memcmp(req.method, f->method, req.methodlen) == 0 &&
-		    plen == strlen(f->path) &&
-		    strncasecmp(req.target, f->path, plen) == 0)
-			return f;
-	}
-	return NULL;
+	/* case aside: the servers behind may not care either */
+	if (plen < n || strncasecmp(path, f->path, n) != 0)
+		return 0;
+	if (plen == n)
+		return 1;
+	return f->prefix && (path[n] == '/' || n == 1);
+}
+
+/* The form login's user is known: the policy is asked next. */
+static void
+http_form_start(struct session *s, const char *user)
+{
+	snprintf(s->req.user, sizeof(s->req.user), "%s", user);
+	s->req.mech = MECH_FORM;
+	s->http_form = 1;
+	snprintf(s->http_class, sizeof(s->http_class), "webmail");
+	session_login(s);
 }
 
 /*
@@ -295,11 +302,102 @@ http_form_login(struct session *s, const struct http_form_login *f,
 		http_answer_close(s, 400, "form login without a user", NULL);
 		return;
 	}
-	memcpy(s->req.user, user, sizeof(s->req.user));
-	s->req.mech = MECH_FORM;
-	s->http_form = 1;
-	snprintf(s->http_class, sizeof(s->http_class), "webmail");
-	session_login(s);
+	http_form_start(s, user);
+}
+
+/*
+ * Requests under a marker's path (every SOAP request, Zimbra's at
+ * /service/soap) are logins only when their body holds the marker: the
+ * body, if small enough, is looked through before anything is
+ * forwarded.  Returns 1 when the request was taken here (a login, a
+ * refusal, or waiting for the rest of the body), 0 to forward it.
+ */
+static int
+http_soap_check(struct session *s, const struct http_form_login **scan,
+    size_t nscan, const unsigned char *in, size_t len)
+{
+	const char *body = (const char *)in + req.headlen;
+	char user[USER_MAX_LEN + 1], other[USER_MAX_LEN + 1];
+	size_t i;
+	int r, found = 0, refused = 0;
+
+	if (req.framing == HTTP_BODY_NONE)
+		return 0;
+	if (req.framing != HTTP_BODY_LENGTH) {
+		/* a login could hide in it: the server would read it all */
+		http_answer_close(s, 411, "chunked body under a login path",
+		    NULL);
+		return 1;
+	}
+	if (req.content_length > HTTP_FORM_SCAN_MAX ||
+	    req.headlen + req.content_length > PIPELINE_MAX)
+		return 0; /* too large to look through: see postern.conf(5) */
+	if (len - req.headlen < req.content_length)
+		return 1; /* the rest of the body, within the head's deadline */
+	user[0] = '\0';
+	for (i = 0; i < nscan; i++) {
+		r = http_soap_login(body, req.content_length, scan[i]->marker,
+		    scan[i]->field, found ? other : user, sizeof(user));
+		if (r == -1)
+			refused = 1;
+		else if (r == 1 && found++ && strcmp(user, other) != 0) {
+			/* two fields, two users: which would the server take? */
+			found = 0;
+			refused = 1;
+			break;
+		}
+	}
+	if (found) {
+		http_form_start(s, user);
+		return 1;
+	}
+	if (refused) {
+		http_answer_close(s, 400, "login whose user cannot be told",
+		    NULL);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Is this request one of the configured form logins?  Returns 1 when it
+ * was taken here, 0 to go on with it as an ordinary request.
+ */
+static int
+http_form_check(struct session *s, const unsigned char *in, size_t len)
+{
+	const struct http_form_login *f, *scan[HTTP_MAX_FORMS];
+	char path[HTTP_TARGET_NORM_MAX];
+	size_t i, nscan = 0, methods = 0;
+	ssize_t plen;
+
+	for (i = 0; i < authproc_http.nforms; i++) {
+		f = &authproc_http.forms[i];
+		methods += req.methodlen == strlen(f->method) &&
+		    memcmp(req.method, f->method, req.methodlen) == 0;
+	}
+	if (methods == 0)
+		return 0;
+	plen = http_path_normalize(req.target, http_path_len(), path,
+	    sizeof(path));
+	if (plen < 0) {
+		http_answer_close(s, 400, "path that cannot be normalised",
+		    NULL);
+		return 1;
+	}
+	for (i = 0; i < authproc_http.nforms; i++) {
+		f = &authproc_http.forms[i];
+		if (req.methodlen != strlen(f->method) ||
+		    memcmp(req.method, f->method, req.methodlen) != 0 ||
+		    !http_form_path_matches(f, path, plen))
+			continue;
+		if (f->marker[0] == '\0') {
+			http_form_login(s, f, in, len);
+			return 1;
+		}
+		scan[nscan++] = f;
+	}
+	return nscan > 0 ? http_soap_check(s, scan, nscan, in, len) : 0;
 }
 
 /* A whole head: answer it ourselves or give it to relay. */
@@ -307,7 +405,6 @@ static void
 http_request_ready(struct session *s, const unsigned char *in, size_t len)
 {
 	uint32_t mode = s->listener->conf.http_mode;
-	const struct http_form_login *form;
 	int status;
 
 	/* counted once, however often its head is parsed again */
@@ -336,9 +433,8 @@ http_request_ready(struct session *s, const unsigned char *in, size_t len)
 		return;
 	}
 	/* a form login is judged as one, whatever else it carries */
-	if (!s->http_checked && (form = http_form_match()) != NULL) {
+	if (!s->http_checked && http_form_check(s, in, len)) {
 		explicit_bzero(&key, sizeof(key));
-		http_form_login(s, form, in, len);
 		return;
 	}
 	if (key.has_basic && key.basic_user[0] == '\0') {

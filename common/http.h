@@ -138,18 +138,32 @@ struct http_route_conf {
 	char cookie[HTTP_COOKIE_MAX];			   /* ZM_AUTH_TOKEN */
 };
 
-/* A webmail form login: method and path (query ignored), the user's field. */
-#define HTTP_MAX_FORMS	   4
+/*
+ * A webmail form login: method and path (query ignored), the user's
+ * field.  A path ending in a slash and a star covers everything under
+ * it, and a marker makes a request there a login only when its body
+ * holds an element or key of that name (a SOAP AuthRequest, wherever it
+ * is posted).
+ */
+#define HTTP_MAX_FORMS	   8
 #define HTTP_FORM_BODY_MAX 4096 /* a login body read whole, at most */
+#define HTTP_FORM_SCAN_MAX 8192 /* a body under a marker, looked through */
+#define HTTP_TARGET_NORM_MAX 8192
 
 struct http_form_login {
 	char method[16];
-	char path[HTTP_PREFIX_MAX];
+	char path[HTTP_PREFIX_MAX]; /* normalised, without its star */
 	char field[32];
+	char marker[32];
+	uint32_t prefix; /* path and everything under it */
 };
 
 int http_form_user(const char *ctype, size_t ctlen, const char *body,
     size_t len, const char *field, char *user, size_t usersz);
+int http_soap_login(const char *body, size_t len, const char *marker,
+    const char *field, char *user, size_t usersz);
+ssize_t http_path_normalize(const char *path, size_t len, char *out,
+    size_t outsz);
 
 /* The Zimbra-compatible defaults. */
 void http_route_conf_default(struct http_route_conf *);

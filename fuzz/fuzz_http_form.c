@@ -3,6 +3,8 @@
  * type and the field, the rest is the body.  A user found must be a
  * usable name, NUL-terminated within its buffer; nothing is read past
  * the body (ASan) and the result never depends on bytes after it.
+ * With bit 0x40 of the first byte set, the rest is a SOAP body for
+ * http_soap_login(); with 0x80, a path for http_path_normalize().
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,6 +28,46 @@ static const char *const types[] = {
 };
 static const char *const fields[] = {"username", "account", "a", "_content"};
 
+static void
+fuzz_soap(const char *body, size_t len, const char *field)
+{
+	char user[HTTP_USER_MAX + 1], again[HTTP_USER_MAX + 1];
+	int r;
+
+	r = http_soap_login(body, len, "AuthRequest", field, user,
+	    sizeof(user));
+	CHECK(r >= -1 && r <= 1);
+	CHECK(memchr(user, '\0', sizeof(user)) != NULL);
+	if (r == 1)
+		CHECK(http_usable_name(user, strlen(user)));
+	else
+		CHECK(user[0] == '\0');
+	CHECK(http_soap_login(body, len, "AuthRequest", field, again,
+		  sizeof(again)) == r);
+	CHECK(strcmp(user, again) == 0);
+}
+
+static void
+fuzz_path(const char *path, size_t len)
+{
+	char out[256], again[256];
+	ssize_t n;
+
+	n = http_path_normalize(path, len, out, sizeof(out));
+	CHECK(n >= -1 && n < (ssize_t)sizeof(out));
+	if (n < 0)
+		return;
+	/* a normalised path is its own normal form */
+	CHECK(out[0] == '/' && strlen(out) == (size_t)n);
+	CHECK(n == 1 || out[n - 1] != '/');
+	CHECK(strstr(out, "//") == NULL && strstr(out, "/./") == NULL &&
+	    strstr(out, "/../") == NULL && strchr(out, ';') == NULL);
+	if (strchr(out, '%') == NULL) {
+		CHECK(http_path_normalize(out, n, again, sizeof(again)) == n);
+		CHECK(strcmp(out, again) == 0);
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -44,6 +86,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((body = malloc(len ? len : 1)) == NULL)
 		return 0;
 	memcpy(body, data + 1, len);
+	if (data[0] & 0xc0) {
+		if (data[0] & 0x80)
+			fuzz_path(body, len);
+		else
+			fuzz_soap(body, len, field);
+		free(body);
+		return 0;
+	}
 	r = http_form_user(ct, strlen(ct), body, len, field, user,
 	    sizeof(user));
 	CHECK(r >= -1 && r <= 1);

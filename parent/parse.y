@@ -70,12 +70,17 @@ static int	 add_path_prefix(const char *);
 static void	 check_http(const char *, struct postern_conf *);
 static int	 prefixes_given;
 /* Zimbra and Carbonio: the SOAP AuthRequest and the login page */
+/* Zimbra and Carbonio: the SOAP AuthRequest wherever it is posted, the
+ * admin console's (by name or by account), and the login page */
 static const struct http_form_login zimbra_forms[] = {
-	{ "POST", "/service/soap/AuthRequest", "account" },
-	{ "POST", "/", "username" },
+	{ "POST", "/service/soap", "account", "AuthRequest", 1 },
+	{ "POST", "/service/admin/soap", "name", "AuthRequest", 1 },
+	{ "POST", "/service/admin/soap", "account", "AuthRequest", 1 },
+	{ "POST", "/", "username", "", 0 },
 };
 static int	 forms_given;
-static int	 add_form_login(const char *, const char *, const char *);
+static int	 add_form_login(const char *, const char *, const char *,
+		    const char *);
 
 typedef struct {
 	union {
@@ -102,13 +107,13 @@ typedef struct {
 %token	HTTPHEADER HTTPTARGET HTTPBODY HTTPIDLE HTTPRESPONSE
 %token	LOOKUPFAILURE ROUTEBY PATH BASIC COOKIE AUTHCOOKIE PATHPREFIX
 %token	UPSTREAMIDLE UPSTREAMKEEP ACCESS LOG QUERY HTTPREQUESTS
-%token	FORMLOGIN FIELD NONE SEPARATE
+%token	FORMLOGIN FIELD NONE SEPARATE MARKER
 %token	CONTROL SOCKET GROUP METRICS
 %type	<v.number>	window
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
 %type	<v.number>	proto seconds count mcport netport httpmode
-%type	<v.string>	string
+%type	<v.string>	string formmarker
 
 /* strings dropped by error recovery would otherwise leak */
 %destructor	{ free($$); }	<v.string>
@@ -122,6 +127,10 @@ grammar		: /* empty */
 		| grammar upstream '\n'
 		| grammar pool '\n'
 		| grammar error '\n'		{ file.errors++; }
+		;
+
+formmarker	: /* empty */		{ $$ = NULL; }
+		| MARKER string		{ $$ = $2; }
 		;
 
 string		: STRING
@@ -239,15 +248,17 @@ httpmain	: HTTP FALLBACK TO string {
 		| ACCESS LOG QUERY {
 			conf->http.access_query = 1;
 		}
-		| HTTP FORMLOGIN string string FIELD string {
-			int	r = add_form_login($3, $4, $6);
+		| HTTP FORMLOGIN string string formmarker FIELD string {
+			int	r = add_form_login($3, $4, $5, $7);
 
 			free($3);
 			$3 = NULL;
 			free($4);
 			$4 = NULL;
-			free($6);
-			$6 = NULL;
+			free($5);
+			$5 = NULL;
+			free($7);
+			$7 = NULL;
 			if (r == -1)
 				YYERROR;
 		}
@@ -1229,6 +1240,7 @@ lookup(const char *s)
 		{ "login",		LOGIN },
 		{ "lookup",		LOOKUP },
 		{ "lookup-failure",	LOOKUPFAILURE },
+		{ "marker",		MARKER },
 		{ "max",		MAX },
 		{ "max-fails",		MAXFAILS },
 		{ "memcache",		MEMCACHE },
@@ -1496,12 +1508,31 @@ add_listener(const char *addr, long long port, int proto)
 	return 0;
 }
 
-/* The first form login given replaces the Zimbra defaults. */
 static int
-add_form_login(const char *method, const char *path, const char *field)
+form_name_ok(const char *name, size_t max)
+{
+	size_t	 i;
+
+	for (i = 0; name[i] != '\0'; i++)
+		if (!isalnum((unsigned char)name[i]) &&
+		    strchr("_-.", name[i]) == NULL)
+			return 0;
+	return i > 0 && i < max;
+}
+
+/*
+ * The first form login given replaces the Zimbra defaults.  The path is
+ * kept normalised, as requests' paths are compared; a path ending in a
+ * slash and a star covers itself and everything under it.
+ */
+static int
+add_form_login(const char *method, const char *path, const char *marker,
+    const char *field)
 {
 	struct http_form_login	*f;
-	size_t			 i;
+	char			 norm[HTTP_PREFIX_MAX], raw[HTTP_PREFIX_MAX];
+	size_t			 i, len = strlen(path);
+	int			 prefix = 0;
 
 	for (i = 0; method[i] != '\0'; i++)
 		if (!http_is_tchar(method[i]))
@@ -1511,17 +1542,28 @@ add_form_login(const char *method, const char *path, const char *field)
 		yyerror("invalid form login method");
 		return -1;
 	}
-	if (path[0] != '/' || strlen(path) >= sizeof(f->path) ||
-	    strpbrk(path, " \t?#") != NULL) {
-		yyerror("a form login path starts with '/', without a query");
+	if (len >= 2 && strcmp(path + len - 2, "/*") == 0) {
+		prefix = 1;
+		len -= 2;
+	}
+	if (path[0] != '/' || len >= sizeof(raw) ||
+	    strpbrk(path, " \t?#") != NULL ||
+	    memchr(path, '*', len) != NULL) {
+		yyerror("a form login path starts with '/', without a query"
+		    " or a '*' but at the end");
 		return -1;
 	}
-	for (i = 0; field[i] != '\0'; i++)
-		if (!isalnum((unsigned char)field[i]) &&
-		    strchr("_-.", field[i]) == NULL)
-			break;
-	if (field[i] != '\0' || i == 0 || i >= sizeof(f->field)) {
+	snprintf(raw, sizeof(raw), "%.*s", (int)len, path);
+	if (len == 0 || http_path_normalize(raw, len, norm, sizeof(norm)) < 0) {
+		yyerror("form login path %s cannot be normalised", path);
+		return -1;
+	}
+	if (!form_name_ok(field, sizeof(f->field))) {
 		yyerror("invalid form login field");
+		return -1;
+	}
+	if (marker != NULL && !form_name_ok(marker, sizeof(f->marker))) {
+		yyerror("invalid form login marker");
 		return -1;
 	}
 	if (!forms_given++)
@@ -1532,8 +1574,10 @@ add_form_login(const char *method, const char *path, const char *field)
 	}
 	f = &conf->http.forms[conf->http.nforms++];
 	snprintf(f->method, sizeof(f->method), "%s", method);
-	snprintf(f->path, sizeof(f->path), "%s", path);
+	snprintf(f->path, sizeof(f->path), "%s", norm);
 	snprintf(f->field, sizeof(f->field), "%s", field);
+	snprintf(f->marker, sizeof(f->marker), "%s", marker ? marker : "");
+	f->prefix = prefix;
 	return 0;
 }
 

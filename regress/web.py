@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.parse
 
 from cases import TEARDOWNS, case, check, env
 from backends import Radicale
@@ -166,11 +167,12 @@ class Recorder:
 
             do_HEAD = do_GET
 
-            def login_form(self):
+            def login_form(self, body=None):
                 """Zimbra's SOAP AuthRequest and login page: the right
                 password sets the auth cookie, a wrong one does not."""
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n)
+                if body is None:
+                    n = int(self.headers.get("Content-Length") or 0)
+                    body = self.rfile.read(n)
                 self.record(body)
                 if b"right" in body:
                     return self.reply(200, b'{"Body":{"AuthResponse":{}}}', [
@@ -181,9 +183,25 @@ class Recorder:
                 self.reply(500, b'{"Body":{"Fault":{"Reason":{"Text":'
                            b'"authentication failed"}}}}')
 
+            def soap_post(self):
+                """Like Zimbra's SOAP servlet: whatever the path under
+                /service/soap, the body says what is asked."""
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                if re.search(rb'"AuthRequest"\s*:|<(\w+:)?AuthRequest[\s>/]',
+                             body):
+                    return self.login_form(body)
+                self.record(body)
+                self.reply(200, b'{"Body":{"GetInfoResponse":{}}}',
+                           [("Content-Type", "application/json")])
+
             def do_POST(self):
-                if self.path in ("/", "/service/soap/AuthRequest"):
+                if self.path == "/":
                     return self.login_form()
+                if ("Transfer-Encoding" not in self.headers and
+                        re.sub(r"/+", "/", urllib.parse.unquote(
+                            self.path)).lower().startswith("/service/soap")):
+                    return self.soap_post()
                 n, sha = self.read_body()
                 with outer.lock:
                     outer.requests.append({

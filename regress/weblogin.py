@@ -469,6 +469,76 @@ def _():
         check(WRONG not in f.read(), "password in the log")
 
 
+@case("web-soap-login-posted-anywhere-under-service-soap-is-counted")
+def _():
+    """Zimbra's SOAP servlet reads the AuthRequest from the body wherever
+    under /service/soap it is posted; every spelling of such a path is
+    one login to the policy, and what cannot be told is refused."""
+    start_throttle()
+    src = "127.0.0.6"          # its own address: the request rate limit
+    u = "soapwalker@example.org"
+    batch = json.dumps({"Body": {"BatchRequest": {
+        "NoOpRequest": {"pad": "x" * 500},
+        "AuthRequest": [{"account": {"by": "name", "_content": u},
+                         "password": {"_content": WRONG}}]}}})
+    tries = [("/service/soap/", soap_json(u, WRONG)),
+             ("/service/%73oap/NoOpRequest", soap_json(u, WRONG)),
+             ("/service//soap;x/./BatchRequest", batch),
+             ("/service/soap", soap_json(u, WRONG)),
+             ("/x/../service/SOAP/GetInfoRequest", soap_json(u, WRONG))]
+    before = env.back1.count()
+    codes = [form_login(body, "application/soap+json", path=path,
+                        src=src)[0]
+             for path, body in tries]
+    check(codes == [500] * FAIL_LIMIT + [429] * 2, f"answers {codes}")
+    check(env.back1.count() - before == FAIL_LIMIT,
+          f"backend saw {env.back1.count() - before} logins")
+    # ordinary SOAP requests pass untouched, small and large
+    before = env.back1.count()
+    for body in ('{"Body":{"GetInfoRequest":{"_jsns":"urn:zimbraAccount"}}}',
+                 json.dumps({"Body": {"SaveDraftRequest": {
+                     "m": {"content": "AuthRequest: " + "y" * 20000}}}})):
+        code, _ = form_login(body, "application/soap+json",
+                             path="/service/soap/x", src=src)
+        check(code == 200, f"ordinary SOAP request answered {code}")
+    check(env.back1.count() - before == 2, "ordinary SOAP not forwarded")
+    # what could hide a login is refused and reaches no server
+    before = env.back1.count()
+    hidden = ('{"Body":{"\\u0041uthRequest":{"account":"'
+              + u + '","password":"x"}}}')
+    code, _ = form_login(hidden, "application/soap+json",
+                         path="/service/soap/", src=src)
+    check(code == 429, f"escaped marker key not read as one: {code}")
+    decoy = ('{"Body":{"AuthRequest":{"account":"decoy@example.org",'
+             '"\\u0061ccount":"' + u + '","password":"x"}}}')
+    code, _ = form_login(decoy, "application/soap+json",
+                         path="/service/soap/", src=src)
+    check(code == 400, f"escaped field beside a decoy: {code}")
+    out = web.raw_exchange(
+        b"POST /service/soap/ HTTP/1.1\r\nHost: mail.example.org\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"5\r\n{\"a\":\r\n0\r\n\r\n", port=TWEB, src=src)
+    check(out.startswith(b"HTTP/1.1 411 "), f"chunked SOAP: {out[:40]!r}")
+    code, _ = form_login(soap_json(u, WRONG), "application/soap+json",
+                         path="/service/../../soap", src=src)
+    check(code == 400, f"path above the root: {code}")
+    check(env.back1.count() == before, "a refused request was forwarded")
+    # the admin console's AuthRequest names its user "name"
+    admin = json.dumps({"Body": {"AuthRequest": {
+        "_jsns": "urn:zimbraAdmin", "name": "soapadmin@example.org",
+        "password": WRONG}}})
+    form_login(admin, "application/soap+json",
+               path="/service/admin/soap/AuthRequest", src=src)
+    time.sleep(0.3)
+    recs = [r for r in audit_lines() if r["mechanism"] == "form"]
+    res = [r["result"] for r in recs if r["user"] == u]
+    check(res == ["bad-credentials"] * FAIL_LIMIT + ["throttled"] * 3,
+          f"audited as {res}")
+    check(any(r["user"] == "soapadmin@example.org" and
+              r["result"] == "bad-credentials" for r in recs),
+          "admin AuthRequest not audited")
+
+
 @case("web-login-failures-on-one-connection-wait-longer-each-time")
 def _():
     start_throttle()

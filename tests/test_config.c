@@ -817,6 +817,54 @@ test_http(void **state)
 		     "http auth-cookie \"a b\"\n");
 }
 
+static void
+test_form_logins(void **state)
+{
+	struct postern_conf *c;
+	const char *listen = "listen on 127.0.0.1 port 80 http\n";
+	char text[1024];
+
+	(void)state;
+	snprintf(text, sizeof(text), "%s", listen);
+	c = parse_text(text);
+	assert_non_null(c);
+	/* Zimbra's: the SOAP servlet's whole path, the admin's, the page */
+	assert_int_equal(c->http.nforms, 4);
+	assert_string_equal(c->http.forms[0].path, "/service/soap");
+	assert_int_equal(c->http.forms[0].prefix, 1);
+	assert_string_equal(c->http.forms[0].marker, "AuthRequest");
+	assert_string_equal(c->http.forms[3].path, "/");
+	assert_int_equal(c->http.forms[3].prefix, 0);
+	assert_string_equal(c->http.forms[3].marker, "");
+	free_config(c);
+	snprintf(text, sizeof(text),
+	    "%shttp form-login POST \"/api//v1/./login\" field \"login\"\n"
+	    "http form-login POST \"/rpc/*\" marker Login field email\n",
+	    listen);
+	c = parse_text(text);
+	assert_non_null(c);
+	assert_int_equal(c->http.nforms, 2);
+	/* kept as requests' paths are compared */
+	assert_string_equal(c->http.forms[0].path, "/api/v1/login");
+	assert_string_equal(c->http.forms[1].path, "/rpc");
+	assert_int_equal(c->http.forms[1].prefix, 1);
+	assert_string_equal(c->http.forms[1].marker, "Login");
+	assert_string_equal(c->http.forms[1].field, "email");
+	free_config(c);
+	snprintf(text, sizeof(text), "%shttp form-login POST \"/a*\" field u\n",
+	    listen);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%shttp form-login POST \"/a/*/b\" field u\n", listen);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%shttp form-login POST \"/../a\" field u\n", listen);
+	expect_error(text);
+	snprintf(text, sizeof(text),
+	    "%shttp form-login POST \"/a\" marker \"a b\" field u\n", listen);
+	expect_error(text);
+}
+
 int
 main(void)
 {
@@ -843,6 +891,7 @@ main(void)
 	    cmocka_unit_test(test_tls_processes),
 	    cmocka_unit_test(test_lookup_https),
 	    cmocka_unit_test(test_http),
+	    cmocka_unit_test(test_form_logins),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -186,6 +186,203 @@ test_other_types(void **state)
 	}
 }
 
+static const char *
+norm(const char *path)
+{
+	static char out[256];
+
+	if (http_path_normalize(path, strlen(path), out, sizeof(out)) < 0)
+		return NULL;
+	return out;
+}
+
+static void
+test_path_normalize(void **state)
+{
+	(void)state;
+	assert_string_equal(norm("/service/soap/AuthRequest"),
+	    "/service/soap/AuthRequest");
+	/* what a servlet container would match the same way */
+	assert_string_equal(norm("/service/%73oap/AuthRequest"),
+	    "/service/soap/AuthRequest");
+	assert_string_equal(norm("/service//soap/./AuthRequest/"),
+	    "/service/soap/AuthRequest");
+	assert_string_equal(norm("/service/soap;jsessionid=1/x;y"),
+	    "/service/soap/x");
+	assert_string_equal(norm("/service/x/../soap"), "/service/soap");
+	assert_string_equal(norm("/service/x/%2e%2e/soap"), "/service/soap");
+	assert_string_equal(norm("/service%2fsoap"), "/service/soap");
+	assert_string_equal(norm("/"), "/");
+	assert_string_equal(norm("//./"), "/");
+	assert_string_equal(norm("/;x"), "/");
+	/* no honest client sends these */
+	assert_null(norm("/../etc"));
+	assert_null(norm("/a/../../b"));
+	assert_null(norm("/a%zz"));
+	assert_null(norm("/a%2"));
+	assert_null(norm("/a%00b"));
+	assert_null(norm("relative"));
+	assert_null(norm(""));
+	{
+		char longpath[400];
+
+		memset(longpath, 'a', sizeof(longpath));
+		longpath[0] = '/';
+		longpath[sizeof(longpath) - 1] = '\0';
+		assert_null(norm(longpath));
+	}
+}
+
+static int
+soap(const char *body, const char *field, char *user)
+{
+	return http_soap_login(body, strlen(body), "AuthRequest", field, user,
+	    HTTP_USER_MAX + 1);
+}
+
+static void
+test_soap_login_found(void **state)
+{
+	char u[HTTP_USER_MAX + 1];
+
+	(void)state;
+	assert_int_equal(soap("{\"Header\":{\"context\":{\"account\":"
+			      "{\"_content\":\"boss@x\"}}},\"Body\":{"
+			      "\"AuthRequest\":{\"account\":{\"by\":\"name\","
+			      "\"_content\":\"joe@x\"},\"password\":"
+			      "{\"_content\":\"pw\"}}}}",
+			 "account", u),
+	    1);
+	/* the account inside the AuthRequest, not the header's */
+	assert_string_equal(u, "joe@x");
+	assert_int_equal(soap("\xef\xbb\xbf  <soap:Envelope><soap:Header>"
+			      "<context><account>boss@x</account></context>"
+			      "</soap:Header><soap:Body><z:AuthRequest "
+			      "xmlns:z=\"urn:zimbraAccount\"><account by=\"name\">"
+			      "ann@x</account></z:AuthRequest></soap:Body>"
+			      "</soap:Envelope>",
+			 "account", u),
+	    1);
+	assert_string_equal(u, "ann@x");
+	/* in a batch, padded */
+	assert_int_equal(soap("{\"Body\":{\"BatchRequest\":{\"NoOpRequest\":"
+			      "{\"pad\":\"xxxxxxxx\"},\"AuthRequest\":[{"
+			      "\"name\":\"adm@x\"}]}}}",
+			 "name", u),
+	    1);
+	assert_string_equal(u, "adm@x");
+	/* the name of an element, whatever its case */
+	assert_int_equal(soap("<authrequest><account>c@x</account>"
+			      "</authrequest>",
+			 "account", u),
+	    1);
+}
+
+static void
+test_soap_login_none(void **state)
+{
+	char u[HTTP_USER_MAX + 1];
+
+	(void)state;
+	/* ordinary SOAP requests are no logins */
+	assert_int_equal(soap("{\"Body\":{\"GetInfoRequest\":{}}}", "account",
+			     u),
+	    0);
+	assert_int_equal(soap("<soap:Body><GetInfoRequest/></soap:Body>",
+			     "account", u),
+	    0);
+	/* the word in a value or in text is no marker */
+	assert_int_equal(soap("{\"Body\":{\"SaveDraftRequest\":{\"m\":"
+			      "\"about AuthRequest: and <AuthRequest>\"}}}",
+			     "account", u),
+	    0);
+	assert_int_equal(soap("<SaveDraftRequest>AuthRequest &lt;AuthRequest"
+			      "</SaveDraftRequest>",
+			     "account", u),
+	    0);
+	assert_int_equal(soap("", "account", u), 0);
+	assert_string_equal(u, "");
+}
+
+static void
+test_soap_login_hostile(void **state)
+{
+	char u[HTTP_USER_MAX + 1];
+
+	(void)state;
+	/* a key the server would decode to the marker is the marker */
+	assert_int_equal(soap("{\"Body\":{\"\\u0041uth\\u0052equest\":{"
+			      "\"account\":\"a@x\"}}}",
+			     "account", u),
+	    1);
+	assert_string_equal(u, "a@x");
+	assert_int_equal(soap("{\"\\u0041uthRequest\":{\"\\u00e1ccount\":"
+			      "\"a@x\"}}",
+			     "account", u),
+	    -1);
+	/* one the server decodes to the field: which would it take? */
+	assert_int_equal(soap("{\"Body\":{\"AuthRequest\":{\"account\":"
+			      "\"decoy@x\",\"\\u0061ccount\":\"v@x\"}}}",
+			     "account", u),
+	    -1);
+	assert_string_equal(u, "");
+	/* two logins in one request, or two accounts in one */
+	assert_int_equal(soap("{\"AuthRequest\":{\"account\":\"a@x\"},"
+			      "\"AuthRequest\":{\"account\":\"b@x\"}}",
+			     "account", u),
+	    -1);
+	assert_int_equal(soap("<AuthRequest><account>a@x</account>"
+			      "<AuthRequest><account>b@x</account>",
+			     "account", u),
+	    -1);
+	assert_int_equal(soap("<AuthRequest><account>a@x</account>"
+			      "<account>b@x</account></AuthRequest>",
+			     "account", u),
+	    -1);
+	/* a login without a user we can tell */
+	assert_int_equal(soap("<AuthRequest><account>a&#64;x</account>"
+			      "</AuthRequest>",
+			     "account", u),
+	    -1);
+	assert_int_equal(soap("<AuthRequest><!-- x --><account>a@x</account>"
+			      "</AuthRequest>",
+			     "account", u),
+	    -1);
+	assert_int_equal(soap("{\"AuthRequest\":{\"password\":\"p\"}}",
+			     "account", u),
+	    -1);
+	assert_int_equal(soap("{\"AuthRequest\":{\"account\":\"a@x\"",
+			     "account", u),
+	    -1);
+	assert_int_equal(soap("</AuthRequest><AuthRequest><account>a@x"
+			      "</account>",
+			     "account", u),
+	    -1);
+	/*
+	 * An end tag inside the start tag (found by the fuzzer): the
+	 * element runs from the start tag's '>', and the malformed body
+	 * is counted as a login rather than read past its end.
+	 */
+	assert_int_equal(soap("<AuthRequest x</AuthRequest><account>a@x"
+			      "</account>",
+			     "account", u),
+	    1);
+	assert_int_equal(soap("<AuthRequest x=\"</AuthRequest>\"><account>"
+			      "a@x</account></AuthRequest>",
+			     "account", u),
+	    1);
+	/* UTF-16: the server could read what we cannot */
+	{
+		static const char utf16[] = "<\0A\0u\0t\0h\0";
+
+		assert_int_equal(http_soap_login(utf16, sizeof(utf16) - 1,
+				     "AuthRequest", "account", u, sizeof(u)),
+		    -1);
+	}
+	/* an unended string: nothing read past the body */
+	assert_int_equal(soap("{\"AuthRequest", "account", u), 0);
+}
+
 int
 main(void)
 {
@@ -195,6 +392,10 @@ main(void)
 	    cmocka_unit_test(test_xml),
 	    cmocka_unit_test(test_decoys),
 	    cmocka_unit_test(test_other_types),
+	    cmocka_unit_test(test_path_normalize),
+	    cmocka_unit_test(test_soap_login_found),
+	    cmocka_unit_test(test_soap_login_none),
+	    cmocka_unit_test(test_soap_login_hostile),
 	};
 
 	return cmocka_run_group_tests_name("http_form", tests, NULL, NULL);
