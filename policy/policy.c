@@ -21,6 +21,12 @@
 
 #define TABLE_BUCKETS  65536
 #define TABLE_MAX_KEYS 262144
+/*
+ * Request-rate counters may fill a quarter of the table at most: a flood
+ * of requests from many addresses must not leave no room for counting
+ * logins (which are refused, not let through, when they cannot be).
+ */
+#define TABLE_MAX_REQUEST_KEYS (TABLE_MAX_KEYS / 4)
 #define KEY_MAX	       POLICY_KEY_MAX
 
 struct counter {
@@ -37,7 +43,9 @@ LIST_HEAD(counter_list, counter);
 static struct conf_policy pol;
 static struct counter_list *table;
 static size_t nkeys;
+static size_t nrequest_keys;
 static int table_full;
+static int requests_full;
 
 void
 policy_init(const struct conf_policy *conf)
@@ -104,6 +112,16 @@ counter_by_key(const unsigned char *key, size_t len, uint32_t window,
 		return c;
 	if (!create)
 		return NULL;
+	if ((key[0] & 0x7f) == COUNT_REQUEST &&
+	    nrequest_keys >= TABLE_MAX_REQUEST_KEYS) {
+		if (!requests_full)
+			log_warnx("request rate table full (%d addresses): "
+				  "requests from addresses it does not know "
+				  "are not limited until old entries expire",
+			    TABLE_MAX_REQUEST_KEYS);
+		requests_full = 1;
+		return NULL;
+	}
 	if (nkeys >= TABLE_MAX_KEYS) {
 		if (!table_full)
 			log_warnx("throttle table full (%d keys): refusing "
@@ -121,6 +139,8 @@ counter_by_key(const unsigned char *key, size_t len, uint32_t window,
 	memcpy(c->key, key, len);
 	LIST_INSERT_HEAD(&table[b], c, entry);
 	nkeys++;
+	if ((key[0] & 0x7f) == COUNT_REQUEST)
+		nrequest_keys++;
 	return c;
 }
 
@@ -575,6 +595,8 @@ policy_expire(uint64_t now)
 			if (c->pending == 0 &&
 			    now - c->last_ms > (uint64_t)c->window * 2000) {
 				LIST_REMOVE(c, entry);
+				if ((c->key[0] & 0x7f) == COUNT_REQUEST)
+					nrequest_keys--;
 				free(c);
 				nkeys--;
 			}
@@ -582,6 +604,8 @@ policy_expire(uint64_t now)
 	}
 	if (nkeys < TABLE_MAX_KEYS)
 		table_full = 0;
+	if (nrequest_keys < TABLE_MAX_REQUEST_KEYS)
+		requests_full = 0;
 }
 
 /*

@@ -684,6 +684,68 @@ test_policy_export_import(void **state)
 	assert_int_equal(policy_import(bad, 0, now), 0);
 }
 
+/*
+ * limit http-requests: counted per address, refused over the rate, the
+ * allow-list exempt; a flood of addresses fills only its own quarter of
+ * the table, so logins can still be counted after it.
+ */
+static void
+test_policy_request_rate(void **state)
+{
+	struct conf_policy p;
+	struct sockaddr_storage a = addr("192.0.2.76");
+	struct sockaddr_storage allowed = addr("198.51.100.9");
+	struct sockaddr_storage stranger = addr("192.0.2.77");
+	struct sockaddr_storage filler;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&filler;
+	const char *msg;
+	uint64_t now = 40000 * SEC;
+	size_t before, start;
+	uint32_t i;
+	int r;
+
+	(void)state;
+	policy_setup(&p);
+	p.requests.max = 3;
+	p.requests.window = 60;
+	policy_init(&p);
+	policy_expire(now + 100000 * SEC);
+	start = policy_nkeys();
+	for (i = 0; i < 3; i++)
+		assert_int_equal(policy_request(&a, now), 0);
+	assert_int_equal(policy_request(&a, now), 1);
+	assert_int_equal(policy_request(&a, now + 121 * SEC), 0);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(policy_request(&allowed, now), 0);
+	filler = addr("10.0.0.0");
+	for (i = 1;; i++) {
+		before = policy_nkeys();
+		sin->sin_addr.s_addr = htonl(0x0a000000u + i);
+		r = policy_request(&filler, now);
+		assert_int_equal(r, 0);
+		if (policy_nkeys() == before)
+			break; /* the quota is reached */
+	}
+	assert_int_equal(policy_nkeys() - start, 262144 / 4);
+	/* a new address is not limited (not counted either)... */
+	for (i = 0; i < 5; i++)
+		assert_int_equal(policy_request(&stranger, now), 0);
+	/* ...and logins are counted, not refused for want of room */
+	assert_int_equal(policy_check(&stranger, "after-flood",
+			     POLICY_BUDGET_MAIL, now, &msg),
+	    POLICY_ALLOW);
+	before = policy_nkeys();
+	policy_attempt(&stranger, "after-flood", POLICY_BUDGET_MAIL, now);
+	assert_true(policy_nkeys() > before);
+	policy_result(&stranger, "after-flood", POLICY_BUDGET_MAIL, now, 0);
+	policy_expire(now + 100000 * SEC);
+	assert_true(policy_nkeys() <= start);
+	/* the quota is free again */
+	for (i = 0; i < 3; i++)
+		assert_int_equal(policy_request(&stranger, now), 0);
+	assert_int_equal(policy_request(&stranger, now), 1);
+}
+
 int
 main(void)
 {
@@ -704,6 +766,7 @@ main(void)
 	    /* before the full table, whose pending entries never expire */
 	    cmocka_unit_test(test_policy_export_import),
 	    cmocka_unit_test(test_policy_full_table),
+	    cmocka_unit_test(test_policy_request_rate),
 	    cmocka_unit_test(test_policy_unblock),
 	};
 
