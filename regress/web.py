@@ -60,7 +60,8 @@ class Recorder:
                         "method": self.command, "path": self.path,
                         "headers": [(k, v) for k, v in self.headers.items()],
                         "len": len(body),
-                        "sha": hashlib.sha256(body).hexdigest()})
+                        "sha": hashlib.sha256(body).hexdigest(),
+                        "peer": self.client_address[1]})
 
             def reply(self, code, body, headers=()):
                 self.send_response(code)
@@ -1163,7 +1164,18 @@ def _():
             check(hashlib.sha256(body).hexdigest() == big_sha(3000000),
                   "TLS download differs")
     s.close()
-    # a certificate for another name: refused, nothing internal shown
+    # the TLS connection is kept and reused, for request after request
+    # from clients that each came and went
+    for i in range(4):
+        out = raw_exchange(f"GET /home/tls@example.org/reuse-{i} HTTP/1.1"
+                           "\r\nHost: h\r\nConnection: close\r\n\r\n"
+                           .encode())
+        check(out.startswith(b"HTTP/1.1 200"), f"reuse {i}: {out[:40]!r}")
+    peers = {r["peer"] for r in env.tlsback.requests
+             if "/reuse-" in r["path"]}
+    check(len(peers) == 1, f"TLS upstream connections not reused: {peers}")
+    # a certificate for another name: refused, nothing internal shown,
+    # and no connection checked for the right name is lent to it
     out = raw_exchange(b"GET /home/tlswrong@example.org/ HTTP/1.1\r\n"
                        b"Host: h\r\nConnection: close\r\n\r\n")
     check(out.startswith(b"HTTP/1.1 50"), f"wrong name: {out[:60]!r}")

@@ -100,11 +100,27 @@ struct hexchange {
  * taking it for the next exchange and putting it back touch no epoll
  * registration.
  */
+/*
+ * An idle upstream connection.  One to a TLS upstream keeps its bridge
+ * running (fd is our end of the socketpair): it is reused only for the
+ * same TLS configuration and name, so a connection checked one way never
+ * serves a request that asked for another.
+ */
 struct idle_conn {
 	TAILQ_ENTRY(idle_conn) entry;
 	int fd;
 	struct bufferevent *bev;
 	struct sockaddr_storage addr;
+	struct tlsbridge *bridge;
+	const struct tls_config *tlscfg;
+	char servername[256];
+};
+
+/* What a connection must match to be reused. */
+struct idle_key {
+	const struct sockaddr_storage *addr;
+	const struct tls_config *tlscfg; /* NULL: plain */
+	const char *servername;
 };
 
 /*
@@ -290,6 +306,11 @@ relay_http_channel_lost(struct imsgev *chan)
 static void
 idle_drop(struct idle_conn *ic)
 {
+	if (ic->bridge != NULL) {
+		/* it owns the upstream socket and our pair's other end */
+		tlsbridge_stop(ic->bridge);
+		free(ic->bridge);
+	}
 	bev_free(ic->bev);
 	close(ic->fd);
 	TAILQ_REMOVE(&idle, ic, entry);
@@ -313,14 +334,27 @@ idle_event(struct bufferevent *bev, short what, void *arg)
 	idle_drop(arg);
 }
 
+/* The upstream closed, or its TLS broke, while the connection was idle. */
 static void
-idle_put(int fd, struct bufferevent *bev, const struct sockaddr_storage *addr)
+idle_bridge_done(struct tlsbridge *b, void *arg)
+{
+	(void)b;
+	idle_drop(arg);
+}
+
+static void
+idle_put(int fd, struct bufferevent *bev, const struct idle_key *k,
+    struct tlsbridge *bridge)
 {
 	struct timeval tv = {http_conf.upstream_idle, 0};
 	struct idle_conn *ic;
 
 	if (http_conf.upstream_keep == 0 || relay_draining() ||
 	    (ic = calloc(1, sizeof(*ic))) == NULL) {
+		if (bridge != NULL) {
+			tlsbridge_stop(bridge);
+			free(bridge);
+		}
 		bev_free(bev);
 		close(fd);
 		return;
@@ -329,7 +363,14 @@ idle_put(int fd, struct bufferevent *bev, const struct sockaddr_storage *addr)
 		idle_drop(TAILQ_LAST(&idle, idle_list_head));
 	ic->fd = fd;
 	ic->bev = bev;
-	ic->addr = *addr;
+	ic->addr = *k->addr;
+	ic->tlscfg = k->tlscfg;
+	snprintf(ic->servername, sizeof(ic->servername), "%s",
+	    k->servername ? k->servername : "");
+	if ((ic->bridge = bridge) != NULL) {
+		bridge->done = idle_bridge_done;
+		bridge->arg = ic;
+	}
 	bufferevent_setcb(bev, idle_read, NULL, idle_event, ic);
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(bev, &tv, NULL);
@@ -346,24 +387,52 @@ relay_http_drain(void)
 		idle_drop(TAILQ_FIRST(&idle));
 }
 
-/* The connection's descriptor, its bufferevent in *bev, or -1. */
 static int
-idle_take(const struct sockaddr_storage *addr, struct bufferevent **bev)
+idle_matches(const struct idle_conn *ic, const struct idle_key *k)
+{
+	return sockaddr_same_host(&ic->addr, k->addr) &&
+	    sockaddr_port(&ic->addr) == sockaddr_port(k->addr) &&
+	    ic->tlscfg == k->tlscfg &&
+	    strcmp(ic->servername, k->servername ? k->servername : "") == 0;
+}
+
+/*
+ * The connection's descriptor, its bufferevent in *bev and its bridge
+ * (a TLS upstream's) in *bridge, or -1.
+ */
+static int
+idle_take(const struct idle_key *k, struct bufferevent **bev,
+    struct tlsbridge **bridge)
 {
 	struct idle_conn *ic;
 	int fd;
 
 	TAILQ_FOREACH(ic, &idle, entry)
-	if (sockaddr_same_host(&ic->addr, addr) &&
-	    sockaddr_port(&ic->addr) == sockaddr_port(addr)) {
+	if (idle_matches(ic, k)) {
 		fd = ic->fd;
 		*bev = ic->bev;
+		*bridge = ic->bridge;
 		TAILQ_REMOVE(&idle, ic, entry);
 		nidle--;
 		free(ic);
 		return fd;
 	}
 	return -1;
+}
+
+/* The key an exchange's upstream connection is kept and found by. */
+static void
+idle_key_of(struct rsession *rs, struct idle_key *k)
+{
+	const struct upstream_ctx *u = rs->lg->upstream;
+
+	k->addr = &rs->lg->uaddr;
+	k->tlscfg = NULL;
+	k->servername = NULL;
+	if (upstream_tls(u, PROTO_HTTP)) {
+		k->tlscfg = u->tlscfg;
+		k->servername = u->conf.servername;
+	}
 }
 
 /* ---- ending an exchange ---- */
@@ -666,7 +735,7 @@ hx_upstream_reusable(struct rsession *rs)
 {
 	struct hexchange *hx = rs->hx;
 
-	return hx->ubev != NULL && hx->bridge == NULL && !hx->resp_close &&
+	return hx->ubev != NULL && !hx->bridge_ended && !hx->resp_close &&
 	    hx->resp_in != HTTP_BODY_CLOSE && hx->req_done &&
 	    evbuffer_get_length(bufferevent_get_input(hx->ubev)) == 0 &&
 	    evbuffer_get_length(bufferevent_get_output(hx->ubev)) == 0 &&
@@ -684,8 +753,12 @@ hx_finish(struct rsession *rs)
 	if (hx->hc != NULL && hx->hc->released)
 		keep = 0;
 	if (hx_upstream_reusable(rs)) {
-		idle_put(rs->ufd, hx->ubev, &rs->lg->uaddr);
+		struct idle_key k;
+
+		idle_key_of(rs, &k);
+		idle_put(rs->ufd, hx->ubev, &k, hx->bridge);
 		hx->ubev = NULL;
+		hx->bridge = NULL;
 		rs->ufd = -1;
 	}
 	/* one line per request is the access log's job; the log has them
@@ -1403,6 +1476,13 @@ hx_retry(struct rsession *rs)
 	hx->reused = 0;
 	bev_free(hx->ubev);
 	hx->ubev = NULL;
+	if (hx->bridge != NULL) {
+		if (!hx->bridge_ended)
+			tlsbridge_stop(hx->bridge);
+		free(hx->bridge);
+		hx->bridge = NULL;
+		hx->bridge_ended = 0;
+	}
 	close(rs->ufd);
 	rs->ufd = -1;
 	log_debug("session %016llx: idle upstream connection was closed; "
@@ -1609,12 +1689,25 @@ http_reuse(struct rsession *rs)
 	struct bufferevent *bev;
 	int fd;
 
-	if (rs->hx->retried || upstream_tls(rs->lg->upstream, PROTO_HTTP) ||
-	    (rs->lg->pool != NULL && rs->lg->pool->conf.proxy_v2) ||
-	    (fd = idle_take(&rs->lg->uaddr, &bev)) == -1)
+	struct tlsbridge *bridge = NULL;
+	struct idle_key k;
+
+	/* a PROXY header spoke for another client */
+	if (rs->hx->retried ||
+	    (rs->lg->pool != NULL && rs->lg->pool->conf.proxy_v2))
+		return 0;
+	idle_key_of(rs, &k);
+	if (k.tlscfg == NULL && upstream_tls(rs->lg->upstream, PROTO_HTTP))
+		return 0; /* no CA: the connect path says so */
+	if ((fd = idle_take(&k, &bev, &bridge)) == -1)
 		return 0;
 	rs->ufd = fd;
 	rs->hx->reused = 1;
+	if ((rs->hx->bridge = bridge) != NULL) {
+		bridge->done = hx_bridge_done;
+		bridge->arg = rs;
+		rs->hx->bridge_ended = 0;
+	}
 	hx_start_upstream(rs, bev);
 	return 1;
 }
