@@ -78,6 +78,16 @@ def cpu_ticks(pid):
     return total
 
 
+def stop(proc, sig):
+    """Stop a child we started, by its pid; SIGKILL if it lingers."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_port(port, timeout=5.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -107,12 +117,7 @@ def one_run(binary, work, seconds):
                              capture_output=True, text=True).stdout
         after = cpu_ticks(p.pid)
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p, signal.SIGTERM)
         log.close()
     m = re.search(r"(\d+) requests in", out)
     reqs = int(m.group(1)) if m else 0
@@ -147,12 +152,7 @@ def main():
                 print(f"round {r + 1} {b}: {rate:,.0f} requests/s, "
                       f"{cpu:.3f} CPU s per 1,000 requests")
     finally:
-        ngx.send_signal(signal.SIGQUIT)
-        try:
-            ngx.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            ngx.kill()
-            ngx.wait()
+        stop(ngx, signal.SIGQUIT)
     for b, runs in res.items():
         rates = sorted(x[0] for x in runs)
         cpus = sorted(x[1] for x in runs)
