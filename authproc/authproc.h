@@ -134,7 +134,8 @@ struct session {
 	int has_user;	  /* POP3 USER seen */
 	int http_checked; /* HTTP: this request's login passed the policy */
 	int http_counted; /* HTTP: this request counted in its rate */
-	int http_form;	  /* HTTP: this request is a form login */
+	int http_form;	  /* HTTP: a form login: 1 page, 2 SOAP (marker) */
+	int http_continued; /* HTTP: this request got our 100 Continue */
 	char http_class[HTTP_CLASS_MAX]; /* HTTP: the attempt's path class */
 	int tls;			 /* the client side is TLS */
 	int output_full;		 /* reading paused for output */

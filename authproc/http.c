@@ -208,7 +208,7 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	snprintf(rec->path_class, sizeof(rec->path_class), "%s",
 	    s->http_form ? "webmail" : http_path_class());
 	if (s->http_checked) {
-		rec->attempt = s->http_form ? 2 : 1;
+		rec->attempt = s->http_form == 2 ? 3 : s->http_form ? 2 : 1;
 		memcpy(rec->login_user, s->req.user, sizeof(rec->login_user));
 	}
 	if (session_send_relay(s, IMSG_HTTP_REQUEST, msg,
@@ -256,13 +256,30 @@ http_form_path_matches(const struct http_form_login *f, const char *path,
 	return f->prefix && (path[n] == '/' || n == 1);
 }
 
+/*
+ * A body authproc must read before anything is forwarded: a client that
+ * asked to be told to send it (Expect: 100-continue) is told, once.
+ * Returns 1 while the body is still coming.
+ */
+static int
+http_body_pending(struct session *s, size_t len)
+{
+	if (len - req.headlen >= req.content_length)
+		return 0;
+	if ((req.flags & HTTP_REQ_EXPECT_100) && !s->http_continued) {
+		session_write(s, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		s->http_continued = 1;
+	}
+	return 1;
+}
+
 /* The form login's user is known: the policy is asked next. */
 static void
-http_form_start(struct session *s, const char *user)
+http_form_start(struct session *s, const char *user, int soap)
 {
 	snprintf(s->req.user, sizeof(s->req.user), "%s", user);
 	s->req.mech = MECH_FORM;
-	s->http_form = 1;
+	s->http_form = soap ? 2 : 1;
 	snprintf(s->http_class, sizeof(s->http_class), "webmail");
 	session_login(s);
 }
@@ -285,7 +302,7 @@ http_form_login(struct session *s, const struct http_form_login *f,
 		http_answer_close(s, 413, "form login body too large", NULL);
 		return;
 	}
-	if (len - req.headlen < req.content_length)
+	if (http_body_pending(s, len))
 		return; /* the rest of the body, within the head's deadline */
 	/* a server may read the query's value before the body's */
 	if (http_query_arg(req.target, req.targetlen, f->field, user,
@@ -302,7 +319,7 @@ http_form_login(struct session *s, const struct http_form_login *f,
 		http_answer_close(s, 400, "form login without a user", NULL);
 		return;
 	}
-	http_form_start(s, user);
+	http_form_start(s, user, 0);
 }
 
 /*
@@ -332,7 +349,7 @@ http_soap_check(struct session *s, const struct http_form_login **scan,
 	if (req.content_length > HTTP_FORM_SCAN_MAX ||
 	    req.headlen + req.content_length > PIPELINE_MAX)
 		return 0; /* too large to look through: see postern.conf(5) */
-	if (len - req.headlen < req.content_length)
+	if (http_body_pending(s, len))
 		return 1; /* the rest of the body, within the head's deadline */
 	user[0] = '\0';
 	for (i = 0; i < nscan; i++) {
@@ -348,7 +365,7 @@ http_soap_check(struct session *s, const struct http_form_login **scan,
 		}
 	}
 	if (found) {
-		http_form_start(s, user);
+		http_form_start(s, user, 1);
 		return 1;
 	}
 	if (refused) {
@@ -492,6 +509,8 @@ http_input(struct session *s)
 		http_answer_close(s, req.status, req.reason, NULL);
 		return;
 	case HTTP_PARSE_OK:
+		if (s->http_continued)
+			req.flags |= HTTP_REQ_CONTINUED;
 		http_request_ready(s, p, len);
 		return;
 	}
@@ -554,7 +573,7 @@ http_attempt_over(struct session *s, uint32_t login)
 	s->http_class[0] = '\0';
 	if (!s->http_checked)
 		return;
-	s->http_checked = s->http_form = 0;
+	s->http_checked = s->http_form = s->http_continued = 0;
 	if (login == 2)
 		s->failures++;
 	session_attempt_done(s, login == 2);
@@ -644,7 +663,7 @@ http_login_result(struct session *s, const struct login_result *res)
 static void
 http_throttled(struct session *s, const struct login_result *res)
 {
-	s->http_checked = s->http_form = 0;
+	s->http_checked = s->http_form = s->http_continued = 0;
 	http_answer_close(s, 429, res->text, "Retry-After: 60\r\n");
 	s->http_class[0] = '\0';
 }

@@ -106,6 +106,7 @@ json_user_at(const char *b, size_t len, const char *field, size_t from,
     char *user, size_t usersz, size_t *at)
 {
 	size_t flen = strlen(field), i, s, e, ks, ke;
+	int got = 0;
 
 	for (i = from; i + flen + 2 <= len; i++) {
 		if (b[i] != '"' || memcmp(b + i + 1, field, flen) != 0 ||
@@ -123,19 +124,31 @@ json_user_at(const char *b, size_t len, const char *field, size_t from,
 		for (i++; i < len && b[i] != '}';) {
 			i = skip_ws(b, len, i);
 			if (!json_string(b, len, i, &ks, &ke))
-				return 0;
+				break;
 			i = skip_ws(b, len, ke + 1);
 			if (i >= len || b[i] != ':')
-				return 0;
+				break;
 			i = skip_ws(b, len, i + 1);
 			if (!json_string(b, len, i, &s, &e))
-				return 0;
-			if (ke - ks == 8 && memcmp(b + ks, "_content", 8) == 0)
-				return set_user(b + s, e - s, user, usersz);
+				break;
+			if (ke - ks == 8 && memcmp(b + ks, "_content", 8) == 0) {
+				/* the server keeps the last; we would read
+				 * the first */
+				if (got++) {
+					user[0] = '\0';
+					return -1;
+				}
+				if (!set_user(b + s, e - s, user, usersz))
+					break;
+			}
 			i = skip_ws(b, len, e + 1);
 			if (i < len && b[i] == ',')
 				i++;
 		}
+		if (i < len && b[i] == '}' && got)
+			return 1;
+		/* only flat objects are followed */
+		user[0] = '\0';
 		return 0;
 	}
 	return 0;
@@ -233,65 +246,101 @@ http_form_user(const char *ctype, size_t ctlen, const char *body, size_t len,
 	return 0;
 }
 
+static int
+hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 /*
- * The path as a servlet container matches it against its mappings:
- * percent-escapes decoded once, a segment's ";parameters" dropped,
- * empty and "." segments gone, ".." taking one back, no trailing '/'
- * (but for the root).  Comparing this, not the target as sent, keeps
- * "/service/%73oap/AuthRequest" or "/service//soap;x/" from slipping
- * past a form login.  -1 for a path no honest client sends: a bad or NUL
- * escape, ".." above the root, or longer than outsz.
+ * One segment of a raw path, b[0..n) without its ";parameters", decoded
+ * into out: its length, or -1 for a bad escape or an escape for a byte
+ * that servers and we could read apart ("/", ";", ".", "\", "#", "%",
+ * NUL): no honest client writes those escaped.
+ */
+static ssize_t
+segment_decode(const char *b, size_t n, char *out, size_t outsz)
+{
+	size_t i, k = 0;
+	int hi, lo, c;
+
+	for (i = 0; i < n; i++, k++) {
+		c = (unsigned char)b[i];
+		if (c == '\0')
+			return -1;
+		if (c == '%') {
+			if (n - i < 3 || (hi = hex_digit(b[i + 1])) < 0 ||
+			    (lo = hex_digit(b[i + 2])) < 0)
+				return -1;
+			c = hi << 4 | lo;
+			if (c == 0 || strchr("/;.\\#%", c) != NULL)
+				return -1;
+			i += 2;
+		}
+		if (k >= outsz)
+			return -1;
+		out[k] = (char)c;
+	}
+	return (ssize_t)k;
+}
+
+/*
+ * The path as a servlet container matches it against its mappings: a
+ * segment's ";parameters" dropped (at a raw ';', as Jetty does), the
+ * rest percent-decoded once, empty and "." segments gone, ".." taking
+ * one back, no trailing '/' (but for the root).  Comparing this, not the
+ * target as sent, keeps "/service/%73oap/AuthRequest" or
+ * "/service//soap;x/" from slipping past a form login.  -1 for a path no
+ * honest client sends: a bad escape or one of a separator, ".." above
+ * the root, or longer than outsz.
  */
 ssize_t
 http_path_normalize(const char *path, size_t len, char *out, size_t outsz)
 {
-	char dec[HTTP_TARGET_NORM_MAX];
-	ssize_t dn;
 	size_t i = 0, seg, end, semi, n = 0;
+	ssize_t sn;
+	int dots;
 
 	if (outsz < 2 || len == 0 || path[0] != '/')
 		return -1;
-	if ((dn = http_pct_decode(path, len, dec, sizeof(dec), 0)) < 0 ||
-	    memchr(dec, '\0', dn) != NULL)
-		return -1;
-	while (i < (size_t)dn) {
-		for (seg = i; seg < (size_t)dn && dec[seg] == '/'; seg++)
+	while (i < len) {
+		for (seg = i; seg < len && path[seg] == '/'; seg++)
 			;
-		for (end = seg; end < (size_t)dn && dec[end] != '/'; end++)
+		for (end = seg; end < len && path[end] != '/'; end++)
 			;
-		for (semi = seg; semi < end && dec[semi] != ';'; semi++)
+		for (semi = seg; semi < end && path[semi] != ';'; semi++)
 			;
 		i = end;
-		if (semi == seg || (semi - seg == 1 && dec[seg] == '.'))
+		if (n + 1 >= outsz)
+			return -1;
+		sn = segment_decode(path + seg, semi - seg, out + n + 1,
+		    outsz - n - 2);
+		if (sn < 0)
+			return -1;
+		dots = (sn == 1 && out[n + 1] == '.') ||
+		    (sn == 2 && out[n + 1] == '.' && out[n + 2] == '.');
+		/* "..;x": servers disagree on whether it goes up */
+		if (dots && semi < end)
+			return -1;
+		if (sn == 0 || (sn == 1 && dots))
 			continue;
-		if (semi - seg == 2 && dec[seg] == '.' && dec[seg + 1] == '.') {
+		if (dots) {
 			if (n == 0)
 				return -1;
 			while (n > 0 && out[--n] != '/')
 				;
 			continue;
 		}
-		if (n + 1 + (semi - seg) + 1 > outsz)
-			return -1;
-		out[n++] = '/';
-		memcpy(out + n, dec + seg, semi - seg);
-		n += semi - seg;
+		out[n] = '/';
+		n += 1 + sn;
 	}
 	if (n == 0)
 		out[n++] = '/';
 	out[n] = '\0';
 	return (ssize_t)n;
-}
-
-/* The first byte that is not white space or a UTF-8 byte order mark. */
-static size_t
-body_start(const char *b, size_t len)
-{
-	size_t i = 0;
-
-	if (len >= 3 && memcmp(b, "\xef\xbb\xbf", 3) == 0)
-		i = 3;
-	return skip_ws(b, len, i);
 }
 
 /*
@@ -339,15 +388,6 @@ json_value_end(const char *b, size_t len, size_t i)
 		i++;
 	}
 	return depth == 0 ? len : 0;
-}
-
-static int
-hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 /*
@@ -427,85 +467,511 @@ json_marker(const char *b, size_t len, const char *marker, const char *field,
 	return found && odd_field ? -1 : found;
 }
 
+/* ---- the SOAP body as Zimbra's SOAP engine reads it ---- */
+
+#define JSON_DEPTH 64
+
+static size_t
+json_ws(const char *b, size_t len, size_t i)
+{
+	while (i < len &&
+	    (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* A string of strict JSON at b[i] == '"': the index past it, or 0. */
+static size_t
+json_strict_string(const char *b, size_t len, size_t i)
+{
+	int j;
+
+	for (i++; i < len; i++) {
+		if (b[i] == '"')
+			return i + 1;
+		if ((unsigned char)b[i] < 0x20)
+			return 0;
+		if (b[i] != '\\')
+			continue;
+		if (++i >= len)
+			return 0;
+		if (b[i] == 'u') {
+			for (j = 1; j <= 4; j++)
+				if (i + j >= len || hex_digit(b[i + j]) < 0)
+					return 0;
+			i += 4;
+		} else if (strchr("\"\\/bfnrt", b[i]) == NULL || b[i] == '\0')
+			return 0;
+	}
+	return 0;
+}
+
+static size_t
+json_digits(const char *b, size_t len, size_t i)
+{
+	size_t from = i;
+
+	while (i < len && b[i] >= '0' && b[i] <= '9')
+		i++;
+	return i > from ? i : 0;
+}
+
+/* A number, true, false or null at b[i]: the index past it, or 0. */
+static size_t
+json_strict_scalar(const char *b, size_t len, size_t i)
+{
+	static const char *const words[] = {"true", "false", "null"};
+	size_t k, n;
+
+	for (k = 0; k < 3; k++) {
+		n = strlen(words[k]);
+		if (len - i >= n && memcmp(b + i, words[k], n) == 0)
+			return i + n;
+	}
+	if (i < len && b[i] == '-')
+		i++;
+	if (i < len && b[i] == '0')
+		i++;
+	else if ((i = json_digits(b, len, i)) == 0)
+		return 0;
+	if (i < len && b[i] == '.' && (i = json_digits(b, len, i + 1)) == 0)
+		return 0;
+	if (i < len && (b[i] == 'e' || b[i] == 'E')) {
+		i++;
+		if (i < len && (b[i] == '+' || b[i] == '-'))
+			i++;
+		if ((i = json_digits(b, len, i)) == 0)
+			return 0;
+	}
+	return i;
+}
+
 /*
- * The first element named like the marker, any namespace prefix, start
- * or end tag: its content in [*vs, *ve).  A second start tag is refused,
- * and so is a NUL byte (a UTF-16 body the server could decode).
+ * Is the body strict JSON (RFC 8259), all of it?  Zimbra's own parser
+ * takes more (single quotes, bare keys, "\x41", "=>"): a body that is not
+ * strict JSON could hide a login from us and not from it, and no client
+ * of Zimbra's writes one.
  */
 static int
-xml_marker(const char *b, size_t len, const char *marker, size_t *vs,
-    size_t *ve)
+json_strict(const char *b, size_t len)
 {
-	size_t mlen = strlen(marker), i, j, name;
-	int found = 0;
+	char stack[JSON_DEPTH];
+	size_t i = 0, depth = 0;
+	enum { VALUE, FIRST_VALUE, KEY, FIRST_KEY, COLON, NEXT } st = VALUE;
+	int closed;
 
-	if (memchr(b, '\0', len) != NULL)
+	for (;;) {
+		if ((i = json_ws(b, len, i)) >= len)
+			return 0;
+		closed = 0;
+		switch (st) {
+		case FIRST_VALUE:
+		case FIRST_KEY:
+			if (b[i] == (st == FIRST_KEY ? '}' : ']')) {
+				depth--;
+				i++;
+				closed = 1;
+				break;
+			}
+			if (st == FIRST_KEY)
+				goto key;
+			/* FALLTHROUGH */
+		case VALUE:
+			if (b[i] == '{' || b[i] == '[') {
+				if (depth == JSON_DEPTH)
+					return 0;
+				stack[depth++] = b[i];
+				st = b[i++] == '{' ? FIRST_KEY : FIRST_VALUE;
+				continue;
+			}
+			i = b[i] == '"' ? json_strict_string(b, len, i)
+					: json_strict_scalar(b, len, i);
+			if (i == 0)
+				return 0;
+			closed = 1;
+			break;
+		case KEY:
+		key:
+			if (b[i] != '"' || (i = json_strict_string(b, len, i)) == 0)
+				return 0;
+			st = COLON;
+			continue;
+		case COLON:
+			if (b[i++] != ':')
+				return 0;
+			st = VALUE;
+			continue;
+		case NEXT:
+			if (b[i] == ',') {
+				i++;
+				st = stack[depth - 1] == '{' ? KEY : VALUE;
+				continue;
+			}
+			if (b[i] != (stack[depth - 1] == '{' ? '}' : ']'))
+				return 0;
+			depth--;
+			i++;
+			closed = 1;
+			break;
+		}
+		if (closed && depth == 0)
+			return json_ws(b, len, i) == len;
+		st = NEXT;
+	}
+}
+
+/*
+ * A key of this name inside [from, to) of a JSON body (raw: a login body
+ * is strict JSON without escaped keys of this name, as checked).
+ */
+static int
+json_has_key(const char *b, size_t from, size_t to, const char *name)
+{
+	size_t n = strlen(name), i, v;
+
+	for (i = from; i + n + 2 <= to; i++)
+		if (b[i] == '"' && strncmp(b + i + 1, name, n) == 0 &&
+		    b[i + n + 1] == '"' &&
+		    (v = skip_ws(b, to, i + n + 2)) < to && b[v] == ':')
+			return 1;
+	return 0;
+}
+
+/*
+ * The JSON half of http_soap_login(): -1 refused, 0 no marker, 1 the
+ * user, 2 a marker without one (*token: it logs in with a token).
+ */
+static int
+json_soap_login(const char *b, size_t len, const char *marker,
+    const char *field, char *user, size_t usersz, int *token)
+{
+	size_t vs = 0, ve = 0;
+	int r;
+
+	if (!json_strict(b, len))
+		return -1;
+	if ((r = json_marker(b, len, marker, field, &vs, &ve)) != 1)
+		return r;
+	if ((r = only_one(json_user_at, b + vs, ve - vs, field, user,
+		 usersz)) != 0)
+		return r;
+	*token = json_has_key(b, vs, ve, "authToken") ||
+	    json_has_key(b, vs, ve, "jwtToken");
+	return 2;
+}
+
+/* XML white space. */
+static int
+xml_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* One tag: which kind, its local name (any prefix aside), its end. */
+struct xml_tag {
+	int end;		 /* </name> */
+	int empty;		 /* <name/> */
+	size_t name, namelen;	 /* the local name */
+	size_t attrs, attrs_end; /* the attributes' text */
+	size_t next;		 /* past the '>' */
+};
+
+/*
+ * The tag at b[i] == '<', its attribute values quoted as XML requires (a
+ * '>' inside one does not end it).  1 a tag, 0 a comment, CDATA,
+ * declaration or processing instruction, -1 malformed.
+ */
+static int
+xml_tag(const char *b, size_t len, size_t i, struct xml_tag *t)
+{
+	size_t j = i + 1;
+	char q;
+
+	memset(t, 0, sizeof(*t));
+	if (j < len && (b[j] == '!' || b[j] == '?'))
+		return 0;
+	if (j < len && b[j] == '/') {
+		t->end = 1;
+		j++;
+	}
+	for (t->name = j; j < len && !xml_ws(b[j]) && b[j] != '/' &&
+	     b[j] != '>'; j++) {
+		if (b[j] == '<' || b[j] == '"' || b[j] == '\'' || b[j] == '=')
+			return -1;
+		if (b[j] == ':')
+			t->name = j + 1;
+	}
+	if ((t->namelen = j - t->name) == 0)
+		return -1;
+	for (t->attrs = j; j < len; j++) {
+		if (b[j] == '>' || (b[j] == '/' && j + 1 < len &&
+					   b[j + 1] == '>' && !t->end)) {
+			t->empty = b[j] == '/';
+			t->attrs_end = j;
+			t->next = j + 1 + t->empty;
+			return 1;
+		}
+		if (b[j] == '<' || b[j] == '/')
+			return -1;
+		if (b[j] == '"' || b[j] == '\'') {
+			for (q = b[j++]; j < len && b[j] != q; j++)
+				if (b[j] == '<')
+					return -1;
+			if (j >= len)
+				return -1;
+		}
+	}
+	return -1;
+}
+
+static int
+xml_tag_is(const char *b, const struct xml_tag *t, const char *name)
+{
+	return t->namelen == strlen(name) &&
+	    strncasecmp(b + t->name, name, t->namelen) == 0;
+}
+
+/*
+ * The XML declaration, if any, must name an encoding we read as the
+ * server does: a body declared in EBCDIC, say, hides its markup from a
+ * scanner of ASCII.
+ */
+static int
+xml_encoding_ok(const char *b, size_t len)
+{
+	static const char *const ok[] = {"utf-8", "us-ascii", "iso-8859-1"};
+	const char *end, *e;
+	size_t i, n, k, lim;
+	char q;
+
+	if (len < 5 || strncmp(b, "<?xml", 5) != 0)
+		return 1;
+	if ((end = memmem(b, len, "?>", 2)) == NULL)
+		return 0;
+	lim = end - b;
+	if ((e = memmem(b, lim, "encoding", 8)) == NULL)
+		return 1;
+	i = skip_ws(b, lim, e - b + 8);
+	if (i >= lim || b[i] != '=')
+		return 0;
+	i = skip_ws(b, lim, i + 1);
+	if (i >= lim || (b[i] != '"' && b[i] != '\''))
+		return 0;
+	for (q = b[i++], n = 0; i + n < lim && b[i + n] != q; n++)
+		;
+	for (k = 0; k < sizeof(ok) / sizeof(ok[0]); k++)
+		if (n == strlen(ok[k]) && strncasecmp(b + i, ok[k], n) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * A comment, CDATA section or processing instruction at b[i]: the index
+ * of its last byte, or 0 for one unended, or a declaration (DOCTYPE:
+ * Zimbra refuses it, and its entities could say anything).
+ */
+static size_t
+xml_skip_opaque(const char *b, size_t len, size_t i)
+{
+	static const struct {
+		const char *open, *close;
+	} kinds[] = {
+	    {"<!--", "-->"},
+	    {"<![CDATA[", "]]>"},
+	    {"<?", "?>"},
+	};
+	const char *end;
+	size_t k, n;
+
+	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		n = strlen(kinds[k].open);
+		if (len - i < n || memcmp(b + i, kinds[k].open, n) != 0)
+			continue;
+		end = memmem(b + i + n, len - i - n, kinds[k].close,
+		    strlen(kinds[k].close));
+		return end == NULL ? 0 : (size_t)(end - b) +
+			strlen(kinds[k].close) - 1;
+	}
+	return 0;
+}
+
+/*
+ * The element named like the marker: its start tag in *mt and content
+ * in [*vs, *ve).  A second one is refused (two logins in one request),
+ * and so are markup we do not read, a NUL byte (UTF-16) and an
+ * encoding we do not read.
+ */
+static int
+xml_marker(const char *b, size_t len, const char *marker,
+    struct xml_tag *mt, size_t *vs, size_t *ve)
+{
+	struct xml_tag t;
+	size_t i;
+	int found = 0, r, open = 0;
+
+	if (memchr(b, '\0', len) != NULL || !xml_encoding_ok(b, len))
 		return -1;
 	for (i = 0; i < len; i++) {
 		if (b[i] != '<')
 			continue;
-		j = i + 1;
-		if (j < len && b[j] == '/')
-			j++;
-		for (name = j; j < len && b[j] != '>' && b[j] != '/' &&
-		     !http_is_ws(b[j]) && b[j] != '\r' && b[j] != '\n';
-		     j++)
-			if (b[j] == ':')
-				name = j + 1;
-		if (j - name != mlen || strncasecmp(b + name, marker, mlen) != 0)
+		if ((r = xml_tag(b, len, i, &t)) == -1)
+			return -1;
+		if (r == 0) {
+			/* opaque to a parser: so to us (a login refuses
+			 * them all the same) */
+			if ((i = xml_skip_opaque(b, len, i)) == 0)
+				return -1;
 			continue;
-		if (b[i + 1] == '/') {
-			if (!found)
+		}
+		if (!xml_tag_is(b, &t, marker))
+			continue;
+		if (t.end) {
+			if (!open)
 				return -1; /* an end tag first: malformed */
 			*ve = i;
-			return 1;
+			open = 0;
+		} else {
+			if (found++)
+				return -1;
+			*mt = t;
+			*vs = *ve = t.next;
+			open = !t.empty;
+			if (open)
+				*ve = len;
 		}
-		if (found++)
-			return -1;
-		while (j < len && b[j] != '>')
-			j++;
-		*vs = j < len ? j + 1 : len;
-		*ve = len;
-		i = *vs - 1; /* the end tag comes after the start tag */
+		i = t.next - 1;
 	}
 	return found;
 }
 
 /*
+ * The field inside the marker's element: an attribute of its start tag
+ * (Zimbra reads those first) or a child element holding only text; once.
+ */
+static int
+xml_attr_user(const char *b, const struct xml_tag *mt, const char *field,
+    char *user, size_t usersz)
+{
+	size_t j = mt->attrs, n, name, vs;
+	int found = 0;
+	char q;
+
+	while (j < mt->attrs_end) {
+		for (; j < mt->attrs_end && xml_ws(b[j]); j++)
+			;
+		for (name = n = j; j < mt->attrs_end && b[j] != '=' &&
+		     !xml_ws(b[j]); j++)
+			if (b[j] == ':')
+				name = j + 1;
+		n = j - name;
+		for (; j < mt->attrs_end && (xml_ws(b[j]) || b[j] == '='); j++)
+			;
+		if (j >= mt->attrs_end)
+			break;
+		q = b[j];
+		for (vs = ++j; j < mt->attrs_end && b[j] != q; j++)
+			;
+		if (n == strlen(field) && strncasecmp(b + name, field, n) == 0) {
+			if (found++ || memchr(b + vs, '&', j - vs) != NULL ||
+			    !set_user(b + vs, j - vs, user, usersz))
+				return -1;
+		}
+		j++;
+	}
+	return found;
+}
+
+static int
+xml_child_user(const char *b, size_t vs, size_t ve, const char *field,
+    char *user, size_t usersz, int *token)
+{
+	struct xml_tag t, close;
+	size_t i, text;
+	int found = 0, r;
+
+	for (i = vs; i < ve; i++) {
+		if (b[i] != '<')
+			continue;
+		if ((r = xml_tag(b, ve, i, &t)) != 1)
+			return -1; /* nothing we do not read, inside a login */
+		if (!t.end && (xml_tag_is(b, &t, "authToken") ||
+				  xml_tag_is(b, &t, "jwtToken")))
+			*token = 1;
+		i = t.next - 1;
+		if (t.end || !xml_tag_is(b, &t, field))
+			continue;
+		if (found++ || t.empty)
+			return -1;
+		for (text = t.next; text < ve && b[text] != '<'; text++)
+			if (b[text] == '&')
+				return -1; /* entities: not followed */
+		/* text alone, then its own end tag */
+		if (text >= ve || xml_tag(b, ve, text, &close) != 1 ||
+		    !close.end || !xml_tag_is(b, &close, field) ||
+		    !set_user(b + t.next, text - t.next, user, usersz))
+			return -1;
+		i = close.next - 1;
+	}
+	return found;
+}
+
+/* The XML half of http_soap_login(), answering as the JSON half. */
+static int
+xml_soap_login(const char *b, size_t len, const char *marker,
+    const char *field, char *user, size_t usersz, int *token)
+{
+	struct xml_tag mt;
+	char other[FORM_NAME_BUFSZ];
+	size_t vs = 0, ve = 0;
+	int r, a, c;
+
+	memset(&mt, 0, sizeof(mt));
+	if ((r = xml_marker(b, len, marker, &mt, &vs, &ve)) != 1)
+		return r;
+	/* comments, CDATA, processing instructions past the declaration */
+	if (memmem(b, len, "<!", 2) != NULL ||
+	    memmem(b + 1, len - 1, "<?", 2) != NULL)
+		return -1;
+	if ((a = xml_attr_user(b, &mt, field, user, usersz)) == -1 ||
+	    (c = xml_child_user(b, vs, ve, field, other, sizeof(other),
+		 token)) == -1 ||
+	    a + c > 1)
+		return -1;
+	if (c == 1)
+		set_user(other, strlen(other), user, usersz);
+	return a + c == 1 ? 1 : 2;
+}
+
+/*
  * A SOAP login (Zimbra's AuthRequest, in XML or JSON, alone or in a
- * batch) posted anywhere under a form login's path: 0 when the body
- * names no element or key like the marker (an ordinary request), 1 with
- * the user from the field inside the marker's element, -1 for a login
- * whose user cannot be told, or a body that could hide one.
+ * batch) posted anywhere under a form login's path.  As Zimbra's SOAP
+ * engine, a body whose first byte is '<' is XML and any other is JSON.
+ * 0 when the body names no element or key like the marker (an ordinary
+ * request), or a marker that logs in with a token, not a password; 1
+ * with the user from the field inside the marker's element; -1 for a
+ * login whose user cannot be told, or a body that could hide one.
  */
 int
 http_soap_login(const char *body, size_t len, const char *marker,
     const char *field, char *user, size_t usersz)
 {
-	size_t s = body_start(body, len), vs = 0, ve = 0;
-	int r;
+	int r, token = 0;
 
 	if (usersz > 0)
 		user[0] = '\0';
-	if (marker[0] == '\0' || field[0] == '\0' || usersz == 0)
+	if (marker[0] == '\0' || field[0] == '\0' || usersz == 0 || len == 0)
 		return 0;
-	if (s < len && (body[s] == '{' || body[s] == '[')) {
-		if ((r = json_marker(body, len, marker, field, &vs, &ve)) != 1)
-			return r;
-		r = only_one(json_user_at, body + vs, ve - vs, field, user,
-		    usersz);
-	} else {
-		/* XML, or a shape the server may still read as XML */
-		if ((r = xml_marker(body, len, marker, &vs, &ve)) != 1)
-			return r;
-		if (memmem(body, len, "<!", 2) != NULL)
-			return -1;
-		r = only_one(xml_user_at, body + vs, ve - vs, field, user,
-		    usersz);
-	}
-	if (r != 1) {
-		user[0] = '\0';
-		return -1;
-	}
-	return 1;
+	if (body[0] == '<')
+		r = xml_soap_login(body, len, marker, field, user, usersz,
+		    &token);
+	else
+		r = json_soap_login(body, len, marker, field, user, usersz,
+		    &token);
+	if (r == 1)
+		return 1;
+	user[0] = '\0';
+	/* re-authentication with a token, or a second factor: no password */
+	if (r == 2)
+		return token ? 0 : -1;
+	return r;
 }

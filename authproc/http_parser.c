@@ -758,8 +758,12 @@ forwarded_as_is(const struct http_request *req, const struct http_field *f)
 		    strncasecmp(f->name, dropped_prefix[i], plen) == 0)
 			return 0;
 	}
-	/* an HTTP/1.0 client's expectation was ignored; so must upstream */
-	if ((req->flags & HTTP_REQ_HTTP10) && http_field_is(f, "Expect"))
+	/*
+	 * An HTTP/1.0 client's expectation was ignored; so must upstream.
+	 * One authproc met (it read the whole body) is met.
+	 */
+	if ((req->flags & (HTTP_REQ_HTTP10 | HTTP_REQ_CONTINUED)) &&
+	    http_field_is(f, "Expect"))
 		return 0;
 	return !named_by_connection(req, f);
 }

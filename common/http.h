@@ -55,6 +55,7 @@ struct http_limits {
 #define HTTP_REQ_HTTP10	    0x10 /* the client speaks HTTP/1.0 */
 #define HTTP_REQ_ABSOLUTE   0x20 /* the target came in absolute-form */
 #define HTTP_REQ_HSTS	    0x40 /* postern's: the listener adds HSTS */
+#define HTTP_REQ_CONTINUED  0x80 /* postern's: authproc sent the 100 */
 
 struct http_request {
 	const char *method;

@@ -549,7 +549,7 @@ http_request_rec_valid(const struct imsg *imsg, char *err, size_t errlen)
 	    (r->key_kind != HTTP_KEY_NONE && r->key[0] == '\0') ||
 	    !imsg_string_ok(r->host, sizeof(r->host)) ||
 	    !imsg_string_ok(r->method, sizeof(r->method)) ||
-	    !imsg_string_ok(r->path, sizeof(r->path)) || r->attempt > 2 ||
+	    !imsg_string_ok(r->path, sizeof(r->path)) || r->attempt > 3 ||
 	    !imsg_string_ok(r->login_user, sizeof(r->login_user)) ||
 	    (r->attempt && r->login_user[0] == '\0') ||
 	    !imsg_string_ok(r->path_class, sizeof(r->path_class))) {

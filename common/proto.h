@@ -390,7 +390,12 @@ struct http_request_rec {
 	char host[HTTP_HOST_MAX + 1]; /* the Host the client used */
 	char method[16];
 	char path[HTTP_PATH_LOG_MAX + 1]; /* for logs, query dropped */
-	/* a login attempt that passed the policy: 1 Basic, 2 a form */
+	/*
+	 * A login attempt that passed the policy: 1 Basic, 2 a form (its
+	 * success is the auth cookie set), 3 a SOAP login (its success is a
+	 * 2xx answer: Zimbra answers a failed AuthRequest with a fault, and
+	 * a good one sets a cookie whose name depends on the console).
+	 */
 	uint32_t attempt;
 	char login_user[USER_MAX_LEN + 1];
 	char path_class[HTTP_CLASS_MAX];

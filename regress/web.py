@@ -191,6 +191,10 @@ class Recorder:
                 body = self.rfile.read(n)
                 if re.search(rb'"AuthRequest"\s*:|<(\w+:)?AuthRequest[\s>/]',
                              body):
+                    if b"authToken" in body:
+                        # a token's re-authentication: no password
+                        self.record(body)
+                        return self.reply(200, b'{"Body":{}}')
                     return self.login_form(body)
                 self.record(body)
                 self.reply(200, b'{"Body":{"GetInfoResponse":{}}}',
@@ -199,9 +203,11 @@ class Recorder:
             def do_POST(self):
                 if self.path == "/":
                     return self.login_form()
+                path = re.sub(r"/+", "/",
+                              urllib.parse.unquote(self.path)).lower()
                 if ("Transfer-Encoding" not in self.headers and
-                        re.sub(r"/+", "/", urllib.parse.unquote(
-                            self.path)).lower().startswith("/service/soap")):
+                        path.startswith(("/service/soap",
+                                         "/service/admin/soap"))):
                     return self.soap_post()
                 n, sha = self.read_body()
                 with outer.lock:

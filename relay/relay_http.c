@@ -485,7 +485,7 @@ hx_audit(struct rsession *rs, uint32_t result, const char *why)
 	a.client = hx->rec.client;
 	memcpy(a.user, hx->rec.login_user, sizeof(a.user));
 	snprintf(a.mech, sizeof(a.mech), "%s",
-	    login_mech_name(hx->rec.attempt == 2 ? MECH_FORM : MECH_BASIC));
+	    login_mech_name(hx->rec.attempt >= 2 ? MECH_FORM : MECH_BASIC));
 	snprintf(a.reason, sizeof(a.reason), "%s", why);
 	/* the operator's record names the upstream that failed, too */
 	if (rs->lg->upstream != NULL)
@@ -528,16 +528,21 @@ hx_access(struct rsession *rs)
 
 /*
  * A login's result from the upstream's answer: for Basic, 401 and 403
- * are failures; for a form, only the auth cookie set means success, and
- * an upstream that could not answer (502, 503, 504) is no failure.
+ * are failures; for a form, only the auth cookie set means success; for
+ * a SOAP login, a 2xx answer (a two-factor first step or a JWT login
+ * sets no cookie, and the admin console's cookie has a name of its own).
+ * An upstream that could not answer (502, 503, 504) is no failure.
  */
 static uint32_t
 hx_verdict(struct rsession *rs)
 {
 	struct hexchange *hx = rs->hx;
+	int ok;
 
-	if (hx->rec.attempt == 2) {
-		if (hx->login_cookie)
+	if (hx->rec.attempt >= 2) {
+		ok = hx->rec.attempt == 2 ? hx->login_cookie
+					  : hx->status >= 200 && hx->status < 300;
+		if (ok)
 			return AUDIT_OK;
 		return hx->status >= 502 && hx->status <= 504
 		    ? AUDIT_UPSTREAM_UNAVAILABLE

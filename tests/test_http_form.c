@@ -31,6 +31,13 @@ test_form(void **state)
 			     "username", u),
 	    1);
 	assert_string_equal(u, "joe@example.org");
+	/* an object not flat after its _content: no user, none left over
+	 * (found by the fuzzer) */
+	assert_int_equal(user_of("application/json",
+			     "{\"account\":{\"_content\":\"a@x\",\"by\":{}}}",
+			     "account", u),
+	    0);
+	assert_string_equal(u, "");
 	/* charset parameter, '+' is a space (and a space is no name) */
 	assert_int_equal(user_of("application/x-www-form-urlencoded; "
 				 "charset=UTF-8",
@@ -210,8 +217,6 @@ test_path_normalize(void **state)
 	assert_string_equal(norm("/service/soap;jsessionid=1/x;y"),
 	    "/service/soap/x");
 	assert_string_equal(norm("/service/x/../soap"), "/service/soap");
-	assert_string_equal(norm("/service/x/%2e%2e/soap"), "/service/soap");
-	assert_string_equal(norm("/service%2fsoap"), "/service/soap");
 	assert_string_equal(norm("/"), "/");
 	assert_string_equal(norm("//./"), "/");
 	assert_string_equal(norm("/;x"), "/");
@@ -221,7 +226,25 @@ test_path_normalize(void **state)
 	assert_null(norm("/a%zz"));
 	assert_null(norm("/a%2"));
 	assert_null(norm("/a%00b"));
+	/* an escaped separator: servers and we could read it apart */
+	assert_null(norm("/service/x/%2e%2e/soap"));
+	assert_null(norm("/service%2fsoap"));
+	assert_null(norm("/service/soap/..%3B/x"));
+	/* a dot segment with parameters: does it go up? */
+	assert_null(norm("/service/soap/..;x/y"));
+	assert_null(norm("/service/soap/.;x/y"));
+	assert_null(norm("/service/soap%5c"));
+	assert_null(norm("/service/soap%23"));
+	assert_null(norm("/service/soap%2541"));
 	assert_null(norm("relative"));
+	{
+		/* a NUL byte as it came (found by the fuzzer) */
+		char out[16];
+
+		assert_int_equal(http_path_normalize("/\0", 2, out,
+				     sizeof(out)),
+		    -1);
+	}
 	assert_null(norm(""));
 	{
 		char longpath[400];
@@ -255,7 +278,7 @@ test_soap_login_found(void **state)
 	    1);
 	/* the account inside the AuthRequest, not the header's */
 	assert_string_equal(u, "joe@x");
-	assert_int_equal(soap("\xef\xbb\xbf  <soap:Envelope><soap:Header>"
+	assert_int_equal(soap("<soap:Envelope><soap:Header>"
 			      "<context><account>boss@x</account></context>"
 			      "</soap:Header><soap:Body><z:AuthRequest "
 			      "xmlns:z=\"urn:zimbraAccount\"><account by=\"name\">"
@@ -358,19 +381,16 @@ test_soap_login_hostile(void **state)
 			      "</account>",
 			     "account", u),
 	    -1);
-	/*
-	 * An end tag inside the start tag (found by the fuzzer): the
-	 * element runs from the start tag's '>', and the malformed body
-	 * is counted as a login rather than read past its end.
-	 */
+	/* an end tag inside the start tag (found by the fuzzer) */
 	assert_int_equal(soap("<AuthRequest x</AuthRequest><account>a@x"
 			      "</account>",
 			     "account", u),
-	    1);
+	    -1);
+	/* '<' in an attribute value is not XML */
 	assert_int_equal(soap("<AuthRequest x=\"</AuthRequest>\"><account>"
 			      "a@x</account></AuthRequest>",
 			     "account", u),
-	    1);
+	    -1);
 	/* UTF-16: the server could read what we cannot */
 	{
 		static const char utf16[] = "<\0A\0u\0t\0h\0";
@@ -380,7 +400,133 @@ test_soap_login_hostile(void **state)
 		    -1);
 	}
 	/* an unended string: nothing read past the body */
-	assert_int_equal(soap("{\"AuthRequest", "account", u), 0);
+	assert_int_equal(soap("{\"AuthRequest", "account", u), -1);
+}
+
+/*
+ * Zimbra's JSON parser takes more than JSON: whatever is not strict JSON
+ * is refused, login or not (found by a hostile review).
+ */
+static void
+test_soap_json_dialects(void **state)
+{
+	char u[HTTP_USER_MAX + 1];
+
+	(void)state;
+	assert_int_equal(soap("{'Body':{'AuthRequest':{'account':'v@x'}}}",
+			     "account", u),
+	    -1);
+	assert_int_equal(soap("{Body:{AuthRequest:{account:v@x}}}", "account",
+			     u),
+	    -1);
+	assert_int_equal(soap("{\"Body\":{\"\\x41uthRequest\":{}}}", "account",
+			     u),
+	    -1);
+	assert_int_equal(soap("{\"Body\":{\"\\AuthRequest\":{}}}", "account",
+			     u),
+	    -1);
+	assert_int_equal(soap("{\"Body\"=>{\"AuthRequest\"=>{}}}", "account",
+			     u),
+	    -1);
+	assert_int_equal(soap("\x0b{\"Body\":{\"AuthRequest\":{}}}", "account",
+			     u),
+	    -1);
+	assert_int_equal(soap("{\"AuthRequest\"\x0c:{\"account\":\"v@x\"}}",
+			     "account", u),
+	    -1);
+	assert_int_equal(soap("{\"a\":1,}", "account", u), -1);
+	assert_int_equal(soap("{\"a\":01}", "account", u), -1);
+	/* the server keeps the last _content: which is the user? */
+	assert_int_equal(soap("{\"AuthRequest\":{\"account\":{\"_content\":"
+			      "\"decoy@x\",\"_content\":\"v@x\"}}}",
+			     "account", u),
+	    -1);
+	/* strict JSON without a login is an ordinary request */
+	assert_int_equal(soap("{\"Body\":{\"NoOpRequest\":{\"n\":-1.5e3,"
+			      "\"t\":true,\"l\":[null,\"\\u00e9\\n\"]}}}",
+			     "account", u),
+	    0);
+	assert_int_equal(soap("[]", "account", u), 0);
+	assert_int_equal(http_soap_login("", 0, "AuthRequest", "account", u,
+			     sizeof(u)),
+	    0);
+}
+
+/* XML read tag by tag, attributes quoted (found by a hostile review). */
+static void
+test_soap_xml_tags(void **state)
+{
+	char u[HTTP_USER_MAX + 1];
+
+	(void)state;
+	/* a '>' inside an attribute value does not end the tag */
+	assert_int_equal(soap("<AuthRequest><account by=\"name\" x=\">1\">"
+			      "v@x</account></AuthRequest>",
+			     "account", u),
+	    1);
+	assert_string_equal(u, "v@x");
+	/* white space of any kind ends a name */
+	assert_int_equal(soap("<AuthRequest><x><account>decoy@x</account></x>"
+			      "<account\tby=\"name\">v@x</account>"
+			      "</AuthRequest>",
+			     "account", u),
+	    -1);
+	/* processing instructions: hidden end tags, split text */
+	assert_int_equal(soap("<AuthRequest><?x </AuthRequest>?><account>"
+			      "v@x</account></AuthRequest>",
+			     "account", u),
+	    -1);
+	assert_int_equal(soap("<AuthRequest><account>vi<?x?>ctim@x</account>"
+			      "</AuthRequest>",
+			     "account", u),
+	    -1);
+	/* the admin console's name as an attribute, read first by Zimbra */
+	assert_int_equal(soap("<AuthRequest xmlns=\"urn:zimbraAdmin\" "
+			      "name=\"admin@x\" password=\"p\"/>",
+			     "name", u),
+	    1);
+	assert_string_equal(u, "admin@x");
+	assert_int_equal(soap("<AuthRequest name=\"admin@x\"><x><name>"
+			      "decoy@x</name></x></AuthRequest>",
+			     "name", u),
+	    -1);
+	/* comments and CDATA are opaque: no login inside, text as text */
+	assert_int_equal(soap("<SaveDraftRequest><!-- <AuthRequest> --><m>"
+			      "<![CDATA[a < b <AuthRequest>]]></m>"
+			      "</SaveDraftRequest>",
+			     "account", u),
+	    0);
+	assert_int_equal(soap("<x><!-- unended <AuthRequest>", "account", u),
+	    -1);
+	assert_int_equal(soap("<!DOCTYPE x [<!ENTITY a \"b\">]><x/>",
+			     "account", u),
+	    -1);
+	/* encodings: one we read as the server does, or refused */
+	assert_int_equal(soap("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+			      "<AuthRequest><account>a@x</account>"
+			      "</AuthRequest>",
+			     "account", u),
+	    1);
+	assert_int_equal(soap("<?xml version=\"1.0\" encoding=\"IBM037\"?>"
+			      "\x4c\xc1\xa4\xa3\x88\xd9",
+			     "account", u),
+	    -1);
+	/* a login with a token has no password to count */
+	assert_int_equal(soap("<AuthRequest><authToken>0_ab</authToken>"
+			      "<twoFactorCode>123456</twoFactorCode>"
+			      "</AuthRequest>",
+			     "account", u),
+	    0);
+	assert_int_equal(soap("{\"Body\":{\"AuthRequest\":{\"authToken\":"
+			      "{\"_content\":\"0_ab\"},\"twoFactorCode\":"
+			      "\"123456\"}}}",
+			     "account", u),
+	    0);
+	/* neither user nor token: refused */
+	assert_int_equal(soap("<AuthRequest><password>p</password>"
+			      "</AuthRequest>",
+			     "account", u),
+	    -1);
 }
 
 int
@@ -396,6 +542,8 @@ main(void)
 	    cmocka_unit_test(test_soap_login_found),
 	    cmocka_unit_test(test_soap_login_none),
 	    cmocka_unit_test(test_soap_login_hostile),
+	    cmocka_unit_test(test_soap_json_dialects),
+	    cmocka_unit_test(test_soap_xml_tags),
 	};
 
 	return cmocka_run_group_tests_name("http_form", tests, NULL, NULL);
