@@ -347,8 +347,14 @@ http_soap_check(struct session *s, const struct http_form_login **scan,
 		return 1;
 	}
 	if (req.content_length > HTTP_FORM_SCAN_MAX ||
-	    req.headlen + req.content_length > PIPELINE_MAX)
-		return 0; /* too large to look through: see postern.conf(5) */
+	    req.headlen + req.content_length > PIPELINE_MAX) {
+		/* too large to look through: see postern.conf(5) */
+		if (!authproc_http.soap_oversize_refuse)
+			return 0;
+		http_answer_close(s, 413, "body under a login path too large "
+		    "to look through", NULL);
+		return 1;
+	}
 	if (http_body_pending(s, len))
 		return 1; /* the rest of the body, within the head's deadline */
 	user[0] = '\0';

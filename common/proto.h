@@ -349,6 +349,7 @@ struct conf_http {
 	uint32_t nforms;
 	struct http_form_login forms[HTTP_MAX_FORMS];
 	uint32_t access_query; /* with the query in the path */
+	uint32_t soap_oversize_refuse; /* 413 a marker's body too large */
 	struct http_route_conf route;
 };
 

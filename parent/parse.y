@@ -107,7 +107,7 @@ typedef struct {
 %token	HTTPHEADER HTTPTARGET HTTPBODY HTTPIDLE HTTPRESPONSE
 %token	LOOKUPFAILURE ROUTEBY PATH BASIC COOKIE AUTHCOOKIE PATHPREFIX
 %token	UPSTREAMIDLE UPSTREAMKEEP ACCESS LOG QUERY HTTPREQUESTS
-%token	FORMLOGIN FIELD NONE SEPARATE MARKER
+%token	FORMLOGIN FIELD NONE SEPARATE MARKER OVERSIZE REFUSE PASS
 %token	CONTROL SOCKET GROUP METRICS
 %type	<v.number>	window
 %token	<v.string>	STRING
@@ -265,6 +265,12 @@ httpmain	: HTTP FALLBACK TO string {
 		| HTTP FORMLOGIN NONE {
 			conf->http.nforms = 0;
 			forms_given = 1;
+		}
+		| HTTP FORMLOGIN OVERSIZE REFUSE {
+			conf->http.soap_oversize_refuse = 1;
+		}
+		| HTTP FORMLOGIN OVERSIZE PASS {
+			conf->http.soap_oversize_refuse = 0;
 		}
 		| HTTP UPSTREAMKEEP NUMBER {
 			if ($3 < 0 || $3 > 10000) {
@@ -1254,6 +1260,8 @@ lookup(const char *s)
 		{ "none",		NONE },
 		{ "ocsp",		OCSP },
 		{ "on",			ON },
+		{ "oversize",		OVERSIZE },
+		{ "pass",		PASS },
 		{ "pass-password",	PASSPASSWORD },
 		{ "path",		PATH },
 		{ "path-prefix",	PATHPREFIX },
@@ -1268,6 +1276,7 @@ lookup(const char *s)
 		{ "proxy-protocol",	PROXYPROTOCOL },
 		{ "query",		QUERY },
 		{ "redirect",		REDIRECT },
+		{ "refuse",		REFUSE },
 		{ "relay",		RELAY },
 		{ "required",		REQUIRED },
 		{ "retry",		RETRY },

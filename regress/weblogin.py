@@ -581,6 +581,53 @@ def _():
     check(len(audit_lines()) == before, "a token login was audited")
 
 
+OVERSIZE_WEB = 22097                    # http form-login oversize refuse
+
+
+@case("web-soap-body-too-large-to-look-through-refused-when-configured")
+def _():
+    """By default a SOAP body too large to look through is forwarded (a
+    long draft); with `http form-login oversize refuse' it gets 413 and
+    no server sees it, while small ones are still read and forwarded."""
+    start_throttle()
+    conf = os.path.join(env.web, "oversize.conf")
+    with open(conf, "w") as f:
+        f.write(f'''user "_postern"
+chroot "/var/empty"
+node "oversize"
+listen on {HOST} port {OVERSIZE_WEB} http
+upstream "one" {{
+\thost {HOST}
+\thttp port {web.BACK1}
+}}
+http fallback to "one"
+http form-login oversize refuse
+limit connections-per-ip 0
+''')
+    node = Postern(env.binary, conf, os.path.join(env.web, "oversize.log"),
+                   [OVERSIZE_WEB])
+    node.start()
+    try:
+        def post(body):
+            head = (f"POST /service/soap/SaveDraftRequest HTTP/1.1\r\n"
+                    f"Host: mail.example.org\r\nContent-Type: "
+                    f"application/soap+json\r\nContent-Length: {len(body)}"
+                    "\r\nConnection: close\r\n\r\n").encode()
+            out = web.raw_exchange(head + body.encode(), port=OVERSIZE_WEB)
+            return int(out.split(b" ", 2)[1]) if out else 0
+        padded = json.dumps({"Body": {"BatchRequest": {
+            "NoOpRequest": {"pad": "p" * 9000},
+            "AuthRequest": {"account": "padded@example.org",
+                            "password": WRONG}}}})
+        before = env.back1.count()
+        check(post(padded) == 413, "a padded AuthRequest was not refused")
+        check(env.back1.count() == before, "the refused body was forwarded")
+        small = json.dumps({"Body": {"SaveDraftRequest": {"m": "short"}}})
+        check(post(small) == 200, "a small SOAP request was refused")
+    finally:
+        node.stop()
+
+
 @case("web-login-failures-on-one-connection-wait-longer-each-time")
 def _():
     start_throttle()

@@ -850,7 +850,19 @@ test_form_logins(void **state)
 	assert_int_equal(c->http.forms[1].prefix, 1);
 	assert_string_equal(c->http.forms[1].marker, "Login");
 	assert_string_equal(c->http.forms[1].field, "email");
+	assert_int_equal(c->http.soap_oversize_refuse, 0);
 	free_config(c);
+	snprintf(text, sizeof(text), "%shttp form-login oversize refuse\n",
+	    listen);
+	c = parse_text(text);
+	assert_non_null(c);
+	assert_int_equal(c->http.soap_oversize_refuse, 1);
+	/* the defaults stay: the setting is no form login */
+	assert_int_equal(c->http.nforms, 4);
+	free_config(c);
+	snprintf(text, sizeof(text), "%shttp form-login oversize maybe\n",
+	    listen);
+	expect_error(text);
 	snprintf(text, sizeof(text), "%shttp form-login POST \"/a*\" field u\n",
 	    listen);
 	expect_error(text);
