@@ -181,6 +181,20 @@ class Postern:
         except FileNotFoundError:
             return ""
 
+    def log_has(self, what, timeout=5.0):
+        """Whether the log shows what (a string or compiled pattern)
+        within timeout: postern's children log through the parent, which
+        writes info lines a moment later."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_text()
+            if (what in text if isinstance(what, str)
+                    else what.search(text)):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
     def _children(self):
         """(pid, role) of every live child, read from /proc."""
         found = []
