@@ -88,6 +88,27 @@ throttle delay {DELAY_MS} max 1200
     TEARDOWNS.append(env.tweb.stop)
 
 
+def web_node(name, port, settings):
+    """A postern of its own on one web port, in front of the recording
+    backend, with these settings added; started, to be stopped."""
+    conf = os.path.join(env.web, f"{name}.conf")
+    with open(conf, "w") as f:
+        f.write(f'''user "_postern"
+chroot "/var/empty"
+node "{name}"
+listen on {HOST} port {port} http
+upstream "one" {{
+\thost {HOST}
+\thttp port {web.BACK1}
+}}
+limit connections-per-ip 0
+{settings}''')
+    node = Postern(env.binary, conf, os.path.join(env.web, f"{name}.log"),
+                   [port])
+    node.start()
+    return node
+
+
 def audit_lines():
     with open(env.taudit) as f:
         return [json.loads(line) for line in f]
@@ -237,23 +258,9 @@ def _():
     # are settled by their answers' heads, not held pending (and counted
     # against the failure limits) until their bodies end
     start_throttle()
-    conf = os.path.join(env.web, "poll.conf")
-    with open(conf, "w") as f:
-        f.write(f'''user "_postern"
-chroot "/var/empty"
-node "poll"
-listen on {HOST} port {POLL_WEB} http
-upstream "one" {{
-\thost {HOST}
-\thttp port {web.BACK1}
-}}
-route domain "example.org" to "one"
+    node = web_node("poll", POLL_WEB, '''route domain "example.org" to "one"
 throttle failures ip 2 per 600 message "Address failures"
-limit connections-per-ip 0
 ''')
-    node = Postern(env.binary, conf, os.path.join(env.web, "poll.log"),
-                   [POLL_WEB])
-    node.start()
     polls = []
     try:
         u = "phone@example.org"
@@ -590,23 +597,9 @@ def _():
     long draft); with `http form-login oversize refuse' it gets 413 and
     no server sees it, while small ones are still read and forwarded."""
     start_throttle()
-    conf = os.path.join(env.web, "oversize.conf")
-    with open(conf, "w") as f:
-        f.write(f'''user "_postern"
-chroot "/var/empty"
-node "oversize"
-listen on {HOST} port {OVERSIZE_WEB} http
-upstream "one" {{
-\thost {HOST}
-\thttp port {web.BACK1}
-}}
-http fallback to "one"
+    node = web_node("oversize", OVERSIZE_WEB, '''http fallback to "one"
 http form-login oversize refuse
-limit connections-per-ip 0
 ''')
-    node = Postern(env.binary, conf, os.path.join(env.web, "oversize.log"),
-                   [OVERSIZE_WEB])
-    node.start()
     try:
         def post(body):
             head = (f"POST /service/soap/SaveDraftRequest HTTP/1.1\r\n"
