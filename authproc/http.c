@@ -361,14 +361,18 @@ http_soap_check(struct session *s, const struct http_form_login **scan,
 	for (i = 0; i < nscan; i++) {
 		r = http_soap_login(body, req.content_length, scan[i]->marker,
 		    scan[i]->field, found ? other : user, sizeof(user));
-		if (r == -1)
-			refused = 1;
-		else if (r == 1 && found++ && strcmp(user, other) != 0) {
-			/* two fields, two users: which would the server take? */
+		/*
+		 * Any reading refused refuses the request (a decoy in one
+		 * field must not count while the server reads another); a
+		 * login without this form's field may have the other's.
+		 */
+		if (r == -1 || (r == 1 && found++ && strcmp(user, other) != 0)) {
 			found = 0;
 			refused = 1;
 			break;
 		}
+		if (r == 2)
+			refused = 1;
 	}
 	if (found) {
 		http_form_start(s, user, 1);
@@ -378,6 +382,25 @@ http_soap_check(struct session *s, const struct http_form_login **scan,
 		http_answer_close(s, 400, "login whose user cannot be told",
 		    NULL);
 		return 1;
+	}
+	return 0;
+}
+
+/* Could a form login of this request's method cover this path? */
+static int
+http_form_path_any(const char *path, size_t plen)
+{
+	const struct http_form_login *f;
+	size_t i;
+
+	for (i = 0; i < authproc_http.nforms; i++) {
+		f = &authproc_http.forms[i];
+		if (req.methodlen == strlen(f->method) &&
+		    memcmp(req.method, f->method, req.methodlen) == 0 &&
+		    (http_form_path_matches(f, path, plen) ||
+			(f->prefix && plen > strlen(f->path) &&
+			    strncasecmp(path, f->path, strlen(f->path)) == 0)))
+			return 1;
 	}
 	return 0;
 }
@@ -404,6 +427,14 @@ http_form_check(struct session *s, const unsigned char *in, size_t len)
 	plen = http_path_normalize(req.target, http_path_len(), path,
 	    sizeof(path));
 	if (plen < 0) {
+		/*
+		 * A folder named "100% #1" is no reason to refuse a POST;
+		 * one that some reading could take to a login path is.
+		 */
+		plen = http_path_loose(req.target, http_path_len(), path,
+		    sizeof(path));
+		if (plen >= 0 && !http_form_path_any(path, plen))
+			return 0;
 		http_answer_close(s, 400, "path that cannot be normalised",
 		    NULL);
 		return 1;
@@ -577,9 +608,11 @@ http_attempt_over(struct session *s, uint32_t login)
 {
 	s->http_counted = 0;
 	s->http_class[0] = '\0';
+	/* the 100 was for that request, login or not */
+	s->http_continued = 0;
 	if (!s->http_checked)
 		return;
-	s->http_checked = s->http_form = s->http_continued = 0;
+	s->http_checked = s->http_form = 0;
 	if (login == 2)
 		s->failures++;
 	session_attempt_done(s, login == 2);

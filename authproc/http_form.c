@@ -262,7 +262,7 @@ hex_digit(char c)
  * NUL): no honest client writes those escaped.
  */
 static ssize_t
-segment_decode(const char *b, size_t n, char *out, size_t outsz)
+segment_decode(const char *b, size_t n, char *out, size_t outsz, int strict)
 {
 	size_t i, k = 0;
 	int hi, lo, c;
@@ -276,7 +276,8 @@ segment_decode(const char *b, size_t n, char *out, size_t outsz)
 			    (lo = hex_digit(b[i + 2])) < 0)
 				return -1;
 			c = hi << 4 | lo;
-			if (c == 0 || strchr("/;.\\#%", c) != NULL)
+			if (c == 0 ||
+			    (strict && strchr("/;.\\#%", c) != NULL))
 				return -1;
 			i += 2;
 		}
@@ -297,8 +298,9 @@ segment_decode(const char *b, size_t n, char *out, size_t outsz)
  * honest client sends: a bad escape or one of a separator, ".." above
  * the root, or longer than outsz.
  */
-ssize_t
-http_path_normalize(const char *path, size_t len, char *out, size_t outsz)
+static ssize_t
+path_normalize(const char *path, size_t len, char *out, size_t outsz,
+    int strict)
 {
 	size_t i = 0, seg, end, semi, n = 0;
 	ssize_t sn;
@@ -317,13 +319,13 @@ http_path_normalize(const char *path, size_t len, char *out, size_t outsz)
 		if (n + 1 >= outsz)
 			return -1;
 		sn = segment_decode(path + seg, semi - seg, out + n + 1,
-		    outsz - n - 2);
+		    outsz - n - 2, strict);
 		if (sn < 0)
 			return -1;
 		dots = (sn == 1 && out[n + 1] == '.') ||
 		    (sn == 2 && out[n + 1] == '.' && out[n + 2] == '.');
 		/* "..;x": servers disagree on whether it goes up */
-		if (dots && semi < end)
+		if (dots && semi < end && strict)
 			return -1;
 		if (sn == 0 || (sn == 1 && dots))
 			continue;
@@ -341,6 +343,23 @@ http_path_normalize(const char *path, size_t len, char *out, size_t outsz)
 		out[n++] = '/';
 	out[n] = '\0';
 	return (ssize_t)n;
+}
+
+ssize_t
+http_path_normalize(const char *path, size_t len, char *out, size_t outsz)
+{
+	return path_normalize(path, len, out, outsz, 1);
+}
+
+/*
+ * The path read as leniently as any server might: escaped separators
+ * taken as what they stand for, "..;x" as "..".  Only to ask whether a
+ * path the strict reading refuses could reach a form login at all.
+ */
+ssize_t
+http_path_loose(const char *path, size_t len, char *out, size_t outsz)
+{
+	return path_normalize(path, len, out, outsz, 0);
 }
 
 /*
@@ -652,9 +671,15 @@ json_soap_login(const char *b, size_t len, const char *marker,
 		return -1;
 	if ((r = json_marker(b, len, marker, field, &vs, &ve)) != 1)
 		return r;
+	/* a login in a batch is answered 200 whatever its fate */
+	if (json_has_key(b, 0, len, "BatchRequest"))
+		return -1;
 	if ((r = only_one(json_user_at, b + vs, ve - vs, field, user,
 		 usersz)) != 0)
 		return r;
+	/* the field is there but not as we read it: the server may */
+	if (json_has_key(b, vs, ve, field))
+		return -1;
 	*token = json_has_key(b, vs, ve, "authToken") ||
 	    json_has_key(b, vs, ve, "jwtToken");
 	return 2;
@@ -915,6 +940,20 @@ xml_child_user(const char *b, size_t vs, size_t ve, const char *field,
 	return found;
 }
 
+/* An element of this name anywhere (a login body is read whole). */
+static int
+xml_has_element(const char *b, size_t len, const char *name)
+{
+	struct xml_tag t;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (b[i] == '<' && xml_tag(b, len, i, &t) == 1 &&
+		    xml_tag_is(b, &t, name))
+			return 1;
+	return 0;
+}
+
 /* The XML half of http_soap_login(), answering as the JSON half. */
 static int
 xml_soap_login(const char *b, size_t len, const char *marker,
@@ -928,6 +967,9 @@ xml_soap_login(const char *b, size_t len, const char *marker,
 	memset(&mt, 0, sizeof(mt));
 	if ((r = xml_marker(b, len, marker, &mt, &vs, &ve)) != 1)
 		return r;
+	/* a login in a batch is answered 200 whatever its fate */
+	if (xml_has_element(b, len, "BatchRequest"))
+		return -1;
 	/* comments, CDATA, processing instructions past the declaration */
 	if (memmem(b, len, "<!", 2) != NULL ||
 	    memmem(b + 1, len - 1, "<?", 2) != NULL)
@@ -948,7 +990,8 @@ xml_soap_login(const char *b, size_t len, const char *marker,
  * engine, a body whose first byte is '<' is XML and any other is JSON.
  * 0 when the body names no element or key like the marker (an ordinary
  * request), or a marker that logs in with a token, not a password; 1
- * with the user from the field inside the marker's element; -1 for a
+ * with the user from the field inside the marker's element; 2 for a
+ * login without this field (another form's may hold the user); -1 for a
  * login whose user cannot be told, or a body that could hide one.
  */
 int
@@ -970,8 +1013,12 @@ http_soap_login(const char *body, size_t len, const char *marker,
 	if (r == 1)
 		return 1;
 	user[0] = '\0';
-	/* re-authentication with a token, or a second factor: no password */
-	if (r == 2)
-		return token ? 0 : -1;
+	/*
+	 * Re-authentication with a token, or a second factor: no field, no
+	 * password to check.  Without a token, another form on the path may
+	 * read the user from its field.
+	 */
+	if (r == 2 && token)
+		return 0;
 	return r;
 }

@@ -165,6 +165,8 @@ int http_soap_login(const char *body, size_t len, const char *marker,
     const char *field, char *user, size_t usersz);
 ssize_t http_path_normalize(const char *path, size_t len, char *out,
     size_t outsz);
+ssize_t http_path_loose(const char *path, size_t len, char *out,
+    size_t outsz);
 
 /* The Zimbra-compatible defaults. */
 void http_route_conf_default(struct http_route_conf *);

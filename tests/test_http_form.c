@@ -230,6 +230,22 @@ test_path_normalize(void **state)
 	assert_null(norm("/service/x/%2e%2e/soap"));
 	assert_null(norm("/service%2fsoap"));
 	assert_null(norm("/service/soap/..%3B/x"));
+	/* read loosely, only to ask whether it could reach a login */
+	{
+		char out[256];
+
+		assert_true(http_path_loose("/service%2fsoap", 15, out,
+				sizeof(out)) > 0);
+		assert_string_equal(out, "/service/soap");
+		assert_true(http_path_loose("/a/b/..;x/c", 11, out,
+				sizeof(out)) > 0);
+		assert_string_equal(out, "/a/c");
+		assert_true(http_path_loose("/f/100%25%20done", 16, out,
+				sizeof(out)) > 0);
+		assert_string_equal(out, "/f/100% done");
+		assert_int_equal(http_path_loose("/a%00", 5, out, sizeof(out)),
+		    -1);
+	}
 	/* a dot segment with parameters: does it go up? */
 	assert_null(norm("/service/soap/..;x/y"));
 	assert_null(norm("/service/soap/.;x/y"));
@@ -287,10 +303,9 @@ test_soap_login_found(void **state)
 			 "account", u),
 	    1);
 	assert_string_equal(u, "ann@x");
-	/* in a batch, padded */
-	assert_int_equal(soap("{\"Body\":{\"BatchRequest\":{\"NoOpRequest\":"
-			      "{\"pad\":\"xxxxxxxx\"},\"AuthRequest\":[{"
-			      "\"name\":\"adm@x\"}]}}}",
+	/* in an array */
+	assert_int_equal(soap("{\"Body\":{\"AuthRequest\":[{"
+			      "\"name\":\"adm@x\"}]}}",
 			 "name", u),
 	    1);
 	assert_string_equal(u, "adm@x");
@@ -339,10 +354,11 @@ test_soap_login_hostile(void **state)
 			     "account", u),
 	    1);
 	assert_string_equal(u, "a@x");
+	/* no field this form reads: another form on the path may */
 	assert_int_equal(soap("{\"\\u0041uthRequest\":{\"\\u00e1ccount\":"
 			      "\"a@x\"}}",
 			     "account", u),
-	    -1);
+	    2);
 	/* one the server decodes to the field: which would it take? */
 	assert_int_equal(soap("{\"Body\":{\"AuthRequest\":{\"account\":"
 			      "\"decoy@x\",\"\\u0061ccount\":\"v@x\"}}}",
@@ -371,9 +387,10 @@ test_soap_login_hostile(void **state)
 			      "</AuthRequest>",
 			     "account", u),
 	    -1);
+	/* no field: 2, and the caller refuses it when no form finds one */
 	assert_int_equal(soap("{\"AuthRequest\":{\"password\":\"p\"}}",
 			     "account", u),
-	    -1);
+	    2);
 	assert_int_equal(soap("{\"AuthRequest\":{\"account\":\"a@x\"",
 			     "account", u),
 	    -1);
@@ -522,9 +539,26 @@ test_soap_xml_tags(void **state)
 			      "\"123456\"}}}",
 			     "account", u),
 	    0);
-	/* neither user nor token: refused */
+	/* neither user nor token: a login without this form's field */
 	assert_int_equal(soap("<AuthRequest><password>p</password>"
 			      "</AuthRequest>",
+			     "account", u),
+	    2);
+	/*
+	 * Second review: a batch (answered 200 whatever the login's
+	 * fate), a field there but unreadable beside a token.
+	 */
+	assert_int_equal(soap("{\"Body\":{\"BatchRequest\":{\"AuthRequest\":"
+			      "{\"account\":\"v@x\",\"password\":\"g\"}}}}",
+			     "account", u),
+	    -1);
+	assert_int_equal(soap("<BatchRequest><AuthRequest><account>v@x"
+			      "</account></AuthRequest></BatchRequest>",
+			     "account", u),
+	    -1);
+	assert_int_equal(soap("{\"Body\":{\"AuthRequest\":{\"account\":{"
+			      "\"_content\":\"v@x\",\"x\":1},\"password\":"
+			      "\"g\",\"jwtToken\":{\"_content\":\"z\"}}}}",
 			     "account", u),
 	    -1);
 }
