@@ -116,8 +116,8 @@ struct listener_ctx {
 
 struct session {
 	TAILQ_ENTRY(session) entry;
-	uint32_t id;  /* key between processes */
-	uint64_t sid; /* in logs and the audit */
+	uint32_t id;	     /* key between processes */
+	uint64_t sid;	     /* in logs and the audit */
 	uint64_t started_ms; /* wall clock, for posternctl */
 	int fd;
 	int relay_has_fd; /* HTTP: s->relay keeps a copy of the socket */
@@ -131,10 +131,10 @@ struct session {
 	unsigned int acked_literals;
 	/* the login attempt in progress, wiped after every attempt */
 	struct login_request req;
-	int has_user;	  /* POP3 USER seen */
-	int http_checked; /* HTTP: this request's login passed the policy */
-	int http_counted; /* HTTP: this request counted in its rate */
-	int http_form;	  /* HTTP: a form login: 1 page, 2 SOAP (marker) */
+	int has_user;	    /* POP3 USER seen */
+	int http_checked;   /* HTTP: this request's login passed the policy */
+	int http_counted;   /* HTTP: this request counted in its rate */
+	int http_form;	    /* HTTP: a form login: 1 page, 2 SOAP (marker) */
 	int http_continued; /* HTTP: this request got our 100 Continue */
 	char http_class[HTTP_CLASS_MAX]; /* HTTP: the attempt's path class */
 	int tls;			 /* the client side is TLS */
@@ -212,8 +212,7 @@ extern struct conf_http authproc_http;
 
 void session_deadline(struct session *, unsigned int);
 int session_deadline_armed(struct session *);
-int session_send_relay(struct session *, uint32_t, const void *, size_t,
-    int);
+int session_send_relay(struct session *, uint32_t, const void *, size_t, int);
 void session_send_login(struct session *);
 void session_maybe_free(struct session *);
 void session_attempt_done(struct session *, int failed);

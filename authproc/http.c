@@ -174,8 +174,8 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	 * pending result must not be settled by the client leaving) we go
 	 * on reading, which spares a pair of epoll_ctl calls per request.
 	 */
-	keep_reading = req.framing == HTTP_BODY_NONE &&
-	    !(req.flags & HTTP_REQ_WEBSOCKET);
+	keep_reading =
+	    req.framing == HTTP_BODY_NONE && !(req.flags & HTTP_REQ_WEBSOCKET);
 	body = keep_reading ? 0 : len - req.headlen;
 	if (body > room - hl)
 		return 431;
@@ -239,6 +239,13 @@ http_basic_anyway(struct http_route_key *k)
 		return -1;
 	k->has_basic = r == 1;
 	return 0;
+}
+
+static int
+http_form_method_is(const struct http_form_login *f)
+{
+	return req.methodlen == strlen(f->method) &&
+	    memcmp(req.method, f->method, req.methodlen) == 0;
 }
 
 /* Is a normalised path the form's path, or under it for a prefix? */
@@ -351,8 +358,10 @@ http_soap_check(struct session *s, const struct http_form_login **scan,
 		/* too large to look through: see postern.conf(5) */
 		if (!authproc_http.soap_oversize_refuse)
 			return 0;
-		http_answer_close(s, 413, "body under a login path too large "
-		    "to look through", NULL);
+		http_answer_close(s, 413,
+		    "body under a login path too large "
+		    "to look through",
+		    NULL);
 		return 1;
 	}
 	if (http_body_pending(s, len))
@@ -366,7 +375,8 @@ http_soap_check(struct session *s, const struct http_form_login **scan,
 		 * field must not count while the server reads another); a
 		 * login without this form's field may have the other's.
 		 */
-		if (r == -1 || (r == 1 && found++ && strcmp(user, other) != 0)) {
+		if (r == -1 ||
+		    (r == 1 && found++ && strcmp(user, other) != 0)) {
 			found = 0;
 			refused = 1;
 			break;
@@ -395,8 +405,7 @@ http_form_path_any(const char *path, size_t plen)
 
 	for (i = 0; i < authproc_http.nforms; i++) {
 		f = &authproc_http.forms[i];
-		if (req.methodlen == strlen(f->method) &&
-		    memcmp(req.method, f->method, req.methodlen) == 0 &&
+		if (http_form_method_is(f) &&
 		    (http_form_path_matches(f, path, plen) ||
 			(f->prefix && plen > strlen(f->path) &&
 			    strncasecmp(path, f->path, strlen(f->path)) == 0)))
@@ -417,11 +426,8 @@ http_form_check(struct session *s, const unsigned char *in, size_t len)
 	size_t i, nscan = 0, methods = 0;
 	ssize_t plen;
 
-	for (i = 0; i < authproc_http.nforms; i++) {
-		f = &authproc_http.forms[i];
-		methods += req.methodlen == strlen(f->method) &&
-		    memcmp(req.method, f->method, req.methodlen) == 0;
-	}
+	for (i = 0; i < authproc_http.nforms; i++)
+		methods += http_form_method_is(&authproc_http.forms[i]);
 	if (methods == 0)
 		return 0;
 	plen = http_path_normalize(req.target, http_path_len(), path,
@@ -441,8 +447,7 @@ http_form_check(struct session *s, const unsigned char *in, size_t len)
 	}
 	for (i = 0; i < authproc_http.nforms; i++) {
 		f = &authproc_http.forms[i];
-		if (req.methodlen != strlen(f->method) ||
-		    memcmp(req.method, f->method, req.methodlen) != 0 ||
+		if (!http_form_method_is(f) ||
 		    !http_form_path_matches(f, path, plen))
 			continue;
 		if (f->marker[0] == '\0') {

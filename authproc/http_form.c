@@ -131,7 +131,8 @@ json_user_at(const char *b, size_t len, const char *field, size_t from,
 			i = skip_ws(b, len, i + 1);
 			if (!json_string(b, len, i, &s, &e))
 				break;
-			if (ke - ks == 8 && memcmp(b + ks, "_content", 8) == 0) {
+			if (ke - ks == 8 &&
+			    memcmp(b + ks, "_content", 8) == 0) {
 				/* the server keeps the last; we would read
 				 * the first */
 				if (got++) {
@@ -246,15 +247,6 @@ http_form_user(const char *ctype, size_t ctlen, const char *body, size_t len,
 	return 0;
 }
 
-static int
-hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /*
  * One segment of a raw path, b[0..n) without its ";parameters", decoded
  * into out: its length, or -1 for a bad escape or an escape for a byte
@@ -272,12 +264,11 @@ segment_decode(const char *b, size_t n, char *out, size_t outsz, int strict)
 		if (c == '\0')
 			return -1;
 		if (c == '%') {
-			if (n - i < 3 || (hi = hex_digit(b[i + 1])) < 0 ||
-			    (lo = hex_digit(b[i + 2])) < 0)
+			if (n - i < 3 || (hi = http_hex_digit(b[i + 1])) < 0 ||
+			    (lo = http_hex_digit(b[i + 2])) < 0)
 				return -1;
 			c = hi << 4 | lo;
-			if (c == 0 ||
-			    (strict && strchr("/;.\\#%", c) != NULL))
+			if (c == 0 || (strict && strchr("/;.\\#%", c) != NULL))
 				return -1;
 			i += 2;
 		}
@@ -429,7 +420,7 @@ json_key_is(const char *b, size_t n, const char *name)
 				if (n - i < 5)
 					return 0;
 				for (c = 0, j = 1; j <= 4; j++) {
-					d = hex_digit(b[i + j]);
+					d = http_hex_digit(b[i + j]);
 					if (d < 0)
 						return 0;
 					c = c << 4 | d;
@@ -516,7 +507,8 @@ json_strict_string(const char *b, size_t len, size_t i)
 			return 0;
 		if (b[i] == 'u') {
 			for (j = 1; j <= 4; j++)
-				if (i + j >= len || hex_digit(b[i + j]) < 0)
+				if (i + j >= len ||
+				    http_hex_digit(b[i + j]) < 0)
 					return 0;
 			i += 4;
 		} else if (strchr("\"\\/bfnrt", b[i]) == NULL || b[i] == '\0')
@@ -611,7 +603,8 @@ json_strict(const char *b, size_t len)
 			break;
 		case KEY:
 		key:
-			if (b[i] != '"' || (i = json_strict_string(b, len, i)) == 0)
+			if (b[i] != '"' ||
+			    (i = json_strict_string(b, len, i)) == 0)
 				return 0;
 			st = COLON;
 			continue;
@@ -719,8 +712,8 @@ xml_tag(const char *b, size_t len, size_t i, struct xml_tag *t)
 		t->end = 1;
 		j++;
 	}
-	for (t->name = j; j < len && !xml_ws(b[j]) && b[j] != '/' &&
-	     b[j] != '>'; j++) {
+	for (t->name = j;
+	     j < len && !xml_ws(b[j]) && b[j] != '/' && b[j] != '>'; j++) {
 		if (b[j] == '<' || b[j] == '"' || b[j] == '\'' || b[j] == '=')
 			return -1;
 		if (b[j] == ':')
@@ -729,8 +722,9 @@ xml_tag(const char *b, size_t len, size_t i, struct xml_tag *t)
 	if ((t->namelen = j - t->name) == 0)
 		return -1;
 	for (t->attrs = j; j < len; j++) {
-		if (b[j] == '>' || (b[j] == '/' && j + 1 < len &&
-					   b[j + 1] == '>' && !t->end)) {
+		if (b[j] == '>' ||
+		    (b[j] == '/' && j + 1 < len && b[j + 1] == '>' &&
+			!t->end)) {
 			t->empty = b[j] == '/';
 			t->attrs_end = j;
 			t->next = j + 1 + t->empty;
@@ -814,8 +808,9 @@ xml_skip_opaque(const char *b, size_t len, size_t i)
 			continue;
 		end = memmem(b + i + n, len - i - n, kinds[k].close,
 		    strlen(kinds[k].close));
-		return end == NULL ? 0 : (size_t)(end - b) +
-			strlen(kinds[k].close) - 1;
+		return end == NULL
+		    ? 0
+		    : (size_t)(end - b) + strlen(kinds[k].close) - 1;
 	}
 	return 0;
 }
@@ -827,8 +822,8 @@ xml_skip_opaque(const char *b, size_t len, size_t i)
  * encoding we do not read.
  */
 static int
-xml_marker(const char *b, size_t len, const char *marker,
-    struct xml_tag *mt, size_t *vs, size_t *ve)
+xml_marker(const char *b, size_t len, const char *marker, struct xml_tag *mt,
+    size_t *vs, size_t *ve)
 {
 	struct xml_tag t;
 	size_t i;
@@ -884,8 +879,8 @@ xml_attr_user(const char *b, const struct xml_tag *mt, const char *field,
 	while (j < mt->attrs_end) {
 		for (; j < mt->attrs_end && xml_ws(b[j]); j++)
 			;
-		for (name = n = j; j < mt->attrs_end && b[j] != '=' &&
-		     !xml_ws(b[j]); j++)
+		for (name = n = j;
+		     j < mt->attrs_end && b[j] != '=' && !xml_ws(b[j]); j++)
 			if (b[j] == ':')
 				name = j + 1;
 		n = j - name;
@@ -896,7 +891,8 @@ xml_attr_user(const char *b, const struct xml_tag *mt, const char *field,
 		q = b[j];
 		for (vs = ++j; j < mt->attrs_end && b[j] != q; j++)
 			;
-		if (n == strlen(field) && strncasecmp(b + name, field, n) == 0) {
+		if (n == strlen(field) &&
+		    strncasecmp(b + name, field, n) == 0) {
 			if (found++ || memchr(b + vs, '&', j - vs) != NULL ||
 			    !set_user(b + vs, j - vs, user, usersz))
 				return -1;
@@ -919,8 +915,9 @@ xml_child_user(const char *b, size_t vs, size_t ve, const char *field,
 			continue;
 		if ((r = xml_tag(b, ve, i, &t)) != 1)
 			return -1; /* nothing we do not read, inside a login */
-		if (!t.end && (xml_tag_is(b, &t, "authToken") ||
-				  xml_tag_is(b, &t, "jwtToken")))
+		if (!t.end &&
+		    (xml_tag_is(b, &t, "authToken") ||
+			xml_tag_is(b, &t, "jwtToken")))
 			*token = 1;
 		i = t.next - 1;
 		if (t.end || !xml_tag_is(b, &t, field))
@@ -956,8 +953,8 @@ xml_has_element(const char *b, size_t len, const char *name)
 
 /* The XML half of http_soap_login(), answering as the JSON half. */
 static int
-xml_soap_login(const char *b, size_t len, const char *marker,
-    const char *field, char *user, size_t usersz, int *token)
+xml_soap_login(const char *b, size_t len, const char *marker, const char *field,
+    char *user, size_t usersz, int *token)
 {
 	struct xml_tag mt;
 	char other[FORM_NAME_BUFSZ];

@@ -38,8 +38,8 @@ http_route_conf_default(struct http_route_conf *conf)
 	memcpy(conf->cookie, "ZM_AUTH_TOKEN", sizeof("ZM_AUTH_TOKEN"));
 }
 
-static int
-hexval(unsigned char c)
+int
+http_hex_digit(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -67,8 +67,9 @@ http_pct_decode(const char *in, size_t len, char *out, size_t outsz,
 		if (c == '+' && plus_is_space)
 			c = ' ';
 		else if (c == '%') {
-			if (len - i < 3 || (hi = hexval(in[i + 1])) == -1 ||
-			    (lo = hexval(in[i + 2])) == -1)
+			if (len - i < 3 ||
+			    (hi = http_hex_digit(in[i + 1])) == -1 ||
+			    (lo = http_hex_digit(in[i + 2])) == -1)
 				return DECODE_MALFORMED;
 			c = hi << 4 | lo;
 			i += 2;
@@ -419,7 +420,7 @@ http_cookie_value(const char *header, size_t len, const char *name,
 static int
 data_byte(const char *hex, size_t i)
 {
-	return hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]);
+	return http_hex_digit(hex[2 * i]) << 4 | http_hex_digit(hex[2 * i + 1]);
 }
 
 static int
@@ -519,7 +520,7 @@ is_digit(unsigned char c)
 static int
 is_hex(unsigned char c)
 {
-	return hexval(c) != -1;
+	return http_hex_digit(c) != -1;
 }
 
 /*

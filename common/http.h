@@ -146,9 +146,9 @@ struct http_route_conf {
  * holds an element or key of that name (a SOAP AuthRequest, wherever it
  * is posted).
  */
-#define HTTP_MAX_FORMS	   8
-#define HTTP_FORM_BODY_MAX 4096 /* a login body read whole, at most */
-#define HTTP_FORM_SCAN_MAX 8192 /* a body under a marker, looked through */
+#define HTTP_MAX_FORMS	     8
+#define HTTP_FORM_BODY_MAX   4096 /* a login body read whole, at most */
+#define HTTP_FORM_SCAN_MAX   8192 /* a body under a marker, looked through */
 #define HTTP_TARGET_NORM_MAX 8192
 
 struct http_form_login {
@@ -165,8 +165,7 @@ int http_soap_login(const char *body, size_t len, const char *marker,
     const char *field, char *user, size_t usersz);
 ssize_t http_path_normalize(const char *path, size_t len, char *out,
     size_t outsz);
-ssize_t http_path_loose(const char *path, size_t len, char *out,
-    size_t outsz);
+ssize_t http_path_loose(const char *path, size_t len, char *out, size_t outsz);
 
 /* The Zimbra-compatible defaults. */
 void http_route_conf_default(struct http_route_conf *);
@@ -193,6 +192,7 @@ int http_route_key(const struct http_request *, const struct http_route_conf *,
 ssize_t http_pct_decode(const char *, size_t, char *out, size_t outsz,
     int plus_is_space);
 int http_usable_name(const char *, size_t);
+int http_hex_digit(unsigned char); /* its value, or -1 */
 int http_basic_user(const char *value, size_t len, char *user, size_t usersz);
 int http_zm_token_id(const char *token, size_t len, char *id, size_t idsz);
 int http_cookie_value(const char *header, size_t len, const char *name,

@@ -109,8 +109,8 @@ const size_t control_reply_nrules =
 struct ctl_stats proc_stats;
 
 /* Prometheus's usual latency bounds, from a millisecond up */
-const double ctl_hist_bounds_s[CTL_HIST_BUCKETS - 1] = {0.001, 0.0025,
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5};
+const double ctl_hist_bounds_s[CTL_HIST_BUCKETS - 1] = {0.001, 0.0025, 0.005,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5};
 
 void
 ctl_hist_observe(struct ctl_histogram *h, uint64_t us)
@@ -192,15 +192,16 @@ ctl_request_valid(const struct ctl_request *r, char *err, size_t errlen)
 	}
 	for (i = 0; r->arg[i] != '\0'; i++)
 		if ((unsigned char)r->arg[i] <= ' ' || r->arg[i] == 0x7f) {
-			snprintf(err, errlen, "control byte or space in the "
-					      "argument");
+			snprintf(err, errlen,
+			    "control byte or space in the "
+			    "argument");
 			return 0;
 		}
 	if ((ctl_needs_arg(r->command) || r->filter != CTL_FILTER_NONE) !=
 	    (r->arg[0] != '\0')) {
-		snprintf(err, errlen, r->arg[0] == '\0'
-			? "argument missing"
-			: "this command takes no argument");
+		snprintf(err, errlen,
+		    r->arg[0] == '\0' ? "argument missing"
+				      : "this command takes no argument");
 		return 0;
 	}
 	return 1;
@@ -457,8 +458,8 @@ audit_record_valid_from_authproc(const struct imsg *imsg)
 	const struct audit_record *a = imsg->data;
 
 	return audit_record_valid(imsg) && a->result != AUDIT_OK &&
-	    a->result != AUDIT_BAD_CREDENTIALS &&
-	    a->result != AUDIT_KICKED && a->upstream[0] == '\0';
+	    a->result != AUDIT_BAD_CREDENTIALS && a->result != AUDIT_KICKED &&
+	    a->upstream[0] == '\0';
 }
 
 int
@@ -470,8 +471,7 @@ counter_op_valid(const struct imsg *imsg)
 
 	return imsg->datalen == sizeof(*op) && op->kinds != 0 &&
 	    (op->kinds & ~known) == 0 && sockaddr_valid(&op->client) &&
-	    op->budget <= 1 &&
-	    imsg_string_ok(op->user, sizeof(op->user));
+	    op->budget <= 1 && imsg_string_ok(op->user, sizeof(op->user));
 }
 
 /*

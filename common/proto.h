@@ -348,7 +348,7 @@ struct conf_http {
 	uint32_t access_log;	   /* relay sends access records */
 	uint32_t nforms;
 	struct http_form_login forms[HTTP_MAX_FORMS];
-	uint32_t access_query; /* with the query in the path */
+	uint32_t access_query;	       /* with the query in the path */
 	uint32_t soap_oversize_refuse; /* 413 a marker's body too large */
 	struct http_route_conf route;
 };
@@ -614,7 +614,7 @@ struct ctl_stats {
 struct ctl_upstream {
 	char pool[NAME_MAX_LEN + 1];
 	char upstream[NAME_MAX_LEN + 1];
-	uint32_t down; /* marked down now */
+	uint32_t down;	/* marked down now */
 	uint32_t fails; /* in a row */
 	uint64_t connect_failures;
 };

@@ -45,7 +45,7 @@
 #define RESTART_STABLE_SEC 30
 #define LOGBUF_SIZE	   4096
 #define SHUTDOWN_WAIT_MS   3000
-#define POSTERN_NOFILE	   262144 /* descriptors we ask for */
+#define POSTERN_NOFILE	   262144      /* descriptors we ask for */
 #define POLICY_STATE_MAX   (64u << 20) /* 262144 keys of 256 bytes */
 
 struct child {
@@ -60,9 +60,9 @@ struct child {
 	struct event restart_ev;
 	int backoff_ms;
 	time_t started;
-	uint32_t gen;		    /* the configuration generation */
-	size_t state_bytes;	    /* throttle counts it handed over */
-	int draining;		    /* an older generation's: not restarted */
+	uint32_t gen;		   /* the configuration generation */
+	size_t state_bytes;	   /* throttle counts it handed over */
+	int draining;		   /* an older generation's: not restarted */
 	struct postern_conf *conf; /* the configuration it was started with */
 };
 
@@ -154,8 +154,8 @@ listener_bind(struct listener *l)
 	if (setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) ==
 		-1 ||
 	    (l->conf.addr.ss_family == AF_INET6 &&
-		setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
-		    sizeof(on)) == -1) ||
+		setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) ==
+		    -1) ||
 	    setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) ==
 		-1 ||
 	    setsockopt(l->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) ==
@@ -944,16 +944,18 @@ parent_reload(void (*line)(void *, const char *), void *arg)
 	if ((conf = reload_read(line, arg)) == NULL) {
 		log_warnx("reload: %s has errors; nothing changed",
 		    env_conffile);
-		line(arg, "configuration has errors; postern goes on with the "
-			  "one it runs");
+		line(arg,
+		    "configuration has errors; postern goes on with the "
+		    "one it runs");
 		return 1;
 	}
 	need = 1 + conf->global.relays + conf->global.tlsprocs;
 	if (free_slots() < need) {
 		free_config(conf);
 		log_warnx("reload: too many older generations still draining");
-		line(arg, "too many older generations are still draining; "
-			  "nothing changed");
+		line(arg,
+		    "too many older generations are still draining; "
+		    "nothing changed");
 		return 1;
 	}
 	if (strcmp(conf->sandbox.chroot, old->sandbox.chroot) != 0) {
@@ -963,15 +965,17 @@ parent_reload(void (*line)(void *, const char *), void *arg)
 		    !S_ISDIR(sb.st_mode) || sb.st_uid != 0 ||
 		    (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
 			free_config(conf);
-			line(arg, "the new chroot must be a directory owned "
-				  "and writable only by root; nothing changed");
+			line(arg,
+			    "the new chroot must be a directory owned "
+			    "and writable only by root; nothing changed");
 			return 1;
 		}
 	}
 	if (listeners_take_over(conf, old) == -1) {
 		free_config(conf);
-		line(arg, "a new listener could not be bound (see the log); "
-			  "nothing changed");
+		line(arg,
+		    "a new listener could not be bound (see the log); "
+		    "nothing changed");
 		return 1;
 	}
 	reload_unchanged(conf, line, arg);
@@ -1321,8 +1325,8 @@ child_gone(struct child *c, int status)
 	if (quitting)
 		return;
 	if (c->draining) {
-		log_info("%s %u of generation %u drained", proc_role_name(c->role),
-		    c->instance, c->gen);
+		log_info("%s %u of generation %u drained",
+		    proc_role_name(c->role), c->instance, c->gen);
 		slot_release(c);
 		return;
 	}

@@ -27,7 +27,7 @@
  * logins (which are refused, not let through, when they cannot be).
  */
 #define TABLE_MAX_REQUEST_KEYS (TABLE_MAX_KEYS / 4)
-#define KEY_MAX	       POLICY_KEY_MAX
+#define KEY_MAX		       POLICY_KEY_MAX
 
 struct counter {
 	LIST_ENTRY(counter) entry;
@@ -431,7 +431,8 @@ policy_unblock(const struct sockaddr_storage *ss, const char *user,
 	if (table == NULL)
 		return 0;
 	for (b = 0; b < TABLE_BUCKETS; b++)
-		LIST_FOREACH(c, &table[b], entry) {
+		LIST_FOREACH(c, &table[b], entry)
+		{
 			key_parts(c, &kind, &budget, &key_ss, key_user);
 			if (!unblock_matches(kind, &key_ss, key_user, ss, user))
 				continue;
@@ -482,7 +483,8 @@ policy_export(void (*emit)(const void *, size_t, void *), void *arg,
 	if (chunk > sizeof(buf))
 		chunk = sizeof(buf);
 	for (b = 0; b < TABLE_BUCKETS; b++)
-		LIST_FOREACH(c, &table[b], entry) {
+		LIST_FOREACH(c, &table[b], entry)
+		{
 			if (c->w.cur == 0 && c->w.prev == 0)
 				continue;
 			if (used + ENTRY_FIXED + c->keylen > chunk) {
@@ -548,7 +550,8 @@ policy_import(const void *data, size_t len, uint64_t now)
 			return -1;
 		memcpy(&klen, p + off, 2);
 		off += 2;
-		if (klen == 0 || klen > KEY_MAX || len - off < (size_t)klen + ENTRY_FIXED - 2)
+		if (klen == 0 || klen > KEY_MAX ||
+		    len - off < (size_t)klen + ENTRY_FIXED - 2)
 			return -1;
 		kind = p[off] & 0x7f;
 		if (kind < COUNT_IP || kind > COUNT_REQUEST)

@@ -540,8 +540,9 @@ hx_verdict(struct rsession *rs)
 	int ok;
 
 	if (hx->rec.attempt >= 2) {
-		ok = hx->rec.attempt == 2 ? hx->login_cookie
-					  : hx->status >= 200 && hx->status < 300;
+		ok = hx->rec.attempt == 2
+		    ? hx->login_cookie
+		    : hx->status >= 200 && hx->status < 300;
 		if (ok)
 			return AUDIT_OK;
 		return hx->status >= 502 && hx->status <= 504

@@ -237,8 +237,8 @@ test_path_normalize(void **state)
 		assert_true(http_path_loose("/service%2fsoap", 15, out,
 				sizeof(out)) > 0);
 		assert_string_equal(out, "/service/soap");
-		assert_true(http_path_loose("/a/b/..;x/c", 11, out,
-				sizeof(out)) > 0);
+		assert_true(
+		    http_path_loose("/a/b/..;x/c", 11, out, sizeof(out)) > 0);
 		assert_string_equal(out, "/a/c");
 		assert_true(http_path_loose("/f/100%25%20done", 16, out,
 				sizeof(out)) > 0);
@@ -290,29 +290,30 @@ test_soap_login_found(void **state)
 			      "\"AuthRequest\":{\"account\":{\"by\":\"name\","
 			      "\"_content\":\"joe@x\"},\"password\":"
 			      "{\"_content\":\"pw\"}}}}",
-			 "account", u),
+			     "account", u),
 	    1);
 	/* the account inside the AuthRequest, not the header's */
 	assert_string_equal(u, "joe@x");
 	assert_int_equal(soap("<soap:Envelope><soap:Header>"
 			      "<context><account>boss@x</account></context>"
 			      "</soap:Header><soap:Body><z:AuthRequest "
-			      "xmlns:z=\"urn:zimbraAccount\"><account by=\"name\">"
+			      "xmlns:z=\"urn:zimbraAccount\"><account "
+			      "by=\"name\">"
 			      "ann@x</account></z:AuthRequest></soap:Body>"
 			      "</soap:Envelope>",
-			 "account", u),
+			     "account", u),
 	    1);
 	assert_string_equal(u, "ann@x");
 	/* in an array */
 	assert_int_equal(soap("{\"Body\":{\"AuthRequest\":[{"
 			      "\"name\":\"adm@x\"}]}}",
-			 "name", u),
+			     "name", u),
 	    1);
 	assert_string_equal(u, "adm@x");
 	/* the name of an element, whatever its case */
 	assert_int_equal(soap("<authrequest><account>c@x</account>"
 			      "</authrequest>",
-			 "account", u),
+			     "account", u),
 	    1);
 }
 
@@ -515,8 +516,8 @@ test_soap_xml_tags(void **state)
 	    0);
 	assert_int_equal(soap("<x><!-- unended <AuthRequest>", "account", u),
 	    -1);
-	assert_int_equal(soap("<!DOCTYPE x [<!ENTITY a \"b\">]><x/>",
-			     "account", u),
+	assert_int_equal(soap("<!DOCTYPE x [<!ENTITY a \"b\">]><x/>", "account",
+			     u),
 	    -1);
 	/* encodings: one we read as the server does, or refused */
 	assert_int_equal(soap("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
