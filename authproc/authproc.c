@@ -304,6 +304,8 @@ session_free(struct session *s)
 	if (s->relay_has_fd && s->relay != NULL)
 		imsgev_compose(s->relay, IMSG_HTTP_RELEASE, s->id, -1, NULL, 0);
 	TAILQ_REMOVE(&sessions, s, entry);
+	if (s->engine->release != NULL)
+		s->engine->release(s);
 	if (evtimer_initialized(&s->delay_ev))
 		evtimer_del(&s->delay_ev);
 	if (evtimer_initialized(&s->total_ev))
@@ -1632,6 +1634,7 @@ parent_handle(struct imsg *imsg)
 		    authproc_http.route.nprefixes > HTTP_MAX_PREFIXES ||
 		    authproc_http.timeout_header == 0 ||
 		    authproc_http.timeout_idle == 0 ||
+		    authproc_http.soap_scan_max > HTTP_SCAN_LIMIT_MAX ||
 		    authproc_http.nforms > HTTP_MAX_FORMS)
 			fatalx("bad http message");
 		for (i = 0; i < authproc_http.nforms; i++)

@@ -136,6 +136,7 @@ struct session {
 	int http_counted;   /* HTTP: this request counted in its rate */
 	int http_form;	    /* HTTP: a form login: 1 page, 2 SOAP (marker) */
 	int http_continued; /* HTTP: this request got our 100 Continue */
+	size_t http_scan_held; /* HTTP: a body held whole to look through */
 	char http_class[HTTP_CLASS_MAX]; /* HTTP: the attempt's path class */
 	int tls;			 /* the client side is TLS */
 	int output_full;		 /* reading paused for output */
@@ -199,6 +200,8 @@ struct proto_engine {
 	    const unsigned char *leftover);
 	/* HTTP: a login's verdict, before its exchange is done */
 	void (*exchange_verdict)(struct session *, uint32_t login);
+	/* the session ends: what the protocol holds for it goes */
+	void (*release)(struct session *);
 	const char *busy;     /* to a client over the connection limit */
 	int audit_timeouts;   /* a time-out ends a login attempt */
 	int drain_on_close;   /* read what the client still sends, then close */

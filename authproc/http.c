@@ -23,6 +23,7 @@ struct conf_http authproc_http;
 static struct http_request req; /* one at a time; large */
 static struct http_route_key key;
 static unsigned char msg[IMSG_MAX_SIZE];
+static size_t scan_held; /* bytes of bodies held to be looked through */
 
 static void http_input(struct session *);
 
@@ -144,6 +145,59 @@ http_log_path(char *dst, size_t dstsz)
 	snprintf(dst, dstsz, "%.*s", (int)n, req.target);
 }
 
+/*
+ * A body under a marker's path larger than the usual read buffer is
+ * read whole before anything is forwarded: the buffer grows to hold it
+ * (and no more: what follows is relay's to read), within a budget of
+ * all such bodies held at once.
+ */
+static int
+http_scan_hold(struct session *s, size_t need)
+{
+	if (s->http_scan_held == 0) {
+		if (need > HTTP_SCAN_HELD_MAX - scan_held)
+			return -1;
+		scan_held += need;
+		s->http_scan_held = need;
+	}
+	/* woken once the body is whole, not for every piece of it */
+	bufferevent_setwatermark(s->bev, EV_READ, need, need);
+	return 0;
+}
+
+/* The body is forwarded or the session ends: back to the usual buffer. */
+static void
+http_scan_release(struct session *s)
+{
+	if (s->http_scan_held == 0)
+		return;
+	scan_held -= s->http_scan_held;
+	s->http_scan_held = 0;
+	bufferevent_setwatermark(s->bev, EV_READ, 0, PIPELINE_MAX);
+}
+
+/* What of a body read whole did not fit beside the head goes next. */
+static int
+http_send_body(struct session *s, const unsigned char *p, size_t len)
+{
+	size_t n;
+
+	while (len > 0) {
+		n = len > IMSG_MAX_SIZE - sizeof(struct imsg_hdr)
+		    ? IMSG_MAX_SIZE - sizeof(struct imsg_hdr)
+		    : len;
+		if (imsgev_compose(s->relay, IMSG_HTTP_BODY, s->id, -1, p, n) ==
+		    -1) {
+			log_warn("session %016llx: cannot queue for relay",
+			    (unsigned long long)s->sid);
+			return -1;
+		}
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
 /* The record, the head as we serialise it, and the body read so far. */
 static int
 http_forward(struct session *s, const unsigned char *in, size_t len)
@@ -152,7 +206,7 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	char *head = (char *)(rec + 1);
 	struct http_forward fwd;
 	char addr[INET6_ADDRSTRLEN];
-	size_t room, body;
+	size_t room, body, first;
 	ssize_t hl;
 	int keep_reading;
 
@@ -177,10 +231,10 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	keep_reading =
 	    req.framing == HTTP_BODY_NONE && !(req.flags & HTTP_REQ_WEBSOCKET);
 	body = keep_reading ? 0 : len - req.headlen;
-	if (body > room - hl)
-		return 431;
+	/* a body read whole to be looked through follows in pieces */
+	first = body > room - hl ? room - hl : body;
 	keep_reading = keep_reading && !s->http_checked;
-	memcpy(head + hl, in + req.headlen, body);
+	memcpy(head + hl, in + req.headlen, first);
 	rec->listener_id = s->listener->conf.id;
 	rec->key_kind = key.kind;
 	rec->key_source = key.source;
@@ -189,7 +243,8 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 	if (s->listener->conf.flags & LISTEN_HSTS)
 		rec->flags |= HTTP_REQ_HSTS;
 	rec->headlen = hl;
-	rec->bodylen = body;
+	rec->bodylen = first;
+	rec->bodymore = body - first;
 	rec->tls = s->tls;
 	rec->content_length =
 	    req.framing == HTTP_BODY_LENGTH ? req.content_length : 0;
@@ -212,11 +267,15 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 		memcpy(rec->login_user, s->req.user, sizeof(rec->login_user));
 	}
 	if (session_send_relay(s, IMSG_HTTP_REQUEST, msg,
-		sizeof(*rec) + hl + body, keep_reading) == -1)
+		sizeof(*rec) + hl + first, keep_reading) == -1 ||
+	    http_send_body(s, in + req.headlen + first, body - first) == -1) {
+		explicit_bzero(msg, sizeof(msg));
 		return 503;
+	}
 	/* what relay now has is no longer ours to read */
 	evbuffer_drain(bufferevent_get_input(s->bev), req.headlen + body);
-	explicit_bzero(msg, sizeof(*rec) + hl + body);
+	http_scan_release(s);
+	explicit_bzero(msg, sizeof(*rec) + hl + first);
 	return 0;
 }
 
@@ -353,8 +412,7 @@ http_soap_check(struct session *s, const struct http_form_login **scan,
 		    NULL);
 		return 1;
 	}
-	if (req.content_length > HTTP_FORM_SCAN_MAX ||
-	    req.headlen + req.content_length > PIPELINE_MAX) {
+	if (req.content_length > authproc_http.soap_scan_max) {
 		/* too large to look through: see postern.conf(5) */
 		if (!authproc_http.soap_oversize_refuse)
 			return 0;
@@ -364,8 +422,15 @@ http_soap_check(struct session *s, const struct http_form_login **scan,
 		    NULL);
 		return 1;
 	}
-	if (http_body_pending(s, len))
-		return 1; /* the rest of the body, within the head's deadline */
+	if (http_body_pending(s, len)) {
+		/* the rest of the body, within the head's deadline */
+		if (req.headlen + req.content_length > PIPELINE_MAX &&
+		    http_scan_hold(s, req.headlen + req.content_length) == -1)
+			http_answer_close(s, 503,
+			    "too many large bodies being looked through",
+			    "Retry-After: 5\r\n");
+		return 1;
+	}
 	user[0] = '\0';
 	for (i = 0; i < nscan; i++) {
 		r = http_soap_login(body, req.content_length, scan[i]->marker,
@@ -731,6 +796,7 @@ const struct proto_engine http_engine = {
     .drain_on_close = 1,
     .exchange_done = http_exchange_done,
     .exchange_verdict = http_exchange_verdict,
+    .release = http_scan_release,
     .busy = "HTTP/1.1 503 Service Unavailable\r\n"
 	    "Content-Type: text/plain\r\nContent-Length: 20\r\n"
 	    "Connection: close\r\n\r\nToo many connections",

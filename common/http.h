@@ -148,7 +148,15 @@ struct http_route_conf {
  */
 #define HTTP_MAX_FORMS	     8
 #define HTTP_FORM_BODY_MAX   4096 /* a login body read whole, at most */
-#define HTTP_FORM_SCAN_MAX   8192 /* a body under a marker, looked through */
+/*
+ * A body under a marker's path is looked through whole before anything
+ * is forwarded: up to "http form-login scan" bytes each (at most
+ * HTTP_SCAN_LIMIT_MAX), and authproc holds at most HTTP_SCAN_HELD_MAX
+ * bytes of such bodies beyond its usual read buffer at once.
+ */
+#define HTTP_SCAN_DEFAULT    (1024 * 1024)
+#define HTTP_SCAN_LIMIT_MAX  (16 * 1024 * 1024)
+#define HTTP_SCAN_HELD_MAX   (64 * 1024 * 1024)
 #define HTTP_TARGET_NORM_MAX 8192
 
 struct http_form_login {

@@ -65,6 +65,7 @@ const struct imsg_rule authproc_to_relay_rules[] = {
     {IMSG_HTTP_REQUEST, sizeof(struct http_request_rec),
 	IMSG_MAX_SIZE - sizeof(struct imsg_hdr), IMSG_FD_OPTIONAL},
     {IMSG_HTTP_RELEASE, 0, 0, IMSG_FD_NONE},
+    {IMSG_HTTP_BODY, 1, IMSG_MAX_SIZE - sizeof(struct imsg_hdr), IMSG_FD_NONE},
 };
 const size_t authproc_to_relay_nrules =
     sizeof(authproc_to_relay_rules) / sizeof(authproc_to_relay_rules[0]);
@@ -536,6 +537,8 @@ http_request_rec_valid(const struct imsg *imsg, char *err, size_t errlen)
 
 	if (imsg->datalen < sizeof(*r) || r->headlen < 4 ||
 	    r->headlen > HTTP_HEAD_MAX + 2048 || r->bodylen > imsg->datalen ||
+	    r->bodymore > HTTP_SCAN_LIMIT_MAX + PIPELINE_MAX ||
+	    (r->bodymore > 0 && r->framing != HTTP_BODY_LENGTH) ||
 	    imsg->datalen != sizeof(*r) + (size_t)r->headlen + r->bodylen) {
 		snprintf(err, errlen, "http request: bad length");
 		return -1;

@@ -118,6 +118,8 @@ enum imsg_type {
 	IMSG_DRAIN,
 	/* authproc (draining) -> parent -> authproc (new): throttle counts */
 	IMSG_POLICY_STATE,
+	/* authproc -> relay: more of a request's body (http_request_rec) */
+	IMSG_HTTP_BODY,
 	IMSG_TYPE_MAX
 };
 
@@ -350,6 +352,7 @@ struct conf_http {
 	struct http_form_login forms[HTTP_MAX_FORMS];
 	uint32_t access_query;	       /* with the query in the path */
 	uint32_t soap_oversize_refuse; /* 413 a marker's body too large */
+	uint32_t soap_scan_max;	       /* bytes of such a body looked through */
 	struct http_route_conf route;
 };
 
@@ -370,7 +373,9 @@ enum http_done_result {
  * authproc -> relay, with the client socket.  Followed by headlen bytes
  * of the head as authproc serialised it (never the client's bytes),
  * then bodylen bytes of the body that authproc had read with the head,
- * still in the client's framing.
+ * still in the client's framing.  A body read whole to be looked
+ * through may not fit: its last bodymore bytes follow in IMSG_HTTP_BODY
+ * messages, and relay starts nothing before it has them all.
  */
 struct http_request_rec {
 	uint32_t listener_id;
@@ -380,6 +385,7 @@ struct http_request_rec {
 	uint32_t flags;	  /* HTTP_REQ_* */
 	uint32_t headlen;
 	uint32_t bodylen;
+	uint32_t bodymore;
 	uint32_t tls;
 	uint64_t content_length;
 	uint64_t sid;

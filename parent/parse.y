@@ -107,7 +107,7 @@ typedef struct {
 %token	HTTPHEADER HTTPTARGET HTTPBODY HTTPIDLE HTTPRESPONSE
 %token	LOOKUPFAILURE ROUTEBY PATH BASIC COOKIE AUTHCOOKIE PATHPREFIX
 %token	UPSTREAMIDLE UPSTREAMKEEP ACCESS LOG QUERY HTTPREQUESTS
-%token	FORMLOGIN FIELD NONE SEPARATE MARKER OVERSIZE REFUSE PASS
+%token	FORMLOGIN FIELD NONE SEPARATE MARKER OVERSIZE REFUSE PASS SCAN
 %token	CONTROL SOCKET GROUP METRICS
 %type	<v.number>	window
 %token	<v.string>	STRING
@@ -271,6 +271,14 @@ httpmain	: HTTP FALLBACK TO string {
 		}
 		| HTTP FORMLOGIN OVERSIZE PASS {
 			conf->http.soap_oversize_refuse = 0;
+		}
+		| HTTP FORMLOGIN SCAN NUMBER {
+			if ($4 < 1024 || $4 > HTTP_SCAN_LIMIT_MAX) {
+				yyerror("form-login scan out of range "
+				    "(1024-%d)", HTTP_SCAN_LIMIT_MAX);
+				YYERROR;
+			}
+			conf->http.soap_scan_max = $4;
 		}
 		| HTTP UPSTREAMKEEP NUMBER {
 			if ($3 < 0 || $3 > 10000) {
@@ -1283,6 +1291,7 @@ lookup(const char *s)
 		{ "round-robin",	ROUNDROBIN },
 		{ "route",		ROUTE },
 		{ "route-by",		ROUTEBY },
+		{ "scan",		SCAN },
 		{ "separate",		SEPARATE },
 		{ "server",		SERVER },
 		{ "session-lifetime",	SESSIONLIFETIME },
@@ -2009,6 +2018,9 @@ conf_defaults(struct postern_conf *c)
 	http_route_conf_default(&c->http.route);
 	memcpy(c->http.forms, zimbra_forms, sizeof(zimbra_forms));
 	c->http.nforms = sizeof(zimbra_forms) / sizeof(zimbra_forms[0]);
+	/* a login padded past what is looked through must not pass uncounted */
+	c->http.soap_scan_max = HTTP_SCAN_DEFAULT;
+	c->http.soap_oversize_refuse = 1;
 	c->memcache.backoff_s = 30;
 	snprintf(c->global.greeting, sizeof(c->global.greeting),
 	    "postern ready");

@@ -4,6 +4,7 @@ the mail logins, answered 429 over a limit before any upstream sees
 them, and audited as one JSON line each with no secret in any log."""
 
 import base64
+import hashlib
 import imaplib
 import json
 import os
@@ -601,37 +602,94 @@ def _():
     check(len(audit_lines()) == before, "a token login was audited")
 
 
-OVERSIZE_WEB = 22097                    # http form-login oversize refuse
+SCAN_WEB = 22097                        # http form-login scan 300000
 
 
-@case("web-soap-body-too-large-to-look-through-refused-when-configured")
-def _():
-    """By default a SOAP body too large to look through is forwarded (a
-    long draft); with `http form-login oversize refuse' it gets 413 and
-    no server sees it, while small ones are still read and forwarded."""
-    start_throttle()
-    node = web_node("oversize", OVERSIZE_WEB, '''http fallback to "one"
-http form-login oversize refuse
-''')
+def soap_head(path, n, extra=""):
+    return (f"POST {path} HTTP/1.1\r\nHost: mail.example.org\r\n"
+            f"Content-Type: application/soap+json\r\n{extra}"
+            f"Content-Length: {n}\r\n\r\n").encode()
+
+
+def draft_then_get(port, size, src=HOST):
+    """A large SOAP request and a GET behind it on one connection: both
+    answered, the draft received whole."""
+    draft = json.dumps({"Body": {"SaveDraftRequest": {
+        "m": {"content": "z" * size}}}}).encode()
+    s = socket.create_connection((HOST, port), timeout=10,
+                                 source_address=(src, 0))
     try:
-        def post(body):
-            head = (f"POST /service/soap/SaveDraftRequest HTTP/1.1\r\n"
-                    f"Host: mail.example.org\r\nContent-Type: "
-                    f"application/soap+json\r\nContent-Length: {len(body)}"
-                    "\r\nConnection: close\r\n\r\n").encode()
-            out = web.raw_exchange(head + body.encode(), port=OVERSIZE_WEB)
-            return int(out.split(b" ", 2)[1]) if out else 0
-        padded = json.dumps({"Body": {"BatchRequest": {
-            "NoOpRequest": {"pad": "p" * 9000},
-            "AuthRequest": {"account": "padded@example.org",
-                            "password": WRONG}}}})
-        before = env.back1.count()
-        check(post(padded) == 413, "a padded AuthRequest was not refused")
-        check(env.back1.count() == before, "the refused body was forwarded")
-        small = json.dumps({"Body": {"SaveDraftRequest": {"m": "short"}}})
-        check(post(small) == 200, "a small SOAP request was refused")
+        s.sendall(soap_head("/service/soap/SaveDraftRequest", len(draft)) +
+                  draft + b"GET /after-draft HTTP/1.1\r\nHost: h\r\n"
+                  b"Connection: close\r\n\r\n")
+        f = s.makefile("rb")
+        first, _, _ = web.read_response(f)
+        second, _, _ = web.read_response(f)
     finally:
-        node.stop()
+        s.close()
+    check((first, second) == (200, 200), f"draft then GET: {first} {second}")
+    seen = [r for r in env.back1.requests if "SaveDraft" in r["path"]]
+    check(seen and seen[-1]["len"] == len(draft) and
+          seen[-1]["sha"] == hashlib.sha256(draft).hexdigest(),
+          f"a draft of {len(draft)} bytes did not arrive whole")
+    check(env.back1.requests[-1]["path"] == "/after-draft",
+          "the request behind the draft was lost")
+
+
+@case("web-soap-large-body-looked-through-whole-or-refused")
+def _():
+    """A SOAP body up to `http form-login scan' bytes (1 MiB by default)
+    is read whole before anything is forwarded: a login padded far past
+    the usual read buffer is counted like any other, and a large ordinary
+    request reaches the server intact, with the next request on the
+    connection behind it.  A larger body is refused with 413 by default
+    and forwarded unread with `oversize pass'."""
+    start_throttle()
+    src = "127.0.0.7"          # its own address: the request rate limit
+    u = "padded@example.org"
+    # within this listener's limit http-body of 100,000 bytes
+    padded = json.dumps({"Header": {"pad": "p" * 90000},
+                         "Body": {"AuthRequest": {
+                             "account": {"by": "name", "_content": u},
+                             "password": {"_content": WRONG}}}})
+    before = env.back1.count()
+    codes = [form_login(padded, "application/soap+json",
+                        path="/service/soap/", src=src)[0]
+             for _ in range(FAIL_LIMIT + 1)]
+    check(codes == [500] * FAIL_LIMIT + [429], f"padded logins: {codes}")
+    check(env.back1.count() - before == FAIL_LIMIT,
+          f"backend saw {env.back1.count() - before} padded logins")
+    time.sleep(0.3)
+    res = [r["result"] for r in audit_lines() if r["user"] == u]
+    check(res == ["bad-credentials"] * FAIL_LIMIT + ["throttled"],
+          f"padded logins audited as {res}")
+    draft_then_get(TWEB, 95000, src)
+    for oversize in ("refuse", "pass"):
+        node = web_node(f"scan-{oversize}", SCAN_WEB,
+                        '''http fallback to "one"
+http form-login scan 300000
+''' + ("http form-login oversize pass\n" if oversize == "pass" else ""))
+        try:
+            if oversize == "refuse":
+                draft_then_get(SCAN_WEB, 250000)
+            big = json.dumps({"Body": {"SaveDraftRequest": {
+                "m": {"content": "q" * 400000}}}}).encode()
+            before = env.back1.count()
+            out = web.raw_exchange(soap_head("/service/soap/x", len(big),
+                                             "Connection: close\r\n") +
+                                   big, port=SCAN_WEB)
+            if oversize == "refuse":
+                check(out.startswith(b"HTTP/1.1 413 "),
+                      f"over the scan limit: {out[:40]!r}")
+                check(env.back1.count() == before,
+                      "a refused body was forwarded")
+            else:
+                check(out.startswith(b"HTTP/1.1 200 "),
+                      f"passed: {out[:40]!r}")
+                check(env.back1.requests[-1]["len"] == len(big),
+                      "the passed body did not arrive whole")
+        finally:
+            node.stop()
 
 
 @case("web-login-failures-on-one-connection-wait-longer-each-time")

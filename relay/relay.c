@@ -1253,6 +1253,13 @@ authproc_handle(struct imsg *imsg, void *arg)
 		}
 		relay_http_request(arg, imsg);
 		return 0;
+	case IMSG_HTTP_BODY:
+		if (!relay_http_configured() ||
+		    relay_http_body(arg, imsg) == -1) {
+			log_warnx("authproc: http body for no request");
+			return -1;
+		}
+		return 0;
 	case IMSG_HTTP_RELEASE:
 		if (!relay_http_configured())
 			return -1;

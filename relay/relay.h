@@ -269,6 +269,7 @@ struct hexchange;
 void relay_http_init(const struct conf_http *, struct event_base *);
 int relay_http_configured(void);
 void relay_http_request(struct imsgev *, struct imsg *);
+int relay_http_body(struct imsgev *, struct imsg *);
 void relay_http_release(struct imsgev *, uint32_t);
 void relay_http_channel_lost(struct imsgev *);
 void relay_http_free(struct rsession *);

@@ -49,6 +49,7 @@ struct hexchange {
 	size_t headlen;
 	unsigned char *early; /* what authproc had read past the head */
 	size_t earlylen;
+	size_t early_wait; /* of it, still to come in IMSG_HTTP_BODY */
 	struct bufferevent *cbev;
 	struct bufferevent *ubev;
 	struct tlsbridge *bridge; /* a TLS upstream, through a socketpair */
@@ -1769,8 +1770,9 @@ hx_copy_request(struct rsession *rs, const struct http_request_rec *rec)
 	hx->rec = *rec;
 	hx->headlen = rec->headlen;
 	hx->earlylen = rec->bodylen;
+	hx->early_wait = rec->bodymore;
 	if ((hx->head = malloc(hx->headlen)) == NULL ||
-	    (hx->early = malloc(hx->earlylen + 1)) == NULL)
+	    (hx->early = malloc(hx->earlylen + hx->early_wait + 1)) == NULL)
 		fatal("malloc");
 	memcpy(hx->head, rec + 1, hx->headlen);
 	memcpy(hx->early, (const char *)(rec + 1) + hx->headlen, hx->earlylen);
@@ -1793,13 +1795,39 @@ hx_copy_request(struct rsession *rs, const struct http_request_rec *rec)
 	rs->lg->proxy_host = hx->rec.host;
 }
 
+/* The whole request is here: count its login, route it. */
+static void
+hx_begin(struct rsession *rs)
+{
+	const struct http_request_rec *rec = &rs->hx->rec;
+	struct pool_ctx *fb;
+
+	if (rec->attempt && relay_policy.shared) {
+		/* the shared counters count the attempt when relay takes it */
+		struct login_request creq = rs->lg->req;
+
+		memcpy(creq.user, rec->login_user, sizeof(creq.user));
+		counter_attempt(&creq);
+		explicit_bzero(&creq, sizeof(creq));
+	}
+	if (rec->key_kind != HTTP_KEY_NONE) {
+		rsession_route(rs);
+		return;
+	}
+	if ((fb = route_pool_by_id(http_conf.fallback_id)) == NULL) {
+		hx_page(rs, 404, "no route for a request without a user");
+		return;
+	}
+	rsession_arm_login_timer(rs);
+	rsession_connect_pool(rs, fb, ROUTE_SRC_STATIC);
+}
+
 void
 relay_http_request(struct imsgev *iev, struct imsg *imsg)
 {
 	const struct http_request_rec *rec = imsg->data;
 	struct http_done d;
 	struct rsession *rs = NULL;
-	struct pool_ctx *fb;
 	struct hconn *hc;
 
 	hc = hconn_find(iev, imsg->hdr.peerid);
@@ -1825,14 +1853,6 @@ relay_http_request(struct imsgev *iev, struct imsg *imsg)
 		return;
 	}
 	hx_copy_request(rs, rec);
-	if (rec->attempt && relay_policy.shared) {
-		/* the shared counters count the attempt when relay takes it */
-		struct login_request creq = rs->lg->req;
-
-		memcpy(creq.user, rec->login_user, sizeof(creq.user));
-		counter_attempt(&creq);
-		explicit_bzero(&creq, sizeof(creq));
-	}
 	if (hc == NULL) {
 		if ((rs->hx->cbev = bufferevent_socket_new(http_base, rs->cfd,
 			 0)) == NULL)
@@ -1851,16 +1871,35 @@ relay_http_request(struct imsgev *iev, struct imsg *imsg)
 	rs->hx->hc = hc;
 	bufferevent_setcb(rs->hx->cbev, hx_client_read, hx_client_write,
 	    hx_client_event, rs);
-	if (rec->key_kind != HTTP_KEY_NONE) {
-		rsession_route(rs);
-		return;
-	}
-	if ((fb = route_pool_by_id(http_conf.fallback_id)) == NULL) {
-		hx_page(rs, 404, "no route for a request without a user");
-		return;
-	}
-	rsession_arm_login_timer(rs);
-	rsession_connect_pool(rs, fb, ROUTE_SRC_STATIC);
+	/* a body read whole in authproc may still be on its way */
+	if (rs->hx->early_wait == 0)
+		hx_begin(rs);
+}
+
+/*
+ * More of a body authproc read whole (to look for a login in it), in
+ * order, right behind its request.  More than was announced is a
+ * broken authproc.
+ */
+int
+relay_http_body(struct imsgev *iev, struct imsg *imsg)
+{
+	struct hconn *hc;
+	struct hexchange *hx;
+
+	/* an exchange relay ended meanwhile (a reload) wants no more */
+	if ((hc = hconn_find(iev, imsg->hdr.peerid)) == NULL ||
+	    hc->rs == NULL || hc->rs->hx == NULL)
+		return 0;
+	hx = hc->rs->hx;
+	if (imsg->datalen == 0 || imsg->datalen > hx->early_wait)
+		return -1;
+	memcpy(hx->early + hx->earlylen, imsg->data, imsg->datalen);
+	hx->earlylen += imsg->datalen;
+	hx->early_wait -= imsg->datalen;
+	if (hx->early_wait == 0)
+		hx_begin(hc->rs);
+	return 0;
 }
 
 const struct relay_engine relay_http_engine = {

@@ -850,16 +850,25 @@ test_form_logins(void **state)
 	assert_int_equal(c->http.forms[1].prefix, 1);
 	assert_string_equal(c->http.forms[1].marker, "Login");
 	assert_string_equal(c->http.forms[1].field, "email");
-	assert_int_equal(c->http.soap_oversize_refuse, 0);
+	/* a padded login must not pass uncounted unless asked */
+	assert_int_equal(c->http.soap_oversize_refuse, 1);
+	assert_int_equal(c->http.soap_scan_max, HTTP_SCAN_DEFAULT);
 	free_config(c);
-	snprintf(text, sizeof(text), "%shttp form-login oversize refuse\n",
+	snprintf(text, sizeof(text),
+	    "%shttp form-login oversize pass\nhttp form-login scan 65536\n",
 	    listen);
 	c = parse_text(text);
 	assert_non_null(c);
-	assert_int_equal(c->http.soap_oversize_refuse, 1);
-	/* the defaults stay: the setting is no form login */
+	assert_int_equal(c->http.soap_oversize_refuse, 0);
+	assert_int_equal(c->http.soap_scan_max, 65536);
+	/* the defaults stay: the settings are no form login */
 	assert_int_equal(c->http.nforms, 4);
 	free_config(c);
+	snprintf(text, sizeof(text), "%shttp form-login scan 1023\n", listen);
+	expect_error(text);
+	snprintf(text, sizeof(text), "%shttp form-login scan %d\n", listen,
+	    HTTP_SCAN_LIMIT_MAX + 1);
+	expect_error(text);
 	snprintf(text, sizeof(text), "%shttp form-login oversize maybe\n",
 	    listen);
 	expect_error(text);

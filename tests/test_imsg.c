@@ -1231,6 +1231,63 @@ test_login_request_roundtrip(void **state)
 	assert_int_equal(count_fds(), nfds);
 }
 
+/*
+ * An HTTP request record: a body read whole may announce more bytes to
+ * follow in IMSG_HTTP_BODY messages, bounded, and only with a length.
+ */
+static void
+test_http_request_record(void **state)
+{
+	static unsigned char buf[IMSG_MAX_SIZE];
+	struct http_request_rec *r = (struct http_request_rec *)buf;
+	struct sockaddr_in *sin;
+	const char *head = "POST /service/soap HTTP/1.1\r\nHost: h\r\n"
+			   "Content-Length: 100000\r\n\r\n";
+	struct imsg m;
+	char err[128];
+
+	(void)state;
+	memset(buf, 0, sizeof(buf));
+	sin = (struct sockaddr_in *)&r->client;
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin = (struct sockaddr_in *)&r->local;
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	r->framing = HTTP_BODY_LENGTH;
+	r->content_length = 100000;
+	r->headlen = strlen(head);
+	memcpy(r + 1, head, r->headlen);
+	r->bodylen = 10;
+	snprintf(r->method, sizeof(r->method), "POST");
+	memset(&m, 0, sizeof(m));
+	m.hdr.type = IMSG_HTTP_REQUEST;
+	m.data = buf;
+	m.datalen = sizeof(*r) + r->headlen + r->bodylen;
+	m.fd = -1;
+	assert_int_equal(http_request_rec_valid(&m, err, sizeof(err)), 0);
+	r->bodymore = 100000 - 10;
+	assert_int_equal(http_request_rec_valid(&m, err, sizeof(err)), 0);
+	r->bodymore = HTTP_SCAN_LIMIT_MAX + PIPELINE_MAX + 1;
+	assert_int_equal(http_request_rec_valid(&m, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "bad length"));
+	/* a chunked body is never read whole */
+	r->bodymore = 5;
+	r->framing = HTTP_BODY_CHUNKED;
+	r->content_length = 0;
+	assert_int_equal(http_request_rec_valid(&m, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "bad length"));
+	/* the pieces: some bytes, no socket */
+	assert_int_equal(check(A2R, IMSG_HTTP_BODY,
+			     IMSG_MAX_SIZE - sizeof(struct imsg_hdr), -1, err,
+			     sizeof(err)),
+	    0);
+	assert_int_equal(check(A2R, IMSG_HTTP_BODY, 0, -1, err, sizeof(err)),
+	    -1);
+	assert_int_equal(check(A2R, IMSG_HTTP_BODY, 10, 3, err, sizeof(err)),
+	    -1);
+}
+
 /* What the parent accepts as an audit record, from relay and authproc. */
 static void
 test_audit_records(void **state)
@@ -1362,6 +1419,7 @@ main(void)
 	    cmocka_unit_test(test_login_request_addresses),
 	    cmocka_unit_test(test_login_result),
 	    cmocka_unit_test(test_audit_records),
+	    cmocka_unit_test(test_http_request_record),
 	    cmocka_unit_test(test_same_client),
 	    T(test_login_request_roundtrip),
 	};
