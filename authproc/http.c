@@ -25,6 +25,8 @@ static struct http_route_key key;
 static unsigned char msg[IMSG_MAX_SIZE];
 static size_t scan_held; /* bytes of bodies held to be looked through */
 
+#define HTTP_SCAN_STEP (64 * 1024)
+
 static void http_input(struct session *);
 
 /* A page of our own, and the connection ends after it. */
@@ -146,26 +148,33 @@ http_log_path(char *dst, size_t dstsz)
 }
 
 /*
- * A body under a marker's path larger than the usual read buffer is
- * read whole before anything is forwarded: the buffer grows to hold it
- * (and no more: what follows is relay's to read), within a budget of
- * all such bodies held at once.
+ * A body under a login path larger than the usual read buffer is read
+ * whole before anything is forwarded.  The buffer grows with what
+ * arrives, a step at a time (and never past the body: what follows is
+ * relay's to read), and takes its room from a budget shared by all
+ * clients: a head that only announces a large body holds little.
  */
 static int
-http_scan_hold(struct session *s, size_t need)
+http_scan_hold(struct session *s, size_t have, size_t need)
 {
-	if (s->http_scan_held == 0) {
-		if (need > HTTP_SCAN_HELD_MAX - scan_held)
+	size_t next =
+	    need - have > HTTP_SCAN_STEP ? have + HTTP_SCAN_STEP : need;
+
+	if (next > s->http_scan_held) {
+		if (next - s->http_scan_held > HTTP_SCAN_HELD_MAX - scan_held)
 			return -1;
-		scan_held += need;
-		s->http_scan_held = need;
+		scan_held += next - s->http_scan_held;
+		s->http_scan_held = next;
 	}
-	/* woken once the body is whole, not for every piece of it */
-	bufferevent_setwatermark(s->bev, EV_READ, need, need);
+	/* woken when the step is in, not for every piece of it */
+	bufferevent_setwatermark(s->bev, EV_READ, next, next);
 	return 0;
 }
 
-/* The body is forwarded or the session ends: back to the usual buffer. */
+/*
+ * The exchange is over or the session ends: back to the usual buffer.
+ * Held until then, as relay keeps a body it was handed as long.
+ */
 static void
 http_scan_release(struct session *s)
 {
@@ -267,15 +276,19 @@ http_forward(struct session *s, const unsigned char *in, size_t len)
 		memcpy(rec->login_user, s->req.user, sizeof(rec->login_user));
 	}
 	if (session_send_relay(s, IMSG_HTTP_REQUEST, msg,
-		sizeof(*rec) + hl + first, keep_reading) == -1 ||
-	    http_send_body(s, in + req.headlen + first, body - first) == -1) {
+		sizeof(*rec) + hl + first, keep_reading) == -1) {
 		explicit_bzero(msg, sizeof(msg));
 		return 503;
 	}
-	/* what relay now has is no longer ours to read */
-	evbuffer_drain(bufferevent_get_input(s->bev), req.headlen + body);
-	http_scan_release(s);
 	explicit_bzero(msg, sizeof(*rec) + hl + first);
+	if (http_send_body(s, in + req.headlen + first, body - first) == -1) {
+		/* relay has the head: no page of ours may follow it */
+		session_close_after_write(s);
+		return 0;
+	}
+	/* what relay now has is no longer ours: credentials are wiped */
+	explicit_bzero((void *)in, req.headlen + body);
+	evbuffer_drain(bufferevent_get_input(s->bev), req.headlen + body);
 	return 0;
 }
 
@@ -323,15 +336,25 @@ http_form_path_matches(const struct http_form_login *f, const char *path,
 }
 
 /*
- * A body authproc must read before anything is forwarded: a client that
- * asked to be told to send it (Expect: 100-continue) is told, once.
- * Returns 1 while the body is still coming.
+ * A body authproc must read whole before anything is forwarded: a
+ * client that asked to be told to send it (Expect: 100-continue) is
+ * told, once, if there is room for it.  Returns 0 once the body is
+ * whole, 1 while it is still coming (within the head's deadline), -1
+ * when it was refused.
  */
 static int
-http_body_pending(struct session *s, size_t len)
+http_body_wait(struct session *s, size_t len)
 {
-	if (len - req.headlen >= req.content_length)
+	size_t need = req.headlen + req.content_length;
+
+	if (len >= need)
 		return 0;
+	if (need > PIPELINE_MAX && http_scan_hold(s, len, need) == -1) {
+		http_answer_close(s, 503,
+		    "too many large bodies being looked through",
+		    "Retry-After: 5\r\n");
+		return -1;
+	}
 	if ((req.flags & HTTP_REQ_EXPECT_100) && !s->http_continued) {
 		session_write(s, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 		s->http_continued = 1;
@@ -368,8 +391,8 @@ http_form_login(struct session *s, const struct http_form_login *f,
 		http_answer_close(s, 413, "form login body too large", NULL);
 		return;
 	}
-	if (http_body_pending(s, len))
-		return; /* the rest of the body, within the head's deadline */
+	if (http_body_wait(s, len) != 0)
+		return;
 	/* a server may read the query's value before the body's */
 	if (http_query_arg(req.target, req.targetlen, f->field, user,
 		sizeof(user)) != 0) {
@@ -422,15 +445,8 @@ http_soap_check(struct session *s, const struct http_form_login **scan,
 		    NULL);
 		return 1;
 	}
-	if (http_body_pending(s, len)) {
-		/* the rest of the body, within the head's deadline */
-		if (req.headlen + req.content_length > PIPELINE_MAX &&
-		    http_scan_hold(s, req.headlen + req.content_length) == -1)
-			http_answer_close(s, 503,
-			    "too many large bodies being looked through",
-			    "Retry-After: 5\r\n");
+	if (http_body_wait(s, len) != 0)
 		return 1;
-	}
 	user[0] = '\0';
 	for (i = 0; i < nscan; i++) {
 		r = http_soap_login(body, req.content_length, scan[i]->marker,
@@ -600,7 +616,17 @@ http_input(struct session *s)
 	size_t len;
 	unsigned char *p;
 
-	if (s->state != S_PREAUTH || (len = evbuffer_get_length(in)) == 0)
+	if (s->state != S_PREAUTH) {
+		/*
+		 * A full buffer while relay has the exchange: libevent would
+		 * call us again and again, a busy loop; reading resumes when
+		 * the exchange is over.
+		 */
+		if (evbuffer_get_length(in) >= PIPELINE_MAX)
+			bufferevent_disable(s->bev, EV_READ);
+		return;
+	}
+	if ((len = evbuffer_get_length(in)) == 0)
 		return;
 	/* from the first byte of a head, the head has its deadline */
 	if (!session_deadline_armed(s))
@@ -733,6 +759,7 @@ http_exchange_done(struct session *s, const struct http_done *d,
 		return 0;
 	}
 	s->state = S_PREAUTH;
+	http_scan_release(s);
 	http_greet(s);
 	bufferevent_enable(s->bev, EV_READ);
 	http_input(s);

@@ -1079,6 +1079,42 @@ def _():
     check(paths == ["p1", "p2", "p3"], f"answered in order {paths}")
 
 
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@case("http-full-buffer-behind-a-slow-answer-does-not-spin")
+def _():
+    """A client that pipelines more than postern's buffer holds behind a
+    request whose answer takes seconds: reading stops until the answer
+    is out, rather than spinning (libevent calls a reader whose buffer
+    is at its high watermark again and again), and the pipelined
+    requests are answered after it."""
+    start_web()
+    kids = env.webp.children()
+    pids = [kids["authproc"], kids["relay"]]
+    before = sum(cpu_seconds(p) for p in pids)
+    pad = b"X-Pad: " + b"p" * 7000 + b"\r\n"
+    s = socket.create_connection((HOST, WEB), timeout=10)
+    try:
+        f = s.makefile("rb")
+        s.sendall(b"GET /home/bob@example.org/x?poll=late HTTP/1.1\r\n"
+                  b"Host: h\r\n\r\n" +
+                  b"GET /home/bob@example.org/n1 HTTP/1.1\r\nHost: h\r\n" +
+                  pad + b"\r\n" +
+                  b"GET /home/bob@example.org/n2 HTTP/1.1\r\nHost: h\r\n" +
+                  pad + b"Connection: close\r\n\r\n")
+        statuses = [read_response(f)[0] for _ in range(3)]
+    finally:
+        s.close()
+    used = sum(cpu_seconds(p) for p in pids) - before
+    check(statuses == [200, 200, 200], f"answers {statuses}")
+    # two seconds of waiting: a busy loop would have burnt most of them
+    check(used < 0.5, f"postern used {used:.2f} s of CPU while waiting")
+
+
 @case("http-interim-answer-flood-ends-in-502")
 def _():
     start_web()

@@ -671,7 +671,21 @@ http form-login scan 300000
 ''' + ("http form-login oversize pass\n" if oversize == "pass" else ""))
         try:
             if oversize == "refuse":
-                draft_then_get(SCAN_WEB, 250000)
+                # heads that only announce large bodies hold little of
+                # the room for bodies being looked through: 250 of them
+                # announce 75 MB, more than all of it
+                idle = []
+                try:
+                    for _ in range(250):
+                        c = socket.create_connection((HOST, SCAN_WEB),
+                                                     timeout=10)
+                        c.sendall(soap_head("/service/soap/x", 299000))
+                        idle.append(c)
+                    time.sleep(0.3)
+                    draft_then_get(SCAN_WEB, 250000)
+                finally:
+                    for c in idle:
+                        c.close()
             big = json.dumps({"Body": {"SaveDraftRequest": {
                 "m": {"content": "q" * 400000}}}}).encode()
             before = env.back1.count()

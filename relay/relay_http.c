@@ -274,6 +274,8 @@ hconn_keep(struct rsession *rs)
 	rs->cfd = -1;
 }
 
+static void hx_abort(struct rsession *, uint32_t, const char *);
+
 void
 relay_http_release(struct imsgev *chan, uint32_t id)
 {
@@ -281,7 +283,13 @@ relay_http_release(struct imsgev *chan, uint32_t id)
 
 	if ((hc = hconn_find(chan, id)) == NULL)
 		return;
-	if (hc->rs != NULL)
+	if (hc->rs != NULL && hc->rs->hx != NULL &&
+	    hc->rs->hx->early_wait > 0) {
+		/* the rest of its body is never coming: nothing was started */
+		hc->released = 1;
+		hx_abort(hc->rs, HTTP_DONE_CLIENT_GONE,
+		    "client gone before its body was whole");
+	} else if (hc->rs != NULL)
 		hc->released = 1; /* its exchange ends the connection */
 	else
 		hconn_close(hc);
@@ -805,7 +813,12 @@ relay_http_free(struct rsession *rs)
 			tlsbridge_stop(hx->bridge);
 		free(hx->bridge);
 	}
+	/* a login's password may be in either */
+	if (hx->head != NULL)
+		explicit_bzero(hx->head, hx->headlen);
 	free(hx->head);
+	if (hx->early != NULL)
+		explicit_bzero(hx->early, hx->earlylen);
 	free(hx->early);
 	explicit_bzero(hx, sizeof(*hx));
 	free(hx);
@@ -930,9 +943,17 @@ hx_client_read(struct bufferevent *bev, void *arg)
 	struct rsession *rs = arg;
 	struct hexchange *hx = rs->hx;
 
-	(void)bev;
-	if (hx->ended || hx->req_done || hx->ubev == NULL)
-		return; /* the next request's bytes wait as leftover */
+	if (hx->ended || hx->req_done || hx->ubev == NULL) {
+		/*
+		 * The next request's bytes wait as leftover.  A full buffer
+		 * stops reading: libevent would otherwise call us again and
+		 * again, a busy loop, until the exchange ends.
+		 */
+		if (evbuffer_get_length(bufferevent_get_input(bev)) >=
+		    HTTP_LEFTOVER_MAX)
+			bufferevent_disable(bev, EV_READ);
+		return;
+	}
 	switch (hx_client_body(rs)) {
 	case -1:
 		hx_page(rs, 400, "malformed request body");
@@ -1666,6 +1687,16 @@ hx_start_upstream(struct rsession *rs, struct bufferevent *kept)
 		evbuffer_prepend(bufferevent_get_input(hx->cbev), hx->early + n,
 		    hx->earlylen - n);
 	hx->early_placed = 1;
+	if (hx->rec.framing != HTTP_BODY_NONE && hx->early != NULL) {
+		/*
+		 * A request with a body is never retried: a body read whole
+		 * (up to "http form-login scan") need not stay for one.
+		 */
+		explicit_bzero(hx->early, hx->earlylen);
+		free(hx->early);
+		hx->early = NULL;
+		hx->earlylen = 0;
+	}
 	bufferevent_enable(hx->ubev, EV_READ);
 	hx_timeouts(rs);
 	/*
