@@ -160,10 +160,15 @@ fuzz-smoke: $(FUZZ_BINS)
 	done
 
 # ---- benchmarks (bench/README.md) ----
-BENCH_TOOLS	 = $(BUILD)/bench/loadgen $(BUILD)/bench/fakebackend
+BENCH_TOOLS	 = $(BUILD)/bench/loadgen $(BUILD)/bench/fakebackend \
+		   $(BUILD)/bench/tls_resume
 TLS_LIBS	:= $(shell pkg-config --libs libtls 2>/dev/null)
 
 $(BUILD)/bench/loadgen: bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TLS_LIBS)
+
+$(BUILD)/bench/tls_resume: bench/tls_resume.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TLS_LIBS)
 

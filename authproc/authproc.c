@@ -122,15 +122,49 @@ session_find(uint32_t id)
 }
 
 /*
- * Writing is enabled on a session's bufferevent only once there is
- * something to write: a bufferevent that may write watches for
- * writability, which costs two epoll_ctl calls per reply.
+ * A reply is written straight away once the event that made it is
+ * handled (a socket nearly always has room for it), and only what does
+ * not fit makes the bufferevent watch for writability: watching costs
+ * two epoll_ctl calls and a wake-up per reply, which for a POP3 login's
+ * USER answer was a fifth of authproc's system calls.
  */
 static void
 session_output_added(struct session *s)
 {
-	if (!s->greeting && !(bufferevent_get_enabled(s->bev) & EV_WRITE))
+	if (s->greeting || s->flush_armed ||
+	    (bufferevent_get_enabled(s->bev) & EV_WRITE))
+		return;
+	s->flush_armed = 1;
+	event_active(&s->flush_ev, EV_TIMEOUT, 1);
+}
+
+static void session_write_cb(struct bufferevent *, void *);
+
+static void
+session_flush(evutil_socket_t fd, short event, void *arg)
+{
+	struct session *s = arg;
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	(void)fd;
+	(void)event;
+	s->flush_armed = 0;
+	if (evbuffer_get_length(out) == 0 ||
+	    (bufferevent_get_enabled(s->bev) & EV_WRITE)) {
+		session_maybe_free(s);
+		return;
+	}
+	/* the bufferevent keeps its output's start frozen; we write for it */
+	evbuffer_unfreeze(out, 1);
+	(void)evbuffer_write(out, s->fd);
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) > 0) {
+		/* the rest, or the error, is the bufferevent's to meet */
 		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
+	/* what the bufferevent would have said once the output drained */
+	session_write_cb(s->bev, s);
 }
 
 void
@@ -304,6 +338,7 @@ session_free(struct session *s)
 	if (s->relay_has_fd && s->relay != NULL)
 		imsgev_compose(s->relay, IMSG_HTTP_RELEASE, s->id, -1, NULL, 0);
 	TAILQ_REMOVE(&sessions, s, entry);
+	event_del(&s->flush_ev);
 	if (s->engine->release != NULL)
 		s->engine->release(s);
 	if (evtimer_initialized(&s->delay_ev))
@@ -830,6 +865,7 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 		free(s);
 		return NULL;
 	}
+	event_assign(&s->flush_ev, evbase, -1, 0, session_flush, s);
 	session_setup_bev(s);
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
 	if (authproc_conf.timeout_preauth_total > 0) {

@@ -141,6 +141,8 @@ struct session {
 	int tls;			 /* the client side is TLS */
 	int output_full;		 /* reading paused for output */
 	int greeting;			 /* being written at once */
+	struct event flush_ev;		 /* the replies, written once */
+	int flush_armed;
 	unsigned int attempts;		 /* logins on this connection */
 	unsigned int logins;		 /* of them, handed to relay */
 	struct imsgev *relay; /* the relay asked last for this session */

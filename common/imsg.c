@@ -360,7 +360,11 @@ imsgev_update(struct imsgev *iev)
 {
 	short events = EV_READ;
 
-	if (iev->ibuf.wqlen > 0)
+	/*
+	 * A queued flush writes before the loop waits again: watching for
+	 * writability meanwhile would cost four epoll_ctl calls for nothing.
+	 */
+	if (iev->ibuf.wqlen > 0 && !iev->flush_queued)
 		events |= EV_WRITE;
 	if (events == iev->events && event_initialized(&iev->ev) &&
 	    event_pending(&iev->ev, EV_READ | EV_WRITE, NULL))

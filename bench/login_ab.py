@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""IMAP and POP3 logins through two or more postern builds in turn, for
+an A/B of a change: logins per second and CPU per 1,000 logins, every
+postern process counted, each build run R times, interleaved.
+
+    python3 bench/login_ab.py [--rounds R] [--seconds S] BINARY...
+
+Each build gets the same configuration as bench/run's `postern' (one
+relay, throttling on with limits it never reaches, a static route to
+the fake backend) on 127.0.0.1 ports 20710-20712; the fake backend
+(obj/bench/fakebackend) listens on 20713-20714 and loadgen drives c=32
+logins for S seconds after a 0.5 s warm-up.  Every process started is
+stopped by its pid at the end.  Medians are printed, then one line per
+build and protocol:
+
+    AB build=N proto=imap|pop3 rate=... cpu_per_1000=...
+"""
+import argparse
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = os.path.join(ROOT, "obj/bench")
+IMAP, POP3, CTL_PORT, FAKE_IMAP, FAKE_POP3 = 20710, 20711, 20712, 20713, \
+    20714
+TICK = os.sysconf("SC_CLK_TCK")
+
+CONF = """user "_postern"
+chroot "/var/empty"
+throttle ip 10000000 per 60
+throttle user 10000000 per 60
+throttle failures ip 10000000 per 60
+throttle failures ip-user 10000000 per 60
+limit connections-per-ip 0
+limit attempts 0
+limit sessions 1000000
+listen on 127.0.0.1 port {imap} imap
+listen on 127.0.0.1 port {pop3} pop3
+upstream "fake" {{
+\thost 127.0.0.1
+\timap port {fake_imap}
+\tpop3 port {fake_pop3}
+}}
+route default to "fake"
+control socket "{dir}/ctl.sock"
+"""
+
+
+def tree(pid):
+    out = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            for c in f.read().split():
+                out += tree(int(c))
+    except OSError:
+        pass
+    return out
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_port(port, timeout=10.0):
+    import socket
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def one_run(binary, work, proto, seconds):
+    conf = os.path.join(work, "postern.conf")
+    with open(conf, "w") as f:
+        f.write(CONF.format(imap=IMAP, pop3=POP3, fake_imap=FAKE_IMAP,
+                            fake_pop3=FAKE_POP3, dir=work))
+    p = subprocess.Popen([binary, "-d", "-f", conf],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_port(IMAP) or not wait_port(POP3):
+            sys.exit(f"{binary} did not start")
+        time.sleep(0.5)
+        pids = tree(p.pid)
+        lg = subprocess.Popen(
+            [os.path.join(TOOLS, "loadgen"), "-m", f"{proto}-login", "-h",
+             "127.0.0.1", "-p", str(IMAP if proto == "imap" else POP3),
+             "-u", "user", "-w", "pw", "-c", "32", "-d", str(seconds),
+             "-W", "0.5", "-M", "-q"], stdout=subprocess.PIPE, text=True)
+        before = None
+        for line in lg.stdout:
+            if line.startswith("WARMUP_DONE"):
+                before = cpu_ticks(pids)
+            elif line.startswith("MEASURE_DONE"):
+                used = (cpu_ticks(pids) - before) / TICK
+            elif line.startswith("RESULT"):
+                res = dict(kv.split("=", 1) for kv in line.split()[1:])
+        lg.wait()
+    finally:
+        stop(p)
+    ops = int(res["ops"])
+    return float(res["rate"]), used / ops * 1000 if ops else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=4)
+    ap.add_argument("binaries", nargs="+")
+    opts = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="login-ab-")
+    fake = subprocess.Popen([os.path.join(TOOLS, "fakebackend"), "-q",
+                             "-i", str(FAKE_IMAP), "-p", str(FAKE_POP3)],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    res = {}
+    try:
+        if not wait_port(FAKE_IMAP):
+            sys.exit("fakebackend did not start")
+        for r in range(opts.rounds):
+            for proto in ("imap", "pop3"):
+                for i, b in enumerate(opts.binaries):
+                    rate, cpu = one_run(b, work, proto, opts.seconds)
+                    res.setdefault((i, proto), []).append((rate, cpu))
+                    print(f"round {r + 1} build {i} {proto} rate "
+                          f"{rate:.1f}/s cpu/1000 {cpu:.3f} s", flush=True)
+    finally:
+        stop(fake)
+    for (i, proto), runs in sorted(res.items()):
+        print(f"AB build={i} proto={proto} "
+              f"rate={statistics.median(r for r, _ in runs):.1f} "
+              f"cpu_per_1000={statistics.median(c for _, c in runs):.3f}")
+
+
+if __name__ == "__main__":
+    main()
