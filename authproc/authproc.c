@@ -906,7 +906,7 @@ session_greet(struct session *s)
 	evbuffer_freeze(out, 1);
 	/* what is left, or an error, the bufferevent meets */
 	if (evbuffer_get_length(out) > 0)
-		session_output_added(s);
+		bufferevent_enable(s->bev, EV_WRITE);
 }
 
 /*

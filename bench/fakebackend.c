@@ -11,7 +11,9 @@
  * RETR 1, QUIT.  The auth_http responder answers every request with
  * Auth-Status: OK, Auth-Server: 127.0.0.1 and the port named by the
  * request's X-Auth-Port header (set per server block in nginx with
- * auth_http_header), else the -P default.
+ * auth_http_header), else the -P default; with -k k, that port plus 0 to
+ * k - 1 in turn (one backend process cannot hold 100,000 sessions where
+ * a process may have only 20,000 descriptors).
  *
  * With -w it is also a web server for HTTP proxies: HTTP/1.1, keep-alive
  * and pipelining; a request for any path answers 200 with a fixed
@@ -88,6 +90,7 @@ static int quiet;
 static char *body;
 static size_t bodylen;
 static unsigned int auth_default_port;
+static unsigned int auth_spread = 1; /* -k: ports port .. port + k - 1 */
 static volatile sig_atomic_t stop;
 static unsigned long long n_logins, n_fetches, n_conns, n_open;
 static unsigned long long n_requests;
@@ -103,7 +106,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: fakebackend [-b addr] [-i imap-port] [-p pop3-port] "
 	    "[-H http-port]\n"
-	    "                   [-P auth-port] [-w web-port]\n"
+	    "                   [-P auth-port] [-k auth-ports] [-w web-port]\n"
 	    "                   [-s message-bytes] [-q]\n");
 	exit(2);
 }
@@ -582,6 +585,8 @@ http_request(struct conn *c)
 	c->in[c->inlen < sizeof(c->in) ? c->inlen : sizeof(c->in) - 1] = '\0';
 	if ((v = header_value(c->in, "X-Auth-Port")) != NULL)
 		port = (unsigned int)strtoul(v, NULL, 10);
+	/* in turn over several backends, each within its descriptor limit */
+	port += n_logins % auth_spread;
 	n_logins++;
 	if (port == 0 || port > 65535)
 		reply(c, "HTTP/1.0 200 OK\r\nAuth-Status: no port\r\n\r\n");
@@ -899,7 +904,7 @@ main(int argc, char *argv[])
 	size_t size = 16 << 20;
 	int ch, i, n;
 
-	while ((ch = getopt(argc, argv, "b:H:i:p:P:qs:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:H:i:k:p:P:qs:w:")) != -1) {
 		switch (ch) {
 		case 'b':
 			addr = optarg;
@@ -912,6 +917,11 @@ main(int argc, char *argv[])
 			break;
 		case 'p':
 			pop3_port = (unsigned int)strtoul(optarg, NULL, 10);
+			break;
+		case 'k':
+			auth_spread = (unsigned int)strtoul(optarg, NULL, 10);
+			if (auth_spread == 0 || auth_spread > 64)
+				usage();
 			break;
 		case 'P':
 			auth_default_port =

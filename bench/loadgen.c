@@ -101,6 +101,8 @@ static unsigned int conc = 1, nusers = 1000, target;
 static double duration = 5.0, warmup = 1.0, op_timeout = 10.0;
 
 static struct sockaddr_storage dst;
+static struct sockaddr_in src; /* -b: connect from this address */
+static int have_src;
 static socklen_t dstlen;
 static struct tls_config *tcfg;
 static int epfd;
@@ -138,7 +140,8 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: loadgen -m imap-login|pop3-login|imap-fetch|idle\n"
-	    "\t[-h host] [-p port] [-u user (%%d: 1..-U)] [-U users] "
+	    "\t[-h host] [-p port] [-b source-address] [-u user (%%d: 1..-U)]\n"
+	    "\t[-U users] "
 	    "[-w password]\n"
 	    "\t[-c concurrency] [-d seconds] [-W warm-up seconds] "
 	    "[-n sessions (idle)]\n"
@@ -678,6 +681,22 @@ conn_start(struct conn *c)
 		return;
 	}
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	/*
+	 * Each source address has its own ephemeral ports: -b on several
+	 * loadgens spreads 100,000 sessions where one address runs out.
+	 */
+	/*
+	 * The port is left to connect(): one bound here would keep its
+	 * number from every other connect() on the machine, the proxy's to
+	 * its upstreams too.
+	 */
+	if (have_src &&
+	    (setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on,
+		 sizeof(on)) == -1 ||
+		bind(c->fd, (struct sockaddr *)&src, sizeof(src)) == -1)) {
+		conn_fail(c, strerror(errno));
+		return;
+	}
 	c->phase = P_CONNECT;
 	c->events = EPOLLOUT;
 	ev.events = EPOLLOUT;
@@ -869,8 +888,14 @@ main(int argc, char *argv[])
 	int ch, n;
 
 	while ((ch = getopt_long(argc, argv,
-		    "c:d:h:m:Mn:p:qT:u:U:w:W:", longopts, NULL)) != -1) {
+		    "b:c:d:h:m:Mn:p:qT:u:U:w:W:", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'b':
+			src.sin_family = AF_INET;
+			if (inet_pton(AF_INET, optarg, &src.sin_addr) != 1)
+				errx(1, "-b wants an IPv4 address");
+			have_src = 1;
+			break;
 		case 'c':
 			conc = (unsigned int)strtoul(optarg, NULL, 10);
 			break;

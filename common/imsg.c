@@ -361,10 +361,12 @@ imsgev_update(struct imsgev *iev)
 	short events = EV_READ;
 
 	/*
-	 * A queued flush writes before the loop waits again: watching for
-	 * writability meanwhile would cost four epoll_ctl calls for nothing.
+	 * A queued flush writes before the loop waits again: starting to
+	 * watch for writability meanwhile would cost four epoll_ctl calls
+	 * for nothing (a channel already watching keeps on).
 	 */
-	if (iev->ibuf.wqlen > 0 && !iev->flush_queued)
+	if (iev->ibuf.wqlen > 0 &&
+	    (!iev->flush_queued || (iev->events & EV_WRITE)))
 		events |= EV_WRITE;
 	if (events == iev->events && event_initialized(&iev->ev) &&
 	    event_pending(&iev->ev, EV_READ | EV_WRITE, NULL))

@@ -442,7 +442,7 @@ struct http_verdict {
 	uint32_t login; /* 1 ok, 2 failed */
 };
 
-#define MAX_RELAYS   8
+#define MAX_RELAYS   16
 #define MAX_TLSPROCS 8
 
 struct peer_channel {

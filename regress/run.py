@@ -2265,7 +2265,9 @@ def _():
 
 BENCH_RATIOS = ("fetch_vs_direct", "fetch_vs_nginx_tuned",
                 "login_rate_vs_nginx", "cpu_per_login_vs_nginx",
-                "rss_per_session_vs_nginx",
+                "cpu_per_pop3_login_vs_nginx", "cpu_per_imaps_login_vs_nginx",
+                "rss_per_session_vs_nginx", "idle_100k_held",
+                "rss_per_session_100k_vs_nginx",
                 "tls2_vs_1_imaps_login_rate", "fetch_cpu_bound_vs_direct",
                 "http_rps_vs_nginx", "http_cpu_per_request_vs_nginx",
                 "http_download_vs_nginx_tuned", "http_cpu_per_gb_vs_nginx",
@@ -2274,7 +2276,7 @@ BENCH_RATIOS = ("fetch_vs_direct", "fetch_vs_nginx_tuned",
 
 @case("bench-harness-runs-end-to-end")
 def _():
-    # every scenario for a moment on its own ports (20500-20549): the
+    # every scenario for a moment on its own ports (20500-20575): the
     # harness must not rot; no speed is asserted
     tools = os.path.join(os.path.dirname(env.binary), "bench")
     # the time-out only catches a hang: a loaded machine is slow, not wrong

@@ -555,7 +555,8 @@ test_routing(void **state)
 	expect_error(text);
 	snprintf(text, sizeof(text), "%slookup handler \"http:///x\"\n", base);
 	expect_error(text);
-	snprintf(text, sizeof(text), "%srelay processes 9\n", base);
+	snprintf(text, sizeof(text), "%srelay processes %d\n", base,
+	    MAX_RELAYS + 1);
 	expect_error(text);
 	snprintf(text, sizeof(text), "%sroute default to \"nowhere\"\n", base);
 	expect_error(text);
