@@ -17,28 +17,20 @@ build and protocol:
 """
 import argparse
 import os
-import re
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (POSTERN_HEAD, ROOT, TICK, cpu_ticks, stop, tree,
+                      wait_port)
+
 TOOLS = os.path.join(ROOT, "obj/bench")
 IMAP, POP3, CTL_PORT, FAKE_IMAP, FAKE_POP3 = 20710, 20711, 20712, 20713, \
     20714
-TICK = os.sysconf("SC_CLK_TCK")
 
-CONF = """user "_postern"
-chroot "/var/empty"
-throttle ip 10000000 per 60
-throttle user 10000000 per 60
-throttle failures ip 10000000 per 60
-throttle failures ip-user 10000000 per 60
-limit connections-per-ip 0
-limit attempts 0
+CONF = POSTERN_HEAD + """limit attempts 0
 limit sessions 1000000
 listen on 127.0.0.1 port {imap} imap
 listen on 127.0.0.1 port {pop3} pop3
@@ -50,51 +42,6 @@ upstream "fake" {{
 route default to "fake"
 control socket "{dir}/ctl.sock"
 """
-
-
-def tree(pid):
-    out = [pid]
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            for c in f.read().split():
-                out += tree(int(c))
-    except OSError:
-        pass
-    return out
-
-
-def cpu_ticks(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_port(port, timeout=10.0):
-    import socket
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def one_run(binary, work, proto, seconds):

@@ -26,26 +26,17 @@ pid at the end.  Needs root only for nginx's default paths (it runs with
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CERT = os.path.join(ROOT, "run/bench/mail.example.org.crt")
-KEY = os.path.join(ROOT, "run/bench/mail.example.org.key")
+from benchlib import (CERT, KEY, NGINX_HEAD, ROOT, TICK, cpu_ticks, stop,
+                      tree, wait_port)
+
 TOOL = os.path.join(ROOT, "obj/bench/tls_resume")
 LIBTLS_PORT, NGINX_PORT = 20700, 20701
-TICK = os.sysconf("SC_CLK_TCK")
 
-NGINX_CONF = """worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  ssl_session_tickets on;
+NGINX_CONF = NGINX_HEAD + """  ssl_session_tickets on;
   ssl_session_cache shared:SSL:10m;
   ssl_session_timeout 300s;
   ssl_protocols TLSv1.2 TLSv1.3;
@@ -58,48 +49,6 @@ http {{
   }}
 }}
 """
-
-
-def cpu_ticks(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def wait_port(port, timeout=5.0):
-    import socket
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def s_client(args, port=LIBTLS_PORT, stdin=b"Q\n"):
@@ -207,7 +156,7 @@ def main():
     try:
         if not wait_port(NGINX_PORT):
             sys.exit("nginx did not start")
-        pids = [ngx.pid] + children(ngx.pid)
+        pids = tree(ngx.pid)
         # the same client against nginx, which does resume: the method
         # sees resumption where there is some
         yn = {True: "yes", False: "no"}

@@ -22,18 +22,12 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CERT = os.path.join(ROOT, "run/bench/mail.example.org.crt")
-KEY = os.path.join(ROOT, "run/bench/mail.example.org.key")
+from benchlib import (CERT, KEY, NGINX_HEAD, POSTERN_HEAD, cpu_ticks, stop,
+                      tree)
+
 BACK, FRONT = 20640, 20641
 
-NGINX_CONF = """worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  server {{
+NGINX_CONF = NGINX_HEAD + """  server {{
     listen 127.0.0.1:{port} ssl;
     ssl_certificate {cert};
     ssl_certificate_key {key};
@@ -43,14 +37,7 @@ http {{
 }}
 """
 
-POSTERN_CONF = """user "_postern"
-chroot "/var/empty"
-throttle ip 10000000 per 60
-throttle user 10000000 per 60
-throttle failures ip 10000000 per 60
-throttle failures ip-user 10000000 per 60
-limit connections-per-ip 0
-limit sessions 1000000
+POSTERN_CONF = POSTERN_HEAD + """limit sessions 1000000
 listen on 127.0.0.1 port {front} http
 upstream "webtls" {{
 \thost 127.0.0.1
@@ -61,31 +48,6 @@ upstream "webtls" {{
 http fallback to "webtls"
 control socket "{dir}/postern.sock"
 """
-
-
-def cpu_ticks(pid):
-    """User + system ticks of a process and its children's live ones."""
-    total = 0
-    kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                          text=True).stdout.split()
-    for p in [str(pid)] + kids:
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total
-
-
-def stop(proc, sig):
-    """Stop a child we started, by its pid; SIGKILL if it lingers."""
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def wait_port(port, timeout=5.0):
@@ -111,11 +73,11 @@ def one_run(binary, work, seconds):
     try:
         if not wait_port(FRONT):
             sys.exit(f"{binary}: postern did not answer")
-        before = cpu_ticks(p.pid)
+        before = cpu_ticks(tree(p.pid))
         out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}",
                               f"http://127.0.0.1:{FRONT}/x"],
                              capture_output=True, text=True).stdout
-        after = cpu_ticks(p.pid)
+        after = cpu_ticks(tree(p.pid))
     finally:
         stop(p, signal.SIGTERM)
         log.close()
