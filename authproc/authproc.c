@@ -140,6 +140,25 @@ session_output_added(struct session *s)
 
 static void session_write_cb(struct bufferevent *, void *);
 
+/*
+ * Write the output now, for the bufferevent (which keeps its output's
+ * start frozen).  What is left, or an error, the bufferevent meets once
+ * it may write.  Returns 1 if all went out.
+ */
+static int
+session_write_now(struct session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	evbuffer_unfreeze(out, 1);
+	(void)evbuffer_write(out, s->fd);
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) == 0)
+		return 1;
+	bufferevent_enable(s->bev, EV_WRITE);
+	return 0;
+}
+
 static void
 session_flush(evutil_socket_t fd, short event, void *arg)
 {
@@ -154,17 +173,9 @@ session_flush(evutil_socket_t fd, short event, void *arg)
 		session_maybe_free(s);
 		return;
 	}
-	/* the bufferevent keeps its output's start frozen; we write for it */
-	evbuffer_unfreeze(out, 1);
-	(void)evbuffer_write(out, s->fd);
-	evbuffer_freeze(out, 1);
-	if (evbuffer_get_length(out) > 0) {
-		/* the rest, or the error, is the bufferevent's to meet */
-		bufferevent_enable(s->bev, EV_WRITE);
-		return;
-	}
-	/* what the bufferevent would have said once the output drained */
-	session_write_cb(s->bev, s);
+	/* once drained, what the bufferevent would have said */
+	if (session_write_now(s))
+		session_write_cb(s->bev, s);
 }
 
 void
@@ -894,19 +905,11 @@ session_new(struct listener_ctx *l, int fd, struct sockaddr_storage *ss,
 static void
 session_greet(struct session *s)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-
 	/* the greeting is written at once: a new socket has room for it */
 	s->greeting = 1;
 	s->engine->greet(s);
 	s->greeting = 0;
-	/* the bufferevent keeps its output's start frozen; we write for it */
-	evbuffer_unfreeze(out, 1);
-	(void)evbuffer_write(out, s->fd);
-	evbuffer_freeze(out, 1);
-	/* what is left, or an error, the bufferevent meets */
-	if (evbuffer_get_length(out) > 0)
-		bufferevent_enable(s->bev, EV_WRITE);
+	(void)session_write_now(s);
 }
 
 /*

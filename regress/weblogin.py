@@ -367,27 +367,14 @@ def _():
     mc.start()
     nodes = []
     try:
-        for i, port in enumerate((WEB_A, WEB_B)):
-            conf = os.path.join(env.web, f"shared{i}.conf")
-            with open(conf, "w") as f:
-                f.write(f'''user "_postern"
-chroot "/var/empty"
-node "webshared{i}"
-listen on {HOST} port {port} http
-upstream "one" {{
-\thost {HOST}
-\thttp port {web.BACK1}
-}}
-route domain "example.org" to "one"
+        shared = f'''route domain "example.org" to "one"
 throttle failures ip-user {FAIL_LIMIT} per 600
 throttle store memcache
 memcache server "127.0.0.1" port {WEB_MC}
 memcache backoff 2
-''')
-            node = Postern(env.binary, conf,
-                           os.path.join(env.web, f"shared{i}.log"), [port])
-            node.start()
-            nodes.append(node)
+'''
+        for i, port in enumerate((WEB_A, WEB_B)):
+            nodes.append(web_node(f"webshared{i}", port, shared))
         u = "spray@example.org"
         before = env.back1.count()
         codes = []
