@@ -614,8 +614,9 @@ session_login_checked(struct session *s, const uint32_t *shared)
 	v = policy_check_shared(&s->client, s->req.user, session_budget(s), now,
 	    shared, &msg);
 	if (v != POLICY_ALLOW) {
-		proc_stats.throttled[v == POLICY_THROTTLED_IP ? CTL_LIMIT_IP
-							      : CTL_LIMIT_USER]++;
+		proc_stats
+		    .throttled[v == POLICY_THROTTLED_IP ? CTL_LIMIT_IP
+							: CTL_LIMIT_USER]++;
 		bufferevent_enable(s->bev, EV_READ);
 		login_refuse(s,
 		    v == POLICY_THROTTLED_IP ? AUDIT_THROTTLED_IP
@@ -1551,7 +1552,8 @@ ctl_show_sessions(uint32_t query, const struct ctl_query *q)
 	struct session *s;
 	uint32_t n = 0;
 
-	TAILQ_FOREACH(s, &sessions, entry) {
+	TAILQ_FOREACH(s, &sessions, entry)
+	{
 		if (ctl_relay_has(s) || !ctl_session_matches(s, q))
 			continue;
 		memset(&c, 0, sizeof(c));

@@ -143,11 +143,11 @@ struct session {
 	int greeting;			 /* being written at once */
 	struct event flush_ev;		 /* the replies, written once */
 	int flush_armed;
-	unsigned int attempts;		 /* logins on this connection */
-	unsigned int logins;		 /* of them, handed to relay */
-	struct imsgev *relay; /* the relay asked last for this session */
-	uint32_t query_seq;   /* of the last shared counter query */
-	int counted;	      /* attempt pending in policy */
+	unsigned int attempts; /* logins on this connection */
+	unsigned int logins;   /* of them, handed to relay */
+	struct imsgev *relay;  /* the relay asked last for this session */
+	uint32_t query_seq;    /* of the last shared counter query */
+	int counted;	       /* attempt pending in policy */
 	unsigned int failures;
 	struct event delay_ev;
 	struct login_result delayed;

@@ -146,8 +146,8 @@ struct http_route_conf {
  * holds an element or key of that name (a SOAP AuthRequest, wherever it
  * is posted).
  */
-#define HTTP_MAX_FORMS	     8
-#define HTTP_FORM_BODY_MAX   4096 /* a login body read whole, at most */
+#define HTTP_MAX_FORMS	   8
+#define HTTP_FORM_BODY_MAX 4096 /* a login body read whole, at most */
 /*
  * A body under a marker's path is looked through whole before anything
  * is forwarded: up to "http form-login scan" bytes each (at most

@@ -146,11 +146,12 @@ rsession_audit(struct rsession *rs, uint32_t status, const char *text)
 	uint64_t now = wallclock_ms();
 
 	if (rs->lg->req.proto < CTL_PROTO_SLOTS)
-		proc_stats.attempts[rs->lg->req.proto][status == LOGIN_OK
-			? AUDIT_OK
-			: status == LOGIN_FAILED  ? AUDIT_BAD_CREDENTIALS
-			: status == LOGIN_CLIENT_GONE ? AUDIT_ABORTED
-						      : AUDIT_UPSTREAM_UNAVAILABLE]++;
+		proc_stats
+		    .attempts[rs->lg->req.proto][status == LOGIN_OK ? AUDIT_OK
+			    : status == LOGIN_FAILED ? AUDIT_BAD_CREDENTIALS
+			    : status == LOGIN_CLIENT_GONE
+			    ? AUDIT_ABORTED
+			    : AUDIT_UPSTREAM_UNAVAILABLE]++;
 	if (!relay_conf.audit)
 		return;
 	memset(&a, 0, sizeof(a));

@@ -140,7 +140,7 @@ struct rinfo;
 struct rsession {
 	TAILQ_ENTRY(rsession) entry;
 	struct rinfo *info; /* relaying: who it is, for posternctl */
-	struct rlogin *lg; /* NULL once relaying */
+	struct rlogin *lg;  /* NULL once relaying */
 	enum rsession_state state;
 	uint64_t sid; /* for the log line at the end */
 	struct sockaddr_storage client;
