@@ -1,5 +1,6 @@
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event.h>
@@ -50,12 +51,34 @@ proc_log_defer(void)
 	log_defer(proc_log_soon);
 }
 
+/*
+ * Leaving, a child hands the parent what is still queued for it (audit
+ * and access records): the parent reads its children while it waits for
+ * them, so a second is plenty, and past it the exit goes on.
+ */
+static void
+proc_flush_parent(void)
+{
+	struct timespec pause = {0, 10 * 1000 * 1000};
+	int i;
+
+	if (parent_iev == NULL)
+		return;
+	for (i = 0; i < 100 && !TAILQ_EMPTY(&parent_iev->ibuf.wq); i++) {
+		if (imsg_write(&parent_iev->ibuf) == -1)
+			return;
+		if (!TAILQ_EMPTY(&parent_iev->ibuf.wq))
+			nanosleep(&pause, NULL);
+	}
+}
+
 static void
 proc_child_sig(int sig, short event, void *arg)
 {
 	(void)sig;
 	(void)event;
 	(void)arg;
+	proc_flush_parent();
 	exit(0);
 }
 

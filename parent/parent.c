@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1069,22 +1070,22 @@ child_log_line(struct child *c, char *line)
 	log_emit_as(pri, NULL, tagged);
 }
 
-static void
-child_log_read(int fd, short event, void *arg)
+/* One read of a child's stderr; > 0 if it gave anything. */
+static ssize_t
+child_log_take(struct child *c)
 {
-	struct child *c = arg;
 	ssize_t n;
 	char *nl, *p;
 
-	(void)event;
-	n = read(fd, c->logbuf + c->loglen, sizeof(c->logbuf) - 1 - c->loglen);
+	n = read(c->logfd, c->logbuf + c->loglen,
+	    sizeof(c->logbuf) - 1 - c->loglen);
 	if (n <= 0) {
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			return;
+			return 0;
 		event_del(&c->logev);
 		close(c->logfd);
 		c->logfd = -1;
-		return;
+		return 0;
 	}
 	c->loglen += n;
 	c->logbuf[c->loglen] = '\0';
@@ -1102,6 +1103,15 @@ child_log_read(int fd, short event, void *arg)
 		child_log_line(c, c->logbuf);
 		c->loglen = 0;
 	}
+	return n;
+}
+
+static void
+child_log_read(int fd, short event, void *arg)
+{
+	(void)fd;
+	(void)event;
+	child_log_take(arg);
 }
 
 static void
@@ -1314,8 +1324,9 @@ child_gone(struct child *c, int status)
 	imsgev_clear(&c->iev);
 	control_child_gone(c - children);
 	if (c->logfd != -1) {
-		/* drain what it said before dying */
-		child_log_read(c->logfd, EV_READ, c);
+		/* drain what it said before dying, all of it */
+		while (c->logfd != -1 && child_log_take(c) > 0)
+			;
 		if (c->logfd != -1) {
 			event_del(&c->logev);
 			close(c->logfd);
@@ -1361,22 +1372,72 @@ reap_children(void)
 	}
 }
 
+/*
+ * Waiting for children, read what they still say: a child whose log
+ * pipe is full blocks in write(2) and never exits (a relay that has
+ * just closed a thousand sessions has that many lines to write), and
+ * audit records still in a channel are flushed by the child on its way
+ * out.  Returns once something was read or ms have passed.
+ */
+static void
+shutdown_listen(int ms)
+{
+	struct pollfd pfd[2 * CTL_MAX_SLOTS];
+	struct child *owner[2 * CTL_MAX_SLOTS];
+	int r, n = 0, i;
+
+	for (r = 0; r < nchildren; r++) {
+		if (children[r].logfd != -1) {
+			pfd[n].fd = children[r].logfd;
+			pfd[n].events = POLLIN;
+			owner[n++] = &children[r];
+		}
+		if (children[r].pid > 0 && children[r].iev.ibuf.fd != -1 &&
+		    event_pending(&children[r].iev.ev, EV_READ, NULL)) {
+			pfd[n].fd = children[r].iev.ibuf.fd;
+			pfd[n].events = POLLIN;
+			owner[n++] = &children[r];
+		}
+	}
+	if (poll(pfd, n, ms) <= 0)
+		return;
+	for (i = 0; i < n; i++) {
+		if (pfd[i].revents == 0)
+			continue;
+		if (pfd[i].fd == owner[i]->logfd)
+			child_log_read(pfd[i].fd, EV_READ, owner[i]);
+		else
+			child_dispatch(pfd[i].fd, EV_READ, &owner[i]->iev);
+	}
+}
+
+static int64_t
+monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void
 shutdown_children(void)
 {
-	int r, alive, waited;
+	int64_t start;
+	int r, alive;
 
 	quitting = 1;
 	for (r = 0; r < nchildren; r++)
 		if (children[r].pid > 0)
 			kill(children[r].pid, SIGTERM);
-	for (waited = 0; waited < SHUTDOWN_WAIT_MS; waited += 20) {
+	start = monotonic_ms();
+	while (monotonic_ms() - start < SHUTDOWN_WAIT_MS) {
 		reap_children();
 		for (alive = 0, r = 0; r < nchildren; r++)
 			alive += children[r].pid > 0;
 		if (!alive)
 			return;
-		usleep(20000);
+		shutdown_listen(20);
 	}
 	for (r = 0; r < nchildren; r++)
 		if (children[r].pid > 0) {

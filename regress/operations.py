@@ -910,3 +910,70 @@ route default to "one"
               "the parent's memory: " + log[-1500:])
     finally:
         node.stop()
+
+
+SB_IMAP, SB_FAKE = 22641, 22642
+SB_SESSIONS = 2000
+
+
+@case("sigterm-during-a-burst-of-session-ends-stops-at-once")
+def _():
+    """Two thousand sessions end at once and postern is stopped while
+    relay is still logging their ends: more lines than the pipe to the
+    parent holds.  The parent used to stop reading its children while
+    it waited for them, so relay blocked in write(2), was killed after
+    three seconds and its last lines were lost."""
+    work = os.path.join(env.work, "stopburst")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    tools = os.path.join(ROOT, "obj", "bench")
+    conf = os.path.join(work, "sb.conf")
+    with open(conf, "w") as f:
+        f.write(f'''user "_postern"
+chroot "/var/empty"
+limit connections-per-ip 0
+limit sessions 100000
+throttle ip 1000000 per 60
+throttle user 1000000 per 60
+throttle failures ip 1000000 per 60
+throttle failures ip-user 1000000 per 60
+listen on {HOST} port {SB_IMAP} imap
+upstream "fake" {{
+\thost {HOST}
+\timap port {SB_FAKE}
+}}
+route default to "fake"
+''')
+    fake = subprocess.Popen([os.path.join(tools, "fakebackend"), "-q",
+                             "-i", str(SB_FAKE)],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    node = Postern(env.binary, conf, os.path.join(work, "sb.log"),
+                   [SB_IMAP], verbose=False)
+    try:
+        node.start()
+        kids = node.children()
+        r = subprocess.run([os.path.join(tools, "loadgen"), "-m", "idle",
+                            "-h", HOST, "-p", str(SB_IMAP), "-u", "user",
+                            "-w", "pw", "-n", str(SB_SESSIONS), "-c", "64",
+                            "-d", "1", "-q"], timeout=120,
+                           stdout=subprocess.PIPE, text=True)
+        check(f"held={SB_SESSIONS} " in r.stdout,
+              f"loadgen did not hold its sessions: {r.stdout[-300:]}")
+        # loadgen has just closed them all: relay is logging their ends
+        rc = node.stop(timeout=30)
+        check(rc == 0, f"exit status {rc}")
+        for role, pid in kids.items():
+            check(not os.path.exists(f"/proc/{pid}"), f"{role} still running")
+        log = node.log_text()
+        killed = [ln for ln in log.splitlines() if "did not stop" in ln]
+        check(not killed, f"children killed at shutdown: {killed}")
+        tail = log[log.rindex("parent: received signal 15"):].splitlines()
+        check(tail and tail[-1] == "parent: postern stopped",
+              f"the log does not end with the stop: {tail[-3:]}")
+        torn = [ln for ln in tail if ln.split(":", 1)[0] not in
+                ("parent", "relay", "authproc", "tlsproc")]
+        check(not torn, f"torn lines after the stop signal: {torn[:3]}")
+    finally:
+        node.stop()
+        terminate(fake)
