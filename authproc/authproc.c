@@ -1458,8 +1458,7 @@ retire_check(void)
 	for (i = 0; i < MAX_RELAYS; i++)
 		if (relays[i] != NULL)
 			imsgev_clear(relays[i]);
-	imsgev_clear(&parent_iev);
-	exit(0);
+	proc_child_exit();
 }
 
 static void

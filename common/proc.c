@@ -72,14 +72,20 @@ proc_flush_parent(void)
 	}
 }
 
+void
+proc_child_exit(void)
+{
+	proc_flush_parent();
+	exit(0);
+}
+
 static void
 proc_child_sig(int sig, short event, void *arg)
 {
 	(void)sig;
 	(void)event;
 	(void)arg;
-	proc_flush_parent();
-	exit(0);
+	proc_child_exit();
 }
 
 /* After event_init(): signals, and the channel the parent left on fd 3. */

@@ -21,6 +21,8 @@ enum peer_status {
 typedef int (*proc_handler)(struct imsg *, void *);
 
 void proc_log_defer(void);
+/* A child's exit: what is queued for the parent goes out first. */
+void proc_child_exit(void) __attribute__((__noreturn__));
 void proc_child_init(struct imsgev *parent,
     void (*dispatch)(int, short, void *));
 void proc_parent_dispatch(struct imsgev *, short,

@@ -46,7 +46,8 @@
 #define RESTART_STABLE_SEC 30
 #define LOGBUF_SIZE	   4096
 #define SHUTDOWN_WAIT_MS   3000
-#define POSTERN_NOFILE	   262144      /* descriptors we ask for */
+#define CHILD_DRAIN_READS  256	  /* reads of a dead child's pipe or channel */
+#define POSTERN_NOFILE	   262144 /* descriptors we ask for */
 #define POLICY_STATE_MAX   (64u << 20) /* 262144 keys of 256 bytes */
 
 struct child {
@@ -1082,6 +1083,12 @@ child_log_take(struct child *c)
 	if (n <= 0) {
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return 0;
+		if (c->loglen > 0) {
+			/* a last line without its newline */
+			c->logbuf[c->loglen] = '\0';
+			child_log_line(c, c->logbuf);
+			c->loglen = 0;
+		}
 		event_del(&c->logev);
 		close(c->logfd);
 		c->logfd = -1;
@@ -1305,6 +1312,33 @@ generation_start(struct postern_conf *conf, uint32_t gen)
 	return 0;
 }
 
+/*
+ * What a dead child sent before it died: its last audit records (on
+ * SIGTERM it writes out its whole queue, more than one read) and its
+ * last log lines.  Bounded, as a compromised child may have handed its
+ * ends to a process that still writes.
+ */
+static void
+child_drain(struct child *c)
+{
+	struct pollfd pfd;
+	int i;
+
+	for (i = 0; i < CHILD_DRAIN_READS && c->iev.ibuf.fd != -1; i++) {
+		pfd.fd = c->iev.ibuf.fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 0) != 1)
+			break;
+		child_dispatch(pfd.fd, EV_READ, &c->iev);
+		/* its end of the channel is closed: all is read */
+		if (!event_pending(&c->iev.ev, EV_READ, NULL))
+			break;
+	}
+	for (i = 0; i < CHILD_DRAIN_READS && c->logfd != -1; i++)
+		if (child_log_take(c) == 0)
+			break;
+}
+
 static void
 child_gone(struct child *c, int status)
 {
@@ -1318,20 +1352,13 @@ child_gone(struct child *c, int status)
 		log_warnx("%s (pid %d) exited with status %d",
 		    proc_role_name(c->role), c->pid, WEXITSTATUS(status));
 	c->pid = 0;
-	/* its last audit records may still wait in the channel */
-	if (c->iev.ibuf.fd != -1)
-		child_dispatch(c->iev.ibuf.fd, EV_READ, &c->iev);
+	child_drain(c);
 	imsgev_clear(&c->iev);
 	control_child_gone(c - children);
 	if (c->logfd != -1) {
-		/* drain what it said before dying, all of it */
-		while (c->logfd != -1 && child_log_take(c) > 0)
-			;
-		if (c->logfd != -1) {
-			event_del(&c->logev);
-			close(c->logfd);
-			c->logfd = -1;
-		}
+		event_del(&c->logev);
+		close(c->logfd);
+		c->logfd = -1;
 	}
 	if (quitting)
 		return;
@@ -1356,13 +1383,14 @@ child_gone(struct child *c, int status)
 	}
 }
 
+/* flags: WNOHANG, or 0 to wait for every child */
 static void
-reap_children(void)
+reap_children(int flags)
 {
 	pid_t pid;
 	int status, r;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+	while ((pid = waitpid(-1, &status, flags)) > 0) {
 		for (r = 0; r < nchildren; r++) {
 			if (children[r].pid == pid) {
 				child_gone(&children[r], status);
@@ -1432,7 +1460,7 @@ shutdown_children(void)
 			kill(children[r].pid, SIGTERM);
 	start = monotonic_ms();
 	while (monotonic_ms() - start < SHUTDOWN_WAIT_MS) {
-		reap_children();
+		reap_children(WNOHANG);
 		for (alive = 0, r = 0; r < nchildren; r++)
 			alive += children[r].pid > 0;
 		if (!alive)
@@ -1445,8 +1473,8 @@ shutdown_children(void)
 			    proc_role_name(children[r].role));
 			kill(children[r].pid, SIGKILL);
 		}
-	while (waitpid(-1, NULL, 0) > 0)
-		;
+	/* with what they said before they hung */
+	reap_children(0);
 }
 
 static void
@@ -1470,7 +1498,7 @@ parent_sig(int sig, short event, void *arg)
 		event_loopexit(NULL);
 		break;
 	case SIGCHLD:
-		reap_children();
+		reap_children(WNOHANG);
 		break;
 	case SIGHUP:
 		(void)parent_reload(reload_nowhere, NULL);

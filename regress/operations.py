@@ -8,6 +8,7 @@ import json
 import os
 import poplib
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -16,7 +17,7 @@ import time
 import urllib.parse
 
 from cases import TEARDOWNS, case, check, env
-from harness import Postern, message, terminate
+from harness import Postern, message, terminate, wait_port
 
 HOST = "127.0.0.1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -916,21 +917,38 @@ SB_IMAP, SB_FAKE = 22641, 22642
 SB_SESSIONS = 2000
 
 
+def blocked_in_pipe_write(pid, timeout=30.0):
+    """Whether pid comes to sleep in write(2) on a full pipe."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/wchan") as f:
+                if "pipe_write" in f.read():
+                    return True
+        except OSError:
+            return False
+        time.sleep(0.05)
+    return False
+
+
 @case("sigterm-during-a-burst-of-session-ends-stops-at-once")
 def _():
-    """Two thousand sessions end at once and postern is stopped while
-    relay is still logging their ends: more lines than the pipe to the
-    parent holds.  The parent used to stop reading its children while
-    it waited for them, so relay blocked in write(2), was killed after
-    three seconds and its last lines were lost."""
+    """Two thousand sessions end at once while the parent is held
+    (SIGSTOP), so relay's lines about them fill the pipe to the parent
+    and relay blocks writing; then the parent is told to stop.  It used
+    to stop reading its children while it waited for them: relay never
+    got to its SIGTERM, was killed after three seconds and its last lines
+    were lost."""
     work = os.path.join(env.work, "stopburst")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    tools = os.path.join(ROOT, "obj", "bench")
+    tools = os.path.join(os.path.dirname(env.binary), "bench")
     conf = os.path.join(work, "sb.conf")
+    audit = os.path.join(work, "audit.log")
     with open(conf, "w") as f:
         f.write(f'''user "_postern"
 chroot "/var/empty"
+audit file "{audit}"
 limit connections-per-ip 0
 limit sessions 100000
 throttle ip 1000000 per 60
@@ -950,18 +968,34 @@ route default to "fake"
                             stderr=subprocess.DEVNULL)
     node = Postern(env.binary, conf, os.path.join(work, "sb.log"),
                    [SB_IMAP], verbose=False)
+    lg = None
     try:
+        check(wait_port(HOST, SB_FAKE, 10), "fakebackend did not start")
         node.start()
         kids = node.children()
-        r = subprocess.run([os.path.join(tools, "loadgen"), "-m", "idle",
-                            "-h", HOST, "-p", str(SB_IMAP), "-u", "user",
-                            "-w", "pw", "-n", str(SB_SESSIONS), "-c", "64",
-                            "-d", "1", "-q"], timeout=120,
-                           stdout=subprocess.PIPE, text=True)
-        check(f"held={SB_SESSIONS} " in r.stdout,
-              f"loadgen did not hold its sessions: {r.stdout[-300:]}")
-        # loadgen has just closed them all: relay is logging their ends
-        rc = node.stop(timeout=30)
+        lg = subprocess.Popen([os.path.join(tools, "loadgen"), "-m", "idle",
+                               "-h", HOST, "-p", str(SB_IMAP), "-u", "user",
+                               "-w", "pw", "-n", str(SB_SESSIONS), "-c",
+                               "64", "-d", "1", "-M", "-q"],
+                              stdout=subprocess.PIPE, text=True)
+        ready = ""
+        for line in lg.stdout:
+            if line.startswith("IDLE_READY"):
+                ready = line
+                break
+        check(f"held={SB_SESSIONS} " in ready,
+              f"loadgen did not hold its sessions: {ready}")
+        os.kill(node.pid, signal.SIGSTOP)
+        try:
+            out = lg.communicate(timeout=120)[0]
+            check(f"held={SB_SESSIONS} " in out,
+                  f"sessions lost while held: {out[-300:]}")
+            check(blocked_in_pipe_write(kids["relay"]),
+                  "relay never blocked on its log pipe")
+            os.kill(node.pid, signal.SIGTERM)
+        finally:
+            os.kill(node.pid, signal.SIGCONT)
+        rc = node.proc.wait(30)
         check(rc == 0, f"exit status {rc}")
         for role, pid in kids.items():
             check(not os.path.exists(f"/proc/{pid}"), f"{role} still running")
@@ -971,9 +1005,16 @@ route default to "fake"
         tail = log[log.rindex("parent: received signal 15"):].splitlines()
         check(tail and tail[-1] == "parent: postern stopped",
               f"the log does not end with the stop: {tail[-3:]}")
-        torn = [ln for ln in tail if ln.split(":", 1)[0] not in
-                ("parent", "relay", "authproc", "tlsproc")]
-        check(not torn, f"torn lines after the stop signal: {torn[:3]}")
+        torn = [ln for ln in log.splitlines() if ln.split(":", 1)[0] not in
+                ("postern", "parent", "relay", "authproc", "tlsproc")]
+        check(not torn, f"torn log lines: {torn[:3]}")
+        logins = [a for a in audit_records(audit)
+                  if a.get("result") == "ok"]
+        check(len(logins) == SB_SESSIONS,
+              f"{len(logins)} audit records of {SB_SESSIONS} logins")
     finally:
+        if lg is not None and lg.poll() is None:
+            lg.kill()
+            lg.wait()
         node.stop()
         terminate(fake)

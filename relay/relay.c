@@ -476,8 +476,7 @@ retire_check(void)
 	if (!draining || !TAILQ_EMPTY(&rsessions) || authproc_iev != NULL)
 		return;
 	log_info("drained: exiting");
-	imsgev_clear(&parent_iev);
-	exit(0);
+	proc_child_exit();
 }
 
 static void
