@@ -1439,27 +1439,18 @@ shutdown_listen(int ms)
 	}
 }
 
-static int64_t
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 shutdown_children(void)
 {
-	int64_t start;
+	uint64_t start;
 	int r, alive;
 
 	quitting = 1;
 	for (r = 0; r < nchildren; r++)
 		if (children[r].pid > 0)
 			kill(children[r].pid, SIGTERM);
-	start = monotonic_ms();
-	while (monotonic_ms() - start < SHUTDOWN_WAIT_MS) {
+	start = monotonic_us();
+	while (monotonic_us() - start < SHUTDOWN_WAIT_MS * 1000ULL) {
 		reap_children(WNOHANG);
 		for (alive = 0, r = 0; r < nchildren; r++)
 			alive += children[r].pid > 0;
