@@ -75,7 +75,7 @@ static TAILQ_HEAD(, tls_listener) listeners = TAILQ_HEAD_INITIALIZER(listeners);
 static TAILQ_HEAD(, tconn) tconns = TAILQ_HEAD_INITIALIZER(tconns);
 static unsigned int ntconns;
 static int have_sandbox;
-static int ready;	 /* configured and sandboxed */
+static int ready;    /* configured and sandboxed */
 static int draining; /* a reload: no more accepts; finish, then exit */
 static void retire_check(void);
 static int accept_error; /* out of descriptors or memory: wait a second */
@@ -752,7 +752,8 @@ ctl_query(struct imsg *imsg)
 	if (!ctl_query_valid(q))
 		fatalx("bad control query");
 	if (q->command == CTL_SHOW_STATS)
-		TAILQ_FOREACH(l, &listeners, entry) {
+		TAILQ_FOREACH(l, &listeners, entry)
+		{
 			memset(&c, 0, sizeof(c));
 			c.listener_id = l->conf.id;
 			c.handshakes = l->handshakes;
